@@ -39,4 +39,3 @@ func FuzzReadAnswer(f *testing.F)  { fuzzDecoder(f, Answer{}) }
 func FuzzReadFileEnd(f *testing.F) { fuzzDecoder(f, FileEnd{}) }
 func FuzzReadDone(f *testing.F)    { fuzzDecoder(f, Done{}) }
 func FuzzReadReceipt(f *testing.F) { fuzzDecoder(f, Receipt{}) }
-
