@@ -1,0 +1,17 @@
+// Command lanshare shares files with peers on the local network.
+//
+//	lanshare serve                     run the agent: receive into ~/LANShare
+//	lanshare send HOST:PORT PATH...    send files and folders to an agent
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if err := newApp(os.Stdout, os.Stderr).Run(os.Args); err != nil {
+		fmt.Fprintf(os.Stderr, "lanshare: %s\n", oneLine(err))
+		os.Exit(exitCode(err))
+	}
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/cheggaaa/pb/v3"
+	"golang.org/x/term"
+
+	"github.com/lanshare/lanshare/peer"
+	"github.com/lanshare/lanshare/proto"
+)
+
+type sendArgs struct {
+	target, name   string
+	paths          []string
+	quiet          bool
+	stdout, stderr io.Writer
+}
+
+func send(ctx context.Context, a sendArgs) error {
+	items, err := peer.Collect(a.paths, func(p, reason string) {
+		fmt.Fprintf(a.stderr, "lanshare: warning: %s: %s\n", peer.Escape(p), reason)
+	})
+	if err != nil {
+		return err
+	}
+	var total uint64
+	files := 0
+	for _, it := range items {
+		total += it.Entry.Size
+		if it.Entry.Kind == proto.KindFile {
+			files++
+		}
+	}
+	ctx, stop := signalContext(ctx)
+	defer stop()
+
+	opt := peer.SendOptions{Name: a.name}
+	var bar *pb.ProgressBar
+	switch {
+	case a.quiet:
+	case isTerminal(a.stdout):
+		bar = newBar(total, a.stdout)
+		opt.Progress = func(p peer.Progress) {
+			bar.SetCurrent(int64(p.Bytes))
+			bar.Set("file", peer.Escape(p.Path))
+			bar.Set("files", fmt.Sprintf("%d/%d", p.Files, p.FilesTotal))
+		}
+	default:
+		lastFiles := 0
+		opt.Progress = func(p peer.Progress) {
+			if p.Files > lastFiles {
+				lastFiles = p.Files
+				fmt.Fprintf(a.stdout, "sent %d/%d files, %s of %s: %s\n", p.Files, p.FilesTotal,
+					peer.FormatBytes(p.Bytes), peer.FormatBytes(p.Total), peer.Escape(p.Path))
+			}
+		}
+	}
+	start := time.Now()
+	rep, err := peer.SendTo(ctx, a.target, items, opt)
+	if bar != nil {
+		if err == nil {
+			bar.SetCurrent(int64(total))
+		}
+		bar.Finish()
+	}
+	if rep != nil {
+		for i, res := range rep.Results {
+			if res.Status == proto.Failed || res.Status == proto.Refused {
+				fmt.Fprintf(a.stderr, "lanshare: not saved: %s: %s\n", peer.Escape(rep.Items[i].Entry.Path), peer.Escape(res.Reason))
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if !a.quiet {
+		el := time.Since(start)
+		fmt.Fprintf(a.stdout, "sent %d files (%s) to %s in %s, %s/s\n", files, peer.FormatBytes(total),
+			peer.Escape(rep.Peer), formatDuration(el), peer.FormatBytes(uint64(float64(total)/max(el.Seconds(), 1e-3))))
+	}
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+const barTemplate = `{{string . "files"}} {{counters . }} {{bar . "[" "=" ">" " " "]"}} {{speed . "%s/s" "?"}} {{rtime . "ETA %s"}} {{string . "file"}}`
+
+func newBar(total uint64, w io.Writer) *pb.ProgressBar {
+	bar := pb.ProgressBarTemplate(barTemplate).New(0)
+	bar.SetTotal(int64(total))
+	bar.Set(pb.Bytes, true)
+	bar.Set(pb.SIBytesPrefix, true)
+	bar.SetWriter(w)
+	bar.SetRefreshRate(200 * time.Millisecond)
+	return bar.Start()
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"time"
+
+	"github.com/lanshare/lanshare/peer"
+	"github.com/lanshare/lanshare/proto"
+)
+
+func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
+	logger := log.New(stdout, "", 0)
+	cfg.OnTransfer = func(in peer.Incoming) { logTransfer(logger, in) }
+	agent, err := peer.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer agent.Close()
+	fmt.Fprintf(stdout, "listening on %s\n", agent.Addr())
+	logger.Printf("%s sharing %s as %s", stamp(time.Now()), peer.Escape(cfg.Dir), peer.Escape(cfg.Name))
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	if err := agent.Serve(ctx); err != nil {
+		return err
+	}
+	logger.Printf("%s stopped", stamp(time.Now()))
+	return nil
+}
+
+func stamp(t time.Time) string { return t.Format(time.RFC3339) }
+
+// logTransfer writes one line per received file, and one for a transfer
+// that failed.
+func logTransfer(l *log.Logger, in peer.Incoming) {
+	from := "?"
+	if in.Transfer != nil && in.Transfer.From != "" {
+		from = peer.Escape(in.Transfer.From)
+	}
+	from = fmt.Sprintf("%s (%s)", from, in.Remote)
+	if in.Transfer != nil {
+		for _, e := range in.Transfer.Entries {
+			if e.Kind != proto.KindFile || e.Result.Status != proto.Saved {
+				continue
+			}
+			l.Printf("%s received %s from %s: saved as %s, %s in %s", stamp(in.End), peer.Escape(e.Path), from,
+				peer.Escape(e.Result.SavedAs), peer.FormatBytes(e.Size), formatDuration(e.Elapsed))
+		}
+	}
+	if in.Err != nil {
+		l.Printf("%s transfer from %s failed: %s", stamp(in.End), from, oneLine(in.Err))
+	} else if in.Transfer != nil {
+		failed := 0
+		for _, e := range in.Transfer.Entries {
+			if e.Result.Status == proto.Failed || e.Result.Status == proto.Refused {
+				failed++
+				l.Printf("%s not saved %s from %s: %s", stamp(in.End), peer.Escape(e.Path), from, peer.Escape(e.Result.Reason))
+			}
+		}
+	}
+}

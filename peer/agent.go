@@ -1,0 +1,264 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// DefaultPort is the TCP port an agent listens on unless told otherwise.
+// It lies in the dynamic range (49152–65535) and is not used by LocalSend
+// (53317), Warpinator (42000/42001) or croc (9009–9013).
+const DefaultPort = 52741
+
+// Config configures an Agent.
+type Config struct {
+	Dir       string // shared folder; created if missing
+	Name      string // display name
+	Listen    string // TCP address; ":0" picks a free port
+	ConfigDir string // the agent's own state; created if missing
+
+	SpaceMargin      uint64        // free space every offer must leave
+	HandshakeTimeout time.Duration // connection to complete offer
+	IdleTimeout      time.Duration // drop a connection idle this long
+	ShutdownGrace    time.Duration // in-flight transfers may finish within this on stop
+	MaxConns         int           // concurrent connections in total
+	MaxConnsPerHost  int           // concurrent connections per remote address
+
+	// OnTransfer, if set, is called once per connection when its transfer
+	// ends, from that connection's goroutine; calls may be concurrent.
+	OnTransfer func(Incoming)
+}
+
+// Incoming is the outcome of one received connection.
+type Incoming struct {
+	Remote   net.Addr
+	Transfer *Transfer // nil when the hello never arrived
+	Err      error
+	Start    time.Time
+	End      time.Time
+}
+
+// DefaultConfig returns the settings `lanshare serve` uses without flags:
+// the shared folder ~/LANShare, the host name, all interfaces on
+// DefaultPort, and state in the user's config directory.
+func DefaultConfig() Config {
+	c := Config{
+		Listen:           fmt.Sprintf(":%d", DefaultPort),
+		SpaceMargin:      64 << 20,
+		HandshakeTimeout: 10 * time.Second,
+		IdleTimeout:      DefaultIdleTimeout,
+		ShutdownGrace:    3 * time.Second,
+		MaxConns:         64,
+		MaxConnsPerHost:  8,
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		c.Dir = filepath.Join(home, "LANShare")
+	}
+	if host, err := os.Hostname(); err == nil {
+		c.Name = host
+	}
+	if dir, err := os.UserConfigDir(); err == nil {
+		c.ConfigDir = filepath.Join(dir, "lanshare")
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("no shared folder: set one")
+	case c.ConfigDir == "":
+		return errors.New("no config directory: set one")
+	case c.Name == "":
+		return errors.New("no display name: set one")
+	case len(c.Name) > 256:
+		return errors.New("display name longer than 256 bytes")
+	case c.Listen == "":
+		return errors.New("no listen address")
+	case c.MaxConns < 1 || c.MaxConnsPerHost < 1:
+		return errors.New("connection limits must be at least 1")
+	case c.HandshakeTimeout <= 0 || c.IdleTimeout <= 0:
+		return errors.New("timeouts must be positive")
+	}
+	return nil
+}
+
+// Agent receives transfers on a TCP listener into an Inbox.
+type Agent struct {
+	cfg   Config
+	inbox *Inbox
+	ln    net.Listener
+
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	perHost map[string]int
+	closing bool
+
+	wg        sync.WaitGroup // connection goroutines
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New validates cfg, prepares the shared folder and config directory, and
+// starts listening. Call Serve to accept transfers.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.ConfigDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating config directory: %w", err)
+	}
+	inbox, err := OpenInbox(InboxConfig{
+		Dir: cfg.Dir, Name: cfg.Name, SpaceMargin: cfg.SpaceMargin,
+		HandshakeTimeout: cfg.HandshakeTimeout, IdleTimeout: cfg.IdleTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		inbox.Close()
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	return &Agent{cfg: cfg, inbox: inbox, ln: ln, conns: map[net.Conn]struct{}{}, perHost: map[string]int{}}, nil
+}
+
+// Addr is the address the agent listens on.
+func (a *Agent) Addr() net.Addr { return a.ln.Addr() }
+
+// Serve accepts transfers until ctx is done or Close is called. On ctx's
+// end it stops accepting, lets transfers in flight finish within
+// ShutdownGrace, aborts the rest (their temporary files are removed), and
+// returns nil.
+func (a *Agent) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { a.ln.Close() })
+	defer stop()
+	var tempDelay time.Duration
+	for {
+		c, err := a.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				break
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			if tempDelay == 0 {
+				tempDelay = 5 * time.Millisecond
+			} else if tempDelay < time.Second {
+				tempDelay *= 2
+			}
+			t := time.NewTimer(tempDelay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			continue
+		}
+		tempDelay = 0
+		if !a.admit(c) {
+			c.Close()
+			continue
+		}
+		go a.handle(c)
+	}
+	a.drain()
+	if ctx.Err() == nil {
+		a.mu.Lock()
+		closed := a.closing
+		a.mu.Unlock()
+		if closed {
+			return ErrClosed
+		}
+	}
+	return nil
+}
+
+// drain waits for transfers in flight, up to ShutdownGrace, then closes
+// their connections and waits for their goroutines.
+func (a *Agent) drain() {
+	done := make(chan struct{})
+	go func() {
+		a.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(a.cfg.ShutdownGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	a.closeConns()
+	<-done
+}
+
+func (a *Agent) closeConns() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closing = true
+	for c := range a.conns {
+		c.Close()
+	}
+}
+
+func hostOf(addr net.Addr) string {
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	return host
+}
+
+// admit registers c unless a connection limit is reached.
+func (a *Agent) admit(c net.Conn) bool {
+	host := hostOf(c.RemoteAddr())
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closing || len(a.conns) >= a.cfg.MaxConns || a.perHost[host] >= a.cfg.MaxConnsPerHost {
+		return false
+	}
+	a.conns[c] = struct{}{}
+	a.perHost[host]++
+	a.wg.Add(1) // under mu, so never after Close has seen closing
+	return true
+}
+
+func (a *Agent) handle(c net.Conn) {
+	defer a.wg.Done()
+	start := time.Now()
+	tr, err := a.inbox.Receive(c)
+	c.Close()
+	host := hostOf(c.RemoteAddr())
+	a.mu.Lock()
+	delete(a.conns, c)
+	if a.perHost[host]--; a.perHost[host] <= 0 {
+		delete(a.perHost, host)
+	}
+	a.mu.Unlock()
+	if a.cfg.OnTransfer != nil {
+		a.cfg.OnTransfer(Incoming{Remote: c.RemoteAddr(), Transfer: tr, Err: err, Start: start, End: time.Now()})
+	}
+}
+
+// Close stops the agent at once: it closes the listener and every
+// connection (aborted transfers leave nothing behind) and waits for them.
+// It is safe to call more than once and concurrently with Serve.
+func (a *Agent) Close() error {
+	a.closeOnce.Do(func() {
+		a.mu.Lock()
+		a.closing = true
+		a.mu.Unlock()
+		a.ln.Close()
+		a.closeConns()
+		a.wg.Wait()
+		a.closeErr = a.inbox.Close()
+	})
+	return a.closeErr
+}

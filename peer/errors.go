@@ -1,0 +1,55 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/lanshare/lanshare/proto"
+)
+
+// Errors returned by this package. They are wrapped with context; test with
+// errors.Is.
+var (
+	// ErrNameUnsafe means an offered path cannot be created safely under the
+	// shared folder.
+	ErrNameUnsafe = errors.New("unsafe name")
+	// ErrRefused means the receiver refused the whole batch or some entries;
+	// errors.As with *RefusedError gives the code and reason.
+	ErrRefused = errors.New("refused")
+	// ErrIncomplete means the transfer ended without a receipt that confirms
+	// every file: the connection dropped, or files failed on the receiver.
+	ErrIncomplete = errors.New("transfer incomplete")
+	// ErrNothingToSend means the paths given to Collect held no file or
+	// directory that can be sent.
+	ErrNothingToSend = errors.New("nothing to send")
+	// ErrClosed means the agent was closed.
+	ErrClosed = errors.New("agent closed")
+)
+
+// RefusedError carries the receiver's code and reason for a refusal. Path
+// is empty when the whole batch was refused.
+type RefusedError struct {
+	Peer   string
+	Path   string
+	Code   proto.Code
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	who := e.Peer
+	if who == "" {
+		who = "receiver"
+	}
+	what := ""
+	if e.Path != "" {
+		what = " " + Escape(e.Path)
+	}
+	reason := e.Reason
+	if reason == "" {
+		reason = e.Code.String()
+	}
+	return fmt.Sprintf("%s refused%s: %s", who, what, Escape(reason))
+}
+
+// Is makes errors.Is(err, ErrRefused) true.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }

@@ -1,0 +1,649 @@
+package peer
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lanshare/lanshare/proto"
+)
+
+// File modes given to what the inbox creates, whatever the sender offered:
+// never setuid, setgid, sticky or executable.
+const (
+	fileMode fs.FileMode = 0o644
+	dirMode  fs.FileMode = 0o755
+)
+
+// tempPrefix starts the name of every temporary file the inbox writes, so
+// that they are hidden and recognisable.
+const tempPrefix = ".lanshare-"
+
+// InboxConfig configures an Inbox.
+type InboxConfig struct {
+	// Dir is the shared folder; it is created if missing.
+	Dir string
+	// Name is this agent's display name, sent in the hello.
+	Name string
+	// SpaceMargin is the free space an offer must leave untouched.
+	SpaceMargin uint64
+	// HandshakeTimeout bounds the time from connection to a complete offer.
+	HandshakeTimeout time.Duration
+	// IdleTimeout drops a connection on which nothing moves for this long.
+	IdleTimeout time.Duration
+
+	// freeSpace replaces the file system query in tests.
+	freeSpace func(dir string) (uint64, error)
+}
+
+// Inbox receives transfers into the shared folder. All file system work
+// goes through an os.Root, so nothing an offer says can reach outside the
+// folder, through symlinks or otherwise. Safe for concurrent use.
+type Inbox struct {
+	cfg  InboxConfig
+	root *os.Root
+
+	mu       sync.Mutex // guards reserved, and serialises commits
+	reserved uint64     // bytes accepted by transfers in flight
+}
+
+// OpenInbox creates the shared folder if needed and opens it.
+func OpenInbox(cfg InboxConfig) (*Inbox, error) {
+	if cfg.freeSpace == nil {
+		cfg.freeSpace = freeSpace
+	}
+	if err := os.MkdirAll(cfg.Dir, dirMode); err != nil {
+		return nil, fmt.Errorf("creating shared folder: %w", err)
+	}
+	root, err := os.OpenRoot(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening shared folder: %w", err)
+	}
+	return &Inbox{cfg: cfg, root: root}, nil
+}
+
+// Close releases the shared folder. Transfers must have ended.
+func (in *Inbox) Close() error { return in.root.Close() }
+
+// Dir returns the shared folder's path.
+func (in *Inbox) Dir() string { return in.cfg.Dir }
+
+// Received is one offered entry's outcome in a transfer.
+type Received struct {
+	Path    string // as offered
+	Kind    proto.Kind
+	Size    uint64
+	Result  proto.Result
+	Elapsed time.Duration // from the start of the transfer to the file's commit
+}
+
+// Transfer describes one received batch.
+type Transfer struct {
+	From    string // the sender's display name, from its hello (not authenticated)
+	Entries []Received
+}
+
+// Receive runs the receiving side of one transfer on conn: hello, offer,
+// answer, files, receipt. It blocks until the transfer ends and does not
+// close conn. The returned Transfer lists what was saved, also when an
+// error is returned after the commit (the receipt could not be sent).
+// Before the commit, any error leaves nothing behind: temporary files and
+// the directories the transfer created are removed.
+func (in *Inbox) Receive(conn net.Conn) (*Transfer, error) {
+	start := time.Now()
+	if in.cfg.HandshakeTimeout > 0 {
+		if err := conn.SetDeadline(start.Add(in.cfg.HandshakeTimeout)); err != nil {
+			return nil, err
+		}
+	}
+	br, bw := newBuffers(conn)
+	hello, err := proto.ReadHello(br)
+	if err != nil {
+		return nil, fmt.Errorf("reading hello: %w", err)
+	}
+	tr := &Transfer{From: hello.Name}
+	if err := hello.CheckVersion(); err != nil {
+		in.refuseVersion(conn, br, bw)
+		return tr, err
+	}
+	offer, err := proto.ReadOffer(br)
+	if err != nil {
+		code := proto.CodeProtocol
+		if errors.Is(err, proto.ErrTooLarge) {
+			code = proto.CodeTooMany
+		}
+		_ = in.answer(bw, proto.Answer{Code: code, Reason: "bad offer: " + err.Error()})
+		return tr, fmt.Errorf("reading offer: %w", err)
+	}
+	if in.cfg.IdleTimeout > 0 {
+		if err := conn.SetDeadline(time.Time{}); err != nil {
+			return tr, err
+		}
+		br.Reset(idleConn{conn, in.cfg.IdleTimeout})
+		bw.Reset(idleConn{conn, in.cfg.IdleTimeout})
+	}
+
+	t := &transfer{
+		in:      in,
+		offer:   offer,
+		start:   start,
+		dirs:    map[string]string{"": ""},
+		names:   map[string]map[string]bool{},
+		temps:   make([]string, len(offer.Entries)),
+		results: make([]proto.Result, len(offer.Entries)),
+	}
+	defer t.cleanup()
+	answer, need := t.plan()
+	if answer.Code == proto.CodeOK {
+		if err := in.reserve(need); err != nil {
+			var re *RefusedError
+			errors.As(err, &re)
+			answer = proto.Answer{Code: re.Code, Reason: re.Reason}
+		} else {
+			defer in.release(need)
+		}
+	}
+	if err := in.answer(bw, answer); err != nil {
+		return tr, fmt.Errorf("sending answer: %w", err)
+	}
+	if answer.Code != proto.CodeOK {
+		return tr, &RefusedError{Peer: "we", Code: answer.Code, Reason: answer.Reason}
+	}
+	if err := t.receiveFiles(br); err != nil {
+		return tr, err
+	}
+	if err := proto.ReadDone(br); err != nil {
+		return tr, fmt.Errorf("reading done: %w", err)
+	}
+	t.commit()
+	tr.Entries = t.received()
+	if err := proto.WriteReceipt(bw, proto.Receipt{Results: t.results}); err != nil {
+		return tr, fmt.Errorf("sending receipt: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return tr, fmt.Errorf("sending receipt: %w", err)
+	}
+	return tr, nil
+}
+
+// refuseVersion answers a peer of another major version with our hello,
+// which tells it why, while draining what it sends so that a peer on a
+// synchronous connection can finish its writes and read our hello.
+func (in *Inbox) refuseVersion(conn net.Conn, br *bufio.Reader, bw *bufio.Writer) {
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		_, _ = io.Copy(io.Discard, io.LimitReader(br, proto.MaxFrameLen))
+	}()
+	if proto.WriteHello(bw, proto.NewHello(in.cfg.Name)) == nil && bw.Flush() == nil {
+		closeWrite(conn)
+	}
+	// The drain ends at the peer's close or at the handshake deadline.
+	if in.cfg.HandshakeTimeout <= 0 {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	}
+	<-drained
+}
+
+func (in *Inbox) answer(bw *bufio.Writer, a proto.Answer) error {
+	if err := proto.WriteHello(bw, proto.NewHello(in.cfg.Name)); err != nil {
+		return err
+	}
+	if err := proto.WriteAnswer(bw, a); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// reserve sets aside need bytes of free space for a transfer, or refuses.
+func (in *Inbox) reserve(need uint64) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	free, err := in.cfg.freeSpace(in.cfg.Dir)
+	if err != nil {
+		return &RefusedError{Code: proto.CodeIO, Reason: "cannot tell free space"}
+	}
+	avail := uint64(0)
+	if free > in.reserved+in.cfg.SpaceMargin {
+		avail = free - in.reserved - in.cfg.SpaceMargin
+	}
+	if need > avail {
+		return &RefusedError{Code: proto.CodeNoSpace,
+			Reason: fmt.Sprintf("not enough space (need %s, %s free)", FormatBytes(need), FormatBytes(avail))}
+	}
+	in.reserved += need
+	return nil
+}
+
+func (in *Inbox) release(n uint64) {
+	in.mu.Lock()
+	in.reserved -= n
+	in.mu.Unlock()
+}
+
+// transfer is the receiving state of one batch.
+type transfer struct {
+	in    *Inbox
+	offer proto.Offer
+	start time.Time
+
+	dirs     map[string]string          // offered directory → its path under the root
+	created  []string                   // directories this transfer created, in order
+	names    map[string]map[string]bool // directory → fold keys of the names in it
+	temps    []string                   // entry → verified temporary file awaiting commit
+	results  []proto.Result             // entry → outcome
+	elapsed  []time.Duration
+	accepted []bool
+}
+
+// plan validates every entry and builds the answer. It creates nothing.
+// need is the number of bytes the accepted files will occupy.
+func (t *transfer) plan() (a proto.Answer, need uint64) {
+	a.Replies = make([]proto.Reply, len(t.offer.Entries))
+	t.accepted = make([]bool, len(t.offer.Entries))
+	for i, e := range t.offer.Entries {
+		if err := CheckName(e.Path); err != nil {
+			a.Replies[i] = proto.Reply{Status: proto.Refuse, Code: proto.CodeBadName, Reason: trimReason(err.Error())}
+			t.results[i] = proto.Result{Status: proto.Refused, Code: proto.CodeBadName, Reason: a.Replies[i].Reason}
+			continue
+		}
+		a.Replies[i] = proto.Reply{Status: proto.Accept}
+		t.accepted[i] = true
+		need += e.Size
+	}
+	return a, need
+}
+
+func trimReason(s string) string {
+	if len(s) <= proto.MaxReasonLen {
+		return s
+	}
+	s = s[:proto.MaxReasonLen]
+	for len(s) > 0 && !utf8RuneStart(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	if len(s) > 0 {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// fail records that accepted entry i was not saved.
+func (t *transfer) fail(i int, code proto.Code, reason string) {
+	t.results[i] = proto.Result{Status: proto.Failed, Code: code, Reason: trimReason(reason)}
+	if t.temps[i] != "" {
+		_ = t.in.root.Remove(t.temps[i])
+		t.temps[i] = ""
+	}
+}
+
+// receiveFiles reads each accepted file's bytes and FileEnd, writing the
+// bytes to a temporary file in the file's directory. A file that cannot be
+// written is read and discarded so the stream stays in step; an error
+// reading the stream ends the transfer.
+func (t *transfer) receiveFiles(br *bufio.Reader) error {
+	buf := make([]byte, bufSize)
+	t.elapsed = make([]time.Duration, len(t.offer.Entries))
+	for i, e := range t.offer.Entries {
+		if !t.accepted[i] || e.Kind != proto.KindFile {
+			continue
+		}
+		var f *os.File
+		var werr error
+		dir, err := t.resolveDir(path.Dir(e.Path))
+		if err == nil {
+			f, t.temps[i], err = t.createTemp(dir)
+		}
+		if err != nil {
+			werr = err
+		}
+		h := proto.NewDigest()
+		for left := e.Size; left > 0; {
+			n := uint64(len(buf))
+			if left < n {
+				n = left
+			}
+			if _, err := io.ReadFull(br, buf[:n]); err != nil {
+				if f != nil {
+					f.Close()
+				}
+				return fmt.Errorf("receiving %s: %w", Escape(e.Path), unexpected(err))
+			}
+			h.Write(buf[:n])
+			if f != nil && werr == nil {
+				_, werr = f.Write(buf[:n])
+			}
+			left -= n
+		}
+		fe, err := proto.ReadFileEnd(br)
+		if err != nil {
+			if f != nil {
+				f.Close()
+			}
+			return fmt.Errorf("receiving %s: %w", Escape(e.Path), err)
+		}
+		if fe.Index != uint32(i) {
+			if f != nil {
+				f.Close()
+			}
+			return fmt.Errorf("receiving %s: file-end for entry %d: %w", Escape(e.Path), fe.Index, proto.ErrMalformed)
+		}
+		if werr == nil {
+			werr = finishTemp(f)
+			if werr == nil && !e.MTime.IsZero() {
+				werr = t.in.root.Chtimes(t.temps[i], e.MTime, e.MTime)
+			}
+		} else if f != nil {
+			f.Close()
+		}
+		switch {
+		case fe.Status == proto.Aborted:
+			t.fail(i, fe.Code, "sender: "+fe.Reason)
+		case werr != nil:
+			t.fail(i, writeCode(werr), "could not write: "+errReason(werr))
+		case [proto.DigestSize]byte(h.Sum(nil)) != fe.Digest:
+			t.fail(i, proto.CodeDigest, "digest mismatch: the file was corrupted in transit")
+		}
+		t.elapsed[i] = time.Since(t.start)
+	}
+	return nil
+}
+
+// unexpected turns a clean EOF inside a file's bytes into ErrUnexpectedEOF.
+func unexpected(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func writeCode(err error) proto.Code {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return proto.CodeNoSpace
+	}
+	return proto.CodeIO
+}
+
+// errReason is err's message without the operation and path, which would
+// only repeat the temporary file's name.
+func errReason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		if errors.Is(pe.Err, syscall.ENOSPC) {
+			return "receiver out of space"
+		}
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// finishTemp makes a written temporary file durable with its final mode,
+// and closes it.
+func finishTemp(f *os.File) error {
+	err := f.Chmod(fileMode)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// createTemp creates a new hidden temporary file in dir, exclusively.
+func (t *transfer) createTemp(dir string) (*os.File, string, error) {
+	for range 10 {
+		var rnd [8]byte
+		_, _ = rand.Read(rnd[:])
+		name := path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:])+".part")
+		f, err := t.in.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, name, err
+	}
+	return nil, "", fmt.Errorf("creating temporary file in %s: %w", Escape(dir), fs.ErrExist)
+}
+
+// listing returns the fold keys of the names in dir, read once per transfer.
+func (t *transfer) listing(dir string) map[string]bool {
+	if m, ok := t.names[dir]; ok {
+		return m
+	}
+	m := map[string]bool{}
+	if f, err := t.in.root.Open(pathOrDot(dir)); err == nil {
+		names, _ := f.Readdirnames(-1)
+		f.Close()
+		for _, n := range names {
+			m[foldKey(n)] = true
+		}
+	}
+	t.names[dir] = m
+	return m
+}
+
+func pathOrDot(p string) string {
+	if p == "" {
+		return "."
+	}
+	return p
+}
+
+// resolveDir maps an offered directory to one under the root, creating it
+// if needed. An existing real directory of exactly the offered name is
+// merged into; anything else in the way (a file, a symlink, a name that
+// differs only by case or normalisation) makes a new name.
+func (t *transfer) resolveDir(offered string) (string, error) {
+	if offered == "." {
+		offered = ""
+	}
+	if d, ok := t.dirs[offered]; ok {
+		return d, nil
+	}
+	parentOffered, name := path.Split(offered)
+	parent, err := t.resolveDir(strings.TrimSuffix(parentOffered, "/"))
+	if err != nil {
+		return "", err
+	}
+	exact := path.Join(parent, name)
+	if fi, err := t.in.root.Lstat(exact); err == nil && fi.IsDir() {
+		t.dirs[offered] = exact
+		return exact, nil
+	}
+	names := t.listing(parent)
+	for n := 0; n < maxCollisions; n++ {
+		cand := withSuffix(name, n)
+		if names[foldKey(cand)] {
+			continue
+		}
+		p := path.Join(parent, cand)
+		err := t.in.root.Mkdir(p, dirMode)
+		if errors.Is(err, fs.ErrExist) {
+			names[foldKey(cand)] = true
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("creating directory %s: %w", Escape(p), err)
+		}
+		names[foldKey(cand)] = true
+		t.created = append(t.created, p)
+		t.dirs[offered] = p
+		return p, nil
+	}
+	return "", fmt.Errorf("directory %s: %d names taken: %w", Escape(exact), maxCollisions, fs.ErrExist)
+}
+
+// maxCollisions bounds the search for a free name.
+const maxCollisions = 10_000
+
+// withSuffix returns name for n = 0, else "stem (n).ext", trimmed to fit a
+// path component.
+func withSuffix(name string, n int) string {
+	if n == 0 {
+		return name
+	}
+	stem, ext := name, ""
+	if i := strings.LastIndexByte(name, '.'); i > 0 {
+		stem, ext = name[:i], name[i:]
+	}
+	suffix := fmt.Sprintf(" (%d)", n)
+	for len(stem)+len(suffix)+len(ext) > proto.MaxComponentLen && len(stem) > 0 {
+		stem = stem[:len(stem)-1]
+		for len(stem) > 0 && !utf8RuneStart(stem[len(stem)-1]) {
+			stem = stem[:len(stem)-1]
+		}
+		if len(stem) > 0 && stem[len(stem)-1] >= 0x80 {
+			stem = stem[:len(stem)-1]
+		}
+	}
+	if len(stem)+len(suffix)+len(ext) > proto.MaxComponentLen {
+		ext = ""
+	}
+	return stem + suffix + ext
+}
+
+// commit moves every verified temporary file to a free final name and
+// creates the offered directories, then makes the directories durable.
+// It holds the inbox lock so concurrent transfers pick names one at a time.
+func (t *transfer) commit() {
+	t.in.mu.Lock()
+	defer t.in.mu.Unlock()
+	touched := map[string]bool{}
+	for i, e := range t.offer.Entries {
+		if !t.accepted[i] || t.results[i].Status != 0 {
+			continue
+		}
+		if e.Kind == proto.KindDir {
+			d, err := t.resolveDir(e.Path)
+			if err != nil {
+				t.fail(i, writeCode(err), errReason(err))
+				continue
+			}
+			t.results[i] = proto.Result{Status: proto.Saved, SavedAs: d}
+			touched[path.Dir(d)] = true
+			continue
+		}
+		dir := path.Dir(t.temps[i])
+		final, err := t.place(t.temps[i], dir, path.Base(e.Path))
+		if err != nil {
+			t.fail(i, writeCode(err), errReason(err))
+			continue
+		}
+		t.temps[i] = ""
+		t.results[i] = proto.Result{Status: proto.Saved, SavedAs: final}
+		touched[dir] = true
+	}
+	for _, d := range t.created {
+		touched[path.Dir(d)] = true
+	}
+	for d := range touched {
+		syncDir(t.in.root, d)
+	}
+	t.created = nil // committed: keep them
+}
+
+// place gives the temporary file tmp its final name in dir: name, or the
+// first free "name (n)". It never replaces anything: the new name is made
+// with a hard link, which fails if the name exists.
+func (t *transfer) place(tmp, dir, name string) (string, error) {
+	names := t.listing(dir)
+	for n := 0; n < maxCollisions; n++ {
+		cand := withSuffix(name, n)
+		key := foldKey(cand)
+		if names[key] {
+			continue
+		}
+		final := path.Join(dir, cand)
+		err := t.in.root.Link(tmp, final)
+		if errors.Is(err, fs.ErrExist) {
+			names[key] = true
+			continue
+		}
+		if err != nil {
+			// No hard links here (FAT, some network file systems): fall
+			// back to a rename after checking the name is free.
+			if _, lerr := t.in.root.Lstat(final); lerr == nil {
+				names[key] = true
+				continue
+			}
+			if err := t.in.root.Rename(tmp, final); err != nil {
+				return "", err
+			}
+			names[key] = true
+			return final, nil
+		}
+		names[key] = true
+		_ = t.in.root.Remove(tmp)
+		return final, nil
+	}
+	return "", fmt.Errorf("%s: %d names taken: %w", Escape(path.Join(dir, name)), maxCollisions, fs.ErrExist)
+}
+
+// syncDir makes the entries of dir durable. Errors are ignored: not every
+// platform can sync a directory, and the files themselves are synced.
+func syncDir(root *os.Root, dir string) {
+	f, err := root.Open(pathOrDot(dir))
+	if err != nil {
+		return
+	}
+	_ = f.Sync()
+	f.Close()
+}
+
+// cleanup removes what an unfinished transfer left: temporary files, and
+// the directories it created if they are empty.
+func (t *transfer) cleanup() {
+	for i, tmp := range t.temps {
+		if tmp != "" {
+			_ = t.in.root.Remove(tmp)
+			t.temps[i] = ""
+		}
+	}
+	for i := len(t.created) - 1; i >= 0; i-- {
+		_ = t.in.root.Remove(t.created[i])
+	}
+	t.created = nil
+}
+
+func (t *transfer) received() []Received {
+	out := make([]Received, len(t.offer.Entries))
+	for i, e := range t.offer.Entries {
+		r := t.results[i]
+		if r.Status == 0 {
+			r = proto.Result{Status: proto.Failed, Code: proto.CodeInternal, Reason: "not processed"}
+			t.results[i] = r
+		}
+		out[i] = Received{Path: e.Path, Kind: e.Kind, Size: e.Size, Result: r}
+		if t.elapsed != nil {
+			out[i].Elapsed = t.elapsed[i]
+		}
+	}
+	return out
+}
+
+// FormatBytes renders n in SI units, as people read disk sizes: "4.2 GB".
+func FormatBytes(n uint64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}

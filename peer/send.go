@@ -1,0 +1,432 @@
+package peer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lanshare/lanshare/proto"
+)
+
+// Item is one local file or directory to send.
+type Item struct {
+	Entry  proto.Entry // as offered: relative slash path, kind, size, mode, mtime
+	Source string      // local path it is read from
+}
+
+// Collect turns command-line paths into the items to send, in offer order.
+// A directory is walked recursively and sent with its structure, empty
+// directories included, under its own base name. Paths given explicitly are
+// followed if they are symlinks; symlinks and special files met inside a
+// walked directory are skipped and reported to warn, as are unreadable
+// directories. An unusable explicit path is an error.
+func Collect(paths []string, warn func(path, reason string)) ([]Item, error) {
+	if warn == nil {
+		warn = func(string, string) {}
+	}
+	var items []Item
+	for _, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		fi, err := os.Stat(abs)
+		if err != nil {
+			return nil, err
+		}
+		base := filepath.Base(abs)
+		if base == string(filepath.Separator) || base == "." {
+			return nil, fmt.Errorf("%s: cannot send a file system root", p)
+		}
+		switch {
+		case fi.Mode().IsRegular():
+			items = append(items, fileItem(base, abs, fi))
+		case fi.IsDir():
+			walked, err := walk(abs, base, warn)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, walked...)
+		default:
+			return nil, fmt.Errorf("%s: not a regular file or directory", p)
+		}
+	}
+	if len(items) == 0 {
+		return nil, ErrNothingToSend
+	}
+	return items, nil
+}
+
+func fileItem(rel, src string, fi fs.FileInfo) Item {
+	return Item{Source: src, Entry: proto.Entry{
+		Path: rel, Kind: proto.KindFile, Size: uint64(fi.Size()),
+		Mode: uint32(fi.Mode().Perm()), MTime: fi.ModTime(),
+	}}
+}
+
+func walk(root, base string, warn func(path, reason string)) ([]Item, error) {
+	var items []Item
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == root {
+				return err
+			}
+			warn(p, "skipped: "+errReason(err))
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(filepath.Join(base, rel))
+		switch t := d.Type(); {
+		case t.IsDir():
+			fi, err := d.Info()
+			if err != nil {
+				warn(p, "skipped: "+errReason(err))
+				return fs.SkipDir
+			}
+			items = append(items, Item{Source: p, Entry: proto.Entry{
+				Path: rel, Kind: proto.KindDir, Mode: uint32(fi.Mode().Perm()), MTime: fi.ModTime(),
+			}})
+		case t.IsRegular():
+			fi, err := d.Info()
+			if err != nil {
+				warn(p, "skipped: "+errReason(err))
+				return nil
+			}
+			items = append(items, fileItem(rel, p, fi))
+		case t&fs.ModeSymlink != 0:
+			warn(p, "skipped: symbolic link")
+		default:
+			warn(p, "skipped: not a regular file or directory")
+		}
+		return nil
+	})
+	return items, err
+}
+
+// Progress reports a running send.
+type Progress struct {
+	Path       string // the file being sent, as offered
+	Bytes      uint64 // bytes of files sent so far, including skipped ones
+	Total      uint64 // bytes of all files in the batch
+	Files      int    // files finished
+	FilesTotal int
+}
+
+// SendOptions configure a send.
+type SendOptions struct {
+	// Name is our display name, sent in the hello.
+	Name string
+	// IdleTimeout drops the connection when nothing moves for this long,
+	// also while waiting for the receipt. Zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// Progress, if set, is called from the sending goroutine as bytes go
+	// out. It must return quickly.
+	Progress func(Progress)
+}
+
+// DefaultIdleTimeout is how long a connection may stall before it is dropped.
+const DefaultIdleTimeout = 60 * time.Second
+
+// Report is the receiver's verdict on a send.
+type Report struct {
+	Peer    string         // the receiver's display name, from its hello
+	Items   []Item         // what was offered
+	Results []proto.Result // the receipt: one per item
+	Sent    uint64         // file bytes that crossed the connection
+}
+
+// Saved counts the items the receipt says are saved or already there.
+func (r *Report) Saved() int {
+	n := 0
+	for _, res := range r.Results {
+		if res.Status == proto.Saved || res.Status == proto.Skipped {
+			n++
+		}
+	}
+	return n
+}
+
+// SendTo dials addr and sends items, in batches of at most
+// proto.MaxEntries. It blocks until every batch has its receipt, ctx ends,
+// or a batch fails. The error is nil only when every item was saved.
+func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*Report, error) {
+	all := &Report{}
+	var total uint64
+	for _, it := range items {
+		total += it.Entry.Size
+	}
+	var done uint64
+	for len(items) > 0 {
+		batch := items[:batchLen(items)]
+		items = items[len(batch):]
+		o := opt
+		if opt.Progress != nil {
+			base := done
+			o.Progress = func(p Progress) {
+				p.Bytes += base
+				p.Total = total
+				opt.Progress(p)
+			}
+		}
+		rep, err := sendBatch(ctx, addr, batch, o)
+		if rep != nil {
+			all.Peer = rep.Peer
+			all.Items = append(all.Items, rep.Items...)
+			all.Results = append(all.Results, rep.Results...)
+			all.Sent += rep.Sent
+		}
+		if err != nil {
+			return all, err
+		}
+		for _, it := range batch {
+			done += it.Entry.Size
+		}
+	}
+	return all, nil
+}
+
+// batchLen is how many of items fit in one offer.
+func batchLen(items []Item) int {
+	size := 4
+	for i, it := range items {
+		size += 23 + len(it.Entry.Path)
+		if i == proto.MaxEntries || size > proto.MaxFrameLen {
+			return i
+		}
+	}
+	return len(items)
+}
+
+func sendBatch(ctx context.Context, addr string, items []Item, opt SendOptions) (*Report, error) {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	rep, err := Send(conn, items, opt)
+	if err != nil && ctx.Err() != nil {
+		return rep, fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return rep, err
+}
+
+// Send runs the sending side of one transfer on conn and waits for the
+// receipt. It does not close conn. The error is nil only when the receipt
+// confirms every item; otherwise the Report, if not nil, says which were
+// saved.
+func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
+	if len(items) > proto.MaxEntries {
+		return nil, fmt.Errorf("%d items in one batch (max %d): %w", len(items), proto.MaxEntries, proto.ErrTooLarge)
+	}
+	idle := opt.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	c := idleConn{conn, idle}
+	br, bw := bufio.NewReaderSize(c, 64<<10), bufio.NewWriterSize(c, bufSize)
+	offer := proto.Offer{Entries: make([]proto.Entry, len(items))}
+	for i, it := range items {
+		offer.Entries[i] = it.Entry
+	}
+	if err := proto.WriteHello(bw, proto.NewHello(opt.Name)); err != nil {
+		return nil, err
+	}
+	if err := proto.WriteOffer(bw, offer); err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("sending offer: %w", err)
+	}
+	hello, err := proto.ReadHello(br)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the receiver's hello: %w", unexpected(err))
+	}
+	rep := &Report{Peer: hello.Name, Items: items}
+	if err := hello.CheckVersion(); err != nil {
+		return rep, fmt.Errorf("%s: %w", peerName(hello.Name), err)
+	}
+	answer, err := proto.ReadAnswer(br)
+	if err != nil {
+		return rep, fmt.Errorf("waiting for %s's answer: %w", peerName(hello.Name), unexpected(err))
+	}
+	if answer.Code != proto.CodeOK {
+		return rep, &RefusedError{Peer: peerName(hello.Name), Code: answer.Code, Reason: answer.Reason}
+	}
+	if len(answer.Replies) != len(items) {
+		return rep, fmt.Errorf("answer has %d replies for %d entries: %w", len(answer.Replies), len(items), proto.ErrMalformed)
+	}
+
+	s := streamer{bw: bw, buf: make([]byte, bufSize), progress: opt.Progress}
+	for _, it := range items {
+		s.prog.Total += it.Entry.Size
+		if it.Entry.Kind == proto.KindFile {
+			s.prog.FilesTotal++
+		}
+	}
+	for i, it := range items {
+		r := answer.Replies[i]
+		if it.Entry.Kind != proto.KindFile {
+			continue
+		}
+		if r.Status == proto.Accept {
+			if r.Offset > it.Entry.Size {
+				return rep, fmt.Errorf("%s: offset %d beyond size %d: %w", Escape(it.Entry.Path), r.Offset, it.Entry.Size, proto.ErrMalformed)
+			}
+			if err := s.sendFile(uint32(i), it, r.Offset); err != nil {
+				return rep, fmt.Errorf("sending %s to %s: %w", Escape(it.Entry.Path), peerName(hello.Name), err)
+			}
+		} else {
+			s.prog.Bytes += it.Entry.Size
+		}
+		s.prog.Files++
+		s.report(it.Entry.Path)
+	}
+	if err := proto.WriteDone(bw); err != nil {
+		return rep, err
+	}
+	if err := bw.Flush(); err != nil {
+		return rep, fmt.Errorf("sending to %s: %w", peerName(hello.Name), err)
+	}
+	closeWrite(conn)
+	rep.Sent = s.sent
+
+	receipt, err := proto.ReadReceipt(br)
+	if err != nil {
+		return rep, fmt.Errorf("%w: no receipt from %s: %w", ErrIncomplete, peerName(hello.Name), unexpected(err))
+	}
+	if len(receipt.Results) != len(items) {
+		return rep, fmt.Errorf("receipt has %d results for %d entries: %w", len(receipt.Results), len(items), proto.ErrMalformed)
+	}
+	rep.Results = receipt.Results
+	return rep, rep.check()
+}
+
+func peerName(n string) string {
+	if n == "" {
+		return "receiver"
+	}
+	return Escape(n)
+}
+
+// check turns a receipt with failures into an error naming the first one.
+func (r *Report) check() error {
+	var first error
+	failed := 0
+	for i, res := range r.Results {
+		if res.Status == proto.Saved || res.Status == proto.Skipped {
+			continue
+		}
+		failed++
+		if first == nil {
+			first = &RefusedError{Peer: peerName(r.Peer), Path: r.Items[i].Entry.Path, Code: res.Code, Reason: res.Reason}
+		}
+	}
+	switch {
+	case failed == 0:
+		return nil
+	case failed == 1 && len(r.Results) == 1:
+		return first
+	}
+	return fmt.Errorf("%w: %d of %d not saved; first: %w", ErrIncomplete, failed, len(r.Results), first)
+}
+
+// streamer writes accepted files back to back.
+type streamer struct {
+	bw       *bufio.Writer
+	buf      []byte
+	sent     uint64
+	prog     Progress
+	progress func(Progress)
+	last     time.Time
+}
+
+func (s *streamer) report(path string) {
+	if s.progress == nil {
+		return
+	}
+	s.prog.Path = path
+	s.progress(s.prog)
+}
+
+// sendFile streams the bytes of it from offset and its FileEnd. A source
+// that cannot be read in full is padded with zeros and marked aborted, so
+// the stream stays in step and the rest of the batch goes on; only a
+// connection error is returned.
+func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
+	e := it.Entry
+	fe := proto.FileEnd{Index: index, Status: proto.Sent}
+	h := proto.NewDigest()
+	f, err := os.Open(it.Source)
+	var rerr error
+	if err != nil {
+		rerr = err
+	}
+	// The digest covers the whole file: hash what the receiver already has.
+	if rerr == nil && offset > 0 {
+		if n, err := io.CopyN(h, f, int64(offset)); err != nil || uint64(n) != offset {
+			rerr = fmt.Errorf("reading: %w", unexpected(err))
+		}
+	}
+	for left := e.Size - offset; left > 0; {
+		n := uint64(len(s.buf))
+		if left < n {
+			n = left
+		}
+		chunk := s.buf[:n]
+		if rerr == nil {
+			if _, err := io.ReadFull(f, chunk); err != nil {
+				rerr = fmt.Errorf("it shrank or became unreadable: %w", unexpected(err))
+			}
+		}
+		if rerr != nil {
+			clear(chunk)
+		} else {
+			h.Write(chunk)
+		}
+		if _, err := s.bw.Write(chunk); err != nil {
+			if f != nil {
+				f.Close()
+			}
+			return err
+		}
+		left -= n
+		s.sent += n
+		s.prog.Bytes += n
+		if s.progress != nil && time.Since(s.last) > 50*time.Millisecond {
+			s.last = time.Now()
+			s.report(e.Path)
+		}
+	}
+	if f != nil {
+		if rerr == nil {
+			if fi, err := f.Stat(); err != nil || uint64(fi.Size()) != e.Size || !fi.ModTime().Equal(e.MTime) {
+				rerr = errors.New("it changed while being sent")
+			}
+		}
+		f.Close()
+	}
+	if rerr != nil {
+		fe = proto.FileEnd{Index: index, Status: proto.Aborted, Code: proto.CodeSourceChanged,
+			Reason: trimReason(strings.TrimPrefix(errReason(rerr), "open "))}
+	} else {
+		copy(fe.Digest[:], h.Sum(nil))
+	}
+	return proto.WriteFileEnd(s.bw, fe)
+}
