@@ -1,0 +1,57 @@
+package discovery
+
+import (
+	"context"
+	"time"
+)
+
+// DefaultBrowseWait is the wait Browse uses when given zero.
+const DefaultBrowseWait = time.Second
+
+// browseOffsets are when a one-shot Browse sends its query: twice, so one
+// lost packet does not hide a peer.
+var browseOffsets = []time.Duration{0, 250 * time.Millisecond}
+
+// Browse looks for peers once without advertising anything (no running
+// agent needed) and returns each peer found within wait, sorted by
+// instance. It queries the selected interfaces (ifaces as in Config.Ifaces)
+// at once and again after 250ms, asking for multicast answers; if UDP port
+// 5353 cannot be shared it queries from an ephemeral port instead
+// (responders then answer by unicast). It blocks for wait (or until ctx is
+// done, returning what it found with ctx's error).
+func Browse(ctx context.Context, ifaces []string, wait time.Duration) ([]Peer, error) {
+	if wait <= 0 {
+		wait = DefaultBrowseWait
+	}
+	s := newService(Config{Ifaces: ifaces}, false)
+	s.browseOffsets = browseOffsets
+	defer s.Close()
+	rctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := s.Run(rctx); err != nil {
+		return nil, err
+	}
+	return s.Peers(), ctx.Err()
+}
+
+// Watch browses continuously without advertising and calls fn, on the
+// caller's goroutine, for every peer event, starting with a PeerUp per peer
+// found. It blocks until ctx is done and then returns nil, or returns an
+// error if browsing cannot start. A slow fn delays later events but loses
+// none (see Service.Subscribe).
+func Watch(ctx context.Context, ifaces []string, fn func(Event)) error {
+	s := newService(Config{Ifaces: ifaces}, false)
+	defer s.Close()
+	events, stop := s.Subscribe()
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx) }()
+	for {
+		select {
+		case ev := <-events:
+			fn(ev)
+		case err := <-errc:
+			return err
+		}
+	}
+}

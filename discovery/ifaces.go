@@ -1,0 +1,85 @@
+package discovery
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+)
+
+// ifaceInfo is the part of an interface we care about.
+type ifaceInfo struct {
+	Index int
+	Name  string
+	Flags net.Flags
+	Addrs []netip.Addr // unicast addresses, no zones
+}
+
+func (i ifaceInfo) has4() bool { return slices.ContainsFunc(i.Addrs, netip.Addr.Is4) }
+func (i ifaceInfo) has6() bool { return slices.ContainsFunc(i.Addrs, netip.Addr.Is6) }
+
+func (i ifaceInfo) netInterface() *net.Interface {
+	return &net.Interface{Index: i.Index, Name: i.Name, Flags: i.Flags}
+}
+
+// listIfaces reads the system's interfaces.
+func listIfaces() ([]ifaceInfo, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("listing interfaces: %w", err)
+	}
+	out := make([]ifaceInfo, 0, len(ifs))
+	for _, ifi := range ifs {
+		info := ifaceInfo{Index: ifi.Index, Name: ifi.Name, Flags: ifi.Flags}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			continue // vanished meanwhile
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok {
+					ip = ip.Unmap()
+					if ip.IsValid() && !ip.IsMulticast() && !ip.IsUnspecified() {
+						info.Addrs = append(info.Addrs, ip)
+					}
+				}
+			}
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// selectIfaces picks the interfaces to serve. With names, exactly those that
+// exist and are up and multicast-capable (loopback included if named).
+// Without, every up, multicast-capable, non-loopback interface with at least
+// one address; if there is none, the up multicast-capable loopback
+// interfaces.
+func selectIfaces(all []ifaceInfo, names []string) []ifaceInfo {
+	usable := func(i ifaceInfo) bool {
+		return i.Flags&net.FlagUp != 0 && i.Flags&net.FlagMulticast != 0
+	}
+	var out []ifaceInfo
+	if len(names) > 0 {
+		for _, i := range all {
+			if usable(i) && slices.Contains(names, i.Name) {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	for _, i := range all {
+		if usable(i) && i.Flags&net.FlagLoopback == 0 && len(i.Addrs) > 0 {
+			out = append(out, i)
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, i := range all {
+		if usable(i) && i.Flags&net.FlagLoopback != 0 {
+			out = append(out, i)
+		}
+	}
+	return out
+}

@@ -1,0 +1,529 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+const (
+	// pollInterval is how often we look for interfaces that came or went.
+	pollInterval = 2 * time.Second
+	// maxQueryDelay caps the browse backoff (1s, 2s, 4s, ... 60s).
+	maxQueryDelay = 60 * time.Second
+	logEvery      = 30 * time.Second
+)
+
+// announceOffsets are when we announce after starting on an interface (RFC
+// 6762 §8.3: at least twice, one second apart, intervals doubling).
+var announceOffsets = []time.Duration{0, time.Second, 3 * time.Second}
+
+// Stats counts what the service saw; useful to check that hostile traffic
+// was noticed without reading logs.
+type Stats struct {
+	Received  uint64 // packets read on served interfaces
+	Malformed uint64 // packets or responses that could not be used
+	Ignored   uint64 // records about other services, or responses from a port other than 5353
+	Conflicts uint64 // claims ignored because they named a known instance with another id
+	Dropped   uint64 // packets dropped because the loop was busy, or peers because the table was full
+	Sent      uint64 // packets sent
+}
+
+// Service advertises one agent and keeps a live table of the other agents,
+// or (made by Browse and Watch) only browses. Build it with New, then call
+// Run; Peers and Subscribe may be used at any time. All methods are safe for
+// concurrent use.
+type Service struct {
+	cfg       Config
+	advertise bool
+	instance  string
+	txt       []string
+	// browseOffsets, if set, replaces continuous browsing with queries at
+	// these offsets from the start (one-shot Browse).
+	browseOffsets []time.Duration
+	// onReady, if set, is called once the sockets are open and the first
+	// interfaces joined (tests).
+	onReady func()
+
+	log *logLimiter
+
+	received, malformed, ignored, dropped, sent atomic.Uint64
+
+	mu      sync.Mutex
+	table   *table
+	subs    map[*subscriber]struct{}
+	closed  bool
+	running bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+	subWG   sync.WaitGroup
+}
+
+// New checks cfg (see Config.Validate; zero Host and TTL get defaults) and
+// returns a Service that will advertise it. It opens nothing: Run does.
+func New(cfg Config) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := newService(cfg, true)
+	s.instance = InstanceName(cfg.Name, cfg.ID)
+	s.txt = encodeTXT(cfg.txtPairs())
+	s.table.selfID = cfg.ID
+	return s, nil
+}
+
+func newService(cfg Config, advertise bool) *Service {
+	cfg = cfg.withDefaults()
+	return &Service{
+		cfg:       cfg,
+		advertise: advertise,
+		log:       newLogLimiter(cfg.Logf, logEvery),
+		table:     newTable(""),
+		subs:      map[*subscriber]struct{}{},
+	}
+}
+
+// Instance returns the instance label we advertise, e.g. "bob (3fa2)".
+func (s *Service) Instance() string { return s.instance }
+
+// Peers returns the current peer table, sorted by instance; our own record
+// is not in it.
+func (s *Service) Peers() []Peer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.table.snapshot()
+}
+
+// Stats returns counters since New.
+func (s *Service) Stats() Stats {
+	s.mu.Lock()
+	conflicts, full := s.table.conflicts, s.table.dropped
+	s.mu.Unlock()
+	return Stats{
+		Received:  s.received.Load(),
+		Malformed: s.malformed.Load(),
+		Ignored:   s.ignored.Load(),
+		Conflicts: uint64(conflicts),
+		Dropped:   s.dropped.Load() + uint64(full),
+		Sent:      s.sent.Load(),
+	}
+}
+
+// Subscribe returns a channel of peer events, starting with a PeerUp for
+// every peer already known, and a function that ends the subscription. The
+// channel is closed by that function or by Close. Events are never dropped:
+// while the reader lags, pending events for the same peer are merged, so it
+// always ends up with the latest state of every peer. The caller must keep
+// reading or cancel.
+func (s *Service) Subscribe() (<-chan Event, func()) {
+	sub := newSubscriber()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		close(sub.out)
+		return sub.out, func() {}
+	}
+	for _, p := range s.table.snapshot() {
+		sub.push(Event{Kind: PeerUp, Peer: p})
+	}
+	s.subs[sub] = struct{}{}
+	s.subWG.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.subWG.Done()
+		sub.pump()
+	}()
+	return sub.out, func() {
+		s.mu.Lock()
+		delete(s.subs, sub)
+		s.mu.Unlock()
+		sub.stop()
+	}
+}
+
+// publish hands events to subscribers; s.mu must be held.
+func (s *Service) publish(evs []Event) {
+	for _, ev := range evs {
+		for sub := range s.subs {
+			sub.push(Event{Kind: ev.Kind, Peer: ev.Peer.clone()})
+		}
+	}
+}
+
+// Close stops Run (which sends goodbyes), ends all subscriptions and waits
+// for every goroutine of the service. It is safe to call more than once and
+// before or without Run.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	cancel, done, subs := s.cancel, s.done, s.subs
+	s.subs = map[*subscriber]struct{}{}
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	for sub := range subs {
+		sub.stop()
+	}
+	s.subWG.Wait()
+	return nil
+}
+
+// ifState is one served interface.
+type ifState struct {
+	info       ifaceInfo
+	v4, v6     bool        // joined the group for this family
+	announceAt []time.Time // pending announcements
+}
+
+// runState is owned by Run's goroutine.
+type runState struct {
+	socks      *sockets
+	ifs        map[int]*ifState
+	start      time.Time
+	nextQuery  time.Time // zero: no query planned
+	queryDelay time.Duration
+	browseIdx  int
+	nextPoll   time.Time
+}
+
+// Run opens the mDNS sockets (sharing UDP port 5353 with other responders),
+// joins the multicast groups on the selected interfaces, announces us,
+// answers queries and browses until ctx is done or Close is called. Then it
+// sends goodbyes, closes the sockets and returns nil. It fails at once with
+// ErrNoSocket if no socket can be opened, ErrClosed after Close, or
+// ErrRunning if Run is already running.
+func (s *Service) Run(ctx context.Context) error {
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return ErrClosed
+	case s.running:
+		s.mu.Unlock()
+		return ErrRunning
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	s.running, s.cancel, s.done = true, cancel, done
+	s.mu.Unlock()
+	defer func() {
+		cancel()
+		s.mu.Lock()
+		s.running, s.cancel, s.done = false, nil, nil
+		s.mu.Unlock()
+		close(done)
+	}()
+
+	socks, err := openSockets(mdnsPort)
+	if err != nil && !s.advertise {
+		// A querier does not need port 5353: fall back to a legacy
+		// (ephemeral port) query, answered by unicast.
+		socks, err = openSockets(0)
+	}
+	if err != nil {
+		return err
+	}
+	pkts := make(chan packet, 128)
+	var wg sync.WaitGroup
+	reader := func(read func([]byte) (packet, error)) {
+		defer wg.Done()
+		buf := make([]byte, 65536)
+		for {
+			p, err := read(buf)
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+					return
+				}
+				s.log.printf("read", "reading mDNS socket: %v", err)
+				time.Sleep(10 * time.Millisecond) // don't spin on a persistent error
+				continue
+			}
+			select {
+			case pkts <- p:
+			default:
+				s.dropped.Add(1)
+			}
+		}
+	}
+	if socks.p4 != nil {
+		wg.Add(1)
+		go reader(socks.read4)
+	}
+	if socks.p6 != nil {
+		wg.Add(1)
+		go reader(socks.read6)
+	}
+	defer func() {
+		socks.close()
+		wg.Wait()
+	}()
+
+	now := time.Now()
+	rs := &runState{socks: socks, ifs: map[int]*ifState{}, start: now, queryDelay: time.Second}
+	s.syncIfaces(rs, now)
+	if len(rs.ifs) == 0 {
+		s.log.printf("noiface", "no usable multicast interface yet (want %v); will keep looking", s.cfg.Ifaces)
+	}
+	rs.nextQuery = now
+	if s.onReady != nil {
+		s.onReady()
+	}
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		s.due(rs, now)
+		wake := s.nextWake(rs)
+		timer.Reset(max(time.Until(wake), 0))
+		select {
+		case <-ctx.Done():
+			s.sayGoodbye(rs)
+			return nil
+		case p := <-pkts:
+			s.handle(rs, p, time.Now())
+		case <-timer.C:
+		}
+	}
+}
+
+// due does every piece of timed work whose time has come.
+func (s *Service) due(rs *runState, now time.Time) {
+	if !now.Before(rs.nextPoll) {
+		s.syncIfaces(rs, now)
+		rs.nextPoll = now.Add(pollInterval)
+	}
+	if s.advertise {
+		for _, st := range rs.ifs {
+			if len(st.announceAt) > 0 && !now.Before(st.announceAt[0]) {
+				st.announceAt = st.announceAt[1:]
+				s.sendAll(rs, st, s.zoneFor(st.info).announcement())
+			}
+		}
+	}
+	s.mu.Lock()
+	s.publish(s.table.expire(now))
+	refresh := s.browseOffsets == nil && s.table.refreshDue(now)
+	s.mu.Unlock()
+	if refresh || (!rs.nextQuery.IsZero() && !now.Before(rs.nextQuery)) {
+		for _, st := range rs.ifs {
+			s.sendAll(rs, st, s.query(st, now))
+		}
+		s.planQuery(rs, now, refresh)
+	}
+}
+
+// planQuery schedules the next browse query after one was sent at now.
+func (s *Service) planQuery(rs *runState, now time.Time, refreshOnly bool) {
+	if s.browseOffsets != nil {
+		rs.nextQuery = time.Time{}
+		for rs.browseIdx < len(s.browseOffsets) {
+			at := rs.start.Add(s.browseOffsets[rs.browseIdx])
+			rs.browseIdx++
+			if at.After(now) {
+				rs.nextQuery = at
+				break
+			}
+		}
+		return
+	}
+	if refreshOnly && rs.nextQuery.After(now) {
+		return // a cache refresh does not restart the backoff
+	}
+	rs.nextQuery = now.Add(rs.queryDelay)
+	rs.queryDelay = min(2*rs.queryDelay, maxQueryDelay)
+}
+
+func (s *Service) nextWake(rs *runState) time.Time {
+	w := rs.nextPoll
+	upd := func(t time.Time) {
+		if !t.IsZero() && t.Before(w) {
+			w = t
+		}
+	}
+	upd(rs.nextQuery)
+	for _, st := range rs.ifs {
+		if len(st.announceAt) > 0 {
+			upd(st.announceAt[0])
+		}
+	}
+	s.mu.Lock()
+	upd(s.table.next())
+	s.mu.Unlock()
+	return w
+}
+
+// query builds our browse query for one interface, with known answers.
+func (s *Service) query(st *ifState, now time.Time) *dns.Msg {
+	s.mu.Lock()
+	known := s.table.known(st.info.Name, now)
+	s.mu.Unlock()
+	var rrs []dns.RR
+	for inst, ttl := range known {
+		rrs = append(rrs, knownPTR(inst, ttl))
+	}
+	return browseQuery(rrs, false)
+}
+
+func (s *Service) zoneFor(info ifaceInfo) *zone {
+	return &zone{
+		instance: s.instance,
+		host:     s.cfg.Host,
+		port:     uint16(s.cfg.Port),
+		txt:      s.txt,
+		addrs:    info.Addrs,
+		ttl:      uint32(s.cfg.TTL / time.Second),
+	}
+}
+
+// sendAll multicasts m on every family joined on st.
+func (s *Service) sendAll(rs *runState, st *ifState, m *dns.Msg) {
+	b, err := m.Pack()
+	if err != nil {
+		s.log.printf("pack", "packing message: %v", err)
+		return
+	}
+	if st.v4 {
+		s.send(rs, b, st, group4)
+	}
+	if st.v6 {
+		s.send(rs, b, st, group6)
+	}
+}
+
+func (s *Service) send(rs *runState, b []byte, st *ifState, dst netip.AddrPort) {
+	if err := rs.socks.send(b, st.info.Index, dst); err != nil {
+		s.log.printf("send:"+st.info.Name, "sending to %v on %s: %v", dst, st.info.Name, err)
+		return
+	}
+	s.sent.Add(1)
+}
+
+func (s *Service) sayGoodbye(rs *runState) {
+	if !s.advertise {
+		return
+	}
+	for _, st := range rs.ifs {
+		s.sendAll(rs, st, s.zoneFor(st.info).goodbye())
+	}
+}
+
+// handle processes one received packet.
+func (s *Service) handle(rs *runState, p packet, now time.Time) {
+	st := rs.ifs[p.ifindex]
+	if st == nil {
+		return // an interface we do not serve
+	}
+	s.received.Add(1)
+	m, err := unpack(p.data)
+	if err != nil {
+		s.malformed.Add(1)
+		s.log.printf("malformed", "ignoring packet from %v on %s: %v", p.src, st.info.Name, err)
+		return
+	}
+	if m.Response {
+		if p.src.Port() != mdnsPort {
+			// RFC 6762 §6: responses not from port 5353 are ignored.
+			s.ignored.Add(1)
+			return
+		}
+		r, err := parseResponse(m)
+		if err != nil {
+			s.malformed.Add(1)
+			s.log.printf("malformed", "ignoring response from %v on %s: %v", p.src, st.info.Name, err)
+			return
+		}
+		s.ignored.Add(uint64(r.ignored))
+		s.mu.Lock()
+		before := s.table.conflicts
+		s.publish(s.table.apply(r, st.info.Name, now))
+		if s.table.conflicts != before {
+			s.log.printf("conflict", "ignored a response from %v on %s that contradicts the id of a known peer", p.src, st.info.Name)
+		}
+		s.mu.Unlock()
+		return
+	}
+	if !s.advertise {
+		return
+	}
+	resp, unicast := buildResponse(s.zoneFor(st.info), m, int(p.src.Port()))
+	if resp == nil {
+		return
+	}
+	b, err := resp.Pack()
+	if err != nil {
+		s.log.printf("pack", "packing response: %v", err)
+		return
+	}
+	dst := group4
+	if p.src.Addr().Is6() {
+		dst = group6
+	}
+	if unicast {
+		dst = p.src
+	}
+	s.send(rs, b, st, dst)
+}
+
+// syncIfaces brings the served interfaces in line with the system's.
+func (s *Service) syncIfaces(rs *runState, now time.Time) {
+	all, err := listIfaces()
+	if err != nil {
+		s.log.printf("ifaces", "%v", err)
+		return
+	}
+	sel := selectIfaces(all, s.cfg.Ifaces)
+	byIndex := map[int]ifaceInfo{}
+	for _, info := range sel {
+		byIndex[info.Index] = info
+	}
+	for idx, st := range rs.ifs {
+		if info, ok := byIndex[idx]; ok && info.Name == st.info.Name {
+			continue
+		}
+		rs.socks.leave(st.info.netInterface())
+		delete(rs.ifs, idx)
+		s.mu.Lock()
+		s.publish(s.table.dropIface(st.info.Name))
+		s.mu.Unlock()
+	}
+	changed := false
+	for _, info := range sel {
+		st := rs.ifs[info.Index]
+		if st != nil && slices.Equal(st.info.Addrs, info.Addrs) {
+			continue
+		}
+		if st == nil {
+			st = &ifState{}
+			rs.ifs[info.Index] = st
+		}
+		st.info = info
+		want4, want6 := info.has4() && !st.v4, info.has6() && !st.v6
+		if want4 || want6 {
+			ok4, ok6, err := rs.socks.join(info.netInterface(), want4, want6)
+			if err != nil {
+				s.log.printf("join:"+info.Name, "%v", err)
+			}
+			st.v4, st.v6 = st.v4 || ok4, st.v6 || ok6
+		}
+		st.announceAt = st.announceAt[:0]
+		for _, off := range announceOffsets {
+			st.announceAt = append(st.announceAt, now.Add(off))
+		}
+		changed = true
+	}
+	if changed && s.browseOffsets == nil {
+		// New interface or addresses: browse again from the start.
+		rs.nextQuery, rs.queryDelay = now, time.Second
+	}
+}
