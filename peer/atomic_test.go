@@ -1,0 +1,5 @@
+package peer
+
+import "sync/atomic"
+
+type atomicUint64 = atomic.Uint64

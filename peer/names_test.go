@@ -1,0 +1,180 @@
+package peer
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/lanshare/lanshare/proto"
+)
+
+// hostileNames are offered paths that must be refused before the "ok",
+// with nothing created in the shared folder.
+var hostileNames = []struct{ name, path string }{
+	{"dotdot", ".."},
+	{"dotdot prefix", "../x"},
+	{"dotdot inside", "a/../../x"},
+	{"dotdot last", "a/.."},
+	{"absolute unix", "/etc/passwd"},
+	{"absolute root file", "/x"},
+	{"drive absolute", `C:\x`},
+	{"drive relative", "C:x"},
+	{"drive slash", "c:/x"},
+	{"unc", `\\srv\s\x`},
+	{"backslash", `a\b`},
+	{"nul", "a\x00b"},
+	{"only nul", "\x00"},
+	{"escape sequence", "\x1b[31mred"},
+	{"carriage return", "a\rb"},
+	{"newline", "a\nb"},
+	{"delete char", "a\x7fb"},
+	{"c1 control", "a\u0085b"},
+	{"bidi override", "\u202etxt.exe"},
+	{"zero width space", "a\u200bb"},
+	{"byte order mark", "\ufeffbom"},
+	{"invalid utf8", "\xff\xfe"},
+	{"truncated utf8", "caf\xc3"},
+	{"empty", ""},
+	{"dot", "."},
+	{"dot component", "a/./b"},
+	{"empty component", "a//b"},
+	{"trailing slash", "x/"},
+	{"con", "CON"},
+	{"nul with extension", "nul.txt"},
+	{"com1", "COM1"},
+	{"com superscript", "COM¹"},
+	{"lpt in dir", "d/lpt9.log"},
+	{"aux lower", "aux"},
+	{"trailing dot", "name."},
+	{"trailing space", "name "},
+	{"trailing dot dir", "dir./x"},
+	{"less than", "a<b"},
+	{"greater than", "a>b"},
+	{"colon", "a:b"},
+	{"quote", `a"b`},
+	{"pipe", "a|b"},
+	{"question", "a?b"},
+	{"star", "a*b"},
+	{"component over 255", strings.Repeat("x", 256)},
+	{"path over 4096", strings.Repeat(strings.Repeat("p", 200)+"/", 21) + "f"},
+	{"deeper than cap", strings.Repeat("d/", proto.MaxDepth) + "f"},
+}
+
+func TestCheckNameAcceptsOrdinaryNames(t *testing.T) {
+	for _, p := range []string{"report.pdf", "photos/2024/IMG_0001.JPG", "café.txt", "cafe\u0301.txt", "日本語/ファイル", ".bashrc", "a b/c-d_e (1).tar.gz", "emoji 🎉.png", strings.Repeat("x", 255), "COM10", "console.log", "x/y/z"} {
+		if err := CheckName(p); err != nil {
+			t.Errorf("CheckName(%q) = %v, want nil", p, err)
+		}
+	}
+}
+
+func TestCheckNameRefusesHostileNames(t *testing.T) {
+	for _, h := range hostileNames {
+		if err := CheckName(h.path); !errors.Is(err, ErrNameUnsafe) {
+			t.Errorf("%s: CheckName(%q) = %v, want ErrNameUnsafe", h.name, h.path, err)
+		}
+	}
+}
+
+// TestHostileNamesRefusedAndNothingCreated offers each hostile path
+// straight on the wire (bypassing the sender's own checks) and asserts
+// that the receiver refuses it in its answer and leaves the shared folder
+// empty.
+func TestHostileNamesRefusedAndNothingCreated(t *testing.T) {
+	if len(hostileNames) < 30 {
+		t.Fatalf("only %d hostile names", len(hostileNames))
+	}
+	for _, h := range hostileNames {
+		t.Run(h.name, func(t *testing.T) {
+			in := newInbox(t, InboxConfig{})
+			s, r := tcpPair(t)
+			var wg sync.WaitGroup
+			wg.Add(1)
+			var recvErr error
+			go func() {
+				defer wg.Done()
+				_, recvErr = in.Receive(r)
+				r.Close()
+			}()
+			answer := rawOffer(t, s, h.path)
+			s.Close()
+			wg.Wait()
+			refused := answer.Code != proto.CodeOK || (len(answer.Replies) == 1 && answer.Replies[0].Status == proto.Refuse)
+			if !refused {
+				t.Fatalf("offer of %q was accepted: %+v", h.path, answer)
+			}
+			// We close without streaming, so the receiver's transfer
+			// fails; whatever the reason, nothing may be left behind.
+			_ = recvErr
+			assertEmpty(t, in.Dir())
+		})
+	}
+}
+
+// rawOffer writes a hello and a one-file offer for path, encoded by hand
+// so that no sender-side check applies, and returns the receiver's answer.
+func rawOffer(t *testing.T, c net.Conn, path string) proto.Answer {
+	t.Helper()
+	if err := proto.WriteHello(c, proto.NewHello("hostile")); err != nil {
+		t.Fatal(err)
+	}
+	var p []byte
+	p = binary.BigEndian.AppendUint32(p, 1)
+	p = append(p, byte(proto.KindFile))
+	p = binary.BigEndian.AppendUint32(p, 0o644)
+	p = binary.BigEndian.AppendUint64(p, 7)
+	p = binary.BigEndian.AppendUint64(p, 0)
+	p = binary.BigEndian.AppendUint16(p, uint16(len(path)))
+	p = append(p, path...)
+	hdr := []byte{'L', 'S', proto.Major, byte(proto.TypeOffer)}
+	hdr = binary.BigEndian.AppendUint32(hdr, uint32(len(p)))
+	if _, err := c.Write(append(hdr, p...)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proto.ReadHello(c); err != nil {
+		t.Fatalf("reading hello: %v", err)
+	}
+	a, err := proto.ReadAnswer(c)
+	if err != nil {
+		t.Fatalf("reading answer: %v", err)
+	}
+	return a
+}
+
+// TestHostileNameThroughSend checks the refusal as a sender sees it: a
+// RefusedError naming the file, with the unsafe-name code.
+func TestHostileNameThroughSend(t *testing.T) {
+	for name, pair := range connTypes {
+		t.Run(name, func(t *testing.T) {
+			in := newInbox(t, InboxConfig{})
+			o := transferOver(t, pair, in, []Item{hostileItem(t, "../escape.txt")}, nil)
+			var re *RefusedError
+			if !errors.As(o.sendErr, &re) || re.Code != proto.CodeBadName || re.Path != "../escape.txt" {
+				t.Fatalf("send error = %v, want a refusal of ../escape.txt for its name", o.sendErr)
+			}
+			if o.recvErr != nil {
+				t.Fatalf("receiver: %v", o.recvErr)
+			}
+			assertEmpty(t, in.Dir())
+		})
+	}
+}
+
+func TestEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"report.pdf":      "report.pdf",
+		"a b/ç":           "a b/ç",
+		"\x1b[31mred":     `"\x1b[31mred"`,
+		"a\rb":            `"a\rb"`,
+		"\u202etxt.exe":   `"\u202etxt.exe"`,
+		"zero\u200bwidth": `"zero\u200bwidth"`,
+		"\xff":            `"\xff"`,
+	} {
+		if got := Escape(in); got != want {
+			t.Errorf("Escape(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
