@@ -162,6 +162,8 @@ type child struct {
 	stdin io.WriteCloser
 	lines chan msg
 	exit  chan error
+	seen  []msg        // lines read so far
+	used  map[int]bool // indexes in seen already returned by waitFor
 }
 
 // startChild runs this test binary in mode inside h.
@@ -229,10 +231,19 @@ func (w *prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// waitFor returns the first line matching pred within timeout, failing the
-// test otherwise. Lines that do not match are consumed.
+// waitFor returns the first line, not returned before, that matches pred,
+// waiting up to timeout for it; it fails the test otherwise.
 func (c *child) waitFor(timeout time.Duration, what string, pred func(msg) bool) msg {
 	c.t.Helper()
+	if c.used == nil {
+		c.used = map[int]bool{}
+	}
+	for i, m := range c.seen {
+		if !c.used[i] && pred(m) {
+			c.used[i] = true
+			return m
+		}
+	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
@@ -241,11 +252,43 @@ func (c *child) waitFor(timeout time.Duration, what string, pred func(msg) bool)
 			if !ok {
 				c.t.Fatalf("%s exited while waiting for %s", c.name, what)
 			}
+			c.seen = append(c.seen, m)
 			if pred(m) {
+				c.used[len(c.seen)-1] = true
 				return m
 			}
 		case <-deadline.C:
+			for _, m := range c.seen {
+				b, _ := json.Marshal(m)
+				c.t.Logf("%s said: %s", c.name, b)
+			}
 			c.t.Fatalf("%s: no %s within %v", c.name, what, timeout)
+		}
+	}
+}
+
+// expectNone reads lines for d and fails the test if one matches pred.
+func (c *child) expectNone(d time.Duration, what string, pred func(msg) bool) {
+	c.t.Helper()
+	for i, m := range c.seen {
+		if !c.used[i] && pred(m) {
+			c.t.Fatalf("%s: unexpected %s: %+v", c.name, what, m)
+		}
+	}
+	end := time.NewTimer(d)
+	defer end.Stop()
+	for {
+		select {
+		case m, ok := <-c.lines:
+			if !ok {
+				c.t.Fatalf("%s exited while checking for no %s", c.name, what)
+			}
+			c.seen = append(c.seen, m)
+			if pred(m) {
+				c.t.Fatalf("%s: unexpected %s: %+v", c.name, what, m)
+			}
+		case <-end.C:
+			return
 		}
 	}
 }

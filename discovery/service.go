@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -181,7 +182,8 @@ func (s *Service) Close() error {
 // ifState is one served interface.
 type ifState struct {
 	info       ifaceInfo
-	v4, v6     bool        // joined the group for this family
+	j4, j6     bool        // joined the group for this family
+	v4, v6     bool        // joined, and sending works for this family
 	announceAt []time.Time // pending announcements
 }
 
@@ -403,6 +405,16 @@ func (s *Service) sendAll(rs *runState, st *ifState, m *dns.Msg) {
 
 func (s *Service) send(rs *runState, b []byte, st *ifState, dst netip.AddrPort) {
 	if err := rs.socks.send(b, st.info.Index, dst); err != nil {
+		if errors.Is(err, syscall.ENETUNREACH) && dst.Addr().IsMulticast() {
+			// No multicast route for this family here (IPv6 on a bare
+			// loopback, say): stop using the family on this interface
+			// until it changes.
+			if dst.Addr().Is4() {
+				st.v4 = false
+			} else {
+				st.v6 = false
+			}
+		}
 		s.log.printf("send:"+st.info.Name, "sending to %v on %s: %v", dst, st.info.Name, err)
 		return
 	}
@@ -508,14 +520,15 @@ func (s *Service) syncIfaces(rs *runState, now time.Time) {
 			rs.ifs[info.Index] = st
 		}
 		st.info = info
-		want4, want6 := info.has4() && !st.v4, info.has6() && !st.v6
+		want4, want6 := info.has4() && !st.j4, info.has6() && !st.j6
 		if want4 || want6 {
 			ok4, ok6, err := rs.socks.join(info.netInterface(), want4, want6)
 			if err != nil {
 				s.log.printf("join:"+info.Name, "%v", err)
 			}
-			st.v4, st.v6 = st.v4 || ok4, st.v6 || ok6
+			st.j4, st.j6 = st.j4 || ok4, st.j6 || ok6
 		}
+		st.v4, st.v6 = st.j4 && info.has4(), st.j6 && info.has6()
 		st.announceAt = st.announceAt[:0]
 		for _, off := range announceOffsets {
 			st.announceAt = append(st.announceAt, now.Add(off))
