@@ -64,7 +64,12 @@ func newTable(selfID string) *table {
 	return &table{selfID: selfID, peers: map[string]*entry{}}
 }
 
-func ttlDur(s uint32) time.Duration { return time.Duration(s) * time.Second }
+// maxTTL caps the TTL we honour in received records (RFC 6762 §10 suggests
+// 75 minutes for most records), so a hostile record cannot pin an entry
+// forever.
+const maxTTL = 75 * time.Minute
+
+func ttlDur(s uint32) time.Duration { return min(time.Duration(s)*time.Second, maxTTL) }
 
 func (e *entry) expiry() time.Time {
 	t := e.ptrExp

@@ -1,0 +1,335 @@
+package discovery
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+// peerZone is a zone as a peer with this name and id would publish it.
+func peerZone(name, id string, port uint16, ttl uint32, addrs ...string) *zone {
+	z := &zone{
+		instance: InstanceName(name, id),
+		host:     "host-" + id,
+		port:     port,
+		txt:      encodeTXT([][2]string{{txtID, id}, {txtVersion, "1"}, {txtName, name}}),
+		ttl:      ttl,
+	}
+	for _, a := range addrs {
+		z.addrs = append(z.addrs, netip.MustParseAddr(a))
+	}
+	return z
+}
+
+// wire packs and unpacks m, as a receiver would see it.
+func wire(t testing.TB, m *dns.Msg) response {
+	t.Helper()
+	b, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := unpack(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := parseResponse(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func kinds(evs []Event) []EventKind {
+	var out []EventKind
+	for _, e := range evs {
+		out = append(out, e.Kind)
+	}
+	return out
+}
+
+func TestTableAnnounceAndGoodbye(t *testing.T) {
+	tb := newTable("self")
+	z := peerZone("bob", "bbbb2222", 4242, 120, "10.77.0.2", "fe80::2")
+	evs := tb.apply(wire(t, z.announcement()), "eth0", t0)
+	if !slices.Equal(kinds(evs), []EventKind{PeerUp}) {
+		t.Fatalf("events = %v", evs)
+	}
+	p := evs[0].Peer
+	if !p.Complete() || p.ID != "bbbb2222" || p.Name != "bob" || p.Port != 4242 || p.TTL != 120*time.Second || p.Iface != "eth0" {
+		t.Errorf("peer = %+v", p)
+	}
+	want := []netip.AddrPort{netip.MustParseAddrPort("10.77.0.2:4242"), netip.MustParseAddrPort("[fe80::2%eth0]:4242")}
+	if !slices.Equal(p.Addrs, want) {
+		t.Errorf("addrs = %v, want %v (link-local with zone)", p.Addrs, want)
+	}
+	// The same announcement again changes nothing.
+	if evs := tb.apply(wire(t, z.announcement()), "eth0", t0.Add(time.Second)); len(evs) != 0 {
+		t.Errorf("repeat announcement: events %v", evs)
+	}
+	evs = tb.apply(wire(t, z.goodbye()), "eth0", t0.Add(2*time.Second))
+	if !slices.Equal(kinds(evs), []EventKind{PeerDown}) || len(tb.snapshot()) != 0 {
+		t.Errorf("goodbye: events %v, table %v", evs, tb.snapshot())
+	}
+}
+
+// TestSpoofedGoodbyeIgnored pins the spoof protection: a goodbye for a
+// known instance is only honoured when it carries the same id.
+func TestSpoofedGoodbyeIgnored(t *testing.T) {
+	tb := newTable("")
+	legit := peerZone("bob", "bbbb2222", 4242, 120, "10.77.0.2")
+	tb.apply(wire(t, legit.announcement()), "eth0", t0)
+
+	// Same instance name, different id (the suffix collides by design here).
+	spoof := *legit
+	spoof.txt = encodeTXT([][2]string{{txtID, "evil"}, {txtVersion, "1"}, {txtName, "bob"}})
+	if evs := tb.apply(wire(t, spoof.goodbye()), "eth0", t0.Add(time.Second)); len(evs) != 0 {
+		t.Errorf("goodbye with another id: events %v", evs)
+	}
+	// A goodbye without TXT (only the PTR) cannot prove the id either.
+	bare := responseMsg()
+	bare.Answer = []dns.RR{&dns.PTR{Hdr: dns.RR_Header{Name: serviceFQDN, Rrtype: dns.TypePTR, Class: dns.ClassINET}, Ptr: legit.instanceName()}}
+	if evs := tb.apply(wire(t, bare), "eth0", t0.Add(time.Second)); len(evs) != 0 {
+		t.Errorf("goodbye without TXT: events %v", evs)
+	}
+	// An update claiming the instance with another id and address.
+	spoof.addrs = []netip.Addr{netip.MustParseAddr("10.66.6.6")}
+	spoof.port = 6666
+	if evs := tb.apply(wire(t, spoof.announcement()), "eth0", t0.Add(time.Second)); len(evs) != 0 {
+		t.Errorf("conflicting claim: events %v", evs)
+	}
+	peers := tb.snapshot()
+	if len(peers) != 1 || peers[0].ID != "bbbb2222" || peers[0].Port != 4242 || peers[0].Addrs[0].Addr().String() != "10.77.0.2" {
+		t.Errorf("legit entry changed: %+v", peers)
+	}
+	if tb.conflicts != 3 {
+		t.Errorf("conflicts = %d, want 3", tb.conflicts)
+	}
+	// The real goodbye still works.
+	if evs := tb.apply(wire(t, legit.goodbye()), "eth0", t0.Add(2*time.Second)); !slices.Equal(kinds(evs), []EventKind{PeerDown}) {
+		t.Errorf("legit goodbye: events %v", evs)
+	}
+}
+
+func TestTableIgnoresSelfAndOtherServices(t *testing.T) {
+	tb := newTable("self1234")
+	if evs := tb.apply(wire(t, peerZone("me", "self1234", 1, 120, "10.0.0.1").announcement()), "eth0", t0); len(evs) != 0 {
+		t.Errorf("own announcement produced %v", evs)
+	}
+	// A response about another service type, shaped like ours.
+	m := responseMsg()
+	m.Answer = []dns.RR{
+		&dns.PTR{Hdr: dns.RR_Header{Name: "_http._tcp.local.", Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 120}, Ptr: "web._http._tcp.local."},
+		&dns.SRV{Hdr: dns.RR_Header{Name: "web._http._tcp.local.", Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 120}, Port: 80, Target: "web.local."},
+		&dns.TXT{Hdr: dns.RR_Header{Name: "web._http._tcp.local.", Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 120}, Txt: []string{"id=x"}},
+		// PTR under our service name but pointing elsewhere.
+		&dns.PTR{Hdr: dns.RR_Header{Name: serviceFQDN, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 120}, Ptr: "web._http._tcp.local."},
+		// Two labels before our service type.
+		&dns.SRV{Hdr: dns.RR_Header{Name: "a.b._lanshare._tcp.local.", Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 120}, Port: 80, Target: "web.local."},
+	}
+	r := wire(t, m)
+	if len(r.claims) != 0 || r.ignored != 5 {
+		t.Errorf("claims %v, ignored %d: want none and 5", r.claims, r.ignored)
+	}
+	if evs := tb.apply(r, "eth0", t0); len(evs) != 0 || len(tb.snapshot()) != 0 {
+		t.Errorf("other service types entered the table: %v", tb.snapshot())
+	}
+}
+
+func TestForeignRecordNotComplete(t *testing.T) {
+	tb := newTable("")
+	// A _lanshare._tcp record from another stack without our TXT keys; its
+	// address comes in a separate answer.
+	m := responseMsg()
+	m.Answer = []dns.RR{
+		&dns.PTR{Hdr: dns.RR_Header{Name: serviceFQDN, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: 120}, Ptr: instanceFQDN("printer")},
+		&dns.SRV{Hdr: dns.RR_Header{Name: instanceFQDN("printer"), Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 120}, Port: 9, Target: "printer.local."},
+		&dns.TXT{Hdr: dns.RR_Header{Name: instanceFQDN("printer"), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 120}, Txt: []string{""}},
+	}
+	evs := tb.apply(wire(t, m), "eth0", t0)
+	if len(evs) != 1 || evs[0].Peer.Complete() || evs[0].Peer.Name != "printer" {
+		t.Fatalf("events %v", evs)
+	}
+	a := responseMsg()
+	a.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "printer.local.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 120}, A: net.IPv4(10, 77, 0, 9)}}
+	evs = tb.apply(wire(t, a), "eth0", t0)
+	if len(evs) != 1 || evs[0].Kind != PeerUpdate || len(evs[0].Peer.Addrs) != 1 || evs[0].Peer.Complete() {
+		t.Errorf("address for foreign host: %v", evs)
+	}
+}
+
+func TestStandaloneAddressCannotMovePeer(t *testing.T) {
+	tb := newTable("")
+	z := peerZone("bob", "bbbb2222", 4242, 120, "10.77.0.2")
+	tb.apply(wire(t, z.announcement()), "eth0", t0)
+	a := responseMsg()
+	a.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: z.hostName(), Rrtype: dns.TypeA, Class: dns.ClassINET | cacheFlush, Ttl: 120}, A: net.IPv4(10, 66, 6, 6)}}
+	if evs := tb.apply(wire(t, a), "eth0", t0); len(evs) != 0 {
+		t.Errorf("lone A record for a peer with an id changed it: %v", evs)
+	}
+}
+
+func TestTableExpiryAndRefresh(t *testing.T) {
+	tb := newTable("")
+	z := peerZone("bob", "bbbb2222", 4242, 10, "10.77.0.2")
+	tb.apply(wire(t, z.announcement()), "eth0", t0)
+	if n := tb.next(); !n.Equal(t0.Add(8 * time.Second)) {
+		t.Errorf("next = %v, want first refresh at 80%% of 10s", n.Sub(t0))
+	}
+	if tb.refreshDue(t0.Add(7 * time.Second)) {
+		t.Error("refresh due before 80% of the TTL")
+	}
+	if !tb.refreshDue(t0.Add(8 * time.Second)) {
+		t.Error("no refresh at 80% of the TTL")
+	}
+	if tb.refreshDue(t0.Add(8 * time.Second)) {
+		t.Error("refresh due twice for the same point")
+	}
+	if evs := tb.expire(t0.Add(9 * time.Second)); len(evs) != 0 {
+		t.Errorf("expired early: %v", evs)
+	}
+	if known := tb.known("eth0", t0.Add(4*time.Second)); known[z.instance] != 6 {
+		t.Errorf("known answers at 4s = %v", known)
+	}
+	if known := tb.known("eth0", t0.Add(6*time.Second)); len(known) != 0 {
+		t.Errorf("known answers past half the TTL = %v", known)
+	}
+	evs := tb.expire(t0.Add(10 * time.Second))
+	if !slices.Equal(kinds(evs), []EventKind{PeerDown}) {
+		t.Errorf("at TTL: %v", evs)
+	}
+	if !tb.next().IsZero() {
+		t.Error("empty table wants attention")
+	}
+}
+
+func TestTableDropIface(t *testing.T) {
+	tb := newTable("")
+	z := peerZone("bob", "bbbb2222", 4242, 120, "10.77.0.2")
+	tb.apply(wire(t, z.announcement()), "eth1", t0)
+	if evs := tb.dropIface("eth0"); len(evs) != 0 {
+		t.Errorf("dropping another iface: %v", evs)
+	}
+	if evs := tb.dropIface("eth1"); !slices.Equal(kinds(evs), []EventKind{PeerDown}) {
+		t.Errorf("dropping its iface: %v", evs)
+	}
+}
+
+func TestTableFull(t *testing.T) {
+	tb := newTable("")
+	for i := 0; i < maxPeers+10; i++ {
+		tb.apply(wire(t, peerZone("p"+itoa(i), "id"+itoa(i), 1, 120, "10.0.0.1").announcement()), "eth0", t0)
+	}
+	if len(tb.peers) != maxPeers || tb.dropped != 10 {
+		t.Errorf("table holds %d, dropped %d", len(tb.peers), tb.dropped)
+	}
+}
+
+func itoa(i int) string {
+	return netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}).String()
+}
+
+func TestSubscriberCoalesces(t *testing.T) {
+	s := newSubscriber()
+	p := func(inst string, port int) Peer { return Peer{Instance: inst, Port: port} }
+	s.push(Event{PeerUp, p("a", 1)})
+	s.push(Event{PeerUpdate, p("a", 2)})
+	s.push(Event{PeerUp, p("b", 1)})
+	s.push(Event{PeerDown, p("b", 1)})
+	s.push(Event{PeerUpdate, p("c", 1)})
+	s.push(Event{PeerDown, p("c", 1)})
+	s.push(Event{PeerDown, p("d", 1)})
+	s.push(Event{PeerUp, p("d", 5)})
+	var got []Event
+	for {
+		ev, ok := s.pop()
+		if !ok {
+			break
+		}
+		got = append(got, ev)
+	}
+	want := []Event{{PeerUp, p("a", 2)}, {PeerDown, p("c", 1)}, {PeerUpdate, p("d", 5)}}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].Kind != want[i].Kind || got[i].Peer.Instance != want[i].Peer.Instance || got[i].Peer.Port != want[i].Peer.Port {
+			t.Errorf("event %d = %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestSubscribeSlowReaderLosesNothing: unlike mdns.Query's entries channel,
+// a reader that is not reading yet still gets every peer's final state.
+func TestSubscribeSlowReaderLosesNothing(t *testing.T) {
+	s := newService(Config{}, false)
+	events, stop := s.Subscribe()
+	s.mu.Lock()
+	for i := 0; i < 50; i++ {
+		s.publish(s.table.apply(wire(t, peerZone("p"+itoa(i), "id"+itoa(i), uint16(i+1), 120, "10.0.0.1").announcement()), "eth0", t0))
+	}
+	s.mu.Unlock()
+	seen := map[string]bool{}
+	timeout := time.After(5 * time.Second)
+	for len(seen) < 50 {
+		select {
+		case ev := <-events:
+			seen[ev.Peer.ID] = true
+		case <-timeout:
+			t.Fatalf("got %d of 50 peers", len(seen))
+		}
+	}
+	stop()
+	if _, ok := <-events; ok {
+		t.Error("channel still open after cancel")
+	}
+	s.Close()
+	s.Close()
+}
+
+func TestSelectIfaces(t *testing.T) {
+	up, mc, lo := net.FlagUp, net.FlagMulticast, net.FlagLoopback
+	a := func(s string) []netip.Addr { return []netip.Addr{netip.MustParseAddr(s)} }
+	all := []ifaceInfo{
+		{1, "lo", up | mc | lo, a("127.0.0.1")},
+		{2, "eth0", up | mc, a("10.0.0.1")},
+		{3, "eth1", mc, a("10.1.0.1")},      // down
+		{4, "tun0", up, a("10.2.0.1")},      // no multicast
+		{5, "eth2", up | mc, nil},           // no address
+		{6, "wlan0", up | mc, a("fe80::1")}, // link-local only is fine
+	}
+	names := func(is []ifaceInfo) []string {
+		var out []string
+		for _, i := range is {
+			out = append(out, i.Name)
+		}
+		return out
+	}
+	if got := names(selectIfaces(all, nil)); !slices.Equal(got, []string{"eth0", "wlan0"}) {
+		t.Errorf("default selection = %v", got)
+	}
+	if got := names(selectIfaces(all[:1], nil)); !slices.Equal(got, []string{"lo"}) {
+		t.Errorf("only loopback = %v", got)
+	}
+	if got := names(selectIfaces(all, []string{"lo", "eth1", "eth2", "nope"})); !slices.Equal(got, []string{"lo", "eth2"}) {
+		t.Errorf("named selection = %v", got)
+	}
+}
+
+func TestSortAddrs(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	in := []netip.AddrPort{ap("[fe80::1%eth0]:1"), ap("[2001:db8::1]:1"), ap("192.168.9.9:1"), ap("10.77.0.2:1"), ap("[fd77::2]:1")}
+	local := []netip.Prefix{netip.MustParsePrefix("10.77.0.0/24"), netip.MustParsePrefix("fe80::/64")}
+	want := []netip.AddrPort{ap("10.77.0.2:1"), ap("192.168.9.9:1"), ap("[2001:db8::1]:1"), ap("[fd77::2]:1"), ap("[fe80::1%eth0]:1")}
+	if got := SortAddrs(in, local); !slices.Equal(got, want) {
+		t.Errorf("SortAddrs = %v, want %v", got, want)
+	}
+	if in[0] != ap("[fe80::1%eth0]:1") {
+		t.Error("SortAddrs modified its input")
+	}
+}
