@@ -377,6 +377,15 @@ func writeCode(err error) proto.Code {
 	return proto.CodeIO
 }
 
+// errReasonNoPath is err without the operation and path of a PathError.
+func errReasonNoPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
 // errReason is err's message without the operation and path, which would
 // only repeat the temporary file's name.
 func errReason(err error) string {
@@ -479,6 +488,8 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 			return "", fmt.Errorf("creating directory %s: %w", Escape(p), err)
 		}
 		names[foldKey(cand)] = true
+		// Mkdir's mode is filtered by the umask; the inbox promises 0755.
+		_ = t.in.root.Chmod(p, dirMode)
 		t.created = append(t.created, p)
 		t.dirs[offered] = p
 		return p, nil
@@ -522,6 +533,11 @@ func (t *transfer) commit() {
 	t.in.mu.Lock()
 	defer t.in.mu.Unlock()
 	touched := map[string]bool{}
+	type dirTime struct {
+		path  string
+		mtime time.Time
+	}
+	var dirTimes []dirTime
 	for i, e := range t.offer.Entries {
 		if !t.accepted[i] || t.results[i].Status != 0 {
 			continue
@@ -534,6 +550,7 @@ func (t *transfer) commit() {
 			}
 			t.results[i] = proto.Result{Status: proto.Saved, SavedAs: d}
 			touched[path.Dir(d)] = true
+			dirTimes = append(dirTimes, dirTime{d, e.MTime})
 			continue
 		}
 		dir := path.Dir(t.temps[i])
@@ -548,6 +565,18 @@ func (t *transfer) commit() {
 	}
 	for _, d := range t.created {
 		touched[path.Dir(d)] = true
+	}
+	// Directory times last, deepest first, since adding entries to a
+	// directory changes its mtime. Only directories this transfer created
+	// take the sender's time; a merged-into one keeps its own.
+	created := map[string]bool{}
+	for _, d := range t.created {
+		created[d] = true
+	}
+	for i := len(dirTimes) - 1; i >= 0; i-- {
+		if dt := dirTimes[i]; created[dt.path] && !dt.mtime.IsZero() {
+			_ = t.in.root.Chtimes(dt.path, dt.mtime, dt.mtime)
+		}
 	}
 	for d := range touched {
 		syncDir(t.in.root, d)

@@ -40,7 +40,7 @@ func Collect(paths []string, warn func(path, reason string)) ([]Item, error) {
 		}
 		fi, err := os.Stat(abs)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", p, errReasonNoPath(err))
 		}
 		base := filepath.Base(abs)
 		if base == string(filepath.Separator) || base == "." {

@@ -78,6 +78,9 @@ func TestReceivedFilesKeepMTimeAndSafeModes(t *testing.T) {
 	if err := os.Chmod(filepath.Join(src, "d"), 0o1777); err != nil {
 		t.Fatal(err)
 	}
+	must(t, os.Chtimes(filepath.Join(src, "d"), mtime, mtime))
+	old := syscall.Umask(0o077) // the inbox's modes must not depend on the umask
+	defer syscall.Umask(old)
 	in := newInbox(t, InboxConfig{})
 	o := transferOver(t, tcpPair, in, collect(t, filepath.Join(src, "x.sh"), filepath.Join(src, "d")), nil)
 	if o.sendErr != nil {
@@ -99,6 +102,9 @@ func TestReceivedFilesKeepMTimeAndSafeModes(t *testing.T) {
 	}
 	if di.Mode() != os.ModeDir|0o755 {
 		t.Errorf("dir mode %v, want drwxr-xr-x", di.Mode())
+	}
+	if !di.ModTime().Equal(mtime) {
+		t.Errorf("dir mtime %v, want %v", di.ModTime(), mtime)
 	}
 }
 

@@ -68,7 +68,9 @@ func send(ctx context.Context, a sendArgs) error {
 		}
 		bar.Finish()
 	}
-	if rep != nil {
+	// With more than one item, list every one that failed; the error
+	// names the first (or the only one).
+	if rep != nil && len(rep.Results) > 1 {
 		for i, res := range rep.Results {
 			if res.Status == proto.Failed || res.Status == proto.Refused {
 				fmt.Fprintf(a.stderr, "lanshare: not saved: %s: %s\n", peer.Escape(rep.Items[i].Entry.Path), peer.Escape(res.Reason))

@@ -12,6 +12,10 @@ import (
 )
 
 func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
+	// Catch signals before anything is printed, so that a stop right after
+	// the address appears is a clean shutdown, not a kill.
+	ctx, stop := signalContext(ctx)
+	defer stop()
 	logger := log.New(stdout, "", 0)
 	cfg.OnTransfer = func(in peer.Incoming) { logTransfer(logger, in) }
 	agent, err := peer.New(cfg)
@@ -21,8 +25,6 @@ func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
 	defer agent.Close()
 	fmt.Fprintf(stdout, "listening on %s\n", agent.Addr())
 	logger.Printf("%s sharing %s as %s", stamp(time.Now()), peer.Escape(cfg.Dir), peer.Escape(cfg.Name))
-	ctx, stop := signalContext(ctx)
-	defer stop()
 	if err := agent.Serve(ctx); err != nil {
 		return err
 	}
