@@ -42,6 +42,8 @@ func TestMain(m *testing.M) {
 		err = childAgent(cfg, out)
 	case "browse":
 		err = childBrowse(cfg, out)
+	case "watch":
+		err = childWatch(cfg, out)
 	default:
 		if f := extraChildren[mode]; f != nil {
 			err = f(cfg, out)
@@ -152,6 +154,23 @@ func childBrowse(c childCfg, out *childOut) error {
 	}
 	out.put(msg{Ev: "result", Peers: peers, Millis: time.Since(start).Milliseconds()})
 	return nil
+}
+
+// childWatch runs Watch until stdin closes, printing events.
+func childWatch(c childCfg, out *childOut) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	out.put(msg{Ev: "ready"})
+	err := Watch(ctx, c.Ifaces, func(ev Event) {
+		p := ev.Peer
+		out.put(msg{Ev: ev.Kind.String(), Peer: &p})
+	})
+	out.put(msg{Ev: "stopped"})
+	return err
 }
 
 // child is a running child process seen from the parent.

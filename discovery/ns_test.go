@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,4 +126,31 @@ func TestSameDisplayName(t *testing.T) {
 	}
 	c.waitFor(3*time.Second, "bob1", completePeer("1111aaaa"))
 	c.waitFor(3*time.Second, "bob2", completePeer("2222bbbb"))
+
+	// A one-shot Browse in the same namespace shares port 5353 with the
+	// three agents and lists each once.
+	br := startChild(t, h, "browse", "browse", childCfg{WaitMillis: 500})
+	res := br.waitFor(10*time.Second, "browse result", func(m msg) bool { return m.Ev == "result" })
+	var ids []string
+	for _, p := range res.Peers {
+		ids = append(ids, p.ID)
+	}
+	if strings.Join(ids, ",") != "1111aaaa,2222bbbb,3333cccc" {
+		t.Errorf("browse in the agents' namespace found %v", ids)
+	}
+}
+
+// TestWatch: Watch reports an agent coming and going without advertising
+// itself.
+func TestWatch(t *testing.T) {
+	lab := netlab.New(t, 2)
+	w := startChild(t, lab.Host(0), "watch", "watch", childCfg{})
+	w.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	b := startChild(t, lab.Host(1), "bob", "agent", agentCfg("bob", "bbbb2222", 4002))
+	b.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	w.waitFor(3*time.Second, "bob up", completePeer("bbbb2222"))
+	b.expectNone(500*time.Millisecond, "a peer (the watcher must not advertise)", func(m msg) bool { return m.Ev == "up" })
+	b.stop()
+	w.waitFor(2*time.Second, "bob down", peerEvent(PeerDown, "bbbb2222"))
+	w.stop()
 }

@@ -415,6 +415,9 @@ func (s *Service) send(rs *runState, b []byte, st *ifState, dst netip.AddrPort) 
 				st.v6 = false
 			}
 		}
+		if errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.ENXIO) {
+			rs.nextPoll = time.Now() // the interface went away: resync now
+		}
 		s.log.printf("send:"+st.info.Name, "sending to %v on %s: %v", dst, st.info.Name, err)
 		return
 	}
