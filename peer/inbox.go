@@ -295,7 +295,6 @@ func (t *transfer) fail(i int, code proto.Code, reason string) {
 // written is read and discarded so the stream stays in step; an error
 // reading the stream ends the transfer.
 func (t *transfer) receiveFiles(br *bufio.Reader) error {
-	buf := make([]byte, bufSize)
 	t.elapsed = make([]time.Duration, len(t.offer.Entries))
 	for i, e := range t.offer.Entries {
 		if !t.accepted[i] || e.Kind != proto.KindFile {
@@ -310,23 +309,29 @@ func (t *transfer) receiveFiles(br *bufio.Reader) error {
 		if err != nil {
 			werr = err
 		}
-		h := proto.NewDigest()
+		var w io.Writer
+		if f != nil && werr == nil {
+			w = f
+		}
+		sink := newSink(w, e.Size)
 		for left := e.Size; left > 0; {
-			n := uint64(len(buf))
-			if left < n {
-				n = left
+			chunk := sink.buffer()
+			if uint64(len(chunk)) > left {
+				chunk = chunk[:left]
 			}
-			if _, err := io.ReadFull(br, buf[:n]); err != nil {
+			if _, err := io.ReadFull(br, chunk); err != nil {
+				sink.close()
 				if f != nil {
 					f.Close()
 				}
 				return fmt.Errorf("receiving %s: %w", Escape(e.Path), unexpected(err))
 			}
-			h.Write(buf[:n])
-			if f != nil && werr == nil {
-				_, werr = f.Write(buf[:n])
-			}
-			left -= n
+			sink.write(chunk)
+			left -= uint64(len(chunk))
+		}
+		digest, serr := sink.close()
+		if werr == nil {
+			werr = serr
 		}
 		fe, err := proto.ReadFileEnd(br)
 		if err != nil {
@@ -354,7 +359,7 @@ func (t *transfer) receiveFiles(br *bufio.Reader) error {
 			t.fail(i, fe.Code, "sender: "+fe.Reason)
 		case werr != nil:
 			t.fail(i, writeCode(werr), "could not write: "+errReason(werr))
-		case [proto.DigestSize]byte(h.Sum(nil)) != fe.Digest:
+		case digest != fe.Digest:
 			t.fail(i, proto.CodeDigest, "digest mismatch: the file was corrupted in transit")
 		}
 		t.elapsed[i] = time.Since(t.start)

@@ -16,11 +16,9 @@ var mtime = time.Unix(1700000000, 0)
 // golden is one message with its exact encoding, written out by hand from
 // PROTOCOL.md so that a change in the byte layout cannot go unnoticed.
 type golden struct {
-	name  string
-	msg   any
-	hex   string
-	write func(io.Writer, any) error
-	read  func(io.Reader) (any, error)
+	name string
+	msg  any
+	hex  string
 }
 
 func hx(parts ...string) string { return strings.ReplaceAll(strings.Join(parts, ""), " ", "") }

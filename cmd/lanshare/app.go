@@ -70,12 +70,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			{
 				Name:  "serve",
 				Usage: "run the agent: receive files into the shared folder",
-				Description: fmt.Sprintf(`Listens for transfers and accepts them into the shared folder.
+				Description: `Listens for transfers and accepts them into the shared folder.
 The first line of output is the address the agent listens on.
 
 Examples:
    lanshare serve
-   lanshare serve --dir ~/Inbox --listen :0`),
+   lanshare serve --dir ~/Inbox --listen :0`,
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "dir", Usage: "shared folder (created if missing)", Value: def.Dir, EnvVars: []string{"LANSHARE_DIR"}},
 					&cli.StringFlag{Name: "name", Usage: "display name", Value: def.Name, EnvVars: []string{"LANSHARE_NAME"}},
