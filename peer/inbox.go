@@ -295,6 +295,7 @@ func (t *transfer) fail(i int, code proto.Code, reason string) {
 // written is read and discarded so the stream stays in step; an error
 // reading the stream ends the transfer.
 func (t *transfer) receiveFiles(br *bufio.Reader) error {
+	buf := make([]byte, bufSize)
 	t.elapsed = make([]time.Duration, len(t.offer.Entries))
 	for i, e := range t.offer.Entries {
 		if !t.accepted[i] || e.Kind != proto.KindFile {
@@ -313,7 +314,7 @@ func (t *transfer) receiveFiles(br *bufio.Reader) error {
 		if f != nil && werr == nil {
 			w = f
 		}
-		sink := newSink(w, e.Size)
+		sink := newSink(w, e.Size, buf)
 		for left := e.Size; left > 0; {
 			chunk := sink.buffer()
 			if uint64(len(chunk)) > left {

@@ -26,10 +26,12 @@ type sink struct {
 	cur        []byte
 }
 
-func newSink(w io.Writer, size uint64) *sink {
+// newSink returns a sink for a file of size bytes. Small files are read
+// into buf, which the caller reuses from file to file.
+func newSink(w io.Writer, size uint64, buf []byte) *sink {
 	s := &sink{w: w, h: proto.NewDigest()}
 	if size < pipelineMin {
-		s.cur = make([]byte, bufSize)
+		s.cur = buf
 		return s
 	}
 	const buffers = 4
