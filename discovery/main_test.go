@@ -348,6 +348,23 @@ func (c *child) kill() {
 	c.exit <- err
 }
 
+// pollStats asks an agent child for its Stats until ok accepts them.
+func (c *child) pollStats(timeout time.Duration, what string, ok func(Stats) bool) Stats {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c.send("stats")
+		st := *c.waitFor(timeout, "stats", func(m msg) bool { return m.Ev == "stats" }).Stats
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s: stats %+v: want %s", c.name, st, what)
+		}
+		// Each round trip through the child paces the polling.
+	}
+}
+
 func (c *child) send(line string) {
 	c.t.Helper()
 	if _, err := io.WriteString(c.stdin, line+"\n"); err != nil {

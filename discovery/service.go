@@ -33,7 +33,7 @@ type Stats struct {
 	Malformed uint64 // packets or responses that could not be used
 	Ignored   uint64 // records about other services, or responses from a port other than 5353
 	Conflicts uint64 // claims ignored because they named a known instance with another id
-	Dropped   uint64 // packets dropped because the loop was busy, or peers because the table was full
+	Dropped   uint64 // new peers refused because the table was full
 	Sent      uint64 // packets sent
 }
 
@@ -55,7 +55,7 @@ type Service struct {
 
 	log *logLimiter
 
-	received, malformed, ignored, dropped, sent atomic.Uint64
+	received, malformed, ignored, sent atomic.Uint64
 
 	mu      sync.Mutex
 	table   *table
@@ -113,7 +113,7 @@ func (s *Service) Stats() Stats {
 		Malformed: s.malformed.Load(),
 		Ignored:   s.ignored.Load(),
 		Conflicts: uint64(conflicts),
-		Dropped:   s.dropped.Load() + uint64(full),
+		Dropped:   uint64(full),
 		Sent:      s.sent.Load(),
 	}
 }
@@ -250,10 +250,12 @@ func (s *Service) Run(ctx context.Context) error {
 				time.Sleep(10 * time.Millisecond) // don't spin on a persistent error
 				continue
 			}
+			// Block rather than drop: while the loop is busy, packets wait
+			// in the socket buffer, and only a real flood overflows it.
 			select {
 			case pkts <- p:
-			default:
-				s.dropped.Add(1)
+			case <-ctx.Done():
+				return
 			}
 		}
 	}
