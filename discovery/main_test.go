@@ -28,7 +28,7 @@ const (
 func TestMain(m *testing.M) {
 	mode := os.Getenv(envChild)
 	if mode == "" {
-		os.Exit(m.Run())
+		os.Exit(netlab.Main(m))
 	}
 	var cfg childCfg
 	if err := json.Unmarshal([]byte(os.Getenv(envChildCfg)), &cfg); err != nil {

@@ -25,7 +25,9 @@
 // after the lab was made (cleanups run last-in first-out).
 //
 // Labs need root (CAP_SYS_ADMIN and CAP_NET_ADMIN) and the ip(8) tool; Skip
-// skips a test with the reason when they are missing.
+// skips a test with the reason when they are missing. A package whose
+// TestMain calls Main also runs its labs for an unprivileged user, inside a
+// user namespace (see Main).
 package netlab
 
 import (
@@ -62,7 +64,13 @@ func Available() error {
 
 func probe() error {
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("%w: not running as root (namespaces and veths need CAP_NET_ADMIN/CAP_SYS_ADMIN)", ErrUnavailable)
+		why := "not root (labs need CAP_NET_ADMIN and CAP_SYS_ADMIN)"
+		if err := userNSUsable(); err != nil {
+			why += ", and no user namespaces either: " + err.Error()
+		} else {
+			why += "; call netlab.Main from TestMain to run the tests in a user namespace"
+		}
+		return fmt.Errorf("%w: %s", ErrUnavailable, why)
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		return fmt.Errorf("%w: ip(8) not found: %v", ErrUnavailable, err)

@@ -22,7 +22,7 @@ const (
 func TestMain(m *testing.M) {
 	switch os.Getenv(envMode) {
 	case "":
-		os.Exit(m.Run())
+		os.Exit(Main(m))
 	case "listen":
 		os.Exit(childListen(os.Getenv(envAddr)))
 	case "send":
