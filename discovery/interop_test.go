@@ -74,3 +74,21 @@ func TestHashicorpClientFindsUs(t *testing.T) {
 		t.Errorf("mdns.Query entry = %+v (name %q, want %q)", p, p.Instance, wantName)
 	}
 }
+
+// TestSharesPortWithAnotherStack: another mDNS stack bound to port 5353 in
+// the same namespace (hashicorp/mdns's client: net.ListenMulticastUDP, which
+// sets only SO_REUSEADDR, as avahi may) works next to a running agent, and
+// the agent keeps working next to it.
+func TestSharesPortWithAnotherStack(t *testing.T) {
+	h := netlab.Single(t)
+	a := startChild(t, h, "alice", "agent", agentCfg("alice", "aaaa1111", 4001))
+	a.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	q := startChild(t, h, "hashicorp", "hashiquery", childCfg{WaitMillis: 1000, Ifaces: []string{"lo"}})
+	res := q.waitFor(10*time.Second, "result", func(m msg) bool { return m.Ev == "result" })
+	if len(res.Peers) != 1 || res.Peers[0].TXT["id"] != "aaaa1111" {
+		t.Fatalf("mdns.Query next to the agent found %+v", res.Peers)
+	}
+	b := startChild(t, h, "bob", "agent", agentCfg("bob", "bbbb2222", 4002))
+	b.waitFor(3*time.Second, "alice", completePeer("aaaa1111"))
+	a.waitFor(3*time.Second, "bob", completePeer("bbbb2222"))
+}

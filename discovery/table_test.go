@@ -333,3 +333,28 @@ func TestSortAddrs(t *testing.T) {
 		t.Error("SortAddrs modified its input")
 	}
 }
+
+// TestPeerOnTwoInterfaces: a peer heard on two interfaces keeps the
+// addresses of both, and survives losing one of them.
+func TestPeerOnTwoInterfaces(t *testing.T) {
+	tb := newTable("")
+	on0 := peerZone("bob", "bbbb2222", 4242, 120, "10.77.0.2", "fe80::2")
+	on1 := peerZone("bob", "bbbb2222", 4242, 120, "10.77.1.2", "fe80::2")
+	tb.apply(wire(t, on0.announcement()), "eth0", t0)
+	evs := tb.apply(wire(t, on1.announcement()), "eth1", t0)
+	if len(evs) != 1 || evs[0].Kind != PeerUpdate {
+		t.Fatalf("second interface: %v", evs)
+	}
+	got := evs[0].Peer.Addrs
+	want := []netip.AddrPort{
+		netip.MustParseAddrPort("10.77.0.2:4242"), netip.MustParseAddrPort("10.77.1.2:4242"),
+		netip.MustParseAddrPort("[fe80::2%eth0]:4242"), netip.MustParseAddrPort("[fe80::2%eth1]:4242"),
+	}
+	if !slices.Equal(got, want) || evs[0].Peer.Iface != "eth0" {
+		t.Errorf("addrs %v on %s, want %v on eth0", got, evs[0].Peer.Iface, want)
+	}
+	evs = tb.dropIface("eth0")
+	if len(evs) != 1 || evs[0].Kind != PeerUpdate || evs[0].Peer.Iface != "eth1" || len(evs[0].Peer.Addrs) != 2 {
+		t.Errorf("after losing eth0: %v", evs)
+	}
+}

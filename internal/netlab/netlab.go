@@ -214,7 +214,7 @@ func (l *Lab) Attach(h *Host, seg int) Iface {
 }
 
 // Single makes one isolated namespace with only loopback, up and
-// multicast-capable, with the multicast route on lo: one segment on which
+// multicast-capable, with IPv4 and IPv6 multicast routes on lo: one segment on which
 // several processes started with Host.Command can reach each other. It skips
 // t when namespaces are unavailable and is removed in t.Cleanup.
 func Single(t testing.TB) *Host {
@@ -227,6 +227,8 @@ func Single(t testing.TB) *Host {
 	// src: without it the kernel picks 0.0.0.0, since 127.0.0.1 has host
 	// scope and the route link scope.
 	l.ip(h.NS, "route", "add", "224.0.0.0/4", "dev", "lo", "src", "127.0.0.1")
+	// Loopback gets no IPv6 multicast route of its own.
+	l.ip(h.NS, "-6", "route", "add", "ff00::/8", "dev", "lo", "table", "local")
 	l.hosts = append(l.hosts, h)
 	return h
 }
