@@ -153,4 +153,10 @@ func TestWatch(t *testing.T) {
 	b.stop()
 	w.waitFor(2*time.Second, "bob down", peerEvent(PeerDown, "bbbb2222"))
 	w.stop()
+	// Regression: a browse-only service once woke for announcements it
+	// never sent, spinning a core.
+	ps := w.cmd.ProcessState
+	if cpu := ps.UserTime() + ps.SystemTime(); cpu > time.Second {
+		t.Errorf("the watcher used %v of CPU while idle", cpu)
+	}
 }

@@ -535,8 +535,10 @@ func (s *Service) syncIfaces(rs *runState, now time.Time) {
 		}
 		st.v4, st.v6 = st.j4 && info.has4(), st.j6 && info.has6()
 		st.announceAt = st.announceAt[:0]
-		for _, off := range announceOffsets {
-			st.announceAt = append(st.announceAt, now.Add(off))
+		if s.advertise {
+			for _, off := range announceOffsets {
+				st.announceAt = append(st.announceAt, now.Add(off))
+			}
 		}
 		changed = true
 	}
