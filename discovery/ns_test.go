@@ -110,6 +110,13 @@ func TestPeerExpiresAtTTL(t *testing.T) {
 	} else {
 		t.Logf("bob expired %v after the kill (TTL 3s)", d)
 	}
+	a.stop()
+	ps := a.cmd.ProcessState
+	cpu := ps.UserTime() + ps.SystemTime()
+	t.Logf("alice used %v of CPU", cpu)
+	if cpu > 2*time.Second {
+		t.Errorf("alice used %v of CPU in a mostly idle run", cpu)
+	}
 }
 
 // TestSameDisplayName: two agents both called "bob" get distinct instance

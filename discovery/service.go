@@ -317,7 +317,9 @@ func (s *Service) due(rs *runState, now time.Time) {
 	}
 	s.mu.Lock()
 	s.publish(s.table.expire(now))
-	refresh := s.browseOffsets == nil && s.table.refreshDue(now)
+	// Advance the refresh points even for a one-shot browse, which does not
+	// act on them, so they never stay due (and wake us) forever.
+	refresh := s.table.refreshDue(now) && s.browseOffsets == nil
 	s.mu.Unlock()
 	if refresh || (!rs.nextQuery.IsZero() && !now.Before(rs.nextQuery)) {
 		for _, st := range rs.ifs {
