@@ -20,7 +20,9 @@
 // for tests that need several processes on one segment.
 //
 // All names carry the test process id and a counter, so labs in parallel
-// tests and packages never clash; everything is removed in t.Cleanup. Tests
+// tests and packages never clash; everything is removed in t.Cleanup, and
+// namespaces left behind by a test process that was killed are removed by
+// the next lab. Tests
 // that start processes inside a host must stop them in a cleanup registered
 // after the lab was made (cleanups run last-in first-out).
 //
@@ -38,9 +40,11 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -83,6 +87,33 @@ func probe() error {
 		return fmt.Errorf("%w: ip netns del: %v: %s", ErrUnavailable, err, bytes.TrimSpace(out))
 	}
 	return nil
+}
+
+var sweepOnce sync.Once
+
+// sweepStale removes namespaces left by lab users that died without cleaning
+// up (a test binary killed on timeout): names "lslab<pid>-..." whose process
+// no longer exists. Names of live processes, and any other names, are left
+// alone.
+func sweepStale() {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "lslab") {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(strings.TrimPrefix(f[0], "lslab"), "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = exec.Command("ip", "netns", "del", f[0]).Run()
+		}
+	}
 }
 
 // Skip skips t, with the reason, when labs cannot be built here.
@@ -131,6 +162,7 @@ type Iface struct {
 func New(t testing.TB, n int) *Lab {
 	t.Helper()
 	Skip(t)
+	sweepOnce.Do(sweepStale)
 	l := &Lab{t: t, prefix: fmt.Sprintf("lslab%d-%d", os.Getpid(), labSeq.Add(1))}
 	l.sw = l.prefix + "-sw"
 	l.addNS(l.sw)
@@ -220,6 +252,7 @@ func (l *Lab) Attach(h *Host, seg int) Iface {
 func Single(t testing.TB) *Host {
 	t.Helper()
 	Skip(t)
+	sweepOnce.Do(sweepStale)
 	l := &Lab{t: t, prefix: fmt.Sprintf("lslab%d-%d", os.Getpid(), labSeq.Add(1))}
 	h := &Host{NS: l.prefix + "-lo", t: t, lab: l}
 	l.addNS(h.NS)

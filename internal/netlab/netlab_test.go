@@ -240,3 +240,23 @@ func TestAvailableExplainsWhy(t *testing.T) {
 		t.Fatalf("Available() = %v: want an error naming netlab", err)
 	}
 }
+
+func TestSweepRemovesOnlyDeadOwners(t *testing.T) {
+	Skip(t)
+	// A pid that cannot exist (above pid_max) stands for a dead test process.
+	dead := "lslab999999999-1-sw"
+	mine := fmt.Sprintf("lslab%d-sweeptest", os.Getpid())
+	for _, n := range []string{dead, mine} {
+		if out, err := exec.Command("ip", "netns", "add", n).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns add %s: %v: %s", n, err, out)
+		}
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n).Run() })
+	}
+	sweepStale()
+	if nsExists(t, dead) {
+		t.Error("namespace of a dead process survived the sweep")
+	}
+	if !nsExists(t, mine) {
+		t.Error("the sweep removed a live process's namespace")
+	}
+}
