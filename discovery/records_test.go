@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -286,5 +287,21 @@ func TestBuildResponseKnownAnswerSuppression(t *testing.T) {
 	q.Answer = []dns.RR{knownPTR(z.instance, 30)}
 	if resp, _ := buildResponse(z, q, mdnsPort); resp == nil {
 		t.Error("suppressed although the known answer is past half its TTL")
+	}
+}
+
+// TestAnnouncementSchedule pins RFC 6762 §8.3: at least two unsolicited
+// announcements, the first at once, one second or more apart.
+func TestAnnouncementSchedule(t *testing.T) {
+	if len(announceOffsets) < 2 || announceOffsets[0] != 0 {
+		t.Fatalf("announcements at %v", announceOffsets)
+	}
+	for i := 1; i < len(announceOffsets); i++ {
+		if gap := announceOffsets[i] - announceOffsets[i-1]; gap < time.Second {
+			t.Errorf("announcements %d and %d only %v apart", i-1, i, gap)
+		}
+	}
+	if len(browseOffsets) < 2 || browseOffsets[len(browseOffsets)-1] >= DefaultBrowseWait/2 {
+		t.Errorf("one-shot browse queries at %v: want two, early in a %v wait", browseOffsets, DefaultBrowseWait)
 	}
 }
