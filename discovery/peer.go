@@ -9,7 +9,9 @@ import (
 )
 
 // Peer is one lanshare instance seen on the network. Values are snapshots:
-// the caller owns them, including the slices and map.
+// the caller owns them, including the slices and map. Every string comes from
+// the network unverified (it may hold any byte, terminal escapes included):
+// quote or sanitize it before printing.
 type Peer struct {
 	// Instance is the DNS-SD instance label, unescaped (e.g. "bob (3fa2)").
 	// It identifies the peer in the table.
