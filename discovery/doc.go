@@ -34,7 +34,9 @@
 //     ends;
 //   - answers queries by multicast (unicast only for QU questions and legacy
 //     queries from ports other than 5353), with IP TTL 255, honouring known
-//     answers;
+//     answers; multicast answers on an interface are at least 250 ms apart
+//     (queries in between are answered together), so a query flood cannot
+//     turn into a response flood;
 //   - browses continuously: queries at start and then after 1 s, 2 s, 4 s
 //     ... up to a minute, plus a cache refresh at 80-95 % of a peer's TTL;
 //     a peer that says goodbye leaves the table at once, one that vanishes

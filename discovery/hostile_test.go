@@ -19,6 +19,29 @@ import (
 func init() {
 	extraChildren["sniff"] = childSniff
 	extraChildren["attack"] = childAttack
+	extraChildren["queryflood"] = childQueryFlood
+}
+
+// childQueryFlood multicasts 50 browse queries from port 5353 within about
+// 200ms.
+func childQueryFlood(c childCfg, out *childOut) error {
+	p, ifi, err := mdnsSocket(c.Ifaces[0])
+	if err != nil {
+		return err
+	}
+	b, err := browseQuery(nil, false).Pack()
+	if err != nil {
+		return err
+	}
+	out.put(msg{Ev: "start"})
+	for i := 0; i < 50; i++ {
+		if _, err := p.WriteTo(b, &ipv4.ControlMessage{IfIndex: ifi.Index}, &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353}); err != nil {
+			return err
+		}
+		time.Sleep(4 * time.Millisecond) // pacing the flood, not ordering the test
+	}
+	out.put(msg{Ev: "done"})
+	return nil
 }
 
 // mdnsSocket binds 0.0.0.0:5353 next to the agents and joins the group on
@@ -58,7 +81,7 @@ func childSniff(c childCfg, out *childOut) error {
 		if err != nil || !m.Response || cm == nil {
 			continue
 		}
-		out.put(msg{Ev: "response", Text: fmt.Sprintf("ttl=%d dst=%v src=%v answers=%d", cm.TTL, cm.Dst, src, len(m.Answer))})
+		out.put(msg{Ev: "response", Text: fmt.Sprintf("ttl=%d dst=%v src=%v answers=%d extra=%d", cm.TTL, cm.Dst, src, len(m.Answer), len(m.Extra))})
 	}
 }
 
@@ -197,4 +220,34 @@ func TestInterfaceAppearsAndGoes(t *testing.T) {
 	lab.Host(0).IP("link", "del", ifc.Name)
 	m = a.waitFor(pollInterval+3*time.Second, "carol gone with the interface", peerEvent(PeerDown, "cccc3333"))
 	t.Logf("carol left alice's table %v after %s was removed", m.At.Sub(unplugged), ifc.Name)
+}
+
+// TestQueryFloodDoesNotFloodTheLink: 50 queries in 200ms get a handful of
+// multicast answers (spaced by minAnswerGap), not 50.
+func TestQueryFloodDoesNotFloodTheLink(t *testing.T) {
+	lab := netlab.New(t, 3)
+	a := startChild(t, lab.Host(0), "alice", "agent", agentCfg("alice", "aaaa1111", 4001))
+	a.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	sn := startChild(t, lab.Host(1), "sniffer", "sniff", childCfg{Ifaces: []string{"eth0"}})
+	sn.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	fl := startChild(t, lab.Host(2), "flood", "queryflood", childCfg{Ifaces: []string{"eth0"}})
+	start := fl.waitFor(10*time.Second, "start", func(m msg) bool { return m.Ev == "start" })
+	done := fl.waitFor(10*time.Second, "done", func(m msg) bool { return m.Ev == "done" })
+	// Collect what the sniffer saw until well after the last held-back
+	// answer was due.
+	sn.expectNone(time.Until(done.At.Add(3*minAnswerGap)), "nothing", func(msg) bool { return false })
+	answers := 0
+	from := fmt.Sprintf("src=%v:5353", lab.Host(0).Addr())
+	for _, m := range sn.seen {
+		if m.Ev == "response" && strings.Contains(m.Text, from) && !strings.HasSuffix(m.Text, "extra=0") && !m.At.Before(start.At) {
+			answers++
+		}
+	}
+	t.Logf("alice answered 50 queries in %v with %d multicast responses", done.At.Sub(start.At), answers)
+	if answers < 1 || answers > 2+int(done.At.Sub(start.At)/minAnswerGap) {
+		for _, m := range sn.seen {
+			t.Logf("sniffed at %+v: %s", m.At.Sub(start.At), m.Text)
+		}
+		t.Errorf("alice sent %d multicast answers to a 50-query flood", answers)
+	}
 }

@@ -20,6 +20,12 @@ const (
 	// maxQueryDelay caps the browse backoff (1s, 2s, 4s, ... 60s).
 	maxQueryDelay = 60 * time.Second
 	logEvery      = 30 * time.Second
+	// minAnswerGap spaces our multicast answers on one interface, so a
+	// query flood cannot make us flood the link. RFC 6762 §6 asks for one
+	// second per record; we use less so that a one-shot Browse with a one
+	// second wait always hears us, and answer the queries of the gap
+	// together at its end.
+	minAnswerGap = 250 * time.Millisecond
 )
 
 // announceOffsets are when we announce after starting on an interface (RFC
@@ -185,6 +191,12 @@ type ifState struct {
 	j4, j6     bool        // joined the group for this family
 	v4, v6     bool        // joined, and sending works for this family
 	announceAt []time.Time // pending announcements
+
+	// Multicast answers per family (0 IPv4, 1 IPv6) are spaced at least
+	// minAnswerGap apart; queries arriving sooner are answered together,
+	// once, when the gap has passed.
+	answerNext    [2]time.Time
+	answerPending [2]bool
 }
 
 // runState is owned by Run's goroutine.
@@ -313,6 +325,7 @@ func (s *Service) due(rs *runState, now time.Time) {
 				st.announceAt = st.announceAt[1:]
 				s.sendAll(rs, st, s.zoneFor(st.info).announcement())
 			}
+			s.sendPendingAnswers(rs, st, now)
 		}
 	}
 	s.mu.Lock()
@@ -361,6 +374,11 @@ func (s *Service) nextWake(rs *runState) time.Time {
 	for _, st := range rs.ifs {
 		if len(st.announceAt) > 0 {
 			upd(st.announceAt[0])
+		}
+		for fam := range st.answerPending {
+			if st.answerPending[fam] {
+				upd(st.answerNext[fam])
+			}
 		}
 	}
 	s.mu.Lock()
@@ -484,14 +502,40 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 		s.log.printf("pack", "packing response: %v", err)
 		return
 	}
-	dst := group4
-	if p.src.Addr().Is6() {
-		dst = group6
-	}
 	if unicast {
-		dst = p.src
+		s.send(rs, b, st, p.src)
+		return
 	}
+	fam, dst := 0, group4
+	if p.src.Addr().Is6() {
+		fam, dst = 1, group6
+	}
+	if now.Before(st.answerNext[fam]) {
+		st.answerPending[fam] = true
+		return
+	}
+	st.answerNext[fam] = now.Add(minAnswerGap)
 	s.send(rs, b, st, dst)
+}
+
+// sendPendingAnswers sends the answer held back by minAnswerGap: our whole
+// record set, which answers whatever was asked meanwhile.
+func (s *Service) sendPendingAnswers(rs *runState, st *ifState, now time.Time) {
+	for fam, dst := range [2]netip.AddrPort{group4, group6} {
+		if !st.answerPending[fam] || now.Before(st.answerNext[fam]) {
+			continue
+		}
+		st.answerPending[fam] = false
+		st.answerNext[fam] = now.Add(minAnswerGap)
+		q := browseQuery(nil, false)
+		resp, _ := buildResponse(s.zoneFor(st.info), q, mdnsPort)
+		b, err := resp.Pack()
+		if err != nil {
+			s.log.printf("pack", "packing response: %v", err)
+			continue
+		}
+		s.send(rs, b, st, dst)
+	}
 }
 
 // syncIfaces brings the served interfaces in line with the system's.
