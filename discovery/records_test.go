@@ -305,3 +305,31 @@ func TestAnnouncementSchedule(t *testing.T) {
 		t.Errorf("one-shot browse queries at %v: want two, early in a %v wait", browseOffsets, DefaultBrowseWait)
 	}
 }
+
+// TestOwnQueryRecognised: our looped-back query is not answered, while the
+// same question from another process on our address (other ID) or from
+// another host is.
+func TestOwnQueryRecognised(t *testing.T) {
+	s, err := New(validConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st := &ifState{info: ifaceInfo{Name: "eth0", Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("fe80::1")}}}
+	q := s.query(st, t0)
+	if q.Id == 0 {
+		t.Fatal("our query has ID 0; it cannot be told from others")
+	}
+	me := netip.MustParseAddrPort("10.77.0.1:5353")
+	if !s.ownQuery(st, q, me) || !s.ownQuery(st, q, netip.MustParseAddrPort("[fe80::1%eth0]:5353")) {
+		t.Error("own looped-back query not recognised")
+	}
+	other := q.Copy()
+	other.Id = q.Id + 1
+	if s.ownQuery(st, other, me) {
+		t.Error("another local process's query taken for ours")
+	}
+	if s.ownQuery(st, q, netip.MustParseAddrPort("10.77.0.2:5353")) {
+		t.Error("a query from another host taken for ours")
+	}
+}

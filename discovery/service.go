@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -58,6 +59,10 @@ type Service struct {
 	// onReady, if set, is called once the sockets are open and the first
 	// interfaces joined (tests).
 	onReady func()
+	// queryID marks our own queries, so we recognise them when multicast
+	// loopback brings them back and do not answer ourselves. RFC 6762
+	// §18.1 only says the ID of a multicast query SHOULD be zero.
+	queryID uint16
 
 	log *logLimiter
 
@@ -93,6 +98,7 @@ func newService(cfg Config, advertise bool) *Service {
 		cfg:       cfg,
 		advertise: advertise,
 		log:       newLogLimiter(cfg.Logf, logEvery),
+		queryID:   uint16(rand.N(65535) + 1),
 		table:     newTable(""),
 		subs:      map[*subscriber]struct{}{},
 	}
@@ -396,7 +402,9 @@ func (s *Service) query(st *ifState, now time.Time) *dns.Msg {
 	for inst, ttl := range known {
 		rrs = append(rrs, knownPTR(inst, ttl))
 	}
-	return browseQuery(rrs, false)
+	q := browseQuery(rrs, false)
+	q.Id = s.queryID
+	return q
 }
 
 func (s *Service) zoneFor(info ifaceInfo) *zone {
@@ -490,7 +498,7 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 		s.mu.Unlock()
 		return
 	}
-	if !s.advertise {
+	if !s.advertise || s.ownQuery(st, m, p.src) {
 		return
 	}
 	resp, unicast := buildResponse(s.zoneFor(st.info), m, int(p.src.Port()))
@@ -516,6 +524,11 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 	}
 	st.answerNext[fam] = now.Add(minAnswerGap)
 	s.send(rs, b, st, dst)
+}
+
+// ownQuery reports whether q is one of our own queries, looped back.
+func (s *Service) ownQuery(st *ifState, q *dns.Msg, src netip.AddrPort) bool {
+	return q.Id == s.queryID && src.Port() == mdnsPort && slices.Contains(st.info.Addrs, src.Addr().WithZone(""))
 }
 
 // sendPendingAnswers sends the answer held back by minAnswerGap: our whole
