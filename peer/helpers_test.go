@@ -1,7 +1,6 @@
 package peer
 
 import (
-	"bytes"
 	"crypto/rand"
 	"io/fs"
 	"net"
@@ -220,4 +219,3 @@ func hostileItem(t testing.TB, p string) Item {
 	return Item{Source: src, Entry: proto.Entry{Path: p, Kind: proto.KindFile, Size: 7, Mode: 0o644, MTime: time.Unix(1700000000, 0)}}
 }
 
-var _ = bytes.Equal

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -254,7 +255,7 @@ func (c *cutConn) CloseWrite() error { return nil }
 
 type countingConn struct {
 	net.Conn
-	n atomicUint64
+	n atomic.Uint64
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {

@@ -1,5 +1,0 @@
-package peer
-
-import "sync/atomic"
-
-type atomicUint64 = atomic.Uint64
