@@ -218,4 +218,3 @@ func hostileItem(t testing.TB, p string) Item {
 	}
 	return Item{Source: src, Entry: proto.Entry{Path: p, Kind: proto.KindFile, Size: 7, Mode: 0o644, MTime: time.Unix(1700000000, 0)}}
 }
-
