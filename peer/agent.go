@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/lanshare/lanshare/discovery"
+	"github.com/lanshare/lanshare/proto"
 )
 
 // DefaultPort is the TCP port an agent listens on unless told otherwise.
@@ -30,9 +33,22 @@ type Config struct {
 	MaxConns         int           // concurrent connections in total
 	MaxConnsPerHost  int           // concurrent connections per remote address
 
+	// Discover makes the agent advertise itself over mDNS and keep a live
+	// table of its peers (Peers). Without it the agent is reachable only by
+	// address.
+	Discover bool
+	// Ifaces restricts discovery to these interfaces; empty means every
+	// up, multicast-capable one.
+	Ifaces []string
+
 	// OnTransfer, if set, is called once per connection when its transfer
 	// ends, from that connection's goroutine; calls may be concurrent.
 	OnTransfer func(Incoming)
+	// OnPeer, if set, is called for every change in the peer table, one
+	// call at a time, from a goroutine that Serve owns.
+	OnPeer func(discovery.Event)
+	// Logf, if set, receives rare diagnostic lines (rate-limited).
+	Logf func(format string, args ...any)
 }
 
 // Incoming is the outcome of one received connection.
@@ -90,11 +106,17 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Agent receives transfers on a TCP listener into an Inbox.
+// ProtocolVersion is the version agents advertise in discovery: "major.minor".
+var ProtocolVersion = fmt.Sprintf("%d.%d", proto.Major, proto.Minor)
+
+// Agent receives transfers on a TCP listener into an Inbox, and, with
+// Config.Discover, announces itself and watches for peers.
 type Agent struct {
 	cfg   Config
+	id    *Identity
 	inbox *Inbox
 	ln    net.Listener
+	disc  *discovery.Service // nil without Config.Discover
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
@@ -115,6 +137,10 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.ConfigDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating config directory: %w", err)
 	}
+	id, err := LoadIdentity(cfg.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
 	inbox, err := OpenInbox(InboxConfig{
 		Dir: cfg.Dir, Name: cfg.Name, SpaceMargin: cfg.SpaceMargin,
 		HandshakeTimeout: cfg.HandshakeTimeout, IdleTimeout: cfg.IdleTimeout,
@@ -127,11 +153,44 @@ func New(cfg Config) (*Agent, error) {
 		inbox.Close()
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
-	return &Agent{cfg: cfg, inbox: inbox, ln: ln, conns: map[net.Conn]struct{}{}, perHost: map[string]int{}}, nil
+	a := &Agent{cfg: cfg, id: id, inbox: inbox, ln: ln, conns: map[net.Conn]struct{}{}, perHost: map[string]int{}}
+	if cfg.Discover {
+		dc := discovery.DefaultConfig()
+		dc.Name, dc.ID, dc.Version = cfg.Name, id.ID, ProtocolVersion
+		dc.Port = ln.Addr().(*net.TCPAddr).Port
+		dc.Ifaces, dc.Logf = cfg.Ifaces, cfg.Logf
+		if a.disc, err = discovery.New(dc); err != nil {
+			ln.Close()
+			inbox.Close()
+			return nil, fmt.Errorf("discovery: %w", err)
+		}
+	}
+	return a, nil
 }
 
 // Addr is the address the agent listens on.
 func (a *Agent) Addr() net.Addr { return a.ln.Addr() }
+
+// ID is the agent's stable id (see Identity).
+func (a *Agent) ID() string { return a.id.ID }
+
+// Instance is the name the agent advertises ("bob (3fa2)"), or "" without
+// discovery.
+func (a *Agent) Instance() string {
+	if a.disc == nil {
+		return ""
+	}
+	return a.disc.Instance()
+}
+
+// Peers returns the agents seen on the network now, without this one;
+// nil without discovery.
+func (a *Agent) Peers() []discovery.Peer {
+	if a.disc == nil {
+		return nil
+	}
+	return a.disc.Peers()
+}
 
 // Serve accepts transfers until ctx is done or Close is called. On ctx's
 // end it stops accepting, lets transfers in flight finish within
@@ -140,6 +199,14 @@ func (a *Agent) Addr() net.Addr { return a.ln.Addr() }
 func (a *Agent) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { a.ln.Close() })
 	defer stop()
+	stopDiscovery := a.startDiscovery(ctx)
+	// Say goodbye before draining, so peers stop offering us new transfers
+	// while the last ones finish.
+	defer func() {
+		if stopDiscovery != nil {
+			stopDiscovery()
+		}
+	}()
 	var tempDelay time.Duration
 	for {
 		c, err := a.ln.Accept()
@@ -168,6 +235,10 @@ func (a *Agent) Serve(ctx context.Context) error {
 		}
 		go a.handle(c)
 	}
+	if stopDiscovery != nil {
+		stopDiscovery()
+		stopDiscovery = nil
+	}
 	a.drain()
 	if ctx.Err() == nil {
 		a.mu.Lock()
@@ -178,6 +249,43 @@ func (a *Agent) Serve(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// startDiscovery runs the discovery service (and the OnPeer pump) until the
+// returned function is called; that function waits for them (the service
+// sends its goodbyes on the way out). Without discovery it returns nil.
+func (a *Agent) startDiscovery(ctx context.Context) func() {
+	if a.disc == nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var events <-chan discovery.Event
+	unsubscribe := func() {}
+	if a.cfg.OnPeer != nil {
+		events, unsubscribe = a.disc.Subscribe()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ev := range events {
+				a.cfg.OnPeer(ev)
+			}
+		}()
+	}
+	errc := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errc <- a.disc.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		unsubscribe()
+		wg.Wait()
+		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) && a.cfg.Logf != nil {
+			a.cfg.Logf("discovery stopped: %v", err)
+		}
+	}
 }
 
 // drain waits for transfers in flight, up to ShutdownGrace, then closes
@@ -256,6 +364,9 @@ func (a *Agent) Close() error {
 		a.closing = true
 		a.mu.Unlock()
 		a.ln.Close()
+		if a.disc != nil {
+			a.disc.Close()
+		}
 		a.closeConns()
 		a.wg.Wait()
 		a.closeErr = a.inbox.Close()

@@ -24,6 +24,13 @@ var (
 	ErrNothingToSend = errors.New("nothing to send")
 	// ErrClosed means the agent was closed.
 	ErrClosed = errors.New("agent closed")
+	// ErrUnknownPeer means no peer on the network matched a target name.
+	ErrUnknownPeer = errors.New("no peer named")
+	// ErrAmbiguousPeer means a target name matched more than one peer.
+	ErrAmbiguousPeer = errors.New("ambiguous peer")
+	// ErrNotSendable means the peer a target names cannot receive from us:
+	// its record lacks our fields, or it speaks another protocol version.
+	ErrNotSendable = errors.New("cannot send to peer")
 )
 
 // RefusedError carries the receiver's code and reason for a refusal. Path

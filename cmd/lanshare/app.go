@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/lanshare/lanshare/discovery"
 	"github.com/lanshare/lanshare/peer"
 )
 
@@ -37,13 +38,14 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, peer.ErrAmbiguousPeer):
 		return exitUsage
 	case errors.Is(err, peer.ErrRefused):
 		return exitRefused
 	case errors.Is(err, peer.ErrIncomplete):
 		return exitIncomplete
-	case errors.As(err, &ne) && ne.Op == "dial":
+	case errors.As(err, &ne) && ne.Op == "dial",
+		errors.Is(err, peer.ErrUnknownPeer), errors.Is(err, peer.ErrNotSendable):
 		return exitUnreachable
 	case strings.HasPrefix(err.Error(), "flag provided but not defined"),
 		strings.HasPrefix(err.Error(), "Required flag"):
@@ -59,6 +61,9 @@ func oneLine(err error) string {
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	def := peer.DefaultConfig()
+	ifaceFlag := &cli.StringSliceFlag{Name: "iface", Usage: "use only this network interface for discovery (repeatable)", EnvVars: []string{"LANSHARE_IFACE"}}
+	waitFlag := &cli.DurationFlag{Name: "wait", Usage: "how long to look for peers", Value: discovery.DefaultBrowseWait}
+	configFlag := &cli.StringFlag{Name: "config", Usage: "directory for the agent's own state", Value: def.ConfigDir, EnvVars: []string{"LANSHARE_CONFIG"}}
 	return &cli.App{
 		Name:      "lanshare",
 		Usage:     "share files with peers on the local network",
@@ -70,17 +75,21 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			{
 				Name:  "serve",
 				Usage: "run the agent: receive files into the shared folder",
-				Description: `Listens for transfers and accepts them into the shared folder.
-The first line of output is the address the agent listens on.
+				Description: `Listens for transfers and accepts them into the shared folder, and
+announces itself on the local network (mDNS/DNS-SD, _lanshare._tcp) so that
+peers can send to it by name. The first line of output is the address the
+agent listens on.
 
 Examples:
    lanshare serve
-   lanshare serve --dir ~/Inbox --listen :0`,
+   lanshare serve --dir ~/Inbox --listen :0
+   lanshare serve --name bob --iface eth0`,
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "dir", Usage: "shared folder (created if missing)", Value: def.Dir, EnvVars: []string{"LANSHARE_DIR"}},
 					&cli.StringFlag{Name: "name", Usage: "display name", Value: def.Name, EnvVars: []string{"LANSHARE_NAME"}},
 					&cli.StringFlag{Name: "listen", Usage: "TCP address to listen on (:0 picks a free port)", Value: def.Listen, EnvVars: []string{"LANSHARE_LISTEN"}},
-					&cli.StringFlag{Name: "config", Usage: "directory for the agent's own state", Value: def.ConfigDir, EnvVars: []string{"LANSHARE_CONFIG"}},
+					configFlag,
+					ifaceFlag,
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
@@ -91,39 +100,94 @@ Examples:
 					cfg.Name = c.String("name")
 					cfg.Listen = c.String("listen")
 					cfg.ConfigDir = expandHome(c.String("config"))
+					cfg.Discover = true
+					cfg.Ifaces = ifaces(c)
 					return serve(c.Context, cfg, stdout)
 				},
 			},
 			{
 				Name:      "send",
-				Usage:     "send files and folders to an agent",
-				ArgsUsage: "HOST:PORT PATH...",
+				Usage:     "send files and folders to a peer",
+				ArgsUsage: "TARGET PATH...",
 				Description: `Sends every PATH (files, and folders with everything in them) in one batch.
-Exits 0 only when the receiver confirms that every file was saved.
+TARGET is a peer's display name, its instance name as "lanshare peers" shows
+it, its id or an id prefix (at least 4 characters), or HOST:PORT. Names are
+looked up on the local network for --wait; a name that several peers share
+fails and lists them. Exits 0 only when the receiver confirms that every
+file was saved.
 
 Examples:
-   lanshare send 192.168.1.20:52741 report.pdf
-   lanshare send 192.168.1.20:52741 photos/ notes.txt`,
+   lanshare send bob report.pdf
+   lanshare send "bob (3fa2)" photos/ notes.txt
+   lanshare send 192.168.1.20:52741 report.pdf`,
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "name", Usage: "display name to announce", Value: def.Name, EnvVars: []string{"LANSHARE_NAME"}},
 					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
+					waitFlag,
+					ifaceFlag,
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() < 2 {
-						return usageError{"send needs a target and at least one path: lanshare send HOST:PORT PATH..."}
+						return usageError{"send needs a target and at least one path: lanshare send TARGET PATH..."}
 					}
-					target := c.Args().First()
-					if _, _, err := net.SplitHostPort(target); err != nil {
-						return usageError{fmt.Sprintf("target %q is not HOST:PORT", target)}
+					if c.Args().First() == "" {
+						return usageError{"empty target: give a peer name, id or HOST:PORT"}
 					}
 					return send(c.Context, sendArgs{
-						target: target, paths: c.Args().Slice()[1:], name: c.String("name"),
+						target: c.Args().First(), paths: c.Args().Slice()[1:], name: c.String("name"),
 						quiet: c.Bool("quiet"), stdout: stdout, stderr: stderr,
+						resolve: peer.ResolveOptions{Ifaces: ifaces(c), Wait: c.Duration("wait")},
+					})
+				},
+			},
+			{
+				Name:  "peers",
+				Usage: "list the agents on the local network",
+				Description: `Looks for lanshare agents for --wait and lists each once: display name,
+short id, addresses and protocol version. This device's own agent is marked.
+Needs no running agent. With --watch it keeps listing peers as they come and
+go until interrupted.
+
+Examples:
+   lanshare peers
+   lanshare peers --json
+   lanshare peers --watch --iface wlan0`,
+				Flags: []cli.Flag{
+					waitFlag,
+					&cli.BoolFlag{Name: "json", Usage: "print JSON (an array; with --watch, one event object per line)"},
+					&cli.BoolFlag{Name: "watch", Usage: "keep watching: print peers as they join and leave"},
+					ifaceFlag,
+					configFlag,
+				},
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return usageError{"peers takes no arguments"}
+					}
+					if c.Duration("wait") <= 0 {
+						return usageError{"--wait must be positive"}
+					}
+					return peers(c.Context, peersArgs{
+						wait: c.Duration("wait"), json: c.Bool("json"), watch: c.Bool("watch"),
+						ifaces: ifaces(c), configDir: expandHome(c.String("config")), stdout: stdout,
 					})
 				},
 			},
 		},
 	}
+}
+
+// ifaces is the --iface list; each value may also be a comma-separated
+// list, as LANSHARE_IFACE is.
+func ifaces(c *cli.Context) []string {
+	var out []string
+	for _, v := range c.StringSlice("iface") {
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }
 
 func expandHome(p string) string {

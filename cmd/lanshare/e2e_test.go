@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanshare/lanshare/internal/netlab"
 	"github.com/lanshare/lanshare/peer"
 )
 
@@ -32,8 +33,10 @@ const failAfter = 10 * time.Second
 // lanshareBin is the binary built by TestMain.
 var lanshareBin string
 
+// TestMain runs the tests in a private network namespace: serve announces
+// itself by multicast, which must never reach the machine's own network.
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
+	os.Exit(netlab.MainIsolated(func() int { return runTests(m) }))
 }
 
 func runTests(m *testing.M) int {
@@ -154,6 +157,7 @@ func (b *lockedBuffer) String() string {
 // when the test ends.
 func startServe(t testing.TB, tmp string, env []string, args ...string) *server {
 	t.Helper()
+	netlab.SkipUnlessIsolated(t)
 	s := &server{out: newLineLog(), stderr: &lockedBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(lanshareBin, append([]string{"serve"}, args...)...)
 	s.cmd.Env = append(baseEnv(tmp), env...)
@@ -255,6 +259,7 @@ type runResult struct {
 // baseEnv(tmp).
 func runLanshare(t testing.TB, tmp string, env []string, args ...string) runResult {
 	t.Helper()
+	netlab.SkipUnlessIsolated(t)
 	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, lanshareBin, args...)
@@ -593,11 +598,19 @@ func TestSendExitCodes(t *testing.T) {
 		checkErrorLine(t, r.stderr, addr)
 	})
 
+	t.Run("unknown peer", func(t *testing.T) {
+		r := runLanshare(t, tmp, nil, "send", "--wait", "300ms", "nobody-by-this-name", file)
+		if r.code != 4 {
+			t.Errorf("exit %d, want 4 (unreachable); stderr:\n%s", r.code, r.stderr)
+		}
+		checkErrorLine(t, r.stderr, "no peer named nobody-by-this-name within 300ms")
+	})
+
 	t.Run("usage", func(t *testing.T) {
 		for _, args := range [][]string{
 			{"send"},
 			{"send", closedPort(t)},
-			{"send", "127.0.0.1", file},
+			{"send", "", file},
 			{"send", "--no-such-flag", closedPort(t), file},
 		} {
 			r := runLanshare(t, tmp, nil, args...)
@@ -748,8 +761,8 @@ func TestServeDefaultsFromEnv(t *testing.T) {
 	srv.out.waitFor(t, "received line from envalice", func(ls []string) bool {
 		return slices.ContainsFunc(ls, func(l string) bool { return strings.Contains(l, " received hello.txt from envalice (") })
 	})
-	if ls := srv.out.Lines(); len(ls) < 2 || !strings.HasSuffix(ls[1], " sharing "+share+" as envbob") {
-		t.Errorf("serve's second line is not \"... sharing %s as envbob\"; log:\n%s", share, srv.out)
+	if ls := srv.out.Lines(); len(ls) < 2 || !strings.Contains(ls[1], " sharing "+share+" as envbob (") {
+		t.Errorf("serve's second line is not \"... sharing %s as envbob (ID), id ...\"; log:\n%s", share, srv.out)
 	}
 	srv.stopClean(t)
 }

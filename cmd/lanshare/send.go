@@ -19,6 +19,7 @@ type sendArgs struct {
 	paths          []string
 	quiet          bool
 	stdout, stderr io.Writer
+	resolve        peer.ResolveOptions
 }
 
 func send(ctx context.Context, a sendArgs) error {
@@ -38,6 +39,10 @@ func send(ctx context.Context, a sendArgs) error {
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
+	target, err := peer.Resolve(ctx, a.target, a.resolve)
+	if err != nil {
+		return err
+	}
 
 	opt := peer.SendOptions{Name: a.name}
 	var bar *pb.ProgressBar
@@ -61,7 +66,7 @@ func send(ctx context.Context, a sendArgs) error {
 		}
 	}
 	start := time.Now()
-	rep, err := peer.SendTo(ctx, a.target, items, opt)
+	rep, err := peer.SendToTarget(ctx, target, items, opt)
 	if bar != nil {
 		if err == nil {
 			bar.SetCurrent(int64(total))

@@ -7,6 +7,7 @@ import (
 	"log"
 	"time"
 
+	"github.com/lanshare/lanshare/discovery"
 	"github.com/lanshare/lanshare/peer"
 	"github.com/lanshare/lanshare/proto"
 )
@@ -18,13 +19,21 @@ func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
 	defer stop()
 	logger := log.New(stdout, "", 0)
 	cfg.OnTransfer = func(in peer.Incoming) { logTransfer(logger, in) }
+	cfg.OnPeer = func(ev discovery.Event) {
+		if ev.Kind != discovery.PeerUpdate {
+			logger.Printf("%s %s", stamp(time.Now()), describeEvent(ev, ""))
+		}
+	}
+	cfg.Logf = func(format string, args ...any) {
+		logger.Printf("%s discovery: %s", stamp(time.Now()), peer.Escape(fmt.Sprintf(format, args...)))
+	}
 	agent, err := peer.New(cfg)
 	if err != nil {
 		return err
 	}
 	defer agent.Close()
 	fmt.Fprintf(stdout, "listening on %s\n", agent.Addr())
-	logger.Printf("%s sharing %s as %s", stamp(time.Now()), peer.Escape(cfg.Dir), peer.Escape(cfg.Name))
+	logger.Printf("%s sharing %s as %s, id %s", stamp(time.Now()), peer.Escape(cfg.Dir), peer.Escape(agent.Instance()), peer.GroupID(agent.ID()))
 	if err := agent.Serve(ctx); err != nil {
 		return err
 	}

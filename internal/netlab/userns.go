@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 
@@ -84,6 +85,96 @@ func probeUserNS() error {
 	out, err := exec.Command("unshare", "--user", "--map-root-user", "--net", "--mount", "true").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("unshare --user --net: %v: %s", err, out)
+	}
+	return nil
+}
+
+// envIsolated marks a test binary that MainIsolated re-executed inside its
+// own network namespace.
+const envIsolated = "NETLAB_ISOLATED"
+
+// MainIsolated is Main for packages whose tests start processes that may
+// send multicast on whatever network they find (an agent that announces
+// itself): it re-executes the test binary inside a new network namespace
+// with only the loopback interface, up and carrying multicast, so nothing
+// a test starts can reach the machine's own network. Labs still work inside
+// it. When no namespace can be made, the tests run where they are and
+// Isolated reports false with the reason; such tests must call
+// SkipUnlessIsolated. run runs the tests (usually m.Run, perhaps after some
+// set-up) and is called in the namespace:
+//
+//	func TestMain(m *testing.M) { os.Exit(netlab.MainIsolated(m.Run)) }
+func MainIsolated(run func() int) int {
+	if os.Getenv(envIsolated) != "" {
+		if err := privateRun(); err != nil {
+			fmt.Fprintf(os.Stderr, "netlab: preparing the namespace: %v\n", err)
+			return 1
+		}
+		if err := loopbackMulticast(); err != nil {
+			fmt.Fprintf(os.Stderr, "netlab: preparing loopback: %v\n", err)
+			return 1
+		}
+		return run()
+	}
+	var args []string
+	switch {
+	case os.Geteuid() == 0:
+		if _, err := exec.LookPath("unshare"); err != nil {
+			isolatedWhy = "unshare(1) not found"
+			return run()
+		}
+		args = []string{"--net"}
+	case userNSUsable() == nil:
+		args = []string{"--user", "--map-root-user", "--net", "--mount", "--propagation", "private"}
+	default:
+		isolatedWhy = "not root and no user namespaces: " + userNSUsable().Error()
+		return run()
+	}
+	cmd := exec.Command("unshare", append(append(args, os.Args[0]), os.Args[1:]...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), envIsolated+"=1")
+	if os.Geteuid() != 0 {
+		cmd.Env = append(cmd.Env, envInUserNS+"=1")
+	}
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "netlab: re-running in a network namespace: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// isolatedWhy says why MainIsolated could not isolate the tests.
+var isolatedWhy = "the test binary was not started through netlab.MainIsolated"
+
+// Isolated reports whether this process runs in the private namespace
+// MainIsolated made.
+func Isolated() bool { return os.Getenv(envIsolated) != "" }
+
+// SkipUnlessIsolated skips t, with the reason, unless the tests run in the
+// private namespace MainIsolated made.
+func SkipUnlessIsolated(t testing.TB) {
+	t.Helper()
+	if !Isolated() {
+		t.Skipf("needs a private network namespace: %s", isolatedWhy)
+	}
+}
+
+// loopbackMulticast brings up lo in the current (fresh) namespace and
+// routes multicast over it.
+func loopbackMulticast() error {
+	for _, args := range [][]string{
+		{"link", "set", "lo", "up", "multicast", "on"},
+		{"route", "add", "224.0.0.0/4", "dev", "lo", "src", "127.0.0.1"},
+		{"-6", "route", "add", "ff00::/8", "dev", "lo", "table", "local"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lanshare/lanshare/discovery"
+	"github.com/lanshare/lanshare/peer"
+)
+
+type peersArgs struct {
+	wait        time.Duration
+	json, watch bool
+	ifaces      []string
+	configDir   string
+	stdout      io.Writer
+}
+
+// peerJSON is one peer in `peers --json`. Field names are stable.
+type peerJSON struct {
+	Event    string   `json:"event,omitempty"` // --watch only: peer-up, peer-update, peer-down
+	Name     string   `json:"name"`
+	Instance string   `json:"instance"`
+	ID       string   `json:"id"`
+	Addrs    []string `json:"addrs"`
+	Version  string   `json:"version"`
+	Host     string   `json:"host"`
+	Self     bool     `json:"self"`
+	Sendable bool     `json:"sendable"`
+}
+
+func toJSON(p discovery.Peer, selfID string) peerJSON {
+	j := peerJSON{
+		Name: p.Name, Instance: p.Instance, ID: p.ID, Version: p.Version, Host: p.Host,
+		Addrs: []string{}, Self: selfID != "" && p.ID == selfID,
+	}
+	for _, a := range p.Addrs {
+		j.Addrs = append(j.Addrs, a.String())
+	}
+	_, err := peer.FindPeer([]discovery.Peer{p}, p.Instance)
+	j.Sendable = err == nil
+	return j
+}
+
+func peers(ctx context.Context, a peersArgs) error {
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	// Our own id, to mark our agent; none yet is fine.
+	selfID, _ := peer.ReadID(a.configDir)
+	if a.watch {
+		return watchPeers(ctx, a, selfID)
+	}
+	found, err := discovery.Browse(ctx, a.ifaces, a.wait)
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("looking for peers: %w", err)
+	}
+	if a.json {
+		out := make([]peerJSON, 0, len(found))
+		for _, p := range found {
+			out = append(out, toJSON(p, selfID))
+		}
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if len(found) == 0 {
+		fmt.Fprintf(a.stdout, "no peers found within %v\n", a.wait)
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tID\tADDRESSES\tVERSION\t")
+	for _, p := range found {
+		j := toJSON(p, selfID)
+		note := ""
+		switch {
+		case j.Self:
+			note = "(this device)"
+		case !j.Sendable:
+			note = "(cannot receive from us)"
+		}
+		id := peer.ShortID(p.ID)
+		if id == "" {
+			id = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", peer.Escape(p.Instance), peer.Escape(id),
+			strings.Join(j.Addrs, " "), orDash(peer.Escape(p.Version)), note)
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// watchPeers prints peer events until ctx ends (SIGINT/SIGTERM), then
+// returns nil.
+func watchPeers(ctx context.Context, a peersArgs, selfID string) error {
+	enc := json.NewEncoder(a.stdout)
+	err := discovery.Watch(ctx, a.ifaces, func(ev discovery.Event) {
+		if a.json {
+			j := toJSON(ev.Peer, selfID)
+			j.Event = map[discovery.EventKind]string{
+				discovery.PeerUp: "peer-up", discovery.PeerUpdate: "peer-update", discovery.PeerDown: "peer-down",
+			}[ev.Kind]
+			_ = enc.Encode(j)
+			return
+		}
+		fmt.Fprintf(a.stdout, "%s %s\n", stamp(time.Now()), describeEvent(ev, selfID))
+	})
+	if err != nil {
+		return fmt.Errorf("watching for peers: %w", err)
+	}
+	return nil
+}
+
+// describeEvent is the one-line, escaped text of a peer event, shared by
+// `peers --watch` and serve's log.
+func describeEvent(ev discovery.Event, selfID string) string {
+	p := ev.Peer
+	switch ev.Kind {
+	case discovery.PeerDown:
+		return fmt.Sprintf("peer down: %s", peer.Escape(p.Instance))
+	case discovery.PeerUpdate:
+		return fmt.Sprintf("peer update: %s", peerLine(p, selfID))
+	default:
+		return fmt.Sprintf("peer up: %s", peerLine(p, selfID))
+	}
+}
+
+func peerLine(p discovery.Peer, selfID string) string {
+	s := peer.Escape(p.Instance)
+	if p.ID != "" {
+		s += " id " + peer.Escape(peer.ShortID(p.ID))
+	}
+	if len(p.Addrs) > 0 {
+		s += " at " + peer.AddrString(p.Addrs)
+	}
+	if p.Version != "" {
+		s += " v" + peer.Escape(p.Version)
+	}
+	if selfID != "" && p.ID == selfID {
+		s += " (this device)"
+	}
+	return s
+}

@@ -1,0 +1,171 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lanshare/lanshare/discovery"
+	"github.com/lanshare/lanshare/proto"
+)
+
+// Target is a resolved destination for a transfer.
+type Target struct {
+	// Name is how to call the target in messages: the peer's instance
+	// name, or the address the user gave.
+	Name string
+	// ID is the peer's id from discovery; empty for a target given by
+	// address.
+	ID string
+	// Addrs are the addresses to try, best first.
+	Addrs []string
+}
+
+// ResolveOptions tunes Resolve.
+type ResolveOptions struct {
+	// Ifaces restricts the browse to these interfaces (empty: all).
+	Ifaces []string
+	// Wait is how long to browse; zero means discovery.DefaultBrowseWait.
+	Wait time.Duration
+	// Browse replaces discovery.Browse (tests).
+	Browse func(ctx context.Context, ifaces []string, wait time.Duration) ([]discovery.Peer, error)
+}
+
+// Resolve turns what the user typed into a Target. HOST:PORT (with a
+// numeric port) is used as it is, without any browsing. Anything else is
+// looked up on the network for opt.Wait and matched by FindPeer. The error
+// wraps ErrUnknownPeer, ErrAmbiguousPeer or ErrNotSendable with a message
+// that lists what was seen.
+func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, error) {
+	if host, port, err := net.SplitHostPort(target); err == nil && host != "" {
+		if _, perr := strconv.ParseUint(port, 10, 16); perr == nil {
+			return Target{Name: target, Addrs: []string{target}}, nil
+		}
+	}
+	browse := opt.Browse
+	if browse == nil {
+		browse = discovery.Browse
+	}
+	wait := opt.Wait
+	if wait <= 0 {
+		wait = discovery.DefaultBrowseWait
+	}
+	peers, err := browse(ctx, opt.Ifaces, wait)
+	if err != nil {
+		return Target{}, fmt.Errorf("looking for %q: %w", target, err)
+	}
+	p, err := FindPeer(peers, target)
+	if errors.Is(err, ErrUnknownPeer) {
+		return Target{}, fmt.Errorf("%w %s within %v (%s)", ErrUnknownPeer, Escape(target), wait, seen(peers))
+	}
+	if err != nil {
+		return Target{}, err
+	}
+	local, _ := discovery.LocalPrefixes()
+	t := Target{Name: p.Instance, ID: p.ID}
+	for _, a := range discovery.SortAddrs(p.Addrs, local) {
+		t.Addrs = append(t.Addrs, a.String())
+	}
+	return t, nil
+}
+
+// FindPeer picks the peer target names among peers: an instance name
+// ("bob (3fa2)"), else a display name, both compared without regard to
+// case; else an id or an id prefix of at least four characters (dashes as
+// in GroupID are ignored). More than one match is ErrAmbiguousPeer, none is
+// ErrUnknownPeer; a match that cannot be sent to (a foreign record without
+// our fields, or another major protocol version) is ErrNotSendable.
+func FindPeer(peers []discovery.Peer, target string) (discovery.Peer, error) {
+	var match []discovery.Peer
+	for _, by := range []func(discovery.Peer) bool{
+		func(p discovery.Peer) bool { return strings.EqualFold(p.Instance, target) },
+		func(p discovery.Peer) bool { return strings.EqualFold(p.Name, target) },
+		func(p discovery.Peer) bool {
+			id := strings.ToLower(strings.ReplaceAll(target, "-", ""))
+			return len(id) >= 4 && p.ID != "" && strings.HasPrefix(strings.ToLower(p.ID), id)
+		},
+	} {
+		for _, p := range peers {
+			if by(p) {
+				match = append(match, p)
+			}
+		}
+		if len(match) > 0 {
+			break
+		}
+	}
+	switch {
+	case len(match) == 0:
+		return discovery.Peer{}, fmt.Errorf("%w %s (%s)", ErrUnknownPeer, Escape(target), seen(peers))
+	case len(match) > 1:
+		return discovery.Peer{}, fmt.Errorf("%w: %s matches %s; name one by instance or id", ErrAmbiguousPeer, Escape(target), describe(match))
+	}
+	p := match[0]
+	if !p.Complete() {
+		return p, fmt.Errorf("%w: %s does not advertise a lanshare id, version and address; send to HOST:PORT instead",
+			ErrNotSendable, Escape(p.Instance))
+	}
+	if major, _, _ := strings.Cut(p.Version, "."); major != strconv.Itoa(proto.Major) {
+		return p, fmt.Errorf("%w: %s speaks protocol %s, we speak %s", ErrNotSendable, Escape(p.Instance), Escape(p.Version), ProtocolVersion)
+	}
+	return p, nil
+}
+
+func seen(peers []discovery.Peer) string {
+	if len(peers) == 0 {
+		return "no peers seen"
+	}
+	return "seen: " + describe(peers)
+}
+
+func describe(peers []discovery.Peer) string {
+	var parts []string
+	for _, p := range peers {
+		s := Escape(p.Instance)
+		if p.ID != "" {
+			s += " id " + Escape(ShortID(p.ID))
+		}
+		if len(p.Addrs) > 0 {
+			s += " at " + p.Addrs[0].String()
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// SendToTarget sends items to t, trying t's addresses in order until one
+// accepts the connection; see SendTo.
+func SendToTarget(ctx context.Context, t Target, items []Item, opt SendOptions) (*Report, error) {
+	var err error
+	for _, addr := range t.Addrs {
+		var rep *Report
+		rep, err = SendTo(ctx, addr, items, opt)
+		if !dialFailed(rep, err) || ctx.Err() != nil {
+			return rep, err
+		}
+	}
+	if err == nil {
+		err = fmt.Errorf("%w %s: it has no address", ErrUnknownPeer, Escape(t.Name))
+	}
+	return nil, err
+}
+
+// dialFailed reports whether a send failed before any connection was made.
+func dialFailed(rep *Report, err error) bool {
+	var ne *net.OpError
+	return err != nil && (rep == nil || len(rep.Items) == 0) && errors.As(err, &ne) && ne.Op == "dial"
+}
+
+// AddrString formats an address list for messages.
+func AddrString(addrs []netip.AddrPort) string {
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	return strings.Join(s, " ")
+}
