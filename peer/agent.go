@@ -40,6 +40,9 @@ type Config struct {
 	// Ifaces restricts discovery to these interfaces; empty means every
 	// up, multicast-capable one.
 	Ifaces []string
+	// DiscoveryTTL is the TTL of our mDNS records: how long a peer keeps
+	// us after we vanish without a goodbye. Zero means discovery.DefaultTTL.
+	DiscoveryTTL time.Duration
 
 	// OnTransfer, if set, is called once per connection when its transfer
 	// ends, from that connection's goroutine; calls may be concurrent.
@@ -159,6 +162,9 @@ func New(cfg Config) (*Agent, error) {
 		dc.Name, dc.ID, dc.Version = cfg.Name, id.ID, ProtocolVersion
 		dc.Port = ln.Addr().(*net.TCPAddr).Port
 		dc.Ifaces, dc.Logf = cfg.Ifaces, cfg.Logf
+		if cfg.DiscoveryTTL != 0 {
+			dc.TTL = cfg.DiscoveryTTL
+		}
 		if a.disc, err = discovery.New(dc); err != nil {
 			ln.Close()
 			inbox.Close()

@@ -90,6 +90,7 @@ Examples:
 					&cli.StringFlag{Name: "listen", Usage: "TCP address to listen on (:0 picks a free port)", Value: def.Listen, EnvVars: []string{"LANSHARE_LISTEN"}},
 					configFlag,
 					ifaceFlag,
+					&cli.DurationFlag{Name: "ttl", Usage: "TTL of the agent's mDNS records (how long peers keep it after a crash)", Value: discovery.DefaultTTL},
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
@@ -102,6 +103,7 @@ Examples:
 					cfg.ConfigDir = expandHome(c.String("config"))
 					cfg.Discover = true
 					cfg.Ifaces = ifaces(c)
+					cfg.DiscoveryTTL = c.Duration("ttl")
 					return serve(c.Context, cfg, stdout)
 				},
 			},
