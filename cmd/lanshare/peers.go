@@ -73,7 +73,7 @@ func peers(ctx context.Context, a peersArgs) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tID\tADDRESSES\tVERSION\t")
+	fmt.Fprintln(tw, "NAME\tID\tADDRESSES\tVERSION")
 	for _, p := range found {
 		j := toJSON(p, selfID)
 		note := ""

@@ -87,7 +87,7 @@ func send(ctx context.Context, a sendArgs) error {
 	}
 	if !a.quiet {
 		el := time.Since(start)
-		fmt.Fprintf(a.stdout, "sent %d files (%s) to %s in %s, %s/s\n", files, peer.FormatBytes(total),
+		fmt.Fprintf(a.stdout, "sent %s (%s) to %s in %s, %s/s\n", plural(files, "file"), peer.FormatBytes(total),
 			peer.Escape(rep.Peer), formatDuration(el), peer.FormatBytes(uint64(float64(total)/max(el.Seconds(), 1e-3))))
 	}
 	return nil
@@ -108,4 +108,12 @@ func newBar(total uint64, w io.Writer) *pb.ProgressBar {
 	bar.SetWriter(w)
 	bar.SetRefreshRate(200 * time.Millisecond)
 	return bar.Start()
+}
+
+// plural is "1 file", "2 files".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
