@@ -752,8 +752,8 @@ func TestServeDefaultsFromEnv(t *testing.T) {
 		t.Fatalf("send: exit %d, want 0; stderr:\n%s", r.code, r.stderr)
 	}
 	out := lines(r.stdout)
-	if len(out) == 0 || !strings.HasPrefix(out[len(out)-1], "sent 1 files (") || !strings.Contains(out[len(out)-1], " to envbob in ") {
-		t.Errorf("send's output does not end with \"sent 1 files (...) to envbob in ...\":\n%s", r.stdout)
+	if len(out) == 0 || !strings.HasPrefix(out[len(out)-1], "sent 1 file (") || !strings.Contains(out[len(out)-1], " to envbob in ") {
+		t.Errorf("send's output does not end with \"sent 1 file (...) to envbob in ...\":\n%s", r.stdout)
 	}
 	if b, err := os.ReadFile(filepath.Join(share, "hello.txt")); err != nil || string(b) != "hello\n" {
 		t.Errorf("hello.txt in LANSHARE_DIR = %q, %v; want \"hello\\n\"", b, err)
