@@ -57,8 +57,15 @@ type entry struct {
 
 type addrState struct {
 	exp   time.Time
+	seen  time.Time // when a record for it was last heard
 	iface string
 }
+
+// flushGrace is how long a cache-flush record spares the records it replaces
+// (RFC 6762 §10.2): those heard within the last second are kept, since a
+// responder may split one record set across packets; older ones expire one
+// second later.
+const flushGrace = time.Second
 
 func newTable(selfID string) *table {
 	return &table{selfID: selfID, peers: map[string]*entry{}}
@@ -197,17 +204,26 @@ func (t *table) applyClaim(c *claim, iface string, now time.Time) []Event {
 }
 
 // mergeAddrs applies address records heard on iface. A record with the
-// cache-flush bit replaces the addresses we had from that interface.
+// cache-flush bit replaces the record set it belongs to: the A records (for
+// an A) or the AAAA records (for an AAAA) we heard on iface, except those
+// heard within flushGrace, which are kept. Flushing only the record's own
+// type matters: avahi, by default, answers over IPv6 with AAAA records alone,
+// and must not wipe the A records its IPv4 answer brought.
 func (e *entry) mergeAddrs(recs []addrRecord, iface string, now time.Time) {
-	flush := false
+	var flush4, flush6 bool
 	for _, r := range recs {
-		flush = flush || r.flush
+		if r.flush {
+			flush4 = flush4 || r.addr.Is4()
+			flush6 = flush6 || r.addr.Is6()
+		}
 	}
-	if flush {
-		for a, st := range e.addrs {
-			if st.iface == iface {
-				delete(e.addrs, a)
-			}
+	for a, st := range e.addrs {
+		if st.iface != iface || now.Sub(st.seen) < flushGrace || !(a.Is4() && flush4 || a.Is6() && flush6) {
+			continue
+		}
+		if end := now.Add(flushGrace); st.exp.After(end) {
+			st.exp = end
+			e.addrs[a] = st
 		}
 	}
 	for _, r := range recs {
@@ -219,7 +235,7 @@ func (e *entry) mergeAddrs(recs []addrRecord, iface string, now time.Time) {
 			delete(e.addrs, a)
 			continue
 		}
-		e.addrs[a] = addrState{exp: now.Add(ttlDur(r.ttl)), iface: iface}
+		e.addrs[a] = addrState{exp: now.Add(ttlDur(r.ttl)), seen: now, iface: iface}
 	}
 }
 

@@ -358,3 +358,86 @@ func TestPeerOnTwoInterfaces(t *testing.T) {
 		t.Errorf("after losing eth0: %v", evs)
 	}
 }
+
+// avahiAnswer is the answer avahi-daemon (default settings) multicasts for
+// a service "plain thing" on host avahi-h0 with addresses 10.77.0.1 and
+// fd77::1: over IPv4 with both A and AAAA, over IPv6 with AAAA only
+// (publish-a-on-ipv6=no). Address records have the cache-flush bit.
+func avahiAnswer(ipv4 bool) *dns.Msg {
+	inst := instanceFQDN("plain thing")
+	hdr := func(name string, t uint16, flush bool) dns.RR_Header {
+		h := dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: 120}
+		if flush {
+			h.Class |= cacheFlush
+		}
+		return h
+	}
+	m := responseMsg()
+	m.Answer = []dns.RR{
+		&dns.PTR{Hdr: hdr(serviceFQDN, dns.TypePTR, false), Ptr: inst},
+		&dns.TXT{Hdr: hdr(inst, dns.TypeTXT, true), Txt: []string{"foo=bar"}},
+		&dns.SRV{Hdr: hdr(inst, dns.TypeSRV, true), Port: 4242, Target: "avahi-h0.local."},
+		&dns.AAAA{Hdr: hdr("avahi-h0.local.", dns.TypeAAAA, true), AAAA: net.ParseIP("fd77::1")},
+	}
+	if ipv4 {
+		m.Answer = append(m.Answer, &dns.A{Hdr: hdr("avahi-h0.local.", dns.TypeA, true), A: net.IPv4(10, 77, 0, 1)})
+	}
+	return m
+}
+
+// TestAAAAFlushKeepsIPv4Address pins a bug seen with avahi: a cache-flush
+// AAAA record flushed every address of the host, so when avahi's IPv6
+// answer (AAAA only) was handled after its IPv4 answer (A and AAAA), the
+// peer lost its IPv4 address. A cache-flush record only replaces records of
+// its own type, and only those heard more than a second before.
+func TestAAAAFlushKeepsIPv4Address(t *testing.T) {
+	want := []netip.AddrPort{netip.MustParseAddrPort("10.77.0.1:4242"), netip.MustParseAddrPort("[fd77::1]:4242")}
+	for _, order := range [][]bool{{true, false}, {false, true}} {
+		tb := newTable("")
+		var p Peer
+		for i, ipv4 := range order {
+			evs := tb.apply(wire(t, avahiAnswer(ipv4)), "eth0", t0.Add(time.Duration(i)*time.Millisecond))
+			if len(evs) > 0 {
+				p = evs[len(evs)-1].Peer
+			}
+		}
+		if !slices.Equal(p.Addrs, want) {
+			t.Errorf("IPv4 answer first %v: addrs %v, want %v", order[0], p.Addrs, want)
+		}
+		// Ten seconds on, the IPv6 answer alone still leaves the A record.
+		tb.apply(wire(t, avahiAnswer(false)), "eth0", t0.Add(10*time.Second))
+		if got := tb.snapshot()[0].Addrs; !slices.Equal(got, want) {
+			t.Errorf("IPv4 answer first %v: after a later IPv6 answer, addrs %v, want %v", order[0], got, want)
+		}
+	}
+}
+
+// TestCacheFlushGrace: a cache-flush A record with a new address retires the
+// old A record one second later (RFC 6762 §10.2), not at once and not at its
+// TTL; a second A record within that second (a split record set) is kept.
+func TestCacheFlushGrace(t *testing.T) {
+	tb := newTable("")
+	tb.apply(wire(t, avahiAnswer(true)), "eth0", t0)
+	moved := avahiAnswer(false)
+	moved.Answer[3] = &dns.A{Hdr: dns.RR_Header{Name: "avahi-h0.local.", Rrtype: dns.TypeA, Class: dns.ClassINET | cacheFlush, Ttl: 120}, A: net.IPv4(10, 77, 0, 9)}
+	at := t0.Add(5 * time.Second)
+	tb.apply(wire(t, moved), "eth0", at)
+	split := avahiAnswer(false)
+	split.Answer[3] = &dns.A{Hdr: dns.RR_Header{Name: "avahi-h0.local.", Rrtype: dns.TypeA, Class: dns.ClassINET | cacheFlush, Ttl: 120}, A: net.IPv4(10, 77, 0, 10)}
+	tb.apply(wire(t, split), "eth0", at.Add(500*time.Millisecond))
+	addrs := func() []netip.AddrPort { return tb.snapshot()[0].Addrs }
+	if got := addrs(); len(got) != 4 {
+		t.Fatalf("right after the flush: %v, want the old and both new IPv4 addresses and fd77::1", got)
+	}
+	if evs := tb.expire(at.Add(time.Second - time.Millisecond)); len(evs) != 0 {
+		t.Errorf("old address gone before the grace second: %v", evs)
+	}
+	evs := tb.expire(at.Add(time.Second))
+	want := []netip.AddrPort{
+		netip.MustParseAddrPort("10.77.0.9:4242"), netip.MustParseAddrPort("10.77.0.10:4242"),
+		netip.MustParseAddrPort("[fd77::1]:4242"),
+	}
+	if len(evs) != 1 || evs[0].Kind != PeerUpdate || !slices.Equal(evs[0].Peer.Addrs, want) {
+		t.Errorf("after the grace second: %v, want addrs %v", evs, want)
+	}
+}
