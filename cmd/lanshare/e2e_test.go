@@ -125,12 +125,14 @@ func (l *lineLog) waitFor(t testing.TB, what string, ok func(lines []string) boo
 	}
 }
 
-// server is a running `lanshare serve`.
+// server is a running `lanshare serve` (or another long-running lanshare
+// command, such as `peers --watch`).
 type server struct {
 	cmd    *exec.Cmd
 	addr   string   // from its "listening on" line
 	out    *lineLog // stdout, line by line
 	stderr *lockedBuffer
+	first  chan string   // stdout's first line; closed without one if there is none
 	done   chan struct{} // closed once the process has exited and its output is read
 	state  *os.ProcessState
 }
@@ -152,14 +154,40 @@ func (b *lockedBuffer) String() string {
 	return b.b.String()
 }
 
+// commandFunc makes the command that runs name with args, as
+// exec.CommandContext does: in the tests' own namespace (local) or inside a
+// lab host (netlab.Host.CommandContext).
+type commandFunc func(ctx context.Context, name string, args ...string) *exec.Cmd
+
+// local runs commands in the tests' own private network namespace.
+func local(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, name, args...)
+}
+
 // startServe runs `lanshare serve args...` with env added to baseEnv(tmp),
 // and returns once it has printed its address. The process is stopped
 // when the test ends.
 func startServe(t testing.TB, tmp string, env []string, args ...string) *server {
 	t.Helper()
+	return startServeOn(t, local, tmp, env, args...)
+}
+
+// startServeOn is startServe with the process made by run.
+func startServeOn(t testing.TB, run commandFunc, tmp string, env []string, args ...string) *server {
+	t.Helper()
+	s := startLanshare(t, run, tmp, env, append([]string{"serve"}, args...)...)
+	s.waitListening(t)
+	return s
+}
+
+// startLanshare starts `lanshare args...`, made by run, with env added to
+// baseEnv(tmp), and returns at once; its stdout is collected line by line.
+// The process is killed when the test ends, if it still runs.
+func startLanshare(t testing.TB, run commandFunc, tmp string, env []string, args ...string) *server {
+	t.Helper()
 	netlab.SkipUnlessIsolated(t)
-	s := &server{out: newLineLog(), stderr: &lockedBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(lanshareBin, append([]string{"serve"}, args...)...)
+	s := &server{out: newLineLog(), stderr: &lockedBuffer{}, first: make(chan string, 1), done: make(chan struct{})}
+	s.cmd = run(context.Background(), lanshareBin, args...)
 	s.cmd.Env = append(baseEnv(tmp), env...)
 	s.cmd.Stderr = s.stderr
 	stdout, err := s.cmd.StdoutPipe()
@@ -169,17 +197,16 @@ func startServe(t testing.TB, tmp string, env []string, args ...string) *server 
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	first := make(chan string, 1)
 	go func() {
 		defer close(s.done)
 		sc := bufio.NewScanner(stdout)
 		for n := 0; sc.Scan(); n++ {
 			if n == 0 {
-				first <- sc.Text()
+				s.first <- sc.Text()
 			}
 			s.out.add(sc.Text())
 		}
-		close(first) // tells the waiter there was no first line, if there was none
+		close(s.first) // tells the waiter there was no first line, if there was none
 		_ = s.cmd.Wait()
 		s.state = s.cmd.ProcessState
 	}()
@@ -192,9 +219,15 @@ func startServe(t testing.TB, tmp string, env []string, args ...string) *server 
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	})
+	return s
+}
 
+// waitListening waits for serve's first line, "listening on ADDR", and
+// sets s.addr.
+func (s *server) waitListening(t testing.TB) {
+	t.Helper()
 	select {
-	case line, ok := <-first:
+	case line, ok := <-s.first:
 		if !ok {
 			<-s.done
 			t.Fatalf("serve exited (%v) before printing its address; stderr:\n%s", s.state, s.stderr)
@@ -207,7 +240,6 @@ func startServe(t testing.TB, tmp string, env []string, args ...string) *server 
 	case <-time.After(failAfter):
 		t.Fatalf("serve printed no address within %v; stderr:\n%s", failAfter, s.stderr)
 	}
-	return s
 }
 
 // stop sends sig and waits for the process to exit, failing the test if it
@@ -259,10 +291,16 @@ type runResult struct {
 // baseEnv(tmp).
 func runLanshare(t testing.TB, tmp string, env []string, args ...string) runResult {
 	t.Helper()
+	return runLanshareOn(t, local, tmp, env, args...)
+}
+
+// runLanshareOn is runLanshare with the process made by run.
+func runLanshareOn(t testing.TB, run commandFunc, tmp string, env []string, args ...string) runResult {
+	t.Helper()
 	netlab.SkipUnlessIsolated(t)
 	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, lanshareBin, args...)
+	cmd := run(ctx, lanshareBin, args...)
 	cmd.Env = append(baseEnv(tmp), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

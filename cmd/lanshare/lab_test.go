@@ -1,0 +1,512 @@
+package main
+
+// Lab tests: real lanshare processes on virtual LANs (internal/netlab), one
+// network namespace per host, finding each other over real multicast.
+// Everything runs inside the private namespace TestMain made, so nothing
+// reaches the machine's own network.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lanshare/lanshare/internal/netlab"
+	"github.com/lanshare/lanshare/peer"
+)
+
+// labAgent is a `lanshare serve` running on a lab host.
+type labAgent struct {
+	*server
+	host      *netlab.Host
+	name      string
+	tmp       string    // its own temporary directory (HOME and the like)
+	dir       string    // shared folder
+	config    string    // config directory
+	launched  time.Time // when the process was started
+	listening time.Time // when its "listening on" line was read
+	port      uint16
+	instance  string // from the "sharing" line
+	id        string // from the "sharing" line, without the dashes
+	// addr is the IPv4 address and port peers must list it with: the
+	// host's first lab address, unless the test says otherwise.
+	addr netip.AddrPort
+}
+
+// launchAgent starts `lanshare serve --name name` on h, on a free port and
+// with its folders in a new temporary directory, with extra flags added,
+// and returns at once; call ready before using the agent. The process is
+// killed when the test ends, so the lab must have been made before.
+func launchAgent(t testing.TB, h *netlab.Host, name string, extra ...string) *labAgent {
+	t.Helper()
+	tmp := t.TempDir()
+	a := &labAgent{host: h, name: name, tmp: tmp,
+		dir: filepath.Join(tmp, "share"), config: filepath.Join(tmp, "config")}
+	args := append([]string{"serve", "--dir", a.dir, "--config", a.config, "--name", name, "--listen", ":0"}, extra...)
+	a.launched = time.Now()
+	a.server = startLanshare(t, h.CommandContext, tmp, nil, args...)
+	return a
+}
+
+// ready waits for the agent's first two lines, "listening on ADDR" and
+// "TIME sharing DIR as INSTANCE, id GROUPED-ID", and records what they say.
+func (a *labAgent) ready(t testing.TB) {
+	t.Helper()
+	a.waitListening(t)
+	a.listening = time.Now()
+	ap, err := netip.ParseAddrPort(a.server.addr)
+	if err != nil {
+		t.Fatalf("%s: serve listens on %q: %v", a.name, a.server.addr, err)
+	}
+	a.port = ap.Port()
+	a.addr = netip.AddrPortFrom(a.host.Addr(), a.port)
+
+	a.out.waitFor(t, a.name+"'s \"sharing\" line", func(ls []string) bool { return len(ls) >= 2 })
+	line := a.out.Lines()[1]
+	_, rest, ok := strings.Cut(line, " sharing "+a.dir+" as ")
+	i := strings.LastIndex(rest, ", id ")
+	if !ok || i < 0 {
+		t.Fatalf("%s: serve's second line = %q, want \"TIME sharing %s as INSTANCE, id ID\"", a.name, line, a.dir)
+	}
+	a.instance, a.id = rest[:i], strings.ReplaceAll(rest[i+len(", id "):], "-", "")
+	// The instance is the name and the id's first four characters.
+	if len(a.id) < 4 || a.instance != fmt.Sprintf("%s (%s)", a.name, a.id[:4]) {
+		t.Fatalf("%s: serve shares as instance %q with id %q; want \"%[1]s (FIRST 4 OF ID)\"", a.name, a.instance, a.id)
+	}
+}
+
+// startAgent is launchAgent followed by ready.
+func startAgent(t testing.TB, h *netlab.Host, name string, extra ...string) *labAgent {
+	t.Helper()
+	a := launchAgent(t, h, name, extra...)
+	a.ready(t)
+	return a
+}
+
+// listedPeer is one peer as `peers --json` prints it, and, with Event set,
+// one line of `peers --watch --json`. The JSON names are what scripts rely
+// on, so they are spelled out here rather than taken from peers.go.
+type listedPeer struct {
+	Event    string   `json:"event"`
+	Name     string   `json:"name"`
+	Instance string   `json:"instance"`
+	ID       string   `json:"id"`
+	Addrs    []string `json:"addrs"`
+	Version  string   `json:"version"`
+	Host     string   `json:"host"`
+	Self     bool     `json:"self"`
+	Sendable bool     `json:"sendable"`
+}
+
+// peersOn runs `lanshare peers --json args...` on h and returns the list,
+// failing the test unless it exits 0 with a JSON array.
+func peersOn(t testing.TB, h *netlab.Host, args ...string) []listedPeer {
+	t.Helper()
+	r := runLanshareOn(t, h.CommandContext, t.TempDir(), nil, append([]string{"peers", "--json"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("lanshare peers --json %q on %s: exit %d; stderr:\n%s", args, h.NS, r.code, r.stderr)
+	}
+	var list []listedPeer
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+		t.Fatalf("lanshare peers --json %q: %v; stdout:\n%s", args, err, r.stdout)
+	}
+	return list
+}
+
+func instances(list []listedPeer) []string {
+	var s []string
+	for _, p := range list {
+		s = append(s, p.Instance)
+	}
+	sort.Strings(s)
+	return s
+}
+
+// checkListed fails the test unless list holds exactly the agents want,
+// each with its name, id, version, its address and port, and marked self
+// only if it is self (which may be nil).
+func checkListed(t testing.TB, list []listedPeer, want []*labAgent, self *labAgent) {
+	t.Helper()
+	var wantInst []string
+	for _, a := range want {
+		wantInst = append(wantInst, a.instance)
+	}
+	sort.Strings(wantInst)
+	if got := instances(list); !slices.Equal(got, wantInst) {
+		t.Errorf("peers lists %d: %q\nwant %d: %q", len(got), got, len(wantInst), wantInst)
+	}
+	for _, a := range want {
+		i := slices.IndexFunc(list, func(p listedPeer) bool { return p.Instance == a.instance })
+		if i < 0 {
+			continue
+		}
+		p := list[i]
+		if p.Name != a.name || p.ID != a.id || p.Version != peer.ProtocolVersion || !p.Sendable || p.Self != (a == self) {
+			t.Errorf("%s listed as %+v\nwant name %q, id %q, version %q, sendable, self %v",
+				a.instance, p, a.name, a.id, peer.ProtocolVersion, a == self)
+		}
+		if !slices.Contains(p.Addrs, a.addr.String()) {
+			t.Errorf("%s listed with addresses %q, want %s among them", a.instance, p.Addrs, a.addr)
+		}
+		for _, s := range p.Addrs {
+			if ap, err := netip.ParseAddrPort(s); err != nil || ap.Port() != a.port {
+				t.Errorf("%s listed with address %q, want one with port %d", a.instance, s, a.port)
+			}
+		}
+	}
+}
+
+// watchPeersOn starts `lanshare peers --watch --json` on h; it runs until
+// the test ends (or is stopped).
+func watchPeersOn(t testing.TB, h *netlab.Host, args ...string) *server {
+	t.Helper()
+	return startLanshare(t, h.CommandContext, t.TempDir(), nil, append([]string{"peers", "--watch", "--json"}, args...)...)
+}
+
+// waitEvent waits until the watcher w has printed event ("peer-up",
+// "peer-down") for a peer that match accepts, and returns that event.
+func waitEvent(t testing.TB, w *server, event, what string, match func(listedPeer) bool) listedPeer {
+	t.Helper()
+	var found listedPeer
+	w.out.waitFor(t, event+" event for "+what, func(ls []string) bool {
+		for _, l := range ls {
+			var p listedPeer
+			if json.Unmarshal([]byte(l), &p) == nil && p.Event == event && match(p) {
+				found = p
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// waitPeerUp waits until a's log has a "peer up" line for each of others,
+// naming it with its short id, address and version.
+func waitPeerUp(t testing.TB, a *labAgent, others ...*labAgent) {
+	t.Helper()
+	for _, o := range others {
+		want := " peer up: " + o.instance + " id " + peer.ShortID(o.id) + " at "
+		a.out.waitFor(t, a.name+"'s \"peer up\" line for "+o.instance, func(ls []string) bool {
+			return slices.ContainsFunc(ls, func(l string) bool {
+				return strings.Contains(l, want) && strings.Contains(l, " "+o.addr.String()) &&
+					strings.Contains(l, " v"+peer.ProtocolVersion)
+			})
+		})
+	}
+}
+
+// randomFile writes n random bytes to path and returns them.
+func randomFile(t testing.TB, path string, n int) []byte {
+	t.Helper()
+	data := make([]byte, n)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, data, 0o644, time.Now())
+	return data
+}
+
+// TestLabThreeAgents runs three agents on one LAN and a fourth host without
+// one: they find each other, `peers` lists them, they send to each other by
+// name, and they leave the lists when stopped or killed. It is not
+// parallel, so that its time bounds are measured on a quiet machine.
+func TestLabThreeAgents(t *testing.T) {
+	lab := netlab.New(t, 4)
+	alice := launchAgent(t, lab.Host(0), "alice")
+	bob := launchAgent(t, lab.Host(1), "bob")
+	// carol is SIGKILLed at the end and must vanish within her short TTL.
+	const carolTTL = 3 * time.Second
+	carol := launchAgent(t, lab.Host(2), "carol", "--ttl", carolTTL.String())
+	agents := []*labAgent{alice, bob, carol}
+	var last time.Time
+	for _, a := range agents {
+		a.ready(t)
+		if a.listening.After(last) {
+			last = a.listening
+		}
+	}
+	observer := lab.Host(3)
+
+	// Every agent logs the other two within a second of the last one's
+	// start.
+	for _, a := range agents {
+		var others []*labAgent
+		for _, o := range agents {
+			if o != a {
+				others = append(others, o)
+			}
+		}
+		waitPeerUp(t, a, others...)
+	}
+	if el := time.Since(last); el > time.Second {
+		t.Errorf("agents saw each other %v after the last one started, want within 1s", el)
+	}
+	for _, a := range agents {
+		for _, l := range a.out.Lines() {
+			if strings.Contains(l, " peer up: "+a.instance) {
+				t.Errorf("%s logged itself as a peer: %q", a.name, l)
+			}
+		}
+	}
+
+	t.Run("peers and send", func(t *testing.T) {
+		t.Run("peers from a host without agent", func(t *testing.T) {
+			t.Parallel()
+			checkListed(t, peersOn(t, observer), agents, nil)
+		})
+		t.Run("peers with the agent's config marks it self", func(t *testing.T) {
+			t.Parallel()
+			checkListed(t, peersOn(t, alice.host, "--config", alice.config), agents, alice)
+		})
+		for _, from := range agents {
+			for _, to := range agents {
+				if from == to {
+					continue
+				}
+				t.Run("send "+from.name+" to "+to.name, func(t *testing.T) {
+					t.Parallel()
+					base := "from-" + from.name + ".bin"
+					src := filepath.Join(t.TempDir(), base)
+					data := randomFile(t, src, 256<<10+len(from.name))
+					r := runLanshareOn(t, from.host.CommandContext, from.tmp, nil, "send", "--name", from.name, to.name, src)
+					if r.code != 0 {
+						t.Fatalf("send %s %s on %s: exit %d; stderr:\n%s", to.name, src, from.name, r.code, r.stderr)
+					}
+					got, err := os.ReadFile(filepath.Join(to.dir, base))
+					if err != nil || !bytes.Equal(got, data) {
+						t.Errorf("%s's copy of %s: %d bytes (%v), want the %d sent, byte for byte", to.name, base, len(got), err, len(data))
+					}
+					from := fmt.Sprintf(" received %s from %s (%s:", base, from.name, from.host.Addr())
+					to.out.waitFor(t, to.name+"'s \"received\" line", func(ls []string) bool {
+						return slices.ContainsFunc(ls, func(l string) bool { return strings.Contains(l, from) })
+					})
+				})
+			}
+		}
+	})
+
+	w := watchPeersOn(t, observer)
+	for _, a := range agents {
+		waitEvent(t, w, "peer-up", a.instance, func(p listedPeer) bool { return p.Instance == a.instance && p.ID == a.id })
+	}
+
+	// A clean stop says goodbye: gone from the watcher at once.
+	stopped := time.Now()
+	bob.stopClean(t)
+	waitEvent(t, w, "peer-down", bob.instance, func(p listedPeer) bool { return p.Instance == bob.instance })
+	if el := time.Since(stopped); el > 2*time.Second {
+		t.Errorf("bob left the watcher's list %v after SIGTERM, want within 2s", el)
+	}
+	for _, a := range []*labAgent{alice, carol} {
+		a.out.waitFor(t, a.name+"'s \"peer down\" line for bob", func(ls []string) bool {
+			return slices.ContainsFunc(ls, func(l string) bool { return strings.HasSuffix(l, " peer down: "+bob.instance) })
+		})
+	}
+
+	// A killed agent says nothing: gone when its TTL runs out.
+	killed := time.Now()
+	carol.stop(t, syscall.SIGKILL)
+	waitEvent(t, w, "peer-down", carol.instance, func(p listedPeer) bool { return p.Instance == carol.instance })
+	if el, limit := time.Since(killed), carolTTL+time.Second; el > limit {
+		t.Errorf("carol (TTL %v) left the watcher's list %v after SIGKILL, want within %v", carolTTL, el, limit)
+	}
+
+	// Sending to her now fails fast, with one line that names her.
+	src := filepath.Join(t.TempDir(), "late.txt")
+	writeFile(t, src, []byte("too late\n"), 0o644, time.Now())
+	start := time.Now()
+	r := runLanshareOn(t, alice.host.CommandContext, alice.tmp, nil, "send", "--wait", "1s", "carol", src)
+	if r.code != 4 {
+		t.Errorf("send to the killed carol: exit %d, want 4 (unreachable); stderr:\n%s", r.code, r.stderr)
+	}
+	checkErrorLine(t, r.stderr, "carol")
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("send to the killed carol took %v with --wait 1s, want under 3s", el)
+	}
+	if _, err := os.Stat(filepath.Join(carol.dir, "late.txt")); err == nil {
+		t.Errorf("late.txt reached carol's folder after she was killed")
+	}
+}
+
+// TestLabTwentyAgents lists twenty agents on one bridge from one more host,
+// five times over: a single lost or late answer shows.
+func TestLabTwentyAgents(t *testing.T) {
+	t.Parallel()
+	const n = 20
+	lab := netlab.New(t, n+1)
+	agents := make([]*labAgent, n)
+	for i := range agents {
+		agents[i] = launchAgent(t, lab.Host(i), fmt.Sprintf("agent%02d", i))
+	}
+	for _, a := range agents {
+		a.ready(t)
+	}
+	for run := range 5 {
+		list := peersOn(t, lab.Host(n))
+		if len(list) != n {
+			t.Errorf("run %d: peers listed %d agents, want %d", run+1, len(list), n)
+		}
+		checkListed(t, list, agents, nil)
+	}
+}
+
+// TestLabTwoSegments puts an observer on two bridges: it sees both, or the
+// one it is told to use, and an agent told to use one interface is seen
+// only on that interface's segment, with that segment's addresses.
+func TestLabTwoSegments(t *testing.T) {
+	t.Parallel()
+	// h0: seg 0 only, runs west. h1: seg 0 (eth0) and seg 1 (eth1), the
+	// observer. h2: seg 1 only, runs east. h3: seg 0 (eth0) and seg 1
+	// (eth1), runs eastonly with --iface eth1.
+	lab := netlab.New(t, 2)
+	seg1 := lab.AddSegment()
+	observer := lab.Host(1)
+	lab.Attach(observer, seg1)
+	h2 := lab.AddHost()
+	lab.Attach(h2, seg1)
+	h3 := lab.AddHost()
+	lab.Attach(h3, 0)
+	eth1 := lab.Attach(h3, seg1)
+
+	west := launchAgent(t, lab.Host(0), "west")
+	east := launchAgent(t, h2, "east")
+	eastOnly := launchAgent(t, h3, "eastonly", "--iface", eth1.Name)
+	for _, a := range []*labAgent{west, east, eastOnly} {
+		a.ready(t)
+	}
+	eastOnly.addr = netip.AddrPortFrom(eth1.IPv4.Addr(), eastOnly.port)
+
+	cases := []struct {
+		name string
+		host *netlab.Host
+		args []string
+		want []*labAgent
+	}{
+		{"both segments", observer, nil, []*labAgent{west, east, eastOnly}},
+		{"--iface eth0", observer, []string{"--iface", "eth0"}, []*labAgent{west}},
+		{"--iface eth1", observer, []string{"--iface", "eth1"}, []*labAgent{east, eastOnly}},
+		{"segment 0 only", lab.Host(0), nil, []*labAgent{west}},
+		{"segment 1 only", h2, nil, []*labAgent{east, eastOnly}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			list := peersOn(t, c.host, c.args...)
+			checkListed(t, list, c.want, nil)
+			// eastonly advertises only its segment-1 addresses.
+			seg0 := []netip.Addr{h3.Ifaces[0].IPv4.Addr(), h3.Ifaces[0].ULA.Addr(), h3.Ifaces[0].LinkLocal}
+			for _, p := range list {
+				if p.Instance != eastOnly.instance {
+					continue
+				}
+				for _, s := range p.Addrs {
+					if ap, err := netip.ParseAddrPort(s); err == nil && slices.Contains(seg0, ap.Addr().WithZone("")) {
+						t.Errorf("eastonly (--iface eth1) listed with its segment-0 address %s: %q", s, p.Addrs)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestLabSameDisplayName runs two agents with the same display name: both
+// are listed, a send by the bare name is refused as ambiguous and lists
+// both, and each can be reached by instance name or id prefix.
+func TestLabSameDisplayName(t *testing.T) {
+	t.Parallel()
+	lab := netlab.New(t, 3)
+	twins := []*labAgent{launchAgent(t, lab.Host(0), "twin"), launchAgent(t, lab.Host(1), "twin")}
+	for _, a := range twins {
+		a.ready(t)
+	}
+	if twins[0].instance == twins[1].instance || twins[0].id == twins[1].id {
+		t.Fatalf("two agents share instance %q or id %q", twins[0].instance, twins[0].id)
+	}
+	sender := lab.Host(2)
+	tmp := t.TempDir()
+	send := func(t *testing.T, target, src string) runResult {
+		t.Helper()
+		return runLanshareOn(t, sender.CommandContext, tmp, nil, "send", "--name", "sender", target, src)
+	}
+
+	checkListed(t, peersOn(t, sender), twins, nil)
+
+	t.Run("by display name", func(t *testing.T) {
+		src := filepath.Join(t.TempDir(), "which.txt")
+		writeFile(t, src, []byte("which twin?\n"), 0o644, time.Now())
+		r := send(t, "twin", src)
+		if r.code != 2 {
+			t.Errorf("send twin: exit %d, want 2 (ambiguous); stderr:\n%s", r.code, r.stderr)
+		}
+		checkErrorLine(t, r.stderr, twins[0].instance, twins[1].instance)
+		for _, a := range twins {
+			if got := readTree(t, a.dir); len(got) != 0 {
+				t.Errorf("%s received %v from an ambiguous send", a.instance, got)
+			}
+		}
+	})
+
+	for i, target := range []string{twins[0].instance, twins[1].id[:6]} {
+		to, other := twins[i], twins[1-i]
+		t.Run("by "+target, func(t *testing.T) {
+			base := fmt.Sprintf("for-%d.txt", i)
+			src := filepath.Join(t.TempDir(), base)
+			data := randomFile(t, src, 1000+i)
+			r := send(t, target, src)
+			if r.code != 0 {
+				t.Fatalf("send %q: exit %d, want 0; stderr:\n%s", target, r.code, r.stderr)
+			}
+			if got, err := os.ReadFile(filepath.Join(to.dir, base)); err != nil || !bytes.Equal(got, data) {
+				t.Errorf("%s's copy of %s: %d bytes (%v), want the %d sent", to.instance, base, len(got), err, len(data))
+			}
+			if _, err := os.Stat(filepath.Join(other.dir, base)); err == nil {
+				t.Errorf("%s reached %s too", base, other.instance)
+			}
+		})
+	}
+}
+
+// BenchmarkLabPeerUp measures how long a new agent takes to appear in a
+// running `peers --watch` on another host: from starting `lanshare serve`
+// to reading the watcher's peer-up event for it. It reports the median,
+// minimum and maximum over b.N agents (ns/op is meaningless here and
+// zeroed). Run it with
+//
+//	go test -run '^$' -bench BenchmarkLabPeerUp -benchtime 10x ./cmd/lanshare/
+func BenchmarkLabPeerUp(b *testing.B) {
+	lab := netlab.New(b, 2)
+	w := watchPeersOn(b, lab.Host(1))
+	var took []time.Duration
+	for i := 0; i < b.N; i++ {
+		name := fmt.Sprintf("bench%d", i)
+		a := launchAgent(b, lab.Host(0), name)
+		waitEvent(b, w, "peer-up", name, func(p listedPeer) bool { return p.Name == name })
+		took = append(took, time.Since(a.launched))
+		// Leave the LAN as it was for the next agent.
+		a.ready(b)
+		a.stopClean(b)
+		waitEvent(b, w, "peer-down", a.instance, func(p listedPeer) bool { return p.Instance == a.instance })
+	}
+	slices.Sort(took)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	median := took[len(took)/2]
+	if len(took)%2 == 0 {
+		median = (took[len(took)/2-1] + median) / 2
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(ms(median), "ms-median")
+	b.ReportMetric(ms(took[0]), "ms-min")
+	b.ReportMetric(ms(took[len(took)-1]), "ms-max")
+	b.Logf("serve start to peer-up in a watcher on another host, N=%d: median %v, min %v, max %v",
+		len(took), median, took[0], took[len(took)-1])
+}
