@@ -151,6 +151,30 @@ func (p *proc) waitLine(s string, timeout time.Duration) string {
 	}
 }
 
+// expectNoLine fails the test if an output line, printed so far or within
+// d, contains s.
+func (p *proc) expectNoLine(s string, d time.Duration) {
+	p.t.Helper()
+	end := time.NewTimer(d)
+	defer end.Stop()
+	for {
+		p.mu.Lock()
+		for _, l := range p.lines {
+			if strings.Contains(l, s) {
+				p.mu.Unlock()
+				p.t.Fatalf("%s printed %q", p.name, l)
+			}
+		}
+		changed := p.changed
+		p.mu.Unlock()
+		select {
+		case <-changed:
+		case <-end.C:
+			return
+		}
+	}
+}
+
 // stop kills the program and waits until it has exited.
 func (p *proc) stop() {
 	p.t.Helper()
@@ -175,11 +199,12 @@ func (p *proc) stop() {
 // avahi is an avahi-daemon in a lab host, reachable by avahi's tools through
 // its private D-Bus system bus.
 type avahi struct {
-	t     testing.TB
-	host  *netlab.Host
-	name  string // avahi's host name, without ".local"
-	progs map[string]string
-	env   []string // DBUS_SYSTEM_BUS_ADDRESS for avahi's tools
+	t      testing.TB
+	host   *netlab.Host
+	name   string // avahi's host name, without ".local"
+	progs  map[string]string
+	env    []string // DBUS_SYSTEM_BUS_ADDRESS for avahi's tools
+	daemon *proc
 }
 
 // busConf is a D-Bus system bus that listens only on its own socket and lets
@@ -242,11 +267,11 @@ func startAvahi(t testing.TB, progs map[string]string, h *netlab.Host, name, ifa
 	// dbus-daemon prints its address once it listens.
 	d.waitLine("unix:path=", 10*time.Second)
 	a := &avahi{t: t, host: h, name: name, progs: progs, env: []string{"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + bus}}
-	daemon := startProc(t, h, "avahi-daemon@"+name, a.env, progs["unshare"],
+	a.daemon = startProc(t, h, "avahi-daemon@"+name, a.env, progs["unshare"],
 		"--mount", "--propagation", "private", "--",
 		"sh", "-c", `mount -t tmpfs lanshare-test /run && exec "$0" "$@"`,
 		progs["avahi-daemon"], "-f", avahiFile, "--no-rlimits", "--no-chroot", "--no-drop-root", "--no-proc-title")
-	daemon.waitLine("Server startup complete", 10*time.Second)
+	a.daemon.waitLine("Server startup complete", 10*time.Second)
 	return a
 }
 
@@ -614,4 +639,32 @@ func TestAvahiCoexistence(t *testing.T) {
 		return foreignPeer("plain thing")(m) && len(m.Peer.Addrs) > 0
 	})
 	checkPlainThing(t, *up.Peer, lab.Host(0))
+}
+
+// TestAvahiKeepsItsHostName: an agent with the default Host, on a machine
+// whose avahi-daemon publishes the machine's host name, does not make avahi
+// see a conflict and rename the machine "<host>-2" (see Config.Host); avahi
+// resolves the agent under the agent's own host name.
+func TestAvahiKeepsItsHostName(t *testing.T) {
+	progs := needAvahi(t)
+	lab := netlab.New(t, 1)
+	machine, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The name avahi publishes for this machine (its first label) is the
+	// one we used to publish too.
+	av := startAvahi(t, progs, lab.Host(0), hostLabel(machine), "eth0")
+	cfg := agentCfg("bob", "bbbb2222", 4002)
+	cfg.Host = "" // the default
+	bob := startChild(t, lab.Host(0), "bob", "agent", cfg)
+	bob.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	bobName := `bob\032\040bbbb\041`
+	svcs := av.browseUntil(10*time.Second, "bob over IPv4 and IPv6", hasBothFamilies(bobName))
+	cfg.Host = hostFor(machine, cfg.ID)
+	checkAvahiSees(t, svcs, bobName, cfg, lab.Host(0))
+	checkAvahiResolvesHost(t, av, cfg.Host+".local", lab.Host(0))
+	// avahi has our address records; a conflict would show within the
+	// 750 ms of probing that precedes the rename.
+	av.daemon.expectNoLine("onflict", 2*time.Second)
 }

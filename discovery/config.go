@@ -30,10 +30,18 @@ type Config struct {
 	Version string
 	// Port is the TCP port peers connect to (required).
 	Port int
-	// Host is the host label published as the SRV target "<Host>.local.".
-	// Zero means the machine's host name, made into a valid label. The
-	// name is never resolved: A/AAAA records carry the addresses of the
-	// interfaces we serve.
+	// Host is the host label published as the SRV target "<Host>.local.",
+	// with our A/AAAA records; the name is never resolved: those records
+	// carry the addresses of the interfaces we serve. Zero means a name of
+	// our own: the machine's host name made into a valid label, a hyphen
+	// and the id suffix of InstanceName ("bobs-laptop-3fa2"), cut to fit a
+	// label. Not the bare machine name: the machine's own mDNS responder
+	// (avahi, mDNSResponder) owns "<host>.local." with the addresses it
+	// picks, which are not ours (avahi leaves out link-local IPv6
+	// addresses when an interface has others), and avahi takes other
+	// address records for its name as a conflict and renames the machine
+	// "<host>-2.local." We never probe, so our name must be one nobody
+	// else claims.
 	Host string
 	// Ifaces names the interfaces to serve. Empty means every up,
 	// multicast-capable, non-loopback interface with an address, or the
@@ -47,18 +55,32 @@ type Config struct {
 	Logf func(format string, args ...any)
 }
 
-// DefaultConfig returns a Config with Host and TTL filled in; the caller
-// sets Name, ID, Version and Port.
+// DefaultConfig returns a Config with TTL filled in; the caller sets Name,
+// ID, Version and Port. Host is left zero, so New derives it from the
+// machine's host name and ID (see Config.Host).
 func DefaultConfig() Config {
-	return Config{Host: defaultHost(), TTL: DefaultTTL}
+	return Config{TTL: DefaultTTL}
 }
 
-func defaultHost() string {
+// defaultHost returns the host label an agent with id publishes when
+// Config.Host is zero (see there).
+func defaultHost(id string) string {
 	h, err := os.Hostname()
 	if err != nil {
-		return "lanshare"
+		h = ""
 	}
-	return hostLabel(h)
+	return hostFor(h, id)
+}
+
+// hostFor is defaultHost on a machine called machine: its name made into a
+// valid label ("lanshare" if nothing is left), a hyphen and the id suffix.
+func hostFor(machine, id string) string {
+	suffix := "-" + idSuffix(id)
+	label := hostLabel(machine)
+	if len(label) > maxLabel-len(suffix) {
+		label = strings.TrimRight(label[:maxLabel-len(suffix)], "-")
+	}
+	return label + suffix
 }
 
 // Validate reports the first problem with c, wrapping ErrInvalidConfig.
@@ -110,10 +132,10 @@ func printable(s string) bool {
 	return true
 }
 
-// withDefaults fills zero Host and TTL.
+// withDefaults fills zero Host, TTL and Logf.
 func (c Config) withDefaults() Config {
 	if c.Host == "" {
-		c.Host = defaultHost()
+		c.Host = defaultHost(c.ID)
 	}
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,41 @@ func TestDefaultsFilledByNew(t *testing.T) {
 	}
 	if s.Instance() != "bob (3fa2)" {
 		t.Errorf("Instance() = %q", s.Instance())
+	}
+}
+
+// TestDefaultHostIsNotTheMachineName pins a bug avahi showed: by default
+// we published A/AAAA records for "<machine host name>.local.", the name
+// the machine's own avahi-daemon owns, with a different address set (we
+// include link-local IPv6 addresses, avahi does not), and avahi renamed the
+// machine "<host>-2.local.". The default is now a name of our own.
+func TestDefaultHostIsNotTheMachineName(t *testing.T) {
+	if h := DefaultConfig().Host; h != "" {
+		t.Errorf("DefaultConfig().Host = %q, want zero (New fills it from the id)", h)
+	}
+	c := validConfig()
+	s, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	machine, _ := os.Hostname()
+	if s.cfg.Host == hostLabel(machine) || s.cfg.Host != hostFor(machine, c.ID) {
+		t.Errorf("default host %q (machine %q)", s.cfg.Host, machine)
+	}
+	long := strings.Repeat("a", 57) + "-bbbbbb"
+	for _, tc := range []struct{ machine, id, want string }{
+		{"bobs-laptop.example.com", "3fa2c0de", "bobs-laptop-3fa2"},
+		{"Bob's Mac", "3FA2c0de", "Bob-s-Mac-3fa2"},
+		{"", "3fa2c0de", "lanshare-3fa2"},
+		{"vm", "a-b", "vm-" + idSuffix("a-b")},
+		{strings.Repeat("h", 70), "3fa2", strings.Repeat("h", 58) + "-3fa2"},
+		{long, "3fa2", strings.Repeat("a", 57) + "-3fa2"}, // no "--" where it was cut
+	} {
+		got := hostFor(tc.machine, tc.id)
+		if got != tc.want || !validHostLabel(got) {
+			t.Errorf("hostFor(%q, %q) = %q, want %q (a valid label)", tc.machine, tc.id, got, tc.want)
+		}
 	}
 }
 

@@ -15,7 +15,10 @@
 // The instance label is the display name plus a short id suffix, "bob
 // (3fa2)" (see InstanceName), so two agents with the same display name never
 // collide and no probing is needed; dots and other special characters in the
-// label are escaped as RFC 6763 §4.3 requires. A and AAAA records carry the
+// label are escaped as RFC 6763 §4.3 requires. The host label is by default
+// the machine's host name, a hyphen and the same four characters,
+// "bobs-laptop-3fa2", never the bare machine name, which the machine's own
+// responder (avahi) owns (see Config.Host). A and AAAA records carry the
 // addresses of the interface the packet goes out on; the host name is never
 // resolved. SRV, TXT, A and AAAA have the cache-flush bit. Every record has
 // the configured TTL (DefaultTTL, 120 s).
@@ -40,7 +43,10 @@
 //   - browses continuously: queries at start and then after 1 s, 2 s, 4 s
 //     ... up to a minute, plus a cache refresh at 80-95 % of a peer's TTL;
 //     a peer that says goodbye leaves the table at once, one that vanishes
-//     leaves when its TTL runs out.
+//     leaves when its TTL runs out. An address record with the cache-flush
+//     bit replaces the peer's addresses of its own type (A or AAAA) heard on
+//     that interface more than a second before, which expire a second later
+//     (RFC 6762 §10.2): avahi answers over IPv6 with AAAA records only.
 //
 // Browse is a one-shot lookup without advertising (no agent needed): it
 // queries twice (at 0 and 250 ms) and returns what answered within the wait.
