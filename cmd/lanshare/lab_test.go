@@ -84,14 +84,6 @@ func (a *labAgent) ready(t testing.TB) {
 	}
 }
 
-// startAgent is launchAgent followed by ready.
-func startAgent(t testing.TB, h *netlab.Host, name string, extra ...string) *labAgent {
-	t.Helper()
-	a := launchAgent(t, h, name, extra...)
-	a.ready(t)
-	return a
-}
-
 // listedPeer is one peer as `peers --json` prints it, and, with Event set,
 // one line of `peers --watch --json`. The JSON names are what scripts rely
 // on, so they are spelled out here rather than taken from peers.go.
@@ -173,14 +165,15 @@ func watchPeersOn(t testing.TB, h *netlab.Host, args ...string) *server {
 }
 
 // waitEvent waits until the watcher w has printed event ("peer-up",
-// "peer-down") for a peer that match accepts, and returns that event.
-func waitEvent(t testing.TB, w *server, event, what string, match func(listedPeer) bool) listedPeer {
+// "peer-down") for a peer that match accepts, after its first skip lines,
+// and returns that event.
+func waitEvent(t testing.TB, w *server, skip int, event, what string, match func(listedPeer) bool) listedPeer {
 	t.Helper()
 	var found listedPeer
 	w.out.waitFor(t, event+" event for "+what, func(ls []string) bool {
-		for _, l := range ls {
+		for i := skip; i < len(ls); i++ {
 			var p listedPeer
-			if json.Unmarshal([]byte(l), &p) == nil && p.Event == event && match(p) {
+			if json.Unmarshal([]byte(ls[i]), &p) == nil && p.Event == event && match(p) {
 				found = p
 				return true
 			}
@@ -248,7 +241,9 @@ func TestLabThreeAgents(t *testing.T) {
 		}
 		waitPeerUp(t, a, others...)
 	}
-	if el := time.Since(last); el > time.Second {
+	el := time.Since(last)
+	t.Logf("agents saw each other %v after the last one started", el)
+	if el > time.Second {
 		t.Errorf("agents saw each other %v after the last one started, want within 1s", el)
 	}
 	for _, a := range agents {
@@ -286,9 +281,9 @@ func TestLabThreeAgents(t *testing.T) {
 					if err != nil || !bytes.Equal(got, data) {
 						t.Errorf("%s's copy of %s: %d bytes (%v), want the %d sent, byte for byte", to.name, base, len(got), err, len(data))
 					}
-					from := fmt.Sprintf(" received %s from %s (%s:", base, from.name, from.host.Addr())
+					logged := fmt.Sprintf(" received %s from %s (%s:", base, from.name, from.host.Addr())
 					to.out.waitFor(t, to.name+"'s \"received\" line", func(ls []string) bool {
-						return slices.ContainsFunc(ls, func(l string) bool { return strings.Contains(l, from) })
+						return slices.ContainsFunc(ls, func(l string) bool { return strings.Contains(l, logged) })
 					})
 				})
 			}
@@ -296,15 +291,21 @@ func TestLabThreeAgents(t *testing.T) {
 	})
 
 	w := watchPeersOn(t, observer)
+	var ups []listedPeer
 	for _, a := range agents {
-		waitEvent(t, w, "peer-up", a.instance, func(p listedPeer) bool { return p.Instance == a.instance && p.ID == a.id })
+		p := waitEvent(t, w, 0, "peer-up", a.instance, func(p listedPeer) bool { return p.Instance == a.instance })
+		ups = append(ups, p)
 	}
+	checkListed(t, ups, agents, nil)
 
 	// A clean stop says goodbye: gone from the watcher at once.
+	bobStopped := len(w.out.Lines())
 	stopped := time.Now()
 	bob.stopClean(t)
-	waitEvent(t, w, "peer-down", bob.instance, func(p listedPeer) bool { return p.Instance == bob.instance })
-	if el := time.Since(stopped); el > 2*time.Second {
+	waitEvent(t, w, bobStopped, "peer-down", bob.instance, func(p listedPeer) bool { return p.Instance == bob.instance })
+	el = time.Since(stopped)
+	t.Logf("bob left the watcher's list %v after SIGTERM", el)
+	if el > 2*time.Second {
 		t.Errorf("bob left the watcher's list %v after SIGTERM, want within 2s", el)
 	}
 	for _, a := range []*labAgent{alice, carol} {
@@ -314,11 +315,39 @@ func TestLabThreeAgents(t *testing.T) {
 	}
 
 	// A killed agent says nothing: gone when its TTL runs out.
+	carolKilled := len(w.out.Lines())
 	killed := time.Now()
 	carol.stop(t, syscall.SIGKILL)
-	waitEvent(t, w, "peer-down", carol.instance, func(p listedPeer) bool { return p.Instance == carol.instance })
-	if el, limit := time.Since(killed), carolTTL+time.Second; el > limit {
+	waitEvent(t, w, carolKilled, "peer-down", carol.instance, func(p listedPeer) bool { return p.Instance == carol.instance })
+	el = time.Since(killed)
+	t.Logf("carol (TTL %v) left the watcher's list %v after SIGKILL", carolTTL, el)
+	if limit := carolTTL + time.Second; el > limit {
 		t.Errorf("carol (TTL %v) left the watcher's list %v after SIGKILL, want within %v", carolTTL, el, limit)
+	}
+
+	// Nobody came and went meanwhile: one peer-up each, and a peer-down
+	// only for bob and carol, after they were stopped.
+	mayLeave := map[string]int{bob.instance: bobStopped, carol.instance: carolKilled}
+	upCount := map[string]int{}
+	for i, l := range w.out.Lines() {
+		var p listedPeer
+		if err := json.Unmarshal([]byte(l), &p); err != nil {
+			t.Errorf("peers --watch --json printed %q: %v", l, err)
+			continue
+		}
+		switch p.Event {
+		case "peer-up":
+			upCount[p.Instance]++
+		case "peer-down":
+			if after, ok := mayLeave[p.Instance]; !ok || i < after {
+				t.Errorf("peers --watch --json line %d: %s went down before it was stopped: %q", i+1, p.Instance, l)
+			}
+		}
+	}
+	for _, a := range agents {
+		if upCount[a.instance] != 1 {
+			t.Errorf("peers --watch --json reported %s up %d times, want once; output:\n%s", a.instance, upCount[a.instance], w.out)
+		}
 	}
 
 	// Sending to her now fails fast, with one line that names her.
@@ -330,7 +359,9 @@ func TestLabThreeAgents(t *testing.T) {
 		t.Errorf("send to the killed carol: exit %d, want 4 (unreachable); stderr:\n%s", r.code, r.stderr)
 	}
 	checkErrorLine(t, r.stderr, "carol")
-	if el := time.Since(start); el > 3*time.Second {
+	el = time.Since(start)
+	t.Logf("send to the killed carol failed after %v", el)
+	if el > 3*time.Second {
 		t.Errorf("send to the killed carol took %v with --wait 1s, want under 3s", el)
 	}
 	if _, err := os.Stat(filepath.Join(carol.dir, "late.txt")); err == nil {
@@ -489,13 +520,14 @@ func BenchmarkLabPeerUp(b *testing.B) {
 	var took []time.Duration
 	for i := 0; i < b.N; i++ {
 		name := fmt.Sprintf("bench%d", i)
+		skip := len(w.out.Lines())
 		a := launchAgent(b, lab.Host(0), name)
-		waitEvent(b, w, "peer-up", name, func(p listedPeer) bool { return p.Name == name })
+		waitEvent(b, w, skip, "peer-up", name, func(p listedPeer) bool { return p.Name == name })
 		took = append(took, time.Since(a.launched))
 		// Leave the LAN as it was for the next agent.
 		a.ready(b)
 		a.stopClean(b)
-		waitEvent(b, w, "peer-down", a.instance, func(p listedPeer) bool { return p.Instance == a.instance })
+		waitEvent(b, w, skip, "peer-down", a.instance, func(p listedPeer) bool { return p.Instance == a.instance })
 	}
 	slices.Sort(took)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
