@@ -46,6 +46,8 @@ type labAgent struct {
 // with its folders in a new temporary directory, with extra flags added,
 // and returns at once; call ready before using the agent. The process is
 // killed when the test ends, so the lab must have been made before.
+// "ip netns exec" execs lanshare in its own place, so a signal sent to the
+// process reaches the agent itself.
 func launchAgent(t testing.TB, h *netlab.Host, name string, extra ...string) *labAgent {
 	t.Helper()
 	tmp := t.TempDir()
