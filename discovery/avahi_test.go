@@ -10,7 +10,8 @@ package discovery
 // and nothing is written to the machine's /run.
 //
 // The tests need the Debian packages avahi-daemon, avahi-utils and
-// dbus-daemon, and skip without them.
+// dbus-daemon, and skip without them. They run in parallel with each other
+// (each has its own lab), after the package's other tests.
 
 import (
 	"bufio"
@@ -344,7 +345,8 @@ func parseAvahiBrowse(out string) ([]avahiService, error) {
 }
 
 // parseAvahiTXT splits avahi's rendering of a TXT record: quoted strings
-// separated by spaces, with '"' and '\' escaped by a backslash.
+// separated by spaces, with '"' and '\' escaped by a backslash and bytes
+// outside printable ASCII as \DDD (decimal).
 func parseAvahiTXT(s string) ([]string, error) {
 	var out []string
 	for s != "" {
@@ -358,6 +360,12 @@ func parseAvahiTXT(s string) ([]string, error) {
 		var b strings.Builder
 		i := 1
 		for ; i < len(s) && s[i] != '"'; i++ {
+			if s[i] == '\\' && isDigit3(s[i+1:]) {
+				v, _ := strconv.Atoi(s[i+1 : i+4])
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
 			if s[i] == '\\' && i+1 < len(s) {
 				i++
 			}
@@ -479,29 +487,44 @@ func checkAvahiResolvesHost(t testing.TB, a *avahi, hostName string, h *netlab.H
 
 // TestAvahiResolvesUs: avahi-browse and avahi-resolve, through an
 // avahi-daemon on host 0, list our agents on another host and on avahi's own
-// host (sharing port 5353 with it) with the instance name escaped as RFC 6763
-// wants, the port, the TXT keys, and the hosts' IPv4 and IPv6 addresses.
+// host (sharing port 5353 with it) with the instance name as one label
+// (dots, spaces, quotes, backslashes and UTF-8 intact), the port, the TXT
+// keys, and the hosts' IPv4 and IPv6 addresses. An agent that stops is gone
+// from avahi's list at once (its goodbye), not after its TTL.
 func TestAvahiResolvesUs(t *testing.T) {
 	progs := needAvahi(t)
+	t.Parallel()
 	lab := netlab.New(t, 2)
 	av := startAvahi(t, progs, lab.Host(0), "avahi-h0", "eth0")
 	aliceCfg := agentCfg("alice.smith", "aaaa1111", 4001)
 	bobCfg := agentCfg("bob", "bbbb2222", 4002)
+	carolCfg := agentCfg(`Zoë "Z" O'Neil\; (x)`, "cccc3333", 4003)
 	alice := startChild(t, lab.Host(1), "alice", "agent", aliceCfg)
 	bob := startChild(t, lab.Host(0), "bob", "agent", bobCfg)
-	alice.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
-	bob.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	carol := startChild(t, lab.Host(1), "carol", "agent", carolCfg)
+	for _, c := range []*child{alice, bob, carol} {
+		c.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	}
 
 	// avahi escapes the dot (the label is one label, not two) and prints
-	// other bytes than letters, digits, '-' and '_' as \DDD.
+	// other bytes than letters, digits, '-' and '_' as \DDD: "ë" is
+	// \195\171 in UTF-8.
 	aliceName, bobName := `alice\.smith\032\040aaaa\041`, `bob\032\040bbbb\041`
-	svcs := av.browseUntil(10*time.Second, "alice and bob over IPv4 and IPv6", func(s []avahiService) bool {
-		return hasBothFamilies(aliceName)(s) && hasBothFamilies(bobName)(s)
+	carolName := `Zo\195\171\032\034Z\034\032O\039Neil\\\059\032\040x\041\032\040cccc\041`
+	svcs := av.browseUntil(10*time.Second, "alice, bob and carol over IPv4 and IPv6", func(s []avahiService) bool {
+		return hasBothFamilies(aliceName)(s) && hasBothFamilies(bobName)(s) && hasBothFamilies(carolName)(s)
 	})
 	checkAvahiSees(t, svcs, aliceName, aliceCfg, lab.Host(1))
 	checkAvahiSees(t, svcs, bobName, bobCfg, lab.Host(0))
+	checkAvahiSees(t, svcs, carolName, carolCfg, lab.Host(1))
 	checkAvahiResolvesHost(t, av, aliceCfg.Host+".local", lab.Host(1))
 	checkAvahiResolvesHost(t, av, bobCfg.Host+".local", lab.Host(0))
+
+	alice.stop()
+	bob.stop()
+	av.browseUntil(5*time.Second, "alice and bob gone", func(s []avahiService) bool {
+		return len(named(s, aliceName)) == 0 && len(named(s, bobName)) == 0 && hasBothFamilies(carolName)(s)
+	})
 }
 
 // browseUntil runs one-shot Browses (one second each) in h until ok accepts
@@ -534,6 +557,16 @@ func foreignPeer(instance string) func(msg) bool {
 	}
 }
 
+// hasPlainThing reports whether peers hold avahi-publish's service with
+// the IPv4 address of h, where it runs.
+func hasPlainThing(h *netlab.Host) func([]Peer) bool {
+	return func(peers []Peer) bool {
+		return slices.ContainsFunc(peers, func(p Peer) bool {
+			return p.Instance == "plain thing" && slices.Contains(p.Addrs, netip.AddrPortFrom(h.Addr(), 4242))
+		})
+	}
+}
+
 // checkPlainThing checks our view of the service avahi-publish announced
 // from host h: listed, not complete, with avahi's port, TXT and h's address.
 func checkPlainThing(t testing.TB, p Peer, h *netlab.Host) {
@@ -553,15 +586,14 @@ func checkPlainThing(t testing.TB, p Peer, h *netlab.Host) {
 // agent's table.
 func TestAvahiPublishedServiceListedNotComplete(t *testing.T) {
 	progs := needAvahi(t)
+	t.Parallel()
 	lab := netlab.New(t, 2)
 	av := startAvahi(t, progs, lab.Host(0), "avahi-h0", "eth0")
 	bob := startChild(t, lab.Host(0), "bob", "agent", agentCfg("bob", "bbbb2222", 4002))
 	bob.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
 	pub := av.publish("plain thing", ServiceType, "4242", "foo=bar")
 
-	peers := browseUntil(t, lab.Host(1), 10*time.Second, "avahi's service", func(ps []Peer) bool {
-		return slices.ContainsFunc(ps, func(p Peer) bool { return p.Instance == "plain thing" })
-	})
+	peers := browseUntil(t, lab.Host(1), 10*time.Second, "avahi's service", hasPlainThing(lab.Host(0)))
 	var found []Peer
 	for _, p := range peers {
 		if p.Instance == "plain thing" {
@@ -574,9 +606,9 @@ func TestAvahiPublishedServiceListedNotComplete(t *testing.T) {
 	checkPlainThing(t, found[0], lab.Host(0))
 
 	// The agent sharing port 5353 with avahi hears it too. Wait for the
-	// address: it may come after the PTR, SRV and TXT.
-	up := bob.waitFor(5*time.Second, "avahi's service with its address", func(m msg) bool {
-		return foreignPeer("plain thing")(m) && len(m.Peer.Addrs) > 0
+	// IPv4 address: avahi's answer over IPv6 (AAAA only) may come first.
+	up := bob.waitFor(5*time.Second, "avahi's service with its IPv4 address", func(m msg) bool {
+		return foreignPeer("plain thing")(m) && slices.Contains(m.Peer.Addrs, netip.AddrPortFrom(lab.Host(0).Addr(), 4242))
 	})
 	checkPlainThing(t, *up.Peer, lab.Host(0))
 
@@ -592,6 +624,7 @@ func TestAvahiPublishedServiceListedNotComplete(t *testing.T) {
 // service and avahi's host name, and the agent lists avahi's service.
 func TestAvahiCoexistence(t *testing.T) {
 	progs := needAvahi(t)
+	t.Parallel()
 	lab := netlab.New(t, 3)
 	av0 := startAvahi(t, progs, lab.Host(0), "avahi-h0", "eth0")
 	av2 := startAvahi(t, progs, lab.Host(2), "avahi-h2", "eth0")
@@ -601,8 +634,7 @@ func TestAvahiCoexistence(t *testing.T) {
 	av0.publish("plain thing", ServiceType, "4242", "foo=bar")
 
 	peers := browseUntil(t, lab.Host(1), 10*time.Second, "alice and avahi's service", func(ps []Peer) bool {
-		return slices.ContainsFunc(ps, func(p Peer) bool { return p.Instance == "plain thing" }) &&
-			slices.ContainsFunc(ps, func(p Peer) bool { return p.ID == aliceCfg.ID })
+		return hasPlainThing(lab.Host(0))(ps) && slices.ContainsFunc(ps, func(p Peer) bool { return p.ID == aliceCfg.ID })
 	})
 	var gotAlice, gotThing bool
 	for _, p := range peers {
@@ -635,8 +667,8 @@ func TestAvahiCoexistence(t *testing.T) {
 	checkAvahiResolvesHost(t, av2, aliceCfg.Host+".local", lab.Host(0))
 
 	// The agent hears avahi's service on its own host.
-	up := alice.waitFor(5*time.Second, "avahi's service with its address", func(m msg) bool {
-		return foreignPeer("plain thing")(m) && len(m.Peer.Addrs) > 0
+	up := alice.waitFor(5*time.Second, "avahi's service with its IPv4 address", func(m msg) bool {
+		return foreignPeer("plain thing")(m) && slices.Contains(m.Peer.Addrs, netip.AddrPortFrom(lab.Host(0).Addr(), 4242))
 	})
 	checkPlainThing(t, *up.Peer, lab.Host(0))
 }
@@ -647,6 +679,7 @@ func TestAvahiCoexistence(t *testing.T) {
 // resolves the agent under the agent's own host name.
 func TestAvahiKeepsItsHostName(t *testing.T) {
 	progs := needAvahi(t)
+	t.Parallel()
 	lab := netlab.New(t, 1)
 	machine, err := os.Hostname()
 	if err != nil {
