@@ -1,0 +1,212 @@
+package peer
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// knownFile holds the known peers in the config directory.
+const knownFile = "known_peers"
+
+// Trust levels of a known peer.
+const (
+	// Seen peers were pinned on the first send to them: their name is bound
+	// to their id, so an impostor taking the name is caught.
+	Seen = "seen"
+	// Trusted peers were named with `lanshare trust`; they may send to an
+	// agent that runs with --accept trusted.
+	Trusted = "trusted"
+)
+
+// KnownPeer is one line of the known-peers file.
+type KnownPeer struct {
+	ID    string
+	Level string // Seen or Trusted
+	Name  string // display name when pinned or trusted; may be empty
+}
+
+// Known is the agent's list of known peers, kept in the config directory
+// as a text file, one peer per line: "ID LEVEL NAME". Users may edit it;
+// lines that do not parse are kept as they are. Methods are safe for
+// concurrent use within one process; every change rewrites the file
+// atomically.
+type Known struct {
+	path string
+
+	mu    sync.Mutex
+	peers []KnownPeer
+}
+
+// ErrKnownFile means the known-peers file holds a line that cannot be
+// used; the error names the line.
+var ErrKnownFile = errors.New("bad known_peers file")
+
+// LoadKnown reads the known peers kept in dir; a missing file is an empty
+// list.
+func LoadKnown(dir string) (*Known, error) {
+	k := &Known{path: filepath.Join(dir, knownFile)}
+	b, err := os.ReadFile(k.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return k, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading known peers: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.SplitN(line, " ", 3)
+		if len(f) < 2 || !validID(f[0]) || (f[1] != Seen && f[1] != Trusted) {
+			return nil, fmt.Errorf("%w: %s line %d: want \"ID seen|trusted NAME\"", ErrKnownFile, k.path, n)
+		}
+		p := KnownPeer{ID: f[0], Level: f[1]}
+		if len(f) == 3 {
+			p.Name = strings.TrimSpace(f[2])
+		}
+		k.peers = append(k.peers, p)
+	}
+	return k, nil
+}
+
+func validID(id string) bool {
+	return len(id) == IDLen && strings.Trim(id, "abcdefghijklmnopqrstuvwxyz234567") == ""
+}
+
+// List returns the known peers, in file order.
+func (k *Known) List() []KnownPeer {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.peers)
+}
+
+// ByID returns the entry for id.
+func (k *Known) ByID(id string) (KnownPeer, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	i := slices.IndexFunc(k.peers, func(p KnownPeer) bool { return p.ID == id })
+	if i < 0 {
+		return KnownPeer{}, false
+	}
+	return k.peers[i], true
+}
+
+// ByName returns the entries whose name is name (without regard to case).
+func (k *Known) ByName(name string) []KnownPeer {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []KnownPeer
+	for _, p := range k.peers {
+		if p.Name != "" && strings.EqualFold(p.Name, name) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// IsTrusted reports whether id was trusted with Trust.
+func (k *Known) IsTrusted(id string) bool {
+	p, ok := k.ByID(id)
+	return ok && p.Level == Trusted
+}
+
+// Pin records id as seen under name, unless id is known already. Another
+// id pinned to the same name is left alone: the caller decides what a
+// changed key means (see CheckPinned).
+func (k *Known) Pin(id, name string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if slices.ContainsFunc(k.peers, func(p KnownPeer) bool { return p.ID == id }) {
+		return nil
+	}
+	k.peers = append(k.peers, KnownPeer{ID: id, Level: Seen, Name: cleanName(name)})
+	return k.saveLocked()
+}
+
+// Trust marks id trusted under name. Any other id pinned to the same name
+// is forgotten: trusting is how a user accepts a peer's new key.
+func (k *Known) Trust(id, name string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	name = cleanName(name)
+	k.peers = slices.DeleteFunc(k.peers, func(p KnownPeer) bool {
+		return p.ID == id || (name != "" && strings.EqualFold(p.Name, name))
+	})
+	k.peers = append(k.peers, KnownPeer{ID: id, Level: Trusted, Name: name})
+	return k.saveLocked()
+}
+
+// Forget removes the entries that match: an id, an id prefix of at least
+// four characters, or a name. It returns what it removed.
+func (k *Known) Forget(what string) ([]KnownPeer, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var gone []KnownPeer
+	k.peers = slices.DeleteFunc(k.peers, func(p KnownPeer) bool {
+		if matchesKnown(p, what) {
+			gone = append(gone, p)
+			return true
+		}
+		return false
+	})
+	if len(gone) == 0 {
+		return nil, nil
+	}
+	return gone, k.saveLocked()
+}
+
+func matchesKnown(p KnownPeer, what string) bool {
+	id := strings.ToLower(strings.ReplaceAll(what, "-", ""))
+	return (p.Name != "" && strings.EqualFold(p.Name, what)) || (len(id) >= 4 && strings.HasPrefix(p.ID, id))
+}
+
+// cleanName keeps a name on one line of the file.
+func cleanName(name string) string {
+	return strings.Join(strings.Fields(Escape(name)), " ")
+}
+
+func (k *Known) saveLocked() error {
+	var b bytes.Buffer
+	b.WriteString("# lanshare known peers, one per line: ID LEVEL NAME\n")
+	b.WriteString("# LEVEL is \"trusted\" (may send to an agent run with --accept trusted)\n")
+	b.WriteString("# or \"seen\" (name pinned to this id on the first send to it).\n")
+	for _, p := range k.peers {
+		fmt.Fprintf(&b, "%s %s %s\n", p.ID, p.Level, p.Name)
+	}
+	dir := filepath.Dir(k.path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".known_peers-*")
+	if err != nil {
+		return fmt.Errorf("saving known peers: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(b.Bytes())
+	if err == nil {
+		err = tmp.Chmod(0o600)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), k.path)
+	}
+	if err != nil {
+		return fmt.Errorf("saving known peers: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,158 @@
+package peer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func testIdentity(t testing.TB) *Identity {
+	t.Helper()
+	id, err := LoadIdentity(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// handshake runs a TLS handshake between client and server over loopback
+// TCP (a net.Pipe would deadlock when both sides write an alert at once)
+// and returns both sides' errors and ids.
+func handshake(t testing.TB, client, server *tls.Config) (cerr, serr error, clientID, serverID string) {
+	t.Helper()
+	a, b := tcpPair(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s := tls.Server(b, server)
+		if serr = s.HandshakeContext(context.Background()); serr == nil {
+			clientID = PeerID(s.ConnectionState())
+		}
+		b.Close()
+	}()
+	c := tls.Client(a, client)
+	if cerr = c.HandshakeContext(context.Background()); cerr == nil {
+		serverID = PeerID(c.ConnectionState())
+	}
+	a.Close()
+	<-done
+	return cerr, serr, clientID, serverID
+}
+
+func TestTLSMutualIDs(t *testing.T) {
+	alice, bob := testIdentity(t), testIdentity(t)
+	cerr, serr, gotClient, gotServer := handshake(t, alice.ClientTLS(bob.ID), bob.ServerTLS())
+	if cerr != nil || serr != nil {
+		t.Fatalf("handshake: client %v, server %v", cerr, serr)
+	}
+	if gotClient != alice.ID || gotServer != bob.ID {
+		t.Errorf("server sees client %s (want %s); client sees server %s (want %s)", gotClient, alice.ID, gotServer, bob.ID)
+	}
+	// An address target: any key, learned from the handshake.
+	if cerr, serr, _, gotServer := handshake(t, alice.ClientTLS(""), bob.ServerTLS()); cerr != nil || serr != nil || gotServer != bob.ID {
+		t.Errorf("handshake without expected id: client %v, server %v, server id %s", cerr, serr, gotServer)
+	}
+}
+
+// TestTLSImpostorRefused pins the core promise: a host that advertises
+// bob's id without bob's key cannot complete a handshake with a sender
+// that expects bob.
+func TestTLSImpostorRefused(t *testing.T) {
+	alice, bob, mallory := testIdentity(t), testIdentity(t), testIdentity(t)
+	cerr, _, _, _ := handshake(t, alice.ClientTLS(bob.ID), mallory.ServerTLS())
+	if !errors.Is(cerr, ErrWrongKey) {
+		t.Fatalf("handshake with an impostor: %v, want ErrWrongKey", cerr)
+	}
+	for _, want := range []string{GroupID(bob.ID), GroupID(mallory.ID)} {
+		if !strings.Contains(cerr.Error(), want) {
+			t.Errorf("error %q does not name %s", cerr, want)
+		}
+	}
+}
+
+func TestTLSClientWithoutCertificateRefused(t *testing.T) {
+	bob := testIdentity(t)
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true}
+	if _, serr, _, _ := handshake(t, cfg, bob.ServerTLS()); serr == nil {
+		t.Fatal("server accepted a client without a certificate")
+	}
+	old := &tls.Config{MaxVersion: tls.VersionTLS12, InsecureSkipVerify: true, Certificates: []tls.Certificate{testIdentity(t).Cert}}
+	if _, serr, _, _ := handshake(t, old, bob.ServerTLS()); serr == nil {
+		t.Fatal("server accepted TLS 1.2")
+	}
+}
+
+func fakeID(c byte) string { return strings.Repeat(string(c), IDLen) }
+
+func TestKnownPeers(t *testing.T) {
+	dir := t.TempDir()
+	k, err := LoadKnown(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := fakeID('a'), fakeID('b'), fakeID('c')
+	if err := k.Pin(a, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Pin(a, "renamed"); err != nil { // already known: unchanged
+		t.Fatal(err)
+	}
+	if err := k.Pin(c, "carol\nevil"); err != nil {
+		t.Fatal(err)
+	}
+	if k.IsTrusted(a) {
+		t.Error("a pinned peer counts as trusted")
+	}
+	fi, err := os.Stat(filepath.Join(dir, knownFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("known_peers: %v, %v; want mode 0600", fi, err)
+	}
+
+	// Trusting bob's new key replaces the pin on the name.
+	if err := k.Trust(b, "Bob"); err != nil {
+		t.Fatal(err)
+	}
+	re, err := LoadKnown(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := re.List()
+	if len(got) != 2 || got[0].ID != c || got[0].Name != Escape("carol\nevil") || got[1] != (KnownPeer{ID: b, Level: Trusted, Name: "Bob"}) {
+		t.Fatalf("after reload: %+v", got)
+	}
+	if !re.IsTrusted(b) || re.IsTrusted(a) {
+		t.Error("trust not kept across reload")
+	}
+	if ps := re.ByName("BOB"); len(ps) != 1 || ps[0].ID != b {
+		t.Errorf("ByName(BOB) = %+v", ps)
+	}
+	gone, err := re.Forget("cccc")
+	if err != nil || len(gone) != 1 || gone[0].ID != c {
+		t.Errorf("Forget(cccc) = %+v, %v", gone, err)
+	}
+	gone, err = re.Forget("bob")
+	if err != nil || len(gone) != 1 || gone[0].ID != b {
+		t.Errorf("Forget(bob) = %+v, %v", gone, err)
+	}
+	if gone, _ := re.Forget("nobody"); len(gone) != 0 {
+		t.Errorf("Forget(nobody) removed %+v", gone)
+	}
+	if len(re.List()) != 0 {
+		t.Errorf("left: %+v", re.List())
+	}
+}
+
+func TestKnownPeersBadLine(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, knownFile), []byte("# ok\n"+fakeID('a')+" trusted a\nnot-an-id trusted x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadKnown(dir)
+	if !errors.Is(err, ErrKnownFile) || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("LoadKnown = %v, want ErrKnownFile naming line 3", err)
+	}
+}
