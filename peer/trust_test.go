@@ -22,7 +22,7 @@ func testIdentity(t testing.TB) *Identity {
 // handshake runs a TLS handshake between client and server over loopback
 // TCP (a net.Pipe would deadlock when both sides write an alert at once)
 // and returns both sides' errors and ids.
-func handshake(t testing.TB, client, server *tls.Config) (cerr, serr error, clientID, serverID string) {
+func handshake(t testing.TB, client, server *tls.Config) (clientID, serverID string, cerr, serr error) {
 	t.Helper()
 	a, b := tcpPair(t)
 	done := make(chan struct{})
@@ -40,12 +40,12 @@ func handshake(t testing.TB, client, server *tls.Config) (cerr, serr error, clie
 	}
 	a.Close()
 	<-done
-	return cerr, serr, clientID, serverID
+	return clientID, serverID, cerr, serr
 }
 
 func TestTLSMutualIDs(t *testing.T) {
 	alice, bob := testIdentity(t), testIdentity(t)
-	cerr, serr, gotClient, gotServer := handshake(t, alice.ClientTLS(bob.ID), bob.ServerTLS())
+	gotClient, gotServer, cerr, serr := handshake(t, alice.ClientTLS(bob.ID), bob.ServerTLS())
 	if cerr != nil || serr != nil {
 		t.Fatalf("handshake: client %v, server %v", cerr, serr)
 	}
@@ -53,7 +53,7 @@ func TestTLSMutualIDs(t *testing.T) {
 		t.Errorf("server sees client %s (want %s); client sees server %s (want %s)", gotClient, alice.ID, gotServer, bob.ID)
 	}
 	// An address target: any key, learned from the handshake.
-	if cerr, serr, _, gotServer := handshake(t, alice.ClientTLS(""), bob.ServerTLS()); cerr != nil || serr != nil || gotServer != bob.ID {
+	if _, gotServer, cerr, serr := handshake(t, alice.ClientTLS(""), bob.ServerTLS()); cerr != nil || serr != nil || gotServer != bob.ID {
 		t.Errorf("handshake without expected id: client %v, server %v, server id %s", cerr, serr, gotServer)
 	}
 }
@@ -63,7 +63,7 @@ func TestTLSMutualIDs(t *testing.T) {
 // that expects bob.
 func TestTLSImpostorRefused(t *testing.T) {
 	alice, bob, mallory := testIdentity(t), testIdentity(t), testIdentity(t)
-	cerr, _, _, _ := handshake(t, alice.ClientTLS(bob.ID), mallory.ServerTLS())
+	_, _, cerr, _ := handshake(t, alice.ClientTLS(bob.ID), mallory.ServerTLS())
 	if !errors.Is(cerr, ErrWrongKey) {
 		t.Fatalf("handshake with an impostor: %v, want ErrWrongKey", cerr)
 	}
@@ -77,11 +77,11 @@ func TestTLSImpostorRefused(t *testing.T) {
 func TestTLSClientWithoutCertificateRefused(t *testing.T) {
 	bob := testIdentity(t)
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true}
-	if _, serr, _, _ := handshake(t, cfg, bob.ServerTLS()); serr == nil {
+	if _, _, _, serr := handshake(t, cfg, bob.ServerTLS()); serr == nil {
 		t.Fatal("server accepted a client without a certificate")
 	}
 	old := &tls.Config{MaxVersion: tls.VersionTLS12, InsecureSkipVerify: true, Certificates: []tls.Certificate{testIdentity(t).Cert}}
-	if _, serr, _, _ := handshake(t, old, bob.ServerTLS()); serr == nil {
+	if _, _, _, serr := handshake(t, old, bob.ServerTLS()); serr == nil {
 		t.Fatal("server accepted TLS 1.2")
 	}
 }
