@@ -233,3 +233,13 @@ func GroupID(id string) string {
 	}
 	return b.String()
 }
+
+// ParseID returns the id s spells, in plain or grouped form (any case),
+// or "" when s is not a whole id.
+func ParseID(s string) string {
+	id := strings.ToLower(strings.ReplaceAll(s, "-", ""))
+	if !validID(id) {
+		return ""
+	}
+	return id
+}

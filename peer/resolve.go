@@ -19,6 +19,8 @@ type Target struct {
 	// Name is how to call the target in messages: the peer's instance
 	// name, or the address the user gave.
 	Name string
+	// DisplayName is the peer's display name; empty for an address.
+	DisplayName string
 	// ID is the peer's id from discovery; empty for a target given by
 	// address.
 	ID string
@@ -67,7 +69,7 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 		return Target{}, err
 	}
 	local, _ := discovery.LocalPrefixes()
-	t := Target{Name: p.Instance, ID: p.ID}
+	t := Target{Name: p.Instance, DisplayName: p.Name, ID: p.ID}
 	for _, a := range discovery.SortAddrs(p.Addrs, local) {
 		t.Addrs = append(t.Addrs, a.String())
 	}

@@ -143,6 +143,80 @@ Examples:
 				},
 			},
 			{
+				Name:  "id",
+				Usage: "print this device's name and id",
+				Description: `Prints the display name, the instance name peers see, and the id: the
+fingerprint of this device's key, in groups of four. Compare it with what a
+peer's "lanshare trusted" shows before you trust each other. Creates the
+identity on first use.
+
+Example:
+   lanshare id`,
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "name", Usage: "display name", Value: def.Name, EnvVars: []string{"LANSHARE_NAME"}},
+					configFlag,
+				},
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return usageError{"id takes no arguments"}
+					}
+					return showID(expandHome(c.String("config")), c.String("name"), stdout)
+				},
+			},
+			{
+				Name:      "trust",
+				Usage:     "trust a peer: it may send to an agent run with --accept trusted",
+				ArgsUsage: "NAME|ID",
+				Description: `Marks a peer trusted, by its full id (needs no network) or by a name, an
+instance name or an id prefix looked up on the LAN as send does. Trusting a
+peer also accepts its new key after it changed.
+
+Examples:
+   lanshare trust bob
+   lanshare trust 3fa2-mvqc-...`,
+				Flags: []cli.Flag{waitFlag, ifaceFlag, configFlag},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 || c.Args().First() == "" {
+						return usageError{"trust needs one peer: lanshare trust NAME|ID"}
+					}
+					return trust(c.Context, expandHome(c.String("config")), c.Args().First(),
+						peer.ResolveOptions{Ifaces: ifaces(c), Wait: c.Duration("wait")}, stdout)
+				},
+			},
+			{
+				Name:      "untrust",
+				Usage:     "forget a peer: its trust and its pinned key",
+				ArgsUsage: "NAME|ID",
+				Description: `Removes every known-peers entry with that name, id or id prefix.
+
+Example:
+   lanshare untrust bob`,
+				Flags: []cli.Flag{configFlag},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 || c.Args().First() == "" {
+						return usageError{"untrust needs one peer: lanshare untrust NAME|ID"}
+					}
+					return untrust(expandHome(c.String("config")), c.Args().First(), stdout)
+				},
+			},
+			{
+				Name:  "trusted",
+				Usage: "list known peers: trusted ones and names pinned to keys",
+				Description: `Lists the known-peers file of the config directory (known_peers, one
+peer per line, editable): each peer's name, level (trusted, or seen: pinned
+on the first send) and id.
+
+Example:
+   lanshare trusted`,
+				Flags: []cli.Flag{configFlag},
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return usageError{"trusted takes no arguments"}
+					}
+					return listTrusted(expandHome(c.String("config")), stdout)
+				},
+			},
+			{
 				Name:  "peers",
 				Usage: "list the agents on the local network",
 				Description: `Looks for lanshare agents for --wait and lists each once: display name,

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var groupedID = regexp.MustCompile(`^id: ([a-z2-7]{4}(?:-[a-z2-7]{4}){12})$`)
+
+// idOf runs `lanshare id` with config dir cfg and returns the grouped id.
+func idOf(t *testing.T, tmp, cfg string) string {
+	t.Helper()
+	r := runLanshare(t, tmp, nil, "id", "--config", cfg, "--name", "alice")
+	if r.code != 0 {
+		t.Fatalf("lanshare id: exit %d; stderr:\n%s", r.code, r.stderr)
+	}
+	ls := lines(r.stdout)
+	if len(ls) != 3 || ls[0] != "name: alice" || !strings.HasPrefix(ls[1], "instance: alice (") {
+		t.Fatalf("lanshare id printed:\n%s", r.stdout)
+	}
+	m := groupedID.FindStringSubmatch(ls[2])
+	if m == nil {
+		t.Fatalf("lanshare id: third line %q is not \"id: xxxx-xxxx-...\"", ls[2])
+	}
+	return m[1]
+}
+
+func TestIDStableAndOwnerOnly(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	cfg := filepath.Join(tmp, "cfg")
+	first := idOf(t, tmp, cfg)
+	if again := idOf(t, tmp, cfg); again != first {
+		t.Errorf("id changed between runs: %s then %s", first, again)
+	}
+	for _, f := range []string{"key.pem", "cert.pem"} {
+		fi, err := os.Stat(filepath.Join(cfg, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
+	if other := idOf(t, tmp, filepath.Join(tmp, "other")); other == first {
+		t.Error("two config dirs got the same id")
+	}
+}
+
+func TestTrustUntrustByID(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	cfg := filepath.Join(tmp, "cfg")
+	bob := idOf(t, tmp, filepath.Join(tmp, "bob"))
+
+	r := runLanshare(t, tmp, nil, "trusted", "--config", cfg)
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "no known peers" {
+		t.Fatalf("trusted on a fresh config: exit %d, %q", r.code, r.stdout)
+	}
+	r = runLanshare(t, tmp, nil, "trust", "--config", cfg, strings.ToUpper(bob))
+	if r.code != 0 || !strings.Contains(r.stdout, bob) {
+		t.Fatalf("trust ID: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runLanshare(t, tmp, nil, "trusted", "--config", cfg)
+	if ls := lines(r.stdout); len(ls) != 2 || !strings.Contains(ls[1], "trusted") || !strings.Contains(ls[1], bob) {
+		t.Fatalf("trusted after trust:\n%s", r.stdout)
+	}
+	r = runLanshare(t, tmp, nil, "untrust", "--config", cfg, bob[:9])
+	if r.code != 0 || !strings.Contains(r.stdout, "forgot") {
+		t.Fatalf("untrust PREFIX: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runLanshare(t, tmp, nil, "untrust", "--config", cfg, bob[:9])
+	if r.code != 1 {
+		t.Errorf("untrust of an unknown peer: exit %d, want 1", r.code)
+	}
+	checkErrorLine(t, r.stderr, "not a known peer")
+	for _, args := range [][]string{{"trust"}, {"trust", "a", "b"}, {"untrust"}, {"trusted", "x"}, {"id", "x"}} {
+		if r := runLanshare(t, tmp, nil, append(args, "--config", cfg)...); r.code != 2 {
+			t.Errorf("lanshare %q: exit %d, want 2", args, r.code)
+		}
+	}
+}
