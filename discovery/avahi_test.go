@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -58,7 +59,42 @@ func needAvahi(t testing.TB) map[string]string {
 		}
 		paths[prog] = p
 	}
+	if err := avahiUserMapped(); err != nil {
+		t.Skipf("avahi-daemon cannot run here: %v", err)
+	}
 	return paths
+}
+
+// avahiUserMapped checks that the avahi user and group exist and are
+// mapped in our user namespace: avahi-daemon, even as root, makes
+// /run/avahi-daemon owned by them and gives up if it cannot. They are not
+// mapped in the one-user namespace netlab.Main runs unprivileged tests in.
+func avahiUserMapped() error {
+	u, err := user.Lookup("avahi")
+	if err != nil {
+		return err
+	}
+	for _, c := range []struct{ id, mapFile string }{{u.Uid, "/proc/self/uid_map"}, {u.Gid, "/proc/self/gid_map"}} {
+		id, err := strconv.ParseUint(c.id, 10, 32)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(c.mapFile)
+		if err != nil {
+			return err
+		}
+		mapped := false
+		for _, line := range strings.Split(string(b), "\n") {
+			var inside, outside, n uint64
+			if _, err := fmt.Sscan(line, &inside, &outside, &n); err == nil && inside <= id && id-inside < n {
+				mapped = true
+			}
+		}
+		if !mapped {
+			return fmt.Errorf("id %d of user avahi is not mapped in this user namespace (%s: %q); run the tests as root", id, c.mapFile, strings.TrimSpace(string(b)))
+		}
+	}
+	return nil
 }
 
 // proc is a long-running program inside a lab host whose output lines (stdout
