@@ -282,7 +282,7 @@ enable-reflector=no
 
 // startAvahi starts a dbus-daemon and an avahi-daemon called name serving
 // iface inside h, and returns once avahi says its startup is complete (its
-// host name probed and announced).
+// host name, name, probed and announced).
 func startAvahi(t testing.TB, progs map[string]string, h *netlab.Host, name, iface string) *avahi {
 	t.Helper()
 	dir := t.TempDir()
@@ -304,11 +304,13 @@ func startAvahi(t testing.TB, progs map[string]string, h *netlab.Host, name, ifa
 	// dbus-daemon prints its address once it listens.
 	d.waitLine("unix:path=", 10*time.Second)
 	a := &avahi{t: t, host: h, name: name, progs: progs, env: []string{"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + bus}}
+	// mount -n: without it libmount records the mount in /run/mount,
+	// which is still the machine's /run at that point.
 	a.daemon = startProc(t, h, "avahi-daemon@"+name, a.env, progs["unshare"],
 		"--mount", "--propagation", "private", "--",
-		"sh", "-c", `mount -t tmpfs lanshare-test /run && exec "$0" "$@"`,
+		"sh", "-c", `mount -n -t tmpfs lanshare-test /run && exec "$0" "$@"`,
 		progs["avahi-daemon"], "-f", avahiFile, "--no-rlimits", "--no-chroot", "--no-drop-root", "--no-proc-title")
-	a.daemon.waitLine("Server startup complete", 10*time.Second)
+	a.daemon.waitLine("Server startup complete. Host name is "+name+".local.", 10*time.Second)
 	return a
 }
 
@@ -349,7 +351,7 @@ type avahiService struct {
 // parseAvahiBrowse reads the resolved ("=") lines of avahi-browse's
 // parsable output:
 //
-//	=;eth0;IPv4;bob\032\(bbbb\);_lanshare._tcp;local;host.local;10.77.0.1;4001;"id=bbbb2222" "v=1"
+//	=;eth0;IPv4;bob\032\040bbbb\041;_lanshare._tcp;local;host-bbbb2222.local;10.77.0.1;4002;"name=bob" "v=1" "id=bbbb2222"
 func parseAvahiBrowse(out string) ([]avahiService, error) {
 	var svcs []avahiService
 	for _, line := range strings.Split(out, "\n") {
@@ -735,5 +737,5 @@ func TestAvahiKeepsItsHostName(t *testing.T) {
 	checkAvahiResolvesHost(t, av, cfg.Host+".local", lab.Host(0))
 	// avahi has our address records; a conflict would show within the
 	// 750 ms of probing that precedes the rename.
-	av.daemon.expectNoLine("onflict", 2*time.Second)
+	av.daemon.expectNoLine("conflict", 2*time.Second)
 }
