@@ -656,39 +656,43 @@ func TestAvahiPublishedServiceListedNotComplete(t *testing.T) {
 	})
 }
 
-// TestAvahiCoexistence: an agent and avahi-daemon on one host both keep
-// answering: a Browse on a second host finds the agent and a service avahi
-// publishes there, an avahi-daemon on a third host lists the agent, avahi's
-// service and avahi's host name, and the agent lists avahi's service.
+// TestAvahiCoexistence: an agent and avahi-daemon on one host (avahi started
+// second, binding port 5353 after us) both keep answering: a Browse on a
+// second host, and one on their own host (lanshare peers on a desktop that
+// runs avahi), find the agent and a service avahi publishes there; an
+// avahi-daemon on a third host lists the agent, avahi's service and avahi's
+// host name; and the agent lists avahi's service.
 func TestAvahiCoexistence(t *testing.T) {
 	progs := needAvahi(t)
 	t.Parallel()
 	lab := netlab.New(t, 3)
-	av0 := startAvahi(t, progs, lab.Host(0), "avahi-h0", "eth0")
-	av2 := startAvahi(t, progs, lab.Host(2), "avahi-h2", "eth0")
 	aliceCfg := agentCfg("alice", "aaaa1111", 4001)
 	alice := startChild(t, lab.Host(0), "alice", "agent", aliceCfg)
 	alice.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	av0 := startAvahi(t, progs, lab.Host(0), "avahi-h0", "eth0")
+	av2 := startAvahi(t, progs, lab.Host(2), "avahi-h2", "eth0")
 	av0.publish("plain thing", ServiceType, "4242", "foo=bar")
 
-	peers := browseUntil(t, lab.Host(1), 10*time.Second, "alice and avahi's service", func(ps []Peer) bool {
-		return hasPlainThing(lab.Host(0))(ps) && slices.ContainsFunc(ps, func(p Peer) bool { return p.ID == aliceCfg.ID })
-	})
-	var gotAlice, gotThing bool
-	for _, p := range peers {
-		switch {
-		case p.ID == aliceCfg.ID:
-			gotAlice = true
-			if !p.Complete() || !slices.Contains(p.Addrs, netip.AddrPortFrom(lab.Host(0).Addr(), 4001)) {
-				t.Errorf("Browse on host 1 sees alice as %+v", p)
+	for _, h := range []*netlab.Host{lab.Host(1), lab.Host(0)} {
+		peers := browseUntil(t, h, 10*time.Second, "alice and avahi's service", func(ps []Peer) bool {
+			return hasPlainThing(lab.Host(0))(ps) && slices.ContainsFunc(ps, func(p Peer) bool { return p.ID == aliceCfg.ID })
+		})
+		var gotAlice, gotThing bool
+		for _, p := range peers {
+			switch {
+			case p.ID == aliceCfg.ID:
+				gotAlice = true
+				if !p.Complete() || !slices.Contains(p.Addrs, netip.AddrPortFrom(lab.Host(0).Addr(), 4001)) {
+					t.Errorf("Browse on host %d sees alice as %+v", h.Index, p)
+				}
+			case p.Instance == "plain thing":
+				gotThing = true
+				checkPlainThing(t, p, lab.Host(0))
 			}
-		case p.Instance == "plain thing":
-			gotThing = true
-			checkPlainThing(t, p, lab.Host(0))
 		}
-	}
-	if !gotAlice || !gotThing {
-		t.Errorf("Browse on host 1 found %+v; want alice and avahi's %q, both on host 0", peers, "plain thing")
+		if !gotAlice || !gotThing || len(peers) != 2 {
+			t.Errorf("Browse on host %d found %+v; want alice and avahi's %q, both on host 0", h.Index, peers, "plain thing")
+		}
 	}
 
 	aliceName := `alice\032\040aaaa\041`
