@@ -21,13 +21,7 @@ import (
 
 // named returns the services called name (as avahi-browse escapes it).
 func named(svcs []netlab.AvahiService, name string) []netlab.AvahiService {
-	var out []netlab.AvahiService
-	for _, s := range svcs {
-		if s.Name == name {
-			out = append(out, s)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(svcs), func(s netlab.AvahiService) bool { return s.Name != name })
 }
 
 // hasBothFamilies reports whether avahi resolved name over IPv4 and IPv6.

@@ -23,13 +23,7 @@ const serviceType = "_lanshare._tcp"
 
 // avahiInstance returns the lines of avahi-browse's list for instance.
 func avahiInstance(svcs []netlab.AvahiService, instance string) []netlab.AvahiService {
-	var out []netlab.AvahiService
-	for _, s := range svcs {
-		if s.Instance == instance {
-			out = append(out, s)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(svcs), func(s netlab.AvahiService) bool { return s.Instance != instance })
 }
 
 // avahiHasAgent reports whether avahi resolved a's instance to the IPv4

@@ -203,50 +203,52 @@ func (p *Process) Lines() []string {
 // that does; it fails t if the program exits or timeout passes first.
 func (p *Process) WaitLine(t testing.TB, s string, timeout time.Duration) string {
 	t.Helper()
+	line, found, exited := p.await(s, timeout)
+	switch {
+	case found:
+		return line
+	case exited:
+		t.Fatalf("%s exited (%v) before printing %q", p.name, p.cmd.ProcessState, s)
+	default:
+		t.Fatalf("%s: no %q within %v", p.name, s, timeout)
+	}
+	return ""
+}
+
+// ExpectNoLine watches the output for d and fails t if a line, printed
+// before or during that time, contains s. It blocks for d, unless it fails
+// sooner or the program exits.
+func (p *Process) ExpectNoLine(t testing.TB, s string, d time.Duration) {
+	t.Helper()
+	if line, found, _ := p.await(s, d); found {
+		t.Fatalf("%s printed %q", p.name, line)
+	}
+}
+
+// await blocks until an output line contains s (found, and the first such
+// line), the program has exited and its output is read (exited), or
+// timeout has passed.
+func (p *Process) await(s string, timeout time.Duration) (line string, found, exited bool) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
+	seen := 0
 	for {
 		p.mu.Lock()
-		for _, l := range p.lines {
+		lines, exited, changed := p.lines[seen:], p.exited, p.changed
+		p.mu.Unlock()
+		for _, l := range lines {
 			if strings.Contains(l, s) {
-				p.mu.Unlock()
-				return l
+				return l, true, exited
 			}
 		}
-		exited, changed := p.exited, p.changed
-		p.mu.Unlock()
+		seen += len(lines)
 		if exited {
-			t.Fatalf("%s exited (%v) before printing %q", p.name, p.cmd.ProcessState, s)
+			return "", false, true
 		}
 		select {
 		case <-changed:
 		case <-deadline.C:
-			t.Fatalf("%s: no %q within %v", p.name, s, timeout)
-		}
-	}
-}
-
-// ExpectNoLine watches the output for d and fails t if a line, printed
-// before or during that time, contains s. It blocks for d unless it fails
-// sooner.
-func (p *Process) ExpectNoLine(t testing.TB, s string, d time.Duration) {
-	t.Helper()
-	end := time.NewTimer(d)
-	defer end.Stop()
-	for {
-		p.mu.Lock()
-		for _, l := range p.lines {
-			if strings.Contains(l, s) {
-				p.mu.Unlock()
-				t.Fatalf("%s printed %q", p.name, l)
-			}
-		}
-		changed := p.changed
-		p.mu.Unlock()
-		select {
-		case <-changed:
-		case <-end.C:
-			return
+			return "", false, false
 		}
 	}
 }
