@@ -109,8 +109,18 @@ func FindPeer(peers []discovery.Peer, target string) (discovery.Peer, error) {
 	}
 	p := match[0]
 	if !p.Complete() {
-		return p, fmt.Errorf("%w: %s does not advertise a lanshare id, version and address; send to HOST:PORT instead",
-			ErrNotSendable, Escape(p.Instance))
+		var missing []string
+		if p.ID == "" {
+			missing = append(missing, "id")
+		}
+		if p.Version == "" {
+			missing = append(missing, "protocol version")
+		}
+		if p.Port <= 0 || len(p.Addrs) == 0 {
+			missing = append(missing, "address")
+		}
+		return p, fmt.Errorf("%w: %s does not advertise a lanshare %s; send to HOST:PORT instead",
+			ErrNotSendable, Escape(p.Instance), strings.Join(missing, " and "))
 	}
 	if major, _, _ := strings.Cut(p.Version, "."); major != strconv.Itoa(proto.Major) {
 		return p, fmt.Errorf("%w: %s speaks protocol %s, we speak %s", ErrNotSendable, Escape(p.Instance), Escape(p.Version), ProtocolVersion)
