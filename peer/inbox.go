@@ -315,20 +315,12 @@ func (t *transfer) receiveFiles(br *bufio.Reader) error {
 			w = f
 		}
 		sink := newSink(w, e.Size, buf)
-		for left := e.Size; left > 0; {
-			chunk := sink.buffer()
-			if uint64(len(chunk)) > left {
-				chunk = chunk[:left]
+		if err := sink.fill(br, e.Size); err != nil {
+			sink.close()
+			if f != nil {
+				f.Close()
 			}
-			if _, err := io.ReadFull(br, chunk); err != nil {
-				sink.close()
-				if f != nil {
-					f.Close()
-				}
-				return fmt.Errorf("receiving %s: %w", Escape(e.Path), unexpected(err))
-			}
-			sink.write(chunk)
-			left -= uint64(len(chunk))
+			return fmt.Errorf("receiving %s: %w", Escape(e.Path), unexpected(err))
 		}
 		digest, serr := sink.close()
 		if werr == nil {

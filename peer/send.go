@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"net"
@@ -136,6 +137,10 @@ type SendOptions struct {
 	// Progress, if set, is called from the sending goroutine as bytes go
 	// out. It must return quickly.
 	Progress func(Progress)
+	// Dial, if set, opens the connection to addr in place of a plain TCP
+	// dial: to run the transfer over TLS, for one. SendTo closes the
+	// connection it returns.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // DefaultIdleTimeout is how long a connection may stall before it is dropped.
@@ -212,8 +217,12 @@ func batchLen(items []Item) int {
 }
 
 func sendBatch(ctx context.Context, addr string, items []Item, opt SendOptions) (*Report, error) {
-	d := net.Dialer{Timeout: 10 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	dial := opt.Dial
+	if dial == nil {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	conn, err := dial(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
 	}
@@ -273,7 +282,7 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 		return rep, fmt.Errorf("answer has %d replies for %d entries: %w", len(answer.Replies), len(items), proto.ErrMalformed)
 	}
 
-	s := streamer{bw: bw, buf: make([]byte, bufSize), progress: opt.Progress}
+	s := streamer{conn: conn, idle: idle, bw: bw, buf: make([]byte, bufSize), progress: opt.Progress}
 	for _, it := range items {
 		s.prog.Total += it.Entry.Size
 		if it.Entry.Kind == proto.KindFile {
@@ -349,6 +358,8 @@ func (r *Report) check() error {
 
 // streamer writes accepted files back to back.
 type streamer struct {
+	conn     net.Conn // under bw, for sendfile
+	idle     time.Duration
 	bw       *bufio.Writer
 	buf      []byte
 	sent     uint64
@@ -373,10 +384,9 @@ func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 	e := it.Entry
 	fe := proto.FileEnd{Index: index, Status: proto.Sent}
 	h := proto.NewDigest()
-	f, err := os.Open(it.Source)
-	var rerr error
-	if err != nil {
-		rerr = err
+	f, rerr := os.Open(it.Source)
+	if f != nil {
+		defer f.Close()
 	}
 	// The digest covers the whole file: hash what the receiver already has.
 	if rerr == nil && offset > 0 {
@@ -384,43 +394,22 @@ func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 			rerr = fmt.Errorf("reading: %w", unexpected(err))
 		}
 	}
-	for left := e.Size - offset; left > 0; {
-		n := uint64(len(s.buf))
-		if left < n {
-			n = left
-		}
-		chunk := s.buf[:n]
-		if rerr == nil {
-			if _, err := io.ReadFull(f, chunk); err != nil {
-				rerr = fmt.Errorf("it shrank or became unreadable: %w", unexpected(err))
-			}
-		}
-		if rerr != nil {
-			clear(chunk)
-		} else {
-			h.Write(chunk)
-		}
-		if _, err := s.bw.Write(chunk); err != nil {
-			if f != nil {
-				f.Close()
-			}
-			return err
-		}
-		left -= n
-		s.sent += n
-		s.prog.Bytes += n
-		if s.progress != nil && time.Since(s.last) > 50*time.Millisecond {
-			s.last = time.Now()
-			s.report(e.Path)
-		}
+	var err error
+	switch left := e.Size - offset; {
+	case rerr != nil:
+		err = s.pad(left, e.Path)
+	case left >= pipeMin:
+		rerr, err = s.sendPipelined(f, h, int64(offset), left, e.Path)
+	default:
+		rerr, err = s.sendSerial(f, h, left, e.Path)
 	}
-	if f != nil {
-		if rerr == nil {
-			if fi, err := f.Stat(); err != nil || uint64(fi.Size()) != e.Size || !fi.ModTime().Equal(e.MTime) {
-				rerr = errors.New("it changed while being sent")
-			}
+	if err != nil {
+		return err
+	}
+	if rerr == nil {
+		if fi, err := f.Stat(); err != nil || uint64(fi.Size()) != e.Size || !fi.ModTime().Equal(e.MTime) {
+			rerr = errors.New("it changed while being sent")
 		}
-		f.Close()
 	}
 	if rerr != nil {
 		fe = proto.FileEnd{Index: index, Status: proto.Aborted, Code: proto.CodeSourceChanged,
@@ -429,4 +418,24 @@ func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 		copy(fe.Digest[:], h.Sum(nil))
 	}
 	return proto.WriteFileEnd(s.bw, fe)
+}
+
+// sendSerial sends the next n bytes of f, hashing them into h, on this
+// goroutine: small files are not worth a pipeline. It returns the reason
+// the source could not be sent in full (the rest was padded with zeros),
+// and a connection error, which ends the transfer.
+func (s *streamer) sendSerial(f *os.File, h hash.Hash, n uint64, path string) (rerr, err error) {
+	for n > 0 {
+		chunk := s.buf[:min(n, uint64(len(s.buf)))]
+		if _, err := io.ReadFull(f, chunk); err != nil {
+			return fmt.Errorf("it shrank or became unreadable: %w", unexpected(err)), s.pad(n, path)
+		}
+		h.Write(chunk)
+		if _, err := s.bw.Write(chunk); err != nil {
+			return nil, err
+		}
+		n -= uint64(len(chunk))
+		s.advance(uint64(len(chunk)), path)
+	}
+	return nil, nil
 }

@@ -1,29 +1,71 @@
 package peer
 
 import (
+	"errors"
 	"hash"
 	"io"
+	"os"
+	"sync"
+	"unsafe"
 
 	"github.com/lanshare/lanshare/proto"
 )
 
-// pipelineMin is the file size from which a sink hashes and writes on its
-// own goroutine, so that reading the network overlaps with hashing and
-// writing the disk. Smaller files are not worth a goroutine.
-const pipelineMin = 4 * bufSize
+const (
+	// pipelineMin is the file size from which a sink writes on goroutines
+	// of its own, so that reading the network and hashing overlap with
+	// writing the disk. Smaller files are not worth a goroutine.
+	pipelineMin = 1 << 20
+	// directMin is the file size from which a sink writes with direct I/O
+	// where the file system allows it: the bytes go from our buffers to
+	// the disk, without a copy into the page cache (which costs as much
+	// CPU as hashing them) and without a long fsync at the end, since the
+	// disk is kept busy while the bytes arrive.
+	directMin = 8 << 20
+	// sinkChunk is the size of a pipelined sink's buffers, and so of its
+	// writes: large enough to keep a disk efficient.
+	sinkChunk = 1 << 20
+	// sinkBuffers is how many buffers a pipelined sink has: the reader
+	// fills one while the writers have the others in flight.
+	sinkBuffers = 6
+	// directWriters is how many direct writes a sink keeps in flight.
+	directWriters = 4
+	// directAlign is the alignment of memory, length and file offset that
+	// direct writes need: a page, which covers the usual block sizes.
+	directAlign = 4096
+)
 
 // sink hashes the bytes of one received file and writes them to w (which
-// may be nil, to discard after a write error). Use buffer, fill it, write
-// it; then close, which returns the digest and the first write error.
+// may be nil, to discard after a write error). Call fill, then close,
+// which returns the digest and the first write error.
+// Hashing runs on the caller's goroutine, where the bytes are still in the
+// CPU's cache after being read; writing runs on the sink's own goroutines
+// for a large file.
 type sink struct {
-	w    io.Writer
-	h    hash.Hash
-	werr error
+	w io.Writer
+	h hash.Hash
+
+	cur []byte // unpipelined: the one buffer
 
 	// Pipelined mode only.
-	free, full chan []byte
-	done       chan struct{}
-	cur        []byte
+	free, full chan block
+	wg         sync.WaitGroup
+	at         *os.File // w, when blocks can be written at their offsets
+	direct     bool     // at has direct I/O on
+	off        int64    // offset of the next block
+	tail       block    // the last, partial block of a direct file
+	mu         sync.Mutex
+	werr       error
+}
+
+// errDirectOff means direct I/O could not be turned off for the buffered
+// write of a file's tail.
+var errDirectOff = errors.New("cannot turn off direct I/O")
+
+// block is a filled buffer and its offset in the file.
+type block struct {
+	b   []byte
+	off int64
 }
 
 // newSink returns a sink for a file of size bytes. Small files are read
@@ -34,47 +76,111 @@ func newSink(w io.Writer, size uint64, buf []byte) *sink {
 		s.cur = buf
 		return s
 	}
-	const buffers = 4
-	s.free = make(chan []byte, buffers)
-	s.full = make(chan []byte, buffers)
-	s.done = make(chan struct{})
-	for range buffers {
-		s.free <- make([]byte, bufSize)
+	s.free = make(chan block, sinkBuffers)
+	s.full = make(chan block, sinkBuffers)
+	for range sinkBuffers {
+		s.free <- block{b: alignedBuffer(sinkChunk)}
 	}
-	go s.run() // owned by s: close waits for it
+	writers := 1
+	if f, ok := w.(*os.File); ok {
+		s.at = f
+		if size >= directMin && setDirect(f, true) {
+			s.direct = true
+			writers = directWriters
+		}
+	}
+	for range writers {
+		s.wg.Add(1)
+		go s.run() // owned by s: close waits for it
+	}
 	return s
 }
 
 func (s *sink) run() {
-	defer close(s.done)
+	defer s.wg.Done()
 	for b := range s.full {
-		s.consume(b)
-		s.free <- b[:cap(b)]
+		s.store(b)
+		s.free <- block{b: b.b[:cap(b.b)]}
 	}
 }
 
-func (s *sink) consume(b []byte) {
-	s.h.Write(b)
-	if s.w != nil && s.werr == nil {
-		_, s.werr = s.w.Write(b)
-	}
-}
-
-// buffer returns a buffer to fill; it is the caller's until write.
-func (s *sink) buffer() []byte {
-	if s.free == nil {
-		return s.cur
-	}
-	return <-s.free
-}
-
-// write hands over a filled buffer from buffer.
-func (s *sink) write(b []byte) {
-	if s.free == nil {
-		s.consume(b)
+// store writes b, unless an earlier write failed.
+func (s *sink) store(b block) {
+	if s.failed() {
 		return
 	}
-	s.full <- b
+	var err error
+	if s.at == nil {
+		_, err = s.w.Write(b.b)
+	} else {
+		_, err = s.at.WriteAt(b.b, b.off)
+		if err != nil && s.direct && directRefused(err) && setDirect(s.at, false) {
+			// The file system took the flag but not the write: the
+			// rest goes through the page cache.
+			_, err = s.at.WriteAt(b.b, b.off)
+		}
+	}
+	if err != nil {
+		s.mu.Lock()
+		if s.werr == nil {
+			s.werr = err
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *sink) failed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w == nil || s.werr != nil
+}
+
+// fill reads the file's n bytes from r, hashes them and writes them. It
+// returns only a read error; write errors are kept for close.
+func (s *sink) fill(r io.Reader, n uint64) error {
+	for n > 0 {
+		buf := s.cur
+		if s.free != nil {
+			buf = (<-s.free).b
+		}
+		buf = buf[:min(uint64(len(buf)), n)]
+		// Hash each piece as soon as it is read, while it is in the
+		// CPU's cache.
+		for p := buf; len(p) > 0; {
+			piece := p[:min(len(p), hashPiece)]
+			if _, err := io.ReadFull(r, piece); err != nil {
+				return err
+			}
+			s.h.Write(piece)
+			p = p[len(piece):]
+		}
+		s.write(buf)
+		n -= uint64(len(buf))
+	}
+	return nil
+}
+
+// hashPiece is how many bytes are read before they are hashed: few enough
+// to stay in a core's cache.
+const hashPiece = 256 << 10
+
+// write hands over a filled, hashed buffer.
+func (s *sink) write(b []byte) {
+	if s.free == nil {
+		if s.w != nil && s.werr == nil {
+			_, s.werr = s.w.Write(b)
+		}
+		return
+	}
+	blk := block{b: b, off: s.off}
+	s.off += int64(len(b))
+	if s.direct && len(b)%directAlign != 0 {
+		// Direct writes take whole blocks: the tail is written by close,
+		// buffered, after the others.
+		s.tail = blk
+		return
+	}
+	s.full <- blk
 }
 
 // close waits for pending writes and returns the digest of all bytes
@@ -82,8 +188,21 @@ func (s *sink) write(b []byte) {
 func (s *sink) close() (digest [proto.DigestSize]byte, err error) {
 	if s.full != nil {
 		close(s.full)
-		<-s.done
+		s.wg.Wait()
+		if s.direct && !setDirect(s.at, false) && s.werr == nil {
+			s.werr = errDirectOff
+		}
+		if len(s.tail.b) > 0 {
+			s.store(s.tail)
+		}
 	}
 	copy(digest[:], s.h.Sum(nil))
 	return digest, s.werr
+}
+
+// alignedBuffer returns n bytes whose start is aligned on directAlign.
+func alignedBuffer(n int) []byte {
+	b := make([]byte, n+directAlign)
+	off := directAlign - int(uintptr(unsafe.Pointer(&b[0]))%directAlign)
+	return b[off : off+n : off+n]
 }
