@@ -40,6 +40,13 @@ func closeWrite(c net.Conn) {
 	}
 }
 
+// newBuffers returns a receiver's buffers on c. The reader's is small, so
+// that reads of a large file's bytes into larger buffers bypass it rather
+// than being copied through it.
 func newBuffers(c net.Conn) (*bufio.Reader, *bufio.Writer) {
-	return bufio.NewReaderSize(c, bufSize), bufio.NewWriterSize(c, bufSize)
+	return bufio.NewReaderSize(c, recvBufSize), bufio.NewWriterSize(c, bufSize)
 }
+
+// recvBufSize is the size of a receiver's read buffer, which frames and
+// small files go through.
+const recvBufSize = 64 << 10

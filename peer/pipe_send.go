@@ -28,6 +28,10 @@ const (
 	pipeMin = 4 * pipeChunk
 )
 
+// hashPiece is how many bytes of a source are read at a time before they
+// are hashed: few enough to stay in a core's cache.
+const hashPiece = 256 << 10
+
 // chunk is a piece of the source that the reader has read and hashed.
 type chunk struct {
 	buf []byte // the bytes; return it to the reader's free list when done

@@ -144,25 +144,22 @@ func (s *sink) fill(r io.Reader, n uint64) error {
 			buf = (<-s.free).b
 		}
 		buf = buf[:min(uint64(len(buf)), n)]
-		// Hash each piece as soon as it is read, while it is in the
-		// CPU's cache.
-		for p := buf; len(p) > 0; {
-			piece := p[:min(len(p), hashPiece)]
-			if _, err := io.ReadFull(r, piece); err != nil {
+		// Read into the rest of the buffer, which is larger than a
+		// bufio.Reader's and so bypasses it, and hash each piece as soon
+		// as it arrives, while it is in the CPU's cache.
+		for got := 0; got < len(buf); {
+			k, err := r.Read(buf[got:])
+			s.h.Write(buf[got : got+k])
+			got += k
+			if err != nil && got < len(buf) {
 				return err
 			}
-			s.h.Write(piece)
-			p = p[len(piece):]
 		}
 		s.write(buf)
 		n -= uint64(len(buf))
 	}
 	return nil
 }
-
-// hashPiece is how many bytes are read before they are hashed: few enough
-// to stay in a core's cache.
-const hashPiece = 256 << 10
 
 // write hands over a filled, hashed buffer.
 func (s *sink) write(b []byte) {
