@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -33,6 +34,10 @@ type Config struct {
 	MaxConns         int           // concurrent connections in total
 	MaxConnsPerHost  int           // concurrent connections per remote address
 
+	// Accept is who may send: AcceptEveryone (a drop box) or AcceptTrusted
+	// (only peers in the known-peers file as trusted).
+	Accept string
+
 	// Discover makes the agent advertise itself over mDNS and keep a live
 	// table of its peers (Peers). Without it the agent is reachable only by
 	// address.
@@ -54,9 +59,16 @@ type Config struct {
 	Logf func(format string, args ...any)
 }
 
+// Accept policies.
+const (
+	AcceptEveryone = "everyone"
+	AcceptTrusted  = "trusted"
+)
+
 // Incoming is the outcome of one received connection.
 type Incoming struct {
 	Remote   net.Addr
+	PeerID   string // the sender's id, from its key; "" if the TLS handshake failed
 	Transfer *Transfer // nil when the hello never arrived
 	Err      error
 	Start    time.Time
@@ -75,6 +87,7 @@ func DefaultConfig() Config {
 		ShutdownGrace:    3 * time.Second,
 		MaxConns:         64,
 		MaxConnsPerHost:  8,
+		Accept:           AcceptEveryone,
 	}
 	if home, err := os.UserHomeDir(); err == nil {
 		c.Dir = filepath.Join(home, "LANShare")
@@ -105,6 +118,8 @@ func (c Config) Validate() error {
 		return errors.New("connection limits must be at least 1")
 	case c.HandshakeTimeout <= 0 || c.IdleTimeout <= 0:
 		return errors.New("timeouts must be positive")
+	case c.Accept != AcceptEveryone && c.Accept != AcceptTrusted:
+		return fmt.Errorf("accept policy %q: want %q or %q", c.Accept, AcceptEveryone, AcceptTrusted)
 	}
 	return nil
 }
@@ -117,6 +132,7 @@ var ProtocolVersion = fmt.Sprintf("%d.%d", proto.Major, proto.Minor)
 type Agent struct {
 	cfg   Config
 	id    *Identity
+	tls   *tls.Config
 	inbox *Inbox
 	ln    net.Listener
 	disc  *discovery.Service // nil without Config.Discover
@@ -156,7 +172,15 @@ func New(cfg Config) (*Agent, error) {
 		inbox.Close()
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
-	a := &Agent{cfg: cfg, id: id, inbox: inbox, ln: ln, conns: map[net.Conn]struct{}{}, perHost: map[string]int{}}
+	if cfg.Accept == AcceptTrusted {
+		// Fail at start on an unreadable file, not on the first sender.
+		if _, err := LoadKnown(cfg.ConfigDir); err != nil {
+			ln.Close()
+			inbox.Close()
+			return nil, err
+		}
+	}
+	a := &Agent{cfg: cfg, id: id, tls: id.ServerTLS(), inbox: inbox, ln: ln, conns: map[net.Conn]struct{}{}, perHost: map[string]int{}}
 	if cfg.Discover {
 		dc := discovery.DefaultConfig()
 		dc.Name, dc.ID, dc.Version = cfg.Name, id.ID, ProtocolVersion
@@ -347,7 +371,7 @@ func (a *Agent) admit(c net.Conn) bool {
 func (a *Agent) handle(c net.Conn) {
 	defer a.wg.Done()
 	start := time.Now()
-	tr, err := a.inbox.Receive(c)
+	peerID, tr, err := a.receive(c)
 	c.Close()
 	host := hostOf(c.RemoteAddr())
 	a.mu.Lock()
@@ -357,8 +381,48 @@ func (a *Agent) handle(c net.Conn) {
 	}
 	a.mu.Unlock()
 	if a.cfg.OnTransfer != nil {
-		a.cfg.OnTransfer(Incoming{Remote: c.RemoteAddr(), Transfer: tr, Err: err, Start: start, End: time.Now()})
+		a.cfg.OnTransfer(Incoming{Remote: c.RemoteAddr(), PeerID: peerID, Transfer: tr, Err: err, Start: start, End: time.Now()})
 	}
+}
+
+// receive runs one connection: the TLS handshake within HandshakeTimeout,
+// the accept policy, then the transfer.
+func (a *Agent) receive(c net.Conn) (peerID string, tr *Transfer, err error) {
+	tc := tls.Server(c, a.tls)
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.HandshakeTimeout)
+	err = tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	defer func() {
+		// close_notify must not wait on a peer that stopped reading.
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		tc.Close()
+	}()
+	peerID = PeerID(tc.ConnectionState())
+	if reason := a.refusal(peerID); reason != "" {
+		tr, err := a.inbox.Refuse(tc, proto.Answer{Code: proto.CodeDenied, Reason: reason})
+		return peerID, tr, err
+	}
+	tr, err = a.inbox.Receive(tc)
+	return peerID, tr, err
+}
+
+// refusal is why the accept policy refuses peerID, or "".
+func (a *Agent) refusal(peerID string) string {
+	if a.cfg.Accept != AcceptTrusted {
+		return ""
+	}
+	// Read afresh, so `lanshare trust` takes effect without a restart.
+	known, err := LoadKnown(a.cfg.ConfigDir)
+	if err != nil {
+		return "the receiver cannot read its trusted peers"
+	}
+	if known.IsTrusted(peerID) {
+		return ""
+	}
+	return fmt.Sprintf("only trusted peers may send here; the receiver can allow you with: lanshare trust %s", GroupID(peerID))
 }
 
 // Close stops the agent at once: it closes the listener and every

@@ -24,6 +24,9 @@ var (
 	ErrNothingToSend = errors.New("nothing to send")
 	// ErrClosed means the agent was closed.
 	ErrClosed = errors.New("agent closed")
+	// ErrHandshake means a connection failed before the transfer began:
+	// not TLS, a peer without a certificate, a wrong key, a timeout.
+	ErrHandshake = errors.New("handshake failed")
 	// ErrUnknownPeer means no peer on the network matched a target name.
 	ErrUnknownPeer = errors.New("no peer named")
 	// ErrAmbiguousPeer means a target name matched more than one peer.

@@ -103,6 +103,7 @@ func (k *Known) ByID(id string) (KnownPeer, bool) {
 
 // ByName returns the entries whose name is name (without regard to case).
 func (k *Known) ByName(name string) []KnownPeer {
+	name = cleanName(name)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var out []KnownPeer
@@ -133,14 +134,15 @@ func (k *Known) Pin(id, name string) error {
 	return k.saveLocked()
 }
 
-// Trust marks id trusted under name. Any other id pinned to the same name
-// is forgotten: trusting is how a user accepts a peer's new key.
+// Trust marks id trusted under name. Other ids only seen (pinned) under
+// the same name are forgotten: trusting is how a user accepts a peer's new
+// key. Other trusted ids of that name stay (two devices may share a name).
 func (k *Known) Trust(id, name string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	name = cleanName(name)
 	k.peers = slices.DeleteFunc(k.peers, func(p KnownPeer) bool {
-		return p.ID == id || (name != "" && strings.EqualFold(p.Name, name))
+		return p.ID == id || (p.Level == Seen && name != "" && strings.EqualFold(p.Name, name))
 	})
 	k.peers = append(k.peers, KnownPeer{ID: id, Level: Trusted, Name: name})
 	return k.saveLocked()

@@ -26,6 +26,9 @@ type Target struct {
 	ID string
 	// Addrs are the addresses to try, best first.
 	Addrs []string
+	// ByName is true when the user named the peer by its display name,
+	// the one thing an impostor copies; see Sender.Known.
+	ByName bool
 }
 
 // ResolveOptions tunes Resolve.
@@ -61,7 +64,7 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 	if err != nil {
 		return Target{}, fmt.Errorf("looking for %q: %w", target, err)
 	}
-	p, err := FindPeer(peers, target)
+	p, by, err := findPeer(peers, target)
 	if errors.Is(err, ErrUnknownPeer) {
 		return Target{}, fmt.Errorf("%w %s within %v (%s)", ErrUnknownPeer, Escape(target), wait, seen(peers))
 	}
@@ -69,7 +72,7 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 		return Target{}, err
 	}
 	local, _ := discovery.LocalPrefixes()
-	t := Target{Name: p.Instance, DisplayName: p.Name, ID: p.ID}
+	t := Target{Name: p.Instance, DisplayName: p.Name, ID: p.ID, ByName: by == byDisplayName}
 	for _, a := range discovery.SortAddrs(p.Addrs, local) {
 		t.Addrs = append(t.Addrs, a.String())
 	}
@@ -83,8 +86,21 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 // ErrUnknownPeer; a match that cannot be sent to (a foreign record without
 // our fields, or another major protocol version) is ErrNotSendable.
 func FindPeer(peers []discovery.Peer, target string) (discovery.Peer, error) {
+	p, _, err := findPeer(peers, target)
+	return p, err
+}
+
+// How findPeer matched: the index of the rule in its list.
+const (
+	byInstance = iota
+	byDisplayName
+	byID
+)
+
+func findPeer(peers []discovery.Peer, target string) (discovery.Peer, int, error) {
 	var match []discovery.Peer
-	for _, by := range []func(discovery.Peer) bool{
+	rule := 0
+	for i, by := range []func(discovery.Peer) bool{
 		func(p discovery.Peer) bool { return strings.EqualFold(p.Instance, target) },
 		func(p discovery.Peer) bool { return strings.EqualFold(p.Name, target) },
 		func(p discovery.Peer) bool {
@@ -98,14 +114,15 @@ func FindPeer(peers []discovery.Peer, target string) (discovery.Peer, error) {
 			}
 		}
 		if len(match) > 0 {
+			rule = i
 			break
 		}
 	}
 	switch {
 	case len(match) == 0:
-		return discovery.Peer{}, fmt.Errorf("%w %s (%s)", ErrUnknownPeer, Escape(target), seen(peers))
+		return discovery.Peer{}, 0, fmt.Errorf("%w %s (%s)", ErrUnknownPeer, Escape(target), seen(peers))
 	case len(match) > 1:
-		return discovery.Peer{}, fmt.Errorf("%w: %s matches %s; name one by instance or id", ErrAmbiguousPeer, Escape(target), describe(match))
+		return discovery.Peer{}, 0, fmt.Errorf("%w: %s matches %s; name one by instance or id", ErrAmbiguousPeer, Escape(target), describe(match))
 	}
 	p := match[0]
 	if !p.Complete() {
@@ -119,13 +136,13 @@ func FindPeer(peers []discovery.Peer, target string) (discovery.Peer, error) {
 		if p.Port <= 0 || len(p.Addrs) == 0 {
 			missing = append(missing, "address")
 		}
-		return p, fmt.Errorf("%w: %s does not advertise a lanshare %s; send to HOST:PORT instead",
+		return p, rule, fmt.Errorf("%w: %s does not advertise a lanshare %s; send to HOST:PORT instead",
 			ErrNotSendable, Escape(p.Instance), strings.Join(missing, " and "))
 	}
 	if major, _, _ := strings.Cut(p.Version, "."); major != strconv.Itoa(proto.Major) {
-		return p, fmt.Errorf("%w: %s speaks protocol %s, we speak %s", ErrNotSendable, Escape(p.Instance), Escape(p.Version), ProtocolVersion)
+		return p, rule, fmt.Errorf("%w: %s speaks protocol %s, we speak %s", ErrNotSendable, Escape(p.Instance), Escape(p.Version), ProtocolVersion)
 	}
-	return p, nil
+	return p, rule, nil
 }
 
 func seen(peers []discovery.Peer) string {

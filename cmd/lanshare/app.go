@@ -26,6 +26,7 @@ const (
 	exitRefused     = 3 // the receiver refused the batch or some files
 	exitUnreachable = 4 // could not connect
 	exitIncomplete  = 5 // the transfer broke off or some files failed
+	exitUntrusted   = 6 // the receiver's key is not the one expected
 )
 
 type usageError struct{ msg string }
@@ -45,8 +46,11 @@ func exitCode(err error) int {
 	case errors.Is(err, peer.ErrIncomplete):
 		return exitIncomplete
 	case errors.As(err, &ne) && ne.Op == "dial",
-		errors.Is(err, peer.ErrUnknownPeer), errors.Is(err, peer.ErrNotSendable):
+		errors.Is(err, peer.ErrUnknownPeer), errors.Is(err, peer.ErrNotSendable),
+		errors.Is(err, peer.ErrHandshake):
 		return exitUnreachable
+	case errors.Is(err, peer.ErrWrongKey), errors.Is(err, peer.ErrKeyChanged):
+		return exitUntrusted
 	case strings.HasPrefix(err.Error(), "flag provided but not defined"),
 		strings.HasPrefix(err.Error(), "Required flag"):
 		return exitUsage
@@ -90,6 +94,7 @@ Examples:
 					&cli.StringFlag{Name: "listen", Usage: "TCP address to listen on (:0 picks a free port)", Value: def.Listen, EnvVars: []string{"LANSHARE_LISTEN"}},
 					configFlag,
 					ifaceFlag,
+					&cli.StringFlag{Name: "accept", Usage: "who may send: everyone, or trusted (see lanshare trust)", Value: peer.AcceptEveryone, EnvVars: []string{"LANSHARE_ACCEPT"}},
 					&cli.DurationFlag{Name: "ttl", Usage: "TTL of the agent's mDNS records (how long peers keep it after a crash)", Value: discovery.DefaultTTL},
 				},
 				Action: func(c *cli.Context) error {
@@ -104,6 +109,10 @@ Examples:
 					cfg.Discover = true
 					cfg.Ifaces = ifaces(c)
 					cfg.DiscoveryTTL = c.Duration("ttl")
+					cfg.Accept = c.String("accept")
+					if cfg.Accept != peer.AcceptEveryone && cfg.Accept != peer.AcceptTrusted {
+						return usageError{fmt.Sprintf("--accept %q: want everyone or trusted", cfg.Accept)}
+					}
 					return serve(c.Context, cfg, stdout)
 				},
 			},
@@ -127,6 +136,7 @@ Examples:
 					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
 					waitFlag,
 					ifaceFlag,
+					configFlag,
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() < 2 {
@@ -138,6 +148,7 @@ Examples:
 					return send(c.Context, sendArgs{
 						target: c.Args().First(), paths: c.Args().Slice()[1:], name: c.String("name"),
 						quiet: c.Bool("quiet"), stdout: stdout, stderr: stderr,
+						configDir: expandHome(c.String("config")),
 						resolve: peer.ResolveOptions{Ifaces: ifaces(c), Wait: c.Duration("wait")},
 					})
 				},

@@ -16,6 +16,7 @@ import (
 
 type sendArgs struct {
 	target, name   string
+	configDir      string
 	paths          []string
 	quiet          bool
 	stdout, stderr io.Writer
@@ -39,10 +40,19 @@ func send(ctx context.Context, a sendArgs) error {
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
+	id, err := peer.LoadIdentity(a.configDir)
+	if err != nil {
+		return err
+	}
+	known, err := peer.LoadKnown(a.configDir)
+	if err != nil {
+		return err
+	}
 	target, err := peer.Resolve(ctx, a.target, a.resolve)
 	if err != nil {
 		return err
 	}
+	sender := peer.Sender{Identity: id, Known: known}
 
 	opt := peer.SendOptions{Name: a.name}
 	var bar *pb.ProgressBar
@@ -66,7 +76,7 @@ func send(ctx context.Context, a sendArgs) error {
 		}
 	}
 	start := time.Now()
-	rep, err := peer.SendToTarget(ctx, target, items, opt)
+	rep, err := sender.Send(ctx, target, items, opt)
 	if bar != nil {
 		if err == nil {
 			bar.SetCurrent(int64(total))

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
+	"sync"
 	"time"
 
 	"github.com/lanshare/lanshare/discovery"
@@ -18,7 +20,19 @@ func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
 	ctx, stop := signalContext(ctx)
 	defer stop()
 	logger := log.New(stdout, "", 0)
-	cfg.OnTransfer = func(in peer.Incoming) { logTransfer(logger, in) }
+	limit := &handshakeLog{}
+	cfg.OnTransfer = func(in peer.Incoming) {
+		if errors.Is(in.Err, peer.ErrHandshake) {
+			ok, left := limit.allow(in.End)
+			if !ok {
+				return
+			}
+			if left > 0 {
+				logger.Printf("%s %d more failed connections not logged", stamp(in.End), left)
+			}
+		}
+		logTransfer(logger, in)
+	}
 	cfg.OnPeer = func(ev discovery.Event) {
 		if ev.Kind != discovery.PeerUpdate {
 			logger.Printf("%s %s", stamp(time.Now()), describeEvent(ev, ""))
@@ -33,7 +47,13 @@ func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
 	}
 	defer agent.Close()
 	fmt.Fprintf(stdout, "listening on %s\n", agent.Addr())
-	logger.Printf("%s sharing %s as %s, id %s", stamp(time.Now()), peer.Escape(cfg.Dir), peer.Escape(agent.Instance()), peer.GroupID(agent.ID()))
+	logger.Printf("%s sharing %s as %s, id %s", stamp(time.Now()), peer.Escape(cfg.Dir),
+		peer.Escape(agent.Instance()), peer.GroupID(agent.ID()))
+	if cfg.Accept == peer.AcceptTrusted {
+		logger.Printf("%s accepting transfers only from trusted peers (lanshare trusted)", stamp(time.Now()))
+	} else {
+		logger.Printf("%s accepting transfers from everyone on the network", stamp(time.Now()))
+	}
 	if err := agent.Serve(ctx); err != nil {
 		return err
 	}
@@ -50,7 +70,11 @@ func logTransfer(l *log.Logger, in peer.Incoming) {
 	if in.Transfer != nil && in.Transfer.From != "" {
 		from = peer.Escape(in.Transfer.From)
 	}
-	from = fmt.Sprintf("%s (%s)", from, in.Remote)
+	if in.PeerID != "" {
+		from = fmt.Sprintf("%s (%s, id %s)", from, in.Remote, peer.ShortID(in.PeerID))
+	} else {
+		from = fmt.Sprintf("%s (%s)", from, in.Remote)
+	}
 	if in.Transfer != nil {
 		for _, e := range in.Transfer.Entries {
 			if e.Kind != proto.KindFile || e.Result.Status != proto.Saved {
@@ -71,4 +95,28 @@ func logTransfer(l *log.Logger, in peer.Incoming) {
 			}
 		}
 	}
+}
+
+// handshakeLog lets through one failed-handshake line per interval, so
+// that a port scan or a flood of garbage cannot flood the log; the next
+// line that gets through says how many were left out.
+type handshakeLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+const handshakeLogEvery = 10 * time.Second
+
+// allow reports whether to log a failure at now, and how many were left
+// out since the last one logged.
+func (h *handshakeLog) allow(now time.Time) (ok bool, left int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.last.IsZero() && now.Sub(h.last) < handshakeLogEvery {
+		h.suppressed++
+		return false, 0
+	}
+	h.last, left, h.suppressed = now, h.suppressed, 0
+	return true, left
 }

@@ -1,0 +1,316 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lanshare/lanshare/proto"
+)
+
+// testAgent is a running Agent on loopback (no discovery) and what it
+// reported.
+type testAgent struct {
+	*Agent
+	dir, config string
+	mu          sync.Mutex
+	incoming    []Incoming
+	got         chan Incoming
+}
+
+func startAgent(t testing.TB, edit func(*Config)) *testAgent {
+	t.Helper()
+	ta := &testAgent{dir: t.TempDir(), config: t.TempDir(), got: make(chan Incoming, 1024)}
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = ta.dir, ta.config, "bob", "127.0.0.1:0"
+	cfg.SpaceMargin = 0
+	cfg.OnTransfer = func(in Incoming) {
+		ta.mu.Lock()
+		ta.incoming = append(ta.incoming, in)
+		ta.mu.Unlock()
+		ta.got <- in
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.Agent = a
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		a.Close()
+	})
+	return ta
+}
+
+// next waits for the agent's next finished connection.
+func (ta *testAgent) next(t testing.TB) Incoming {
+	t.Helper()
+	select {
+	case in := <-ta.got:
+		return in
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection finished within 10s")
+		return Incoming{}
+	}
+}
+
+func (ta *testAgent) target() Target {
+	return Target{Name: "bob (" + ta.ID()[:4] + ")", DisplayName: "bob", ID: ta.ID(), Addrs: []string{ta.Addr().String()}, ByName: true}
+}
+
+func sendFile(t testing.TB, s *Sender, to Target, name, content string) (*Report, error) {
+	t.Helper()
+	src := writeTree(t, map[string]string{name: content})
+	return s.Send(context.Background(), to, collect(t, filepath.Join(src, name)), SendOptions{Name: "alice"})
+}
+
+func testSender(t testing.TB) *Sender {
+	t.Helper()
+	dir := t.TempDir()
+	id, err := LoadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known, err := LoadKnown(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Sender{Identity: id, Known: known}
+}
+
+func TestAgentTLSTransferCarriesSenderID(t *testing.T) {
+	bob := startAgent(t, nil)
+	alice := testSender(t)
+	if _, err := sendFile(t, alice, bob.target(), "a.txt", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	in := bob.next(t)
+	if in.Err != nil || in.PeerID != alice.Identity.ID {
+		t.Fatalf("agent saw sender id %q, err %v; want %q", in.PeerID, in.Err, alice.Identity.ID)
+	}
+	assertTree(t, bob.dir, map[string]string{"a.txt": "hello"})
+	// The first send pinned bob's name to his id.
+	if k, ok := alice.Known.ByID(bob.ID()); !ok || k.Name != "bob" || k.Level != Seen {
+		t.Errorf("after the first send, known = %+v, %v", k, ok)
+	}
+}
+
+// TestImpostorRefused: an agent that advertises bob's name and id but
+// holds another key gets nothing.
+func TestImpostorRefused(t *testing.T) {
+	bob, mallory := startAgent(t, nil), startAgent(t, nil)
+	alice := testSender(t)
+	fake := bob.target()
+	fake.Addrs = []string{mallory.Addr().String()}
+	_, err := sendFile(t, alice, fake, "secret.txt", "secret")
+	if !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("send to an impostor: %v, want ErrWrongKey", err)
+	}
+	for _, want := range []string{GroupID(bob.ID()), GroupID(mallory.ID()), "impostor", "nothing was sent"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if in := mallory.next(t); !errors.Is(in.Err, ErrHandshake) {
+		t.Errorf("impostor's side: %v, want a failed handshake", in.Err)
+	}
+	assertEmpty(t, mallory.dir)
+	if len(alice.Known.List()) != 0 {
+		t.Errorf("a failed send pinned %+v", alice.Known.List())
+	}
+}
+
+// TestKeyChangedAfterPin: bob's name is pinned; a bob with a new key is
+// refused until the user trusts the new id.
+func TestKeyChangedAfterPin(t *testing.T) {
+	oldBob := startAgent(t, nil)
+	alice := testSender(t)
+	if _, err := sendFile(t, alice, oldBob.target(), "1.txt", "one"); err != nil {
+		t.Fatal(err)
+	}
+	newBob := startAgent(t, nil)
+	_, err := sendFile(t, alice, newBob.target(), "2.txt", "two")
+	if !errors.Is(err, ErrKeyChanged) {
+		t.Fatalf("send to bob with a new key: %v, want ErrKeyChanged", err)
+	}
+	for _, want := range []string{GroupID(oldBob.ID()), GroupID(newBob.ID()), "lanshare trust " + newBob.ID()} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	assertEmpty(t, newBob.dir)
+	// Chosen by id, the new bob is the user's explicit choice.
+	byID := newBob.target()
+	byID.ByName = false
+	if _, err := sendFile(t, alice, byID, "by-id.txt", "by id"); err != nil {
+		t.Fatalf("send by id to a second bob: %v", err)
+	}
+	assertTree(t, newBob.dir, map[string]string{"by-id.txt": "by id"})
+	if err := os.Remove(filepath.Join(newBob.dir, "by-id.txt")); err != nil {
+		t.Fatal(err)
+	}
+	// That send pinned the second bob too, so by name both are bob now;
+	// forget it to see the warning turn into trust.
+	if _, err := alice.Known.Forget(newBob.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Known.Trust(newBob.ID(), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendFile(t, alice, newBob.target(), "2.txt", "two"); err != nil {
+		t.Fatalf("after trust: %v", err)
+	}
+	assertTree(t, newBob.dir, map[string]string{"2.txt": "two"})
+	// The old key is no longer accepted for the name.
+	if _, err := sendFile(t, alice, oldBob.target(), "3.txt", "three"); !errors.Is(err, ErrKeyChanged) {
+		t.Errorf("send to the old key after trusting the new: %v, want ErrKeyChanged", err)
+	}
+}
+
+func TestAcceptTrusted(t *testing.T) {
+	bob := startAgent(t, func(c *Config) { c.Accept = AcceptTrusted })
+	stranger, friend := testSender(t), testSender(t)
+	_, err := sendFile(t, stranger, bob.target(), "spam.txt", "spam")
+	var re *RefusedError
+	if !errors.As(err, &re) || re.Code != proto.CodeDenied || !strings.Contains(re.Reason, "lanshare trust "+GroupID(stranger.Identity.ID)) {
+		t.Fatalf("untrusted send: %v, want a denial that says how to trust %s", err, GroupID(stranger.Identity.ID))
+	}
+	if in := bob.next(t); in.PeerID != stranger.Identity.ID {
+		t.Errorf("agent logged sender %q, want %q", in.PeerID, stranger.Identity.ID)
+	}
+	assertEmpty(t, bob.dir)
+
+	known, err := LoadKnown(bob.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := known.Trust(friend.Identity.ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	// Trust takes effect without a restart.
+	if _, err := sendFile(t, friend, bob.target(), "ok.txt", "welcome"); err != nil {
+		t.Fatalf("trusted send: %v", err)
+	}
+	assertTree(t, bob.dir, map[string]string{"ok.txt": "welcome"})
+}
+
+func TestPlainTCPAndGarbageRefused(t *testing.T) {
+	bob := startAgent(t, nil)
+	// A pre-TLS lanshare hello, and plain garbage.
+	for _, payload := range [][]byte{
+		append([]byte("LS\x01\x01"), make([]byte, 64)...),
+		[]byte("GET / HTTP/1.0\r\n\r\n"),
+		make([]byte, 4096),
+	} {
+		c, err := net.Dial("tcp", bob.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write(payload)
+		if in := bob.next(t); !errors.Is(in.Err, ErrHandshake) {
+			t.Errorf("%q: agent reported %v, want a failed handshake", payload[:4], in.Err)
+		}
+		c.Close()
+	}
+	assertEmpty(t, bob.dir)
+	if _, err := sendFile(t, testSender(t), bob.target(), "after.txt", "still serving"); err != nil {
+		t.Fatalf("send after garbage: %v", err)
+	}
+}
+
+// TestSlowLorisDropped: connections that stall in the handshake, after it,
+// or mid-stream are closed at their deadlines, while a real transfer
+// succeeds meanwhile.
+func TestSlowLorisDropped(t *testing.T) {
+	bob := startAgent(t, func(c *Config) {
+		c.HandshakeTimeout = 300 * time.Millisecond
+		c.IdleTimeout = 300 * time.Millisecond
+	})
+	stall, err := net.Dial("tcp", bob.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stall.Close()
+	// A handshake that stops after the TLS session starts, before the offer.
+	idle, _, err := testSender(t).dial(context.Background(), bob.Addr().String(), bob.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+
+	if _, err := sendFile(t, testSender(t), bob.target(), "real.txt", "real"); err != nil {
+		t.Fatalf("send while two connections stall: %v", err)
+	}
+	var stalled, ok int
+	for range 3 {
+		in := bob.next(t)
+		if in.Err == nil {
+			ok++
+			continue
+		}
+		stalled++
+		if el := in.End.Sub(in.Start); el > 5*time.Second {
+			t.Errorf("stalled connection dropped after %v", el)
+		}
+	}
+	if ok != 1 || stalled != 2 {
+		t.Errorf("%d transfers ok and %d dropped, want 1 and 2", ok, stalled)
+	}
+	// Both stalled connections were closed by the agent.
+	for _, c := range []net.Conn{stall, idle} {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Error("agent did not close a stalled connection")
+		}
+	}
+}
+
+// TestConnectionFloodCapped: hundreds of idle connections from one address
+// are capped, and a transfer from another address still gets through.
+func TestConnectionFloodCapped(t *testing.T) {
+	bob := startAgent(t, func(c *Config) { c.HandshakeTimeout = 5 * time.Second })
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}}
+	var flood []net.Conn
+	t.Cleanup(func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	})
+	for range 300 {
+		c, err := d.Dial("tcp", bob.Addr().String())
+		if err != nil {
+			t.Fatalf("flood connection: %v", err)
+		}
+		flood = append(flood, c)
+	}
+	// The agent closes connections over its per-host cap at once.
+	closed := 0
+	for _, c := range flood {
+		_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			closed++
+		}
+	}
+	if want := 300 - DefaultConfig().MaxConnsPerHost; closed < want {
+		t.Errorf("%d of 300 flood connections closed, want at least %d", closed, want)
+	}
+	if _, err := sendFile(t, testSender(t), bob.target(), "through.txt", "made it"); err != nil {
+		t.Fatalf("send during a flood: %v", err)
+	}
+	assertTree(t, bob.dir, map[string]string{"through.txt": "made it"})
+}
