@@ -68,7 +68,7 @@ const (
 // Incoming is the outcome of one received connection.
 type Incoming struct {
 	Remote   net.Addr
-	PeerID   string // the sender's id, from its key; "" if the TLS handshake failed
+	PeerID   string    // the sender's id, from its key; "" if the TLS handshake failed
 	Transfer *Transfer // nil when the hello never arrived
 	Err      error
 	Start    time.Time

@@ -149,7 +149,7 @@ Examples:
 						target: c.Args().First(), paths: c.Args().Slice()[1:], name: c.String("name"),
 						quiet: c.Bool("quiet"), stdout: stdout, stderr: stderr,
 						configDir: expandHome(c.String("config")),
-						resolve: peer.ResolveOptions{Ifaces: ifaces(c), Wait: c.Duration("wait")},
+						resolve:   peer.ResolveOptions{Ifaces: ifaces(c), Wait: c.Duration("wait")},
 					})
 				},
 			},
