@@ -37,6 +37,17 @@ type Config struct {
 	// Accept is who may send: AcceptEveryone (a drop box) or AcceptTrusted
 	// (only peers in the known-peers file as trusted).
 	Accept string
+	// MaxSize caps the bytes of one transfer from a peer that is not
+	// trusted (0: no cap beyond free space); TrustedMaxSize is the cap for
+	// trusted peers.
+	MaxSize, TrustedMaxSize uint64
+	// TrustedExec keeps the executable bit on files from trusted peers
+	// (everyone else's land 0644).
+	TrustedExec bool
+	// PerPeerFolders puts each sender's files in a folder of its own: the
+	// name the known-peers file gives it plus its short id, or the short id
+	// alone.
+	PerPeerFolders bool
 
 	// Discover makes the agent advertise itself over mDNS and keep a live
 	// table of its peers (Peers). Without it the agent is reachable only by
@@ -401,28 +412,42 @@ func (a *Agent) receive(c net.Conn) (peerID string, tr *Transfer, err error) {
 		tc.Close()
 	}()
 	peerID = PeerID(tc.ConnectionState())
-	if reason := a.refusal(peerID); reason != "" {
+	pol, reason := a.policy(peerID)
+	if reason != "" {
 		tr, err := a.inbox.Refuse(tc, proto.Answer{Code: proto.CodeDenied, Reason: reason})
 		return peerID, tr, err
 	}
-	tr, err = a.inbox.Receive(tc)
+	tr, err = a.inbox.ReceiveWith(tc, pol)
 	return peerID, tr, err
 }
 
-// refusal is why the accept policy refuses peerID, or "".
-func (a *Agent) refusal(peerID string) string {
-	if a.cfg.Accept != AcceptTrusted {
-		return ""
-	}
+// policy decides what peerID may do: a refusal reason, or the policy of
+// its transfer.
+func (a *Agent) policy(peerID string) (Policy, string) {
 	// Read afresh, so `lanshare trust` takes effect without a restart.
 	known, err := LoadKnown(a.cfg.ConfigDir)
 	if err != nil {
-		return "the receiver cannot read its trusted peers"
+		if a.cfg.Accept == AcceptTrusted {
+			return Policy{}, "the receiver cannot read its trusted peers"
+		}
+		known = &Known{}
 	}
-	if known.IsTrusted(peerID) {
-		return ""
+	entry, isKnown := known.ByID(peerID)
+	trusted := isKnown && entry.Level == Trusted
+	if a.cfg.Accept == AcceptTrusted && !trusted {
+		return Policy{}, fmt.Sprintf("only trusted peers may send here; the receiver can allow you with: lanshare trust %s", GroupID(peerID))
 	}
-	return fmt.Sprintf("only trusted peers may send here; the receiver can allow you with: lanshare trust %s", GroupID(peerID))
+	pol := Policy{MaxSize: a.cfg.MaxSize}
+	if trusted {
+		pol.MaxSize, pol.Exec = a.cfg.TrustedMaxSize, a.cfg.TrustedExec
+	}
+	if a.cfg.PerPeerFolders {
+		pol.Folder = ShortID(peerID)
+		if named := entry.Name + " (" + ShortID(peerID) + ")"; isKnown && entry.Name != "" && CheckName(named) == nil {
+			pol.Folder = named
+		}
+	}
+	return pol, ""
 }
 
 // Close stops the agent at once: it closes the listener and every

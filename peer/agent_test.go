@@ -314,3 +314,65 @@ func TestConnectionFloodCapped(t *testing.T) {
 	}
 	assertTree(t, bob.dir, map[string]string{"through.txt": "made it"})
 }
+
+func trustIn(t testing.TB, a *testAgent, s *Sender, name string) {
+	t.Helper()
+	known, err := LoadKnown(a.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := known.Trust(s.Identity.ID, name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPolicyTrustedExtras: untrusted peers get the size cap, 0644 and
+// their id as folder; a trusted one a larger cap, its exec bit and its
+// name as folder.
+func TestPolicyTrustedExtras(t *testing.T) {
+	bob := startAgent(t, func(c *Config) {
+		c.MaxSize, c.TrustedMaxSize = 10, 100
+		c.TrustedExec, c.PerPeerFolders = true, true
+	})
+	stranger, friend := testSender(t), testSender(t)
+	trustIn(t, bob, friend, "alice")
+
+	_, err := sendFile(t, stranger, bob.target(), "big.txt", strings.Repeat("x", 11))
+	var re *RefusedError
+	if !errors.As(err, &re) || re.Code != proto.CodeTooLarge || !strings.Contains(re.Reason, "limit of 10 B") {
+		t.Fatalf("untrusted 11 B over a 10 B cap: %v, want a too-large refusal naming the limit", err)
+	}
+	bob.next(t)
+	assertEmpty(t, bob.dir)
+
+	src := writeTree(t, map[string]string{"run.sh": "#!/bin/sh\n"})
+	if err := os.Chmod(filepath.Join(src, "run.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Sender{stranger, friend} {
+		if _, err := s.Send(context.Background(), bob.target(), collect(t, filepath.Join(src, "run.sh")), SendOptions{Name: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		bob.next(t)
+	}
+	for _, c := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{ShortID(stranger.Identity.ID) + "/run.sh", 0o644},
+		{"alice (" + ShortID(friend.Identity.ID) + ")/run.sh", 0o755},
+	} {
+		fi, err := os.Stat(filepath.Join(bob.dir, c.path))
+		if err != nil {
+			t.Errorf("%s: %v", c.path, err)
+			continue
+		}
+		if fi.Mode().Perm() != c.mode {
+			t.Errorf("%s has mode %v, want %v", c.path, fi.Mode().Perm(), c.mode)
+		}
+	}
+	// The trusted cap is the larger one.
+	if _, err := sendFile(t, friend, bob.target(), "mid.txt", strings.Repeat("y", 50)); err != nil {
+		t.Errorf("trusted 50 B under its 100 B cap: %v", err)
+	}
+}

@@ -94,13 +94,40 @@ type Transfer struct {
 	Entries []Received
 }
 
-// Receive runs the receiving side of one transfer on conn: hello, offer,
+// Policy is what one transfer may do; the agent decides it from who the
+// sender is. The zero Policy is the drop box: no size cap beyond free
+// space, files 0644, everything under the shared folder's top.
+type Policy struct {
+	// MaxSize caps the bytes of one transfer (0: no cap); a larger offer
+	// is refused whole with proto.CodeTooLarge before anything is created.
+	MaxSize uint64
+	// Exec keeps the executable bit: a file offered with any x bit lands
+	// 0755 instead of 0644.
+	Exec bool
+	// Folder, if set, is a folder of the shared folder that the transfer
+	// lands in (created if missing, merged into if it exists); it must be
+	// a single name that CheckName accepts.
+	Folder string
+}
+
+// Receive runs the receiving side of one transfer on conn with the zero
+// Policy; see ReceiveWith.
+func (in *Inbox) Receive(conn net.Conn) (*Transfer, error) {
+	return in.ReceiveWith(conn, Policy{})
+}
+
+// ReceiveWith runs the receiving side of one transfer on conn: hello, offer,
 // answer, files, receipt. It blocks until the transfer ends and does not
 // close conn. The returned Transfer lists what was saved, also when an
 // error is returned after the commit (the receipt could not be sent).
 // Before the commit, any error leaves nothing behind: temporary files and
 // the directories the transfer created are removed.
-func (in *Inbox) Receive(conn net.Conn) (*Transfer, error) {
+func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
+	if pol.Folder != "" {
+		if err := CheckName(pol.Folder); err != nil || strings.Contains(pol.Folder, "/") {
+			return nil, fmt.Errorf("per-peer folder %s: %w", Escape(pol.Folder), ErrNameUnsafe)
+		}
+	}
 	start := time.Now()
 	if in.cfg.HandshakeTimeout > 0 {
 		if err := conn.SetDeadline(start.Add(in.cfg.HandshakeTimeout)); err != nil {
@@ -136,6 +163,7 @@ func (in *Inbox) Receive(conn net.Conn) (*Transfer, error) {
 
 	t := &transfer{
 		in:      in,
+		policy:  pol,
 		offer:   offer,
 		start:   start,
 		dirs:    map[string]string{"": ""},
@@ -145,6 +173,10 @@ func (in *Inbox) Receive(conn net.Conn) (*Transfer, error) {
 	}
 	defer t.cleanup()
 	answer, need := t.plan()
+	if answer.Code == proto.CodeOK && pol.MaxSize > 0 && need > pol.MaxSize {
+		answer = proto.Answer{Code: proto.CodeTooLarge, Reason: fmt.Sprintf("transfer of %s is over this receiver's limit of %s",
+			FormatBytes(need), FormatBytes(pol.MaxSize))}
+	}
 	if answer.Code == proto.CodeOK {
 		if err := in.reserve(need); err != nil {
 			var re *RefusedError
@@ -159,6 +191,13 @@ func (in *Inbox) Receive(conn net.Conn) (*Transfer, error) {
 	}
 	if answer.Code != proto.CodeOK {
 		return tr, &RefusedError{Peer: "we", Code: answer.Code, Reason: answer.Reason}
+	}
+	if pol.Folder != "" {
+		d, err := t.resolveDir(pol.Folder)
+		if err != nil {
+			return tr, err
+		}
+		t.dirs = map[string]string{"": d}
 	}
 	if err := t.receiveFiles(br); err != nil {
 		return tr, err
@@ -234,9 +273,10 @@ func (in *Inbox) release(n uint64) {
 
 // transfer is the receiving state of one batch.
 type transfer struct {
-	in    *Inbox
-	offer proto.Offer
-	start time.Time
+	in     *Inbox
+	policy Policy
+	offer  proto.Offer
+	start  time.Time
 
 	dirs     map[string]string          // offered directory → its path under the root
 	created  []string                   // directories this transfer created, in order
@@ -340,7 +380,7 @@ func (t *transfer) receiveFiles(br *bufio.Reader) error {
 			return fmt.Errorf("receiving %s: file-end for entry %d: %w", Escape(e.Path), fe.Index, proto.ErrMalformed)
 		}
 		if werr == nil {
-			werr = finishTemp(f)
+			werr = finishTemp(f, t.fileMode(e))
 			if werr == nil && !e.MTime.IsZero() {
 				werr = t.in.root.Chtimes(t.temps[i], e.MTime, e.MTime)
 			}
@@ -397,10 +437,18 @@ func errReason(err error) string {
 	return err.Error()
 }
 
+// fileMode is the mode entry e lands with.
+func (t *transfer) fileMode(e proto.Entry) fs.FileMode {
+	if t.policy.Exec && e.Mode&0o111 != 0 {
+		return fileMode | 0o111
+	}
+	return fileMode
+}
+
 // finishTemp makes a written temporary file durable with its final mode,
 // and closes it.
-func finishTemp(f *os.File) error {
-	err := f.Chmod(fileMode)
+func finishTemp(f *os.File, mode fs.FileMode) error {
+	err := f.Chmod(mode)
 	if err == nil {
 		err = f.Sync()
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -95,6 +96,10 @@ Examples:
 					configFlag,
 					ifaceFlag,
 					&cli.StringFlag{Name: "accept", Usage: "who may send: everyone, or trusted (see lanshare trust)", Value: peer.AcceptEveryone, EnvVars: []string{"LANSHARE_ACCEPT"}},
+					&cli.StringFlag{Name: "max-size", Usage: "largest transfer accepted from a peer that is not trusted, e.g. 2G (0: only free space limits it)", Value: "0", EnvVars: []string{"LANSHARE_MAX_SIZE"}},
+					&cli.StringFlag{Name: "trusted-max-size", Usage: "largest transfer accepted from a trusted peer (0: only free space limits it)", Value: "0", EnvVars: []string{"LANSHARE_TRUSTED_MAX_SIZE"}},
+					&cli.BoolFlag{Name: "trusted-exec", Usage: "keep the executable bit on files from trusted peers", EnvVars: []string{"LANSHARE_TRUSTED_EXEC"}},
+					&cli.BoolFlag{Name: "per-peer-folders", Usage: "put each sender's files in a folder named after it", EnvVars: []string{"LANSHARE_PER_PEER_FOLDERS"}},
 					&cli.DurationFlag{Name: "ttl", Usage: "TTL of the agent's mDNS records (how long peers keep it after a crash)", Value: discovery.DefaultTTL},
 				},
 				Action: func(c *cli.Context) error {
@@ -109,6 +114,15 @@ Examples:
 					cfg.Discover = true
 					cfg.Ifaces = ifaces(c)
 					cfg.DiscoveryTTL = c.Duration("ttl")
+					var err error
+					if cfg.MaxSize, err = parseSize(c.String("max-size")); err != nil {
+						return usageError{"--max-size: " + err.Error()}
+					}
+					if cfg.TrustedMaxSize, err = parseSize(c.String("trusted-max-size")); err != nil {
+						return usageError{"--trusted-max-size: " + err.Error()}
+					}
+					cfg.TrustedExec = c.Bool("trusted-exec")
+					cfg.PerPeerFolders = c.Bool("per-peer-folders")
 					cfg.Accept = c.String("accept")
 					if cfg.Accept != peer.AcceptEveryone && cfg.Accept != peer.AcceptTrusted {
 						return usageError{fmt.Sprintf("--accept %q: want everyone or trusted", cfg.Accept)}
@@ -275,6 +289,27 @@ func ifaces(c *cli.Context) []string {
 		}
 	}
 	return out
+}
+
+// parseSize reads a byte count: a number with an optional unit k, M, G
+// or T (powers of 1000, as FormatBytes prints; "B" and "iB" forms are
+// accepted too: 4G, 4GB, 4GiB, 1.5T, 500000).
+func parseSize(s string) (uint64, error) {
+	t := strings.TrimSpace(s)
+	num := strings.TrimRightFunc(t, func(r rune) bool { return r > '9' || r < '0' && r != '.' })
+	unit := strings.ToLower(strings.TrimSpace(t[len(num):]))
+	mult := map[string]float64{
+		"": 1, "b": 1,
+		"k": 1e3, "kb": 1e3, "kib": 1 << 10,
+		"m": 1e6, "mb": 1e6, "mib": 1 << 20,
+		"g": 1e9, "gb": 1e9, "gib": 1 << 30,
+		"t": 1e12, "tb": 1e12, "tib": 1 << 40,
+	}[unit]
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || mult == 0 || f < 0 || f*mult >= 1<<63 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 500M, 4G)", s)
+	}
+	return uint64(f * mult), nil
 }
 
 func expandHome(p string) string {
