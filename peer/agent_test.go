@@ -252,12 +252,33 @@ func TestSlowLorisDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idle.Close()
+	// A transfer that stops mid-file.
+	mid, _, err := testSender(t).dial(context.Background(), bob.Addr().String(), bob.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mid.Close()
+	if err := proto.WriteHello(mid, proto.NewHello("loris")); err != nil {
+		t.Fatal(err)
+	}
+	if err := proto.WriteOffer(mid, proto.Offer{Entries: []proto.Entry{{Path: "slow.bin", Kind: proto.KindFile, Size: 1 << 20, Mode: 0o644}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proto.ReadHello(mid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proto.ReadAnswer(mid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mid.Write(make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
 
 	if _, err := sendFile(t, testSender(t), bob.target(), "real.txt", "real"); err != nil {
-		t.Fatalf("send while two connections stall: %v", err)
+		t.Fatalf("send while three connections stall: %v", err)
 	}
 	var stalled, ok int
-	for range 3 {
+	for range 4 {
 		in := bob.next(t)
 		if in.Err == nil {
 			ok++
@@ -268,11 +289,12 @@ func TestSlowLorisDropped(t *testing.T) {
 			t.Errorf("stalled connection dropped after %v", el)
 		}
 	}
-	if ok != 1 || stalled != 2 {
-		t.Errorf("%d transfers ok and %d dropped, want 1 and 2", ok, stalled)
+	if ok != 1 || stalled != 3 {
+		t.Errorf("%d transfers ok and %d dropped, want 1 and 3", ok, stalled)
 	}
-	// Both stalled connections were closed by the agent.
-	for _, c := range []net.Conn{stall, idle} {
+	assertTree(t, bob.dir, map[string]string{"real.txt": "real"})
+	// Every stalled connection was closed by the agent.
+	for _, c := range []net.Conn{stall, idle, mid} {
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Error("agent did not close a stalled connection")
