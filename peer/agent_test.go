@@ -148,7 +148,7 @@ func TestKeyChangedAfterPin(t *testing.T) {
 	if !errors.Is(err, ErrKeyChanged) {
 		t.Fatalf("send to bob with a new key: %v, want ErrKeyChanged", err)
 	}
-	for _, want := range []string{GroupID(oldBob.ID()), GroupID(newBob.ID()), "lanshare trust " + newBob.ID()} {
+	for _, want := range []string{GroupID(oldBob.ID()), GroupID(newBob.ID()), "lanshare trust " + GroupID(newBob.ID())} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

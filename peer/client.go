@@ -92,7 +92,7 @@ func (s *Sender) checkPinned(t Target) error {
 		}
 	}
 	return fmt.Errorf("%w: %s now has id %s, but the name %s is pinned to %s; if its owner confirms the new id, accept it with: lanshare trust %s (or send to it by id)",
-		ErrKeyChanged, Escape(t.Name), GroupID(t.ID), Escape(t.DisplayName), GroupID(pins[0].ID), t.ID)
+		ErrKeyChanged, Escape(t.Name), GroupID(t.ID), Escape(t.DisplayName), GroupID(pins[0].ID), GroupID(t.ID))
 }
 
 // dial connects to addr and runs the TLS handshake, expecting id want

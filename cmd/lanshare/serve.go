@@ -84,7 +84,10 @@ func logTransfer(l *log.Logger, in peer.Incoming) {
 				peer.Escape(e.Result.SavedAs), peer.FormatBytes(e.Size), formatDuration(e.Elapsed))
 		}
 	}
-	if in.Err != nil {
+	var re *peer.RefusedError
+	if errors.As(in.Err, &re) && re.Path == "" {
+		l.Printf("%s refused transfer from %s: %s", stamp(in.End), from, peer.Escape(re.Reason))
+	} else if in.Err != nil {
 		l.Printf("%s transfer from %s failed: %s", stamp(in.End), from, oneLine(in.Err))
 	} else if in.Transfer != nil {
 		failed := 0

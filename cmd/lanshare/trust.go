@@ -47,6 +47,14 @@ func trust(ctx context.Context, configDir, what string, opt peer.ResolveOptions,
 		id, name = t.ID, t.DisplayName
 	} else if p, ok := known.ByID(id); ok {
 		name = p.Name
+	} else {
+		// A new id, typically a known peer's new key: learn its name
+		// from the LAN, so that trusting it replaces the old key's pin.
+		ctx, stop := signalContext(ctx)
+		defer stop()
+		if t, err := peer.Resolve(ctx, id, opt); err == nil {
+			name = t.DisplayName
+		}
 	}
 	if err := known.Trust(id, name); err != nil {
 		return err
