@@ -57,6 +57,9 @@ func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
 	if err := agent.Serve(ctx); err != nil {
 		return err
 	}
+	if _, left := limit.allow(time.Now().Add(handshakeLogEvery)); left > 0 {
+		logger.Printf("%s %d more failed connections not logged", stamp(time.Now()), left)
+	}
 	logger.Printf("%s stopped", stamp(time.Now()))
 	return nil
 }
