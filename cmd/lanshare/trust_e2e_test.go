@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -369,11 +370,12 @@ func poke(t testing.TB, addr string, payload []byte) {
 	}
 }
 
-// failedLines returns serve's log lines about failed connections.
+// failedLines returns serve's log lines about single failed connections
+// (not the summary of those left out).
 func failedLines(lines []string) []string {
 	var out []string
 	for _, l := range lines {
-		if strings.Contains(l, " failed") {
+		if strings.Contains(l, " failed") && !strings.Contains(l, " not logged") {
 			out = append(out, l)
 		}
 	}
@@ -414,6 +416,11 @@ func TestServeSurvivesStrangers(t *testing.T) {
 	if got := failedLines(srv.out.Lines()); len(got) != 1 {
 		t.Errorf("serve logged %d lines about the %d failed connections, want 1 (rate-limited):\n%s",
 			len(got), burst, strings.Join(got, "\n"))
+	}
+	if !slices.ContainsFunc(srv.out.Lines(), func(l string) bool {
+		return strings.HasSuffix(l, fmt.Sprintf(" %d more failed connections not logged", burst-1))
+	}) {
+		t.Errorf("serve did not sum up the %d failed connections it left out; log:\n%s", burst-1, srv.out)
 	}
 	if got := received(srv.out.Lines()); !slices.Equal(got, []string{"after.txt"}) {
 		t.Errorf("serve logged received %q, want only after.txt; log:\n%s", got, srv.out)
