@@ -1,21 +1,24 @@
 package peer
 
-// Benchmarks of a whole transfer over loopback TCP, each next to a
-// baseline measured in the same run, interleaved (lanshare, baseline,
-// lanshare, ...) because these machines are shared and noisy:
+// Benchmarks of whole transfers over loopback, each next to baselines
+// measured in the same run and interleaved (lanshare, baseline, lanshare,
+// baseline, ...), because these machines are shared and noisy.
 //
-//	go test -run '^$' -bench . -benchtime 5x ./peer/
+// Each reports every way's rate as <way>-MB/s (and <way>-files/s for many
+// files), and lanshare's rate over a baseline's as ratio-<baseline>: 1.0
+// means as fast. ns/op, MB/s, B/op and allocs/op are lanshare's alone,
+// sender and receiver together (both run in this process); B/op should not
+// grow with the file size. Every way ends with the data durable (fsync) on
+// the receiving side, except the tar baselines, which do not sync.
 //
-// BenchmarkLargeFile sends one 1 GiB file; its baseline is a plain io.Copy
-// of the same file over loopback TCP into a file. BenchmarkSmallFiles sends
-// 10,000 files of 4 KiB in 100 folders; its baseline is a tar stream of the
-// same tree over one TCP connection, unpacked into files. Each reports
-// lanshare's rate (MB/s, and files/s), the baseline's, and
-// ratio = lanshare / baseline. B/op shows memory stays flat in file size.
+// Sources are read from the page cache (they were just written). Run with
+// -count to see the spread, and never next to a fuzzer.
 
 import (
 	"archive/tar"
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,19 +28,144 @@ import (
 	"time"
 )
 
+// BenchmarkLargeFile measures the transfer layer alone on one 1 GiB file:
+// Send over a plain loopback TCP connection into Inbox.Receive, against
+// io.Copy of the file into the socket (sendfile) and from the socket into a
+// file (splice), then fsync.
+//
+//	go test -run '^$' -bench '^BenchmarkLargeFile$' -benchtime 5x -count 5 ./peer/
 func BenchmarkLargeFile(b *testing.B) {
 	const size = 1 << 30
-	src := filepath.Join(b.TempDir(), "large.bin")
-	writeRandomFile(b, src, size)
+	src := largeSource(b, size)
 	items := collect(b, src)
-	runPair(b, size, 1, items, func(dst string) { baselineCopy(b, src, dst) })
+	in := newInbox(b, InboxConfig{})
+	ln := listenLoopback(b)
+	compare(b, size, 1,
+		way{name: "lanshare", dst: in.Dir(), run: func(string) error { return sendPlain(ln, in, items) }},
+		way{name: "tcp", run: func(dst string) error { return copyFile(ln, nil, src, dst) }})
 }
 
+// BenchmarkSmallFiles measures the transfer layer alone on 10,000 files of
+// 4 KiB in 100 folders: Send over a plain loopback TCP connection into
+// Inbox.Receive, against a tar stream of the same tree over one TCP
+// connection, unpacked into files (not synced; lanshare syncs every file).
+//
+//	go test -run '^$' -bench '^BenchmarkSmallFiles$' -benchtime 5x -count 5 ./peer/
 func BenchmarkSmallFiles(b *testing.B) {
-	const files, size = 10_000, 4 << 10
+	root := smallTree(b)
+	items := collect(b, root)
+	in := newInbox(b, InboxConfig{})
+	ln := listenLoopback(b)
+	compare(b, smallFiles*smallSize, smallFiles,
+		way{name: "lanshare", dst: in.Dir(), run: func(string) error { return sendPlain(ln, in, items) }},
+		way{name: "tar", run: func(dst string) error { return copyTree(ln, nil, root, dst) }})
+}
+
+// BenchmarkLargeFileTLS measures the real path on one file: a Sender
+// dialling an Agent (no discovery, accepting everyone), TLS 1.3 with
+// certificates on both sides, against a bare Go TLS 1.3 copy of the file
+// (the same TLS configurations; io.Copy into the tls.Conn, io.Copy from it
+// into a file, fsync) and a raw TCP copy (sendfile, splice, fsync). The
+// target is ratio-tls; ratio-tcp shows what encryption costs. It runs at
+// two sizes so that B/op can be seen not to grow with the file.
+//
+//	go test -run '^$' -bench '^BenchmarkLargeFileTLS$' -benchtime 5x -count 5 ./peer/
+func BenchmarkLargeFileTLS(b *testing.B) {
+	for _, size := range []int64{128 << 20, 1 << 30} {
+		b.Run(fmt.Sprintf("%dMiB", size>>20), func(b *testing.B) {
+			src := largeSource(b, size)
+			items := collect(b, src)
+			agent, sender := startBenchAgent(b)
+			server, client := benchTLS(b)
+			ln := listenLoopback(b)
+			compare(b, size, 1,
+				way{name: "lanshare", dst: agent.inbox.Dir(), run: func(string) error { return sendTLS(sender, agent, items) }},
+				way{name: "tls", run: func(dst string) error { return copyFile(ln, &tlsPair{server, client}, src, dst) }},
+				way{name: "tcp", run: func(dst string) error { return copyFile(ln, nil, src, dst) }})
+		})
+	}
+}
+
+// BenchmarkSmallFilesTLS measures the real path on 10,000 files of 4 KiB
+// in 100 folders, against a tar stream of the tree over one TLS 1.3
+// connection with the same configurations, unpacked into files (not
+// synced; lanshare syncs every file).
+//
+//	go test -run '^$' -bench '^BenchmarkSmallFilesTLS$' -benchtime 5x -count 5 ./peer/
+func BenchmarkSmallFilesTLS(b *testing.B) {
+	root := smallTree(b)
+	items := collect(b, root)
+	agent, sender := startBenchAgent(b)
+	server, client := benchTLS(b)
+	ln := listenLoopback(b)
+	compare(b, smallFiles*smallSize, smallFiles,
+		way{name: "lanshare", dst: agent.inbox.Dir(), run: func(string) error { return sendTLS(sender, agent, items) }},
+		way{name: "tar-tls", run: func(dst string) error { return copyTree(ln, &tlsPair{server, client}, root, dst) }})
+}
+
+// way is one way of moving the benchmark's data into the directory dst.
+type way struct {
+	name string
+	// dst is where run puts the data; empty means a fresh directory for
+	// each run. It is emptied after each run, outside the timings.
+	dst  string
+	run  func(dst string) error
+	took time.Duration
+}
+
+// compare runs each way b.N times, interleaved, the first (lanshare's)
+// under the benchmark's timer, and reports rates and ratios.
+func compare(b *testing.B, bytes int64, files int, ways ...way) {
+	work := b.TempDir()
+	b.SetBytes(bytes)
+	b.ReportAllocs()
+	b.StopTimer()
+	b.ResetTimer()
+	for range b.N {
+		for i := range ways {
+			w := &ways[i]
+			dst := w.dst
+			if dst == "" {
+				dst = filepath.Join(work, w.name)
+				must(b, os.Mkdir(dst, 0o755))
+			}
+			if i == 0 {
+				b.StartTimer()
+			}
+			start := time.Now()
+			err := w.run(dst)
+			w.took += time.Since(start)
+			if i == 0 {
+				b.StopTimer()
+			}
+			if err != nil {
+				b.Fatalf("%s: %v", w.name, err)
+			}
+			if w.dst == "" {
+				must(b, os.RemoveAll(dst))
+			} else {
+				clearDir(b, dst)
+			}
+		}
+	}
+	for i, w := range ways {
+		b.ReportMetric(float64(bytes)*float64(b.N)/w.took.Seconds()/1e6, w.name+"-MB/s")
+		if files > 1 {
+			b.ReportMetric(float64(files*b.N)/w.took.Seconds(), w.name+"-files/s")
+		}
+		if i > 0 {
+			b.ReportMetric(w.took.Seconds()/ways[0].took.Seconds(), "ratio-"+w.name)
+		}
+	}
+}
+
+const smallFiles, smallSize = 10_000, 4 << 10
+
+// smallTree writes smallFiles files of smallSize bytes in 100 folders.
+func smallTree(b *testing.B) string {
 	root := filepath.Join(b.TempDir(), "small")
-	buf := make([]byte, size)
-	for i := range files {
+	buf := []byte(randomBytes(b, smallSize))
+	for i := range smallFiles {
 		p := filepath.Join(root, fmt.Sprintf("d%02d", i/100), fmt.Sprintf("f%04d.bin", i))
 		if i%100 == 0 {
 			must(b, os.MkdirAll(filepath.Dir(p), 0o755))
@@ -45,54 +173,21 @@ func BenchmarkSmallFiles(b *testing.B) {
 		buf[0], buf[1] = byte(i), byte(i>>8)
 		must(b, os.WriteFile(p, buf, 0o644))
 	}
-	items := collect(b, root)
-	runPair(b, files*size, files, items, func(dst string) { baselineTar(b, root, dst) })
+	return root
 }
 
-// runPair times b.N lanshare transfers of items and b.N baseline runs,
-// alternating, each into a fresh directory removed outside the timings.
-func runPair(b *testing.B, bytes int64, files int, items []Item, baseline func(dst string)) {
-	work := b.TempDir()
-	agent, err := New(Config{
-		Dir: filepath.Join(work, "inbox"), ConfigDir: filepath.Join(work, "config"), Name: "bench",
-		Listen: "127.0.0.1:0", SpaceMargin: 0, HandshakeTimeout: 10 * time.Second,
-		IdleTimeout: time.Minute, ShutdownGrace: time.Second, MaxConns: 4, MaxConnsPerHost: 4,
-	})
+// largeSource writes a file of size random bytes (a random MiB repeated).
+func largeSource(b *testing.B, size int64) string {
+	p := filepath.Join(b.TempDir(), "large.bin")
+	f, err := os.Create(p)
 	must(b, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- agent.Serve(ctx) }()
-	defer func() { cancel(); <-served; agent.Close() }()
-
-	var ours, base time.Duration
-	b.SetBytes(bytes)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		if _, err := SendTo(ctx, agent.Addr().String(), items, SendOptions{Name: "bench"}); err != nil {
-			b.Fatal(err)
-		}
-		ours += time.Since(start)
-		b.StopTimer()
-		clearDir(b, agent.inbox.Dir())
-		dst := filepath.Join(work, "baseline")
-		must(b, os.MkdirAll(dst, 0o755))
-		start = time.Now()
-		baseline(dst)
-		base += time.Since(start)
-		must(b, os.RemoveAll(dst))
-		b.StartTimer()
+	chunk := []byte(randomBytes(b, 1<<20))
+	for n := int64(0); n < size; n += int64(len(chunk)) {
+		_, err := f.Write(chunk[:min(int64(len(chunk)), size-n)])
+		must(b, err)
 	}
-	b.StopTimer()
-	mbps := func(d time.Duration) float64 { return float64(bytes) * float64(b.N) / d.Seconds() / 1e6 }
-	b.ReportMetric(mbps(ours), "lanshare-MB/s")
-	b.ReportMetric(mbps(base), "baseline-MB/s")
-	b.ReportMetric(base.Seconds()/ours.Seconds(), "ratio")
-	if files > 1 {
-		b.ReportMetric(float64(files*b.N)/ours.Seconds(), "lanshare-files/s")
-		b.ReportMetric(float64(files*b.N)/base.Seconds(), "baseline-files/s")
-	}
+	must(b, f.Close())
+	return p
 }
 
 func clearDir(b *testing.B, dir string) {
@@ -103,85 +198,155 @@ func clearDir(b *testing.B, dir string) {
 	}
 }
 
-func writeRandomFile(b *testing.B, p string, size int64) {
-	f, err := os.Create(p)
-	must(b, err)
-	chunk := []byte(randomBytes(b, 1<<20))
-	for n := int64(0); n < size; n += int64(len(chunk)) {
-		_, err := f.Write(chunk)
-		must(b, err)
-	}
-	must(b, f.Close())
-}
-
-// loopbackPair runs receive on an accepted loopback connection while send
-// writes into a dialled one, and waits for both.
-func loopbackPair(b *testing.B, send func(net.Conn), receive func(net.Conn)) {
+func listenLoopback(b *testing.B) net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(b, err)
-	defer ln.Close()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		receive(c)
-		c.Close()
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	must(b, err)
-	send(c)
-	c.Close()
-	<-done
+	b.Cleanup(func() { ln.Close() })
+	return ln
 }
 
-// baselineCopy is the plainest way to move a file over TCP: io.Copy from
-// the file (sendfile) into the socket, io.Copy from the socket into a
-// file (splice), then fsync like lanshare does.
-func baselineCopy(b *testing.B, src, dstDir string) {
-	loopbackPair(b, func(c net.Conn) {
-		f, err := os.Open(src)
-		must(b, err)
-		defer f.Close()
-		_, err = io.Copy(c, f)
-		must(b, err)
-	}, func(c net.Conn) {
-		f, err := os.Create(filepath.Join(dstDir, "large.bin"))
-		must(b, err)
-		_, err = io.Copy(f, c)
-		must(b, err)
-		must(b, f.Sync())
-		must(b, f.Close())
+// startBenchAgent runs an agent on loopback, without discovery, accepting
+// everyone, and returns it with a sender of another identity.
+func startBenchAgent(b *testing.B) (*Agent, *Sender) {
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = b.TempDir(), b.TempDir(), "bench", "127.0.0.1:0"
+	cfg.SpaceMargin, cfg.Accept, cfg.Discover = 0, AcceptEveryone, false
+	agent, err := New(cfg)
+	must(b, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- agent.Serve(ctx) }()
+	b.Cleanup(func() { cancel(); <-served; agent.Close() })
+	id, err := LoadIdentity(b.TempDir())
+	must(b, err)
+	return agent, &Sender{Identity: id}
+}
+
+// benchTLS returns the TLS configurations of a receiver and of a sender
+// that expects it, as agents use them.
+func benchTLS(b *testing.B) (server, client *tls.Config) {
+	recv, err := LoadIdentity(b.TempDir())
+	must(b, err)
+	send, err := LoadIdentity(b.TempDir())
+	must(b, err)
+	return recv.ServerTLS(), send.ClientTLS(recv.ID)
+}
+
+// tlsPair makes the two ends of a loopback connection TLS ones.
+type tlsPair struct{ server, client *tls.Config }
+
+// sendPlain runs one transfer of items into in over a loopback connection
+// accepted on ln.
+func sendPlain(ln net.Listener, in *Inbox, items []Item) error {
+	return overLoopback(ln, nil, func(c net.Conn) error {
+		_, err := Send(c, items, SendOptions{Name: "bench"})
+		return err
+	}, func(c net.Conn) error {
+		_, err := in.Receive(c)
+		return err
 	})
 }
 
-// baselineTar streams the tree as tar over one connection and unpacks it.
-func baselineTar(b *testing.B, root, dstDir string) {
-	loopbackPair(b, func(c net.Conn) {
+// sendTLS runs one transfer of items from sender to agent, as `lanshare
+// send` does.
+func sendTLS(sender *Sender, agent *Agent, items []Item) error {
+	t := Target{Name: "bench", ID: agent.ID(), Addrs: []string{agent.Addr().String()}}
+	_, err := sender.Send(context.Background(), t, items, SendOptions{Name: "bench"})
+	return err
+}
+
+// overLoopback runs receive on a connection accepted on ln while send
+// writes into one dialled to it, each wrapped in TLS if tp is set, and
+// waits for both. Each function's connection is closed after it returns.
+func overLoopback(ln net.Listener, tp *tlsPair, send, receive func(net.Conn) error) error {
+	received := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			received <- err
+			return
+		}
+		if tp != nil {
+			c = tls.Server(c, tp.server)
+		}
+		err = receive(c)
+		c.Close()
+		received <- err
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return errors.Join(err, <-received)
+	}
+	if tp != nil {
+		c = tls.Client(c, tp.client)
+	}
+	err = send(c)
+	c.Close()
+	return errors.Join(err, <-received)
+}
+
+// copyFile is the plainest way to move a file over a connection: io.Copy
+// from the file into the connection (sendfile on TCP), io.Copy from the
+// connection into a file (splice on TCP), then fsync.
+func copyFile(ln net.Listener, tp *tlsPair, src, dstDir string) error {
+	return overLoopback(ln, tp, func(c net.Conn) error {
+		f, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(c, f)
+		return err
+	}, func(c net.Conn) error {
+		f, err := os.Create(filepath.Join(dstDir, "large.bin"))
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, c)
+		if err == nil {
+			err = f.Sync()
+		}
+		return errors.Join(err, f.Close())
+	})
+}
+
+// copyTree streams the tree at root as tar over one connection and
+// unpacks it into dstDir.
+func copyTree(ln net.Listener, tp *tlsPair, root, dstDir string) error {
+	return overLoopback(ln, tp, func(c net.Conn) error {
 		tw := tar.NewWriter(c)
-		must(b, tw.AddFS(os.DirFS(root)))
-		must(b, tw.Close())
-	}, func(c net.Conn) {
+		if err := tw.AddFS(os.DirFS(root)); err != nil {
+			return err
+		}
+		return tw.Close()
+	}, func(c net.Conn) error {
 		tr := tar.NewReader(c)
 		for {
 			h, err := tr.Next()
 			if err == io.EOF {
-				return
+				return nil
 			}
-			must(b, err)
+			if err != nil {
+				return err
+			}
 			p := filepath.Join(dstDir, filepath.FromSlash(h.Name))
 			if h.Typeflag == tar.TypeDir {
-				must(b, os.MkdirAll(p, 0o755))
+				if err := os.MkdirAll(p, 0o755); err != nil {
+					return err
+				}
 				continue
 			}
-			must(b, os.MkdirAll(filepath.Dir(p), 0o755))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
 			f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-			must(b, err)
+			if err != nil {
+				return err
+			}
 			_, err = io.Copy(f, tr)
-			must(b, err)
-			must(b, f.Close())
+			if err := errors.Join(err, f.Close()); err != nil {
+				return err
+			}
 		}
 	})
 }
