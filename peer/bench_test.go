@@ -6,7 +6,9 @@ package peer
 //
 // Each reports every way's rate as <way>-MB/s (and <way>-files/s for many
 // files), and lanshare's rate over a baseline's as ratio-<baseline>: 1.0
-// means as fast. ns/op, MB/s, B/op and allocs/op are lanshare's alone,
+// means as fast. <way>-cpu-s/GiB is the CPU time (user and system, both
+// ends) a way spends per GiB moved, which other load on the machine
+// disturbs less than the rates. ns/op, MB/s, B/op and allocs/op are lanshare's alone,
 // sender and receiver together (both run in this process); B/op should not
 // grow with the file size. Every way ends with the data durable (fsync) on
 // the receiving side, except the tar baselines, which do not sync.
@@ -110,7 +112,8 @@ type way struct {
 	// each run. It is emptied after each run, outside the timings.
 	dst  string
 	run  func(dst string) error
-	took time.Duration
+	took time.Duration // wall time of all runs
+	cpu  time.Duration // CPU time of all runs
 }
 
 // compare runs each way b.N times, interleaved, the first (lanshare's)
@@ -132,9 +135,10 @@ func compare(b *testing.B, bytes int64, files int, ways ...way) {
 			if i == 0 {
 				b.StartTimer()
 			}
-			start := time.Now()
+			start, cpu := time.Now(), processCPU()
 			err := w.run(dst)
 			w.took += time.Since(start)
+			w.cpu += processCPU() - cpu
 			if i == 0 {
 				b.StopTimer()
 			}
@@ -150,6 +154,9 @@ func compare(b *testing.B, bytes int64, files int, ways ...way) {
 	}
 	for i, w := range ways {
 		b.ReportMetric(float64(bytes)*float64(b.N)/w.took.Seconds()/1e6, w.name+"-MB/s")
+		if w.cpu > 0 {
+			b.ReportMetric(w.cpu.Seconds()/(float64(bytes)*float64(b.N)/(1<<30)), w.name+"-cpu-s/GiB")
+		}
 		if files > 1 {
 			b.ReportMetric(float64(files*b.N)/w.took.Seconds(), w.name+"-files/s")
 		}
