@@ -437,7 +437,7 @@ func (a *Agent) policy(peerID string) (Policy, string) {
 	if a.cfg.Accept == AcceptTrusted && !trusted {
 		return Policy{}, fmt.Sprintf("only trusted peers may send here; the receiver can allow you with: lanshare trust %s", GroupID(peerID))
 	}
-	pol := Policy{MaxSize: a.cfg.MaxSize}
+	pol := Policy{MaxSize: a.cfg.MaxSize, SenderID: peerID}
 	if trusted {
 		pol.MaxSize, pol.Exec = a.cfg.TrustedMaxSize, a.cfg.TrustedExec
 	}

@@ -96,8 +96,12 @@ func testSender(t testing.TB) *Sender {
 func TestAgentTLSTransferCarriesSenderID(t *testing.T) {
 	bob := startAgent(t, nil)
 	alice := testSender(t)
-	if _, err := sendFile(t, alice, bob.target(), "a.txt", "hello"); err != nil {
+	rep, err := sendFile(t, alice, bob.target(), "a.txt", "hello")
+	if err != nil {
 		t.Fatal(err)
+	}
+	if rep.RecordedAs != alice.Identity.ID {
+		t.Errorf("receipt says bob recorded us as %q, want %q", rep.RecordedAs, alice.Identity.ID)
 	}
 	in := bob.next(t)
 	if in.Err != nil || in.PeerID != alice.Identity.ID {

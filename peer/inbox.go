@@ -104,6 +104,8 @@ type Policy struct {
 	// Exec keeps the executable bit: a file offered with any x bit lands
 	// 0755 instead of 0644.
 	Exec bool
+	// SenderID is the sender's authenticated id, echoed in the receipt.
+	SenderID string
 	// Folder, if set, is a folder of the shared folder that the transfer
 	// lands in (created if missing, merged into if it exists); it must be
 	// a single name that CheckName accepts.
@@ -207,7 +209,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	}
 	t.commit()
 	tr.Entries = t.received()
-	if err := proto.WriteReceipt(bw, proto.Receipt{Results: t.results}); err != nil {
+	if err := proto.WriteReceipt(bw, proto.Receipt{Results: t.results, Sender: pol.SenderID}); err != nil {
 		return tr, fmt.Errorf("sending receipt: %w", err)
 	}
 	if err := bw.Flush(); err != nil {

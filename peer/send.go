@@ -152,6 +152,9 @@ type Report struct {
 	Items   []Item         // what was offered
 	Results []proto.Result // the receipt: one per item
 	Sent    uint64         // file bytes that crossed the connection
+	// RecordedAs is the id the receiver says it authenticated us as
+	// (from the receipt); empty when it did not learn one.
+	RecordedAs string
 }
 
 // Saved counts the items the receipt says are saved or already there.
@@ -193,6 +196,7 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 			all.Items = append(all.Items, rep.Items...)
 			all.Results = append(all.Results, rep.Results...)
 			all.Sent += rep.Sent
+			all.RecordedAs = rep.RecordedAs
 		}
 		if err != nil {
 			return all, err
@@ -324,6 +328,7 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 		return rep, fmt.Errorf("receipt has %d results for %d entries: %w", len(receipt.Results), len(items), proto.ErrMalformed)
 	}
 	rep.Results = receipt.Results
+	rep.RecordedAs = receipt.Sender
 	return rep, rep.check()
 }
 

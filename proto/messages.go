@@ -177,7 +177,15 @@ type Result struct {
 // offer order. Only a receipt means success.
 type Receipt struct {
 	Results []Result
+	// Sender is the sender's id as the receiver authenticated it (from the
+	// sender's certificate), so the sender can see whom the receiver
+	// recorded; empty when the receiver did not learn it. At most
+	// MaxIDLen bytes.
+	Sender string
 }
+
+// MaxIDLen caps the sender id in a receipt.
+const MaxIDLen = 128
 
 // Encoded sizes without variable parts, used to bound counts.
 const (
@@ -511,6 +519,10 @@ func WriteReceipt(w io.Writer, rc Receipt) error {
 		e.str(r.SavedAs)
 		e.str(r.Reason)
 	}
+	if len(rc.Sender) > MaxIDLen {
+		return fmt.Errorf("writing receipt: sender id of %d bytes: %w", len(rc.Sender), ErrTooLarge)
+	}
+	e.str(rc.Sender)
 	return writeFrame(w, TypeReceipt, e)
 }
 
@@ -535,6 +547,7 @@ func ReadReceipt(r io.Reader) (Receipt, error) {
 		}
 		rc.Results = append(rc.Results, res)
 	}
+	rc.Sender = d.str("sender id", MaxIDLen)
 	if err := d.end(); err != nil {
 		return Receipt{}, fmt.Errorf("reading receipt: %w", err)
 	}

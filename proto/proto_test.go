@@ -95,11 +95,12 @@ var goldens = []golden{
 		msg: Receipt{Results: []Result{
 			{Status: Saved, SavedAs: "a (1).txt"},
 			{Status: Failed, Code: CodeDigest, Reason: "bad"},
-		}},
-		hex: hx("4c53 01 06 0000001e",
+		}, Sender: "abc"},
+		hex: hx("4c53 01 06 00000023",
 			"00000002",
 			"01 0000 0009 6120283129 2e747874 0000",
-			"04 000a 0000 0003 626164"),
+			"04 000a 0000 0003 626164",
+			"0003 616263"),
 	},
 }
 
