@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
 	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 )
 
 var (
@@ -40,23 +38,6 @@ type sockets struct {
 	c6   net.PacketConn
 	p6   *ipv6.PacketConn
 	port int // local port: 5353, or an ephemeral one for a legacy querier
-}
-
-// reuse lets us share port 5353 with other mDNS stacks (avahi, another
-// lanshare): both SO_REUSEADDR and SO_REUSEPORT, since Linux requires every
-// socket on the port to agree on one of them.
-func reuse(network, address string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-		if serr == nil {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return serr
 }
 
 // openSockets opens the IPv4 and IPv6 sockets on port (0 for ephemeral). It

@@ -1,3 +1,5 @@
+//go:build linux
+
 package netlab
 
 // Avahi, the DNS-SD implementation of most Linux desktops, inside lab hosts:

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package netlab builds throwaway virtual LANs out of Linux network
 // namespaces, so tests can send real multicast between real processes without
 // ever touching the machine's own interfaces.
