@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -147,6 +148,8 @@ type Agent struct {
 	inbox *Inbox
 	ln    net.Listener
 	disc  *discovery.Service // nil without Config.Discover
+	// peers replaces disc.Peers for trustedAddr (tests).
+	peers func() []discovery.Peer
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
@@ -366,17 +369,65 @@ func hostOf(addr net.Addr) string {
 }
 
 // admit registers c unless a connection limit is reached.
+// When MaxConns connections are open, up to trustedReserve more are let in
+// from addresses where discovery sees a trusted peer, so that strangers
+// flooding from many addresses cannot lock a trusted peer out.
 func (a *Agent) admit(c net.Conn) bool {
 	host := hostOf(c.RemoteAddr())
 	a.mu.Lock()
+	full := len(a.conns) >= a.cfg.MaxConns
+	a.mu.Unlock()
+	reserved := full && a.trustedAddr(host)
+	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.closing || len(a.conns) >= a.cfg.MaxConns || a.perHost[host] >= a.cfg.MaxConnsPerHost {
+	limit := a.cfg.MaxConns
+	if reserved {
+		limit += trustedReserve
+	}
+	if a.closing || len(a.conns) >= limit || a.perHost[host] >= a.cfg.MaxConnsPerHost {
 		return false
 	}
 	a.conns[c] = struct{}{}
 	a.perHost[host]++
 	a.wg.Add(1) // under mu, so never after Close has seen closing
 	return true
+}
+
+// trustedReserve is how many connections beyond MaxConns trusted peers'
+// addresses may open.
+const trustedReserve = 8
+
+// trustedAddr reports whether a peer that discovery sees at host is
+// trusted. It reads the known-peers file, so it runs only when the agent
+// is full.
+func (a *Agent) trustedAddr(host string) bool {
+	peers := a.peers
+	if peers == nil {
+		if a.disc == nil {
+			return false
+		}
+		peers = a.disc.Peers
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap().WithZone("")
+	known, err := LoadKnown(a.cfg.ConfigDir)
+	if err != nil {
+		return false
+	}
+	for _, p := range peers() {
+		if !known.IsTrusted(p.ID) {
+			continue
+		}
+		for _, ap := range p.Addrs {
+			if ap.Addr().Unmap().WithZone("") == ip {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (a *Agent) handle(c net.Conn) {

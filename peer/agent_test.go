@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanshare/lanshare/discovery"
 	"github.com/lanshare/lanshare/proto"
 )
 
@@ -24,7 +26,7 @@ type testAgent struct {
 	got         chan Incoming
 }
 
-func startAgent(t testing.TB, edit func(*Config)) *testAgent {
+func startAgent(t testing.TB, edit func(*Config), prep ...func(*Agent)) *testAgent {
 	t.Helper()
 	ta := &testAgent{dir: t.TempDir(), config: t.TempDir(), got: make(chan Incoming, 1024)}
 	cfg := DefaultConfig()
@@ -44,6 +46,9 @@ func startAgent(t testing.TB, edit func(*Config)) *testAgent {
 		t.Fatal(err)
 	}
 	ta.Agent = a
+	for _, f := range prep {
+		f(a)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx) }()
@@ -401,4 +406,51 @@ func TestPolicyTrustedExtras(t *testing.T) {
 	if _, err := sendFile(t, friend, bob.target(), "mid.txt", strings.Repeat("y", 50)); err != nil {
 		t.Errorf("trusted 50 B under its 100 B cap: %v", err)
 	}
+}
+
+// TestFloodFromManyAddressesCannotLockOutTrusted: strangers holding every
+// connection slot from several addresses do not keep a trusted peer, seen
+// by discovery at its address, from sending.
+func TestFloodFromManyAddressesCannotLockOutTrusted(t *testing.T) {
+	friend := testSender(t)
+	bob := startAgent(t, func(c *Config) { c.MaxConns, c.MaxConnsPerHost = 4, 2 },
+		func(a *Agent) {
+			a.peers = func() []discovery.Peer {
+				return []discovery.Peer{{Instance: "alice (x)", ID: friend.Identity.ID,
+					Addrs: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:1")}}}
+			}
+		})
+	trustIn(t, bob, friend, "alice")
+	var flood []net.Conn
+	t.Cleanup(func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	})
+	for _, ip := range []byte{3, 4} {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, ip)}}
+		for range 2 {
+			c, err := d.Dial("tcp", bob.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			flood = append(flood, c)
+		}
+	}
+	// Full now: another stranger is turned away at once...
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 5)}}
+	c, err := d.Dial("tcp", bob.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Error("a stranger was let in beyond the connection cap")
+	}
+	// ...while the trusted peer gets through.
+	if _, err := sendFile(t, friend, bob.target(), "vip.txt", "trusted"); err != nil {
+		t.Fatalf("trusted send while strangers hold every slot: %v", err)
+	}
+	assertTree(t, bob.dir, map[string]string{"vip.txt": "trusted"})
 }
