@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -294,7 +295,11 @@ func (s *Service) Run(ctx context.Context) error {
 	rs := &runState{socks: socks, ifs: map[int]*ifState{}, start: now, queryDelay: time.Second}
 	s.syncIfaces(rs, now)
 	if len(rs.ifs) == 0 {
-		s.log.printf("noiface", "no usable multicast interface yet (want %v); will keep looking", s.cfg.Ifaces)
+		want := "none is up with multicast and an address"
+		if len(s.cfg.Ifaces) > 0 {
+			want = "none of " + strings.Join(s.cfg.Ifaces, ", ") + " is up with multicast and an address"
+		}
+		s.log.printf("noiface", "no usable interface yet (%s); will keep looking", want)
 	}
 	rs.nextQuery = now
 	if s.onReady != nil {

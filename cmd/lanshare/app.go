@@ -159,11 +159,15 @@ Examples:
 					if c.Args().First() == "" {
 						return usageError{"empty target: give a peer name, id or HOST:PORT"}
 					}
+					ifs, err := lookupIfaces(c)
+					if err != nil {
+						return err
+					}
 					return send(c.Context, sendArgs{
 						target: c.Args().First(), paths: c.Args().Slice()[1:], name: c.String("name"),
 						quiet: c.Bool("quiet"), stdout: stdout, stderr: stderr,
 						configDir: expandHome(c.String("config")),
-						resolve:   peer.ResolveOptions{Ifaces: ifaces(c), Wait: c.Duration("wait")},
+						resolve:   peer.ResolveOptions{Ifaces: ifs, Wait: c.Duration("wait")},
 					})
 				},
 			},
@@ -204,8 +208,12 @@ Examples:
 					if c.NArg() != 1 || c.Args().First() == "" {
 						return usageError{"trust needs one peer: lanshare trust NAME|ID"}
 					}
+					ifs, err := lookupIfaces(c)
+					if err != nil {
+						return err
+					}
 					return trust(c.Context, expandHome(c.String("config")), c.Args().First(),
-						peer.ResolveOptions{Ifaces: ifaces(c), Wait: c.Duration("wait")}, stdout)
+						peer.ResolveOptions{Ifaces: ifs, Wait: c.Duration("wait")}, stdout)
 				},
 			},
 			{
@@ -267,14 +275,46 @@ Examples:
 					if c.Duration("wait") <= 0 {
 						return usageError{"--wait must be positive"}
 					}
+					ifs, err := lookupIfaces(c)
+					if err != nil {
+						return err
+					}
 					return peers(c.Context, peersArgs{
 						wait: c.Duration("wait"), json: c.Bool("json"), watch: c.Bool("watch"),
-						ifaces: ifaces(c), configDir: expandHome(c.String("config")), stdout: stdout,
+						ifaces: ifs, configDir: expandHome(c.String("config")), stdout: stdout,
 					})
 				},
 			},
 		},
 	}
+}
+
+// missingIfaces returns the names in names that no network interface has.
+func missingIfaces(names []string) []string {
+	var missing []string
+	for _, n := range names {
+		if _, err := net.InterfaceByName(n); err != nil {
+			missing = append(missing, n)
+		}
+	}
+	return missing
+}
+
+// lookupIfaces is ifaces for the commands that browse once: an interface
+// that does not exist is a usage error, not an empty result.
+func lookupIfaces(c *cli.Context) ([]string, error) {
+	names := ifaces(c)
+	if missing := missingIfaces(names); len(missing) > 0 {
+		var have []string
+		if all, err := net.Interfaces(); err == nil {
+			for _, ifi := range all {
+				have = append(have, ifi.Name)
+			}
+		}
+		return nil, usageError{fmt.Sprintf("no network interface named %s (there are: %s)",
+			peer.Escape(missing[0]), strings.Join(have, ", "))}
+	}
+	return names, nil
 }
 
 // ifaces is the --iface list; each value may also be a comma-separated

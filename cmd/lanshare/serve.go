@@ -39,7 +39,7 @@ func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
 		}
 	}
 	cfg.Logf = func(format string, args ...any) {
-		logger.Printf("%s discovery: %s", stamp(time.Now()), peer.Escape(fmt.Sprintf(format, args...)))
+		logger.Printf("%s %s", stamp(time.Now()), peer.Escape(fmt.Sprintf(format, args...)))
 	}
 	agent, err := peer.New(cfg)
 	if err != nil {
@@ -47,6 +47,9 @@ func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
 	}
 	defer agent.Close()
 	fmt.Fprintf(stdout, "listening on %s\n", agent.Addr())
+	for _, name := range missingIfaces(cfg.Ifaces) {
+		logger.Printf("%s warning: no network interface named %s yet; it is used once it appears", stamp(time.Now()), peer.Escape(name))
+	}
 	logger.Printf("%s sharing %s as %s, id %s", stamp(time.Now()), peer.Escape(cfg.Dir),
 		peer.Escape(agent.Instance()), peer.GroupID(agent.ID()))
 	if cfg.Accept == peer.AcceptTrusted {

@@ -83,3 +83,21 @@ func TestTrustUntrustByID(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownInterfaceIsUsageError: a one-shot browse on an interface that
+// does not exist fails at once instead of finding nobody.
+func TestUnknownInterfaceIsUsageError(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	for _, args := range [][]string{
+		{"peers", "--iface", "nosuch0"},
+		{"send", "--iface", "lo,nosuch0", "bob", tmp},
+		{"trust", "--iface", "nosuch0", "bob"},
+	} {
+		r := runLanshare(t, tmp, nil, args...)
+		if r.code != 2 {
+			t.Errorf("lanshare %q: exit %d, want 2", args, r.code)
+		}
+		checkErrorLine(t, r.stderr, "no network interface named nosuch0")
+	}
+}
