@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -453,4 +454,55 @@ func TestFloodFromManyAddressesCannotLockOutTrusted(t *testing.T) {
 		t.Fatalf("trusted send while strangers hold every slot: %v", err)
 	}
 	assertTree(t, bob.dir, map[string]string{"vip.txt": "trusted"})
+}
+
+// TestOfferSizesThatWrapAreRefused pins a review finding: sizes summing
+// past 2^64 must not wrap around to a small total that slips under the
+// caps.
+func TestOfferSizesThatWrapAreRefused(t *testing.T) {
+	in := newInbox(t, InboxConfig{})
+	a, b := tcpPair(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := in.ReceiveWith(b, Policy{MaxSize: 1000})
+		done <- err
+	}()
+	var entries []proto.Entry
+	for i := range 4 {
+		entries = append(entries, proto.Entry{Path: fmt.Sprintf("f%d", i), Kind: proto.KindFile, Size: 1 << 62, Mode: 0o644})
+	}
+	if err := proto.WriteHello(a, proto.NewHello("mallory")); err != nil {
+		t.Fatal(err)
+	}
+	if err := proto.WriteOffer(a, proto.Offer{Entries: entries}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proto.ReadHello(a); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := proto.ReadAnswer(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ans.Code != proto.CodeTooLarge {
+		t.Errorf("answer to 4 × 2^62 bytes under a 1000 B cap: code %v, want too large", ans.Code)
+	}
+	if err := <-done; !errors.Is(err, ErrRefused) {
+		t.Errorf("receiver: %v, want a refusal", err)
+	}
+	assertEmpty(t, in.Dir())
+}
+
+// TestAddressSendPinsNothing: a name learned from a peer's own hello (a
+// target given by address) is never pinned.
+func TestAddressSendPinsNothing(t *testing.T) {
+	bob := startAgent(t, nil)
+	alice := testSender(t)
+	to := Target{Name: bob.Addr().String(), Addrs: []string{bob.Addr().String()}}
+	if _, err := sendFile(t, alice, to, "a.txt", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if got := alice.Known.List(); len(got) != 0 {
+		t.Errorf("a send by address pinned %+v", got)
+	}
 }

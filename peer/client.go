@@ -21,12 +21,14 @@ const dialTimeout = 5 * time.Second
 // receiver must hold the key of the id it was found under.
 type Sender struct {
 	Identity *Identity
-	// Known, if set, pins names to ids: every successful send records the
-	// receiver's id under its display name, and a target chosen by display
-	// name (Target.ByName) whose id is not among those pinned to that name
-	// is refused with ErrKeyChanged until the user trusts the new id. A
-	// target chosen by instance name or id is the user's explicit choice
-	// of a key and is not checked.
+	// Known, if set, pins names to ids: the first successful send to a
+	// display name records the receiver's id under it, and a target chosen
+	// by anything but its whole id (Target.ByName) whose id is not pinned
+	// to its display name is refused with ErrKeyChanged until the user
+	// trusts the new id. A target chosen by its whole id is the user's
+	// explicit choice of a key: it is not checked, and it adds its id to
+	// the name (two devices may share a name). Targets given by address
+	// pin nothing: their name is only what the peer says.
 	Known *Known
 }
 
@@ -38,9 +40,14 @@ func (s *Sender) Send(ctx context.Context, t Target, items []Item, opt SendOptio
 	if err := s.checkPinned(t); err != nil {
 		return nil, err
 	}
-	var learned string // the receiver's id, from the handshake
+	var learned string // the receiver's id, from the first handshake
 	opt.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
-		c, id, err := s.dial(ctx, addr, t.ID)
+		want := t.ID
+		if want == "" {
+			// Later batches must reach the key the first one reached.
+			want = learned
+		}
+		c, id, err := s.dial(ctx, addr, want)
 		if err == nil {
 			learned = id
 		}
@@ -51,24 +58,17 @@ func (s *Sender) Send(ctx context.Context, t Target, items []Item, opt SendOptio
 	for _, addr := range t.Addrs {
 		rep, err = SendTo(ctx, addr, items, opt)
 		if errors.Is(err, ErrWrongKey) {
-			return rep, fmt.Errorf("refusing to send to %s at %s: %w; whoever answers there does not hold the key it advertises (an impostor?), nothing was sent",
+			return rep, fmt.Errorf("refusing to send to %s at %s: %w; whoever answers there does not hold the key it advertises (an impostor?); nothing was sent to it",
 				Escape(t.Name), addr, err)
 		}
 		if !dialFailed(rep, err) || ctx.Err() != nil {
 			break
 		}
 	}
-	if err == nil && s.Known != nil && learned != "" {
-		name := t.DisplayName
-		if name == "" && rep != nil {
-			name = rep.Peer
-		}
-		// For a target given by address the name comes from the peer's own
-		// hello; it pins only a name not pinned yet.
-		if t.ID != "" || len(s.Known.ByName(name)) == 0 {
-			if perr := s.Known.Pin(learned, name); perr != nil {
-				return rep, fmt.Errorf("sent, but could not record %s as known: %w", Escape(t.Name), perr)
-			}
+	if err == nil && s.Known != nil && t.ID != "" && t.DisplayName != "" &&
+		(!t.ByName || len(s.Known.ByName(t.DisplayName)) == 0) {
+		if perr := s.Known.Pin(t.ID, t.DisplayName); perr != nil {
+			return rep, fmt.Errorf("sent, but could not record %s as known: %w", Escape(t.Name), perr)
 		}
 	}
 	return rep, err
@@ -77,9 +77,6 @@ func (s *Sender) Send(ctx context.Context, t Target, items []Item, opt SendOptio
 // checkPinned refuses t when its display name is pinned to other ids only.
 func (s *Sender) checkPinned(t Target) error {
 	if s.Known == nil || t.ID == "" || t.DisplayName == "" || !t.ByName {
-		return nil
-	}
-	if k, ok := s.Known.ByID(t.ID); ok && k.Level == Trusted {
 		return nil
 	}
 	pins := s.Known.ByName(t.DisplayName)
@@ -91,7 +88,7 @@ func (s *Sender) checkPinned(t Target) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %s now has id %s, but the name %s is pinned to %s; if its owner confirms the new id, accept it with: lanshare trust %s (or send to it by id)",
+	return fmt.Errorf("%w: %s now has id %s, but the name %s is pinned to %s; if its owner confirms the new id, accept it with: lanshare trust %s (or send to it by its whole id)",
 		ErrKeyChanged, Escape(t.Name), GroupID(t.ID), Escape(t.DisplayName), GroupID(pins[0].ID), GroupID(t.ID))
 }
 

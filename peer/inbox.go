@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"os"
 	"path"
@@ -299,6 +300,10 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 			a.Replies[i] = proto.Reply{Status: proto.Refuse, Code: proto.CodeBadName, Reason: trimReason(err.Error())}
 			t.results[i] = proto.Result{Status: proto.Refused, Code: proto.CodeBadName, Reason: a.Replies[i].Reason}
 			continue
+		}
+		if need > math.MaxUint64-e.Size {
+			// Sizes that wrap around would slip past every cap.
+			return proto.Answer{Code: proto.CodeTooLarge, Reason: "offer totals more bytes than a 64-bit count holds"}, 0
 		}
 		a.Replies[i] = proto.Reply{Status: proto.Accept}
 		t.accepted[i] = true

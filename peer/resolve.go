@@ -26,8 +26,9 @@ type Target struct {
 	ID string
 	// Addrs are the addresses to try, best first.
 	Addrs []string
-	// ByName is true when the user named the peer by its display name,
-	// the one thing an impostor copies; see Sender.Known.
+	// ByName is true unless the user named the peer by its whole id: a
+	// display name, an instance name ("bob (3fa2)") or a short id prefix
+	// is something an impostor can copy or grind; see Sender.Known.
 	ByName bool
 }
 
@@ -72,7 +73,7 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 		return Target{}, err
 	}
 	local, _ := discovery.LocalPrefixes()
-	t := Target{Name: p.Instance, DisplayName: p.Name, ID: p.ID, ByName: by == byDisplayName}
+	t := Target{Name: p.Instance, DisplayName: p.Name, ID: p.ID, ByName: !(by == byID && ParseID(target) == p.ID)}
 	for _, a := range discovery.SortAddrs(p.Addrs, local) {
 		t.Addrs = append(t.Addrs, a.String())
 	}
@@ -165,23 +166,6 @@ func describe(peers []discovery.Peer) string {
 		parts = append(parts, s)
 	}
 	return strings.Join(parts, ", ")
-}
-
-// SendToTarget sends items to t, trying t's addresses in order until one
-// accepts the connection; see SendTo.
-func SendToTarget(ctx context.Context, t Target, items []Item, opt SendOptions) (*Report, error) {
-	var err error
-	for _, addr := range t.Addrs {
-		var rep *Report
-		rep, err = SendTo(ctx, addr, items, opt)
-		if !dialFailed(rep, err) || ctx.Err() != nil {
-			return rep, err
-		}
-	}
-	if err == nil {
-		err = fmt.Errorf("%w %s: it has no address", ErrUnknownPeer, Escape(t.Name))
-	}
-	return nil, err
 }
 
 // dialFailed reports whether a send failed before any connection was made.

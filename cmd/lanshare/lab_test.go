@@ -454,7 +454,8 @@ func TestLabTwoSegments(t *testing.T) {
 
 // TestLabSameDisplayName runs two agents with the same display name: both
 // are listed, a send by the bare name is refused as ambiguous and lists
-// both, and each can be reached by instance name or id prefix.
+// both, one is reached by instance name, and then the other, whose key the
+// name is not pinned to, by its whole id only.
 func TestLabSameDisplayName(t *testing.T) {
 	t.Parallel()
 	lab := netlab.New(t, 3)
@@ -489,15 +490,33 @@ func TestLabSameDisplayName(t *testing.T) {
 		}
 	})
 
-	for i, target := range []string{twins[0].instance, twins[1].id[:6]} {
-		to, other := twins[i], twins[1-i]
-		t.Run("by "+target, func(t *testing.T) {
+	// The first send by instance pins the name "twin" to twins[0]'s key.
+	// An id prefix of the other twin is no explicit choice of key (it can
+	// be ground), so it is refused as a changed key; its whole id works.
+	for i, c := range []struct {
+		target string
+		to     int
+		code   int
+	}{
+		{twins[0].instance, 0, 0},
+		{twins[1].id[:6], 1, 6},
+		{twins[1].id, 1, 0},
+	} {
+		to, other := twins[c.to], twins[1-c.to]
+		t.Run(fmt.Sprintf("by %s", c.target), func(t *testing.T) {
 			base := fmt.Sprintf("for-%d.txt", i)
 			src := filepath.Join(t.TempDir(), base)
 			data := randomFile(t, src, 1000+i)
-			r := send(t, target, src)
-			if r.code != 0 {
-				t.Fatalf("send %q: exit %d, want 0; stderr:\n%s", target, r.code, r.stderr)
+			r := send(t, c.target, src)
+			if r.code != c.code {
+				t.Fatalf("send %q: exit %d, want %d; stderr:\n%s", c.target, r.code, c.code, r.stderr)
+			}
+			if c.code != 0 {
+				checkErrorLine(t, r.stderr, "key changed")
+				if _, err := os.Stat(filepath.Join(to.dir, base)); err == nil {
+					t.Errorf("%s reached %s despite the refusal", base, to.instance)
+				}
+				return
 			}
 			if got, err := os.ReadFile(filepath.Join(to.dir, base)); err != nil || !bytes.Equal(got, data) {
 				t.Errorf("%s's copy of %s: %d bytes (%v), want the %d sent", to.instance, base, len(got), err, len(data))
