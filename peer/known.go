@@ -34,10 +34,12 @@ type KnownPeer struct {
 }
 
 // Known is the agent's list of known peers, kept in the config directory
-// as a text file, one peer per line: "ID LEVEL NAME". Users may edit it;
-// lines that do not parse are kept as they are. Methods are safe for
-// concurrent use within one process; every change rewrites the file
-// atomically.
+// as a text file, one peer per line: "ID LEVEL NAME". Users may edit it; a
+// line that does not parse is an error (ErrKnownFile) naming the line, and
+// comments are not kept when lanshare rewrites the file. Methods are safe
+// for concurrent use within one process; every change re-reads the file,
+// applies itself and rewrites the file atomically, so changes made by
+// other processes in between are kept.
 type Known struct {
 	path string
 
@@ -53,13 +55,24 @@ var ErrKnownFile = errors.New("bad known_peers file")
 // list.
 func LoadKnown(dir string) (*Known, error) {
 	k := &Known{path: filepath.Join(dir, knownFile)}
-	b, err := os.ReadFile(k.path)
+	peers, err := readKnown(k.path)
+	if err != nil {
+		return nil, err
+	}
+	k.peers = peers
+	return k, nil
+}
+
+// readKnown parses the known-peers file at path; a missing file is empty.
+func readKnown(path string) ([]KnownPeer, error) {
+	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return k, nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading known peers: %w", err)
 	}
+	var peers []KnownPeer
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -68,15 +81,30 @@ func LoadKnown(dir string) (*Known, error) {
 		}
 		f := strings.SplitN(line, " ", 3)
 		if len(f) < 2 || !validID(f[0]) || (f[1] != Seen && f[1] != Trusted) {
-			return nil, fmt.Errorf("%w: %s line %d: want \"ID seen|trusted NAME\"", ErrKnownFile, k.path, n)
+			return nil, fmt.Errorf("%w: %s line %d: want \"ID seen|trusted NAME\"", ErrKnownFile, path, n)
 		}
 		p := KnownPeer{ID: f[0], Level: f[1]}
 		if len(f) == 3 {
 			p.Name = strings.TrimSpace(f[2])
 		}
-		k.peers = append(k.peers, p)
+		peers = append(peers, p)
 	}
-	return k, nil
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrKnownFile, path, err)
+	}
+	return peers, nil
+}
+
+// reloadLocked re-reads the file before a change, so that a change made
+// by another process since LoadKnown (an untrust while a long send runs)
+// is not written over. k.mu must be held.
+func (k *Known) reloadLocked() error {
+	peers, err := readKnown(k.path)
+	if err != nil {
+		return err
+	}
+	k.peers = peers
+	return nil
 }
 
 func validID(id string) bool {
@@ -127,6 +155,9 @@ func (k *Known) IsTrusted(id string) bool {
 func (k *Known) Pin(id, name string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if err := k.reloadLocked(); err != nil {
+		return err
+	}
 	if slices.ContainsFunc(k.peers, func(p KnownPeer) bool { return p.ID == id }) {
 		return nil
 	}
@@ -140,6 +171,9 @@ func (k *Known) Pin(id, name string) error {
 func (k *Known) Trust(id, name string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if err := k.reloadLocked(); err != nil {
+		return err
+	}
 	name = cleanName(name)
 	k.peers = slices.DeleteFunc(k.peers, func(p KnownPeer) bool {
 		return p.ID == id || (p.Level == Seen && name != "" && strings.EqualFold(p.Name, name))
@@ -153,6 +187,9 @@ func (k *Known) Trust(id, name string) error {
 func (k *Known) Forget(what string) ([]KnownPeer, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if err := k.reloadLocked(); err != nil {
+		return nil, err
+	}
 	var gone []KnownPeer
 	k.peers = slices.DeleteFunc(k.peers, func(p KnownPeer) bool {
 		if matchesKnown(p, what) {

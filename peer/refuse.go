@@ -2,6 +2,7 @@ package peer
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -9,9 +10,11 @@ import (
 )
 
 // Refuse answers the transfer on conn with a refusal of the whole batch
-// and creates nothing: it reads the hello and the offer (into memory,
-// within the caps of proto), sends a, and returns a *RefusedError. It
-// does not close conn.
+// and creates nothing: it reads the hello, sends a, and then reads and
+// discards what the sender had already written (its offer, at most a
+// frame's worth) until the sender closes or the handshake deadline, so
+// that the answer is not lost to a reset. The offer is never parsed or
+// kept. It returns a *RefusedError and does not close conn.
 func (in *Inbox) Refuse(conn net.Conn, a proto.Answer) (*Transfer, error) {
 	if in.cfg.HandshakeTimeout > 0 {
 		if err := conn.SetDeadline(time.Now().Add(in.cfg.HandshakeTimeout)); err != nil {
@@ -28,11 +31,9 @@ func (in *Inbox) Refuse(conn net.Conn, a proto.Answer) (*Transfer, error) {
 		in.refuseVersion(conn, br, bw)
 		return tr, err
 	}
-	if _, err := proto.ReadOffer(br); err != nil {
-		return tr, fmt.Errorf("reading offer: %w", err)
-	}
 	if err := in.answer(bw, a); err != nil {
 		return tr, fmt.Errorf("sending answer: %w", err)
 	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(br, proto.HeaderSize+proto.MaxFrameLen))
 	return tr, &RefusedError{Peer: "we", Code: a.Code, Reason: a.Reason}
 }

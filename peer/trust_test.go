@@ -156,3 +156,40 @@ func TestKnownPeersBadLine(t *testing.T) {
 		t.Fatalf("LoadKnown = %v, want ErrKnownFile naming line 3", err)
 	}
 }
+
+// TestKnownPeersKeepOtherProcessesChanges pins a review finding: a long
+// send that pins at its end must not undo an untrust made meanwhile.
+func TestKnownPeersKeepOtherProcessesChanges(t *testing.T) {
+	dir := t.TempDir()
+	first, err := LoadKnown(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Trust(fakeID('m'), "mallory"); err != nil {
+		t.Fatal(err)
+	}
+	sending, err := LoadKnown(dir) // a send starts, with mallory trusted
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := LoadKnown(dir) // meanwhile: lanshare untrust mallory
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Forget("mallory"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sending.Pin(fakeID('c'), "carol"); err != nil { // the send ends
+		t.Fatal(err)
+	}
+	final, err := LoadKnown(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.IsTrusted(fakeID('m')) {
+		t.Error("the untrust was written over")
+	}
+	if _, ok := final.ByID(fakeID('c')); !ok {
+		t.Error("the pin was lost")
+	}
+}

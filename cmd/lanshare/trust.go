@@ -26,17 +26,34 @@ func showID(configDir, name string, w io.Writer) error {
 	return nil
 }
 
-// trust marks a peer trusted. A full id needs no network; anything else is
-// looked up on the LAN like a send target.
+// trust marks a peer trusted. A whole id needs no network; its name is
+// taken only from a record that advertises exactly that id. Anything else
+// is looked up on the LAN like a send target, and refused when its name
+// is pinned to another key: that case needs the whole id, after checking
+// it with the peer's owner.
 func trust(ctx context.Context, configDir, what string, opt peer.ResolveOptions, w io.Writer) error {
 	known, err := peer.LoadKnown(configDir)
 	if err != nil {
 		return err
 	}
+	ctx, stop := signalContext(ctx)
+	defer stop()
 	id, name := peer.ParseID(what), ""
-	if id == "" {
-		ctx, stop := signalContext(ctx)
-		defer stop()
+	switch {
+	case id != "":
+		if p, ok := known.ByID(id); ok {
+			name = p.Name
+		} else if found, err := discovery.Browse(ctx, opt.Ifaces, opt.Wait); err == nil {
+			// A new id, typically a known peer's new key: its name lets
+			// the trust replace the old key's pin.
+			for _, p := range found {
+				if p.ID == id {
+					name = p.Name
+					break
+				}
+			}
+		}
+	default:
 		t, err := peer.Resolve(ctx, what, opt)
 		if err != nil {
 			return err
@@ -45,21 +62,21 @@ func trust(ctx context.Context, configDir, what string, opt peer.ResolveOptions,
 			return usageError{fmt.Sprintf("%s is an address; trust a peer by name or id", what)}
 		}
 		id, name = t.ID, t.DisplayName
-	} else if p, ok := known.ByID(id); ok {
-		name = p.Name
-	} else {
-		// A new id, typically a known peer's new key: learn its name
-		// from the LAN, so that trusting it replaces the old key's pin.
-		ctx, stop := signalContext(ctx)
-		defer stop()
-		if t, err := peer.Resolve(ctx, id, opt); err == nil {
-			name = t.DisplayName
+		for _, p := range known.ByName(name) {
+			if p.ID != id {
+				return fmt.Errorf("%w: %s answers with id %s, but the name %s is pinned to %s; check the id with its owner (lanshare id), then run: lanshare trust %s",
+					peer.ErrKeyChanged, peer.Escape(t.Name), peer.GroupID(id), peer.Escape(name), peer.GroupID(p.ID), peer.GroupID(id))
+			}
 		}
 	}
 	if err := known.Trust(id, name); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "trusted %s id %s\n", orDash(peer.Escape(name)), peer.GroupID(id))
+	shown := "-"
+	if name != "" {
+		shown = peer.Escape(name)
+	}
+	fmt.Fprintf(w, "trusted %s id %s\n", shown, peer.GroupID(id))
 	return nil
 }
 
