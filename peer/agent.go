@@ -46,8 +46,7 @@ type Config struct {
 	// (everyone else's land 0644).
 	TrustedExec bool
 	// PerPeerFolders puts each sender's files in a folder of its own: the
-	// name the known-peers file gives it plus its short id, or the short id
-	// alone.
+	// name it was trusted under plus its short id, or the short id alone.
 	PerPeerFolders bool
 
 	// Discover makes the agent advertise itself over mDNS and keep a live
@@ -273,11 +272,12 @@ func (a *Agent) Serve(ctx context.Context) error {
 			continue
 		}
 		tempDelay = 0
-		if !a.admit(c) {
+		ok, reserved := a.admit(c)
+		if !ok {
 			c.Close()
 			continue
 		}
-		go a.handle(c)
+		go a.handle(c, reserved)
 	}
 	if stopDiscovery != nil {
 		stopDiscovery()
@@ -371,27 +371,34 @@ func hostOf(addr net.Addr) string {
 // admit registers c unless a connection limit is reached.
 // When MaxConns connections are open, up to trustedReserve more are let in
 // from addresses where discovery sees a trusted peer, so that strangers
-// flooding from many addresses cannot lock a trusted peer out.
-func (a *Agent) admit(c net.Conn) bool {
+// flooding from many addresses cannot lock a trusted peer out. Since
+// discovery records are unauthenticated, such a reserved connection must
+// then prove a trusted key in its handshake (reserveHandshake), or it is
+// dropped.
+func (a *Agent) admit(c net.Conn) (ok, reserved bool) {
 	host := hostOf(c.RemoteAddr())
 	a.mu.Lock()
 	full := len(a.conns) >= a.cfg.MaxConns
 	a.mu.Unlock()
-	reserved := full && a.trustedAddr(host)
+	useReserve := full && a.trustedAddr(host)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	limit := a.cfg.MaxConns
-	if reserved {
+	if useReserve {
 		limit += trustedReserve
 	}
 	if a.closing || len(a.conns) >= limit || a.perHost[host] >= a.cfg.MaxConnsPerHost {
-		return false
+		return false, false
 	}
 	a.conns[c] = struct{}{}
 	a.perHost[host]++
 	a.wg.Add(1) // under mu, so never after Close has seen closing
-	return true
+	return true, len(a.conns) > a.cfg.MaxConns
 }
+
+// reserveHandshake bounds the TLS handshake of a connection let in through
+// the trusted reserve: a real peer completes it in milliseconds.
+const reserveHandshake = 2 * time.Second
 
 // trustedReserve is how many connections beyond MaxConns trusted peers'
 // addresses may open.
@@ -430,10 +437,10 @@ func (a *Agent) trustedAddr(host string) bool {
 	return false
 }
 
-func (a *Agent) handle(c net.Conn) {
+func (a *Agent) handle(c net.Conn, reserved bool) {
 	defer a.wg.Done()
 	start := time.Now()
-	peerID, tr, err := a.receive(c)
+	peerID, tr, err := a.receive(c, reserved)
 	c.Close()
 	host := hostOf(c.RemoteAddr())
 	a.mu.Lock()
@@ -449,9 +456,13 @@ func (a *Agent) handle(c net.Conn) {
 
 // receive runs one connection: the TLS handshake within HandshakeTimeout,
 // the accept policy, then the transfer.
-func (a *Agent) receive(c net.Conn) (peerID string, tr *Transfer, err error) {
+func (a *Agent) receive(c net.Conn, reserved bool) (peerID string, tr *Transfer, err error) {
 	tc := tls.Server(c, a.tls)
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.HandshakeTimeout)
+	timeout := a.cfg.HandshakeTimeout
+	if reserved {
+		timeout = min(timeout, reserveHandshake)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	err = tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
@@ -463,6 +474,9 @@ func (a *Agent) receive(c net.Conn) (peerID string, tr *Transfer, err error) {
 		tc.Close()
 	}()
 	peerID = PeerID(tc.ConnectionState())
+	if reserved && !a.isTrusted(peerID) {
+		return peerID, nil, fmt.Errorf("%w: over the connection limit, and not a trusted peer", ErrHandshake)
+	}
 	pol, reason := a.policy(peerID)
 	if reason != "" {
 		tr, err := a.inbox.Refuse(tc, proto.Answer{Code: proto.CodeDenied, Reason: reason})
@@ -472,12 +486,21 @@ func (a *Agent) receive(c net.Conn) (peerID string, tr *Transfer, err error) {
 	return peerID, tr, err
 }
 
+// isTrusted reports whether peerID is trusted now.
+func (a *Agent) isTrusted(peerID string) bool {
+	known, err := LoadKnown(a.cfg.ConfigDir)
+	return err == nil && known.IsTrusted(peerID)
+}
+
 // policy decides what peerID may do: a refusal reason, or the policy of
 // its transfer.
 func (a *Agent) policy(peerID string) (Policy, string) {
 	// Read afresh, so `lanshare trust` takes effect without a restart.
 	known, err := LoadKnown(a.cfg.ConfigDir)
 	if err != nil {
+		if a.cfg.Logf != nil {
+			a.cfg.Logf("known peers unreadable, treating every sender as a stranger: %v", err)
+		}
 		if a.cfg.Accept == AcceptTrusted {
 			return Policy{}, "the receiver cannot read its trusted peers"
 		}
@@ -494,7 +517,9 @@ func (a *Agent) policy(peerID string) (Policy, string) {
 	}
 	if a.cfg.PerPeerFolders {
 		pol.Folder = ShortID(peerID)
-		if named := entry.Name + " (" + ShortID(peerID) + ")"; isKnown && entry.Name != "" && CheckName(named) == nil {
+		// Only a name the user gave (trust) names a folder; a pinned name
+		// is whatever the peer advertised.
+		if named := entry.Name + " (" + ShortID(peerID) + ")"; trusted && entry.Name != "" && CheckName(named) == nil {
 			pol.Folder = named
 		}
 	}

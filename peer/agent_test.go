@@ -449,6 +449,13 @@ func TestFloodFromManyAddressesCannotLockOutTrusted(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Error("a stranger was let in beyond the connection cap")
 	}
+	// A stranger from the trusted peer's address (mDNS records are
+	// unauthenticated) gets through the reserve's door but not past the
+	// handshake...
+	if _, err := sendFile(t, testSender(t), bob.target(), "sneak.txt", "x"); err == nil {
+		t.Error("a stranger at a trusted peer's address used the reserve")
+	}
+	assertEmpty(t, bob.dir)
 	// ...while the trusted peer gets through.
 	if _, err := sendFile(t, friend, bob.target(), "vip.txt", "trusted"); err != nil {
 		t.Fatalf("trusted send while strangers hold every slot: %v", err)

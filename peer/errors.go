@@ -25,7 +25,8 @@ var (
 	// ErrClosed means the agent was closed.
 	ErrClosed = errors.New("agent closed")
 	// ErrHandshake means a connection failed before the transfer began:
-	// not TLS, a peer without a certificate, a wrong key, a timeout.
+	// not TLS, a peer without a certificate, a timeout. (A receiver with
+	// the wrong key is ErrWrongKey.)
 	ErrHandshake = errors.New("handshake failed")
 	// ErrUnknownPeer means no peer on the network matched a target name.
 	ErrUnknownPeer = errors.New("no peer named")

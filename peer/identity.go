@@ -111,13 +111,17 @@ func readIdentity(dir string) (*Identity, error) {
 		if cb, err = selfSign(key); err == nil {
 			err = writeExclusive(certPath, cb)
 		}
+		if errors.Is(err, fs.ErrExist) {
+			// Another process issued it first: use theirs.
+			cb, err = os.ReadFile(certPath)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("identity certificate: %w", err)
 	}
 	cert, err := tls.X509KeyPair(cb, kb)
 	if err != nil {
-		return nil, fmt.Errorf("identity in %s is unusable (%v): move key.pem and cert.pem away to make a new one", dir, err)
+		return nil, fmt.Errorf("identity in %s is unusable (move key.pem and cert.pem away to make a new one): %w", dir, err)
 	}
 	return &Identity{ID: id, Cert: cert}, nil
 }
