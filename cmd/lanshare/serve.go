@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"sync"
 	"time"
 
@@ -20,15 +21,15 @@ func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
 	ctx, stop := signalContext(ctx)
 	defer stop()
 	logger := log.New(stdout, "", 0)
-	limit := &handshakeLog{}
+	limit := &failureLog{}
 	cfg.OnTransfer = func(in peer.Incoming) {
-		if errors.Is(in.Err, peer.ErrHandshake) {
-			ok, left := limit.allow(in.End)
+		if in.Err != nil {
+			ok, left := limit.allow(hostOf(in.Remote), in.End)
 			if !ok {
 				return
 			}
 			if left > 0 {
-				logger.Printf("%s %d more failed connections not logged", stamp(in.End), left)
+				logger.Printf("%s %d more failed connections from %s not logged", stamp(in.End), left, hostOf(in.Remote))
 			}
 		}
 		logTransfer(logger, in)
@@ -60,8 +61,8 @@ func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
 	if err := agent.Serve(ctx); err != nil {
 		return err
 	}
-	if _, left := limit.allow(time.Now().Add(handshakeLogEvery)); left > 0 {
-		logger.Printf("%s %d more failed connections not logged", stamp(time.Now()), left)
+	for host, left := range limit.flush() {
+		logger.Printf("%s %d more failed connections from %s not logged", stamp(time.Now()), left, host)
 	}
 	logger.Printf("%s stopped", stamp(time.Now()))
 	return nil
@@ -106,26 +107,68 @@ func logTransfer(l *log.Logger, in peer.Incoming) {
 	}
 }
 
-// handshakeLog lets through one failed-handshake line per interval, so
-// that a port scan or a flood of garbage cannot flood the log; the next
-// line that gets through says how many were left out.
-type handshakeLog struct {
-	mu         sync.Mutex
+// failureLog lets through one line about a failed connection per remote
+// host and interval, so that a port scan, garbage or a stranger retrying
+// cannot flood the log; the next line that gets through says how many were
+// left out. It tracks at most failureLogHosts hosts.
+type failureLog struct {
+	mu    sync.Mutex
+	hosts map[string]*hostFailures
+}
+
+type hostFailures struct {
 	last       time.Time
 	suppressed int
 }
 
-const handshakeLogEvery = 10 * time.Second
+const (
+	failureLogEvery = 10 * time.Second
+	failureLogHosts = 1024
+)
 
-// allow reports whether to log a failure at now, and how many were left
-// out since the last one logged.
-func (h *handshakeLog) allow(now time.Time) (ok bool, left int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !h.last.IsZero() && now.Sub(h.last) < handshakeLogEvery {
+// allow reports whether to log a failure from host at now, and how many
+// were left out since the last one logged.
+func (f *failureLog) allow(host string, now time.Time) (ok bool, left int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hosts == nil || len(f.hosts) >= failureLogHosts {
+		f.hosts = map[string]*hostFailures{}
+	}
+	h := f.hosts[host]
+	if h == nil {
+		h = &hostFailures{}
+		f.hosts[host] = h
+	}
+	if !h.last.IsZero() && now.Sub(h.last) < failureLogEvery {
 		h.suppressed++
 		return false, 0
 	}
 	h.last, left, h.suppressed = now, h.suppressed, 0
 	return true, left
+}
+
+// flush returns, per host, the failures left out and not yet reported.
+func (f *failureLog) flush() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]int{}
+	for host, h := range f.hosts {
+		if h.suppressed > 0 {
+			out[host] = h.suppressed
+			h.suppressed = 0
+		}
+	}
+	return out
+}
+
+// hostOf is the address part of a remote address.
+func hostOf(a net.Addr) string {
+	if a == nil {
+		return "?"
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
 }

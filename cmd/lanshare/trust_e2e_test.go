@@ -418,7 +418,7 @@ func TestServeSurvivesStrangers(t *testing.T) {
 			len(got), burst, strings.Join(got, "\n"))
 	}
 	if !slices.ContainsFunc(srv.out.Lines(), func(l string) bool {
-		return strings.HasSuffix(l, fmt.Sprintf(" %d more failed connections not logged", burst-1))
+		return strings.HasSuffix(l, fmt.Sprintf(" %d more failed connections from 127.0.0.1 not logged", burst-1))
 	}) {
 		t.Errorf("serve did not sum up the %d failed connections it left out; log:\n%s", burst-1, srv.out)
 	}
