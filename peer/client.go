@@ -9,9 +9,6 @@ import (
 	"time"
 )
 
-// ErrKeyChanged means a peer's name is pinned to another id than the one
-// the peer now has: a reinstalled device, or an impostor taking its name.
-var ErrKeyChanged = errors.New("peer's key changed")
 
 // dialTimeout bounds connecting to one address, so that a dead address
 // does not hold up the next one.

@@ -35,6 +35,16 @@ var (
 	// ErrNotSendable means the peer a target names cannot receive from us:
 	// its record lacks our fields, or it speaks another protocol version.
 	ErrNotSendable = errors.New("cannot send to peer")
+	// ErrWrongKey means the peer at the other end of a connection holds
+	// another key than the id we expected: an impostor, or a peer whose key
+	// changed.
+	ErrWrongKey = errors.New("peer's key does not match its id")
+	// ErrKeyChanged means a peer's name is pinned to another id than the one
+	// the peer now has: a reinstalled device, or an impostor taking its name.
+	ErrKeyChanged = errors.New("peer's key changed")
+	// ErrKnownFile means the known-peers file holds a line that cannot be
+	// used; the error names the line.
+	ErrKnownFile = errors.New("bad known_peers file")
 )
 
 // RefusedError carries the receiver's code and reason for a refusal. Path

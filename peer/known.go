@@ -47,9 +47,6 @@ type Known struct {
 	peers []KnownPeer
 }
 
-// ErrKnownFile means the known-peers file holds a line that cannot be
-// used; the error names the line.
-var ErrKnownFile = errors.New("bad known_peers file")
 
 // LoadKnown reads the known peers kept in dir; a missing file is an empty
 // list.

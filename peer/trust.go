@@ -8,10 +8,6 @@ import (
 	"fmt"
 )
 
-// ErrWrongKey means the peer at the other end of a connection holds
-// another key than the id we expected: an impostor, or a peer whose key
-// changed.
-var ErrWrongKey = errors.New("peer's key does not match its id")
 
 // certID is the id of the leaf certificate in raw: the SHA-256 of its
 // public key (SubjectPublicKeyInfo), as Identity.ID.
