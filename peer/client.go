@@ -9,7 +9,6 @@ import (
 	"time"
 )
 
-
 // dialTimeout bounds connecting to one address, so that a dead address
 // does not hold up the next one.
 const dialTimeout = 5 * time.Second

@@ -47,7 +47,6 @@ type Known struct {
 	peers []KnownPeer
 }
 
-
 // LoadKnown reads the known peers kept in dir; a missing file is an empty
 // list.
 func LoadKnown(dir string) (*Known, error) {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 )
 
-
 // certID is the id of the leaf certificate in raw: the SHA-256 of its
 // public key (SubjectPublicKeyInfo), as Identity.ID.
 func certID(raw [][]byte) (string, error) {
