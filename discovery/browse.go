@@ -20,6 +20,18 @@ var browseOffsets = []time.Duration{0, 250 * time.Millisecond}
 // (responders then answer by unicast). It blocks for wait (or until ctx is
 // done, returning what it found with ctx's error).
 func Browse(ctx context.Context, ifaces []string, wait time.Duration) ([]Peer, error) {
+	return BrowseUntil(ctx, ifaces, wait, nil)
+}
+
+// untilEvery is how often BrowseUntil asks its enough function when
+// nothing changes.
+const untilEvery = 50 * time.Millisecond
+
+// BrowseUntil is Browse that can end early: enough, if not nil, is called
+// on the caller's goroutine with the peers found so far and the time since
+// the start, whenever the table changes and every 50ms; the browse ends
+// as soon as it returns true, else after wait.
+func BrowseUntil(ctx context.Context, ifaces []string, wait time.Duration, enough func(peers []Peer, elapsed time.Duration) bool) ([]Peer, error) {
 	if wait <= 0 {
 		wait = DefaultBrowseWait
 	}
@@ -28,10 +40,37 @@ func Browse(ctx context.Context, ifaces []string, wait time.Duration) ([]Peer, e
 	defer s.Close()
 	rctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	if err := s.Run(rctx); err != nil {
-		return nil, err
+	if enough == nil {
+		if err := s.Run(rctx); err != nil {
+			return nil, err
+		}
+		return s.Peers(), ctx.Err()
 	}
-	return s.Peers(), ctx.Err()
+	events, stop := s.Subscribe()
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(rctx) }() // ends with rctx; waited for below
+	start := time.Now()
+	tick := time.NewTicker(untilEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-events:
+		case <-tick.C:
+		case err := <-errc:
+			if err != nil {
+				return nil, err
+			}
+			return s.Peers(), ctx.Err()
+		}
+		if enough(s.Peers(), time.Since(start)) {
+			cancel()
+			if err := <-errc; err != nil {
+				return nil, err
+			}
+			return s.Peers(), ctx.Err()
+		}
+	}
 }
 
 // Watch browses continuously without advertising and calls fn, on the

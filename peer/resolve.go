@@ -38,13 +38,23 @@ type ResolveOptions struct {
 	Ifaces []string
 	// Wait is how long to browse; zero means discovery.DefaultBrowseWait.
 	Wait time.Duration
-	// Browse replaces discovery.Browse (tests).
-	Browse func(ctx context.Context, ifaces []string, wait time.Duration) ([]discovery.Peer, error)
+	// Browse replaces discovery.BrowseUntil (tests).
+	Browse func(ctx context.Context, ifaces []string, wait time.Duration, enough func([]discovery.Peer, time.Duration) bool) ([]discovery.Peer, error)
 }
+
+// resolveSettle is how long Resolve browses at least before it settles on
+// a match by name: the one-shot browse queries at 0 and 250 ms, and
+// responders answer within about 120 ms (ours space their multicast
+// answers 250 ms apart), so by then every live peer has had two chances to
+// answer, and a second peer of the same name would have shown up. A whole
+// id needs no settling.
+const resolveSettle = 600 * time.Millisecond
 
 // Resolve turns what the user typed into a Target. HOST:PORT (with a
 // numeric port) is used as it is, without any browsing. Anything else is
-// looked up on the network for opt.Wait and matched by FindPeer. The error
+// looked up on the network and matched by FindPeer: a whole id as soon as
+// it answers, a name once it has matched for resolveSettle, and an unknown
+// name after opt.Wait. The error
 // wraps ErrUnknownPeer, ErrAmbiguousPeer or ErrNotSendable with a message
 // that lists what was seen.
 func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, error) {
@@ -55,13 +65,26 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 	}
 	browse := opt.Browse
 	if browse == nil {
-		browse = discovery.Browse
+		browse = discovery.BrowseUntil
 	}
 	wait := opt.Wait
 	if wait <= 0 {
 		wait = discovery.DefaultBrowseWait
 	}
-	peers, err := browse(ctx, opt.Ifaces, wait)
+	wholeID := ParseID(target)
+	enough := func(peers []discovery.Peer, elapsed time.Duration) bool {
+		p, by, err := findPeer(peers, target)
+		switch {
+		case err == nil && by == byID && p.ID == wholeID:
+			return true
+		case elapsed < min(wait, resolveSettle):
+			return false
+		}
+		// More answers cannot turn a match into no match, nor resolve an
+		// ambiguity; only an unknown name is worth the whole wait.
+		return !errors.Is(err, ErrUnknownPeer)
+	}
+	peers, err := browse(ctx, opt.Ifaces, wait, enough)
 	if err != nil {
 		return Target{}, fmt.Errorf("looking for %q: %w", target, err)
 	}

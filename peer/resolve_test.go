@@ -76,7 +76,7 @@ func TestFindPeer(t *testing.T) {
 }
 
 func TestResolveAddressNeedsNoBrowse(t *testing.T) {
-	browse := func(context.Context, []string, time.Duration) ([]discovery.Peer, error) {
+	browse := func(context.Context, []string, time.Duration, func([]discovery.Peer, time.Duration) bool) ([]discovery.Peer, error) {
 		t.Error("browsed for a HOST:PORT target")
 		return nil, nil
 	}
@@ -92,7 +92,7 @@ func TestResolveByName(t *testing.T) {
 	bob := lanPeer("bob", "3fa2aaaaaaaa", "10.0.0.1:52741")
 	bob.Addrs = append(bob.Addrs, netip.MustParseAddrPort("[fe80::1%eth0]:52741"))
 	var gotWait time.Duration
-	browse := func(_ context.Context, ifaces []string, wait time.Duration) ([]discovery.Peer, error) {
+	browse := func(_ context.Context, ifaces []string, wait time.Duration, _ func([]discovery.Peer, time.Duration) bool) ([]discovery.Peer, error) {
 		bob.Instance = discovery.InstanceName(bob.Name, bob.ID)
 		gotWait = wait
 		if len(ifaces) != 1 || ifaces[0] != "eth0" {
@@ -146,4 +146,36 @@ func TestSendTriesNextAddress(t *testing.T) {
 		t.Errorf("saved %d, want 1", rep.Saved())
 	}
 	assertTree(t, bob.dir, map[string]string{"a.txt": "hello"})
+}
+
+// TestResolveEndsEarly pins when Resolve stops browsing: a whole id at
+// once, a name once it has settled, an unknown name never before the wait.
+func TestResolveEndsEarly(t *testing.T) {
+	bob := lanPeer("bob", strings.Repeat("b", IDLen), "10.0.0.1:52741")
+	bob2 := lanPeer("bob", strings.Repeat("c", IDLen), "10.0.0.2:52741")
+	for _, c := range []struct {
+		target  string
+		peers   []discovery.Peer
+		elapsed time.Duration
+		want    bool
+	}{
+		{bob.ID, []discovery.Peer{bob}, 10 * time.Millisecond, true},
+		{GroupID(bob.ID), []discovery.Peer{bob}, 10 * time.Millisecond, true},
+		{"bob", []discovery.Peer{bob}, 100 * time.Millisecond, false},
+		{"bob", []discovery.Peer{bob}, resolveSettle, true},
+		{"bbbb", []discovery.Peer{bob}, 100 * time.Millisecond, false},
+		{"bob", []discovery.Peer{bob, bob2}, resolveSettle, true},
+		{"carol", []discovery.Peer{bob}, 900 * time.Millisecond, false},
+	} {
+		var got *bool
+		browse := func(_ context.Context, _ []string, _ time.Duration, enough func([]discovery.Peer, time.Duration) bool) ([]discovery.Peer, error) {
+			v := enough(c.peers, c.elapsed)
+			got = &v
+			return c.peers, nil
+		}
+		_, _ = Resolve(context.Background(), c.target, ResolveOptions{Browse: browse, Wait: time.Second})
+		if got == nil || *got != c.want {
+			t.Errorf("target %q with %d peers after %v: enough = %v, want %v", c.target, len(c.peers), c.elapsed, got, c.want)
+		}
+	}
 }
