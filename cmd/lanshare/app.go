@@ -69,11 +69,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	ifaceFlag := &cli.StringSliceFlag{Name: "iface", Usage: "use only this network interface for discovery (repeatable)", EnvVars: []string{"LANSHARE_IFACE"}}
 	waitFlag := &cli.DurationFlag{Name: "wait", Usage: "how long to look for peers", Value: discovery.DefaultBrowseWait}
 	configFlag := &cli.StringFlag{Name: "config", Usage: "directory for the agent's own state", Value: def.ConfigDir, EnvVars: []string{"LANSHARE_CONFIG"}}
-	return &cli.App{
-		Name:      "lanshare",
-		Usage:     "share files with peers on the local network",
-		Writer:    stdout,
-		ErrWriter: stderr,
+	app := &cli.App{
+		Name:                 "lanshare",
+		Usage:                "share files with peers on the local network",
+		EnableBashCompletion: true,
+		Writer:               stdout,
+		ErrWriter:            stderr,
 		// Errors are printed once, by main.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
@@ -287,6 +288,42 @@ Examples:
 			},
 		},
 	}
+	app.Commands = append(app.Commands,
+		&cli.Command{
+			Name:      "completion",
+			Usage:     "print a shell completion script (bash, zsh or fish)",
+			ArgsUsage: "bash|zsh|fish",
+			Description: `Prints a script that completes lanshare's commands and flags.
+
+Examples:
+   eval "$(lanshare completion bash)"      # in ~/.bashrc
+   source <(lanshare completion zsh)       # in ~/.zshrc
+   lanshare completion fish > ~/.config/fish/completions/lanshare.fish`,
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return usageError{"completion needs one shell: bash, zsh or fish"}
+				}
+				return completion(app, c.Args().First(), stdout)
+			},
+		},
+		&cli.Command{
+			Name:  "man",
+			Usage: "print the manual page, lanshare(1), in roff",
+			Description: `Example:
+   lanshare man > ~/.local/share/man/man1/lanshare.1`,
+			Action: func(c *cli.Context) error {
+				if c.NArg() > 0 {
+					return usageError{"man takes no arguments"}
+				}
+				return manPage(app, stdout)
+			},
+		})
+	for _, c := range app.Commands {
+		// No command has subcommands, so none needs a "help" one, and
+		// completion must not offer it in place of file names.
+		c.HideHelpCommand = true
+	}
+	return app
 }
 
 // missingIfaces returns the names in names that no network interface has.
