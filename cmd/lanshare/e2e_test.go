@@ -64,13 +64,14 @@ func goTool() string {
 	return "/usr/local/go/bin/go"
 }
 
-// baseEnv is the test process's environment without LANSHARE_ variables,
+// baseEnv is the test process's environment without LANSHARE_ variables
+// and JOURNAL_STREAM (which switches serve to journal lines),
 // with HOME and the config home moved into dir, so that no default can
 // reach the user's real folders.
 func baseEnv(dir string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "LANSHARE_") || strings.HasPrefix(kv, "HOME=") || strings.HasPrefix(kv, "XDG_CONFIG_HOME=") {
+		if strings.HasPrefix(kv, "LANSHARE_") || strings.HasPrefix(kv, "JOURNAL_STREAM=") || strings.HasPrefix(kv, "HOME=") || strings.HasPrefix(kv, "XDG_CONFIG_HOME=") {
 			continue
 		}
 		env = append(env, kv)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -20,7 +21,7 @@ func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
 	// the address appears is a clean shutdown, not a kill.
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	logger := log.New(stdout, "", 0)
+	lg := newAgentLog(stdout)
 	limit := &failureLog{}
 	cfg.OnTransfer = func(in peer.Incoming) {
 		if in.Err != nil {
@@ -29,18 +30,18 @@ func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
 				return
 			}
 			if left > 0 {
-				logger.Printf("%s %d more failed connections from %s not logged", stamp(in.End), left, hostOf(in.Remote))
+				lg.warnf(in.End, "%d more failed connections from %s not logged", left, hostOf(in.Remote))
 			}
 		}
-		logTransfer(logger, in)
+		logTransfer(lg, in)
 	}
 	cfg.OnPeer = func(ev discovery.Event) {
 		if ev.Kind != discovery.PeerUpdate {
-			logger.Printf("%s %s", stamp(time.Now()), describeEvent(ev, ""))
+			lg.infof(time.Now(), "%s", describeEvent(ev, ""))
 		}
 	}
 	cfg.Logf = func(format string, args ...any) {
-		logger.Printf("%s %s", stamp(time.Now()), peer.Escape(fmt.Sprintf(format, args...)))
+		lg.warnf(time.Now(), "%s", peer.Escape(fmt.Sprintf(format, args...)))
 	}
 	agent, err := peer.New(cfg)
 	if err != nil {
@@ -49,30 +50,66 @@ func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
 	defer agent.Close()
 	fmt.Fprintf(stdout, "listening on %s\n", agent.Addr())
 	for _, name := range missingIfaces(cfg.Ifaces) {
-		logger.Printf("%s warning: no network interface named %s yet; it is used once it appears", stamp(time.Now()), peer.Escape(name))
+		lg.warnf(time.Now(), "warning: no network interface named %s yet; it is used once it appears", peer.Escape(name))
 	}
-	logger.Printf("%s sharing %s as %s, id %s", stamp(time.Now()), peer.Escape(cfg.Dir),
+	lg.infof(time.Now(), "sharing %s as %s, id %s", peer.Escape(cfg.Dir),
 		peer.Escape(agent.Instance()), peer.GroupID(agent.ID()))
 	if cfg.Accept == peer.AcceptTrusted {
-		logger.Printf("%s accepting transfers only from trusted peers (lanshare trusted)", stamp(time.Now()))
+		lg.infof(time.Now(), "accepting transfers only from trusted peers (lanshare trusted)")
 	} else {
-		logger.Printf("%s accepting transfers from everyone on the network", stamp(time.Now()))
+		lg.infof(time.Now(), "accepting transfers from everyone on the network")
 	}
 	if err := agent.Serve(ctx); err != nil {
 		return err
 	}
 	for host, left := range limit.flush() {
-		logger.Printf("%s %d more failed connections from %s not logged", stamp(time.Now()), left, host)
+		lg.warnf(time.Now(), "%d more failed connections from %s not logged", left, host)
 	}
-	logger.Printf("%s stopped", stamp(time.Now()))
+	lg.infof(time.Now(), "stopped")
 	return nil
 }
 
 func stamp(t time.Time) string { return t.Format(time.RFC3339) }
 
+// agentLog writes serve's log: one line per event, on stdout. On a
+// terminal or into a file each line starts with its time; under systemd
+// (JOURNAL_STREAM set: stdout is the journal) the journal adds the time,
+// so lines start instead with their syslog priority, "<6>" for news and
+// "<4>" for failures, which journald files as the entry's priority.
+type agentLog struct {
+	l       *log.Logger
+	journal bool
+}
+
+func newAgentLog(w io.Writer) agentLog {
+	return agentLog{l: log.New(w, "", 0), journal: os.Getenv("JOURNAL_STREAM") != ""}
+}
+
+// Syslog priorities used in journal mode.
+const (
+	prioWarning = 4
+	prioInfo    = 6
+)
+
+func (g agentLog) infof(t time.Time, format string, args ...any) {
+	g.printf(prioInfo, t, format, args...)
+}
+
+func (g agentLog) warnf(t time.Time, format string, args ...any) {
+	g.printf(prioWarning, t, format, args...)
+}
+
+func (g agentLog) printf(prio int, t time.Time, format string, args ...any) {
+	if g.journal {
+		g.l.Printf("<%d>%s", prio, fmt.Sprintf(format, args...))
+		return
+	}
+	g.l.Printf("%s %s", stamp(t), fmt.Sprintf(format, args...))
+}
+
 // logTransfer writes one line per received file, and one for a transfer
 // that failed.
-func logTransfer(l *log.Logger, in peer.Incoming) {
+func logTransfer(l agentLog, in peer.Incoming) {
 	from := "?"
 	if in.Transfer != nil && in.Transfer.From != "" {
 		from = peer.Escape(in.Transfer.From)
@@ -87,21 +124,21 @@ func logTransfer(l *log.Logger, in peer.Incoming) {
 			if e.Kind != proto.KindFile || e.Result.Status != proto.Saved {
 				continue
 			}
-			l.Printf("%s received %s from %s: saved as %s, %s in %s", stamp(in.End), peer.Escape(e.Path), from,
+			l.infof(in.End, "received %s from %s: saved as %s, %s in %s", peer.Escape(e.Path), from,
 				peer.Escape(e.Result.SavedAs), peer.FormatBytes(e.Size), formatDuration(e.Elapsed))
 		}
 	}
 	var re *peer.RefusedError
 	if errors.As(in.Err, &re) && re.Path == "" {
-		l.Printf("%s refused transfer from %s: %s", stamp(in.End), from, peer.Escape(re.Reason))
+		l.warnf(in.End, "refused transfer from %s: %s", from, peer.Escape(re.Reason))
 	} else if in.Err != nil {
-		l.Printf("%s transfer from %s failed: %s", stamp(in.End), from, oneLine(in.Err))
+		l.warnf(in.End, "transfer from %s failed: %s", from, oneLine(in.Err))
 	} else if in.Transfer != nil {
 		failed := 0
 		for _, e := range in.Transfer.Entries {
 			if e.Result.Status == proto.Failed || e.Result.Status == proto.Refused {
 				failed++
-				l.Printf("%s not saved %s from %s: %s", stamp(in.End), peer.Escape(e.Path), from, peer.Escape(e.Result.Reason))
+				l.warnf(in.End, "not saved %s from %s: %s", peer.Escape(e.Path), from, peer.Escape(e.Result.Reason))
 			}
 		}
 	}
