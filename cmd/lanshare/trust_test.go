@@ -101,3 +101,33 @@ func TestUnknownInterfaceIsUsageError(t *testing.T) {
 		checkErrorLine(t, r.stderr, "no network interface named nosuch0")
 	}
 }
+
+// TestHostileFileNamePrintedEscaped: a local file whose name holds ESC
+// sequences, a carriage return and a bidi override is refused by the
+// receiver, and the sender prints the name escaped, never raw.
+func TestHostileFileNamePrintedEscaped(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	srv := startServe(t, tmp, nil, "--dir", filepath.Join(tmp, "share"), "--config", filepath.Join(tmp, "config"),
+		"--name", "bob", "--listen", "127.0.0.1:0")
+	name := "evil\x1b[31mred\r\u202etxt.exe"
+	src := filepath.Join(tmp, "src", name)
+	if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runLanshare(t, tmp, nil, "send", srv.addr, src)
+	if r.code != 3 {
+		t.Fatalf("exit %d, want 3 (refused); stderr:\n%q", r.code, r.stderr)
+	}
+	for _, out := range []string{r.stdout, r.stderr, srv.out.String()} {
+		if strings.ContainsAny(out, "\x1b\r\u202e") {
+			t.Errorf("output holds a raw control or bidi character: %q", out)
+		}
+	}
+	if !strings.Contains(r.stderr, `\x1b[31mred\r\u202etxt.exe`) {
+		t.Errorf("stderr does not show the name escaped: %q", r.stderr)
+	}
+}
