@@ -59,20 +59,25 @@ func peers(ctx context.Context, a peersArgs) error {
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("looking for peers: %w", err)
 	}
-	if a.json {
+	return renderPeers(a.stdout, found, selfID, a.json, a.wait)
+}
+
+// renderPeers prints the peers found, as JSON or as a table.
+func renderPeers(w io.Writer, found []discovery.Peer, selfID string, asJSON bool, wait time.Duration) error {
+	if asJSON {
 		out := make([]peerJSON, 0, len(found))
 		for _, p := range found {
 			out = append(out, toJSON(p, selfID))
 		}
-		enc := json.NewEncoder(a.stdout)
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
 	if len(found) == 0 {
-		fmt.Fprintf(a.stdout, "no peers found within %v\n", a.wait)
+		fmt.Fprintf(w, "no peers found within %v\n", wait)
 		return nil
 	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tID\tADDRESSES\tVERSION")
 	for _, p := range found {
 		j := toJSON(p, selfID)
@@ -87,8 +92,12 @@ func peers(ctx context.Context, a peersArgs) error {
 		if id == "" {
 			id = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", peer.Escape(p.Instance), peer.Escape(id),
-			strings.Join(j.Addrs, " "), orDash(peer.Escape(p.Version)), note)
+		line := fmt.Sprintf("%s\t%s\t%s\t%s", peer.Escape(p.Instance), peer.Escape(id),
+			strings.Join(j.Addrs, " "), orDash(peer.Escape(p.Version)))
+		if note != "" {
+			line += "\t" + note
+		}
+		fmt.Fprintln(tw, line)
 	}
 	return tw.Flush()
 }
