@@ -101,11 +101,19 @@ Examples:
 					&cli.StringFlag{Name: "trusted-max-size", Usage: "largest transfer accepted from a trusted peer (0: only free space limits it)", Value: "0", EnvVars: []string{"LANSHARE_TRUSTED_MAX_SIZE"}},
 					&cli.BoolFlag{Name: "trusted-exec", Usage: "keep the executable bit on files from trusted peers", EnvVars: []string{"LANSHARE_TRUSTED_EXEC"}},
 					&cli.BoolFlag{Name: "per-peer-folders", Usage: "put each sender's files in a folder named after it", EnvVars: []string{"LANSHARE_PER_PEER_FOLDERS"}},
+					&cli.BoolFlag{Name: "print-config", Usage: "print every setting, its value and where it comes from (flag, environment, config file, default), and exit"},
 					&cli.DurationFlag{Name: "ttl", Usage: "TTL of the agent's mDNS records (how long peers keep it after a crash)", Value: discovery.DefaultTTL},
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
 						return usageError{"serve takes no arguments"}
+					}
+					source, err := applyConfigFile(c, expandHome(c.String("config")))
+					if err != nil {
+						return err
+					}
+					if c.Bool("print-config") {
+						return printConfig(c, source, stdout)
 					}
 					cfg := def
 					cfg.Dir = expandHome(c.String("dir"))
@@ -115,7 +123,6 @@ Examples:
 					cfg.Discover = true
 					cfg.Ifaces = ifaces(c)
 					cfg.DiscoveryTTL = c.Duration("ttl")
-					var err error
 					if cfg.MaxSize, err = parseSize(c.String("max-size")); err != nil {
 						return usageError{"--max-size: " + err.Error()}
 					}
