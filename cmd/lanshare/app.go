@@ -156,6 +156,7 @@ Examples:
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "name", Usage: "display name to announce", Value: def.Name, EnvVars: []string{"LANSHARE_NAME"}},
 					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
+					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line: offer, file-saved, file-skipped, error, transfer-done"},
 					waitFlag,
 					ifaceFlag,
 					configFlag,
@@ -173,7 +174,7 @@ Examples:
 					}
 					return send(c.Context, sendArgs{
 						target: c.Args().First(), paths: c.Args().Slice()[1:], name: c.String("name"),
-						quiet: c.Bool("quiet"), stdout: stdout, stderr: stderr,
+						quiet: c.Bool("quiet"), json: c.Bool("json"), stdout: stdout, stderr: stderr,
 						configDir: expandHome(c.String("config")),
 						resolve:   peer.ResolveOptions{Ifaces: ifs, Wait: c.Duration("wait")},
 					})

@@ -1,7 +1,9 @@
 // Command lanshare shares files with peers on the local network.
 //
-//	lanshare serve                     run the agent: receive into ~/LANShare
-//	lanshare send HOST:PORT PATH...    send files and folders to an agent
+//	lanshare serve                  run the agent: receive into ~/LANShare
+//	lanshare peers                  list the agents on the LAN
+//	lanshare send TARGET PATH...    send files and folders to a peer
+//	lanshare id | trust | untrust | trusted    identity and trusted peers
 package main
 
 import (

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -18,7 +19,7 @@ type sendArgs struct {
 	target, name   string
 	configDir      string
 	paths          []string
-	quiet          bool
+	quiet, json    bool
 	stdout, stderr io.Writer
 	resolve        peer.ResolveOptions
 }
@@ -56,7 +57,11 @@ func send(ctx context.Context, a sendArgs) error {
 
 	opt := peer.SendOptions{Name: a.name}
 	var bar *pb.ProgressBar
+	var events *json.Encoder
 	switch {
+	case a.json:
+		events = json.NewEncoder(a.stdout)
+		_ = events.Encode(sendEvent{Event: "offer", Peer: target.Name, ID: target.ID, Files: files, Bytes: total})
 	case a.quiet:
 	case isTerminal(a.stdout):
 		bar = newBar(total, a.stdout)
@@ -83,6 +88,10 @@ func send(ctx context.Context, a sendArgs) error {
 		}
 		bar.Finish()
 	}
+	if events != nil {
+		jsonResults(events, rep, err, time.Since(start))
+		return err
+	}
 	// With more than one item, list every one that failed; the error
 	// names the first (or the only one).
 	if rep != nil && len(rep.Results) > 1 {
@@ -101,6 +110,55 @@ func send(ctx context.Context, a sendArgs) error {
 			peer.Escape(rep.Peer), formatDuration(el), peer.FormatBytes(uint64(float64(total)/max(el.Seconds(), 1e-3))))
 	}
 	return nil
+}
+
+// sendEvent is one line of `send --json`. Field names are stable.
+type sendEvent struct {
+	Event   string  `json:"event"` // offer, file-saved, file-skipped, error, transfer-done
+	Peer    string  `json:"peer,omitempty"`
+	ID      string  `json:"id,omitempty"`
+	Path    string  `json:"path,omitempty"`
+	SavedAs string  `json:"saved_as,omitempty"`
+	Size    *uint64 `json:"size,omitempty"`
+	Files   int     `json:"files,omitempty"`
+	Bytes   uint64  `json:"bytes,omitempty"`
+	Seconds float64 `json:"seconds,omitempty"`
+	Code    string  `json:"code,omitempty"`
+	Reason  string  `json:"reason,omitempty"`
+	Exit    int     `json:"exit,omitempty"`
+}
+
+// jsonResults writes one event per file of rep, then the outcome: an
+// error event (with the exit code) or transfer-done.
+func jsonResults(enc *json.Encoder, rep *peer.Report, err error, took time.Duration) {
+	var saved int
+	var bytes uint64
+	if rep != nil {
+		for i, res := range rep.Results {
+			e := rep.Items[i].Entry
+			ev := sendEvent{Path: e.Path, SavedAs: res.SavedAs}
+			switch res.Status {
+			case proto.Saved:
+				ev.Event = "file-saved"
+				if e.Kind == proto.KindFile {
+					size := e.Size
+					ev.Size = &size
+					saved++
+					bytes += e.Size
+				}
+			case proto.Skipped:
+				ev.Event, ev.Reason = "file-skipped", res.Reason
+			default:
+				ev.Event, ev.Code, ev.Reason = "error", res.Code.String(), res.Reason
+			}
+			_ = enc.Encode(ev)
+		}
+	}
+	if err != nil {
+		_ = enc.Encode(sendEvent{Event: "error", Reason: oneLine(err), Exit: exitCode(err)})
+		return
+	}
+	_ = enc.Encode(sendEvent{Event: "transfer-done", Peer: rep.Peer, Files: saved, Bytes: bytes, Seconds: took.Seconds()})
 }
 
 func isTerminal(w io.Writer) bool {
