@@ -101,6 +101,7 @@ Examples:
 					&cli.StringFlag{Name: "trusted-max-size", Usage: "largest transfer accepted from a trusted peer (0: only free space limits it)", Value: "0", EnvVars: []string{"LANSHARE_TRUSTED_MAX_SIZE"}},
 					&cli.BoolFlag{Name: "trusted-exec", Usage: "keep the executable bit on files from trusted peers", EnvVars: []string{"LANSHARE_TRUSTED_EXEC"}},
 					&cli.BoolFlag{Name: "per-peer-folders", Usage: "put each sender's files in a folder named after it", EnvVars: []string{"LANSHARE_PER_PEER_FOLDERS"}},
+					&cli.BoolFlag{Name: "json", Usage: "log one JSON object per line (events listening, sharing, peer-up, peer-down, file-saved, error, transfer-done, ...)"},
 					&cli.BoolFlag{Name: "print-config", Usage: "print every setting, its value and where it comes from (flag, environment, config file, default), and exit"},
 					&cli.DurationFlag{Name: "ttl", Usage: "TTL of the agent's mDNS records (how long peers keep it after a crash)", Value: discovery.DefaultTTL},
 				},
@@ -135,7 +136,7 @@ Examples:
 					if cfg.Accept != peer.AcceptEveryone && cfg.Accept != peer.AcceptTrusted {
 						return usageError{fmt.Sprintf("--accept %q: want everyone or trusted", cfg.Accept)}
 					}
-					return serve(c.Context, cfg, stdout)
+					return serve(c.Context, cfg, c.Bool("json"), stdout)
 				},
 			},
 			{

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,12 +17,12 @@ import (
 	"github.com/lanshare/lanshare/proto"
 )
 
-func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
+func serve(ctx context.Context, cfg peer.Config, asJSON bool, stdout io.Writer) error {
 	// Catch signals before anything is printed, so that a stop right after
 	// the address appears is a clean shutdown, not a kill.
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	lg := newAgentLog(stdout)
+	lg := newAgentLog(stdout, asJSON)
 	limit := &failureLog{}
 	cfg.OnTransfer = func(in peer.Incoming) {
 		if in.Err != nil {
@@ -30,43 +31,80 @@ func serve(ctx context.Context, cfg peer.Config, stdout io.Writer) error {
 				return
 			}
 			if left > 0 {
-				lg.warnf(in.End, "%d more failed connections from %s not logged", left, hostOf(in.Remote))
+				lg.suppressed(in.End, hostOf(in.Remote), left)
 			}
 		}
 		logTransfer(lg, in)
 	}
 	cfg.OnPeer = func(ev discovery.Event) {
-		if ev.Kind != discovery.PeerUpdate {
-			lg.infof(time.Now(), "%s", describeEvent(ev, ""))
+		if ev.Kind == discovery.PeerUpdate {
+			return
 		}
+		kind := map[discovery.EventKind]string{discovery.PeerUp: "peer-up", discovery.PeerDown: "peer-down"}[ev.Kind]
+		j := toJSON(ev.Peer, "")
+		lg.event(time.Now(), prioInfo, serveEvent{Event: kind, Peer: j.Instance, Name: j.Name, PeerID: j.ID, Addrs: j.Addrs, Version: j.Version},
+			"%s", describeEvent(ev, ""))
 	}
 	cfg.Logf = func(format string, args ...any) {
-		lg.warnf(time.Now(), "%s", peer.Escape(fmt.Sprintf(format, args...)))
+		msg := fmt.Sprintf(format, args...)
+		lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: msg}, "%s", peer.Escape(msg))
 	}
 	agent, err := peer.New(cfg)
 	if err != nil {
 		return err
 	}
 	defer agent.Close()
-	fmt.Fprintf(stdout, "listening on %s\n", agent.Addr())
-	for _, name := range missingIfaces(cfg.Ifaces) {
-		lg.warnf(time.Now(), "warning: no network interface named %s yet; it is used once it appears", peer.Escape(name))
-	}
-	lg.infof(time.Now(), "sharing %s as %s, id %s", peer.Escape(cfg.Dir),
-		peer.Escape(agent.Instance()), peer.GroupID(agent.ID()))
-	if cfg.Accept == peer.AcceptTrusted {
-		lg.infof(time.Now(), "accepting transfers only from trusted peers (lanshare trusted)")
+	if asJSON {
+		lg.event(time.Now(), prioInfo, serveEvent{Event: "listening", Addr: agent.Addr().String()}, "")
 	} else {
-		lg.infof(time.Now(), "accepting transfers from everyone on the network")
+		fmt.Fprintf(stdout, "listening on %s\n", agent.Addr())
+	}
+	for _, name := range missingIfaces(cfg.Ifaces) {
+		lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: "no network interface named " + name + " yet"},
+			"warning: no network interface named %s yet; it is used once it appears", peer.Escape(name))
+	}
+	lg.event(time.Now(), prioInfo, serveEvent{Event: "sharing", Dir: cfg.Dir, Peer: agent.Instance(), PeerID: agent.ID(), Accept: cfg.Accept},
+		"sharing %s as %s, id %s", peer.Escape(cfg.Dir), peer.Escape(agent.Instance()), peer.GroupID(agent.ID()))
+	if !asJSON {
+		if cfg.Accept == peer.AcceptTrusted {
+			lg.infof(time.Now(), "accepting transfers only from trusted peers (lanshare trusted)")
+		} else {
+			lg.infof(time.Now(), "accepting transfers from everyone on the network")
+		}
 	}
 	if err := agent.Serve(ctx); err != nil {
 		return err
 	}
 	for host, left := range limit.flush() {
-		lg.warnf(time.Now(), "%d more failed connections from %s not logged", left, host)
+		lg.suppressed(time.Now(), host, left)
 	}
-	lg.infof(time.Now(), "stopped")
+	lg.event(time.Now(), prioInfo, serveEvent{Event: "stopped"}, "stopped")
 	return nil
+}
+
+// serveEvent is one line of `serve --json`. Field names are stable; empty
+// fields are left out.
+type serveEvent struct {
+	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, file-saved, error, transfer-done, warning, suppressed, stopped
+	Time    string   `json:"time"`
+	Addr    string   `json:"addr,omitempty"`
+	Dir     string   `json:"dir,omitempty"`
+	Accept  string   `json:"accept,omitempty"`
+	Peer    string   `json:"peer,omitempty"` // an instance name
+	Name    string   `json:"name,omitempty"` // a display name
+	PeerID  string   `json:"id,omitempty"`
+	Addrs   []string `json:"addrs,omitempty"`
+	Version string   `json:"version,omitempty"`
+	Remote  string   `json:"remote,omitempty"`
+	Path    string   `json:"path,omitempty"`
+	SavedAs string   `json:"saved_as,omitempty"`
+	Size    *uint64  `json:"size,omitempty"`
+	Files   int      `json:"files,omitempty"`
+	Bytes   uint64   `json:"bytes,omitempty"`
+	Seconds float64  `json:"seconds,omitempty"`
+	Code    string   `json:"code,omitempty"`
+	Reason  string   `json:"reason,omitempty"`
+	Count   int      `json:"count,omitempty"`
 }
 
 func stamp(t time.Time) string { return t.Format(time.RFC3339) }
@@ -76,13 +114,37 @@ func stamp(t time.Time) string { return t.Format(time.RFC3339) }
 // (JOURNAL_STREAM set: stdout is the journal) the journal adds the time,
 // so lines start instead with their syslog priority, "<6>" for news and
 // "<4>" for failures, which journald files as the entry's priority.
+// With --json every line is instead one serveEvent.
 type agentLog struct {
 	l       *log.Logger
 	journal bool
+	mu      *sync.Mutex   // serialises enc
+	enc     *json.Encoder // --json
 }
 
-func newAgentLog(w io.Writer) agentLog {
-	return agentLog{l: log.New(w, "", 0), journal: os.Getenv("JOURNAL_STREAM") != ""}
+func newAgentLog(w io.Writer, asJSON bool) agentLog {
+	g := agentLog{l: log.New(w, "", 0), journal: os.Getenv("JOURNAL_STREAM") != "", mu: &sync.Mutex{}}
+	if asJSON {
+		g.enc = json.NewEncoder(w)
+	}
+	return g
+}
+
+// event writes ev with --json, else the text line.
+func (g agentLog) event(t time.Time, prio int, ev serveEvent, format string, args ...any) {
+	if g.enc == nil {
+		g.printf(prio, t, format, args...)
+		return
+	}
+	ev.Time = stamp(t)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_ = g.enc.Encode(ev)
+}
+
+func (g agentLog) suppressed(t time.Time, host string, n int) {
+	g.event(t, prioWarning, serveEvent{Event: "suppressed", Remote: host, Count: n},
+		"%d more failed connections from %s not logged", n, host)
 }
 
 // Syslog priorities used in journal mode.
@@ -108,39 +170,62 @@ func (g agentLog) printf(prio int, t time.Time, format string, args ...any) {
 }
 
 // logTransfer writes one line per received file, and one for a transfer
-// that failed.
+// that failed (with --json: file-saved and error events, then
+// transfer-done).
 func logTransfer(l agentLog, in peer.Incoming) {
+	name := ""
+	if in.Transfer != nil {
+		name = in.Transfer.From
+	}
 	from := "?"
-	if in.Transfer != nil && in.Transfer.From != "" {
-		from = peer.Escape(in.Transfer.From)
+	if name != "" {
+		from = peer.Escape(name)
 	}
 	if in.PeerID != "" {
 		from = fmt.Sprintf("%s (%s, id %s)", from, in.Remote, peer.ShortID(in.PeerID))
 	} else {
 		from = fmt.Sprintf("%s (%s)", from, in.Remote)
 	}
+	base := serveEvent{Name: name, PeerID: in.PeerID, Remote: fmt.Sprint(in.Remote)}
+	var files int
+	var bytes uint64
 	if in.Transfer != nil {
 		for _, e := range in.Transfer.Entries {
 			if e.Kind != proto.KindFile || e.Result.Status != proto.Saved {
 				continue
 			}
-			l.infof(in.End, "received %s from %s: saved as %s, %s in %s", peer.Escape(e.Path), from,
+			files++
+			bytes += e.Size
+			ev := base
+			size := e.Size
+			ev.Event, ev.Path, ev.SavedAs, ev.Size, ev.Seconds = "file-saved", e.Path, e.Result.SavedAs, &size, e.Elapsed.Seconds()
+			l.event(in.End, prioInfo, ev, "received %s from %s: saved as %s, %s in %s", peer.Escape(e.Path), from,
 				peer.Escape(e.Result.SavedAs), peer.FormatBytes(e.Size), formatDuration(e.Elapsed))
 		}
 	}
 	var re *peer.RefusedError
-	if errors.As(in.Err, &re) && re.Path == "" {
-		l.warnf(in.End, "refused transfer from %s: %s", from, peer.Escape(re.Reason))
-	} else if in.Err != nil {
-		l.warnf(in.End, "transfer from %s failed: %s", from, oneLine(in.Err))
-	} else if in.Transfer != nil {
-		failed := 0
+	switch {
+	case errors.As(in.Err, &re) && re.Path == "":
+		ev := base
+		ev.Event, ev.Code, ev.Reason = "error", re.Code.String(), re.Reason
+		l.event(in.End, prioWarning, ev, "refused transfer from %s: %s", from, peer.Escape(re.Reason))
+	case in.Err != nil:
+		ev := base
+		ev.Event, ev.Reason = "error", oneLine(in.Err)
+		l.event(in.End, prioWarning, ev, "transfer from %s failed: %s", from, oneLine(in.Err))
+	case in.Transfer != nil:
 		for _, e := range in.Transfer.Entries {
 			if e.Result.Status == proto.Failed || e.Result.Status == proto.Refused {
-				failed++
-				l.warnf(in.End, "not saved %s from %s: %s", peer.Escape(e.Path), from, peer.Escape(e.Result.Reason))
+				ev := base
+				ev.Event, ev.Path, ev.Code, ev.Reason = "error", e.Path, e.Result.Code.String(), e.Result.Reason
+				l.event(in.End, prioWarning, ev, "not saved %s from %s: %s", peer.Escape(e.Path), from, peer.Escape(e.Result.Reason))
 			}
 		}
+	}
+	if in.Err == nil && l.enc != nil {
+		ev := base
+		ev.Event, ev.Files, ev.Bytes, ev.Seconds = "transfer-done", files, bytes, in.End.Sub(in.Start).Seconds()
+		l.event(in.End, prioInfo, ev, "")
 	}
 }
 
