@@ -157,10 +157,6 @@ func (g agentLog) infof(t time.Time, format string, args ...any) {
 	g.printf(prioInfo, t, format, args...)
 }
 
-func (g agentLog) warnf(t time.Time, format string, args ...any) {
-	g.printf(prioWarning, t, format, args...)
-}
-
 func (g agentLog) printf(prio int, t time.Time, format string, args ...any) {
 	if g.journal {
 		g.l.Printf("<%d>%s", prio, fmt.Sprintf(format, args...))
