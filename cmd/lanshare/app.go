@@ -260,6 +260,26 @@ Example:
 				},
 			},
 			{
+				Name:  "history",
+				Usage: "list what arrived: when, from whom (name and id), saved as what",
+				Description: `Reads the history the agent keeps in its config directory (history.jsonl,
+at most about 2 MB: older entries are dropped), oldest first.
+
+Examples:
+   lanshare history
+   lanshare history --json | jq 'select(.from == "bob")'`,
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line: time, from, id, remote, path, saved_as, size"},
+					configFlag,
+				},
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return usageError{"history takes no arguments"}
+					}
+					return showHistory(expandHome(c.String("config")), c.Bool("json"), stdout)
+				},
+			},
+			{
 				Name:  "peers",
 				Usage: "list the agents on the local network",
 				Description: `Looks for lanshare agents for --wait and lists each once: display name,

@@ -24,7 +24,11 @@ func serve(ctx context.Context, cfg peer.Config, asJSON bool, stdout io.Writer) 
 	defer stop()
 	lg := newAgentLog(stdout, asJSON)
 	limit := &failureLog{}
+	history := peer.OpenHistory(cfg.ConfigDir)
 	cfg.OnTransfer = func(in peer.Incoming) {
+		if err := history.Append(arrivals(in)...); err != nil {
+			lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: err.Error()}, "warning: %s", oneLine(err))
+		}
 		if in.Err != nil {
 			ok, left := limit.allow(hostOf(in.Remote), in.End)
 			if !ok {
@@ -163,6 +167,21 @@ func (g agentLog) printf(prio int, t time.Time, format string, args ...any) {
 		return
 	}
 	g.l.Printf("%s %s", stamp(t), fmt.Sprintf(format, args...))
+}
+
+// arrivals are the files in.Transfer saved, for the history.
+func arrivals(in peer.Incoming) []peer.Arrival {
+	if in.Transfer == nil {
+		return nil
+	}
+	var out []peer.Arrival
+	for _, e := range in.Transfer.Entries {
+		if e.Kind == proto.KindFile && e.Result.Status == proto.Saved {
+			out = append(out, peer.Arrival{Time: in.End, From: in.Transfer.From, ID: in.PeerID,
+				Remote: fmt.Sprint(in.Remote), Path: e.Path, SavedAs: e.Result.SavedAs, Size: e.Size})
+		}
+	}
+	return out
 }
 
 // logTransfer writes one line per received file, and one for a transfer
