@@ -147,6 +147,8 @@ type Agent struct {
 	inbox *Inbox
 	ln    net.Listener
 	disc  *discovery.Service // nil without Config.Discover
+	ctl   *control           // nil when the control socket could not be made
+	since time.Time
 	// peers replaces disc.Peers for trustedAddr (tests).
 	peers func() []discovery.Peer
 
@@ -193,7 +195,18 @@ func New(cfg Config) (*Agent, error) {
 			return nil, err
 		}
 	}
-	a := &Agent{cfg: cfg, id: id, tls: id.ServerTLS(), inbox: inbox, ln: ln, conns: map[net.Conn]struct{}{}, perHost: map[string]int{}}
+	ctl, err := listenControl(cfg.ConfigDir)
+	if errors.Is(err, ErrAgentRunning) {
+		ln.Close()
+		inbox.Close()
+		return nil, err
+	}
+	if err != nil && cfg.Logf != nil {
+		// `lanshare status` will not find this agent; it still works.
+		cfg.Logf("no control socket: %v", err)
+	}
+	a := &Agent{cfg: cfg, id: id, tls: id.ServerTLS(), inbox: inbox, ln: ln, ctl: ctl, since: time.Now(),
+		conns: map[net.Conn]struct{}{}, perHost: map[string]int{}}
 	if cfg.Discover {
 		dc := discovery.DefaultConfig()
 		dc.Name, dc.ID, dc.Version = cfg.Name, id.ID, ProtocolVersion
@@ -205,6 +218,9 @@ func New(cfg Config) (*Agent, error) {
 		if a.disc, err = discovery.New(dc); err != nil {
 			ln.Close()
 			inbox.Close()
+			if ctl != nil {
+				ctl.close()
+			}
 			return nil, fmt.Errorf("discovery: %w", err)
 		}
 	}
@@ -226,6 +242,16 @@ func (a *Agent) Instance() string {
 	return a.disc.Instance()
 }
 
+// Status describes the agent now, as `lanshare status` shows it.
+func (a *Agent) Status() Status {
+	peers := a.Peers()
+	if peers == nil {
+		peers = []discovery.Peer{}
+	}
+	return Status{Name: a.cfg.Name, Instance: a.Instance(), ID: a.ID(), Listen: a.Addr().String(), Dir: a.cfg.Dir,
+		Accept: a.cfg.Accept, Version: ProtocolVersion, Since: a.since, Peers: peers}
+}
+
 // Peers returns the agents seen on the network now, without this one;
 // nil without discovery.
 func (a *Agent) Peers() []discovery.Peer {
@@ -243,6 +269,17 @@ func (a *Agent) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { a.ln.Close() })
 	defer stop()
 	stopDiscovery := a.startDiscovery(ctx)
+	if a.ctl != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.ctl.serve(a.Status)
+		}()
+		defer func() {
+			a.ctl.close()
+			<-done
+		}()
+	}
 	// Say goodbye before draining, so peers stop offering us new transfers
 	// while the last ones finish.
 	defer func() {
@@ -535,6 +572,9 @@ func (a *Agent) Close() error {
 		a.closing = true
 		a.mu.Unlock()
 		a.ln.Close()
+		if a.ctl != nil {
+			a.ctl.close()
+		}
 		if a.disc != nil {
 			a.disc.Close()
 		}

@@ -513,3 +513,48 @@ func TestAddressSendPinsNothing(t *testing.T) {
 		t.Errorf("a send by address pinned %+v", got)
 	}
 }
+
+// TestControlSocket: a running agent answers QueryAgent with its status
+// over an owner-only socket; a second agent on the same config directory
+// is refused; after Close there is no agent and no socket.
+func TestControlSocket(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
+	bob, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- bob.Serve(ctx) }()
+	st, err := QueryAgent(context.Background(), cfg.ConfigDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ID != bob.ID() || st.Name != "bob" || st.Listen != bob.Addr().String() || st.Dir != cfg.Dir || st.Accept != AcceptEveryone {
+		t.Errorf("status %+v", st)
+	}
+	fi, err := os.Stat(filepath.Join(cfg.ConfigDir, controlSocket))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("control socket: %v; want mode 0600", err)
+	}
+	second := cfg
+	second.Dir, second.Name = t.TempDir(), "bob2"
+	if a, err := New(second); !errors.Is(err, ErrAgentRunning) {
+		if a != nil {
+			a.Close()
+		}
+		t.Errorf("second agent on one config directory: %v, want ErrAgentRunning", err)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	bob.Close()
+	if _, err := QueryAgent(context.Background(), cfg.ConfigDir); !errors.Is(err, ErrNoAgent) {
+		t.Errorf("after the agent stopped: %v, want ErrNoAgent", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.ConfigDir, controlSocket)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left behind: %v", err)
+	}
+}

@@ -45,6 +45,11 @@ var (
 	// ErrKnownFile means the known-peers file holds a line that cannot be
 	// used; the error names the line.
 	ErrKnownFile = errors.New("bad known_peers file")
+	// ErrNoAgent means no agent runs with that config directory.
+	ErrNoAgent = errors.New("no agent running")
+	// ErrAgentRunning means another agent already runs with that config
+	// directory.
+	ErrAgentRunning = errors.New("an agent already runs with this config directory")
 )
 
 // RefusedError carries the receiver's code and reason for a refusal. Path

@@ -260,6 +260,27 @@ Example:
 				},
 			},
 			{
+				Name:  "status",
+				Usage: "show whether the local agent runs, and what it sees",
+				Description: `Asks the agent that runs with this config directory, over its owner-only
+control socket, for its name, id, listen address, shared folder, accept
+policy and the peers it currently sees. Exits 1 when no agent runs.
+
+Examples:
+   lanshare status
+   lanshare status --json`,
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "json", Usage: "print the status as one JSON object"},
+					configFlag,
+				},
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return usageError{"status takes no arguments"}
+					}
+					return status(c.Context, expandHome(c.String("config")), c.Bool("json"), stdout)
+				},
+			},
+			{
 				Name:  "history",
 				Usage: "list what arrived: when, from whom (name and id), saved as what",
 				Description: `Reads the history the agent keeps in its config directory (history.jsonl,

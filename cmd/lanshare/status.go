@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/lanshare/lanshare/peer"
+)
+
+// status asks the local agent (the one with this config directory) about
+// itself over its control socket.
+func status(ctx context.Context, configDir string, asJSON bool, w io.Writer) error {
+	st, err := peer.QueryAgent(ctx, configDir)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(w).Encode(st)
+	}
+	fmt.Fprintf(w, "agent running since %s (%s)\n", stamp(st.Since.Local()), formatDuration(time.Since(st.Since).Round(time.Second)))
+	fmt.Fprintf(w, "name:      %s\n", peer.Escape(st.Name))
+	fmt.Fprintf(w, "instance:  %s\n", peer.Escape(st.Instance))
+	fmt.Fprintf(w, "id:        %s\n", peer.GroupID(st.ID))
+	fmt.Fprintf(w, "listening: %s\n", st.Listen)
+	fmt.Fprintf(w, "folder:    %s\n", peer.Escape(st.Dir))
+	fmt.Fprintf(w, "accepting: %s\n", st.Accept)
+	fmt.Fprintf(w, "peers:     %d\n", len(st.Peers))
+	for _, p := range st.Peers {
+		fmt.Fprintf(w, "  %s\n", peerLine(p, ""))
+	}
+	return nil
+}
