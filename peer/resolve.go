@@ -38,6 +38,10 @@ type ResolveOptions struct {
 	Ifaces []string
 	// Wait is how long to browse; zero means discovery.DefaultBrowseWait.
 	Wait time.Duration
+	// Known, if set, returns peers already known without browsing (the
+	// running local agent's live table). A target that matches one of
+	// them exactly once is used at once; otherwise Resolve browses.
+	Known func(ctx context.Context) []discovery.Peer
 	// Browse replaces discovery.BrowseUntil (tests).
 	Browse func(ctx context.Context, ifaces []string, wait time.Duration, enough func([]discovery.Peer, time.Duration) bool) ([]discovery.Peer, error)
 }
@@ -61,6 +65,11 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 	if host, port, err := net.SplitHostPort(target); err == nil && host != "" {
 		if _, perr := strconv.ParseUint(port, 10, 16); perr == nil {
 			return Target{Name: target, Addrs: []string{target}}, nil
+		}
+	}
+	if opt.Known != nil {
+		if p, by, err := findPeer(opt.Known(ctx), target); err == nil {
+			return targetOf(p, by, target), nil
 		}
 	}
 	browse := opt.Browse
@@ -95,12 +104,18 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 	if err != nil {
 		return Target{}, err
 	}
+	return targetOf(p, by, target), nil
+}
+
+// targetOf is the Target for peer p, found by rule by from what the user
+// typed.
+func targetOf(p discovery.Peer, by int, typed string) Target {
 	local, _ := discovery.LocalPrefixes()
-	t := Target{Name: p.Instance, DisplayName: p.Name, ID: p.ID, ByName: !(by == byID && ParseID(target) == p.ID)}
+	t := Target{Name: p.Instance, DisplayName: p.Name, ID: p.ID, ByName: !(by == byID && ParseID(typed) == p.ID)}
 	for _, a := range discovery.SortAddrs(p.Addrs, local) {
 		t.Addrs = append(t.Addrs, a.String())
 	}
-	return t, nil
+	return t
 }
 
 // FindPeer picks the peer target names among peers: an instance name

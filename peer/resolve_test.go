@@ -179,3 +179,30 @@ func TestResolveEndsEarly(t *testing.T) {
 		}
 	}
 }
+
+// TestResolveFromKnownTable: a name the local agent's table knows once is
+// resolved without browsing; anything else still browses.
+func TestResolveFromKnownTable(t *testing.T) {
+	bob := lanPeer("bob", strings.Repeat("b", IDLen), "10.0.0.1:52741")
+	bob2 := lanPeer("bob", strings.Repeat("c", IDLen), "10.0.0.2:52741")
+	browsed := 0
+	browse := func(context.Context, []string, time.Duration, func([]discovery.Peer, time.Duration) bool) ([]discovery.Peer, error) {
+		browsed++
+		return []discovery.Peer{bob}, nil
+	}
+	for _, c := range []struct {
+		table  []discovery.Peer
+		browse int
+	}{
+		{[]discovery.Peer{bob}, 0},
+		{[]discovery.Peer{bob, bob2}, 1}, // ambiguous in the table: ask the LAN
+		{nil, 1},
+	} {
+		browsed = 0
+		opt := ResolveOptions{Browse: browse, Known: func(context.Context) []discovery.Peer { return c.table }}
+		got, err := Resolve(context.Background(), "bob", opt)
+		if err != nil || got.ID != bob.ID || !got.ByName || browsed != c.browse {
+			t.Errorf("table of %d: Resolve = %+v, %v after %d browses; want bob after %d", len(c.table), got, err, browsed, c.browse)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/cheggaaa/pb/v3"
 	"golang.org/x/term"
 
+	"github.com/lanshare/lanshare/discovery"
 	"github.com/lanshare/lanshare/peer"
 	"github.com/lanshare/lanshare/proto"
 )
@@ -48,6 +49,15 @@ func send(ctx context.Context, a sendArgs) error {
 	known, err := peer.LoadKnown(a.configDir)
 	if err != nil {
 		return err
+	}
+	// The running local agent's live table answers at once; without an
+	// agent, Resolve browses.
+	a.resolve.Known = func(ctx context.Context) []discovery.Peer {
+		st, err := peer.QueryAgent(ctx, a.configDir)
+		if err != nil {
+			return nil
+		}
+		return st.Peers
 	}
 	target, err := peer.Resolve(ctx, a.target, a.resolve)
 	if err != nil {
