@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/cheggaaa/pb/v3 v3.3.0
+	github.com/creack/pty v1.1.24
 	github.com/hashicorp/mdns v1.0.7
 	github.com/miekg/dns v1.1.72
 	github.com/urfave/cli/v2 v2.27.7
