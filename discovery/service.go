@@ -71,6 +71,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	table   *table
+	own     []netip.AddrPort // our advertised addresses (Addrs)
 	subs    map[*subscriber]struct{}
 	closed  bool
 	running bool
@@ -610,4 +611,27 @@ func (s *Service) syncIfaces(rs *runState, now time.Time) {
 		// New interface or addresses: browse again from the start.
 		rs.nextQuery, rs.queryDelay = now, time.Second
 	}
+	var own []netip.AddrPort
+	for _, st := range rs.ifs {
+		for _, a := range st.info.Addrs {
+			if (a.Is4() && st.v4) || (a.Is6() && st.v6) {
+				if a.Is6() && a.IsLinkLocalUnicast() {
+					a = a.WithZone(st.info.Name)
+				}
+				own = append(own, netip.AddrPortFrom(a, uint16(s.cfg.Port)))
+			}
+		}
+	}
+	sortAddrsStable(own)
+	s.mu.Lock()
+	s.own = own
+	s.mu.Unlock()
+}
+
+// Addrs returns the addresses we advertise now, with our port: those of
+// the interfaces served (IPv6 link-local ones with their zone).
+func (s *Service) Addrs() []netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.own)
 }

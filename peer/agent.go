@@ -248,8 +248,12 @@ func (a *Agent) Status() Status {
 	if peers == nil {
 		peers = []discovery.Peer{}
 	}
-	return Status{Name: a.cfg.Name, Instance: a.Instance(), ID: a.ID(), Listen: a.Addr().String(), Dir: a.cfg.Dir,
-		Accept: a.cfg.Accept, Version: ProtocolVersion, Since: a.since, Peers: peers}
+	st := Status{Name: a.cfg.Name, Instance: a.Instance(), ID: a.ID(), Listen: a.Addr().String(), Dir: a.cfg.Dir,
+		Accept: a.cfg.Accept, Version: ProtocolVersion, Since: a.since, Addrs: []netip.AddrPort{}, Peers: peers}
+	if a.disc != nil {
+		st.Addrs = a.disc.Addrs()
+	}
+	return st
 }
 
 // Peers returns the agents seen on the network now, without this one;

@@ -534,6 +534,9 @@ func TestControlSocket(t *testing.T) {
 	if st.ID != bob.ID() || st.Name != "bob" || st.Listen != bob.Addr().String() || st.Dir != cfg.Dir || st.Accept != AcceptEveryone {
 		t.Errorf("status %+v", st)
 	}
+	if _, ok := st.Self(); ok || st.Addrs == nil || len(st.Addrs) != 0 {
+		t.Errorf("an agent without discovery: Self ok %v, addrs %v; want no self and an empty list", ok, st.Addrs)
+	}
 	fi, err := os.Stat(filepath.Join(cfg.ConfigDir, controlSocket))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("control socket: %v; want mode 0600", err)

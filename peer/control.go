@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -21,15 +22,31 @@ const controlSocket = "agent.sock"
 // Status is what a running agent says about itself over its control
 // socket. Field names are stable (`lanshare status --json`).
 type Status struct {
-	Name     string           `json:"name"`
-	Instance string           `json:"instance"`
-	ID       string           `json:"id"`
-	Listen   string           `json:"listen"`
-	Dir      string           `json:"dir"`
-	Accept   string           `json:"accept"`
-	Version  string           `json:"version"`
-	Since    time.Time        `json:"since"`
-	Peers    []discovery.Peer `json:"peers"`
+	Name     string    `json:"name"`
+	Instance string    `json:"instance"`
+	ID       string    `json:"id"`
+	Listen   string    `json:"listen"`
+	Dir      string    `json:"dir"`
+	Accept   string    `json:"accept"`
+	Version  string    `json:"version"`
+	Since    time.Time `json:"since"`
+	// Addrs are the addresses the agent advertises, with its port.
+	Addrs []netip.AddrPort `json:"addrs"`
+	Peers []discovery.Peer `json:"peers"`
+}
+
+// Self is the agent as a discovery record, as peers see it; ok is false
+// when it does not advertise itself.
+func (st *Status) Self() (p discovery.Peer, ok bool) {
+	if st.Instance == "" {
+		return p, false
+	}
+	port := 0
+	if len(st.Addrs) > 0 {
+		port = int(st.Addrs[0].Port())
+	}
+	return discovery.Peer{Instance: st.Instance, Name: st.Name, ID: st.ID, Version: st.Version,
+		Port: port, Addrs: st.Addrs}, true
 }
 
 // control serves Status on the control socket until closed.

@@ -563,3 +563,18 @@ func BenchmarkLabPeerUp(b *testing.B) {
 	b.Logf("serve start to peer-up in a watcher on another host, N=%d: median %v, min %v, max %v",
 		len(took), median, took[0], took[len(took)-1])
 }
+
+// TestLabPeersFromLocalAgent: with an agent running on the host (same
+// config directory), `peers` answers from the agent's live table instead
+// of browsing: even with --wait 1h it returns at once, listing the other
+// agent and this one, marked, with their lab addresses.
+func TestLabPeersFromLocalAgent(t *testing.T) {
+	t.Parallel()
+	lab := netlab.New(t, 2)
+	agents := []*labAgent{launchAgent(t, lab.Host(0), "here"), launchAgent(t, lab.Host(1), "there")}
+	for _, a := range agents {
+		a.ready(t)
+	}
+	waitPeerUp(t, agents[0], agents[1])
+	checkListed(t, peersOn(t, lab.Host(0), "--wait", "1h", "--config", agents[0].config), agents, agents[0])
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -54,6 +55,17 @@ func peers(ctx context.Context, a peersArgs) error {
 	selfID, _ := peer.ReadID(a.configDir)
 	if a.watch {
 		return watchPeers(ctx, a, selfID)
+	}
+	// The running local agent answers at once from its live table (unless
+	// the listing is restricted to some interfaces); else browse.
+	if st, err := peer.QueryAgent(ctx, a.configDir); err == nil && len(a.ifaces) == 0 {
+		found := st.Peers
+		if self, ok := st.Self(); ok {
+			found = append(found, self)
+			selfID = self.ID
+		}
+		slices.SortFunc(found, func(x, y discovery.Peer) int { return strings.Compare(x.Instance, y.Instance) })
+		return renderPeers(a.stdout, found, selfID, a.json, a.wait)
 	}
 	found, err := discovery.Browse(ctx, a.ifaces, a.wait)
 	if err != nil && ctx.Err() == nil {
