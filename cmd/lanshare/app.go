@@ -30,7 +30,9 @@ const (
 	exitUntrusted   = 6 // the receiver's key is not the one expected
 )
 
-type usageError struct{ msg string }
+// usageError is a command line that cannot work; usage, filled in by
+// newApp, is the command's synopsis, printed with it.
+type usageError struct{ msg, usage string }
 
 func (e usageError) Error() string { return e.msg }
 
@@ -107,7 +109,7 @@ Examples:
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
-						return usageError{"serve takes no arguments"}
+						return usageError{msg: "serve takes no arguments"}
 					}
 					source, err := applyConfigFile(c, expandHome(c.String("config")))
 					if err != nil {
@@ -125,16 +127,16 @@ Examples:
 					cfg.Ifaces = ifaces(c)
 					cfg.DiscoveryTTL = c.Duration("ttl")
 					if cfg.MaxSize, err = parseSize(c.String("max-size")); err != nil {
-						return usageError{"--max-size: " + err.Error()}
+						return usageError{msg: "--max-size: " + err.Error()}
 					}
 					if cfg.TrustedMaxSize, err = parseSize(c.String("trusted-max-size")); err != nil {
-						return usageError{"--trusted-max-size: " + err.Error()}
+						return usageError{msg: "--trusted-max-size: " + err.Error()}
 					}
 					cfg.TrustedExec = c.Bool("trusted-exec")
 					cfg.PerPeerFolders = c.Bool("per-peer-folders")
 					cfg.Accept = c.String("accept")
 					if cfg.Accept != peer.AcceptEveryone && cfg.Accept != peer.AcceptTrusted {
-						return usageError{fmt.Sprintf("--accept %q: want everyone or trusted", cfg.Accept)}
+						return usageError{msg: fmt.Sprintf("--accept %q: want everyone or trusted", cfg.Accept)}
 					}
 					return serve(c.Context, cfg, c.Bool("json"), stdout)
 				},
@@ -145,10 +147,10 @@ Examples:
 				ArgsUsage: "TARGET PATH...",
 				Description: `Sends every PATH (files, and folders with everything in them) in one batch.
 TARGET is a peer's display name, its instance name as "lanshare peers" shows
-it, its id or an id prefix (at least 4 characters), or HOST:PORT. Names are
-looked up on the local network for --wait; a name that several peers share
-fails and lists them. Exits 0 only when the receiver confirms that every
-file was saved.
+it, its id or an id prefix (at least 4 characters), or HOST:PORT. Names
+come from the running local agent's live table, else from a look on the LAN
+(--wait bounds it); a name that several peers share fails and lists them.
+Exits 0 only when the receiver confirms that every file was saved.
 
 Examples:
    lanshare send bob report.pdf
@@ -164,10 +166,10 @@ Examples:
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() < 2 {
-						return usageError{"send needs a target and at least one path: lanshare send TARGET PATH..."}
+						return usageError{msg: "send needs a target and at least one path: lanshare send TARGET PATH..."}
 					}
 					if c.Args().First() == "" {
-						return usageError{"empty target: give a peer name, id or HOST:PORT"}
+						return usageError{msg: "empty target: give a peer name, id or HOST:PORT"}
 					}
 					ifs, err := lookupIfaces(c)
 					if err != nil {
@@ -197,7 +199,7 @@ Example:
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
-						return usageError{"id takes no arguments"}
+						return usageError{msg: "id takes no arguments"}
 					}
 					return showID(expandHome(c.String("config")), c.String("name"), stdout)
 				},
@@ -216,7 +218,7 @@ Examples:
 				Flags: []cli.Flag{waitFlag, ifaceFlag, configFlag},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 || c.Args().First() == "" {
-						return usageError{"trust needs one peer: lanshare trust NAME|ID"}
+						return usageError{msg: "trust needs one peer: lanshare trust NAME|ID"}
 					}
 					ifs, err := lookupIfaces(c)
 					if err != nil {
@@ -237,7 +239,7 @@ Example:
 				Flags: []cli.Flag{configFlag},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 || c.Args().First() == "" {
-						return usageError{"untrust needs one peer: lanshare untrust NAME|ID"}
+						return usageError{msg: "untrust needs one peer: lanshare untrust NAME|ID"}
 					}
 					return untrust(expandHome(c.String("config")), c.Args().First(), stdout)
 				},
@@ -254,7 +256,7 @@ Example:
 				Flags: []cli.Flag{configFlag},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
-						return usageError{"trusted takes no arguments"}
+						return usageError{msg: "trusted takes no arguments"}
 					}
 					return listTrusted(expandHome(c.String("config")), stdout)
 				},
@@ -275,7 +277,7 @@ Examples:
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
-						return usageError{"status takes no arguments"}
+						return usageError{msg: "status takes no arguments"}
 					}
 					return status(c.Context, expandHome(c.String("config")), c.Bool("json"), stdout)
 				},
@@ -295,7 +297,7 @@ Examples:
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
-						return usageError{"history takes no arguments"}
+						return usageError{msg: "history takes no arguments"}
 					}
 					return showHistory(expandHome(c.String("config")), c.Bool("json"), stdout)
 				},
@@ -321,10 +323,10 @@ Examples:
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
-						return usageError{"peers takes no arguments"}
+						return usageError{msg: "peers takes no arguments"}
 					}
 					if c.Duration("wait") <= 0 {
-						return usageError{"--wait must be positive"}
+						return usageError{msg: "--wait must be positive"}
 					}
 					ifs, err := lookupIfaces(c)
 					if err != nil {
@@ -351,7 +353,7 @@ Examples:
    lanshare completion fish > ~/.config/fish/completions/lanshare.fish`,
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
-					return usageError{"completion needs one shell: bash, zsh or fish"}
+					return usageError{msg: "completion needs one shell: bash, zsh or fish"}
 				}
 				return completion(app, c.Args().First(), stdout)
 			},
@@ -363,7 +365,7 @@ Examples:
    lanshare man > ~/.local/share/man/man1/lanshare.1`,
 			Action: func(c *cli.Context) error {
 				if c.NArg() > 0 {
-					return usageError{"man takes no arguments"}
+					return usageError{msg: "man takes no arguments"}
 				}
 				return manPage(app, stdout)
 			},
@@ -372,6 +374,16 @@ Examples:
 		// No command has subcommands, so none needs a "help" one, and
 		// completion must not offer it in place of file names.
 		c.HideHelpCommand = true
+		action, synopsis := c.Action, strings.TrimSpace("lanshare "+c.Name+" [options] "+c.ArgsUsage)
+		c.Action = func(ctx *cli.Context) error {
+			err := action(ctx)
+			var ue usageError
+			if errors.As(err, &ue) && ue.usage == "" {
+				ue.usage = synopsis
+				return ue
+			}
+			return err
+		}
 	}
 	return app
 }
@@ -398,7 +410,7 @@ func lookupIfaces(c *cli.Context) ([]string, error) {
 				have = append(have, ifi.Name)
 			}
 		}
-		return nil, usageError{fmt.Sprintf("no network interface named %s (there are: %s)",
+		return nil, usageError{msg: fmt.Sprintf("no network interface named %s (there are: %s)",
 			peer.Escape(missing[0]), strings.Join(have, ", "))}
 	}
 	return names, nil

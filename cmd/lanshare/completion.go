@@ -57,7 +57,7 @@ func completion(app *cli.App, shell string, w io.Writer) error {
 		_, err = io.WriteString(w, s)
 		return err
 	}
-	return usageError{fmt.Sprintf("no completion for shell %q: want bash, zsh or fish", shell)}
+	return usageError{msg: fmt.Sprintf("no completion for shell %q: want bash, zsh or fish", shell)}
 }
 
 // manPage prints lanshare(1), generated from the command definitions.

@@ -55,7 +55,7 @@ func applyConfigFile(c *cli.Context, dir string) (map[string]string, error) {
 		name, value, ok := strings.Cut(line, "=")
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
 		bad := func(why string) error {
-			return usageError{fmt.Sprintf("%s line %d: %s", path, n, why)}
+			return usageError{msg: fmt.Sprintf("%s line %d: %s", path, n, why)}
 		}
 		switch src, known := source[name]; {
 		case !ok:

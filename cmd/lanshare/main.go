@@ -7,13 +7,21 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 )
 
 func main() {
 	if err := newApp(os.Stdout, os.Stderr).Run(os.Args); err != nil {
 		fmt.Fprintf(os.Stderr, "lanshare: %s\n", oneLine(err))
+		var ue usageError
+		if errors.As(err, &ue) && ue.usage != "" {
+			// Like urfave/cli's own usage errors, the synopsis goes to
+			// stdout; stderr keeps its one line.
+			fmt.Fprintf(os.Stdout, "usage: %s\n(lanshare %s --help for more)\n", ue.usage, strings.Fields(ue.usage)[1])
+		}
 		os.Exit(exitCode(err))
 	}
 }

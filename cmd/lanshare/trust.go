@@ -59,7 +59,7 @@ func trust(ctx context.Context, configDir, what string, opt peer.ResolveOptions,
 			return err
 		}
 		if t.ID == "" {
-			return usageError{fmt.Sprintf("%s is an address; trust a peer by name or id", what)}
+			return usageError{msg: fmt.Sprintf("%s is an address; trust a peer by name or id", what)}
 		}
 		id, name = t.ID, t.DisplayName
 		for _, p := range known.ByName(name) {

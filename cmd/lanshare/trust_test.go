@@ -131,3 +131,25 @@ func TestHostileFileNamePrintedEscaped(t *testing.T) {
 		t.Errorf("stderr does not show the name escaped: %q", r.stderr)
 	}
 }
+
+// TestUsageErrorShowsUsage: a usage error is one line on stderr and the
+// command's synopsis on stdout.
+func TestUsageErrorShowsUsage(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	for args, synopsis := range map[string]string{
+		"send":       "usage: lanshare send [options] TARGET PATH...",
+		"trust a b":  "usage: lanshare trust [options] NAME|ID",
+		"peers x":    "usage: lanshare peers [options]",
+		"completion": "usage: lanshare completion [options] bash|zsh|fish",
+	} {
+		r := runLanshare(t, tmp, nil, strings.Fields(args)...)
+		if r.code != 2 {
+			t.Errorf("lanshare %s: exit %d, want 2", args, r.code)
+		}
+		checkErrorLine(t, r.stderr)
+		if !strings.HasPrefix(r.stdout, synopsis+"\n") {
+			t.Errorf("lanshare %s: stdout %q, want it to start with %q", args, r.stdout, synopsis)
+		}
+	}
+}
