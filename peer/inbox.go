@@ -132,19 +132,8 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		}
 	}
 	start := time.Now()
-	if in.cfg.HandshakeTimeout > 0 {
-		if err := conn.SetDeadline(start.Add(in.cfg.HandshakeTimeout)); err != nil {
-			return nil, err
-		}
-	}
-	br, bw := newBuffers(conn)
-	hello, err := proto.ReadHello(br)
+	br, bw, tr, err := in.greet(conn, start)
 	if err != nil {
-		return nil, fmt.Errorf("reading hello: %w", err)
-	}
-	tr := &Transfer{From: hello.Name}
-	if err := hello.CheckVersion(); err != nil {
-		in.refuseVersion(conn, br, bw)
 		return tr, err
 	}
 	offer, err := proto.ReadOffer(br)
@@ -217,6 +206,28 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		return tr, fmt.Errorf("sending receipt: %w", err)
 	}
 	return tr, nil
+}
+
+// greet starts a transfer on conn: the handshake deadline, and the
+// sender's hello, refusing (see refuseVersion) a peer of another major
+// version. The Transfer is nil when no hello arrived.
+func (in *Inbox) greet(conn net.Conn, start time.Time) (*bufio.Reader, *bufio.Writer, *Transfer, error) {
+	if in.cfg.HandshakeTimeout > 0 {
+		if err := conn.SetDeadline(start.Add(in.cfg.HandshakeTimeout)); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	br, bw := newBuffers(conn)
+	hello, err := proto.ReadHello(br)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading hello: %w", err)
+	}
+	tr := &Transfer{From: hello.Name}
+	if err := hello.CheckVersion(); err != nil {
+		in.refuseVersion(conn, br, bw)
+		return nil, nil, tr, err
+	}
+	return br, bw, tr, nil
 }
 
 // refuseVersion answers a peer of another major version with our hello,

@@ -16,19 +16,8 @@ import (
 // that the answer is not lost to a reset. The offer is never parsed or
 // kept. It returns a *RefusedError and does not close conn.
 func (in *Inbox) Refuse(conn net.Conn, a proto.Answer) (*Transfer, error) {
-	if in.cfg.HandshakeTimeout > 0 {
-		if err := conn.SetDeadline(time.Now().Add(in.cfg.HandshakeTimeout)); err != nil {
-			return nil, err
-		}
-	}
-	br, bw := newBuffers(conn)
-	hello, err := proto.ReadHello(br)
+	br, bw, tr, err := in.greet(conn, time.Now())
 	if err != nil {
-		return nil, fmt.Errorf("reading hello: %w", err)
-	}
-	tr := &Transfer{From: hello.Name}
-	if err := hello.CheckVersion(); err != nil {
-		in.refuseVersion(conn, br, bw)
 		return tr, err
 	}
 	if err := in.answer(bw, a); err != nil {
