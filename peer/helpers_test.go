@@ -2,6 +2,7 @@ package peer
 
 import (
 	"crypto/rand"
+	"errors"
 	"io/fs"
 	"net"
 	"os"
@@ -155,6 +156,9 @@ func tree(t testing.TB, dir string) map[string]string {
 		if p == dir {
 			return nil
 		}
+		if p == filepath.Join(dir, stagingDir) {
+			return fs.SkipDir // see staged
+		}
 		rel, _ := filepath.Rel(dir, p)
 		rel = filepath.ToSlash(rel)
 		switch {
@@ -180,8 +184,37 @@ func tree(t testing.TB, dir string) map[string]string {
 	return got
 }
 
+// staged lists the staging folder's temporary and partial files.
+func staged(t testing.TB, dir string) []string {
+	t.Helper()
+	names, err := os.ReadDir(filepath.Join(dir, stagingDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, n := range names {
+		if n.Name() != "arrived" {
+			out = append(out, n.Name())
+		}
+	}
+	return out
+}
+
+// assertNoTemps fails unless the staging folder holds no temporary or
+// partial file.
+func assertNoTemps(t testing.TB, dir string) {
+	t.Helper()
+	if s := staged(t, dir); len(s) != 0 {
+		t.Fatalf("staging folder should hold no temporary files, has %q", s)
+	}
+}
+
 func assertEmpty(t testing.TB, dir string) {
 	t.Helper()
+	assertNoTemps(t, dir)
 	if got := tree(t, dir); len(got) != 0 {
 		names := make([]string, 0, len(got))
 		for n := range got {
@@ -193,6 +226,7 @@ func assertEmpty(t testing.TB, dir string) {
 
 func assertTree(t testing.TB, dir string, want map[string]string) {
 	t.Helper()
+	assertNoTemps(t, dir)
 	got := tree(t, dir)
 	for p, w := range want {
 		g, ok := got[p]

@@ -55,8 +55,12 @@ type Inbox struct {
 	cfg  InboxConfig
 	root *os.Root
 
-	mu       sync.Mutex // guards reserved, and serialises commits
+	mu       sync.Mutex // guards reserved and index, and serialises commits
 	reserved uint64     // bytes accepted by transfers in flight
+	index    *os.File   // the arrived index, open for appending
+
+	smu  sync.Mutex      // guards busy
+	busy map[string]bool // keys of the resumable files being received
 }
 
 // OpenInbox creates the shared folder if needed and opens it.
@@ -71,11 +75,19 @@ func OpenInbox(cfg InboxConfig) (*Inbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening shared folder: %w", err)
 	}
-	return &Inbox{cfg: cfg, root: root}, nil
+	return &Inbox{cfg: cfg, root: root, busy: map[string]bool{}}, nil
 }
 
 // Close releases the shared folder. Transfers must have ended.
-func (in *Inbox) Close() error { return in.root.Close() }
+func (in *Inbox) Close() error {
+	in.mu.Lock()
+	if in.index != nil {
+		in.index.Close()
+		in.index = nil
+	}
+	in.mu.Unlock()
+	return in.root.Close()
+}
 
 // Dir returns the shared folder's path.
 func (in *Inbox) Dir() string { return in.cfg.Dir }
@@ -153,17 +165,13 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		bw.Reset(idleConn{conn, in.cfg.IdleTimeout})
 	}
 
-	t := &transfer{
-		in:      in,
-		policy:  pol,
-		offer:   offer,
-		start:   start,
-		dirs:    map[string]string{"": ""},
-		names:   map[string]map[string]bool{},
-		temps:   make([]string, len(offer.Entries)),
-		results: make([]proto.Result, len(offer.Entries)),
-	}
-	defer t.cleanup()
+	t := newTransfer(in, pol, offer, start)
+	finished := false
+	defer func() {
+		if !finished {
+			t.finish(false)
+		}
+	}()
 	answer, need := t.plan()
 	if answer.Code == proto.CodeOK && pol.MaxSize > 0 && need > pol.MaxSize {
 		answer = proto.Answer{Code: proto.CodeTooLarge, Reason: fmt.Sprintf("transfer of %s is over this receiver's limit of %s",
@@ -191,13 +199,16 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		}
 		t.dirs = map[string]string{"": d}
 	}
-	if err := t.receiveFiles(br); err != nil {
+	if err := t.receive(br); err != nil {
+		tr.Entries = t.received()
 		return tr, err
 	}
 	if err := proto.ReadDone(br); err != nil {
+		tr.Entries = t.received()
 		return tr, fmt.Errorf("reading done: %w", err)
 	}
-	t.commit()
+	finished = true
+	t.finish(true)
 	tr.Entries = t.received()
 	if err := proto.WriteReceipt(bw, proto.Receipt{Results: t.results, Sender: pol.SenderID}); err != nil {
 		return tr, fmt.Errorf("sending receipt: %w", err)
@@ -295,19 +306,54 @@ type transfer struct {
 	dirs     map[string]string          // offered directory → its path under the root
 	created  []string                   // directories this transfer created, in order
 	names    map[string]map[string]bool // directory → fold keys of the names in it
-	temps    []string                   // entry → verified temporary file awaiting commit
+	keys     []string                   // entry → fileKey, "" if it has none
+	claimed  []bool                     // entry → its key is claimed: it is resumable
+	offsets  []uint64                   // entry → the offset it is received from
+	temps    []string                   // entry → temporary file being written
+	keep     []bool                     // entry → keep its partial file for a resume
 	results  []proto.Result             // entry → outcome
 	elapsed  []time.Duration
 	accepted []bool
+	touched  map[string]bool // directories that got new entries, to sync
+	dirTimes []dirTime       // offered directories' mtimes, applied last
 }
 
-// plan validates every entry and builds the answer. It creates nothing.
-// need is the number of bytes the accepted files will occupy.
+type dirTime struct {
+	path  string
+	mtime time.Time
+}
+
+func newTransfer(in *Inbox, pol Policy, offer proto.Offer, start time.Time) *transfer {
+	n := len(offer.Entries)
+	return &transfer{
+		in: in, policy: pol, offer: offer, start: start,
+		dirs:     map[string]string{"": ""},
+		names:    map[string]map[string]bool{},
+		keys:     make([]string, n),
+		claimed:  make([]bool, n),
+		offsets:  make([]uint64, n),
+		temps:    make([]string, n),
+		keep:     make([]bool, n),
+		results:  make([]proto.Result, n),
+		elapsed:  make([]time.Duration, n),
+		accepted: make([]bool, n),
+		touched:  map[string]bool{},
+	}
+}
+
+// plan validates every entry and builds the answer: files that already
+// arrived from this sender are skipped, partial files it left are resumed.
+// It creates nothing. need is the number of bytes the accepted files will
+// add.
 func (t *transfer) plan() (a proto.Answer, need uint64) {
 	a.Replies = make([]proto.Reply, len(t.offer.Entries))
-	t.accepted = make([]bool, len(t.offer.Entries))
+	ask := map[string]bool{}
 	for i, e := range t.offer.Entries {
-		if err := CheckName(e.Path); err != nil {
+		err := CheckName(e.Path)
+		if err == nil && t.policy.Folder == "" && foldKey(strings.SplitN(e.Path, "/", 2)[0]) == foldKey(stagingDir) {
+			err = fmt.Errorf("%s is the receiver's own folder: %w", stagingDir, ErrNameUnsafe)
+		}
+		if err != nil {
 			a.Replies[i] = proto.Reply{Status: proto.Refuse, Code: proto.CodeBadName, Reason: trimReason(err.Error())}
 			t.results[i] = proto.Result{Status: proto.Refused, Code: proto.CodeBadName, Reason: a.Replies[i].Reason}
 			continue
@@ -316,9 +362,35 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 			// Sizes that wrap around would slip past every cap.
 			return proto.Answer{Code: proto.CodeTooLarge, Reason: "offer totals more bytes than a 64-bit count holds"}, 0
 		}
+		need += e.Size
 		a.Replies[i] = proto.Reply{Status: proto.Accept}
 		t.accepted[i] = true
-		need += e.Size
+		if t.keys[i] = fileKey(t.policy.SenderID, t.policy.Folder, e); t.keys[i] != "" {
+			ask[t.keys[i]] = true
+		}
+	}
+	arrived := t.in.arrived(ask)
+	need = 0
+	for i, e := range t.offer.Entries {
+		key := t.keys[i]
+		if !t.accepted[i] || key == "" {
+			if t.accepted[i] {
+				need += e.Size
+			}
+			continue
+		}
+		if saved, ok := arrived[key]; ok && t.in.alreadyThere(saved, e) {
+			a.Replies[i] = proto.Reply{Status: proto.Skip, Code: proto.CodeExists, Reason: "already there"}
+			t.results[i] = proto.Result{Status: proto.Skipped, SavedAs: saved, Reason: "already there"}
+			t.accepted[i] = false
+			continue
+		}
+		if e.Size >= resumeMin && t.in.claim(key) {
+			t.claimed[i] = true
+			t.offsets[i] = t.in.resumeOffset(key, newRecord(t.policy.SenderID, t.policy.Folder, e))
+			a.Replies[i].Offset = t.offsets[i]
+		}
+		need += e.Size - t.offsets[i]
 	}
 	return a, need
 }
@@ -339,83 +411,161 @@ func trimReason(s string) string {
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
-// fail records that accepted entry i was not saved.
+// fail records that accepted entry i was not saved, and discards what was
+// received of it.
 func (t *transfer) fail(i int, code proto.Code, reason string) {
 	t.results[i] = proto.Result{Status: proto.Failed, Code: code, Reason: trimReason(reason)}
+	t.discard(i)
+}
+
+// discard removes entry i's temporary file (and, for a resumable file, its
+// record: what was received is no good).
+func (t *transfer) discard(i int) {
 	if t.temps[i] != "" {
 		_ = t.in.root.Remove(t.temps[i])
 		t.temps[i] = ""
 	}
+	if t.claimed[i] {
+		t.in.dropPartial(t.keys[i])
+	}
 }
 
-// receiveFiles reads each accepted file's bytes and FileEnd, writing the
-// bytes to a temporary file in the file's directory. A file that cannot be
-// written is read and discarded so the stream stays in step; an error
-// reading the stream ends the transfer.
-func (t *transfer) receiveFiles(br *bufio.Reader) error {
+// receive takes the accepted entries in offer order: it creates each
+// offered directory, and reads each file's bytes and FileEnd into a
+// temporary file in the staging folder, which it gives the file's final
+// name as soon as the file is verified. A file that cannot be written is
+// read and discarded so the stream stays in step; an error reading the
+// stream ends the transfer, keeping a resumable file's partial bytes.
+func (t *transfer) receive(br *bufio.Reader) error {
 	buf := make([]byte, bufSize)
-	t.elapsed = make([]time.Duration, len(t.offer.Entries))
 	for i, e := range t.offer.Entries {
-		if !t.accepted[i] || e.Kind != proto.KindFile {
+		if !t.accepted[i] {
 			continue
 		}
-		var f *os.File
-		var werr error
-		dir, err := t.resolveDir(path.Dir(e.Path))
-		if err == nil {
-			f, t.temps[i], err = t.createTemp(dir)
-		}
-		if err != nil {
-			werr = err
-		}
-		var w io.Writer
-		if f != nil && werr == nil {
-			w = f
-		}
-		sink := newSink(w, e.Size, buf)
-		if err := sink.fill(br, e.Size); err != nil {
-			sink.close()
-			if f != nil {
-				f.Close()
+		if e.Kind == proto.KindDir {
+			d, err := t.resolveDir(e.Path)
+			if err != nil {
+				t.fail(i, writeCode(err), errReason(err))
+				continue
 			}
-			return fmt.Errorf("receiving %s: %w", Escape(e.Path), unexpected(err))
+			t.results[i] = proto.Result{Status: proto.Saved, SavedAs: d}
+			t.dirTimes = append(t.dirTimes, dirTime{d, e.MTime})
+			continue
 		}
-		digest, serr := sink.close()
-		if werr == nil {
-			werr = serr
+		if err := t.receiveFile(i, br, buf); err != nil {
+			return err
 		}
-		fe, err := proto.ReadFileEnd(br)
-		if err != nil {
-			if f != nil {
-				f.Close()
-			}
-			return fmt.Errorf("receiving %s: %w", Escape(e.Path), err)
-		}
-		if fe.Index != uint32(i) {
-			if f != nil {
-				f.Close()
-			}
-			return fmt.Errorf("receiving %s: file-end for entry %d: %w", Escape(e.Path), fe.Index, proto.ErrMalformed)
-		}
-		if werr == nil {
-			werr = finishTemp(f, t.fileMode(e))
-			if werr == nil && !e.MTime.IsZero() {
-				werr = t.in.root.Chtimes(t.temps[i], e.MTime, e.MTime)
-			}
-		} else if f != nil {
-			f.Close()
-		}
-		switch {
-		case fe.Status == proto.Aborted:
-			t.fail(i, fe.Code, "sender: "+fe.Reason)
-		case werr != nil:
-			t.fail(i, writeCode(werr), "could not write: "+errReason(werr))
-		case digest != fe.Digest:
-			t.fail(i, proto.CodeDigest, "digest mismatch: the file was corrupted in transit")
+		if t.results[i].Status == 0 {
+			t.commitFile(i)
 		}
 		t.elapsed[i] = time.Since(t.start)
 	}
 	return nil
+}
+
+// receiveFile reads entry i's bytes and FileEnd. It returns only an error
+// of the stream; the entry's own failure is in t.results.
+func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) error {
+	e := t.offer.Entries[i]
+	off := t.offsets[i]
+	h := proto.NewDigest()
+	f, werr := t.openTemp(i, h, buf)
+	var w io.Writer
+	if f != nil && werr == nil {
+		w = f
+	}
+	sink := newSink(w, h, int64(off), e.Size-off, buf)
+	if err := sink.fill(br, e.Size-off); err != nil {
+		_, serr := sink.close()
+		if f != nil {
+			f.Close()
+		}
+		if t.claimed[i] && werr == nil && serr == nil {
+			// A resume continues from the bytes written so far.
+			rec := newRecord(t.policy.SenderID, t.policy.Folder, e)
+			rec.Written = uint64(sink.end())
+			if t.in.writeRecord(t.keys[i], rec) == nil {
+				t.keep[i] = true
+			}
+		}
+		return fmt.Errorf("receiving %s: %w", Escape(e.Path), unexpected(err))
+	}
+	digest, serr := sink.close()
+	if werr == nil {
+		werr = serr
+	}
+	fe, err := proto.ReadFileEnd(br)
+	if err == nil && fe.Index != uint32(i) {
+		err = fmt.Errorf("file-end for entry %d: %w", fe.Index, proto.ErrMalformed)
+	}
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		return fmt.Errorf("receiving %s: %w", Escape(e.Path), err)
+	}
+	if werr == nil {
+		werr = finishTemp(f, t.fileMode(e))
+		if werr == nil && !e.MTime.IsZero() {
+			werr = t.in.root.Chtimes(t.temps[i], e.MTime, e.MTime)
+		}
+	} else if f != nil {
+		f.Close()
+	}
+	switch {
+	case fe.Status == proto.Aborted:
+		t.fail(i, fe.Code, "sender: "+fe.Reason)
+	case werr != nil:
+		t.fail(i, writeCode(werr), "could not write: "+errReason(werr))
+	case digest != fe.Digest && off > 0:
+		t.fail(i, proto.CodeDigest, "digest mismatch after resuming: the partial file was damaged; send it again")
+	case digest != fe.Digest:
+		t.fail(i, proto.CodeDigest, "digest mismatch: the file was corrupted in transit")
+	}
+	return nil
+}
+
+// openTemp opens entry i's temporary file: for a resumed file its partial
+// file, cut to the offset, whose bytes it hashes into h; for a resumable
+// one a new partial file and its record; otherwise a new temporary file.
+func (t *transfer) openTemp(i int, h io.Writer, buf []byte) (*os.File, error) {
+	if err := t.in.ensureStaging(); err != nil {
+		return nil, err
+	}
+	e := t.offer.Entries[i]
+	if !t.claimed[i] {
+		f, name, err := t.in.createStagingTemp()
+		t.temps[i] = name
+		return f, err
+	}
+	key := t.keys[i]
+	t.temps[i] = partPath(key)
+	if off := t.offsets[i]; off > 0 {
+		f, err := t.in.root.OpenFile(partPath(key), os.O_RDWR, 0)
+		if err == nil {
+			err = f.Truncate(int64(off))
+		}
+		if err == nil {
+			err = hashPrefix(f, h, off, buf)
+		}
+		if err == nil {
+			_, err = f.Seek(int64(off), io.SeekStart)
+		}
+		if err == nil {
+			// The record stays as it was until the transfer ends.
+			return f, nil
+		}
+		if f != nil {
+			f.Close()
+		}
+		return nil, err
+	}
+	// The record first: a partial file is never without one.
+	if err := t.in.writeRecord(key, newRecord(t.policy.SenderID, t.policy.Folder, e)); err != nil {
+		return nil, err
+	}
+	f, err := t.in.root.OpenFile(partPath(key), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	return f, err
 }
 
 // unexpected turns a clean EOF inside a file's bytes into ErrUnexpectedEOF.
@@ -474,21 +624,6 @@ func finishTemp(f *os.File, mode fs.FileMode) error {
 		err = cerr
 	}
 	return err
-}
-
-// createTemp creates a new hidden temporary file in dir, exclusively.
-func (t *transfer) createTemp(dir string) (*os.File, string, error) {
-	for range 10 {
-		var rnd [8]byte
-		_, _ = rand.Read(rnd[:])
-		name := path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:])+".part")
-		f, err := t.in.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		return f, name, err
-	}
-	return nil, "", fmt.Errorf("creating temporary file in %s: %w", Escape(dir), fs.ErrExist)
 }
 
 // listing returns the fold keys of the names in dir, read once per transfer.
@@ -555,6 +690,7 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 		// Mkdir's mode is filtered by the umask; the inbox promises 0755.
 		_ = t.in.root.Chmod(p, dirMode)
 		t.created = append(t.created, p)
+		t.touched[parent] = true
 		t.dirs[offered] = p
 		return p, nil
 	}
@@ -590,62 +726,34 @@ func withSuffix(name string, n int) string {
 	return stem + suffix + ext
 }
 
-// commit moves every verified temporary file to a free final name and
-// creates the offered directories, then makes the directories durable.
+// commitFile gives verified entry i its final name: the offered one in
+// its directory, or the first free "name (n)", and records its arrival.
 // It holds the inbox lock so concurrent transfers pick names one at a time.
-func (t *transfer) commit() {
+func (t *transfer) commitFile(i int) {
+	e := t.offer.Entries[i]
+	dir, err := t.resolveDir(path.Dir(e.Path))
+	if err != nil {
+		t.fail(i, writeCode(err), errReason(err))
+		return
+	}
 	t.in.mu.Lock()
 	defer t.in.mu.Unlock()
-	touched := map[string]bool{}
-	type dirTime struct {
-		path  string
-		mtime time.Time
+	final, err := t.place(t.temps[i], dir, path.Base(e.Path))
+	if err != nil {
+		t.fail(i, writeCode(err), errReason(err))
+		return
 	}
-	var dirTimes []dirTime
-	for i, e := range t.offer.Entries {
-		if !t.accepted[i] || t.results[i].Status != 0 {
-			continue
+	t.temps[i] = ""
+	t.results[i] = proto.Result{Status: proto.Saved, SavedAs: final}
+	t.touched[dir] = true
+	if key := t.keys[i]; key != "" {
+		if t.claimed[i] {
+			_ = t.in.root.Remove(recPath(key))
 		}
-		if e.Kind == proto.KindDir {
-			d, err := t.resolveDir(e.Path)
-			if err != nil {
-				t.fail(i, writeCode(err), errReason(err))
-				continue
-			}
-			t.results[i] = proto.Result{Status: proto.Saved, SavedAs: d}
-			touched[path.Dir(d)] = true
-			dirTimes = append(dirTimes, dirTime{d, e.MTime})
-			continue
-		}
-		dir := path.Dir(t.temps[i])
-		final, err := t.place(t.temps[i], dir, path.Base(e.Path))
-		if err != nil {
-			t.fail(i, writeCode(err), errReason(err))
-			continue
-		}
-		t.temps[i] = ""
-		t.results[i] = proto.Result{Status: proto.Saved, SavedAs: final}
-		touched[dir] = true
+		// Without the entry, a later send of this file gets a new name
+		// rather than "already there": nothing is lost.
+		_ = t.in.recordArrival(key, final)
 	}
-	for _, d := range t.created {
-		touched[path.Dir(d)] = true
-	}
-	// Directory times last, deepest first, since adding entries to a
-	// directory changes its mtime. Only directories this transfer created
-	// take the sender's time; a merged-into one keeps its own.
-	created := map[string]bool{}
-	for _, d := range t.created {
-		created[d] = true
-	}
-	for i := len(dirTimes) - 1; i >= 0; i-- {
-		if dt := dirTimes[i]; created[dt.path] && !dt.mtime.IsZero() {
-			_ = t.in.root.Chtimes(dt.path, dt.mtime, dt.mtime)
-		}
-	}
-	for d := range touched {
-		syncDir(t.in.root, d)
-	}
-	t.created = nil // committed: keep them
 }
 
 // place gives the temporary file tmp its final name in dir: name, or the
@@ -663,6 +771,15 @@ func (t *transfer) place(tmp, dir, name string) (string, error) {
 		err := t.in.root.Link(tmp, final)
 		if errors.Is(err, fs.ErrExist) {
 			names[key] = true
+			continue
+		}
+		if errors.Is(err, syscall.EXDEV) {
+			// dir is on another file system than the staging folder
+			// (a mount inside the shared folder): copy the file there.
+			if tmp, err = t.copyInto(tmp, dir); err != nil {
+				return "", err
+			}
+			n--
 			continue
 		}
 		if err != nil {
@@ -685,6 +802,43 @@ func (t *transfer) place(tmp, dir, name string) (string, error) {
 	return "", fmt.Errorf("%s: %d names taken: %w", Escape(path.Join(dir, name)), maxCollisions, fs.ErrExist)
 }
 
+// copyInto copies the verified temporary file tmp to a new temporary file
+// in dir, synced and with tmp's mode and times, removes tmp, and returns
+// the copy's name.
+func (t *transfer) copyInto(tmp, dir string) (string, error) {
+	src, err := t.in.root.Open(tmp)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return "", err
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	name := path.Join(dir, tempPrefix+hex.EncodeToString(rnd[:])+".part")
+	dst, err := t.in.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(dst, src)
+	if err == nil {
+		err = finishTemp(dst, fi.Mode().Perm())
+	} else {
+		dst.Close()
+	}
+	if err == nil {
+		err = t.in.root.Chtimes(name, fi.ModTime(), fi.ModTime())
+	}
+	if err != nil {
+		_ = t.in.root.Remove(name)
+		return "", err
+	}
+	_ = t.in.root.Remove(tmp)
+	return name, nil
+}
+
 // syncDir makes the entries of dir durable. Errors are ignored: not every
 // platform can sync a directory, and the files themselves are synced.
 func syncDir(root *os.Root, dir string) {
@@ -696,19 +850,42 @@ func syncDir(root *os.Root, dir string) {
 	f.Close()
 }
 
-// cleanup removes what an unfinished transfer left: temporary files, and
-// the directories it created if they are empty.
-func (t *transfer) cleanup() {
+// finish ends the transfer. Files already given their final names stay:
+// they are complete and verified. A temporary file is removed, unless it
+// is a resumable file's partial bytes kept for a resume; when the transfer
+// failed, the directories it created are removed if empty; when it
+// succeeded, the directories it created take the offered mtimes. Then the
+// directories that changed are synced.
+func (t *transfer) finish(ok bool) {
 	for i, tmp := range t.temps {
-		if tmp != "" {
-			_ = t.in.root.Remove(tmp)
-			t.temps[i] = ""
+		if tmp != "" && !t.keep[i] {
+			t.discard(i)
+		}
+		if t.claimed[i] {
+			t.in.unclaim(t.keys[i])
 		}
 	}
-	for i := len(t.created) - 1; i >= 0; i-- {
-		_ = t.in.root.Remove(t.created[i])
+	if !ok {
+		for i := len(t.created) - 1; i >= 0; i-- {
+			_ = t.in.root.Remove(t.created[i])
+		}
+	} else {
+		// Directory times last, deepest first, since adding entries to
+		// a directory changes its mtime. Only directories this transfer
+		// created take the sender's time; a merged-into one keeps its own.
+		created := map[string]bool{}
+		for _, d := range t.created {
+			created[d] = true
+		}
+		for i := len(t.dirTimes) - 1; i >= 0; i-- {
+			if dt := t.dirTimes[i]; created[dt.path] && !dt.mtime.IsZero() {
+				_ = t.in.root.Chtimes(dt.path, dt.mtime, dt.mtime)
+			}
+		}
 	}
-	t.created = nil
+	for d := range t.touched {
+		syncDir(t.in.root, d)
+	}
 }
 
 func (t *transfer) received() []Received {

@@ -121,10 +121,24 @@ func walk(root, base string, warn func(path, reason string)) ([]Item, error) {
 // Progress reports a running send.
 type Progress struct {
 	Path       string // the file being sent, as offered
-	Bytes      uint64 // bytes of files sent so far, including skipped ones
-	Total      uint64 // bytes of all files in the batch
+	Bytes      uint64 // bytes of files done so far, including skipped and resumed ones
+	Total      uint64 // bytes of all files
 	Files      int    // files finished
 	FilesTotal int
+	// Resumed counts the bytes the receiver already had from an earlier,
+	// interrupted send, which did not cross again.
+	Resumed uint64
+	// Attempt is 1 for the first connection, and counts the retries after
+	// a dropped connection.
+	Attempt int
+}
+
+// Retry describes a retry after a dropped connection.
+type Retry struct {
+	Attempt int           // the attempt about to start: 2 for the first retry
+	Max     int           // the most consecutive retries without progress
+	Err     error         // why the last attempt ended
+	Wait    time.Duration // the pause before the attempt
 }
 
 // SendOptions configure a send.
@@ -141,10 +155,29 @@ type SendOptions struct {
 	// dial: to run the transfer over TLS, for one. SendTo closes the
 	// connection it returns.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Retries is how many times in a row SendTo sends a batch again,
+	// after a pause that doubles each time, when its connection drops
+	// (or a resumed file fails its digest) without progress; an attempt
+	// that moved bytes starts the count again. Zero means DefaultRetries;
+	// negative means none.
+	Retries int
+	// OnRetry, if set, is called before each retry.
+	OnRetry func(Retry)
+	// retryBase replaces the first retry's pause in tests.
+	retryBase time.Duration
 }
 
 // DefaultIdleTimeout is how long a connection may stall before it is dropped.
 const DefaultIdleTimeout = 60 * time.Second
+
+// DefaultRetries is how many retries in a row a send makes without progress.
+const DefaultRetries = 6
+
+// Pauses before retries: the first, and the longest.
+const (
+	retryBase = 250 * time.Millisecond
+	retryMax  = 8 * time.Second
+)
 
 // Report is the receiver's verdict on a send.
 type Report struct {
@@ -152,6 +185,10 @@ type Report struct {
 	Items   []Item         // what was offered
 	Results []proto.Result // the receipt: one per item
 	Sent    uint64         // file bytes that crossed the connection
+	// Resumed counts the file bytes the receiver already had from an
+	// interrupted send; Retries, the connections after the first.
+	Resumed uint64
+	Retries int
 	// RecordedAs is the id the receiver says it authenticated us as
 	// (from the receipt); empty when it did not learn one.
 	RecordedAs string
@@ -170,42 +207,113 @@ func (r *Report) Saved() int {
 
 // SendTo dials addr and sends items, in batches of at most
 // proto.MaxEntries. It blocks until every batch has its receipt, ctx ends,
-// or a batch fails. The error is nil only when every item was saved.
+// or a batch fails. When a connection drops after the first one was made,
+// it sends the batch again (see SendOptions.Retries): the receiver skips
+// the files that arrived and resumes the one that was cut. The error is
+// nil only when every item was saved.
 func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*Report, error) {
 	all := &Report{}
 	var total uint64
 	for _, it := range items {
 		total += it.Entry.Size
 	}
+	retries := opt.Retries
+	if retries == 0 {
+		retries = DefaultRetries
+	}
 	var done uint64
+	attempt := 1
+	reached := false // a receiver's hello arrived: it is there to retry with
 	for len(items) > 0 {
 		batch := items[:batchLen(items)]
 		items = items[len(batch):]
-		o := opt
-		if opt.Progress != nil {
-			base := done
-			o.Progress = func(p Progress) {
-				p.Bytes += base
-				p.Total = total
-				opt.Progress(p)
+		fails := 0
+		for {
+			o := opt
+			if opt.Progress != nil {
+				base, n := done, attempt
+				o.Progress = func(p Progress) {
+					p.Bytes += base
+					p.Total = total
+					p.Attempt = n
+					opt.Progress(p)
+				}
 			}
-		}
-		rep, err := sendBatch(ctx, addr, batch, o)
-		if rep != nil {
-			all.Peer = rep.Peer
-			all.Items = append(all.Items, rep.Items...)
-			all.Results = append(all.Results, rep.Results...)
-			all.Sent += rep.Sent
-			all.RecordedAs = rep.RecordedAs
-		}
-		if err != nil {
-			return all, err
+			rep, err := sendBatch(ctx, addr, batch, o)
+			var saved int
+			if rep != nil {
+				reached = true
+				all.Peer = rep.Peer
+				all.Sent += rep.Sent
+				all.Resumed += rep.Resumed
+				all.RecordedAs = rep.RecordedAs
+				saved = rep.Saved()
+			}
+			if err == nil || !reached || !retryable(rep, err) || ctx.Err() != nil {
+				if rep != nil {
+					all.Items = append(all.Items, rep.Items...)
+					all.Results = append(all.Results, rep.Results...)
+				}
+				if err != nil {
+					return all, err
+				}
+				break
+			}
+			if rep != nil && (rep.Sent > 0 || saved > 0) {
+				fails = 0 // it moved: the count starts again
+			}
+			if fails++; retries < 0 || fails > retries {
+				return all, fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+			}
+			wait := opt.retryBase
+			if wait == 0 {
+				wait = retryBase
+			}
+			wait = min(wait<<(fails-1), retryMax)
+			attempt++
+			all.Retries++
+			if opt.OnRetry != nil {
+				opt.OnRetry(Retry{Attempt: attempt, Max: retries, Err: err, Wait: wait})
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return all, fmt.Errorf("%w: %w", ctx.Err(), err)
+			}
 		}
 		for _, it := range batch {
 			done += it.Entry.Size
 		}
 	}
 	return all, nil
+}
+
+// retryable reports whether a batch that ended with err is worth sending
+// again: its connection failed (not a refusal, a wrong key or another
+// protocol version), or the receipt says a resumed file failed its
+// digest, so that the receiver dropped it and takes it whole next time.
+func retryable(rep *Report, err error) bool {
+	var re *RefusedError
+	switch {
+	case errors.Is(err, ErrWrongKey), errors.Is(err, ErrKeyChanged), errors.Is(err, proto.ErrVersionMismatch),
+		errors.Is(err, proto.ErrMalformed), errors.Is(err, proto.ErrBadMagic),
+		errors.Is(err, proto.ErrUnexpectedFrame), errors.Is(err, proto.ErrTooLarge):
+		return false
+	case rep != nil && rep.Results != nil:
+		// A receipt came: only digest failures are worth another try.
+		for _, r := range rep.Results {
+			if r.Status == proto.Failed && r.Code == proto.CodeDigest {
+				return true
+			}
+		}
+		return false
+	case errors.As(err, &re):
+		// A whole batch refused; only "busy" may pass.
+		return re.Code == proto.CodeBusy || re.Code == proto.CodeShuttingDown
+	}
+	return true
 }
 
 // batchLen is how many of items fit in one offer.
@@ -287,6 +395,10 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 	}
 
 	s := streamer{conn: conn, idle: idle, bw: bw, buf: make([]byte, bufSize), progress: opt.Progress}
+	defer func() {
+		// Also when the connection drops: what moved, moved.
+		rep.Sent, rep.Resumed = s.sent, s.prog.Resumed
+	}()
 	for _, it := range items {
 		s.prog.Total += it.Entry.Size
 		if it.Entry.Kind == proto.KindFile {
@@ -318,7 +430,6 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 		return rep, fmt.Errorf("sending to %s: %w", peerName(hello.Name), err)
 	}
 	closeWrite(conn)
-	rep.Sent = s.sent
 
 	receipt, err := proto.ReadReceipt(br)
 	if err != nil {
@@ -395,10 +506,13 @@ func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 	}
 	// The digest covers the whole file: hash what the receiver already has.
 	if rerr == nil && offset > 0 {
-		if n, err := io.CopyN(h, f, int64(offset)); err != nil || uint64(n) != offset {
-			rerr = fmt.Errorf("reading: %w", unexpected(err))
+		rerr = hashPrefix(f, h, offset, s.buf)
+		if rerr == nil {
+			_, rerr = f.Seek(int64(offset), io.SeekStart)
 		}
 	}
+	s.prog.Bytes += offset
+	s.prog.Resumed += offset
 	var err error
 	switch left := e.Size - offset; {
 	case rerr != nil:

@@ -46,13 +46,13 @@ type sink struct {
 	h hash.Hash
 
 	cur []byte // unpipelined: the one buffer
+	off int64  // offset in the file of the next byte to write
 
 	// Pipelined mode only.
 	free, full chan block
 	wg         sync.WaitGroup
 	at         *os.File // w, when blocks can be written at their offsets
 	direct     bool     // at has direct I/O on
-	off        int64    // offset of the next block
 	tail       block    // the last, partial block of a direct file
 	mu         sync.Mutex
 	werr       error
@@ -68,11 +68,13 @@ type block struct {
 	off int64
 }
 
-// newSink returns a sink for a file of size bytes. Small files are read
-// into buf, which the caller reuses from file to file.
-func newSink(w io.Writer, size uint64, buf []byte) *sink {
-	s := &sink{w: w, h: proto.NewDigest()}
-	if size < pipelineMin {
+// newSink returns a sink for the n bytes of a file from offset off on,
+// hashing into h (which holds the bytes before off). Without a pipeline
+// the bytes go to w.Write, which must be at off already. Small files are
+// read into buf, which the caller reuses from file to file.
+func newSink(w io.Writer, h hash.Hash, off int64, n uint64, buf []byte) *sink {
+	s := &sink{w: w, h: h, off: off}
+	if n < pipelineMin {
 		s.cur = buf
 		return s
 	}
@@ -84,7 +86,7 @@ func newSink(w io.Writer, size uint64, buf []byte) *sink {
 	writers := 1
 	if f, ok := w.(*os.File); ok {
 		s.at = f
-		if size >= directMin && setDirect(f, true) {
+		if n >= directMin && off%directAlign == 0 && setDirect(f, true) {
 			s.direct = true
 			writers = directWriters
 		}
@@ -152,6 +154,10 @@ func (s *sink) fill(r io.Reader, n uint64) error {
 			s.h.Write(buf[got : got+k])
 			got += k
 			if err != nil && got < len(buf) {
+				// Keep what arrived: a resume continues after it.
+				if got > 0 {
+					s.write(buf[:got])
+				}
 				return err
 			}
 		}
@@ -167,6 +173,7 @@ func (s *sink) write(b []byte) {
 		if s.w != nil && s.werr == nil {
 			_, s.werr = s.w.Write(b)
 		}
+		s.off += int64(len(b))
 		return
 	}
 	blk := block{b: b, off: s.off}
@@ -179,6 +186,10 @@ func (s *sink) write(b []byte) {
 	}
 	s.full <- blk
 }
+
+// end is the offset after the last byte handed to the sink's writes; once
+// close has returned without an error, every byte before it is written.
+func (s *sink) end() int64 { return s.off }
 
 // close waits for pending writes and returns the digest of all bytes
 // written and the first write error.

@@ -1,0 +1,371 @@
+package peer
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lanshare/lanshare/proto"
+)
+
+// The staging folder. Every file the inbox receives is written into
+// .lanshare/ at the top of the shared folder, and linked to its final name
+// only once its size and digest are verified and it is synced, so a final
+// name never shows an incomplete file, whatever dies when.
+//
+// A file of at least resumeMin bytes from an authenticated sender is
+// resumable: its temporary file is named after its key (see fileKey), and
+// a small record beside it says what it belongs to:
+//
+//	.lanshare/<key>.part   the bytes received so far
+//	.lanshare/<key>.rec    JSON: sender id, folder, path, size, mtime, and,
+//	                       when the transfer stopped cleanly, the bytes
+//	                       known to be written
+//
+// When the same sender offers the same file again (same path, size and
+// mtime), the answer carries the offset to continue from. Other temporary
+// files are named tmp-<random> and removed when their transfer ends, or by
+// the sweep when their agent died.
+//
+// The staging folder also holds "arrived", an index of the files received
+// from authenticated senders (key, then saved-as path, one per line), from
+// which a re-sent file is recognised as already there.
+const stagingDir = ".lanshare"
+
+const (
+	// resumeMin is the size from which a file is resumable: below it,
+	// sending a file again costs less than keeping track of it.
+	resumeMin = 4 << 20
+	// resumeWindow is how far below a dead agent's partial file's end the
+	// bytes may not all have been written: a sink has at most this many
+	// bytes in writes that may finish out of order.
+	resumeWindow = sinkBuffers * sinkChunk
+	// arrivedMax is the size of the arrived index from which it is cut to
+	// its newer half.
+	arrivedMax = 8 << 20
+	// orphanAge is how long a tmp- file may go unwritten before the sweep
+	// takes it for an orphan: a live transfer writes more often than this,
+	// or its connection is dropped as idle.
+	orphanAge = 10 * time.Minute
+	// DefaultPartialMaxAge is how long the sweep keeps an untouched
+	// resumable partial file.
+	DefaultPartialMaxAge = 7 * 24 * time.Hour
+)
+
+// fileKey names one offered file from one sender: it is equal only for the
+// same sender, per-peer folder, path, size and mtime. It is "" when the
+// file cannot be recognised again: an unauthenticated sender, or no mtime.
+func fileKey(sender, folder string, e proto.Entry) string {
+	if sender == "" || e.MTime.IsZero() || e.Kind != proto.KindFile {
+		return ""
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "lanshare file key 1\x00%s\x00%s\x00%s\x00%d\x00%d", sender, folder, e.Path, e.Size, e.MTime.UnixNano())
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// partialRecord is what a resumable partial file belongs to.
+type partialRecord struct {
+	Sender  string `json:"sender"`
+	Folder  string `json:"folder,omitempty"`
+	Path    string `json:"path"`
+	Size    uint64 `json:"size"`
+	MTime   int64  `json:"mtime"`
+	Written uint64 `json:"written,omitempty"`
+}
+
+func newRecord(sender, folder string, e proto.Entry) partialRecord {
+	return partialRecord{Sender: sender, Folder: folder, Path: e.Path, Size: e.Size, MTime: e.MTime.UnixNano()}
+}
+
+func partPath(key string) string { return path.Join(stagingDir, key+".part") }
+func recPath(key string) string  { return path.Join(stagingDir, key+".rec") }
+
+// ensureStaging creates the staging folder if it is missing. Something
+// else in its place (a file, a symlink) is an error.
+func (in *Inbox) ensureStaging() error {
+	err := in.root.Mkdir(stagingDir, 0o700)
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		if fi, err := in.root.Lstat(stagingDir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("%s in the shared folder is not a directory", stagingDir)
+		}
+		return nil
+	}
+	return fmt.Errorf("creating %s: %w", stagingDir, err)
+}
+
+// claim marks key as being received, so that two transfers of the same
+// file do not write one partial file; it reports false if it already is.
+func (in *Inbox) claim(key string) bool {
+	in.smu.Lock()
+	defer in.smu.Unlock()
+	if in.busy[key] {
+		return false
+	}
+	in.busy[key] = true
+	return true
+}
+
+func (in *Inbox) unclaim(key string) {
+	in.smu.Lock()
+	delete(in.busy, key)
+	in.smu.Unlock()
+}
+
+// resumeOffset is where a claimed resumable file continues from: the bytes
+// of its partial file that are surely written, if the partial belongs to
+// rec, else 0 (and a partial that does not match is removed).
+func (in *Inbox) resumeOffset(key string, rec partialRecord) uint64 {
+	b, err := in.root.ReadFile(recPath(key))
+	if err != nil {
+		in.dropPartial(key)
+		return 0
+	}
+	var old partialRecord
+	if json.Unmarshal(b, &old) != nil {
+		in.dropPartial(key)
+		return 0
+	}
+	written := old.Written
+	old.Written = 0
+	fi, err := in.root.Lstat(partPath(key))
+	if err != nil || !fi.Mode().IsRegular() || old != rec || uint64(fi.Size()) > rec.Size {
+		in.dropPartial(key)
+		return 0
+	}
+	have := uint64(fi.Size())
+	off := written
+	if off == 0 || off > have {
+		// The agent died: its last writes may have landed out of order.
+		off = 0
+		if have > resumeWindow {
+			off = have - resumeWindow
+		}
+	}
+	return off &^ (directAlign - 1)
+}
+
+// writeRecord writes key's record.
+func (in *Inbox) writeRecord(key string, rec partialRecord) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return in.root.WriteFile(recPath(key), append(b, '\n'), 0o600)
+}
+
+// dropPartial removes key's partial file and record.
+func (in *Inbox) dropPartial(key string) {
+	_ = in.root.Remove(partPath(key))
+	_ = in.root.Remove(recPath(key))
+}
+
+// createStagingTemp creates a new temporary file in the staging folder for
+// a file that is not resumed.
+func (in *Inbox) createStagingTemp() (*os.File, string, error) {
+	for range 10 {
+		var rnd [8]byte
+		_, _ = rand.Read(rnd[:])
+		name := path.Join(stagingDir, "tmp-"+hex.EncodeToString(rnd[:]))
+		f, err := in.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, name, err
+	}
+	return nil, "", fmt.Errorf("creating a temporary file: %w", fs.ErrExist)
+}
+
+// Sweep removes from the staging folder what no transfer will use: partial
+// files and records untouched for maxAge, records without a partial, and
+// temporary files of transfers that died. Files in use are left alone.
+// It returns how many files it removed.
+func (in *Inbox) Sweep(maxAge time.Duration) int {
+	dir, err := in.root.Open(stagingDir)
+	if err != nil {
+		return 0
+	}
+	names, _ := dir.Readdirnames(-1)
+	dir.Close()
+	now := time.Now()
+	removed := 0
+	remove := func(name string) {
+		if in.root.Remove(path.Join(stagingDir, name)) == nil {
+			removed++
+		}
+	}
+	for _, name := range names {
+		fi, err := in.root.Lstat(path.Join(stagingDir, name))
+		if err != nil {
+			continue
+		}
+		age := now.Sub(fi.ModTime())
+		switch {
+		case strings.HasPrefix(name, "tmp-"):
+			if age > orphanAge {
+				remove(name)
+			}
+		case strings.HasSuffix(name, ".part"), strings.HasSuffix(name, ".rec"):
+			key := name[:strings.LastIndexByte(name, '.')]
+			in.smu.Lock()
+			busy := in.busy[key]
+			in.smu.Unlock()
+			if busy {
+				continue
+			}
+			if strings.HasSuffix(name, ".rec") {
+				if _, err := in.root.Lstat(partPath(key)); errors.Is(err, fs.ErrNotExist) {
+					remove(name)
+				}
+				continue
+			}
+			if age > maxAge {
+				remove(name)
+				remove(key + ".rec")
+			}
+		}
+	}
+	return removed
+}
+
+// Partials lists the resumable partial files kept in the staging folder:
+// what they belong to, with Written set to the bytes they hold.
+func (in *Inbox) Partials() []partialRecord {
+	dir, err := in.root.Open(stagingDir)
+	if err != nil {
+		return nil
+	}
+	names, _ := dir.Readdirnames(-1)
+	dir.Close()
+	var out []partialRecord
+	for _, name := range names {
+		key, ok := strings.CutSuffix(name, ".part")
+		if !ok {
+			continue
+		}
+		b, err := in.root.ReadFile(recPath(key))
+		fi, serr := in.root.Lstat(partPath(key))
+		var rec partialRecord
+		if err != nil || serr != nil || json.Unmarshal(b, &rec) != nil {
+			continue
+		}
+		rec.Written = uint64(fi.Size())
+		out = append(out, rec)
+	}
+	return out
+}
+
+// arrived returns, for the keys asked, the saved-as paths the index
+// records (the newest, if a key appears more than once).
+func (in *Inbox) arrived(keys map[string]bool) map[string]string {
+	found := map[string]string{}
+	if len(keys) == 0 {
+		return found
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	f, err := in.root.Open(path.Join(stagingDir, "arrived"))
+	if err != nil {
+		return found
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), proto.MaxPathLen+256)
+	for sc.Scan() {
+		key, saved, ok := parseArrived(sc.Bytes())
+		if ok && keys[key] {
+			found[key] = saved
+		}
+	}
+	return found
+}
+
+func parseArrived(line []byte) (key, saved string, ok bool) {
+	k, rest, ok := bytes.Cut(line, []byte{' '})
+	if !ok || len(k) != 32 {
+		return "", "", false
+	}
+	s, err := strconv.Unquote(string(rest))
+	if err != nil || s == "" {
+		return "", "", false
+	}
+	return string(k), s, true
+}
+
+// recordArrival appends key → savedAs to the arrived index. The caller
+// holds in.mu. The index is cut to its newer half when it grows past
+// arrivedMax.
+func (in *Inbox) recordArrival(key, savedAs string) error {
+	name := path.Join(stagingDir, "arrived")
+	if in.index == nil {
+		f, err := in.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		in.index = f
+	}
+	if _, err := fmt.Fprintf(in.index, "%s %s\n", key, strconv.Quote(savedAs)); err != nil {
+		return err
+	}
+	fi, err := in.index.Stat()
+	if err != nil || fi.Size() <= arrivedMax {
+		return err
+	}
+	return in.compactArrived(name)
+}
+
+// compactArrived rewrites the arrived index with its newer half.
+func (in *Inbox) compactArrived(name string) error {
+	b, err := in.root.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	cut := bytes.IndexByte(b[len(b)/2:], '\n')
+	if cut < 0 {
+		return nil
+	}
+	tmp := name + ".new"
+	if err := in.root.WriteFile(tmp, b[len(b)/2+cut+1:], 0o600); err != nil {
+		return err
+	}
+	if err := in.root.Rename(tmp, name); err != nil {
+		return err
+	}
+	in.index.Close()
+	in.index = nil
+	return nil
+}
+
+// alreadyThere reports whether the file the index names is still the
+// one that arrived: a regular file of the offered size and mtime.
+func (in *Inbox) alreadyThere(saved string, e proto.Entry) bool {
+	fi, err := in.root.Lstat(saved)
+	return err == nil && fi.Mode().IsRegular() && uint64(fi.Size()) == e.Size && fi.ModTime().Equal(e.MTime)
+}
+
+// hashPrefix feeds the first n bytes of f into h, reading with buf.
+func hashPrefix(f *os.File, h io.Writer, n uint64, buf []byte) error {
+	var off int64
+	for n > 0 {
+		b := buf[:min(uint64(len(buf)), n)]
+		if _, err := f.ReadAt(b, off); err != nil {
+			return fmt.Errorf("reading the partial file: %w", unexpected(err))
+		}
+		h.Write(b)
+		off += int64(len(b))
+		n -= uint64(len(b))
+	}
+	return nil
+}
