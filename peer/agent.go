@@ -34,6 +34,9 @@ type Config struct {
 	ShutdownGrace    time.Duration // in-flight transfers may finish within this on stop
 	MaxConns         int           // concurrent connections in total
 	MaxConnsPerHost  int           // concurrent connections per remote address
+	// PartialMaxAge is how long the partial file of an interrupted
+	// transfer is kept for a resume after it was last written.
+	PartialMaxAge time.Duration
 
 	// Accept is who may send: AcceptEveryone (a drop box) or AcceptTrusted
 	// (only peers in the known-peers file as trusted).
@@ -98,6 +101,7 @@ func DefaultConfig() Config {
 		ShutdownGrace:    3 * time.Second,
 		MaxConns:         64,
 		MaxConnsPerHost:  8,
+		PartialMaxAge:    DefaultPartialMaxAge,
 		Accept:           AcceptEveryone,
 	}
 	if home, err := os.UserHomeDir(); err == nil {
@@ -127,8 +131,8 @@ func (c Config) Validate() error {
 		return errors.New("no listen address")
 	case c.MaxConns < 1 || c.MaxConnsPerHost < 1:
 		return errors.New("connection limits must be at least 1")
-	case c.HandshakeTimeout <= 0 || c.IdleTimeout <= 0:
-		return errors.New("timeouts must be positive")
+	case c.HandshakeTimeout <= 0 || c.IdleTimeout <= 0 || c.PartialMaxAge <= 0:
+		return errors.New("timeouts and ages must be positive")
 	case c.Accept != AcceptEveryone && c.Accept != AcceptTrusted:
 		return fmt.Errorf("accept policy %q: want %q or %q", c.Accept, AcceptEveryone, AcceptTrusted)
 	}
@@ -205,6 +209,11 @@ func New(cfg Config) (*Agent, error) {
 		// `lanshare status` will not find this agent; it still works.
 		cfg.Logf("no control socket: %v", err)
 	}
+	// Only this agent uses the shared folder: the temporary files there
+	// are its previous run's, if any.
+	if n := inbox.sweep(cfg.PartialMaxAge, 0); n > 0 && cfg.Logf != nil {
+		cfg.Logf("removed %d stale temporary files from the shared folder", n)
+	}
 	a := &Agent{cfg: cfg, id: id, tls: id.ServerTLS(), inbox: inbox, ln: ln, ctl: ctl, since: time.Now(),
 		conns: map[net.Conn]struct{}{}, perHost: map[string]int{}}
 	if cfg.Discover {
@@ -267,7 +276,8 @@ func (a *Agent) Peers() []discovery.Peer {
 
 // Serve accepts transfers until ctx is done or Close is called. On ctx's
 // end it stops accepting, lets transfers in flight finish within
-// ShutdownGrace, aborts the rest (their temporary files are removed), and
+// ShutdownGrace, aborts the rest (resumable files keep their partial bytes
+// for the sender's next try; other temporary files are removed), and
 // returns nil.
 func (a *Agent) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { a.ln.Close() })
@@ -284,6 +294,16 @@ func (a *Agent) Serve(ctx context.Context) error {
 			<-done
 		}()
 	}
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		a.sweepEvery(sweepCtx, sweepInterval)
+	}()
+	defer func() {
+		stopSweep()
+		<-sweepDone
+	}()
 	// Say goodbye before draining, so peers stop offering us new transfers
 	// while the last ones finish.
 	defer func() {
@@ -334,6 +354,25 @@ func (a *Agent) Serve(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// sweepInterval is how often a running agent removes stale partial files.
+const sweepInterval = time.Hour
+
+// sweepEvery sweeps the staging folder every interval until ctx is done.
+func (a *Agent) sweepEvery(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if n := a.inbox.Sweep(a.cfg.PartialMaxAge); n > 0 && a.cfg.Logf != nil {
+				a.cfg.Logf("removed %d stale partial files from the shared folder", n)
+			}
+		}
+	}
 }
 
 // startDiscovery runs the discovery service (and the OnPeer pump) until the
@@ -568,7 +607,8 @@ func (a *Agent) policy(peerID string) (Policy, string) {
 }
 
 // Close stops the agent at once: it closes the listener and every
-// connection (aborted transfers leave nothing behind) and waits for them.
+// connection (aborted transfers leave nothing under a final name that is
+// not complete) and waits for them.
 // It is safe to call more than once and concurrently with Serve.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {

@@ -14,6 +14,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,8 +60,8 @@ type Inbox struct {
 	reserved uint64     // bytes accepted by transfers in flight
 	index    *os.File   // the arrived index, open for appending
 
-	smu  sync.Mutex      // guards busy
-	busy map[string]bool // keys of the resumable files being received
+	smu  sync.Mutex           // guards busy
+	busy map[string]*transfer // keys of the resumable files being received, and by whom
 }
 
 // OpenInbox creates the shared folder if needed and opens it.
@@ -75,7 +76,7 @@ func OpenInbox(cfg InboxConfig) (*Inbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening shared folder: %w", err)
 	}
-	return &Inbox{cfg: cfg, root: root, busy: map[string]bool{}}, nil
+	return &Inbox{cfg: cfg, root: root, busy: map[string]*transfer{}}, nil
 }
 
 // Close releases the shared folder. Transfers must have ended.
@@ -157,15 +158,19 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		_ = in.answer(bw, proto.Answer{Code: code, Reason: "bad offer: " + err.Error()})
 		return tr, fmt.Errorf("reading offer: %w", err)
 	}
+	t := newTransfer(in, pol, offer, start)
+	t.conn = conn
+	var rd io.Reader = conn
 	if in.cfg.IdleTimeout > 0 {
 		if err := conn.SetDeadline(time.Time{}); err != nil {
 			return tr, err
 		}
-		br.Reset(idleConn{conn, in.cfg.IdleTimeout})
+		rd = idleConn{conn, in.cfg.IdleTimeout}
 		bw.Reset(idleConn{conn, in.cfg.IdleTimeout})
 	}
-
-	t := newTransfer(in, pol, offer, start)
+	// Nothing follows the offer until the answer is sent: br holds no
+	// bytes to lose.
+	br.Reset(activeReader{rd, &t.active})
 	finished := false
 	defer func() {
 		if !finished {
@@ -316,6 +321,24 @@ type transfer struct {
 	accepted []bool
 	touched  map[string]bool // directories that got new entries, to sync
 	dirTimes []dirTime       // offered directories' mtimes, applied last
+
+	conn     net.Conn      // closed to give the transfer up (see claim)
+	active   atomic.Int64  // when bytes last arrived, in Unix nanoseconds
+	released chan struct{} // closed when the transfer lets go of its keys
+}
+
+// activeReader notes the time of every read that returns bytes.
+type activeReader struct {
+	r    io.Reader
+	last *atomic.Int64
+}
+
+func (a activeReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		a.last.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 type dirTime struct {
@@ -325,7 +348,7 @@ type dirTime struct {
 
 func newTransfer(in *Inbox, pol Policy, offer proto.Offer, start time.Time) *transfer {
 	n := len(offer.Entries)
-	return &transfer{
+	t := &transfer{
 		in: in, policy: pol, offer: offer, start: start,
 		dirs:     map[string]string{"": ""},
 		names:    map[string]map[string]bool{},
@@ -338,7 +361,10 @@ func newTransfer(in *Inbox, pol Policy, offer proto.Offer, start time.Time) *tra
 		elapsed:  make([]time.Duration, n),
 		accepted: make([]bool, n),
 		touched:  map[string]bool{},
+		released: make(chan struct{}),
 	}
+	t.active.Store(start.UnixNano())
+	return t
 }
 
 // plan validates every entry and builds the answer: files that already
@@ -385,7 +411,7 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 			t.accepted[i] = false
 			continue
 		}
-		if e.Size >= resumeMin && t.in.claim(key) {
+		if e.Size >= resumeMin && t.in.claim(key, t) {
 			t.claimed[i] = true
 			t.offsets[i] = t.in.resumeOffset(key, newRecord(t.policy.SenderID, t.policy.Folder, e))
 			a.Replies[i].Offset = t.offsets[i]
@@ -865,6 +891,7 @@ func (t *transfer) finish(ok bool) {
 			t.in.unclaim(t.keys[i])
 		}
 	}
+	close(t.released)
 	if !ok {
 		for i := len(t.created) - 1; i >= 0; i-- {
 			_ = t.in.root.Remove(t.created[i])

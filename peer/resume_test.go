@@ -392,3 +392,72 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// stallConn stops writing after left bytes, without closing, until
+// release is closed: a sender whose network vanished.
+type stallConn struct {
+	net.Conn
+	left    int
+	release chan struct{}
+}
+
+func (c *stallConn) Write(p []byte) (int, error) {
+	if len(p) <= c.left {
+		c.left -= len(p)
+		return c.Conn.Write(p)
+	}
+	n, err := c.Conn.Write(p[:c.left])
+	c.left = 0
+	if err != nil {
+		return n, err
+	}
+	<-c.release
+	return n, net.ErrClosed
+}
+
+// TestStaleConnectionTakenOver: when a sender reconnects while the
+// receiver still holds its earlier, silent connection, the new transfer
+// takes the partial file over and resumes.
+func TestStaleConnectionTakenOver(t *testing.T) {
+	const size = 16 << 20
+	content := randomBytes(t, size)
+	src := writeTree(t, map[string]string{"big.bin": content})
+	items := collect(t, filepath.Join(src, "big.bin"))
+	in := newInbox(t, InboxConfig{})
+	addr, ended := serveInbox(t, in, senderPolicy)
+
+	release := make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		_, err := SendTo(context.Background(), addr, items, SendOptions{Name: "s", Retries: -1,
+			Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+				var d net.Dialer
+				c, err := d.DialContext(ctx, "tcp", addr)
+				if err != nil {
+					return nil, err
+				}
+				return &stallConn{Conn: c, left: 10 << 20, release: release}, nil
+			}})
+		first <- err
+	}()
+	// The receiver has the first 10 MiB (less what the socket holds).
+	waitFor(t, func() bool {
+		fi, err := os.Stat(filepath.Join(in.Dir(), partPath(fileKey(senderPolicy.SenderID, "", items[0].Entry))))
+		return err == nil && fi.Size() >= 8<<20
+	})
+	rep, err := SendTo(context.Background(), addr, items, SendOptions{Name: "s"})
+	close(release)
+	if ferr := <-first; ferr == nil {
+		t.Fatal("the stalled send reported success")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Resumed < 8<<20 {
+		t.Fatalf("resumed at %d: the partial of the silent connection was not taken over", rep.Resumed)
+	}
+	if ended.Load() < 1 {
+		t.Fatal("the silent connection is still held")
+	}
+	assertTree(t, in.Dir(), map[string]string{"big.bin": content})
+}

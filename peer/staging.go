@@ -106,16 +106,49 @@ func (in *Inbox) ensureStaging() error {
 	return fmt.Errorf("creating %s: %w", stagingDir, err)
 }
 
-// claim marks key as being received, so that two transfers of the same
-// file do not write one partial file; it reports false if it already is.
-func (in *Inbox) claim(key string) bool {
-	in.smu.Lock()
-	defer in.smu.Unlock()
-	if in.busy[key] {
-		return false
+// How a transfer takes over a resumable file from an earlier connection
+// of the same sender that the receiver still holds: such a connection is
+// given up on once nothing arrived on it for claimIdle (its sender
+// reconnected after a drop that did not reach us, as when a laptop sleeps),
+// and a new transfer waits for that at most claimWait.
+const (
+	claimIdle = 2 * time.Second
+	claimWait = 3 * time.Second
+)
+
+// claim marks key as being received by t, so that two transfers never
+// write one partial file. When another transfer holds the key (keys are
+// per sender, so it is the same sender's), claim takes it over if that
+// transfer has been idle for claimIdle, closing its connection and waiting
+// for it to let go. It reports false if the key stays taken: the holder
+// keeps receiving (the same file sent twice at once).
+func (in *Inbox) claim(key string, t *transfer) bool {
+	deadline := time.Now().Add(claimWait)
+	for {
+		in.smu.Lock()
+		h := in.busy[key]
+		if h == nil {
+			in.busy[key] = t
+			in.smu.Unlock()
+			return true
+		}
+		in.smu.Unlock()
+		wait := claimIdle - time.Since(time.Unix(0, h.active.Load()))
+		if wait <= 0 {
+			h.conn.Close() // its receive fails, keeping what arrived
+			wait = claimWait
+		}
+		wait = min(wait, time.Until(deadline))
+		if wait <= 0 {
+			return false
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-h.released:
+		case <-timer.C:
+		}
+		timer.Stop()
 	}
-	in.busy[key] = true
-	return true
 }
 
 func (in *Inbox) unclaim(key string) {
@@ -192,7 +225,11 @@ func (in *Inbox) createStagingTemp() (*os.File, string, error) {
 // files and records untouched for maxAge, records without a partial, and
 // temporary files of transfers that died. Files in use are left alone.
 // It returns how many files it removed.
-func (in *Inbox) Sweep(maxAge time.Duration) int {
+func (in *Inbox) Sweep(maxAge time.Duration) int { return in.sweep(maxAge, orphanAge) }
+
+// sweep is Sweep taking temporary files untouched for orphaned as dead:
+// all of them (0) when no transfer has run yet.
+func (in *Inbox) sweep(maxAge, orphaned time.Duration) int {
 	dir, err := in.root.Open(stagingDir)
 	if err != nil {
 		return 0
@@ -214,13 +251,13 @@ func (in *Inbox) Sweep(maxAge time.Duration) int {
 		age := now.Sub(fi.ModTime())
 		switch {
 		case strings.HasPrefix(name, "tmp-"):
-			if age > orphanAge {
+			if age >= orphaned {
 				remove(name)
 			}
 		case strings.HasSuffix(name, ".part"), strings.HasSuffix(name, ".rec"):
 			key := name[:strings.LastIndexByte(name, '.')]
 			in.smu.Lock()
-			busy := in.busy[key]
+			busy := in.busy[key] != nil
 			in.smu.Unlock()
 			if busy {
 				continue

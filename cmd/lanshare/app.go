@@ -106,6 +106,7 @@ Examples:
 					&cli.BoolFlag{Name: "json", Usage: "log one JSON object per line (events listening, sharing, peer-up, peer-down, file-saved, error, transfer-done, ...)"},
 					&cli.BoolFlag{Name: "print-config", Usage: "print every setting, its value and where it comes from (flag, environment, config file, default), and exit"},
 					&cli.DurationFlag{Name: "ttl", Usage: "TTL of the agent's mDNS records (how long peers keep it after a crash)", Value: discovery.DefaultTTL},
+					&cli.DurationFlag{Name: "keep-partials", Usage: "how long an interrupted transfer's partial file is kept for a resume", Value: peer.DefaultPartialMaxAge, EnvVars: []string{"LANSHARE_KEEP_PARTIALS"}},
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
@@ -126,6 +127,9 @@ Examples:
 					cfg.Discover = true
 					cfg.Ifaces = ifaces(c)
 					cfg.DiscoveryTTL = c.Duration("ttl")
+					if cfg.PartialMaxAge = c.Duration("keep-partials"); cfg.PartialMaxAge <= 0 {
+						return usageError{msg: "--keep-partials must be positive"}
+					}
 					if cfg.MaxSize, err = parseSize(c.String("max-size")); err != nil {
 						return usageError{msg: "--max-size: " + err.Error()}
 					}
@@ -151,6 +155,10 @@ it, its id or an id prefix (at least 4 characters), or HOST:PORT. Names
 come from the running local agent's live table, else from a look on the LAN
 (--wait bounds it); a name that several peers share fails and lists them.
 Exits 0 only when the receiver confirms that every file was saved.
+Files the receiver already has from us are skipped; when the connection
+drops, send tries again (--retries, with growing pauses) and the receiver
+resumes a large file where it was cut. Sending the same paths again later
+resumes the same way.
 
 Examples:
    lanshare send bob report.pdf
@@ -159,7 +167,8 @@ Examples:
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "name", Usage: "display name to announce", Value: def.Name, EnvVars: []string{"LANSHARE_NAME"}},
 					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
-					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line: offer, file-saved, file-skipped, error, transfer-done"},
+					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line: offer, retry, file-saved, file-skipped, error, transfer-done"},
+					&cli.IntFlag{Name: "retries", Usage: "how many times in a row to reconnect after the connection drops without progress (0: never)", Value: peer.DefaultRetries},
 					waitFlag,
 					ifaceFlag,
 					configFlag,
@@ -175,8 +184,11 @@ Examples:
 					if err != nil {
 						return err
 					}
+					if c.Int("retries") < 0 {
+						return usageError{msg: "--retries must be 0 or more"}
+					}
 					return send(c.Context, sendArgs{
-						target: c.Args().First(), paths: c.Args().Slice()[1:], name: c.String("name"),
+						target: c.Args().First(), paths: c.Args().Slice()[1:], name: c.String("name"), retries: c.Int("retries"),
 						quiet: c.Bool("quiet"), json: c.Bool("json"), stdout: stdout, stderr: stderr,
 						configDir: expandHome(c.String("config")),
 						resolve:   peer.ResolveOptions{Ifaces: ifs, Wait: c.Duration("wait")},

@@ -378,8 +378,13 @@ type entry struct {
 	data string
 }
 
+// stagingDir is the receiver's own folder at the top of a shared folder:
+// temporary and partial files, and the index of what arrived.
+const stagingDir = ".lanshare"
+
 // readTree maps every path under root, relative and slash-separated, to
-// its entry. Symlinks are recorded as such so that a test sees them.
+// its entry, leaving out the staging folder (see checkNoTemps). Symlinks
+// are recorded as such so that a test sees them.
 func readTree(t testing.TB, root string) map[string]entry {
 	t.Helper()
 	tree := map[string]entry{}
@@ -390,6 +395,9 @@ func readTree(t testing.TB, root string) map[string]entry {
 		rel, err := filepath.Rel(root, p)
 		if err != nil || rel == "." {
 			return err
+		}
+		if rel == stagingDir {
+			return fs.SkipDir
 		}
 		rel = filepath.ToSlash(rel)
 		switch {
@@ -412,15 +420,35 @@ func readTree(t testing.TB, root string) map[string]entry {
 	return tree
 }
 
-// checkNoTemps fails the test if any temporary file is left under root.
+// checkNoTemps fails the test if any temporary or partial file is left
+// under root.
 func checkNoTemps(t testing.TB, root string) {
 	t.Helper()
+	for _, n := range staged(t, root) {
+		t.Errorf("temporary file left behind: %s", filepath.Join(root, stagingDir, n))
+	}
 	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && strings.HasPrefix(d.Name(), ".lanshare-") {
 			t.Errorf("temporary file left behind: %s", p)
 		}
 		return nil
 	})
+}
+
+// staged lists the temporary and partial files in root's staging folder.
+func staged(t testing.TB, root string) []string {
+	t.Helper()
+	des, err := os.ReadDir(filepath.Join(root, stagingDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, de := range des {
+		if de.Name() != "arrived" {
+			out = append(out, de.Name())
+		}
+	}
+	return out
 }
 
 func TestSendTreeEndToEnd(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cheggaaa/pb/v3"
@@ -20,6 +21,7 @@ type sendArgs struct {
 	target, name   string
 	configDir      string
 	paths          []string
+	retries        int
 	quiet, json    bool
 	stdout, stderr io.Writer
 	resolve        peer.ResolveOptions
@@ -65,13 +67,19 @@ func send(ctx context.Context, a sendArgs) error {
 	}
 	sender := peer.Sender{Identity: id, Known: known}
 
-	opt := peer.SendOptions{Name: a.name}
+	opt := peer.SendOptions{Name: a.name, Retries: a.retries}
+	if a.retries == 0 {
+		opt.Retries = -1
+	}
 	var bar *pb.ProgressBar
 	var events *json.Encoder
 	switch {
 	case a.json:
 		events = json.NewEncoder(a.stdout)
 		_ = events.Encode(sendEvent{Event: "offer", Peer: target.Name, ID: target.ID, Files: files, Bytes: total})
+		opt.OnRetry = func(r peer.Retry) {
+			_ = events.Encode(sendEvent{Event: "retry", Attempt: r.Attempt, Wait: r.Wait.Seconds(), Reason: oneLine(r.Err)})
+		}
 	case a.quiet:
 	case isTerminal(a.stdout):
 		bar = newBar(total, a.stdout)
@@ -79,15 +87,22 @@ func send(ctx context.Context, a sendArgs) error {
 			bar.SetCurrent(int64(p.Bytes))
 			bar.Set("file", peer.Escape(p.Path))
 			bar.Set("files", fmt.Sprintf("%d/%d", p.Files, p.FilesTotal))
+			bar.Set("note", progressNote(p))
+		}
+		opt.OnRetry = func(r peer.Retry) {
+			bar.Set("note", fmt.Sprintf("connection lost, retrying in %s (%d) ", formatDuration(r.Wait), r.Attempt-1))
 		}
 	default:
-		lastFiles := 0
+		lastFiles, lastAttempt := 0, 1
 		opt.Progress = func(p peer.Progress) {
-			if p.Files > lastFiles {
-				lastFiles = p.Files
-				fmt.Fprintf(a.stdout, "sent %d/%d files, %s of %s: %s\n", p.Files, p.FilesTotal,
-					peer.FormatBytes(p.Bytes), peer.FormatBytes(p.Total), peer.Escape(p.Path))
+			if p.Files > lastFiles || p.Attempt != lastAttempt {
+				lastFiles, lastAttempt = p.Files, p.Attempt
+				fmt.Fprintf(a.stdout, "sent %d/%d files, %s of %s: %s%s\n", p.Files, p.FilesTotal,
+					peer.FormatBytes(p.Bytes), peer.FormatBytes(p.Total), peer.Escape(p.Path), strings.TrimRight(", "+progressNote(p), ", "))
 			}
+		}
+		opt.OnRetry = func(r peer.Retry) {
+			fmt.Fprintf(a.stdout, "connection lost (%s); retrying in %s (retry %d)\n", oneLine(r.Err), formatDuration(r.Wait), r.Attempt-1)
 		}
 	}
 	start := time.Now()
@@ -116,10 +131,50 @@ func send(ctx context.Context, a sendArgs) error {
 	}
 	if !a.quiet {
 		el := time.Since(start)
-		fmt.Fprintf(a.stdout, "sent %s (%s) to %s in %s, %s/s\n", plural(files, "file"), peer.FormatBytes(total),
-			peer.Escape(rep.Peer), formatDuration(el), peer.FormatBytes(uint64(float64(total)/max(el.Seconds(), 1e-3))))
+		fmt.Fprintf(a.stdout, "sent %s (%s) to %s in %s, %s/s%s\n", plural(files, "file"), peer.FormatBytes(total),
+			peer.Escape(rep.Peer), formatDuration(el), peer.FormatBytes(uint64(float64(rep.Sent)/max(el.Seconds(), 1e-3))), sendNotes(rep))
 	}
 	return nil
+}
+
+// progressNote says that a send resumes or retries, for the progress line.
+func progressNote(p peer.Progress) string {
+	var s string
+	if p.Attempt > 1 {
+		s = fmt.Sprintf("retry %d, ", p.Attempt-1)
+	}
+	if p.Resumed > 0 {
+		s += fmt.Sprintf("resumed %s, ", peer.FormatBytes(p.Resumed))
+	}
+	return s
+}
+
+// sendNotes says what a finished send did not have to move.
+func sendNotes(rep *peer.Report) string {
+	var notes []string
+	skipped := 0
+	for i, r := range rep.Results {
+		if r.Status == proto.Skipped && rep.Items[i].Entry.Kind == proto.KindFile {
+			skipped++
+		}
+	}
+	if skipped > 0 {
+		notes = append(notes, plural(skipped, "file")+" already there")
+	}
+	if rep.Resumed > 0 {
+		notes = append(notes, "resumed "+peer.FormatBytes(rep.Resumed))
+	}
+	if rep.Retries > 0 {
+		retries := "1 retry"
+		if rep.Retries > 1 {
+			retries = fmt.Sprintf("%d retries", rep.Retries)
+		}
+		notes = append(notes, "after "+retries)
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(notes, ", ") + ")"
 }
 
 // sendEvent is one line of `send --json`. Field names are stable.
@@ -133,6 +188,11 @@ type sendEvent struct {
 	Files   int     `json:"files,omitempty"`
 	Bytes   uint64  `json:"bytes,omitempty"`
 	Seconds float64 `json:"seconds,omitempty"`
+	Sent    *uint64 `json:"sent,omitempty"`    // transfer-done: file bytes that crossed the network
+	Resumed uint64  `json:"resumed,omitempty"` // transfer-done: file bytes the receiver had from an interrupted send
+	Retries int     `json:"retries,omitempty"` // transfer-done: connections after the first
+	Attempt int     `json:"attempt,omitempty"` // retry: the attempt about to start (2 for the first retry)
+	Wait    float64 `json:"wait,omitempty"`    // retry: seconds before it
 	Code    string  `json:"code,omitempty"`
 	Reason  string  `json:"reason,omitempty"`
 	Exit    int     `json:"exit,omitempty"`
@@ -168,7 +228,9 @@ func jsonResults(enc *json.Encoder, rep *peer.Report, err error, took time.Durat
 		_ = enc.Encode(sendEvent{Event: "error", Reason: oneLine(err), Exit: exitCode(err)})
 		return
 	}
-	_ = enc.Encode(sendEvent{Event: "transfer-done", Peer: rep.Peer, Files: saved, Bytes: bytes, Seconds: took.Seconds()})
+	sent := rep.Sent
+	_ = enc.Encode(sendEvent{Event: "transfer-done", Peer: rep.Peer, Files: saved, Bytes: bytes, Seconds: took.Seconds(),
+		Sent: &sent, Resumed: rep.Resumed, Retries: rep.Retries})
 }
 
 func isTerminal(w io.Writer) bool {
@@ -176,7 +238,7 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-const barTemplate = `{{string . "files"}} {{counters . }} {{bar . "[" "=" ">" " " "]"}} {{speed . "%s/s" "?"}} {{rtime . "ETA %s"}} {{string . "file"}}`
+const barTemplate = `{{string . "note"}}{{string . "files"}} {{counters . }} {{bar . "[" "=" ">" " " "]"}} {{speed . "%s/s" "?"}} {{rtime . "ETA %s"}} {{string . "file"}}`
 
 func newBar(total uint64, w io.Writer) *pb.ProgressBar {
 	bar := pb.ProgressBarTemplate(barTemplate).New(0)

@@ -27,6 +27,7 @@ func TestSendJSONGolden(t *testing.T) {
 			{Status: proto.Skipped, SavedAs: "b.txt", Code: proto.CodeExists, Reason: "already there"},
 			{Status: proto.Refused, Code: proto.CodeBadName, Reason: "trailing dot"},
 		},
+		Sent: 3, Resumed: 2, Retries: 1,
 	}
 	var b bytes.Buffer
 	jsonResults(json.NewEncoder(&b), rep, nil, 1500*time.Millisecond)
@@ -34,10 +35,15 @@ func TestSendJSONGolden(t *testing.T) {
 {"event":"file-saved","path":"dir/a.txt","saved_as":"dir/a (1).txt","size":5}
 {"event":"file-skipped","path":"b.txt","saved_as":"b.txt","reason":"already there"}
 {"event":"error","path":"x.","code":"unsafe name","reason":"trailing dot"}
-{"event":"transfer-done","peer":"bob","files":1,"bytes":5,"seconds":1.5}
+{"event":"transfer-done","peer":"bob","files":1,"bytes":5,"seconds":1.5,"sent":3,"resumed":2,"retries":1}
 `
 	if got := b.String(); got != want {
 		t.Errorf("events:\n%s\nwant:\n%s", got, want)
+	}
+	b.Reset()
+	_ = json.NewEncoder(&b).Encode(sendEvent{Event: "retry", Attempt: 2, Wait: 0.25, Reason: "connection reset"})
+	if got := b.String(); got != `{"event":"retry","attempt":2,"wait":0.25,"reason":"connection reset"}`+"\n" {
+		t.Errorf("retry event: %s", got)
 	}
 	b.Reset()
 	jsonResults(json.NewEncoder(&b), nil, fmt.Errorf("connecting: %w", peer.ErrUnknownPeer), 0)
