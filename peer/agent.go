@@ -262,6 +262,13 @@ func (a *Agent) Status() Status {
 	if a.disc != nil {
 		st.Addrs = a.disc.Addrs()
 	}
+	a.mu.Lock()
+	st.Transfers = len(a.conns)
+	a.mu.Unlock()
+	for _, p := range a.inbox.Partials() {
+		st.Partials++
+		st.PartialBytes += p.Written
+	}
 	return st
 }
 

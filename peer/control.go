@@ -33,6 +33,12 @@ type Status struct {
 	// Addrs are the addresses the agent advertises, with its port.
 	Addrs []netip.AddrPort `json:"addrs"`
 	Peers []discovery.Peer `json:"peers"`
+	// Transfers counts the connections being received now.
+	Transfers int `json:"transfers"`
+	// Partials counts the partial files kept for a resume, and
+	// PartialBytes the bytes they hold.
+	Partials     int    `json:"partials"`
+	PartialBytes uint64 `json:"partial_bytes"`
 }
 
 // Self is the agent as a discovery record, as peers see it; ok is false

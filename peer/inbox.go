@@ -100,6 +100,7 @@ type Received struct {
 	Size    uint64
 	Result  proto.Result
 	Elapsed time.Duration // from the start of the transfer to the file's commit
+	Offset  uint64        // where the file resumed: the bytes it had from an earlier transfer
 }
 
 // Transfer describes one received batch.
@@ -923,7 +924,7 @@ func (t *transfer) received() []Received {
 			r = proto.Result{Status: proto.Failed, Code: proto.CodeInternal, Reason: "not processed"}
 			t.results[i] = r
 		}
-		out[i] = Received{Path: e.Path, Kind: e.Kind, Size: e.Size, Result: r}
+		out[i] = Received{Path: e.Path, Kind: e.Kind, Size: e.Size, Result: r, Offset: t.offsets[i]}
 		if t.elapsed != nil {
 			out[i].Elapsed = t.elapsed[i]
 		}

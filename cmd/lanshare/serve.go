@@ -29,16 +29,17 @@ func serve(ctx context.Context, cfg peer.Config, asJSON bool, stdout io.Writer) 
 		if err := history.Append(arrivals(in)...); err != nil {
 			lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: err.Error()}, "warning: %s", oneLine(err))
 		}
+		// Files that arrived are always logged; the failure itself only
+		// as often as the limit lets through.
+		logFailure := true
 		if in.Err != nil {
 			ok, left := limit.allow(hostOf(in.Remote), in.End)
-			if !ok {
-				return
-			}
-			if left > 0 {
+			if ok && left > 0 {
 				lg.suppressed(in.End, hostOf(in.Remote), left)
 			}
+			logFailure = ok
 		}
-		logTransfer(lg, in)
+		logTransfer(lg, in, logFailure)
 	}
 	cfg.OnPeer = func(ev discovery.Event) {
 		if ev.Kind == discovery.PeerUpdate {
@@ -89,7 +90,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON bool, stdout io.Writer) 
 // serveEvent is one line of `serve --json`. Field names are stable; empty
 // fields are left out.
 type serveEvent struct {
-	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, file-saved, error, transfer-done, warning, suppressed, stopped
+	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, file-saved, file-skipped, error, transfer-done, warning, suppressed, stopped
 	Time    string   `json:"time"`
 	Addr    string   `json:"addr,omitempty"`
 	Dir     string   `json:"dir,omitempty"`
@@ -109,6 +110,7 @@ type serveEvent struct {
 	Code    string   `json:"code,omitempty"`
 	Reason  string   `json:"reason,omitempty"`
 	Count   int      `json:"count,omitempty"`
+	Resumed uint64   `json:"resumed,omitempty"` // file-saved: the bytes it had from an interrupted transfer
 }
 
 func stamp(t time.Time) string { return t.Format(time.RFC3339) }
@@ -184,10 +186,11 @@ func arrivals(in peer.Incoming) []peer.Arrival {
 	return out
 }
 
-// logTransfer writes one line per received file, and one for a transfer
-// that failed (with --json: file-saved and error events, then
+// logTransfer writes one line per received file, one for the files that
+// were already there, and, if logFailure, one for a transfer that failed
+// (with --json: file-saved, file-skipped and error events, then
 // transfer-done).
-func logTransfer(l agentLog, in peer.Incoming) {
+func logTransfer(l agentLog, in peer.Incoming, logFailure bool) {
 	name := ""
 	if in.Transfer != nil {
 		name = in.Transfer.From
@@ -202,11 +205,23 @@ func logTransfer(l agentLog, in peer.Incoming) {
 		from = fmt.Sprintf("%s (%s)", from, in.Remote)
 	}
 	base := serveEvent{Name: name, PeerID: in.PeerID, Remote: fmt.Sprint(in.Remote)}
-	var files int
+	var files, skipped int
 	var bytes uint64
 	if in.Transfer != nil {
 		for _, e := range in.Transfer.Entries {
-			if e.Kind != proto.KindFile || e.Result.Status != proto.Saved {
+			if e.Kind != proto.KindFile {
+				continue
+			}
+			if e.Result.Status == proto.Skipped {
+				skipped++
+				if l.enc != nil {
+					ev := base
+					ev.Event, ev.Path, ev.SavedAs, ev.Reason = "file-skipped", e.Path, e.Result.SavedAs, e.Result.Reason
+					l.event(in.End, prioInfo, ev, "")
+				}
+				continue
+			}
+			if e.Result.Status != proto.Saved {
 				continue
 			}
 			files++
@@ -214,12 +229,21 @@ func logTransfer(l agentLog, in peer.Incoming) {
 			ev := base
 			size := e.Size
 			ev.Event, ev.Path, ev.SavedAs, ev.Size, ev.Seconds = "file-saved", e.Path, e.Result.SavedAs, &size, e.Elapsed.Seconds()
-			l.event(in.End, prioInfo, ev, "received %s from %s: saved as %s, %s in %s", peer.Escape(e.Path), from,
-				peer.Escape(e.Result.SavedAs), peer.FormatBytes(e.Size), formatDuration(e.Elapsed))
+			ev.Resumed = e.Offset
+			resumed := ""
+			if e.Offset > 0 {
+				resumed = fmt.Sprintf(" (resumed at %s)", peer.FormatBytes(e.Offset))
+			}
+			l.event(in.End, prioInfo, ev, "received %s from %s: saved as %s, %s in %s%s", peer.Escape(e.Path), from,
+				peer.Escape(e.Result.SavedAs), peer.FormatBytes(e.Size), formatDuration(e.Elapsed), resumed)
 		}
+	}
+	if skipped > 0 && l.enc == nil {
+		l.infof(in.End, "%s from %s already there: skipped", plural(skipped, "file"), from)
 	}
 	var re *peer.RefusedError
 	switch {
+	case in.Err != nil && !logFailure:
 	case errors.As(in.Err, &re) && re.Path == "":
 		ev := base
 		ev.Event, ev.Code, ev.Reason = "error", re.Code.String(), re.Reason

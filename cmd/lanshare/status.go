@@ -27,6 +27,10 @@ func status(ctx context.Context, configDir string, asJSON bool, w io.Writer) err
 	fmt.Fprintf(w, "listening: %s\n", st.Listen)
 	fmt.Fprintf(w, "folder:    %s\n", peer.Escape(st.Dir))
 	fmt.Fprintf(w, "accepting: %s\n", st.Accept)
+	fmt.Fprintf(w, "receiving: %s\n", plural(st.Transfers, "transfer"))
+	if st.Partials > 0 {
+		fmt.Fprintf(w, "partial:   %s (%s) kept for a resume\n", plural(st.Partials, "file"), peer.FormatBytes(st.PartialBytes))
+	}
 	fmt.Fprintf(w, "peers:     %d\n", len(st.Peers))
 	for _, p := range st.Peers {
 		fmt.Fprintf(w, "  %s\n", peerLine(p, ""))
