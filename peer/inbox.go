@@ -765,7 +765,13 @@ func (t *transfer) commitFile(i int) {
 	}
 	t.in.mu.Lock()
 	defer t.in.mu.Unlock()
-	final, err := t.place(t.temps[i], dir, path.Base(e.Path))
+	if t.claimed[i] {
+		// The record goes first: should the agent die before the partial
+		// file is removed below, the sweep takes a partial file without
+		// a record for what it is, a leftover.
+		_ = t.in.root.Remove(recPath(t.keys[i]))
+	}
+	final, err := t.place(t.temps[i], dir, path.Base(e.Path), t.keys[i])
 	if err != nil {
 		t.fail(i, writeCode(err), errReason(err))
 		return
@@ -773,20 +779,16 @@ func (t *transfer) commitFile(i int) {
 	t.temps[i] = ""
 	t.results[i] = proto.Result{Status: proto.Saved, SavedAs: final}
 	t.touched[dir] = true
-	if key := t.keys[i]; key != "" {
-		if t.claimed[i] {
-			_ = t.in.root.Remove(recPath(key))
-		}
-		// Without the entry, a later send of this file gets a new name
-		// rather than "already there": nothing is lost.
-		_ = t.in.recordArrival(key, final)
-	}
 }
 
 // place gives the temporary file tmp its final name in dir: name, or the
 // first free "name (n)". It never replaces anything: the new name is made
-// with a hard link, which fails if the name exists.
-func (t *transfer) place(tmp, dir, name string) (string, error) {
+// with a hard link, which fails if the name exists. With a key, each name
+// is entered in the arrived index before it is tried, so that whenever
+// the agent dies, a file under its final name is found as already there.
+// (An entry for a name that was not made is harmless: a file is already
+// there only if it has the offered size and mtime.)
+func (t *transfer) place(tmp, dir, name, fileKey string) (string, error) {
 	names := t.listing(dir)
 	for n := 0; n < maxCollisions; n++ {
 		cand := withSuffix(name, n)
@@ -795,6 +797,11 @@ func (t *transfer) place(tmp, dir, name string) (string, error) {
 			continue
 		}
 		final := path.Join(dir, cand)
+		if fileKey != "" {
+			// Without the entry, a later send of this file gets a new
+			// name rather than "already there": nothing is lost.
+			_ = t.in.recordArrival(fileKey, final)
+		}
 		err := t.in.root.Link(tmp, final)
 		if errors.Is(err, fs.ErrExist) {
 			names[key] = true

@@ -268,7 +268,9 @@ func (in *Inbox) sweep(maxAge, orphaned time.Duration) int {
 				}
 				continue
 			}
-			if age > maxAge {
+			if _, err := in.root.Lstat(recPath(key)); errors.Is(err, fs.ErrNotExist) {
+				remove(name) // committed, or not resumable: a leftover
+			} else if age > maxAge {
 				remove(name)
 				remove(key + ".rec")
 			}
