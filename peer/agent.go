@@ -209,11 +209,7 @@ func New(cfg Config) (*Agent, error) {
 		// `lanshare status` will not find this agent; it still works.
 		cfg.Logf("no control socket: %v", err)
 	}
-	// Only this agent uses the shared folder: the temporary files there
-	// are its previous run's, if any.
-	if n := inbox.sweep(cfg.PartialMaxAge, 0); n > 0 && cfg.Logf != nil {
-		cfg.Logf("removed %d stale temporary files from the shared folder", n)
-	}
+
 	a := &Agent{cfg: cfg, id: id, tls: id.ServerTLS(), inbox: inbox, ln: ln, ctl: ctl, since: time.Now(),
 		conns: map[net.Conn]struct{}{}, perHost: map[string]int{}}
 	if cfg.Discover {
@@ -300,6 +296,11 @@ func (a *Agent) Serve(ctx context.Context) error {
 			a.ctl.close()
 			<-done
 		}()
+	}
+	// Only this agent uses the shared folder: the temporary files there
+	// are its previous run's, if any.
+	if n := a.inbox.sweep(a.cfg.PartialMaxAge, 0); n > 0 && a.cfg.Logf != nil {
+		a.cfg.Logf("removed %d stale temporary files from the shared folder", n)
 	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	sweepDone := make(chan struct{})

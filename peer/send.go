@@ -263,7 +263,13 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 				fails = 0 // it moved: the count starts again
 			}
 			if fails++; retries < 0 || fails > retries {
-				return all, fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+				if !errors.Is(err, ErrIncomplete) {
+					err = fmt.Errorf("%w: %w", ErrIncomplete, err)
+				}
+				if attempt > 1 {
+					err = fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+				}
+				return all, err
 			}
 			wait := opt.retryBase
 			if wait == 0 {

@@ -1,0 +1,196 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tmpfsSize is the size of the small file system the disk-full test gives
+// the receiver: with the agent's 64 MiB margin, about 36 MiB fit.
+const tmpfsSize = 100 << 20
+
+// onTmpfs returns a commandFunc that runs its command in a private mount
+// namespace where dir is a new tmpfs of tmpfsSize bytes: the test's
+// machine never sees the mount, and it goes away with the process. The
+// test reaches the file system through /proc/PID/root.
+func onTmpfs(dir string) commandFunc {
+	return func(ctx context.Context, name string, args ...string) *exec.Cmd {
+		script := fmt.Sprintf(`mount -t tmpfs -o size=%d tmpfs "$0" || exit 97; exec "$@"`, tmpfsSize)
+		return exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "--",
+			"sh", "-c", script, dir, name}, args...)...)
+	}
+}
+
+// pauseProxy relays one TCP connection to target, stopping after `after`
+// bytes from the client until release is closed.
+func pauseProxy(t testing.TB, target string, after int64, release <-chan struct{}) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		s, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		back := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(c, s)
+			_ = c.(*net.TCPConn).CloseWrite()
+			close(back)
+		}()
+		_, _ = io.CopyN(s, c, after)
+		<-release
+		_, _ = io.Copy(s, c)
+		_ = s.(*net.TCPConn).CloseWrite()
+		<-back
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// TestDiskFull runs the receiver on a small real file system: an offer
+// that cannot fit is refused before any byte is sent; a disk that another
+// writer fills in the middle of a transfer fails that file with "receiver
+// out of space", keeps no partial bytes, lets the rest of the batch
+// arrive, and the agent goes on serving.
+func TestDiskFull(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1) for a private mount namespace")
+	}
+	tmp := t.TempDir()
+	share := filepath.Join(tmp, "share")
+	if err := os.MkdirAll(share, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := startLanshare(t, onTmpfs(share), tmp, nil, "serve", "--dir", share, "--config", filepath.Join(tmp, "rcfg"),
+		"--listen", "127.0.0.1:0", "--name", "rx")
+	select {
+	case line, ok := <-srv.first:
+		if !ok {
+			<-srv.done
+			if srv.state.ExitCode() == 97 {
+				t.Skip("cannot mount a tmpfs here (needs CAP_SYS_ADMIN in a mount namespace)")
+			}
+			t.Fatalf("serve on a tmpfs exited (%v); stderr:\n%s", srv.state, srv.stderr)
+		}
+		srv.addr = strings.TrimPrefix(line, "listening on ")
+	case <-time.After(failAfter):
+		t.Fatalf("serve on a tmpfs printed no address within %v", failAfter)
+	}
+	// The receiver's view of its shared folder.
+	fs := filepath.Join("/proc", fmt.Sprint(srv.cmd.Process.Pid), "root", share)
+	scfg := filepath.Join(tmp, "scfg")
+
+	// 1. Too large for the free space: refused before "ok".
+	big := filepath.Join(tmp, "src", "big.bin")
+	writeFile(t, big, make([]byte, 50<<20), 0o644, time.Now())
+	r := runLanshare(t, tmp, nil, "send", "--config", scfg, srv.addr, big)
+	if r.code != exitRefused {
+		t.Fatalf("50 MiB into about 36 MiB: exit %d, want %d (refused)\n%s", r.code, exitRefused, r.stderr)
+	}
+	checkErrorLine(t, r.stderr, "rx refused", "not enough space (need 52.4 MB")
+	if got := readTree(t, fs); len(got) != 0 {
+		t.Fatalf("a refused offer left %v", got)
+	}
+
+	// 2. Another writer fills the disk while a file streams in.
+	tree := filepath.Join(tmp, "src", "tree")
+	writeFile(t, filepath.Join(tree, "a-first.txt"), []byte("first"), 0o644, time.Now())
+	writeFile(t, filepath.Join(tree, "b-large.bin"), make([]byte, 20<<20), 0o644, time.Now())
+	writeFile(t, filepath.Join(tree, "c-last.txt"), []byte("last"), 0o644, time.Now())
+	release := make(chan struct{})
+	proxy := pauseProxy(t, srv.addr, 8<<20, release)
+	sent := make(chan runResult, 1)
+	go func() { sent <- runLanshare(t, tmp, nil, "send", "--config", scfg, proxy, tree) }()
+	// The receiver has accepted the batch and is writing b-large.bin.
+	waitFor(t, "the large file to start arriving", func() bool { return dirBytes(fs) >= 4<<20 })
+	filler := filepath.Join(fs, "filler")
+	fillDisk(t, filler)
+	close(release)
+	r = <-sent
+	if r.code != exitRefused || !strings.Contains(r.stderr, "b-large.bin") || !strings.Contains(r.stderr, "receiver out of space") {
+		t.Fatalf("send into a full disk: exit %d, want %d naming the file and \"receiver out of space\":\n%s", r.code, exitRefused, r.stderr)
+	}
+	got := readTree(t, fs)
+	if got["tree/a-first.txt"].data != "first" || got["tree/c-last.txt"].data != "last" {
+		t.Errorf("the files around the one that failed did not arrive: %v", keys(got))
+	}
+	if _, ok := got["tree/b-large.bin"]; ok {
+		t.Errorf("the file that failed appeared under its final name")
+	}
+	checkNoTemps(t, fs)
+
+	// 3. The agent goes on serving once there is space again.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	r = runLanshare(t, tmp, nil, "send", "--config", scfg, srv.addr, tree)
+	if r.code != 0 {
+		t.Fatalf("send after space was freed: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := readTree(t, fs); len(got["tree/b-large.bin"].data) != 20<<20 {
+		t.Fatalf("b-large.bin did not arrive after space was freed")
+	}
+	srv.stopClean(t)
+}
+
+// fillDisk allocates what is free on the file system of path to a file
+// there.
+func fillDisk(t testing.TB, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Dir(path), &st); err != nil {
+		t.Fatal(err)
+	}
+	free := int64(st.Bavail) * st.Bsize
+	if err := syscall.Fallocate(int(f.Fd()), 0, 0, free-int64(st.Bsize)); err != nil {
+		t.Fatalf("filling the disk: %v", err)
+	}
+}
+
+func keys(m map[string]entry) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// waitFor polls cond until it holds, failing the test after failAfter.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(failAfter)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", failAfter, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
