@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -40,7 +41,7 @@ func pauseProxy(t testing.TB, target string, after int64, release <-chan struct{
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
+	done, stop := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		c, err := ln.Accept()
@@ -60,12 +61,16 @@ func pauseProxy(t testing.TB, target string, after int64, release <-chan struct{
 			close(back)
 		}()
 		_, _ = io.CopyN(s, c, after)
-		<-release
+		select {
+		case <-release:
+		case <-stop: // the test ended early
+			return
+		}
 		_, _ = io.Copy(s, c)
 		_ = s.(*net.TCPConn).CloseWrite()
 		<-back
 	}()
-	t.Cleanup(func() { ln.Close(); <-done })
+	t.Cleanup(func() { close(stop); ln.Close(); <-done })
 	return ln.Addr().String()
 }
 
@@ -156,8 +161,8 @@ func TestDiskFull(t *testing.T) {
 	srv.stopClean(t)
 }
 
-// fillDisk allocates what is free on the file system of path to a file
-// there.
+// fillDisk writes a file at path until the file system is full, as
+// another program filling the disk would.
 func fillDisk(t testing.TB, path string) {
 	t.Helper()
 	f, err := os.Create(path)
@@ -165,13 +170,14 @@ func fillDisk(t testing.TB, path string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(filepath.Dir(path), &st); err != nil {
-		t.Fatal(err)
-	}
-	free := int64(st.Bavail) * st.Bsize
-	if err := syscall.Fallocate(int(f.Fd()), 0, 0, free-int64(st.Bsize)); err != nil {
-		t.Fatalf("filling the disk: %v", err)
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return
+			}
+			t.Fatalf("filling the disk: %v", err)
+		}
 	}
 }
 
