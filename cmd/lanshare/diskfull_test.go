@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,47 +29,6 @@ func onTmpfs(dir string) commandFunc {
 		return exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "--",
 			"sh", "-c", script, dir, name}, args...)...)
 	}
-}
-
-// pauseProxy relays one TCP connection to target, stopping after `after`
-// bytes from the client until release is closed.
-func pauseProxy(t testing.TB, target string, after int64, release <-chan struct{}) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done, stop := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		s, err := net.Dial("tcp", target)
-		if err != nil {
-			return
-		}
-		defer s.Close()
-		back := make(chan struct{})
-		go func() {
-			_, _ = io.Copy(c, s)
-			_ = c.(*net.TCPConn).CloseWrite()
-			close(back)
-		}()
-		_, _ = io.CopyN(s, c, after)
-		select {
-		case <-release:
-		case <-stop: // the test ended early
-			return
-		}
-		_, _ = io.Copy(s, c)
-		_ = s.(*net.TCPConn).CloseWrite()
-		<-back
-	}()
-	t.Cleanup(func() { close(stop); ln.Close(); <-done })
-	return ln.Addr().String()
 }
 
 // TestDiskFull runs the receiver on a small real file system: an offer
@@ -187,16 +144,4 @@ func keys(m map[string]entry) []string {
 		out = append(out, k)
 	}
 	return out
-}
-
-// waitFor polls cond until it holds, failing the test after failAfter.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(failAfter)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", failAfter, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }

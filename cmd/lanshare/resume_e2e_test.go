@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // cutProxy relays TCP connections to target and drops the n-th one (from
@@ -195,4 +196,98 @@ func TestResendArrivedFolder(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestStopDuringTransferKeepsPartial: SIGTERM while a large file streams
+// in (its sender stalled) makes serve exit 0 within 5 s, keeping the
+// partial file; the next send, to the restarted agent, resumes it.
+func TestStopDuringTransferKeepsPartial(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	big := filepath.Join(tmp, "src", "big.bin")
+	writeFile(t, big, []byte(strings.Repeat("lanshare", 4<<20)), 0o644, time.Now()) // 32 MiB
+	share, rcfg, scfg := filepath.Join(tmp, "share"), filepath.Join(tmp, "rcfg"), filepath.Join(tmp, "scfg")
+	addr := freeAddr(t)
+	args := []string{"--dir", share, "--config", rcfg, "--listen", addr}
+	srv := startServe(t, tmp, nil, args...)
+	release := make(chan struct{})
+	defer close(release)
+	proxy := pauseProxy(t, addr, 20<<20, release)
+	sent := make(chan runResult, 1)
+	go func() { sent <- runLanshare(t, tmp, nil, "send", "--retries", "0", "--config", scfg, proxy, big) }()
+	waitFor(t, "the file to start arriving", func() bool { return dirBytes(share) >= 16<<20 })
+
+	start := time.Now()
+	srv.stopClean(t)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("serve took %v to stop, want at most 5s", took)
+	}
+	if r := <-sent; r.code != exitIncomplete {
+		t.Fatalf("send cut by the receiver's stop: exit %d, want %d\n%s", r.code, exitIncomplete, r.stderr)
+	}
+	if n, bytes := partialFiles(t, share); n != 1 || bytes < 16<<20 {
+		t.Fatalf("%d partial files (%d bytes) kept after the stop, want 1 of at least 16 MiB", n, bytes)
+	}
+	startServe(t, tmp, nil, args...)
+	r := sendOK(t, tmp, "--json", "--config", scfg, addr, big)
+	if s := transferDoneSent(t, r.stdout); s > 16<<20 {
+		t.Fatalf("the send after the restart sent %d bytes, want the rest (under 16 MiB)", s)
+	}
+	if got := readTree(t, share); len(got["big.bin"].data) != 32<<20 {
+		t.Fatal("big.bin did not arrive whole")
+	}
+	checkNoTemps(t, share)
+}
+
+// pauseProxy relays one TCP connection to target, stopping after `after`
+// bytes from the client until release is closed.
+func pauseProxy(t testing.TB, target string, after int64, release <-chan struct{}) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, stop := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		s, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		back := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(c, s)
+			_ = c.(*net.TCPConn).CloseWrite()
+			close(back)
+		}()
+		_, _ = io.CopyN(s, c, after)
+		select {
+		case <-release:
+		case <-stop: // the test ended early
+			return
+		}
+		_, _ = io.Copy(s, c)
+		_ = s.(*net.TCPConn).CloseWrite()
+		<-back
+	}()
+	t.Cleanup(func() { close(stop); ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// waitFor polls cond until it holds, failing the test after failAfter.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(failAfter)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", failAfter, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
