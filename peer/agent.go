@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lanshare/lanshare/discovery"
@@ -66,6 +67,10 @@ type Config struct {
 	// OnTransfer, if set, is called once per connection when its transfer
 	// ends, from that connection's goroutine; calls may be concurrent.
 	OnTransfer func(Incoming)
+	// OnReceiving, if set, is called when a transfer's files start to
+	// arrive, from that connection's goroutine; it must return quickly.
+	// The transfer's OnTransfer call has the same ID.
+	OnReceiving func(Receiving)
 	// OnPeer, if set, is called for every change in the peer table, one
 	// call at a time, from a goroutine that Serve owns.
 	OnPeer func(discovery.Event)
@@ -79,8 +84,19 @@ const (
 	AcceptTrusted  = "trusted"
 )
 
+// Receiving is a transfer that is being received.
+type Receiving struct {
+	ID     uint64 // tells the connections apart
+	Remote net.Addr
+	PeerID string
+	// Progress returns the transfer's progress at any moment, from any
+	// goroutine.
+	Progress func() InProgress
+}
+
 // Incoming is the outcome of one received connection.
 type Incoming struct {
+	ID       uint64 // as in Receiving
 	Remote   net.Addr
 	PeerID   string    // the sender's id, from its key; "" if the TLS handshake failed
 	Transfer *Transfer // nil when the hello never arrived
@@ -161,6 +177,7 @@ type Agent struct {
 	perHost map[string]int
 	closing bool
 
+	seq       atomic.Uint64  // connection IDs
 	wg        sync.WaitGroup // connection goroutines
 	closeOnce sync.Once
 	closeErr  error
@@ -528,7 +545,8 @@ func (a *Agent) trustedAddr(host string) bool {
 func (a *Agent) handle(c net.Conn, reserved bool) {
 	defer a.wg.Done()
 	start := time.Now()
-	peerID, tr, err := a.receive(c, reserved)
+	id := a.seq.Add(1)
+	peerID, tr, err := a.receive(c, reserved, id)
 	c.Close()
 	host := hostOf(c.RemoteAddr())
 	a.mu.Lock()
@@ -538,13 +556,13 @@ func (a *Agent) handle(c net.Conn, reserved bool) {
 	}
 	a.mu.Unlock()
 	if a.cfg.OnTransfer != nil {
-		a.cfg.OnTransfer(Incoming{Remote: c.RemoteAddr(), PeerID: peerID, Transfer: tr, Err: err, Start: start, End: time.Now()})
+		a.cfg.OnTransfer(Incoming{ID: id, Remote: c.RemoteAddr(), PeerID: peerID, Transfer: tr, Err: err, Start: start, End: time.Now()})
 	}
 }
 
 // receive runs one connection: the TLS handshake within HandshakeTimeout,
 // the accept policy, then the transfer.
-func (a *Agent) receive(c net.Conn, reserved bool) (peerID string, tr *Transfer, err error) {
+func (a *Agent) receive(c net.Conn, reserved bool, id uint64) (peerID string, tr *Transfer, err error) {
 	tc := tls.Server(c, a.tls)
 	timeout := a.cfg.HandshakeTimeout
 	if reserved {
@@ -569,6 +587,12 @@ func (a *Agent) receive(c net.Conn, reserved bool) (peerID string, tr *Transfer,
 	if reason != "" {
 		tr, err := a.inbox.Refuse(tc, proto.Answer{Code: proto.CodeDenied, Reason: reason})
 		return peerID, tr, err
+	}
+	if a.cfg.OnReceiving != nil {
+		remote := c.RemoteAddr()
+		pol.Watch = func(progress func() InProgress) {
+			a.cfg.OnReceiving(Receiving{ID: id, Remote: remote, PeerID: peerID, Progress: progress})
+		}
 	}
 	tr, err = a.inbox.ReceiveWith(tc, pol)
 	return peerID, tr, err

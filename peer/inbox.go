@@ -125,6 +125,10 @@ type Policy struct {
 	// lands in (created if missing, merged into if it exists); it must be
 	// a single name that CheckName accepts.
 	Folder string
+	// Watch, if set, is called once the transfer's files start to
+	// arrive, with a function that returns its progress at any moment,
+	// from any goroutine, until the transfer ends.
+	Watch func(progress func() InProgress)
 }
 
 // Receive runs the receiving side of one transfer on conn with the zero
@@ -171,7 +175,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	}
 	// Nothing follows the offer until the answer is sent: br holds no
 	// bytes to lose.
-	br.Reset(activeReader{rd, &t.active})
+	br.Reset(&activeReader{r: rd, t: t})
 	finished := false
 	defer func() {
 		if !finished {
@@ -197,6 +201,24 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	}
 	if answer.Code != proto.CodeOK {
 		return tr, &RefusedError{Peer: "we", Code: answer.Code, Reason: answer.Reason}
+	}
+	t.pmu.Lock()
+	t.prog.From, t.wire = tr.From, 0
+	for i, e := range offer.Entries {
+		if e.Kind != proto.KindFile {
+			continue
+		}
+		t.prog.FilesTotal++
+		t.prog.Total += e.Size
+		if t.results[i].Status == proto.Skipped || t.results[i].Status == proto.Refused {
+			t.prog.Bytes += e.Size
+			t.prog.Files++
+		}
+		t.prog.Bytes += t.offsets[i]
+	}
+	t.pmu.Unlock()
+	if pol.Watch != nil {
+		pol.Watch(t.progress)
 	}
 	if pol.Folder != "" {
 		d, err := t.resolveDir(pol.Folder)
@@ -323,23 +345,50 @@ type transfer struct {
 	touched  map[string]bool // directories that got new entries, to sync
 	dirTimes []dirTime       // offered directories' mtimes, applied last
 
+	pmu      sync.Mutex    // guards prog and wire
+	prog     InProgress    // Bytes: of the files done, and of those not sent
+	wire     uint64        // bytes read since the last file was done
 	conn     net.Conn      // closed to give the transfer up (see claim)
 	active   atomic.Int64  // when bytes last arrived, in Unix nanoseconds
 	released chan struct{} // closed when the transfer lets go of its keys
 }
 
-// activeReader notes the time of every read that returns bytes.
+// activeReader notes the time of every read that returns bytes, and
+// counts the bytes for the transfer's progress.
 type activeReader struct {
-	r    io.Reader
-	last *atomic.Int64
+	r io.Reader
+	t *transfer
 }
 
-func (a activeReader) Read(p []byte) (int, error) {
+func (a *activeReader) Read(p []byte) (int, error) {
 	n, err := a.r.Read(p)
 	if n > 0 {
-		a.last.Store(time.Now().UnixNano())
+		a.t.active.Store(time.Now().UnixNano())
+		a.t.pmu.Lock()
+		a.t.wire += uint64(n)
+		a.t.pmu.Unlock()
 	}
 	return n, err
+}
+
+// InProgress reports a transfer being received.
+type InProgress struct {
+	From       string // the sender's display name, from its hello
+	Path       string // the file being received, as offered
+	Files      int    // files done (saved, skipped or failed)
+	FilesTotal int
+	Bytes      uint64 // file bytes done, with those already there or resumed
+	Total      uint64 // file bytes offered
+}
+
+// progress returns the transfer's progress now; it is safe to call from
+// any goroutine.
+func (t *transfer) progress() InProgress {
+	t.pmu.Lock()
+	defer t.pmu.Unlock()
+	p := t.prog
+	p.Bytes = min(t.prog.Bytes+t.wire, p.Total)
+	return p
 }
 
 type dirTime struct {
@@ -479,12 +528,20 @@ func (t *transfer) receive(br *bufio.Reader) error {
 			t.dirTimes = append(t.dirTimes, dirTime{d, e.MTime})
 			continue
 		}
+		t.pmu.Lock()
+		t.prog.Path = e.Path
+		t.pmu.Unlock()
 		if err := t.receiveFile(i, br, buf); err != nil {
 			return err
 		}
 		if t.results[i].Status == 0 {
 			t.commitFile(i)
 		}
+		t.pmu.Lock()
+		t.prog.Bytes += e.Size - t.offsets[i]
+		t.prog.Files++
+		t.wire = 0
+		t.pmu.Unlock()
 		t.elapsed[i] = time.Since(t.start)
 	}
 	return nil

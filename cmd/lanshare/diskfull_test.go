@@ -91,7 +91,7 @@ func TestDiskFull(t *testing.T) {
 	filler := filepath.Join(fs, "filler")
 	fillDisk(t, filler)
 	close(release)
-	r = <-sent
+	r = result(t, sent)
 	if r.code != exitRefused || !strings.Contains(r.stderr, "b-large.bin") || !strings.Contains(r.stderr, "receiver out of space") {
 		t.Fatalf("send into a full disk: exit %d, want %d naming the file and \"receiver out of space\":\n%s", r.code, exitRefused, r.stderr)
 	}

@@ -222,7 +222,7 @@ func TestStopDuringTransferKeepsPartial(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("serve took %v to stop, want at most 5s", took)
 	}
-	if r := <-sent; r.code != exitIncomplete {
+	if r := result(t, sent); r.code != exitIncomplete {
 		t.Fatalf("send cut by the receiver's stop: exit %d, want %d\n%s", r.code, exitIncomplete, r.stderr)
 	}
 	if n, bytes := partialFiles(t, share); n != 1 || bytes < 16<<20 {
@@ -263,7 +263,10 @@ func pauseProxy(t testing.TB, target string, after int64, release <-chan struct{
 		back := make(chan struct{})
 		go func() {
 			_, _ = io.Copy(c, s)
-			_ = c.(*net.TCPConn).CloseWrite()
+			// The receiver closed: the sender learns it at once, even
+			// while its writes wait behind the pause, as it would on a
+			// real network.
+			_ = c.Close()
 			close(back)
 		}()
 		_, _ = io.CopyN(s, c, after)
@@ -278,6 +281,18 @@ func pauseProxy(t testing.TB, target string, after int64, release <-chan struct{
 	}()
 	t.Cleanup(func() { close(stop); ln.Close(); <-done })
 	return ln.Addr().String()
+}
+
+// result waits for a runLanshare started on another goroutine.
+func result(t testing.TB, c <-chan runResult) runResult {
+	t.Helper()
+	select {
+	case r := <-c:
+		return r
+	case <-time.After(failAfter + 5*time.Second):
+		t.Fatal("lanshare did not finish")
+		return runResult{}
+	}
 }
 
 // waitFor polls cond until it holds, failing the test after failAfter.

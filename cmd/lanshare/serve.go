@@ -22,10 +22,22 @@ func serve(ctx context.Context, cfg peer.Config, asJSON bool, stdout io.Writer) 
 	// the address appears is a clean shutdown, not a kill.
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	lg := newAgentLog(stdout, asJSON)
+	// On a terminal, a bar per incoming transfer stays under the log.
+	out := stdout
+	var live *liveBars
+	if !asJSON && os.Getenv("JOURNAL_STREAM") == "" && isTerminal(stdout) {
+		live = newLiveBars(stdout)
+		defer live.Close()
+		out = live
+		cfg.OnReceiving = live.add
+	}
+	lg := newAgentLog(out, asJSON)
 	limit := &failureLog{}
 	history := peer.OpenHistory(cfg.ConfigDir)
 	cfg.OnTransfer = func(in peer.Incoming) {
+		if live != nil {
+			live.end(in.ID)
+		}
 		if err := history.Append(arrivals(in)...); err != nil {
 			lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: err.Error()}, "warning: %s", oneLine(err))
 		}
@@ -62,7 +74,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON bool, stdout io.Writer) 
 	if asJSON {
 		lg.event(time.Now(), prioInfo, serveEvent{Event: "listening", Addr: agent.Addr().String()}, "")
 	} else {
-		fmt.Fprintf(stdout, "listening on %s\n", agent.Addr())
+		fmt.Fprintf(out, "listening on %s\n", agent.Addr())
 	}
 	for _, name := range missingIfaces(cfg.Ifaces) {
 		lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: "no network interface named " + name + " yet"},

@@ -69,3 +69,64 @@ func TestSendProgressBarOnTerminal(t *testing.T) {
 		t.Errorf("output without a terminal holds escape codes or carriage returns: %q", r.stdout)
 	}
 }
+
+// TestServeBarsOnTerminal runs `serve` under a pseudo-terminal: while a
+// transfer streams in (held half-way by a proxy), a bar shows the sender,
+// files and bytes under the log; when it ends, the bar is erased and the
+// log line of the received file takes its place.
+func TestServeBarsOnTerminal(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, lanshareBin, "serve", "--dir", filepath.Join(tmp, "share"), "--config", filepath.Join(tmp, "rcfg"),
+		"--name", "bob", "--listen", "127.0.0.1:0")
+	cmd.Env = baseEnv(tmp)
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 120})
+	if err != nil {
+		t.Skipf("no pseudo-terminal here: %v", err)
+	}
+	defer tty.Close()
+	var screen lockedBuffer
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(&screen, tty) // ends with EIO when the process exits
+	}()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		<-copied
+	}()
+	var addr string
+	waitFor(t, "serve's address", func() bool {
+		m := regexp.MustCompile(`listening on (\S+)\r?\n`).FindStringSubmatch(screen.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+
+	src := filepath.Join(tmp, "src", "big.bin")
+	writeFile(t, src, bytes.Repeat([]byte("lanshare"), 4<<20), 0o644, time.Now()) // 32 MiB
+	release := make(chan struct{})
+	proxy := pauseProxy(t, addr, 8<<20, release)
+	sent := make(chan runResult, 1)
+	go func() { sent <- runLanshare(t, tmp, nil, "send", "--quiet", "--name", "tx", proxy, src) }()
+	bar := regexp.MustCompile(`from tx 0/1 +\d+(\.\d+)? MB / 33\.55 MB \[=*>? *\]`)
+	waitFor(t, "a bar for the transfer", func() bool { return bar.MatchString(screen.String()) })
+	close(release)
+	if r := result(t, sent); r.code != 0 {
+		t.Fatalf("send: exit %d: %s", r.code, r.stderr)
+	}
+	waitFor(t, "the received line", func() bool { return strings.Contains(screen.String(), "received big.bin from tx") })
+	out := screen.String()
+	at := strings.Index(out, "received big.bin from tx")
+	before, after := out[:at], out[at:]
+	if !strings.Contains(before[strings.LastIndex(before, "from tx 0/1"):], "\x1b[J") {
+		t.Errorf("the bar was not erased before the log line: %q", before[max(0, len(before)-300):])
+	}
+	if regexp.MustCompile(`from tx \d+/\d+`).MatchString(after) {
+		t.Errorf("the bar is drawn again after its transfer ended: %q", after)
+	}
+}
