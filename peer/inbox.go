@@ -56,9 +56,10 @@ type Inbox struct {
 	cfg  InboxConfig
 	root *os.Root
 
-	mu       sync.Mutex // guards reserved and index, and serialises commits
-	reserved uint64     // bytes accepted by transfers in flight
-	index    *os.File   // the arrived index, open for appending
+	mu       sync.Mutex        // guards reserved and index, and serialises commits
+	reserved uint64            // bytes accepted by transfers in flight
+	index    *os.File          // the arrived index, open for appending
+	recent   map[string]string // key → saved-as of the files this process committed (bounded)
 
 	smu  sync.Mutex           // guards busy
 	busy map[string]*transfer // keys of the resumable files being received, and by whom
@@ -76,7 +77,7 @@ func OpenInbox(cfg InboxConfig) (*Inbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening shared folder: %w", err)
 	}
-	return &Inbox{cfg: cfg, root: root, busy: map[string]*transfer{}}, nil
+	return &Inbox{cfg: cfg, root: root, busy: map[string]*transfer{}, recent: map[string]string{}}, nil
 }
 
 // Close releases the shared folder. Transfers must have ended.
@@ -822,6 +823,14 @@ func (t *transfer) commitFile(i int) {
 	}
 	t.in.mu.Lock()
 	defer t.in.mu.Unlock()
+	if saved, ok := t.in.recent[t.keys[i]]; ok && t.keys[i] != "" && t.in.alreadyThere(saved, e) {
+		// Another transfer of this sender committed the file after we
+		// planned: the connection it came on dropped, its sender
+		// reconnected, and the two overlapped.
+		t.discard(i)
+		t.results[i] = proto.Result{Status: proto.Skipped, SavedAs: saved, Reason: "already there"}
+		return
+	}
 	if t.claimed[i] {
 		// The record goes first: should the agent die before the partial
 		// file is removed below, the sweep takes a partial file without
@@ -836,7 +845,16 @@ func (t *transfer) commitFile(i int) {
 	t.temps[i] = ""
 	t.results[i] = proto.Result{Status: proto.Saved, SavedAs: final}
 	t.touched[dir] = true
+	if t.keys[i] != "" {
+		if len(t.in.recent) >= maxRecent {
+			clear(t.in.recent)
+		}
+		t.in.recent[t.keys[i]] = final
+	}
 }
+
+// maxRecent bounds the commits an inbox remembers in memory.
+const maxRecent = 100_000
 
 // place gives the temporary file tmp its final name in dir: name, or the
 // first free "name (n)". It never replaces anything: the new name is made
