@@ -140,10 +140,13 @@ func (in *Inbox) Receive(conn net.Conn) (*Transfer, error) {
 
 // ReceiveWith runs the receiving side of one transfer on conn: hello, offer,
 // answer, files, receipt. It blocks until the transfer ends and does not
-// close conn. The returned Transfer lists what was saved, also when an
-// error is returned after the commit (the receipt could not be sent).
-// Before the commit, any error leaves nothing behind: temporary files and
-// the directories the transfer created are removed.
+// close conn. Each file gets its final name as soon as it is verified;
+// the returned Transfer lists what was saved, also when an error is
+// returned (the connection dropped, the receipt could not be sent). On an
+// error, no incomplete file is under a final name: a resumable file's
+// partial bytes are kept in the staging folder for a resume, other
+// temporary files and the empty directories the transfer created are
+// removed.
 func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	if pol.Folder != "" {
 		if err := CheckName(pol.Folder); err != nil || strings.Contains(pol.Folder, "/") {
