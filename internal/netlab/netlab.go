@@ -21,6 +21,12 @@
 // Single returns one isolated namespace with only loopback, multicast-enabled,
 // for tests that need several processes on one segment.
 //
+// A host's link can be made to look like a real one: Host.LimitRate caps
+// its sending rate (tc htb) and Lab.Delay adds latency each way (a delay
+// line of taps in the switch namespace, since netem is often not built).
+// Host.Do runs code of this process inside a host, so that sockets it
+// makes belong there.
+//
 // All names carry the test process id and a counter, so labs in parallel
 // tests and packages never clash; everything is removed in t.Cleanup, and
 // namespaces left behind by a test process that was killed are removed by
@@ -47,7 +53,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"testing"
 )
 
 // ErrUnavailable is returned by Available when this process cannot build
@@ -118,8 +123,21 @@ func sweepStale() {
 	}
 }
 
+// TB is the part of testing.TB that labs use: *testing.T and *testing.B
+// satisfy it, and so can a program that builds labs outside a test (a
+// benchmark command). Fatalf and Skipf must not return (testing's call
+// runtime.Goexit); Errorf reports a failure and returns; Cleanup registers
+// a function to run, last-in first-out, once the lab's user is done.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+}
+
 // Skip skips t, with the reason, when labs cannot be built here.
-func Skip(t testing.TB) {
+func Skip(t TB) {
 	t.Helper()
 	if err := Available(); err != nil {
 		t.Skipf("needs network namespaces: %v", err)
@@ -129,11 +147,12 @@ func Skip(t testing.TB) {
 // Lab is a virtual LAN of hosts and segments. Its methods must be called
 // from the test goroutine (they fail the test with t.Fatal).
 type Lab struct {
-	t      testing.TB
+	t      TB
 	prefix string
 	sw     string // switch namespace holding the bridges
 	segs   int
 	hosts  []*Host
+	delays int // delay lines made so far (see Delay)
 }
 
 // Host is one network namespace of a Lab (or made by Single).
@@ -145,7 +164,7 @@ type Host struct {
 	// Ifaces lists the interfaces attached by the lab, in attach order.
 	Ifaces []Iface
 
-	t    testing.TB
+	t    TB
 	lab  *Lab
 	next int // next ethN
 }
@@ -157,11 +176,13 @@ type Iface struct {
 	IPv4      netip.Prefix // 10.77.seg.(i+1)/24
 	LinkLocal netip.Addr   // fe80::77:seg:(i+1)
 	ULA       netip.Prefix // fd77:0:0:seg::(i+1)/64
+
+	port string // the other end of the veth, in the switch namespace
 }
 
 // New builds a lab of n hosts all attached to segment 0 and registers its
 // removal with t.Cleanup. It skips t when labs are unavailable.
-func New(t testing.TB, n int) *Lab {
+func New(t TB, n int) *Lab {
 	t.Helper()
 	Skip(t)
 	sweepOnce.Do(sweepStale)
@@ -229,6 +250,7 @@ func (l *Lab) Attach(h *Host, seg int) Iface {
 		IPv4:      netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 77, byte(seg), byte(hostNum)}), 24),
 		LinkLocal: netip.MustParseAddr(fmt.Sprintf("fe80::77:%x:%x", seg, hostNum)),
 		ULA:       netip.MustParsePrefix(fmt.Sprintf("fd77:0:0:%x::%x/64", seg, hostNum)),
+		port:      port,
 	}
 	l.ip(l.sw, "link", "add", port, "type", "veth", "peer", "name", name, "netns", h.NS)
 	l.ip(l.sw, "link", "set", port, "master", fmt.Sprintf("br%d", seg))
@@ -251,7 +273,7 @@ func (l *Lab) Attach(h *Host, seg int) Iface {
 // multicast-capable, with IPv4 and IPv6 multicast routes on lo: one segment on which
 // several processes started with Host.Command can reach each other. It skips
 // t when namespaces are unavailable and is removed in t.Cleanup.
-func Single(t testing.TB) *Host {
+func Single(t TB) *Host {
 	t.Helper()
 	Skip(t)
 	sweepOnce.Do(sweepStale)
@@ -312,10 +334,16 @@ func (l *Lab) addNS(name string) {
 
 func (l *Lab) ip(ns string, args ...string) string {
 	l.t.Helper()
-	full := append([]string{"-n", ns}, args...)
-	out, err := exec.Command("ip", full...).CombinedOutput()
+	return l.run("ip", append([]string{"-n", ns}, args...)...)
+}
+
+// run runs prog (ip or tc) to completion, failing the lab's user on error,
+// and returns its output.
+func (l *Lab) run(prog string, args ...string) string {
+	l.t.Helper()
+	out, err := exec.Command(prog, args...).CombinedOutput()
 	if err != nil {
-		l.t.Fatalf("netlab: ip %s: %v: %s", strings.Join(full, " "), err, bytes.TrimSpace(out))
+		l.t.Fatalf("netlab: %s %s: %v: %s", prog, strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 	return string(out)
 }

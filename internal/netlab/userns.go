@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -101,11 +103,15 @@ const envIsolated = "NETLAB_ISOLATED"
 // with only the loopback interface, up and carrying multicast, so nothing
 // a test starts can reach the machine's own network. Labs still work inside
 // it. When no namespace can be made, the tests run where they are and
-// Isolated reports false with the reason; such tests must call
+// Isolated reports false (IsolationError says why); such tests must call
 // SkipUnlessIsolated. run runs the tests (usually m.Run, perhaps after some
 // set-up) and is called in the namespace:
 //
 //	func TestMain(m *testing.M) { os.Exit(netlab.MainIsolated(m.Run)) }
+//
+// A program that is not a test can use it the same way, from main. The
+// outer process passes interrupt, terminate and hang-up signals on to the
+// copy in the namespace and waits for it, so that copy can clean up.
 func MainIsolated(run func() int) int {
 	if os.Getenv(envIsolated) != "" {
 		if err := privateRun(); err != nil {
@@ -138,7 +144,7 @@ func MainIsolated(run func() int) int {
 	if os.Geteuid() != 0 {
 		cmd.Env = append(cmd.Env, envInUserNS+"=1")
 	}
-	err := cmd.Run()
+	err := runForwardingSignals(cmd)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return ee.ExitCode()
@@ -150,12 +156,52 @@ func MainIsolated(run func() int) int {
 	return 0
 }
 
+// runForwardingSignals runs cmd, passing on the signals that ask a program
+// to stop (interrupt, terminate, hang-up) until it has exited, so that the
+// copy in the namespace decides how to stop (and can clean up) while this
+// one waits for it, whoever the signal was sent to.
+func runForwardingSignals(cmd *exec.Cmd) error {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	var forwarder sync.WaitGroup
+	forwarder.Add(1)
+	go func() {
+		defer forwarder.Done()
+		for {
+			select {
+			case sig := <-sigs:
+				_ = cmd.Process.Signal(sig)
+			case <-exited:
+				return
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(exited)
+	forwarder.Wait()
+	return err
+}
+
 // isolatedWhy says why MainIsolated could not isolate the tests.
 var isolatedWhy = "the test binary was not started through netlab.MainIsolated"
 
 // Isolated reports whether this process runs in the private namespace
 // MainIsolated made.
 func Isolated() bool { return os.Getenv(envIsolated) != "" }
+
+// IsolationError returns nil in the private namespace MainIsolated made,
+// and otherwise an error saying why the process runs without one.
+func IsolationError() error {
+	if Isolated() {
+		return nil
+	}
+	return fmt.Errorf("netlab: no private network namespace: %s", isolatedWhy)
+}
 
 // SkipUnlessIsolated skips t, with the reason, unless the tests run in the
 // private namespace MainIsolated made.

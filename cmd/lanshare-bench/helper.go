@@ -1,0 +1,332 @@
+//go:build linux
+
+package main
+
+// The baselines' two ends: this program started again (in a lab host or
+// in the benchmark's namespace) in a helper role, chosen by envHelper.
+//
+//	receive -mode tcp|tls|tar -listen ADDR -out PATH
+//	send    -mode tcp|tls|tar -to ADDR -src PATH
+//	dial    -to ADDR
+//
+// The receiver prints "listening on ADDR" first, takes one connection,
+// writes what it receives (a file for tcp and tls, a tree under -out for
+// tar), syncs every file and folder it wrote, sends one byte of
+// acknowledgment, and prints a JSON line (receiveResult) last. The sender
+// sends -src, closes its side and waits for that byte. dial dials and
+// writes one byte (scenario 6's baseline).
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+// envHelper selects a helper role when set.
+const envHelper = "LANSHARE_BENCH_HELPER"
+
+// receiveResult is the line a receive helper prints last: the time from
+// accepting the connection to the end of the stream (the network's part,
+// the disk writing into the page cache meanwhile), and the time its syncs
+// took after that.
+type receiveResult struct {
+	ReceiveSeconds float64 `json:"receive_seconds"`
+	SyncSeconds    float64 `json:"sync_seconds"`
+}
+
+func runHelper(role string, args []string) int {
+	fs := flag.NewFlagSet(role, flag.ContinueOnError)
+	mode := fs.String("mode", "", "tcp, tls or tar")
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	out := fs.String("out", "", "file (tcp, tls) or folder (tar) to write")
+	to := fs.String("to", "", "address to send to")
+	src := fs.String("src", "", "file (tcp, tls) or folder (tar) to send")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var err error
+	switch role {
+	case "receive":
+		err = receive(*mode, *listen, *out)
+	case "send":
+		err = send(*mode, *to, *src)
+	case "dial":
+		err = dialOnce(*to)
+	default:
+		err = fmt.Errorf("unknown helper role %q", role)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "lanshare-bench %s: %v\n", role, err)
+		return 1
+	}
+	return 0
+}
+
+func receive(mode, listen, out string) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("listening on %s\n", ln.Addr())
+	c, err := ln.Accept()
+	ln.Close()
+	if err != nil {
+		return fmt.Errorf("accepting: %w", err)
+	}
+	defer c.Close()
+	start := time.Now()
+	conn := c.(*net.TCPConn)
+	var (
+		ack  io.Writer = conn
+		sync func() error
+	)
+	switch mode {
+	case "tcp":
+		// *os.File.ReadFrom splices from the socket into the file.
+		sync, err = receiveFile(conn, out)
+	case "tls":
+		cfg, cerr := tlsConfig()
+		if cerr != nil {
+			return cerr
+		}
+		cfg.ClientAuth = tls.RequireAnyClientCert
+		tc := tls.Server(conn, cfg)
+		ack = tc
+		sync, err = receiveFile(tc, out)
+	case "tar":
+		sync, err = receiveTar(conn, out)
+	default:
+		err = fmt.Errorf("unknown mode %q", mode)
+	}
+	if err != nil {
+		return err
+	}
+	received := time.Now()
+	if err := sync(); err != nil {
+		return err
+	}
+	res := receiveResult{ReceiveSeconds: received.Sub(start).Seconds(), SyncSeconds: time.Since(received).Seconds()}
+	if _, err := ack.Write([]byte{1}); err != nil {
+		return fmt.Errorf("acknowledging: %w", err)
+	}
+	line, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(line))
+	return nil
+}
+
+// receiveFile copies r into a new file at path, and returns the function
+// that syncs it and its folder.
+func receiveFile(r io.Reader, path string) (sync func() error, err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("receiving %s: %w", path, err)
+	}
+	return func() error {
+		err := f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("syncing %s: %w", path, err)
+		}
+		return syncPath(filepath.Dir(path))
+	}, nil
+}
+
+// receiveTar unpacks the stream on conn into dir with GNU tar reading the
+// socket itself, and returns the function that syncs what it wrote.
+func receiveTar(conn *net.TCPConn, dir string) (sync func() error, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	sock, err := conn.File()
+	if err != nil {
+		return nil, err
+	}
+	defer sock.Close()
+	// -B: the socket returns short reads, which tar must put together.
+	tar := exec.Command("tar", "-x", "-B", "-f", "-", "-C", dir)
+	tar.Stdin, tar.Stderr = sock, os.Stderr
+	if err := tar.Run(); err != nil {
+		return nil, fmt.Errorf("tar -x: %w", err)
+	}
+	return func() error { return syncTree(dir) }, nil
+}
+
+// syncTree syncs every file and then every folder under dir, dir
+// included.
+func syncTree(dir string) error {
+	var dirs []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir():
+			dirs = append(dirs, path)
+			return nil
+		case d.Type().IsRegular():
+			return syncPath(path)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if err := syncPath(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", path, err)
+	}
+	return nil
+}
+
+func send(mode, to, src string) error {
+	c, err := net.Dial("tcp", to)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	conn := c.(*net.TCPConn)
+	switch mode {
+	case "tcp":
+		err = sendFile(conn, src)
+		if err == nil {
+			err = conn.CloseWrite()
+		}
+		if err == nil {
+			err = awaitAck(conn)
+		}
+	case "tls":
+		cfg, cerr := tlsConfig()
+		if cerr != nil {
+			return cerr
+		}
+		// A baseline measures the copy: the receiver's key is not checked.
+		cfg.InsecureSkipVerify = true
+		tc := tls.Client(conn, cfg)
+		err = sendFile(tc, src)
+		if err == nil {
+			err = tc.CloseWrite()
+		}
+		if err == nil {
+			err = awaitAck(tc)
+		}
+	case "tar":
+		err = sendTar(conn, src)
+		if err == nil {
+			err = conn.CloseWrite()
+		}
+		if err == nil {
+			err = awaitAck(conn)
+		}
+	default:
+		err = fmt.Errorf("unknown mode %q", mode)
+	}
+	return err
+}
+
+// sendFile copies the file at path into w: with sendfile when w is a
+// *net.TCPConn.
+func sendFile(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.Copy(w, f); err != nil {
+		return fmt.Errorf("sending %s: %w", path, err)
+	}
+	return nil
+}
+
+// sendTar writes a tar stream of dir (named by its base name) to conn,
+// with GNU tar writing to the socket itself.
+func sendTar(conn *net.TCPConn, dir string) error {
+	sock, err := conn.File()
+	if err != nil {
+		return err
+	}
+	defer sock.Close()
+	tar := exec.Command("tar", "-c", "-f", "-", "-C", filepath.Dir(dir), filepath.Base(dir))
+	tar.Stdout, tar.Stderr = sock, os.Stderr
+	if err := tar.Run(); err != nil {
+		return fmt.Errorf("tar -c: %w", err)
+	}
+	return nil
+}
+
+// awaitAck waits for the receiver's byte, sent once it has synced
+// everything.
+func awaitAck(r io.Reader) error {
+	var b [1]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return fmt.Errorf("waiting for the receiver's acknowledgment: %w", err)
+	}
+	return nil
+}
+
+func dialOnce(to string) error {
+	c, err := net.Dial("tcp", to)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Write([]byte{1})
+	return err
+}
+
+// tlsConfig returns a TLS 1.3 configuration with a fresh self-signed
+// Ed25519 certificate, as lanshare's agents have.
+func tlsConfig() (*tls.Config, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
+	if err != nil {
+		return nil, fmt.Errorf("making a certificate: %w", err)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}},
+	}, nil
+}
