@@ -427,7 +427,8 @@ func newTransfer(in *Inbox, pol Policy, offer proto.Offer, start time.Time) *tra
 // add.
 func (t *transfer) plan() (a proto.Answer, need uint64) {
 	a.Replies = make([]proto.Reply, len(t.offer.Entries))
-	ask := map[string]bool{}
+	ask := map[string]bool{} // keys to look up in the arrived index
+	var offered uint64       // bytes of the accepted entries, checked for overflow
 	for i, e := range t.offer.Entries {
 		err := CheckName(e.Path)
 		if err == nil && t.policy.Folder == "" && foldKey(strings.SplitN(e.Path, "/", 2)[0]) == foldKey(stagingDir) {
@@ -438,11 +439,11 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 			t.results[i] = proto.Result{Status: proto.Refused, Code: proto.CodeBadName, Reason: a.Replies[i].Reason}
 			continue
 		}
-		if need > math.MaxUint64-e.Size {
+		if offered > math.MaxUint64-e.Size {
 			// Sizes that wrap around would slip past every cap.
 			return proto.Answer{Code: proto.CodeTooLarge, Reason: "offer totals more bytes than a 64-bit count holds"}, 0
 		}
-		need += e.Size
+		offered += e.Size
 		a.Replies[i] = proto.Reply{Status: proto.Accept}
 		t.accepted[i] = true
 		if t.keys[i] = fileKey(t.policy.SenderID, t.policy.Folder, e); t.keys[i] != "" {
@@ -450,7 +451,6 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 		}
 	}
 	arrived := t.in.arrived(ask)
-	need = 0
 	for i, e := range t.offer.Entries {
 		key := t.keys[i]
 		if !t.accepted[i] || key == "" {

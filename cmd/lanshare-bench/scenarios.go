@@ -66,29 +66,22 @@ func (b *bench) largeFile(ctx context.Context) ([]row, error) {
 
 // Scenario 2.
 func (b *bench) smallFiles(ctx context.Context) ([]row, error) {
-	ds, err := b.dataset("small")
-	if err != nil {
-		return nil, err
-	}
-	lo := b.loopback
-	s, err := b.runRounds(ctx, b.cfg.runs, []way{
-		b.lanshareWay("lanshare", lo, lo, ds),
-		b.baselineWay("tar | TCP | tar", "tar", lo, lo, ds),
+	return b.treeVsTar(ctx, "small", func(ds dataset) (metric, string) {
+		return filesRate(ds.files), fmt.Sprintf("2 %d files of %s, loopback", ds.files, formatBytes(b.sizes.smallSize))
 	})
-	if err != nil {
-		return nil, err
-	}
-	m := filesRate(ds.files)
-	title := fmt.Sprintf("2 %d files of %s, loopback", ds.files, formatBytes(b.sizes.smallSize))
-	return []row{
-		subjectRow(title, "lanshare", m, s[0], ds.bytes),
-		baselineRow("tar c | TCP | tar x", m, s[1], s[0], ds.bytes, &target{v: 0.8}),
-	}, nil
 }
 
 // Scenario 3.
 func (b *bench) mixedTree(ctx context.Context) ([]row, error) {
-	ds, err := b.dataset("mixed")
+	return b.treeVsTar(ctx, "mixed", func(ds dataset) (metric, string) {
+		return rate(ds.bytes), fmt.Sprintf("3 mixed tree, %d files, %s, loopback", ds.files, formatBytes(ds.bytes))
+	})
+}
+
+// treeVsTar runs a tree over loopback, lanshare against a tar stream,
+// reported in the metric and under the title that show gives.
+func (b *bench) treeVsTar(ctx context.Context, name string, show func(dataset) (metric, string)) ([]row, error) {
+	ds, err := b.dataset(name)
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +93,7 @@ func (b *bench) mixedTree(ctx context.Context) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := rate(ds.bytes)
-	title := fmt.Sprintf("3 mixed tree, %d files, %s, loopback", ds.files, formatBytes(ds.bytes))
+	m, title := show(ds)
 	return []row{
 		subjectRow(title, "lanshare", m, s[0], ds.bytes),
 		baselineRow("tar c | TCP | tar x", m, s[1], s[0], ds.bytes, &target{v: 0.8}),
