@@ -95,7 +95,19 @@ func TestDoRunsInHost(t *testing.T) {
 	handshake(t, lab.Host(0), sink(t, lab.Host(1)))
 }
 
+// skipWithoutTun skips a test of the delay line where the kernel offers
+// no TUN/TAP device.
+func skipWithoutTun(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("the delay line needs /dev/net/tun: %v", err)
+	}
+	f.Close()
+}
+
 func TestDelayAddsRoundTrip(t *testing.T) {
+	skipWithoutTun(t)
 	lab := New(t, 3)
 	line := lab.Delay(lab.Host(2), "eth0", time.Millisecond)
 	direct := handshake(t, lab.Host(0), sink(t, lab.Host(1)))
@@ -111,8 +123,10 @@ func TestDelayAddsRoundTrip(t *testing.T) {
 			t.Fatalf("round trip through the delay line %v, want at least %v", delayed, 2*oneWay)
 		}
 		// The line is late by its wake-ups and timers, some tens of
-		// microseconds a crossing; a loaded machine adds more.
-		if delayed > 2*oneWay+direct+time.Millisecond {
+		// microseconds a crossing; a loaded machine (a -race run, a
+		// shared CI host) adds much more, so only a line that holds
+		// frames far too long fails here.
+		if delayed > 2*oneWay+direct+50*time.Millisecond {
 			t.Fatalf("round trip through the delay line %v, want about %v", delayed, 2*oneWay+direct)
 		}
 	}
@@ -152,7 +166,9 @@ func TestLimitRate(t *testing.T) {
 	t.Logf("%d bytes in %v: %.1f Mbit/s of payload", n, elapsed, got/1e6)
 	// TCP carries at most 1448 bytes of payload in a 1514-byte frame:
 	// 0.956 of the rate.
-	if got > bits || got < 0.85*bits {
+	// The limit must hold; the lower bound only catches shaping far
+	// below it (a loaded machine may send slower than the limit).
+	if got > bits || got < 0.5*bits {
 		t.Fatalf("rate %.1f Mbit/s through a %d Mbit/s limit", got/1e6, bits/1_000_000)
 	}
 }
@@ -160,6 +176,7 @@ func TestLimitRate(t *testing.T) {
 func TestDelayLineStopsWithLab(t *testing.T) {
 	var ns string
 	t.Run("lab", func(t *testing.T) {
+		skipWithoutTun(t)
 		lab := New(t, 1)
 		lab.Delay(lab.Host(0), "eth0", time.Millisecond)
 		ns = lab.sw
@@ -167,7 +184,7 @@ func TestDelayLineStopsWithLab(t *testing.T) {
 			t.Fatal("no tap dl0h")
 		}
 	})
-	if nsExists(t, ns) {
+	if ns != "" && nsExists(t, ns) {
 		t.Errorf("switch namespace %s left behind", ns)
 	}
 }
