@@ -512,12 +512,16 @@ func (t *transfer) discard(i int) {
 
 // receive takes the accepted entries in offer order: it creates each
 // offered directory, and reads each file's bytes and FileEnd into a
-// temporary file in the staging folder, which it gives the file's final
-// name as soon as the file is verified. A file that cannot be written is
-// read and discarded so the stream stays in step; an error reading the
-// stream ends the transfer, keeping a resumable file's partial bytes.
+// temporary file in the staging folder, which gets the file's final name
+// as soon as the file is verified and synced (see syncer). A file that
+// cannot be written is read and discarded so the stream stays in step; an
+// error reading the stream ends the transfer, keeping a resumable file's
+// partial bytes. Either way, every file verified before the end is synced
+// and named before receive returns.
 func (t *transfer) receive(br *bufio.Reader) error {
 	buf := make([]byte, bufSize)
+	syncs := newSyncer(t.commitSynced)
+	defer syncs.drain()
 	for i, e := range t.offer.Entries {
 		if !t.accepted[i] {
 			continue
@@ -535,25 +539,38 @@ func (t *transfer) receive(br *bufio.Reader) error {
 		t.pmu.Lock()
 		t.prog.Path = e.Path
 		t.pmu.Unlock()
-		if err := t.receiveFile(i, br, buf); err != nil {
+		f, err := t.receiveFile(i, br, buf)
+		if err != nil {
 			return err
 		}
-		if t.results[i].Status == 0 {
-			t.commitFile(i)
+		if f != nil {
+			syncs.put(syncJob{i: i, f: f, root: t.in.root, name: t.temps[i], mode: t.fileMode(e), mtime: e.MTime})
+		} else {
+			t.elapsed[i] = time.Since(t.start)
 		}
 		t.pmu.Lock()
 		t.prog.Bytes += e.Size - t.offsets[i]
 		t.prog.Files++
 		t.wire = 0
 		t.pmu.Unlock()
-		t.elapsed[i] = time.Since(t.start)
 	}
 	return nil
 }
 
+// commitSynced names entry i once the syncer is done with it.
+func (t *transfer) commitSynced(i int, err error) {
+	if err != nil {
+		t.fail(i, writeCode(err), "could not write: "+errReason(err))
+	} else {
+		t.commitFile(i)
+	}
+	t.elapsed[i] = time.Since(t.start)
+}
+
 // receiveFile reads entry i's bytes and FileEnd. It returns only an error
-// of the stream; the entry's own failure is in t.results.
-func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) error {
+// of the stream; the entry's own failure is in t.results. A file that
+// arrived whole and verified is returned open, for the syncer.
+func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, error) {
 	e := t.offer.Entries[i]
 	off := t.offsets[i]
 	h := proto.NewDigest()
@@ -576,7 +593,7 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) error {
 				t.keep[i] = true
 			}
 		}
-		return fmt.Errorf("receiving %s: %w", Escape(e.Path), unexpected(err))
+		return nil, fmt.Errorf("receiving %s: %w", Escape(e.Path), unexpected(err))
 	}
 	digest, serr := sink.close()
 	if werr == nil {
@@ -590,27 +607,25 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) error {
 		if f != nil {
 			f.Close()
 		}
-		return fmt.Errorf("receiving %s: %w", Escape(e.Path), err)
+		return nil, fmt.Errorf("receiving %s: %w", Escape(e.Path), err)
 	}
-	if werr == nil {
-		werr = finishTemp(f, t.fileMode(e))
-		if werr == nil && !e.MTime.IsZero() {
-			werr = t.in.root.Chtimes(t.temps[i], e.MTime, e.MTime)
-		}
-	} else if f != nil {
-		f.Close()
+	if fe.Status != proto.Aborted && werr == nil && digest == fe.Digest {
+		return f, nil
+	}
+	if f != nil {
+		f.Close() // before fail removes it
 	}
 	switch {
 	case fe.Status == proto.Aborted:
 		t.fail(i, fe.Code, "sender: "+fe.Reason)
 	case werr != nil:
 		t.fail(i, writeCode(werr), "could not write: "+errReason(werr))
-	case digest != fe.Digest && off > 0:
+	case off > 0:
 		t.fail(i, proto.CodeDigest, "digest mismatch after resuming: the partial file was damaged; send it again")
-	case digest != fe.Digest:
+	default:
 		t.fail(i, proto.CodeDigest, "digest mismatch: the file was corrupted in transit")
 	}
-	return nil
+	return nil, nil
 }
 
 // openTemp opens entry i's temporary file: for a resumed file its partial
@@ -699,19 +714,6 @@ func (t *transfer) fileMode(e proto.Entry) fs.FileMode {
 		return fileMode | 0o111
 	}
 	return fileMode
-}
-
-// finishTemp makes a written temporary file durable with its final mode,
-// and closes it.
-func finishTemp(f *os.File, mode fs.FileMode) error {
-	err := f.Chmod(mode)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // listing returns the fold keys of the names in dir, read once per transfer.
@@ -936,12 +938,9 @@ func (t *transfer) copyInto(tmp, dir string) (string, error) {
 	}
 	_, err = io.Copy(dst, src)
 	if err == nil {
-		err = finishTemp(dst, fi.Mode().Perm())
+		err = syncJob{f: dst, root: t.in.root, name: name, mode: fi.Mode().Perm(), mtime: fi.ModTime()}.run()
 	} else {
 		dst.Close()
-	}
-	if err == nil {
-		err = t.in.root.Chtimes(name, fi.ModTime(), fi.ModTime())
 	}
 	if err != nil {
 		_ = t.in.root.Remove(name)

@@ -1,0 +1,86 @@
+package peer
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestSyncerCommitsInOrder: outcomes arrive in any order, entries are
+// committed in the order they were handed over.
+func TestSyncerCommitsInOrder(t *testing.T) {
+	var got []int
+	s := newSyncer(func(i int, err error) { got = append(got, i) })
+	s.queue = []int{4, 7, 9, 12}
+	for _, tc := range []struct {
+		done int
+		want []int
+	}{
+		{9, nil},
+		{12, nil},
+		{4, []int{4}},
+		{7, []int{4, 7, 9, 12}},
+	} {
+		s.take(syncDone{i: tc.done})
+		if !slices.Equal(got, tc.want) {
+			t.Fatalf("after %d is done: committed %v, want %v", tc.done, got, tc.want)
+		}
+	}
+	if len(s.queue) != 0 || len(s.out) != 0 {
+		t.Fatalf("left queued %v, outcomes %v", s.queue, s.out)
+	}
+}
+
+// TestSyncerSyncsAndReports hands over more files than may wait at once,
+// one of them broken, and checks that drain commits each of them once, in
+// order, with its mode and time set and the broken one's error.
+func TestSyncerSyncsAndReports(t *testing.T) {
+	root, err := os.OpenRoot(t.TempDir())
+	must(t, err)
+	defer root.Close()
+	mtime := time.Date(2021, 3, 4, 5, 6, 7, 8, time.UTC)
+	const n, broken = 3*syncPending + 5, syncPending + 1
+	type outcome struct {
+		i   int
+		err error
+	}
+	var got []outcome
+	s := newSyncer(func(i int, err error) { got = append(got, outcome{i, err}) })
+	for i := range n {
+		name := fmt.Sprintf("f%03d", i)
+		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		must(t, err)
+		_, err = f.WriteString(name)
+		must(t, err)
+		if i == broken {
+			f.Close()
+		}
+		s.put(syncJob{i: i, f: f, root: root, name: name, mode: 0o644, mtime: mtime})
+		if len(s.queue) > syncPending {
+			t.Fatalf("%d entries wait, at most %d may", len(s.queue), syncPending)
+		}
+	}
+	s.drain()
+	s.drain()
+	if len(got) != n {
+		t.Fatalf("committed %d entries, want %d", len(got), n)
+	}
+	for i, o := range got {
+		if o.i != i {
+			t.Fatalf("commit %d was entry %d", i, o.i)
+		}
+		if (o.err != nil) != (i == broken) {
+			t.Fatalf("entry %d: error %v", i, o.err)
+		}
+		if i == broken {
+			continue
+		}
+		fi, err := root.Stat(fmt.Sprintf("f%03d", i))
+		must(t, err)
+		if fi.Mode().Perm() != 0o644 || !fi.ModTime().Equal(mtime) {
+			t.Fatalf("entry %d: mode %v, mtime %v", i, fi.Mode(), fi.ModTime())
+		}
+	}
+}
