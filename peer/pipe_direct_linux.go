@@ -3,6 +3,7 @@ package peer
 import (
 	"errors"
 	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,4 +37,19 @@ func setDirect(f *os.File, on bool) bool {
 // a direct write (alignment or support), so a buffered one should follow.
 func directRefused(err error) bool {
 	return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP)
+}
+
+// reopenCached opens f's file again, for writing through the page cache
+// while f has direct I/O on.
+func reopenCached(f *os.File) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var name string
+	if err := rc.Control(func(fd uintptr) { name = "/proc/self/fd/" + strconv.Itoa(int(fd)) }); err != nil {
+		return nil, err
+	}
+	// The link names the very file f has open, wherever it is.
+	return os.OpenFile(name, os.O_WRONLY, 0)
 }

@@ -1,12 +1,14 @@
 package peer
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lanshare/lanshare/proto"
 )
@@ -95,4 +97,62 @@ func (c *cutReadConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p[:min(len(p), c.left)])
 	c.left -= n
 	return n, err
+}
+
+// TestSinkSpillsWhenDiskStalls holds every direct write of a large file
+// up, as a stalled disk does: the sink must still take the whole stream,
+// writing what the held writers cannot take through the page cache, and
+// once they are let go the file must be whole and its digest right.
+func TestSinkSpillsWhenDiskStalls(t *testing.T) {
+	data := []byte(randomBytes(t, 4*directMin+12345))
+	f, err := os.Create(filepath.Join(t.TempDir(), "big.part"))
+	must(t, err)
+	defer f.Close()
+	if !setDirect(f, true) || !setDirect(f, false) {
+		t.Skip("the test's file system has no direct I/O (O_DIRECT)")
+	}
+	if g, err := reopenCached(f); err != nil {
+		t.Skipf("cannot open a file again by its descriptor: %v", err)
+	} else {
+		g.Close()
+	}
+	release := make(chan struct{})
+	storeHook = func() { <-release }
+	defer func() { storeHook = nil }()
+
+	h := proto.NewDigest()
+	s := newSink(f, h, 0, uint64(len(data)), nil)
+	if !s.direct {
+		t.Fatal("the sink did not turn direct I/O on")
+	}
+	// With every writer held, fill returns only if the sink spilled.
+	filled := make(chan error, 1)
+	go func() { filled <- s.fill(bytes.NewReader(data), uint64(len(data))) }()
+	select {
+	case err := <-filled:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		close(release)
+		t.Fatal("the sink waited for the stalled writers")
+	}
+	if s.cached == nil {
+		t.Fatal("the sink took the file without spilling any of it")
+	}
+	close(release)
+	digest, err := s.close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := proto.NewDigest()
+	want.Write(data)
+	if string(digest[:]) != string(want.Sum(nil)) {
+		t.Fatal("digest differs from the data's")
+	}
+	got, err := os.ReadFile(f.Name())
+	must(t, err)
+	if string(got) != string(data) {
+		t.Fatalf("the file differs from the data (%d bytes, want %d)", len(got), len(data))
+	}
 }

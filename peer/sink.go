@@ -56,6 +56,11 @@ type sink struct {
 	tail       block    // the last, partial block of a direct file
 	mu         sync.Mutex
 	werr       error
+
+	// Direct mode only: when the disk falls behind (see spill).
+	cached  *os.File // the file opened again without direct I/O
+	noCache bool     // it could not be
+	spare   []byte   // a buffer the reader wrote itself, to fill next
 }
 
 // errDirectOff means direct I/O could not be turned off for the buffered
@@ -110,8 +115,15 @@ func (s *sink) run() {
 	}
 }
 
+// storeHook, when set (by tests), runs before each write of a block by
+// the sink's writers.
+var storeHook func()
+
 // store writes b, unless an earlier write failed.
 func (s *sink) store(b block) {
+	if storeHook != nil {
+		storeHook()
+	}
 	if s.failed() {
 		return
 	}
@@ -126,6 +138,11 @@ func (s *sink) store(b block) {
 			_, err = s.at.WriteAt(b.b, b.off)
 		}
 	}
+	s.setErr(err)
+}
+
+// setErr keeps err if it is the first write error.
+func (s *sink) setErr(err error) {
 	if err != nil {
 		s.mu.Lock()
 		if s.werr == nil {
@@ -146,7 +163,9 @@ func (s *sink) failed() bool {
 func (s *sink) fill(r io.Reader, n uint64) error {
 	for n > 0 {
 		buf := s.cur
-		if s.free != nil {
+		if s.spare != nil {
+			buf, s.spare = s.spare, nil
+		} else if s.free != nil {
 			buf = (<-s.free).b
 		}
 		buf = buf[:min(uint64(len(buf)), n)]
@@ -188,7 +207,38 @@ func (s *sink) write(b []byte) {
 		s.tail = blk
 		return
 	}
+	if s.direct && len(s.free) == 0 && s.spill(blk) {
+		s.spare = b
+		return
+	}
 	s.full <- blk
+}
+
+// spill writes blk through the page cache, on the reader's goroutine. It
+// is called when every other buffer is with a writer, waiting for the
+// disk: a disk can stall for most of a second, and the bytes then wait in
+// memory, as a plain write's do, rather than the network waiting for the
+// disk. (When the sender is faster than the disk, the page cache takes
+// the difference, within the kernel's limits on dirty memory.) It reports
+// false, to wait instead, when the file cannot be opened again without
+// direct I/O.
+func (s *sink) spill(blk block) bool {
+	if s.cached == nil {
+		if s.noCache {
+			return false
+		}
+		f, err := reopenCached(s.at)
+		if err != nil {
+			s.noCache = true
+			return false
+		}
+		s.cached = f
+	}
+	if !s.failed() {
+		_, err := s.cached.WriteAt(blk.b, blk.off)
+		s.setErr(err)
+	}
+	return true
 }
 
 // end is the offset after the last byte handed to the sink's writes; once
@@ -207,6 +257,14 @@ func (s *sink) close() (digest [proto.DigestSize]byte, err error) {
 		if len(s.tail.b) > 0 {
 			s.store(s.tail)
 			putChunk(s.tail.b)
+		}
+		if s.spare != nil {
+			putChunk(s.spare)
+			s.spare = nil
+		}
+		if s.cached != nil {
+			// Its pages are the file's: the file's fsync writes them.
+			s.cached.Close()
 		}
 		// Every writer is done: the buffers are free to reuse.
 		for len(s.free) > 0 {
