@@ -20,7 +20,8 @@ const (
 	// where the file system allows it: the bytes go from our buffers to
 	// the disk, without a copy into the page cache (which costs as much
 	// CPU as hashing them) and without a long fsync at the end, since the
-	// disk is kept busy while the bytes arrive.
+	// disk is kept busy while the bytes arrive. While the disk falls
+	// behind, bytes go through the page cache instead (see spill).
 	directMin = 8 << 20
 	// sinkChunk is the size of a pipelined sink's buffers, and so of its
 	// writes: large enough to keep a disk efficient.
