@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/lanshare/lanshare/proto"
@@ -21,7 +22,7 @@ const (
 	// the disk, without a copy into the page cache (which costs as much
 	// CPU as hashing them) and without a long fsync at the end, since the
 	// disk is kept busy while the bytes arrive. While the disk falls
-	// behind, bytes go through the page cache instead (see spill).
+	// behind, bytes go through the page cache instead (see next).
 	directMin = 8 << 20
 	// sinkChunk is the size of a pipelined sink's buffers, and so of its
 	// writes: large enough to keep a disk efficient.
@@ -58,10 +59,10 @@ type sink struct {
 	mu         sync.Mutex
 	werr       error
 
-	// Direct mode only: when the disk falls behind (see spill).
+	// Direct mode only: when the disk stalls (see next).
 	cached  *os.File // the file opened again without direct I/O
 	noCache bool     // it could not be
-	spare   []byte   // a buffer the reader wrote itself, to fill next
+	stalled bool     // no buffer came free for spillAfter, and none since
 }
 
 // errDirectOff means direct I/O could not be turned off for the buffered
@@ -163,12 +164,7 @@ func (s *sink) failed() bool {
 // returns only a read error; write errors are kept for close.
 func (s *sink) fill(r io.Reader, n uint64) error {
 	for n > 0 {
-		buf := s.cur
-		if s.spare != nil {
-			buf, s.spare = s.spare, nil
-		} else if s.free != nil {
-			buf = (<-s.free).b
-		}
+		buf := s.next()
 		buf = buf[:min(uint64(len(buf)), n)]
 		// Read into the rest of the buffer, which is larger than a
 		// bufio.Reader's and so bypasses it, and hash each piece as soon
@@ -208,21 +204,60 @@ func (s *sink) write(b []byte) {
 		s.tail = blk
 		return
 	}
-	if s.direct && len(s.free) == 0 && s.spill(blk) {
-		s.spare = b
-		return
-	}
 	s.full <- blk
 }
 
-// spill writes blk through the page cache, on the reader's goroutine. It
-// is called when every other buffer is with a writer, waiting for the
-// disk: a disk can stall for most of a second, and the bytes then wait in
-// memory, as a plain write's do, rather than the network waiting for the
-// disk. (When the sender is faster than the disk, the page cache takes
-// the difference, within the kernel's limits on dirty memory.) It reports
-// false, to wait instead, when the file cannot be opened again without
-// direct I/O.
+// spillAfter is how long a direct sink's reader waits for a buffer before
+// it takes the disk for stalled: a writer normally frees one every
+// millisecond or two.
+const spillAfter = 20 * time.Millisecond
+
+// next returns a buffer to read into: the one buffer of a small file, or
+// a free one. In direct mode, when none comes free for spillAfter, the
+// disk has stalled (they can, for most of a second), and the reader
+// writes blocks that wait for a writer through the page cache itself, as
+// a plain write would, until a writer catches up: the bytes wait in
+// memory rather than the network waiting for the disk. A disk that is
+// merely slower than the network is waited for, as then spilling would
+// only cost CPU now and a longer fsync at the end.
+func (s *sink) next() []byte {
+	if s.free == nil {
+		return s.cur
+	}
+	select {
+	case b := <-s.free:
+		s.stalled = false
+		return b.b
+	default:
+	}
+	if !s.direct || s.noCache {
+		return (<-s.free).b
+	}
+	if !s.stalled {
+		t := time.NewTimer(spillAfter)
+		select {
+		case b := <-s.free:
+			t.Stop()
+			return b.b
+		case <-t.C:
+			s.stalled = true
+		}
+	}
+	select {
+	case b := <-s.free:
+		s.stalled = false
+		return b.b
+	case blk := <-s.full:
+		if s.spill(blk) {
+			return blk.b[:cap(blk.b)]
+		}
+		s.full <- blk // back to the writers
+		return (<-s.free).b
+	}
+}
+
+// spill writes blk through the page cache. It reports false when the
+// file cannot be opened again without direct I/O.
 func (s *sink) spill(blk block) bool {
 	if s.cached == nil {
 		if s.noCache {
@@ -258,10 +293,6 @@ func (s *sink) close() (digest [proto.DigestSize]byte, err error) {
 		if len(s.tail.b) > 0 {
 			s.store(s.tail)
 			putChunk(s.tail.b)
-		}
-		if s.spare != nil {
-			putChunk(s.spare)
-			s.spare = nil
 		}
 		if s.cached != nil {
 			// Its pages are the file's: the file's fsync writes them.
