@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -236,6 +235,13 @@ func roundTrip(from, to *netlab.Host) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("listening in %s: %w", to.NS, err)
 	}
+	defer closeAll(ln)()
+	return from.Handshake(ln.Addr().String(), handshakes)
+}
+
+// closeAll accepts connections on ln and closes each at once, until the
+// function it returns closes ln and waits for it.
+func closeAll(ln net.Listener) (stop func()) {
 	var accepter sync.WaitGroup
 	accepter.Add(1)
 	go func() {
@@ -248,26 +254,10 @@ func roundTrip(from, to *netlab.Host) (time.Duration, error) {
 			c.Close()
 		}
 	}()
-	defer accepter.Wait()
-	defer ln.Close()
-	var times []time.Duration
-	err = from.Do(func() error {
-		for range handshakes {
-			start := time.Now()
-			c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-			if err != nil {
-				return err
-			}
-			times = append(times, time.Since(start))
-			c.Close()
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("dialling from %s: %w", from.NS, err)
+	return func() {
+		ln.Close()
+		accepter.Wait()
 	}
-	slices.Sort(times)
-	return times[len(times)/2], nil
 }
 
 // noteShaping records the rate a bare TCP copy reached across a lab's
@@ -395,20 +385,7 @@ func (b *bench) dialWay(name string) way {
 		if err != nil {
 			return sample{}, err
 		}
-		var accepter sync.WaitGroup
-		accepter.Add(1)
-		go func() {
-			defer accepter.Done()
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
-		defer accepter.Wait()
-		defer ln.Close()
+		defer closeAll(ln)()
 		port := ln.Addr().(*net.TCPAddr).Port
 		sn, err := sniff(port)
 		if err != nil {

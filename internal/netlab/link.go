@@ -17,9 +17,11 @@ package netlab
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -123,6 +125,30 @@ func openTap(ns, name string) (fd int, err error) {
 // goroutines that make sockets, which would run elsewhere.
 func (h *Host) Do(f func() error) error {
 	return inNamespace(h.NS, f)
+}
+
+// Handshake returns the median time of n TCP handshakes (connect, then
+// close) from h to addr, which something must be accepting on: a measure
+// of the round trip that includes no program's own latency.
+func (h *Host) Handshake(addr string, n int) (time.Duration, error) {
+	var times []time.Duration
+	err := h.Do(func() error {
+		for range n {
+			start := time.Now()
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				return err
+			}
+			times = append(times, time.Since(start))
+			c.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("dialling %s from %s: %w", addr, h.NS, err)
+	}
+	slices.Sort(times)
+	return times[len(times)/2], nil
 }
 
 // inNamespace runs f on a goroutine whose thread has joined the network

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -50,24 +49,11 @@ func sink(t *testing.T, h *Host) string {
 // handshake returns the median time of 21 TCP handshakes from h to addr.
 func handshake(t *testing.T, h *Host, addr string) time.Duration {
 	t.Helper()
-	var times []time.Duration
-	err := h.Do(func() error {
-		for range 21 {
-			start := time.Now()
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				return err
-			}
-			times = append(times, time.Since(start))
-			c.Close()
-		}
-		return nil
-	})
+	d, err := h.Handshake(addr, 21)
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(times)
-	return times[len(times)/2]
+	return d
 }
 
 func TestDoRunsInHost(t *testing.T) {
