@@ -158,7 +158,7 @@ func TestKeyChangedAfterPin(t *testing.T) {
 	if !errors.Is(err, ErrKeyChanged) {
 		t.Fatalf("send to bob with a new key: %v, want ErrKeyChanged", err)
 	}
-	for _, want := range []string{GroupID(oldBob.ID()), GroupID(newBob.ID()), "lanshare trust " + GroupID(newBob.ID())} {
+	for _, want := range []string{GroupID(oldBob.ID()), GroupID(newBob.ID()), "lanshare trust --replace " + GroupID(newBob.ID())} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
@@ -179,7 +179,7 @@ func TestKeyChangedAfterPin(t *testing.T) {
 	if _, err := alice.Known.Forget(newBob.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.Known.Trust(newBob.ID(), "bob"); err != nil {
+	if err := alice.Known.Replace(newBob.ID(), "bob"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sendFile(t, alice, newBob.target(), "2.txt", "two"); err != nil {

@@ -18,22 +18,26 @@ const dialTimeout = 5 * time.Second
 type Sender struct {
 	Identity *Identity
 	// Known, if set, pins names to ids: the first successful send to a
-	// display name records the receiver's id under it, and a target chosen
-	// by anything but its whole id (Target.ByName) whose id is not pinned
-	// to its display name is refused with ErrKeyChanged until the user
-	// trusts the new id. A target chosen by its whole id is the user's
-	// explicit choice of a key: it is not checked, and it adds its id to
-	// the name (two devices may share a name). Targets given by address
-	// pin nothing: their name is only what the peer says.
+	// display name records the receiver's id under the name it gives in
+	// its hello (inside TLS), and a target chosen by anything but its
+	// whole id (Target.ByName) is refused by Known.Check with
+	// ErrKeyChanged when what the user typed, or its display name, is
+	// pinned to other ids only, until the user accepts the new id. A
+	// target chosen by its whole id is the user's explicit choice of a
+	// key: it is not checked, and it adds its id to the name (two devices
+	// may share a name). Targets given by address pin nothing: their name
+	// is only what the peer says.
 	Known *Known
 }
 
 // Send sends items to t; see SendTo. Addresses are tried in order until
-// one connects. A receiver whose key does not match t.ID fails the send
-// with ErrWrongKey before any byte of the transfer; nothing is tried
-// after that.
+// one holds the key of t.ID and takes the transfer: one that cannot be
+// reached, fails the handshake or holds another key (ErrWrongKey; someone
+// advertising a copied id) is skipped before any byte of the transfer
+// goes to it. The error wraps ErrWrongKey only when no address connected
+// and at least one answered with another key.
 func (s *Sender) Send(ctx context.Context, t Target, items []Item, opt SendOptions) (*Report, error) {
-	if err := s.checkPinned(t); err != nil {
+	if err := s.Known.Check(t); err != nil {
 		return nil, err
 	}
 	var learned string // the receiver's id, from the first handshake
@@ -50,42 +54,42 @@ func (s *Sender) Send(ctx context.Context, t Target, items []Item, opt SendOptio
 		return c, err
 	}
 	var rep *Report
+	var wrongKey error // the first address that answered with another key
 	err := fmt.Errorf("%w %s: it has no address", ErrUnknownPeer, Escape(t.Name))
 	for _, addr := range t.Addrs {
 		rep, err = SendTo(ctx, addr, items, opt)
-		if errors.Is(err, ErrWrongKey) {
-			return rep, fmt.Errorf("refusing to send to %s at %s: %w; whoever answers there does not hold the key it advertises (an impostor?); nothing was sent to it",
+		if errors.Is(err, ErrWrongKey) && wrongKey == nil {
+			wrongKey = fmt.Errorf("refusing to send to %s at %s: %w; whoever answers there does not hold the key it advertises (an impostor?); nothing was sent to it",
 				Escape(t.Name), addr, err)
 		}
-		if !dialFailed(rep, err) || ctx.Err() != nil {
+		if !unreached(rep, err) || ctx.Err() != nil {
 			break
 		}
 	}
-	if err == nil && s.Known != nil && t.ID != "" && t.DisplayName != "" &&
-		(!t.ByName || len(s.Known.ByName(t.DisplayName)) == 0) {
-		if perr := s.Known.Pin(t.ID, t.DisplayName); perr != nil {
-			return rep, fmt.Errorf("sent, but could not record %s as known: %w", Escape(t.Name), perr)
+	if wrongKey != nil && unreached(rep, err) {
+		return rep, wrongKey
+	}
+	if err == nil && s.Known != nil && t.ID != "" {
+		// The name the key's holder gives itself; the record's only
+		// when it gave none.
+		name := rep.Peer
+		if name == "" {
+			name = t.DisplayName
+		}
+		if name != "" && (!t.ByName || len(s.Known.ByName(name)) == 0) {
+			if perr := s.Known.Pin(t.ID, name); perr != nil {
+				return rep, fmt.Errorf("sent, but could not record %s as known: %w", Escape(t.Name), perr)
+			}
 		}
 	}
 	return rep, err
 }
 
-// checkPinned refuses t when its display name is pinned to other ids only.
-func (s *Sender) checkPinned(t Target) error {
-	if s.Known == nil || t.ID == "" || t.DisplayName == "" || !t.ByName {
-		return nil
-	}
-	pins := s.Known.ByName(t.DisplayName)
-	if len(pins) == 0 {
-		return nil
-	}
-	for _, p := range pins {
-		if p.ID == t.ID {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: %s now has id %s, but the name %s is pinned to %s; if its owner confirms the new id, accept it with: lanshare trust %s (or send to it by its whole id)",
-		ErrKeyChanged, Escape(t.Name), GroupID(t.ID), Escape(t.DisplayName), GroupID(pins[0].ID), GroupID(t.ID))
+// unreached reports whether a send failed before the transfer began: no
+// connection, a failed handshake, or a receiver with another key.
+func unreached(rep *Report, err error) bool {
+	return err != nil && (rep == nil || len(rep.Items) == 0) &&
+		(dialFailed(rep, err) || errors.Is(err, ErrHandshake) || errors.Is(err, ErrWrongKey))
 }
 
 // dial connects to addr and runs the TLS handshake, expecting id want

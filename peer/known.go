@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/lanshare/lanshare/discovery"
 )
 
 // knownFile holds the known peers in the config directory.
@@ -147,7 +149,7 @@ func (k *Known) IsTrusted(id string) bool {
 
 // Pin records id as seen under name, unless id is known already. Another
 // id pinned to the same name is left alone: the caller decides what a
-// changed key means (see CheckPinned).
+// changed key means (see Check).
 func (k *Known) Pin(id, name string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -161,10 +163,23 @@ func (k *Known) Pin(id, name string) error {
 	return k.saveLocked()
 }
 
-// Trust marks id trusted under name. Other ids only seen (pinned) under
-// the same name are forgotten: trusting is how a user accepts a peer's new
-// key. Other trusted ids of that name stay (two devices may share a name).
+// Trust marks id trusted under name (a known id keeps its place, and
+// takes the name). It never forgets another id: other ids pinned or
+// trusted under the same name stay, and still pass as that name (two
+// devices may share a name). To accept a peer's new key in place of the
+// old one, use Replace.
 func (k *Known) Trust(id, name string) error {
+	return k.trust(id, name, false)
+}
+
+// Replace marks id trusted under name and forgets every other id pinned or
+// trusted under that name: the user accepts id as the key of the device
+// of that name, in place of the old one. With an empty name it is Trust.
+func (k *Known) Replace(id, name string) error {
+	return k.trust(id, name, true)
+}
+
+func (k *Known) trust(id, name string, replace bool) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.reloadLocked(); err != nil {
@@ -172,10 +187,102 @@ func (k *Known) Trust(id, name string) error {
 	}
 	name = cleanName(name)
 	k.peers = slices.DeleteFunc(k.peers, func(p KnownPeer) bool {
-		return p.ID == id || (p.Level == Seen && name != "" && strings.EqualFold(p.Name, name))
+		return p.ID == id || (replace && name != "" && strings.EqualFold(p.Name, name))
 	})
 	k.peers = append(k.peers, KnownPeer{ID: id, Level: Trusted, Name: name})
 	return k.saveLocked()
+}
+
+// PinnedTo returns the ids pinned to exactly what a user typed to name a
+// peer, for Resolve to look for first: those whose name it is, whose
+// instance name it is ("bob (3fa2)", see discovery.InstanceName), or whose
+// id it starts (four characters or more; dashes ignored). A whole id
+// returns nil: it names its key without a pin.
+func (k *Known) PinnedTo(typed string) []string {
+	return k.pinned(typed, false)
+}
+
+// pinsFor is PinnedTo, but for an instance name it takes every id pinned
+// to its name part, whatever its suffix: what a send by that text must
+// reach (see Check).
+func (k *Known) pinsFor(typed string) []string {
+	return k.pinned(typed, true)
+}
+
+func (k *Known) pinned(typed string, namePart bool) []string {
+	if k == nil || ParseID(typed) != "" {
+		return nil
+	}
+	name := cleanName(typed)
+	part, isInstance := splitInstance(name)
+	prefix := strings.ToLower(strings.ReplaceAll(typed, "-", ""))
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var ids []string
+	for _, p := range k.peers {
+		named := p.Name != "" && (strings.EqualFold(p.Name, name) ||
+			strings.EqualFold(discovery.InstanceName(p.Name, p.ID), name) ||
+			(namePart && isInstance && strings.EqualFold(p.Name, part)))
+		if (named || (len(prefix) >= 4 && strings.HasPrefix(p.ID, prefix))) && !slices.Contains(ids, p.ID) {
+			ids = append(ids, p.ID)
+		}
+	}
+	return ids
+}
+
+// splitInstance returns the name part of an instance name as
+// discovery.InstanceName makes it: "NAME (xxxx)", with four ASCII letters
+// or digits.
+func splitInstance(s string) (string, bool) {
+	const n = len(" (xxxx)")
+	if len(s) <= n || s[len(s)-n:len(s)-n+2] != " (" || s[len(s)-1] != ')' {
+		return "", false
+	}
+	for _, c := range s[len(s)-n+2 : len(s)-1] {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return "", false
+		}
+	}
+	return s[:len(s)-n], true
+}
+
+// Check refuses t, a target chosen by anything but its whole id
+// (t.ByName), when what the user typed (t.Typed: a pinned name, an
+// instance name whose name part is pinned, a prefix of a pinned id) or
+// t's display name is pinned to other ids only. Whatever records claim,
+// a send by such a name reaches a pinned key or stops here with
+// ErrKeyChanged, which says how to accept the new key. A nil Known checks
+// nothing.
+func (k *Known) Check(t Target) error {
+	if k == nil || t.ID == "" || !t.ByName {
+		return nil
+	}
+	for _, c := range []struct {
+		what string
+		ids  []string
+	}{
+		{t.Typed, k.pinsFor(t.Typed)},
+		{t.DisplayName, k.idsByName(t.DisplayName)},
+	} {
+		if len(c.ids) == 0 || slices.Contains(c.ids, t.ID) {
+			continue
+		}
+		return fmt.Errorf("%w: %s now has id %s, but %s is pinned to %s; if its owner confirms the new id, accept it with: lanshare trust --replace %s (or send to it by its whole id)",
+			ErrKeyChanged, Escape(t.Name), GroupID(t.ID), Escape(c.what), GroupID(c.ids[0]), GroupID(t.ID))
+	}
+	return nil
+}
+
+// idsByName returns the ids of ByName(name); none for an empty name.
+func (k *Known) idsByName(name string) []string {
+	if name == "" {
+		return nil
+	}
+	var ids []string
+	for _, p := range k.ByName(name) {
+		ids = append(ids, p.ID)
+	}
+	return ids
 }
 
 // Forget removes the entries that match: an id, an id prefix of at least

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,12 +25,18 @@ type Target struct {
 	// ID is the peer's id from discovery; empty for a target given by
 	// address.
 	ID string
-	// Addrs are the addresses to try, best first.
+	// Addrs are the addresses to try, best first: every address of every
+	// record that carries ID (one who copies an id adds addresses, which
+	// fail the key check), those of records whose instance label is their
+	// own (see Suspicious) first.
 	Addrs []string
 	// ByName is true unless the user named the peer by its whole id: a
 	// display name, an instance name ("bob (3fa2)") or a short id prefix
-	// is something an impostor can copy or grind; see Sender.Known.
+	// is something an impostor can copy or grind; see Known.Check.
 	ByName bool
+	// Typed is what the user typed to name the target; Known.Check holds
+	// it against the pins, whatever the records said.
+	Typed string
 }
 
 // ResolveOptions tunes Resolve.
@@ -42,6 +49,12 @@ type ResolveOptions struct {
 	// running local agent's live table). A target that matches one of
 	// them exactly once is used at once; otherwise Resolve browses.
 	Known func(ctx context.Context) []discovery.Peer
+	// Pins, if set, are the known peers. A target that names pinned ids
+	// (see Known.PinnedTo) resolves to a record of one of those ids when
+	// one answers, whatever other records claim; only when none does is
+	// it looked up as usual (and then refused by Known.Check, unless the
+	// record found is pinned too).
+	Pins *Known
 	// Browse replaces discovery.BrowseUntil (tests).
 	Browse func(ctx context.Context, ifaces []string, wait time.Duration, enough func([]discovery.Peer, time.Duration) bool) ([]discovery.Peer, error)
 }
@@ -56,20 +69,26 @@ const resolveSettle = 600 * time.Millisecond
 
 // Resolve turns what the user typed into a Target. HOST:PORT (with a
 // numeric port) is used as it is, without any browsing. Anything else is
-// looked up on the network and matched by FindPeer: a whole id as soon as
-// it answers, a name once it has matched for resolveSettle, and an unknown
-// name after opt.Wait. The error
+// looked up on the network and matched by FindPeer (steered to pinned ids
+// by opt.Pins): a whole id as soon as it answers, a name once it has
+// matched for resolveSettle, and an unknown name after opt.Wait. The error
 // wraps ErrUnknownPeer, ErrAmbiguousPeer or ErrNotSendable with a message
 // that lists what was seen.
 func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, error) {
 	if host, port, err := net.SplitHostPort(target); err == nil && host != "" {
 		if _, perr := strconv.ParseUint(port, 10, 16); perr == nil {
-			return Target{Name: target, Addrs: []string{target}}, nil
+			return Target{Name: target, Addrs: []string{target}, Typed: target}, nil
 		}
 	}
+	var steer []string
+	if opt.Pins != nil {
+		steer = opt.Pins.PinnedTo(target)
+	}
 	if opt.Known != nil {
-		if p, by, err := findPeer(opt.Known(ctx), target); err == nil {
-			return targetOf(p, by, target), nil
+		// With pins, only a pinned id is taken from the table at once: the
+		// table may not hold every peer.
+		if m, err := findPeer(opt.Known(ctx), target, steer); err == nil && (len(steer) == 0 || m.by == byPin) {
+			return m.target(target), nil
 		}
 	}
 	browse := opt.Browse
@@ -82,11 +101,14 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 	}
 	wholeID := ParseID(target)
 	enough := func(peers []discovery.Peer, elapsed time.Duration) bool {
-		p, by, err := findPeer(peers, target)
+		m, err := findPeer(peers, target, steer)
 		switch {
-		case err == nil && by == byID && p.ID == wholeID:
+		case err == nil && m.by == byID && m.peer.ID == wholeID:
 			return true
 		case elapsed < min(wait, resolveSettle):
+			return false
+		case len(steer) > 0 && (err != nil || m.by != byPin):
+			// A pinned id may still answer, and it wins.
 			return false
 		}
 		// More answers cannot turn a match into no match, nor resolve an
@@ -97,73 +119,32 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 	if err != nil {
 		return Target{}, fmt.Errorf("looking for %q: %w", target, err)
 	}
-	p, by, err := findPeer(peers, target)
+	m, err := findPeer(peers, target, steer)
 	if errors.Is(err, ErrUnknownPeer) {
 		return Target{}, fmt.Errorf("%w %s within %v (%s)", ErrUnknownPeer, Escape(target), wait, seen(peers))
 	}
 	if err != nil {
 		return Target{}, err
 	}
-	return targetOf(p, by, target), nil
+	return m.target(target), nil
 }
 
-// targetOf is the Target for peer p, found by rule by from what the user
-// typed.
-func targetOf(p discovery.Peer, by int, typed string) Target {
-	local, _ := discovery.LocalPrefixes()
-	t := Target{Name: p.Instance, DisplayName: p.Name, ID: p.ID, ByName: !(by == byID && ParseID(typed) == p.ID)}
-	for _, a := range discovery.SortAddrs(p.Addrs, local) {
-		t.Addrs = append(t.Addrs, a.String())
-	}
-	return t
+// Suspicious reports whether p's instance label is not the one its own
+// TXT name and id make (discovery.InstanceName): every lanshare agent
+// advertises exactly that label, so another one is someone's attempt to
+// be found under a name that is not theirs ("bob", or bob's instance name
+// or id, over another key). Such a label is ignored for matching; the
+// record can still be named by its display name or id, which the key
+// check and the pins hold. Records without an id (not lanshare's) are
+// not suspicious, only not sendable.
+func Suspicious(p discovery.Peer) bool {
+	return p.ID != "" && !strings.EqualFold(p.Instance, discovery.InstanceName(p.Name, p.ID))
 }
 
-// FindPeer picks the peer target names among peers: an instance name
-// ("bob (3fa2)"), else a display name, both compared without regard to
-// case; else an id or an id prefix of at least four characters (dashes as
-// in GroupID are ignored). More than one match is ErrAmbiguousPeer, none is
-// ErrUnknownPeer; a match that cannot be sent to (a foreign record without
-// our fields, or another major protocol version) is ErrNotSendable.
-func FindPeer(peers []discovery.Peer, target string) (discovery.Peer, error) {
-	p, _, err := findPeer(peers, target)
-	return p, err
-}
-
-// How findPeer matched: the index of the rule in its list.
-const (
-	byInstance = iota
-	byDisplayName
-	byID
-)
-
-func findPeer(peers []discovery.Peer, target string) (discovery.Peer, int, error) {
-	var match []discovery.Peer
-	rule := 0
-	for i, by := range []func(discovery.Peer) bool{
-		func(p discovery.Peer) bool { return strings.EqualFold(p.Instance, target) },
-		func(p discovery.Peer) bool { return strings.EqualFold(p.Name, target) },
-		func(p discovery.Peer) bool {
-			id := strings.ToLower(strings.ReplaceAll(target, "-", ""))
-			return len(id) >= 4 && p.ID != "" && strings.HasPrefix(strings.ToLower(p.ID), id)
-		},
-	} {
-		for _, p := range peers {
-			if by(p) {
-				match = append(match, p)
-			}
-		}
-		if len(match) > 0 {
-			rule = i
-			break
-		}
-	}
-	switch {
-	case len(match) == 0:
-		return discovery.Peer{}, 0, fmt.Errorf("%w %s (%s)", ErrUnknownPeer, Escape(target), seen(peers))
-	case len(match) > 1:
-		return discovery.Peer{}, 0, fmt.Errorf("%w: %s matches %s; name one by instance or id", ErrAmbiguousPeer, Escape(target), describe(match))
-	}
-	p := match[0]
+// Sendable returns why p cannot be sent to (wrapping ErrNotSendable), or
+// nil: a foreign record without our fields, or another major protocol
+// version.
+func Sendable(p discovery.Peer) error {
 	if !p.Complete() {
 		var missing []string
 		if p.ID == "" {
@@ -175,13 +156,147 @@ func findPeer(peers []discovery.Peer, target string) (discovery.Peer, int, error
 		if p.Port <= 0 || len(p.Addrs) == 0 {
 			missing = append(missing, "address")
 		}
-		return p, rule, fmt.Errorf("%w: %s does not advertise a lanshare %s; send to HOST:PORT instead",
+		return fmt.Errorf("%w: %s does not advertise a lanshare %s; send to HOST:PORT instead",
 			ErrNotSendable, Escape(p.Instance), strings.Join(missing, " and "))
 	}
 	if major, _, _ := strings.Cut(p.Version, "."); major != strconv.Itoa(proto.Major) {
-		return p, rule, fmt.Errorf("%w: %s speaks protocol %s, we speak %s", ErrNotSendable, Escape(p.Instance), Escape(p.Version), ProtocolVersion)
+		return fmt.Errorf("%w: %s speaks protocol %s, we speak %s", ErrNotSendable, Escape(p.Instance), Escape(p.Version), ProtocolVersion)
 	}
-	return p, rule, nil
+	return nil
+}
+
+// FindPeer picks the peer target names among peers. A whole id (plain or
+// grouped) names only the records that carry it. Anything else is tried
+// as an instance name ("bob (3fa2)"; only on records whose label is their
+// own, see Suspicious), else a display name, both compared without regard
+// to case, else an id prefix of at least four characters (dashes as in
+// GroupID are ignored). Records that carry the same id are one peer: the
+// result is its best record (sendable, label its own), with the addresses
+// of all of them. Matches of more than one id are ErrAmbiguousPeer, none
+// is ErrUnknownPeer; a match that cannot be sent to is ErrNotSendable.
+func FindPeer(peers []discovery.Peer, target string) (discovery.Peer, error) {
+	m, err := findPeer(peers, target, nil)
+	return m.peer, err
+}
+
+// How findPeer matched.
+const (
+	byID          = iota // the whole id
+	byPin                // an id pinned to what the user typed
+	byInstance           // the instance label
+	byDisplayName        // the TXT name
+	byPrefix             // an id prefix
+)
+
+// match is the peer findPeer picked.
+type match struct {
+	peer    discovery.Peer   // its best record
+	records []discovery.Peer // every record of its id, best first
+	by      int
+}
+
+// target is the Target for m, named by typed.
+func (m match) target(typed string) Target {
+	p := m.peer
+	t := Target{Name: p.Instance, DisplayName: p.Name, ID: p.ID, ByName: !(m.by == byID && ParseID(typed) == p.ID), Typed: typed}
+	local, _ := discovery.LocalPrefixes()
+	seen := map[netip.AddrPort]bool{}
+	// Records whose label is their own come first: those of one who
+	// copied the id, and is probably not holding its key, last.
+	for _, suspicious := range []bool{false, true} {
+		var addrs []netip.AddrPort
+		for _, r := range m.records {
+			if Suspicious(r) == suspicious && Sendable(r) == nil {
+				addrs = append(addrs, r.Addrs...)
+			}
+		}
+		for _, a := range discovery.SortAddrs(addrs, local) {
+			if !seen[a] {
+				seen[a] = true
+				t.Addrs = append(t.Addrs, a.String())
+			}
+		}
+	}
+	return t
+}
+
+// peerKey is what makes two records one peer: the id, or for foreign
+// records, the instance label.
+func peerKey(p discovery.Peer) string {
+	if p.ID != "" {
+		return p.ID
+	}
+	return "\x00" + p.Instance
+}
+
+// findPeer is FindPeer, first trying the records of the ids in steer (the
+// ids pinned to target, see Known.PinnedTo).
+func findPeer(peers []discovery.Peer, target string, steer []string) (match, error) {
+	prefix := strings.ToLower(strings.ReplaceAll(target, "-", ""))
+	rules := []struct {
+		by    int
+		match func(discovery.Peer) bool
+	}{
+		{byPin, func(p discovery.Peer) bool { return p.ID != "" && slices.Contains(steer, p.ID) }},
+		{byInstance, func(p discovery.Peer) bool { return !Suspicious(p) && strings.EqualFold(p.Instance, target) }},
+		{byDisplayName, func(p discovery.Peer) bool { return strings.EqualFold(p.Name, target) }},
+		{byPrefix, func(p discovery.Peer) bool {
+			return len(prefix) >= 4 && p.ID != "" && strings.HasPrefix(strings.ToLower(p.ID), prefix)
+		}},
+	}
+	if id := ParseID(target); id != "" {
+		// A whole id is the choice of one key: no label, name or pin
+		// stands for it.
+		rules = rules[:1]
+		rules[0].by = byID
+		steer = []string{id}
+	}
+	var keys []string
+	var matched []discovery.Peer
+	by := 0
+	for _, r := range rules {
+		for _, p := range peers {
+			if r.match(p) {
+				matched = append(matched, p)
+				if k := peerKey(p); !slices.Contains(keys, k) {
+					keys = append(keys, k)
+				}
+			}
+		}
+		if len(matched) > 0 {
+			by = r.by
+			break
+		}
+	}
+	switch {
+	case len(keys) == 0:
+		return match{}, fmt.Errorf("%w %s (%s)", ErrUnknownPeer, Escape(target), seen(peers))
+	case len(keys) > 1:
+		return match{}, fmt.Errorf("%w: %s matches %s; name one by instance or id", ErrAmbiguousPeer, Escape(target), describe(matched))
+	}
+	m := match{by: by}
+	for _, p := range peers {
+		if peerKey(p) == keys[0] {
+			m.records = append(m.records, p)
+		}
+	}
+	// Best first: sendable, then a label of its own, then matched.
+	rank := func(p discovery.Peer) int {
+		r := 0
+		if Sendable(p) != nil {
+			r += 4
+		}
+		if Suspicious(p) {
+			r += 2
+		}
+		if !slices.ContainsFunc(matched, func(q discovery.Peer) bool { return q.Instance == p.Instance && slices.Equal(q.Addrs, p.Addrs) }) {
+			r++
+		}
+		return r
+	}
+	slices.SortStableFunc(m.records, func(a, b discovery.Peer) int { return rank(a) - rank(b) })
+	m.peer = m.records[0]
+	return m, Sendable(m.peer)
 }
 
 func seen(peers []discovery.Peer) string {

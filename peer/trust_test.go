@@ -112,8 +112,8 @@ func TestKnownPeers(t *testing.T) {
 		t.Fatalf("known_peers: %v, %v; want mode 0600", fi, err)
 	}
 
-	// Trusting bob's new key replaces the pin on the name.
-	if err := k.Trust(b, "Bob"); err != nil {
+	// Accepting bob's new key replaces the pin on the name.
+	if err := k.Replace(b, "Bob"); err != nil {
 		t.Fatal(err)
 	}
 	re, err := LoadKnown(dir)

@@ -221,13 +221,21 @@ Example:
 				Usage:     "trust a peer: it may send to an agent run with --accept trusted",
 				ArgsUsage: "NAME|ID",
 				Description: `Marks a peer trusted, by its full id (needs no network) or by a name, an
-instance name or an id prefix looked up on the LAN as send does. Trusting a
-peer also accepts its new key after it changed.
+instance name or an id prefix looked up on the LAN as send does.
+
+Trusting never forgets another key: when the peer's name is pinned to
+another id, the id is trusted without the name, and sends by that name
+still reach only the pinned key. To accept a peer's new key in place of its
+old one (after checking the new id with its owner: lanshare id), give the
+whole id with --replace: the id takes the name, and every other id pinned
+or trusted under it is forgotten.
 
 Examples:
    lanshare trust bob
-   lanshare trust 3fa2-mvqc-...`,
-				Flags: []cli.Flag{waitFlag, ifaceFlag, configFlag},
+   lanshare trust 3fa2-mvqc-...
+   lanshare trust --replace 3fa2-mvqc-...`,
+				Flags: []cli.Flag{waitFlag, ifaceFlag, configFlag,
+					&cli.BoolFlag{Name: "replace", Usage: "accept this whole id as the new key of its name: forget the other ids pinned or trusted under that name"}},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 || c.Args().First() == "" {
 						return usageError{msg: "trust needs one peer: lanshare trust NAME|ID"}
@@ -236,7 +244,7 @@ Examples:
 					if err != nil {
 						return err
 					}
-					return trust(c.Context, expandHome(c.String("config")), c.Args().First(),
+					return trust(c.Context, expandHome(c.String("config")), c.Args().First(), c.Bool("replace"),
 						peer.ResolveOptions{Ifaces: ifs, Wait: c.Duration("wait")}, stdout)
 				},
 			},

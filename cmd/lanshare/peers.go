@@ -33,6 +33,9 @@ type peerJSON struct {
 	Host     string   `json:"host"`
 	Self     bool     `json:"self"`
 	Sendable bool     `json:"sendable"`
+	// Suspicious: the instance label is not the one the record's own name
+	// and id make (see peer.Suspicious); send and trust ignore the label.
+	Suspicious bool `json:"suspicious"`
 }
 
 func toJSON(p discovery.Peer, selfID string) peerJSON {
@@ -43,8 +46,8 @@ func toJSON(p discovery.Peer, selfID string) peerJSON {
 	for _, a := range p.Addrs {
 		j.Addrs = append(j.Addrs, a.String())
 	}
-	_, err := peer.FindPeer([]discovery.Peer{p}, p.Instance)
-	j.Sendable = err == nil
+	j.Sendable = peer.Sendable(p) == nil
+	j.Suspicious = peer.Suspicious(p)
 	return j
 }
 
@@ -95,6 +98,9 @@ func renderPeers(w io.Writer, found []discovery.Peer, selfID string, asJSON bool
 		j := toJSON(p, selfID)
 		note := ""
 		switch {
+		case j.Suspicious:
+			// Before self: a record of our id under another label is not us.
+			note = "(suspicious label: its name and id make " + peer.Escape(discovery.InstanceName(p.Name, p.ID)) + ")"
 		case j.Self:
 			note = "(this device)"
 		case !j.Sendable:
@@ -167,7 +173,9 @@ func peerLine(p discovery.Peer, selfID string) string {
 	if p.Version != "" {
 		s += " v" + peer.Escape(p.Version)
 	}
-	if selfID != "" && p.ID == selfID {
+	if peer.Suspicious(p) {
+		s += " (suspicious label: its name and id make " + peer.Escape(discovery.InstanceName(p.Name, p.ID)) + ")"
+	} else if selfID != "" && p.ID == selfID {
 		s += " (this device)"
 	}
 	return s

@@ -29,7 +29,15 @@ func goldenPeers() (peers []discovery.Peer, selfID string) {
 		mk("bob", bob, peer.ProtocolVersion, "192.168.1.20:52741", "[fe80::1%eth0]:52741"),
 		mk("evil\x1b[2J", strings.Repeat("c", peer.IDLen), "2.0", "192.168.1.66:52741"),
 		mk("plain thing", "", "", "192.168.1.30:4242"),
+		impostor(bob),
 	}, alice
+}
+
+// impostor is a record that takes bob's instance label over its own name
+// and id: label "bob (3fa2)", TXT name mallory, id mmmm...
+func impostor(bobID string) discovery.Peer {
+	return discovery.Peer{Instance: discovery.InstanceName("bob", bobID), Name: "mallory", ID: strings.Repeat("m", peer.IDLen),
+		Version: peer.ProtocolVersion, Host: "m.local", Port: 52741, Addrs: []netip.AddrPort{netip.MustParseAddrPort("192.168.1.66:52741")}}
 }
 
 // TestPeersTableGolden pins the table `lanshare peers` prints: escaped
@@ -45,6 +53,7 @@ alice (aaaa)          aaaaaaaa  192.168.1.12:52741                       1.0  (t
 bob (3fa2)            3fa2bbbb  192.168.1.20:52741 [fe80::1%eth0]:52741  1.0
 "evil\x1b[2J (cccc)"  cccccccc  192.168.1.66:52741                       2.0  (cannot receive from us)
 plain thing           -         192.168.1.30:4242                        -    (cannot receive from us)
+bob (3fa2)            mmmmmmmm  192.168.1.66:52741                       1.0  (suspicious label: its name and id make mallory (mmmm))
 `
 	if got := b.String(); got != want {
 		t.Errorf("table:\n%s\nwant:\n%s", got, want)
@@ -59,7 +68,7 @@ plain thing           -         192.168.1.30:4242                        -    (c
 func TestPeersJSONGolden(t *testing.T) {
 	peers, self := goldenPeers()
 	var b bytes.Buffer
-	if err := renderPeers(&b, peers[3:], self, true, time.Second); err != nil {
+	if err := renderPeers(&b, peers[3:5], self, true, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	want := `[
@@ -73,7 +82,21 @@ func TestPeersJSONGolden(t *testing.T) {
     "version": "",
     "host": "h.local",
     "self": false,
-    "sendable": false
+    "sendable": false,
+    "suspicious": false
+  },
+  {
+    "name": "mallory",
+    "instance": "bob (3fa2)",
+    "id": "mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm",
+    "addrs": [
+      "192.168.1.66:52741"
+    ],
+    "version": "1.0",
+    "host": "m.local",
+    "self": false,
+    "sendable": true,
+    "suspicious": true
   }
 ]
 `

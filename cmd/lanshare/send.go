@@ -61,6 +61,9 @@ func send(ctx context.Context, a sendArgs) error {
 		}
 		return st.Peers
 	}
+	// A name pinned to keys resolves to those keys first, whatever other
+	// records claim; Send refuses anything else it resolves to.
+	a.resolve.Pins = known
 	target, err := peer.Resolve(ctx, a.target, a.resolve)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/lanshare/lanshare/discovery"
@@ -27,11 +28,15 @@ func showID(configDir, name string, w io.Writer) error {
 }
 
 // trust marks a peer trusted. A whole id needs no network; its name is
-// taken only from a record that advertises exactly that id. Anything else
-// is looked up on the LAN like a send target, and refused when its name
-// is pinned to another key: that case needs the whole id, after checking
-// it with the peer's owner.
-func trust(ctx context.Context, configDir, what string, opt peer.ResolveOptions, w io.Writer) error {
+// the one it is known by, else the one its own records advertise (those
+// whose instance label is their own). Anything else is looked up on the
+// LAN like a send target, steered to the ids pinned to it, and refused
+// when it is pinned to another key: that case needs the whole id, after
+// checking it with the peer's owner. Trusting never forgets another key:
+// a name pinned to other ids stays theirs (the id is trusted without
+// it), unless replace, which takes the name for id and forgets the other
+// ids pinned or trusted under it; replace needs a whole id.
+func trust(ctx context.Context, configDir, what string, replace bool, opt peer.ResolveOptions, w io.Writer) error {
 	known, err := peer.LoadKnown(configDir)
 	if err != nil {
 		return err
@@ -39,21 +44,18 @@ func trust(ctx context.Context, configDir, what string, opt peer.ResolveOptions,
 	ctx, stop := signalContext(ctx)
 	defer stop()
 	id, name := peer.ParseID(what), ""
+	advertised := false // name is only what the peer's records say
 	switch {
 	case id != "":
 		if p, ok := known.ByID(id); ok {
 			name = p.Name
 		} else if found, err := discovery.Browse(ctx, opt.Ifaces, opt.Wait); err == nil {
-			// A new id, typically a known peer's new key: its name lets
-			// the trust replace the old key's pin.
-			for _, p := range found {
-				if p.ID == id {
-					name = p.Name
-					break
-				}
-			}
+			name, advertised = advertisedName(found, id), true
 		}
+	case replace:
+		return usageError{msg: "--replace needs the peer's whole id: check it with its owner (lanshare id), then run: lanshare trust --replace ID"}
 	default:
+		opt.Pins = known
 		t, err := peer.Resolve(ctx, what, opt)
 		if err != nil {
 			return err
@@ -61,23 +63,64 @@ func trust(ctx context.Context, configDir, what string, opt peer.ResolveOptions,
 		if t.ID == "" {
 			return usageError{msg: fmt.Sprintf("%s is an address; trust a peer by name or id", what)}
 		}
+		if err := known.Check(t); err != nil {
+			return err
+		}
 		id, name = t.ID, t.DisplayName
+	}
+	var others []peer.KnownPeer // other keys known under the name
+	if name != "" {
 		for _, p := range known.ByName(name) {
 			if p.ID != id {
-				return fmt.Errorf("%w: %s answers with id %s, but the name %s is pinned to %s; check the id with its owner (lanshare id), then run: lanshare trust %s",
-					peer.ErrKeyChanged, peer.Escape(t.Name), peer.GroupID(id), peer.Escape(name), peer.GroupID(p.ID), peer.GroupID(id))
+				others = append(others, p)
 			}
 		}
 	}
-	if err := known.Trust(id, name); err != nil {
+	switch {
+	case replace && name == "":
+		return fmt.Errorf("%w %s: it is not known and did not answer, so there is no name to replace its key under", peer.ErrUnknownPeer, peer.GroupID(id))
+	case replace:
+		err = known.Replace(id, name)
+	case advertised && len(others) > 0:
+		// The name is only what the peer says, and another key holds it.
+		err = known.Trust(id, "")
+	default:
+		err = known.Trust(id, name)
+	}
+	if err != nil {
 		return err
 	}
-	shown := "-"
-	if name != "" {
-		shown = peer.Escape(name)
+	switch {
+	case replace:
+		fmt.Fprintf(w, "trusted %s id %s\n", peer.Escape(name), peer.GroupID(id))
+		for _, p := range others {
+			fmt.Fprintf(w, "forgot %s id %s (was %s)\n", peer.Escape(p.Name), peer.GroupID(p.ID), p.Level)
+		}
+	case advertised && len(others) > 0:
+		fmt.Fprintf(w, "trusted - id %s\n", peer.GroupID(id))
+		fmt.Fprintf(w, "it calls itself %s, but that name stays pinned to %s; to make this id the key of %[1]s instead, run: lanshare trust --replace %[3]s\n",
+			peer.Escape(name), peer.GroupID(others[0].ID), peer.GroupID(id))
+	default:
+		fmt.Fprintf(w, "trusted %s id %s\n", orDash(peer.Escape(name)), peer.GroupID(id))
 	}
-	fmt.Fprintf(w, "trusted %s id %s\n", shown, peer.GroupID(id))
 	return nil
+}
+
+// advertisedName is the display name the records of id found give it,
+// counting only records whose instance label is their own; "" when there
+// is none or they disagree.
+func advertisedName(found []discovery.Peer, id string) string {
+	name := ""
+	for _, p := range found {
+		if p.ID != id || peer.Suspicious(p) {
+			continue
+		}
+		if name != "" && !strings.EqualFold(name, p.Name) {
+			return ""
+		}
+		name = p.Name
+	}
+	return name
 }
 
 func untrust(configDir, what string, w io.Writer) error {
