@@ -121,6 +121,18 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 	}
 	m, err := findPeer(peers, target, steer)
 	if errors.Is(err, ErrUnknownPeer) {
+		if i := slices.IndexFunc(peers, func(p discovery.Peer) bool {
+			return Suspicious(p) && strings.EqualFold(p.Instance, target)
+		}); i >= 0 {
+			// Only a label that is not its own claims the name.
+			p := peers[i]
+			if pins := opt.Pins.pinsFor(target); len(pins) > 0 {
+				return Target{}, fmt.Errorf("%w: %s is pinned to %s, which did not answer within %v; a record labelled %s answers with id %s (its own name and id make %s): an impostor? it was ignored",
+					ErrKeyChanged, Escape(target), GroupID(pins[0]), wait, Escape(p.Instance), GroupID(p.ID), Escape(discovery.InstanceName(p.Name, p.ID)))
+			}
+			return Target{}, fmt.Errorf("%w %s within %v (%s; the record labelled %s was ignored: its own name and id make %s)",
+				ErrUnknownPeer, Escape(target), wait, seen(peers), Escape(p.Instance), Escape(discovery.InstanceName(p.Name, p.ID)))
+		}
 		return Target{}, fmt.Errorf("%w %s within %v (%s)", ErrUnknownPeer, Escape(target), wait, seen(peers))
 	}
 	if err != nil {
