@@ -107,16 +107,23 @@ func (s *sender) trusted(t testing.TB) []knownPeer {
 	return rows
 }
 
-// suggestedTrust returns the id in the "lanshare trust ID" that msg
-// suggests, as the user would copy it.
-func suggestedTrust(t testing.TB, msg string) string {
+// suggestedTrust returns the arguments of the "lanshare trust [--replace]
+// ID" that msg suggests, as the user would copy them; the id is last.
+func suggestedTrust(t testing.TB, msg string) []string {
 	t.Helper()
 	_, rest, ok := strings.Cut(msg, "lanshare trust ")
-	f := strings.Fields(rest)
-	if !ok || len(f) == 0 {
+	var args []string
+	for _, f := range strings.Fields(rest) {
+		f = strings.TrimRight(f, ".,;:)")
+		args = append(args, f)
+		if !strings.HasPrefix(f, "-") {
+			break
+		}
+	}
+	if !ok || len(args) == 0 || strings.HasPrefix(args[len(args)-1], "-") {
 		t.Fatalf("%q suggests no \"lanshare trust ID\"", msg)
 	}
-	return strings.TrimRight(f[0], ".,;:)")
+	return args
 }
 
 // keyChange is the scene of issue 4: alice sent to bob by name, which
@@ -170,10 +177,10 @@ func changeKey(t testing.TB) *keyChange {
 func (k *keyChange) acceptNewKey(t testing.TB) {
 	t.Helper()
 	suggested := suggestedTrust(t, k.refused.stderr)
-	if peer.ParseID(suggested) != k.newBob.id {
+	if peer.ParseID(suggested[len(suggested)-1]) != k.newBob.id {
 		t.Errorf("the message suggests \"lanshare trust %s\", want the new id %s", suggested, peer.GroupID(k.newBob.id))
 	}
-	if r := k.alice.lanshare(t, "trust", suggested); r.code != 0 || !strings.Contains(r.stdout, peer.GroupID(k.newBob.id)) {
+	if r := k.alice.lanshare(t, "trust", suggested...); r.code != 0 || !strings.Contains(r.stdout, peer.GroupID(k.newBob.id)) {
 		t.Fatalf("lanshare trust %s: exit %d, stdout %q, stderr %q", suggested, r.code, r.stdout, r.stderr)
 	}
 }
