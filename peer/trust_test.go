@@ -193,3 +193,32 @@ func TestKnownPeersKeepOtherProcessesChanges(t *testing.T) {
 		t.Error("the pin was lost")
 	}
 }
+
+// TestTrustNeverForgetsAnotherKey pins finding 9 of issue 13: trusting an
+// id under a name leaves every other id of that name as it was; only
+// Replace, the user's explicit acceptance of a new key, forgets them.
+func TestTrustNeverForgetsAnotherKey(t *testing.T) {
+	k, err := LoadKnown(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, trusted, other, newKey := fakeID('a'), fakeID('b'), fakeID('c'), fakeID('d')
+	must(t, k.Pin(seen, "bob"))
+	must(t, k.Trust(trusted, "Bob"))
+	must(t, k.Pin(other, "carol"))
+	must(t, k.Trust(newKey, "bob"))
+	for _, id := range []string{seen, trusted, other, newKey} {
+		if _, ok := k.ByID(id); !ok {
+			t.Errorf("Trust(%s, bob) forgot %s", ShortID(newKey), ShortID(id))
+		}
+	}
+	if p, _ := k.ByID(seen); p.Level != Seen {
+		t.Errorf("the pin became %q", p.Level)
+	}
+	must(t, k.Replace(newKey, "BOB"))
+	got := k.List()
+	want := []KnownPeer{{ID: other, Level: Seen, Name: "carol"}, {ID: newKey, Level: Trusted, Name: "BOB"}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("after Replace(%s, BOB): %+v, want %+v", ShortID(newKey), got, want)
+	}
+}

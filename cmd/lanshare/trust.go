@@ -49,8 +49,11 @@ func trust(ctx context.Context, configDir, what string, replace bool, opt peer.R
 	case id != "":
 		if p, ok := known.ByID(id); ok {
 			name = p.Name
-		} else if found, err := discovery.Browse(ctx, opt.Ifaces, opt.Wait); err == nil {
-			name, advertised = advertisedName(found, id), true
+		}
+		if name == "" {
+			if found, err := discovery.Browse(ctx, opt.Ifaces, opt.Wait); err == nil {
+				name, advertised = advertisedName(found, id), true
+			}
 		}
 	case replace:
 		return usageError{msg: "--replace needs the peer's whole id: check it with its owner (lanshare id), then run: lanshare trust --replace ID"}
