@@ -22,6 +22,10 @@ var (
 	// ErrNothingToSend means the paths given to Collect held no file or
 	// directory that can be sent.
 	ErrNothingToSend = errors.New("nothing to send")
+	// ErrDuplicatePath means two different local files (or a file and a
+	// directory) given to Collect would arrive under the same relative
+	// path.
+	ErrDuplicatePath = errors.New("two sources for one path")
 	// ErrClosed means the agent was closed.
 	ErrClosed = errors.New("agent closed")
 	// ErrHandshake means a connection failed before the transfer began:

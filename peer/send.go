@@ -29,6 +29,16 @@ type Item struct {
 // followed if they are symlinks; symlinks and special files met inside a
 // walked directory are skipped and reported to warn, as are unreadable
 // directories. An unusable explicit path is an error.
+//
+// Every relative path is offered once. The same file reached twice (a path
+// named twice, through a symlink, or named and also inside a directory
+// named, when both give it the same relative path) is sent once, where it
+// first appears; directories of the same relative path from different
+// sources are merged, as cp -r merges them into one folder. Two different
+// files, or a file and a directory, that would arrive under the same
+// relative path are an error wrapping ErrDuplicatePath, before anything is
+// sent: one would otherwise arrive renamed or not at all, and which one
+// would depend on the receiver.
 func Collect(paths []string, warn func(path, reason string)) ([]Item, error) {
 	if warn == nil {
 		warn = func(string, string) {}
@@ -63,7 +73,43 @@ func Collect(paths []string, warn func(path, reason string)) ([]Item, error) {
 	if len(items) == 0 {
 		return nil, ErrNothingToSend
 	}
-	return items, nil
+	return dedupe(items)
+}
+
+// dedupe keeps the first item of every relative path; see Collect.
+func dedupe(items []Item) ([]Item, error) {
+	first := make(map[string]int, len(items)) // path → index in out
+	out := items[:0:0]
+	for _, it := range items {
+		i, ok := first[it.Entry.Path]
+		if !ok {
+			first[it.Entry.Path] = len(out)
+			out = append(out, it)
+			continue
+		}
+		prev := out[i]
+		switch {
+		case prev.Entry.Kind == proto.KindDir && it.Entry.Kind == proto.KindDir:
+		case prev.Entry.Kind == it.Entry.Kind && sameFile(prev.Source, it.Source):
+		default:
+			return nil, fmt.Errorf("%w: %s and %s would both arrive as %s; send them in two commands, or rename one",
+				ErrDuplicatePath, Escape(prev.Source), Escape(it.Source), Escape(it.Entry.Path))
+		}
+	}
+	return out, nil
+}
+
+// sameFile reports whether paths a and b are one file.
+func sameFile(a, b string) bool {
+	if a == b {
+		return true
+	}
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
 
 func fileItem(rel, src string, fi fs.FileInfo) Item {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,6 +32,9 @@ func send(ctx context.Context, a sendArgs) error {
 	items, err := peer.Collect(a.paths, func(p, reason string) {
 		fmt.Fprintf(a.stderr, "lanshare: warning: %s: %s\n", peer.Escape(p), reason)
 	})
+	if errors.Is(err, peer.ErrDuplicatePath) {
+		return usageError{msg: err.Error()}
+	}
 	if err != nil {
 		return err
 	}
