@@ -186,10 +186,17 @@ func (k *Known) trust(id, name string, replace bool) error {
 		return err
 	}
 	name = cleanName(name)
-	k.peers = slices.DeleteFunc(k.peers, func(p KnownPeer) bool {
-		return p.ID == id || (replace && name != "" && strings.EqualFold(p.Name, name))
-	})
-	k.peers = append(k.peers, KnownPeer{ID: id, Level: Trusted, Name: name})
+	entry := KnownPeer{ID: id, Level: Trusted, Name: name}
+	if i := slices.IndexFunc(k.peers, func(p KnownPeer) bool { return p.ID == id }); i >= 0 {
+		k.peers[i] = entry
+	} else {
+		k.peers = append(k.peers, entry)
+	}
+	if replace && name != "" {
+		k.peers = slices.DeleteFunc(k.peers, func(p KnownPeer) bool {
+			return p.ID != id && strings.EqualFold(p.Name, name)
+		})
+	}
 	return k.saveLocked()
 }
 

@@ -211,6 +211,9 @@ type match struct {
 func (m match) target(typed string) Target {
 	p := m.peer
 	t := Target{Name: p.Instance, DisplayName: p.Name, ID: p.ID, ByName: !(m.by == byID && ParseID(typed) == p.ID), Typed: typed}
+	if Suspicious(p) {
+		t.Name = discovery.InstanceName(p.Name, p.ID) // not a label it has no claim to
+	}
 	local, _ := discovery.LocalPrefixes()
 	seen := map[netip.AddrPort]bool{}
 	// Records whose label is their own come first: those of one who
@@ -324,6 +327,9 @@ func describe(peers []discovery.Peer) string {
 		s := Escape(p.Instance)
 		if p.ID != "" {
 			s += " id " + Escape(ShortID(p.ID))
+		}
+		if Suspicious(p) {
+			s += " (suspicious label)"
 		}
 		if len(p.Addrs) > 0 {
 			s += " at " + p.Addrs[0].String()

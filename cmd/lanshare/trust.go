@@ -70,6 +70,9 @@ func trust(ctx context.Context, configDir, what string, replace bool, opt peer.R
 			return err
 		}
 		id, name = t.ID, t.DisplayName
+		if p, ok := known.ByID(id); ok && p.Name != "" {
+			name = p.Name // the name it was pinned under, whatever it calls itself now
+		}
 	}
 	var others []peer.KnownPeer // other keys known under the name
 	if name != "" {
