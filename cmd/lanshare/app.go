@@ -154,6 +154,13 @@ TARGET is a peer's display name, its instance name as "lanshare peers" shows
 it, its id or an id prefix (at least 4 characters), or HOST:PORT. Names
 come from the running local agent's live table, else from a look on the LAN
 (--wait bounds it); a name that several peers share fails and lists them.
+A record whose instance label is not the one its own name and id make
+("lanshare peers" marks it suspicious) is never found by that label. A name,
+instance name or id prefix pinned to a key in known_peers reaches that key
+whatever other records claim, or stops with exit 6. Every address of the
+peer is tried; one that answers with another key is skipped.
+Each relative path is sent once: a file named twice goes once, and two
+different files that would arrive under one name are a usage error.
 Exits 0 only when the receiver confirms that every file was saved.
 Files the receiver already has from us are skipped; when the connection
 drops, send tries again (--retries, with growing pauses) and the receiver
