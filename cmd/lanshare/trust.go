@@ -100,7 +100,7 @@ func trust(ctx context.Context, configDir, what string, replace bool, opt peer.R
 	case replace:
 		fmt.Fprintf(w, "trusted %s id %s\n", peer.Escape(name), peer.GroupID(id))
 		for _, p := range others {
-			fmt.Fprintf(w, "forgot %s id %s (was %s)\n", peer.Escape(p.Name), peer.GroupID(p.ID), p.Level)
+			fmt.Fprintf(w, "forgot %s id %s (was %s)\n", orDash(p.Name), peer.GroupID(p.ID), p.Level)
 		}
 	case advertised && len(others) > 0:
 		fmt.Fprintf(w, "trusted - id %s\n", peer.GroupID(id))
