@@ -40,9 +40,22 @@ type Stats struct {
 	Received  uint64 // packets read on served interfaces
 	Malformed uint64 // packets or responses that could not be used
 	Ignored   uint64 // records about other services, or responses from a port other than 5353
-	Conflicts uint64 // claims ignored because they named a known instance with another id
-	Dropped   uint64 // new peers refused because the table was full
-	Sent      uint64 // packets sent
+	// OffLink counts packets dropped because they did not come from the
+	// link they arrived on (RFC 6762 §11): a source address outside the
+	// interface's subnets (queries and responses), or a response whose IP
+	// TTL / hop limit was not 255.
+	OffLink uint64
+	// Conflicts counts claims of a known instance with another id, or
+	// without an id; the known peer is never hidden by them (see Peer).
+	Conflicts uint64
+	// Dropped counts new records refused because their source already had
+	// maxPerSource of them, or the table was full of records of sources
+	// holding no more than theirs.
+	Dropped uint64
+	// Evicted counts records dropped to make room for a record of a source
+	// holding fewer.
+	Evicted uint64
+	Sent    uint64 // packets sent
 }
 
 // Service advertises one agent and keeps a live table of the other agents,
@@ -67,7 +80,7 @@ type Service struct {
 
 	log *logLimiter
 
-	received, malformed, ignored, sent atomic.Uint64
+	received, malformed, ignored, offLink, sent atomic.Uint64
 
 	mu      sync.Mutex
 	table   *table
@@ -120,14 +133,16 @@ func (s *Service) Peers() []Peer {
 // Stats returns counters since New.
 func (s *Service) Stats() Stats {
 	s.mu.Lock()
-	conflicts, full := s.table.conflicts, s.table.dropped
+	conflicts, full, evicted := s.table.conflicts, s.table.dropped, s.table.evicted
 	s.mu.Unlock()
 	return Stats{
 		Received:  s.received.Load(),
 		Malformed: s.malformed.Load(),
 		Ignored:   s.ignored.Load(),
+		OffLink:   s.offLink.Load(),
 		Conflicts: uint64(conflicts),
 		Dropped:   uint64(full),
+		Evicted:   uint64(evicted),
 		Sent:      s.sent.Load(),
 	}
 }
@@ -476,6 +491,14 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 		return // an interface we do not serve
 	}
 	s.received.Add(1)
+	if !st.info.onLink(p.src.Addr()) {
+		// RFC 6762 §5.5 and §11: neither believe nor answer a packet from
+		// off the link; answering would make us an amplifier for anyone
+		// who can route a packet to us.
+		s.offLink.Add(1)
+		s.log.printf("offlink", "ignoring mDNS packet from %v on %s: not on the link", p.src, st.info.Name)
+		return
+	}
 	m, err := unpack(p.data)
 	if err != nil {
 		s.malformed.Add(1)
@@ -486,6 +509,15 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 		if p.src.Port() != mdnsPort {
 			// RFC 6762 §6: responses not from port 5353 are ignored.
 			s.ignored.Add(1)
+			return
+		}
+		if p.hops >= 0 && p.hops != 255 {
+			// RFC 6762 §11: responders send with IP TTL 255, so a response
+			// that arrives with less crossed a router (its on-link source
+			// address is forged) or comes from a stack that ignores the
+			// RFC. Queries are not checked: legacy queriers use any TTL.
+			s.offLink.Add(1)
+			s.log.printf("offlink", "ignoring mDNS response from %v on %s: IP TTL %d, not 255", p.src, st.info.Name, p.hops)
 			return
 		}
 		r, err := parseResponse(m)
@@ -583,6 +615,7 @@ func (s *Service) syncIfaces(rs *runState, now time.Time) {
 	for _, info := range sel {
 		st := rs.ifs[info.Index]
 		if st != nil && slices.Equal(st.info.Addrs, info.Addrs) {
+			st.info.Prefixes = info.Prefixes
 			continue
 		}
 		if st == nil {

@@ -33,6 +33,7 @@ type table struct {
 	peers     map[string]*entry
 	conflicts int // claims ignored because their id did not match
 	dropped   int // new instances refused because the table was full
+	evicted   int
 }
 
 type entry struct {

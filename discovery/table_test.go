@@ -296,12 +296,12 @@ func TestSelectIfaces(t *testing.T) {
 	up, mc, lo := net.FlagUp, net.FlagMulticast, net.FlagLoopback
 	a := func(s string) []netip.Addr { return []netip.Addr{netip.MustParseAddr(s)} }
 	all := []ifaceInfo{
-		{1, "lo", up | mc | lo, a("127.0.0.1")},
-		{2, "eth0", up | mc, a("10.0.0.1")},
-		{3, "eth1", mc, a("10.1.0.1")},      // down
-		{4, "tun0", up, a("10.2.0.1")},      // no multicast
-		{5, "eth2", up | mc, nil},           // no address
-		{6, "wlan0", up | mc, a("fe80::1")}, // link-local only is fine
+		{Index: 1, Name: "lo", Flags: up | mc | lo, Addrs: a("127.0.0.1")},
+		{Index: 2, Name: "eth0", Flags: up | mc, Addrs: a("10.0.0.1")},
+		{Index: 3, Name: "eth1", Flags: mc, Addrs: a("10.1.0.1")},      // down
+		{Index: 4, Name: "tun0", Flags: up, Addrs: a("10.2.0.1")},      // no multicast
+		{Index: 5, Name: "eth2", Flags: up | mc, Addrs: nil},           // no address
+		{Index: 6, Name: "wlan0", Flags: up | mc, Addrs: a("fe80::1")}, // link-local only is fine
 	}
 	names := func(is []ifaceInfo) []string {
 		var out []string
