@@ -529,9 +529,9 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 		s.ignored.Add(uint64(r.ignored))
 		s.mu.Lock()
 		before := s.table.conflicts
-		s.publish(s.table.apply(r, st.info.Name, now))
+		s.publish(s.table.apply(r, st.info.Name, p.src.Addr(), now))
 		if s.table.conflicts != before {
-			s.log.printf("conflict", "ignored a response from %v on %s that contradicts the id of a known peer", p.src, st.info.Name)
+			s.log.printf("conflict", "response from %v on %s claims a known instance with another id (both kept)", p.src, st.info.Name)
 		}
 		s.mu.Unlock()
 		return
