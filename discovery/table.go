@@ -312,12 +312,14 @@ func (t *table) applyClaim(ch *change, c *claim, iface string, src netip.Addr, n
 		return
 	}
 	var r *record
-	othersID := false // another source claims this instance with an id
+	// conflicting: another source claims this instance with another id
+	// (or this claim has none).
+	conflicting := false
 	for _, x := range t.labels[c.key] {
 		if x.src == src {
 			r = x
-		} else if x.id != "" && now.Before(x.expiry()) {
-			othersID = true
+		} else if x.id != "" && x.id != claimID && now.Before(x.expiry()) {
+			conflicting = true
 		}
 	}
 	ch.touch(c.key)
@@ -329,16 +331,16 @@ func (t *table) applyClaim(ch *change, c *claim, iface string, src netip.Addr, n
 	if c.goodbye() {
 		if r != nil {
 			t.remove(r)
-		} else if othersID {
+		} else if conflicting {
 			t.conflicts++ // someone else's goodbye: changes nothing
 		}
 		return
 	}
 	if r == nil {
-		if othersID {
+		if conflicting {
 			t.conflicts++
 			if claimID == "" {
-				return
+				return // a real agent always has an id
 			}
 			// Another id: listed apart, the known peer stays.
 		}
