@@ -531,7 +531,7 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 		before := s.table.conflicts
 		s.publish(s.table.apply(r, st.info.Name, p.src.Addr(), now))
 		if s.table.conflicts != before {
-			s.log.printf("conflict", "response from %v on %s claims a known instance with another id (both kept)", p.src, st.info.Name)
+			s.log.printf("conflict", "response from %v on %s claims a known instance with another id, or none (the known peer is kept)", p.src, st.info.Name)
 		}
 		s.mu.Unlock()
 		return
