@@ -41,8 +41,9 @@
 //     (queries in between are answered together), so a query flood cannot
 //     turn into a response flood;
 //   - browses continuously: queries at start and then after 1 s, 2 s, 4 s
-//     ... up to a minute, plus a cache refresh at 80-95 % of a peer's TTL;
-//     a peer that says goodbye leaves the table at once, one that vanishes
+//     ... up to a minute, plus a cache refresh at 80-95 % of a peer's TTL
+//     (refresh queries at least 250 ms apart, so a flood of short TTLs
+//     cannot make us flood the link with queries); a peer that says goodbye leaves the table at once, one that vanishes
 //     leaves when its TTL runs out. An address record with the cache-flush
 //     bit replaces the addresses of its own type (A or AAAA) that the same
 //     source gave on that interface more than a second before, which

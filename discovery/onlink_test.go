@@ -210,3 +210,80 @@ func TestOnLink(t *testing.T) {
 		}
 	}
 }
+
+func init() {
+	extraChildren["ttlflood"] = childTTLFlood
+	extraChildren["sniffq"] = childSniffQueries
+}
+
+// childTTLFlood multicasts 32 announcements of made-up peers with a TTL of
+// 3 s, 10 ms apart, so their refresh points (80-95 % of the TTL) fall
+// on some 100 distinct instants within about a second.
+func childTTLFlood(c childCfg, out *childOut) error {
+	p, ifi, err := mdnsSocket(c.Ifaces[0])
+	if err != nil {
+		return err
+	}
+	dst := &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: mdnsPort}
+	for i := range 32 {
+		b, err := peerZone(fmt.Sprintf("short%d", i), fmt.Sprintf("s%07d", i), 1, 3, "10.77.0.3").announcement().Pack()
+		if err != nil {
+			return err
+		}
+		if _, err := p.WriteTo(b, &ipv4.ControlMessage{IfIndex: ifi.Index}, dst); err != nil {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond) // pacing the flood, not ordering the test
+	}
+	out.put(msg{Ev: "sent"})
+	return nil
+}
+
+// childSniffQueries prints every mDNS query it sees on the group.
+func childSniffQueries(c childCfg, out *childOut) error {
+	p, _, err := mdnsSocket(c.Ifaces[0])
+	if err != nil {
+		return err
+	}
+	out.put(msg{Ev: "ready"})
+	buf := make([]byte, 9000)
+	for {
+		n, _, src, err := p.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		if m, err := unpack(buf[:n]); err == nil && !m.Response {
+			out.put(msg{Ev: "query", Text: src.String()})
+		}
+	}
+}
+
+// TestRefreshQueriesRateLimited: records whose refresh points are spread
+// over a second (a flood of short TTLs) make the agent query a few times,
+// at least minRefreshGap apart, not once per record and point.
+func TestRefreshQueriesRateLimited(t *testing.T) {
+	lab := netlab.New(t, 3)
+	sn := startChild(t, lab.Host(1), "sniffer", "sniffq", childCfg{Ifaces: []string{"eth0"}})
+	sn.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	w := startChild(t, lab.Host(0), "watch", "watch", childCfg{})
+	w.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	fl := startChild(t, lab.Host(2), "flood", "ttlflood", childCfg{Ifaces: []string{"eth0"}})
+	start := fl.waitFor(10*time.Second, "sent", func(m msg) bool { return m.Ev == "sent" })
+	// The flood's records expire 3 s after they were sent; by then every
+	// refresh point has passed.
+	w.waitFor(5*time.Second, "the last flood record expiring", peerEvent(PeerDown, "s0000031"))
+	sn.expectNone(100*time.Millisecond, "nothing", func(msg) bool { return false })
+	from := lab.Host(0).Addr().String() + ":"
+	var at []time.Time
+	for _, m := range sn.seen {
+		if m.Ev == "query" && strings.HasPrefix(m.Text, from) && m.At.After(start.At.Add(-time.Second)) {
+			at = append(at, m.At)
+		}
+	}
+	// Within 3.5 s: the browse backoff's own queries (1 s, 2 s apart) and
+	// refreshes at least minRefreshGap apart.
+	if limit := 2 + int(3500*time.Millisecond/minRefreshGap); len(at) > limit {
+		t.Errorf("the watcher sent %d queries during a short-TTL flood, want at most %d", len(at), limit)
+	}
+	t.Logf("the watcher sent %d queries during the flood", len(at))
+}

@@ -30,6 +30,12 @@ const (
 	minAnswerGap = 250 * time.Millisecond
 )
 
+// minRefreshGap spaces our cache-refresh queries: records whose refresh
+// points fall close together (a flood of short TTLs) are refreshed by one
+// query, so strangers cannot make us flood the link with queries. Any
+// query asks for every instance, so it refreshes them all.
+const minRefreshGap = 250 * time.Millisecond
+
 // announceOffsets are when we announce after starting on an interface (RFC
 // 6762 §8.3: at least twice, one second apart, intervals doubling).
 var announceOffsets = []time.Duration{0, time.Second, 3 * time.Second}
@@ -224,13 +230,17 @@ type ifState struct {
 
 // runState is owned by Run's goroutine.
 type runState struct {
-	socks      *sockets
-	ifs        map[int]*ifState
-	start      time.Time
-	nextQuery  time.Time // zero: no query planned
-	queryDelay time.Duration
-	browseIdx  int
-	nextPoll   time.Time
+	socks     *sockets
+	ifs       map[int]*ifState
+	start     time.Time
+	nextQuery time.Time // zero: no query planned
+	// refreshPending: a record reached a refresh point, and the query
+	// waits for minRefreshGap since lastQuery.
+	refreshPending bool
+	lastQuery      time.Time
+	queryDelay     time.Duration
+	browseIdx      int
+	nextPoll       time.Time
 }
 
 // Run opens the mDNS sockets (sharing UDP port 5353 with other responders),
@@ -359,12 +369,16 @@ func (s *Service) due(rs *runState, now time.Time) {
 	s.publish(s.table.expire(now))
 	// Advance the refresh points even for a one-shot browse, which does not
 	// act on them, so they never stay due (and wake us) forever.
-	refresh := s.table.refreshDue(now) && s.browseOffsets == nil
+	if s.table.refreshDue(now) && s.browseOffsets == nil {
+		rs.refreshPending = true
+	}
 	s.mu.Unlock()
+	refresh := rs.refreshPending && !now.Before(rs.lastQuery.Add(minRefreshGap))
 	if refresh || (!rs.nextQuery.IsZero() && !now.Before(rs.nextQuery)) {
 		for _, st := range rs.ifs {
 			s.sendAll(rs, st, s.query(st, now))
 		}
+		rs.refreshPending, rs.lastQuery = false, now
 		s.planQuery(rs, now, refresh)
 	}
 }
@@ -398,6 +412,9 @@ func (s *Service) nextWake(rs *runState) time.Time {
 		}
 	}
 	upd(rs.nextQuery)
+	if rs.refreshPending {
+		upd(rs.lastQuery.Add(minRefreshGap))
+	}
 	for _, st := range rs.ifs {
 		if len(st.announceAt) > 0 {
 			upd(st.announceAt[0])
