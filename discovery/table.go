@@ -487,11 +487,16 @@ func (r *record) mergeAddrs(recs []addrRecord, iface string, now time.Time) {
 	}
 }
 
-// records returns every record, by instance key and then source.
-func (t *table) records() []*record {
-	out := make([]*record, 0, t.n)
+// records returns the records keep accepts, by instance key and then
+// source.
+func (t *table) records(keep func(*record) bool) []*record {
+	var out []*record
 	for _, rs := range t.labels {
-		out = append(out, rs...)
+		for _, r := range rs {
+			if keep(r) {
+				out = append(out, r)
+			}
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].key != out[j].key {
@@ -502,18 +507,32 @@ func (t *table) records() []*record {
 	return out
 }
 
-// expire drops what has expired at now.
+// expire drops what has expired at now. It runs after every packet, so it
+// only allocates when something expired.
 func (t *table) expire(now time.Time) []Event {
-	ch := t.change()
-	for _, r := range t.records() {
+	due := t.records(func(r *record) bool {
 		if !now.Before(r.expiry()) {
-			ch.touch(r.key)
+			return true
+		}
+		for _, st := range r.addrs {
+			if !now.Before(st.exp) {
+				return true
+			}
+		}
+		return false
+	})
+	if len(due) == 0 {
+		return nil
+	}
+	ch := t.change()
+	for _, r := range due {
+		ch.touch(r.key)
+		if !now.Before(r.expiry()) {
 			t.remove(r)
 			continue
 		}
 		for a, st := range r.addrs {
 			if !now.Before(st.exp) {
-				ch.touch(r.key)
 				delete(r.addrs, a)
 			}
 		}
@@ -524,7 +543,7 @@ func (t *table) expire(now time.Time) []Event {
 // dropIface forgets everything learned only on iface (it went away).
 func (t *table) dropIface(iface string) []Event {
 	ch := t.change()
-	for _, r := range t.records() {
+	for _, r := range t.records(func(*record) bool { return true }) {
 		if r.iface == iface {
 			ch.touch(r.key)
 			t.remove(r)
