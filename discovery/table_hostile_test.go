@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -245,4 +246,64 @@ func TestLabelMismatchFlagged(t *testing.T) {
 	if ps := tb.snapshot(); len(ps) != 1 || ps[0].ID != "" || ps[0].LabelMismatch {
 		t.Errorf("foreign record: %+v", ps)
 	}
+}
+
+// TestImpostorNoiseNeverRemovesPeer: thousands of random messages from
+// other addresses about bob (copies of his records with any mix of his id,
+// label, name, version, host and addresses, goodbyes, bare PTRs and lone
+// address records, flooding or not) never take bob, refreshing as a real
+// agent does, out of the table or his own address out of his entry.
+func TestImpostorNoiseNeverRemovesPeer(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 3))
+	tb := newTable("")
+	bob := bobZone()
+	at := t0
+	hear(t, tb, bob.announcement(), src0, at)
+	pick := func(opts ...string) string { return opts[rng.IntN(len(opts))] }
+	for step := range 5000 {
+		at = at.Add(time.Duration(rng.IntN(200)) * time.Millisecond)
+		if step%300 == 0 {
+			hear(t, tb, bob.announcement(), src0, at) // bob's refresh answer
+		}
+		z := *bob
+		id := pick("bbbb2222", "eeee6666", "")
+		name := pick("bob", "mallory")
+		z.txt = encodeTXT([][2]string{{txtID, id}, {txtVersion, pick("1", "2")}, {txtName, name}})
+		if id == "" {
+			z.txt = encodeTXT(nil)
+		}
+		z.instance = pick("bob (bbbb)", "bob", "bbbb2222", InstanceName(name, id))
+		z.host = pick("host-bbbb2222", "evil")
+		z.port = uint16(pick2(rng, 4242, 6666))
+		z.addrs = []netip.Addr{netip.MustParseAddr(pick("10.77.0.2", "10.77.0.66", "fe80::66"))}
+		z.ttl = uint32(rng.IntN(5000))
+		var m *dns.Msg
+		switch rng.IntN(4) {
+		case 0:
+			m = z.goodbye()
+		case 1:
+			m = responseMsg()
+			m.Answer = []dns.RR{&dns.PTR{Hdr: dns.RR_Header{Name: serviceFQDN, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: uint32(rng.IntN(2))}, Ptr: z.instanceName()}}
+		case 2:
+			m = responseMsg()
+			m.Answer = append(z.addrRRs(true), z.addrRRs(false)...)
+			m.Answer[0].Header().Name = bob.hostName()
+		default:
+			m = z.announcement()
+		}
+		src := netip.AddrFrom4([4]byte{10, 77, 0, byte(3 + rng.IntN(250))})
+		if src == src0 {
+			continue
+		}
+		hear(t, tb, m, src, at)
+		tb.expire(at)
+		bobIsListed(t, tb, fmt.Sprintf("step %d", step))
+	}
+}
+
+func pick2(rng *rand.Rand, a, b int) int {
+	if rng.IntN(2) == 0 {
+		return a
+	}
+	return b
 }
