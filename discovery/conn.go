@@ -148,7 +148,10 @@ func (s *sockets) read4(buf []byte) (packet, error) {
 	}
 	p := packet{data: append([]byte(nil), buf[:n]...), hops: -1}
 	if cm != nil {
-		p.ifindex, p.hops = cm.IfIndex, cm.TTL
+		p.ifindex = cm.IfIndex
+		if cm.TTL > 0 { // zero: not reported (no packet arrives with TTL 0)
+			p.hops = cm.TTL
+		}
 	}
 	if ua, ok := src.(*net.UDPAddr); ok {
 		p.src = ua.AddrPort()
@@ -164,7 +167,10 @@ func (s *sockets) read6(buf []byte) (packet, error) {
 	}
 	p := packet{data: append([]byte(nil), buf[:n]...), hops: -1}
 	if cm != nil {
-		p.ifindex, p.hops = cm.IfIndex, cm.HopLimit
+		p.ifindex = cm.IfIndex
+		if cm.HopLimit > 0 {
+			p.hops = cm.HopLimit
+		}
 	}
 	if ua, ok := src.(*net.UDPAddr); ok {
 		p.src = ua.AddrPort()

@@ -54,12 +54,12 @@ type Stats struct {
 	// Conflicts counts claims of a known instance with another id, or
 	// without an id; the known peer is never hidden by them (see Peer).
 	Conflicts uint64
-	// Dropped counts new records refused because their source already had
-	// maxPerSource of them, or the table was full of records of sources
-	// holding no more than theirs.
+	// Dropped counts new records refused because their source already
+	// held 32 records, or the table held 1024 and no source held more
+	// than theirs.
 	Dropped uint64
-	// Evicted counts records dropped to make room for a record of a source
-	// holding fewer.
+	// Evicted counts records dropped from a full table to make room for a
+	// record of a source holding fewer.
 	Evicted uint64
 	Sent    uint64 // packets sent
 }
