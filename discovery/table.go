@@ -170,10 +170,15 @@ func (t *table) peersOf(key string) map[groupKey]Peer {
 	return out
 }
 
-// render makes the Peer of one group: fields from the record heard first
-// (ties: by source), addresses from all.
+// render makes the Peer of one group: fields from the most complete
+// record (with an SRV, then with a TXT; a responder may split its answers
+// across packets and families), heard first (ties: by source); addresses
+// from all.
 func render(rs []*record) Peer {
 	sort.Slice(rs, func(i, j int) bool {
+		if ci, cj := rs[i].completeness(), rs[j].completeness(); ci != cj {
+			return ci > cj
+		}
 		if !rs[i].created.Equal(rs[j].created) {
 			return rs[i].created.Before(rs[j].created)
 		}
@@ -210,6 +215,17 @@ func render(rs []*record) Peer {
 	}
 	sortAddrsStable(p.Addrs)
 	return p
+}
+
+func (r *record) completeness() int {
+	n := 0
+	if r.port != 0 {
+		n += 2
+	}
+	if r.txt != nil {
+		n++
+	}
+	return n
 }
 
 // change collects the Peers of the instances a mutation touches, before

@@ -443,3 +443,19 @@ func TestCacheFlushGrace(t *testing.T) {
 		t.Errorf("after the grace second: %v, want addrs %v", evs, want)
 	}
 }
+
+// TestSplitAnswersRenderComplete pins a flake seen with avahi: when one
+// source (say over IPv6) gave only the PTR and TXT of a service and
+// another (over IPv4) the whole set, the Peer took its port and host from
+// the record heard first, the incomplete one.
+func TestSplitAnswersRenderComplete(t *testing.T) {
+	tb := newTable("")
+	partial := avahiAnswer(false)
+	partial.Answer = partial.Answer[:2] // PTR and TXT
+	tb.apply(wire(t, partial), "eth0", netip.MustParseAddr("fe80::1%eth0"), t0)
+	tb.apply(wire(t, avahiAnswer(true)), "eth0", src0, t0.Add(time.Millisecond))
+	ps := tb.snapshot()
+	if len(ps) != 1 || ps[0].Port != 4242 || ps[0].Host != "avahi-h0.local" || ps[0].TXT["foo"] != "bar" {
+		t.Errorf("split answers rendered as %+v", ps)
+	}
+}
