@@ -25,6 +25,9 @@ type packet struct {
 	data    []byte
 	src     netip.AddrPort // with zone for IPv6 link-local
 	ifindex int
+	// hops is the IP TTL (IPv4) or hop limit (IPv6) the packet arrived
+	// with, or -1 when the socket did not report it.
+	hops int
 }
 
 // sockets are our mDNS sockets: one per address family, bound to the
@@ -50,7 +53,7 @@ func openSockets(port int) (*sockets, error) {
 	if err4 == nil {
 		s.p4 = ipv4.NewPacketConn(s.c4)
 		err4 = errors.Join(
-			s.p4.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst, true),
+			s.p4.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst|ipv4.FlagTTL, true),
 			s.p4.SetMulticastTTL(255),
 			s.p4.SetTTL(255),
 			s.p4.SetMulticastLoopback(true),
@@ -64,7 +67,7 @@ func openSockets(port int) (*sockets, error) {
 	if err6 == nil {
 		s.p6 = ipv6.NewPacketConn(s.c6)
 		err6 = errors.Join(
-			s.p6.SetControlMessage(ipv6.FlagInterface|ipv6.FlagDst, true),
+			s.p6.SetControlMessage(ipv6.FlagInterface|ipv6.FlagDst|ipv6.FlagHopLimit, true),
 			s.p6.SetMulticastHopLimit(255),
 			s.p6.SetHopLimit(255),
 			s.p6.SetMulticastLoopback(true),
@@ -143,9 +146,12 @@ func (s *sockets) read4(buf []byte) (packet, error) {
 	if err != nil {
 		return packet{}, err
 	}
-	p := packet{data: append([]byte(nil), buf[:n]...)}
+	p := packet{data: append([]byte(nil), buf[:n]...), hops: -1}
 	if cm != nil {
 		p.ifindex = cm.IfIndex
+		if cm.TTL > 0 { // zero: not reported (no packet arrives with TTL 0)
+			p.hops = cm.TTL
+		}
 	}
 	if ua, ok := src.(*net.UDPAddr); ok {
 		p.src = ua.AddrPort()
@@ -159,9 +165,12 @@ func (s *sockets) read6(buf []byte) (packet, error) {
 	if err != nil {
 		return packet{}, err
 	}
-	p := packet{data: append([]byte(nil), buf[:n]...)}
+	p := packet{data: append([]byte(nil), buf[:n]...), hops: -1}
 	if cm != nil {
 		p.ifindex = cm.IfIndex
+		if cm.HopLimit > 0 {
+			p.hops = cm.HopLimit
+		}
 	}
 	if ua, ok := src.(*net.UDPAddr); ok {
 		p.src = ua.AddrPort()

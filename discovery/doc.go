@@ -41,12 +41,21 @@
 //     (queries in between are answered together), so a query flood cannot
 //     turn into a response flood;
 //   - browses continuously: queries at start and then after 1 s, 2 s, 4 s
-//     ... up to a minute, plus a cache refresh at 80-95 % of a peer's TTL;
-//     a peer that says goodbye leaves the table at once, one that vanishes
+//     ... up to a minute, plus a cache refresh at 80-95 % of a peer's TTL
+//     (refresh queries at least 250 ms apart, so a flood of short TTLs
+//     cannot make us flood the link with queries); a peer that says goodbye leaves the table at once, one that vanishes
 //     leaves when its TTL runs out. An address record with the cache-flush
-//     bit replaces the peer's addresses of its own type (A or AAAA) heard on
-//     that interface more than a second before, which expire a second later
-//     (RFC 6762 §10.2): avahi answers over IPv6 with AAAA records only.
+//     bit replaces the addresses of its own type (A or AAAA) that the same
+//     source gave on that interface more than a second before, which
+//     expire a second later (RFC 6762 §10.2): avahi answers over IPv6 with
+//     AAAA records only;
+//   - takes packets only from the link they arrive on (RFC 6762 §11): a
+//     query or response whose source address is outside the receiving
+//     interface's subnets (IPv4 and IPv6 link-local sources are on-link;
+//     anything on a loopback interface is) is dropped unanswered, and so
+//     is a response that arrives with an IP TTL / hop limit other than
+//     255, as one that crossed a router does (queries are not checked for
+//     it: legacy queriers use any TTL). They are counted in Stats.OffLink.
 //
 // Browse is a one-shot lookup without advertising (no agent needed): it
 // queries twice (at 0 and 250 ms) and returns what answered within the wait.
@@ -54,14 +63,41 @@
 //
 // # Trust
 //
-// mDNS is unauthenticated, and the TXT id is public, so nothing here stops a
-// determined liar on the LAN; the table only keeps honest mistakes and cheap
-// tricks from doing harm. Malformed packets are counted (Stats) and logged at
-// most once per 30 s. Once an instance is known with an id, responses about
-// it that do not carry the same id (a goodbye from someone else, a second
-// agent with a colliding instance name) are ignored and counted as
-// conflicts. Records about other service types are ignored. The table holds
-// at most 1024 peers and honours TTLs up to 75 minutes.
+// mDNS is unauthenticated, and the TXT id is public, so discovery proves
+// nothing: a Peer is a claim, and the peer layer proves the key behind each
+// address it dials. What the table makes sure is that a liar on the link
+// can add noise but never remove, repoint or hide a real peer:
+//
+//   - records are kept per instance and source address: a goodbye, a new
+//     SRV or a cache-flush address record changes only what its own source
+//     said, so copying a peer's id, label and records from another address
+//     adds that address to the peer's Addrs (to be tried and refused by key)
+//     and nothing else;
+//   - a claim of a known instance with another id, name or version is
+//     listed as another Peer with the same Instance; an id-less claim of an
+//     instance another source claims with an id is ignored; both are
+//     counted in Stats.Conflicts. Known answers in our queries leave out an
+//     instance as soon as any source's record of it is past half its TTL,
+//     so nobody repeating a peer's PTR keeps the peer itself quiet;
+//   - Peer.LabelMismatch flags a record whose instance label is not the
+//     one its own TXT name and id produce (InstanceName);
+//   - floods are bounded: the table holds at most 1024 records, at most 32
+//     per source address; when it is full, a new record evicts the least
+//     recently heard record of the source holding the most, if that source
+//     holds more than the newcomer's (Stats.Evicted), else it is refused
+//     (Stats.Dropped), so a real peer gets in while strangers flood from
+//     fewer than about a thousand addresses. TTLs are honoured up to 75
+//     minutes, but only up to 2 minutes until the source repeats a record
+//     (half a second or more later; responders announce twice and answer
+//     refresh queries), so a flood sent once is gone after 2 minutes.
+//
+// What it cannot stop: a liar on the link who forges a peer's own source
+// address can speak for it (remove or change its records); one who forges
+// more than a thousand source addresses (IPv6 link-local ones cost nothing)
+// can keep the table churning, though a real peer is re-admitted at its
+// next answer. Malformed packets are counted (Stats) and logged at most
+// once per 30 s. Records about other service types, and records carrying
+// our own id, are ignored.
 //
 // # hashicorp/mdns
 //

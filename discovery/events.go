@@ -8,7 +8,8 @@ import (
 // subscriber queues events for one Subscribe caller. The queue coalesces
 // per instance (at most one pending event per peer, merged so the reader
 // still sees a consistent story), so it is bounded by the table size and a
-// slow reader never loses the latest state nor stalls discovery.
+// slow reader never loses the latest state nor stalls discovery. A peer is
+// keyed as in the table (peerKey).
 type subscriber struct {
 	mu      sync.Mutex
 	order   []string         // instance keys in arrival order; may hold stale keys
@@ -32,7 +33,7 @@ func newSubscriber() *subscriber {
 // up+update = up, up+down = nothing (the reader never saw it), update+down
 // = down, down+up = update (the reader knows it; it is back with new data).
 func (s *subscriber) push(ev Event) {
-	key := lowerASCII(ev.Peer.Instance)
+	key := peerKey(ev.Peer)
 	s.mu.Lock()
 	old, ok := s.pending[key]
 	switch {

@@ -13,6 +13,8 @@ type ifaceInfo struct {
 	Name  string
 	Flags net.Flags
 	Addrs []netip.Addr // unicast addresses, no zones
+	// Prefixes are the subnets of Addrs (masked), for the on-link check.
+	Prefixes []netip.Prefix
 }
 
 func (i ifaceInfo) has4() bool { return slices.ContainsFunc(i.Addrs, netip.Addr.Is4) }
@@ -41,6 +43,9 @@ func listIfaces() ([]ifaceInfo, error) {
 					ip = ip.Unmap()
 					if ip.IsValid() && !ip.IsMulticast() && !ip.IsUnspecified() {
 						info.Addrs = append(info.Addrs, ip)
+						if p, ok := prefixOf(n); ok {
+							info.Prefixes = append(info.Prefixes, p)
+						}
 					}
 				}
 			}
@@ -82,4 +87,24 @@ func selectIfaces(all []ifaceInfo, names []string) []ifaceInfo {
 		}
 	}
 	return out
+}
+
+// onLink reports whether src, the source of a packet received on i, is on
+// i's link (RFC 6762 §11): inside one of i's subnets, or link-local (IPv4
+// 169.254/16 or IPv6 fe80::/10, on-link by definition), or anything on a
+// loopback interface, which only this host can send on (the kernel may
+// give such packets the source 0.0.0.0). Anything else came through a
+// router, or lies about its source.
+func (i ifaceInfo) onLink(src netip.Addr) bool {
+	src = src.Unmap()
+	if i.Flags&net.FlagLoopback != 0 || src.IsLinkLocalUnicast() {
+		return true
+	}
+	src = src.WithZone("")
+	for _, p := range i.Prefixes {
+		if p.Contains(src) {
+			return true
+		}
+	}
+	return false
 }

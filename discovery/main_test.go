@@ -67,6 +67,8 @@ type childCfg struct {
 	TTLSeconds              int
 	Ifaces                  []string
 	WaitMillis              int
+	// Target is an address a hostile child sends to (unicast).
+	Target string
 }
 
 // msg is one line a child prints.

@@ -64,14 +64,14 @@ func TestParseHostilePackets(t *testing.T) {
 				}
 				return
 			}
-			tb.apply(r, "eth0", t0)
+			tb.apply(r, "eth0", src0, t0)
 			for _, p := range tb.snapshot() {
 				if p.Complete() {
 					t.Errorf("hostile packet made a complete peer %+v", p)
 				}
 			}
-			if len(tb.peers) > maxRecords {
-				t.Errorf("one packet made %d peers", len(tb.peers))
+			if tb.n > maxPerSource {
+				t.Errorf("one packet from one source made %d records", tb.n)
 			}
 		})
 	}
@@ -107,7 +107,7 @@ func FuzzParseResponse(f *testing.F) {
 			return
 		}
 		tb := newTable("")
-		tb.apply(r, "eth0", t0)
+		tb.apply(r, "eth0", src0, t0)
 		for _, p := range tb.snapshot() {
 			if p.Instance == "" || len(p.Instance) > maxLabel {
 				t.Fatalf("bad instance %q", p.Instance)
@@ -125,7 +125,7 @@ func FuzzParseResponse(f *testing.F) {
 			}
 		}
 		tb.expire(t0.Add(maxTTL + time.Second))
-		if len(tb.peers) != 0 {
+		if tb.n != 0 || len(tb.labels) != 0 || len(tb.bySource) != 0 {
 			t.Fatalf("peers left after every TTL ran out: %v", tb.snapshot())
 		}
 		// Answering the same bytes as a query must not panic either.

@@ -12,9 +12,17 @@ import (
 // the caller owns them, including the slices and map. Every string comes from
 // the network unverified (it may hold any byte, terminal escapes included):
 // quote or sanitize it before printing.
+//
+// Nothing here is authenticated: anyone on the link can claim any instance
+// label, display name or id, so a Peer is a claim, to be proven by the key
+// the peer shows when dialled. The table keeps what each source address
+// says apart, so a copier can add claims but never remove or change
+// another source's: a Peer is identified by Instance, ID, Name and Version
+// together, and the same Instance (or ID) may be listed more than once when
+// sources disagree; Addrs may then hold an impostor's addresses next to the
+// real ones, so a caller dials each until one proves the key it wants.
 type Peer struct {
 	// Instance is the DNS-SD instance label, unescaped (e.g. "bob (3fa2)").
-	// It identifies the peer in the table.
 	Instance string
 	// Name is the display name (TXT "name"); for foreign records without
 	// it, the instance label.
@@ -35,9 +43,16 @@ type Peer struct {
 	TXT map[string]string
 	// Iface is the name of the interface the peer was first seen on.
 	Iface string
-	// TTL is the record TTL the peer announced: without a refresh or
+	// TTL is the record TTL the peer announced (at most 2 minutes until
+	// its source repeats it, 75 minutes after): without a refresh or
 	// goodbye, the peer expires that long after its last answer.
 	TTL time.Duration
+	// LabelMismatch is set when the record carries an id and Instance is
+	// not InstanceName(Name, ID), the label its own TXT name and id
+	// produce: the label was chosen to look like another peer ("bob", a
+	// prefix, an id). Do not match user input against such an Instance,
+	// and show it as suspicious. Foreign records (no id) never have it.
+	LabelMismatch bool
 }
 
 // Complete reports whether p can be sent to: it has an id, a version, a port
@@ -48,7 +63,11 @@ func (p Peer) Complete() bool {
 }
 
 func (p Peer) String() string {
-	return fmt.Sprintf("%s id=%s v=%s %s:%d %v", p.Instance, p.ID, p.Version, p.Host, p.Port, p.Addrs)
+	s := fmt.Sprintf("%s id=%s v=%s %s:%d %v", p.Instance, p.ID, p.Version, p.Host, p.Port, p.Addrs)
+	if p.LabelMismatch {
+		s += " (label mismatch)"
+	}
+	return s
 }
 
 func (p Peer) clone() Peer {

@@ -30,6 +30,12 @@ const (
 	minAnswerGap = 250 * time.Millisecond
 )
 
+// minRefreshGap spaces our cache-refresh queries: records whose refresh
+// points fall close together (a flood of short TTLs) are refreshed by one
+// query, so strangers cannot make us flood the link with queries. Any
+// query asks for every instance, so it refreshes them all.
+const minRefreshGap = 250 * time.Millisecond
+
 // announceOffsets are when we announce after starting on an interface (RFC
 // 6762 §8.3: at least twice, one second apart, intervals doubling).
 var announceOffsets = []time.Duration{0, time.Second, 3 * time.Second}
@@ -40,9 +46,22 @@ type Stats struct {
 	Received  uint64 // packets read on served interfaces
 	Malformed uint64 // packets or responses that could not be used
 	Ignored   uint64 // records about other services, or responses from a port other than 5353
-	Conflicts uint64 // claims ignored because they named a known instance with another id
-	Dropped   uint64 // new peers refused because the table was full
-	Sent      uint64 // packets sent
+	// OffLink counts packets dropped because they did not come from the
+	// link they arrived on (RFC 6762 §11): a source address outside the
+	// interface's subnets (queries and responses), or a response whose IP
+	// TTL / hop limit was not 255.
+	OffLink uint64
+	// Conflicts counts claims of a known instance with another id, or
+	// without an id; the known peer is never hidden by them (see Peer).
+	Conflicts uint64
+	// Dropped counts new records refused because their source already
+	// held 32 records, or the table held 1024 and no source held more
+	// than theirs.
+	Dropped uint64
+	// Evicted counts records dropped from a full table to make room for a
+	// record of a source holding fewer.
+	Evicted uint64
+	Sent    uint64 // packets sent
 }
 
 // Service advertises one agent and keeps a live table of the other agents,
@@ -67,7 +86,7 @@ type Service struct {
 
 	log *logLimiter
 
-	received, malformed, ignored, sent atomic.Uint64
+	received, malformed, ignored, offLink, sent atomic.Uint64
 
 	mu      sync.Mutex
 	table   *table
@@ -120,14 +139,16 @@ func (s *Service) Peers() []Peer {
 // Stats returns counters since New.
 func (s *Service) Stats() Stats {
 	s.mu.Lock()
-	conflicts, full := s.table.conflicts, s.table.dropped
+	conflicts, full, evicted := s.table.conflicts, s.table.dropped, s.table.evicted
 	s.mu.Unlock()
 	return Stats{
 		Received:  s.received.Load(),
 		Malformed: s.malformed.Load(),
 		Ignored:   s.ignored.Load(),
+		OffLink:   s.offLink.Load(),
 		Conflicts: uint64(conflicts),
 		Dropped:   uint64(full),
+		Evicted:   uint64(evicted),
 		Sent:      s.sent.Load(),
 	}
 }
@@ -209,13 +230,17 @@ type ifState struct {
 
 // runState is owned by Run's goroutine.
 type runState struct {
-	socks      *sockets
-	ifs        map[int]*ifState
-	start      time.Time
-	nextQuery  time.Time // zero: no query planned
-	queryDelay time.Duration
-	browseIdx  int
-	nextPoll   time.Time
+	socks     *sockets
+	ifs       map[int]*ifState
+	start     time.Time
+	nextQuery time.Time // zero: no query planned
+	// refreshPending: a record reached a refresh point, and the query
+	// waits for minRefreshGap since lastQuery.
+	refreshPending bool
+	lastQuery      time.Time
+	queryDelay     time.Duration
+	browseIdx      int
+	nextPoll       time.Time
 }
 
 // Run opens the mDNS sockets (sharing UDP port 5353 with other responders),
@@ -344,12 +369,16 @@ func (s *Service) due(rs *runState, now time.Time) {
 	s.publish(s.table.expire(now))
 	// Advance the refresh points even for a one-shot browse, which does not
 	// act on them, so they never stay due (and wake us) forever.
-	refresh := s.table.refreshDue(now) && s.browseOffsets == nil
+	if s.table.refreshDue(now) && s.browseOffsets == nil {
+		rs.refreshPending = true
+	}
 	s.mu.Unlock()
+	refresh := rs.refreshPending && !now.Before(rs.lastQuery.Add(minRefreshGap))
 	if refresh || (!rs.nextQuery.IsZero() && !now.Before(rs.nextQuery)) {
 		for _, st := range rs.ifs {
 			s.sendAll(rs, st, s.query(st, now))
 		}
+		rs.refreshPending, rs.lastQuery = false, now
 		s.planQuery(rs, now, refresh)
 	}
 }
@@ -383,6 +412,9 @@ func (s *Service) nextWake(rs *runState) time.Time {
 		}
 	}
 	upd(rs.nextQuery)
+	if rs.refreshPending {
+		upd(rs.lastQuery.Add(minRefreshGap))
+	}
 	for _, st := range rs.ifs {
 		if len(st.announceAt) > 0 {
 			upd(st.announceAt[0])
@@ -476,6 +508,14 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 		return // an interface we do not serve
 	}
 	s.received.Add(1)
+	if !st.info.onLink(p.src.Addr()) {
+		// RFC 6762 §5.5 and §11: neither believe nor answer a packet from
+		// off the link; answering would make us an amplifier for anyone
+		// who can route a packet to us.
+		s.offLink.Add(1)
+		s.log.printf("offlink", "ignoring mDNS packet from %v on %s: not on the link", p.src, st.info.Name)
+		return
+	}
 	m, err := unpack(p.data)
 	if err != nil {
 		s.malformed.Add(1)
@@ -488,6 +528,15 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 			s.ignored.Add(1)
 			return
 		}
+		if p.hops >= 0 && p.hops != 255 {
+			// RFC 6762 §11: responders send with IP TTL 255, so a response
+			// that arrives with less crossed a router (its on-link source
+			// address is forged) or comes from a stack that ignores the
+			// RFC. Queries are not checked: legacy queriers use any TTL.
+			s.offLink.Add(1)
+			s.log.printf("offlink", "ignoring mDNS response from %v on %s: IP TTL %d, not 255", p.src, st.info.Name, p.hops)
+			return
+		}
 		r, err := parseResponse(m)
 		if err != nil {
 			s.malformed.Add(1)
@@ -497,9 +546,9 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 		s.ignored.Add(uint64(r.ignored))
 		s.mu.Lock()
 		before := s.table.conflicts
-		s.publish(s.table.apply(r, st.info.Name, now))
+		s.publish(s.table.apply(r, st.info.Name, p.src.Addr(), now))
 		if s.table.conflicts != before {
-			s.log.printf("conflict", "ignored a response from %v on %s that contradicts the id of a known peer", p.src, st.info.Name)
+			s.log.printf("conflict", "response from %v on %s claims a known instance with another id, or none (the known peer is kept)", p.src, st.info.Name)
 		}
 		s.mu.Unlock()
 		return
@@ -583,6 +632,7 @@ func (s *Service) syncIfaces(rs *runState, now time.Time) {
 	for _, info := range sel {
 		st := rs.ifs[info.Index]
 		if st != nil && slices.Equal(st.info.Addrs, info.Addrs) {
+			st.info.Prefixes = info.Prefixes
 			continue
 		}
 		if st == nil {

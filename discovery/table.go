@@ -3,51 +3,93 @@ package discovery
 import (
 	"net/netip"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 )
 
-// maxPeers caps the table, so a flood of made-up instances cannot eat memory.
-const maxPeers = 1024
+const (
+	// maxEntries caps the records in the table (one per instance and
+	// source address), so a flood of made-up instances cannot eat memory.
+	maxEntries = 1024
+	// maxPerSource caps the records one source address may hold, so one
+	// host cannot fill the table: a real host runs one agent per user.
+	maxPerSource = 32
+	// maxTTL caps the TTL we honour in received records (RFC 6762 §10
+	// suggests 75 minutes for most records), so a hostile record cannot
+	// pin an entry forever.
+	maxTTL = 75 * time.Minute
+	// newRecordTTL caps the TTLs of a record heard only once: a flood sent
+	// once with long TTLs is gone after two minutes. A record is confirmed,
+	// and honoured up to maxTTL, when its source repeats it at least
+	// confirmAfter later (responders announce at least twice a second
+	// apart, RFC 6762 §8.3, and answer our refresh queries).
+	newRecordTTL = DefaultTTL
+	confirmAfter = 500 * time.Millisecond
+)
 
 // refreshPoints are the fractions of a record's TTL at which we query again
 // for it (RFC 6762 §5.2).
 var refreshPoints = []float64{0.80, 0.85, 0.90, 0.95}
 
-// table is the live peer table: the records we heard, with their expiry,
-// grouped per instance. It holds no locks and does no I/O; the caller passes
-// the clock. It is the place that decides whom to believe:
+// table is the live peer table: what each source address said about each
+// instance, with expiries. It holds no locks and does no I/O; the caller
+// passes the clock and the source of every response. It decides whom to
+// believe, so that someone who copies a peer's public id and instance
+// label can add noise but never remove or hide the peer:
 //
-//   - once an instance is known with an id, a response about that instance
-//     only applies if it carries a TXT record with the same id; anything
-//     else (a spoofed goodbye, a second agent claiming the same instance
-//     name) is counted as a conflict and changes nothing, so the legitimate
-//     entry stays until its own goodbye or TTL;
-//   - address records that arrive without the SRV that points at their host
-//     only apply to entries without an id (foreign records);
+//   - records are kept per (instance, source address): a response changes
+//     only what its own source said before, so a goodbye removes only its
+//     source's record and a new SRV or address record from elsewhere adds
+//     a record rather than repointing the peer's;
+//   - records of one instance that claim the same id, display name and
+//     version are listed as one Peer whose Addrs are the union of theirs
+//     (the peer layer proves the key of each address it dials); records
+//     that claim another id, name or version are listed as another Peer
+//     with the same Instance, so a conflicting claim never hides the
+//     first one (counted in conflicts);
+//   - a claim without an id of an instance that another source claims
+//     with an id is ignored (a real agent always has one; counted in
+//     conflicts);
+//   - address records that arrive without the SRV that points at their
+//     host only apply to records without an id (foreign records) from the
+//     same source;
 //   - records carrying our own id are ignored (our own announcements loop
-//     back).
+//     back);
+//   - a source holds at most maxPerSource records; when the table holds
+//     maxEntries, a new record evicts one of the source holding the most
+//     records (ties: the one heard from least recently), as long as that
+//     source holds more than the newcomer's, so a real peer gets in while
+//     strangers flood; records heard only once keep at most newRecordTTL.
 type table struct {
 	selfID    string
-	peers     map[string]*entry
-	conflicts int // claims ignored because their id did not match
-	dropped   int // new instances refused because the table was full
+	labels    map[string][]*record     // by instance key
+	bySource  map[netip.Addr][]*record // by source address (with zone)
+	n         int
+	conflicts int // claims of a known instance with another id, or without one
+	dropped   int // new records refused (source or table full)
+	evicted   int // records dropped to make room for another source's
 }
 
-type entry struct {
-	key   string
-	label string
+// record is what one source said about one instance.
+type record struct {
+	key   string // lower-cased instance FQDN
+	label string // unescaped instance label, as received
+	src   netip.Addr
+	iface string // where it was last heard
 
 	id, name, version string
 	txt               map[string]string
 	host              string // lower-cased FQDN
 	port              uint16
 	ttl               time.Duration
-	iface             string
 
 	ptrExp, srvExp, txtExp time.Time
 	addrs                  map[netip.Addr]addrState // addresses carry their zone
+
+	created, heard time.Time
+	confirmed      bool // repeated by its source; see newRecordTTL
 
 	// refreshBase/refreshTTL/stage drive the refresh queries.
 	refreshBase time.Time
@@ -68,29 +110,81 @@ type addrState struct {
 const flushGrace = time.Second
 
 func newTable(selfID string) *table {
-	return &table{selfID: selfID, peers: map[string]*entry{}}
+	return &table{selfID: selfID, labels: map[string][]*record{}, bySource: map[netip.Addr][]*record{}}
 }
-
-// maxTTL caps the TTL we honour in received records (RFC 6762 §10 suggests
-// 75 minutes for most records), so a hostile record cannot pin an entry
-// forever.
-const maxTTL = 75 * time.Minute
 
 func ttlDur(s uint32) time.Duration { return min(time.Duration(s)*time.Second, maxTTL) }
 
-func (e *entry) expiry() time.Time {
-	t := e.ptrExp
-	if e.srvExp.After(t) {
-		t = e.srvExp
+// ttlOf is the TTL we honour for a record field of s seconds.
+func (r *record) ttlOf(s uint32) time.Duration {
+	d := ttlDur(s)
+	if !r.confirmed {
+		d = min(d, newRecordTTL)
 	}
-	if e.txtExp.After(t) {
-		t = e.txtExp
+	return d
+}
+
+func (r *record) expiry() time.Time {
+	t := r.ptrExp
+	if r.srvExp.After(t) {
+		t = r.srvExp
+	}
+	if r.txtExp.After(t) {
+		t = r.txtExp
 	}
 	return t
 }
 
-// peer renders the entry as a Peer snapshot.
-func (e *entry) peer() Peer {
+// groupKey is what a record claims to be: records with the same key are
+// one Peer.
+type groupKey struct{ key, id, name, version string }
+
+func (r *record) group() groupKey {
+	name := r.name
+	if name == "" {
+		name = r.label
+	}
+	return groupKey{r.key, r.id, name, r.version}
+}
+
+// peerKey is the identity of a Peer in the table, as groupKey.
+func peerKey(p Peer) string {
+	return lowerASCII(p.Instance) + "\x00" + p.ID + "\x00" + p.Name + "\x00" + p.Version
+}
+
+// peersOf renders the records of one instance key as Peers, by group.
+func (t *table) peersOf(key string) map[groupKey]Peer {
+	recs := t.labels[key]
+	if len(recs) == 0 {
+		return nil
+	}
+	groups := map[groupKey][]*record{}
+	for _, r := range recs {
+		g := r.group()
+		groups[g] = append(groups[g], r)
+	}
+	out := make(map[groupKey]Peer, len(groups))
+	for g, rs := range groups {
+		out[g] = render(rs)
+	}
+	return out
+}
+
+// render makes the Peer of one group: fields from the most complete
+// record (with an SRV, then with a TXT; a responder may split its answers
+// across packets and families), heard first (ties: by source); addresses
+// from all.
+func render(rs []*record) Peer {
+	sort.Slice(rs, func(i, j int) bool {
+		if ci, cj := rs[i].completeness(), rs[j].completeness(); ci != cj {
+			return ci > cj
+		}
+		if !rs[i].created.Equal(rs[j].created) {
+			return rs[i].created.Before(rs[j].created)
+		}
+		return rs[i].src.Less(rs[j].src)
+	})
+	e := rs[0]
 	p := Peer{
 		Instance: e.label,
 		Name:     e.name,
@@ -105,102 +199,272 @@ func (e *entry) peer() Peer {
 	if p.Name == "" {
 		p.Name = e.label
 	}
+	p.LabelMismatch = e.id != "" && lowerASCII(e.label) != lowerASCII(InstanceName(e.name, e.id))
 	for k, v := range e.txt {
 		p.TXT[k] = v
 	}
-	if e.port != 0 {
-		for a := range e.addrs {
-			p.Addrs = append(p.Addrs, netip.AddrPortFrom(a, e.port))
+	for _, r := range rs {
+		if r.port == 0 {
+			continue
 		}
-		sortAddrsStable(p.Addrs)
+		for a := range r.addrs {
+			if ap := netip.AddrPortFrom(a, r.port); !slices.Contains(p.Addrs, ap) {
+				p.Addrs = append(p.Addrs, ap)
+			}
+		}
 	}
+	sortAddrsStable(p.Addrs)
 	return p
 }
 
-// apply merges one response received on iface at now and returns the
-// resulting events.
-func (t *table) apply(r response, iface string, now time.Time) []Event {
-	var evs []Event
-	for i := range r.claims {
-		evs = append(evs, t.applyClaim(&r.claims[i], iface, now)...)
+func (r *record) completeness() int {
+	n := 0
+	if r.port != 0 {
+		n += 2
 	}
-	for host, recs := range r.hostAddrs {
-		for _, e := range t.sortedEntries() {
-			if e.id != "" || e.host != host {
-				continue
+	if r.txt != nil {
+		n++
+	}
+	return n
+}
+
+// change collects the Peers of the instances a mutation touches, before
+// it, to turn the mutation into events.
+type change struct {
+	t      *table
+	before map[string]map[groupKey]Peer
+}
+
+func (t *table) change() *change { return &change{t: t, before: map[string]map[groupKey]Peer{}} }
+
+// touch must be called before the records of key change.
+func (c *change) touch(key string) {
+	if _, ok := c.before[key]; !ok {
+		c.before[key] = c.t.peersOf(key)
+	}
+}
+
+// events compares the touched instances now with before: a Peer that
+// appeared is PeerUp, one that went is PeerDown (with its last state), one
+// that changed is PeerUpdate.
+func (c *change) events() []Event {
+	keys := make([]string, 0, len(c.before))
+	for k := range c.before {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var evs []Event
+	for _, k := range keys {
+		before, after := c.before[k], c.t.peersOf(k)
+		var gs []groupKey
+		for g := range before {
+			gs = append(gs, g)
+		}
+		for g := range after {
+			if _, ok := before[g]; !ok {
+				gs = append(gs, g)
 			}
-			before := e.peer()
-			e.mergeAddrs(recs, iface, now)
-			evs = append(evs, diff(before, e.peer())...)
+		}
+		sort.Slice(gs, func(i, j int) bool { return lessGroup(gs[i], gs[j]) })
+		for _, g := range gs {
+			b, hadB := before[g]
+			a, hasA := after[g]
+			switch {
+			case hadB && !hasA:
+				evs = append(evs, Event{Kind: PeerDown, Peer: b})
+			case !hadB && hasA:
+				evs = append(evs, Event{Kind: PeerUp, Peer: a})
+			case !reflect.DeepEqual(a, b):
+				evs = append(evs, Event{Kind: PeerUpdate, Peer: a})
+			}
 		}
 	}
 	return evs
 }
 
-func (t *table) applyClaim(c *claim, iface string, now time.Time) []Event {
+func lessGroup(a, b groupKey) bool {
+	if a.key != b.key {
+		return a.key < b.key
+	}
+	if a.id != b.id {
+		return a.id < b.id
+	}
+	if a.name != b.name {
+		return a.name < b.name
+	}
+	return a.version < b.version
+}
+
+// apply merges one response from src received on iface at now and returns
+// the resulting events.
+func (t *table) apply(r response, iface string, src netip.Addr, now time.Time) []Event {
+	ch := t.change()
+	for i := range r.claims {
+		t.applyClaim(ch, &r.claims[i], iface, src, now)
+	}
+	hosts := make([]string, 0, len(r.hostAddrs))
+	for h := range r.hostAddrs {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	for _, host := range hosts {
+		for _, rec := range t.bySource[src] {
+			if rec.id != "" || rec.host != host {
+				continue
+			}
+			ch.touch(rec.key)
+			rec.mergeAddrs(r.hostAddrs[host], iface, now)
+		}
+	}
+	return ch.events()
+}
+
+func (t *table) applyClaim(ch *change, c *claim, iface string, src netip.Addr, now time.Time) {
 	claimID := ""
 	if c.hasTXT {
 		claimID = c.txt[txtID]
 	}
 	if t.selfID != "" && claimID == t.selfID {
-		return nil
+		return
 	}
-	e := t.peers[c.key]
-	if e != nil && !now.Before(e.expiry()) {
+	var r *record
+	// conflicting: another source claims this instance with another id
+	// (or this claim has none).
+	conflicting := false
+	for _, x := range t.labels[c.key] {
+		if x.src == src {
+			r = x
+		} else if x.id != "" && x.id != claimID && now.Before(x.expiry()) {
+			conflicting = true
+		}
+	}
+	ch.touch(c.key)
+	if r != nil && !now.Before(r.expiry()) {
 		// Expired but not yet collected: forget it before judging the claim.
-		delete(t.peers, c.key)
-		e = nil
-	}
-	if e != nil && e.id != "" && (!c.hasTXT || claimID != e.id) {
-		t.conflicts++
-		return nil
+		t.remove(r)
+		r = nil
 	}
 	if c.goodbye() {
-		if e == nil {
-			return nil
+		if r != nil {
+			t.remove(r)
+		} else if conflicting {
+			t.conflicts++ // someone else's goodbye: changes nothing
 		}
-		delete(t.peers, c.key)
-		return []Event{{Kind: PeerDown, Peer: e.peer()}}
+		return
 	}
-	created := false
-	if e == nil {
-		if len(t.peers) >= maxPeers {
+	if r == nil {
+		if conflicting {
+			t.conflicts++
+			if claimID == "" {
+				return // a real agent always has an id
+			}
+			// Another id: listed apart, the known peer stays.
+		}
+		if !t.makeRoom(ch, src) {
 			t.dropped++
-			return nil
+			return
 		}
-		e = &entry{key: c.key, label: c.label, iface: iface, addrs: map[netip.Addr]addrState{}}
-		t.peers[c.key] = e
-		created = true
+		r = &record{key: c.key, label: c.label, src: src, iface: iface, addrs: map[netip.Addr]addrState{}, created: now}
+		t.labels[c.key] = append(t.labels[c.key], r)
+		t.bySource[src] = append(t.bySource[src], r)
+		t.n++
+	} else if !r.confirmed && now.Sub(r.created) >= confirmAfter {
+		r.confirmed = true
 	}
-	before := e.peer()
+	r.iface, r.heard, r.label = iface, now, c.label
 	renewed := false
 	if c.hasPTR {
-		e.ptrExp = now.Add(ttlDur(c.ptrTTL))
-		e.ttl = ttlDur(c.ptrTTL)
+		r.ttl = r.ttlOf(c.ptrTTL)
+		r.ptrExp = now.Add(r.ttl)
 		renewed = true
 	}
 	if c.hasSRV {
-		if e.host != c.host {
-			clear(e.addrs)
+		if r.host != c.host {
+			clear(r.addrs)
 		}
-		e.host, e.port = c.host, c.port
-		e.srvExp = now.Add(ttlDur(c.srvTTL))
-		e.ttl = ttlDur(c.srvTTL)
+		r.host, r.port = c.host, c.port
+		r.ttl = r.ttlOf(c.srvTTL)
+		r.srvExp = now.Add(r.ttl)
 		renewed = true
 	}
 	if c.hasTXT {
-		e.txt = c.txt
-		e.id, e.name, e.version = c.txt[txtID], c.txt[txtName], c.txt[txtVersion]
-		e.txtExp = now.Add(ttlDur(c.txtTTL))
+		r.txt = c.txt
+		r.id, r.name, r.version = c.txt[txtID], c.txt[txtName], c.txt[txtVersion]
+		r.txtExp = now.Add(r.ttlOf(c.txtTTL))
 	}
 	if renewed {
-		e.refreshBase, e.refreshTTL, e.stage = now, e.ttl, 0
+		r.refreshBase, r.refreshTTL, r.stage = now, r.ttl, 0
 	}
-	e.mergeAddrs(c.addrs, iface, now)
-	if created {
-		return []Event{{Kind: PeerUp, Peer: e.peer()}}
+	r.mergeAddrs(c.addrs, iface, now)
+}
+
+// makeRoom reports whether a new record from src may enter, evicting
+// another source's record if the table is full (see table).
+func (t *table) makeRoom(ch *change, src netip.Addr) bool {
+	mine := len(t.bySource[src])
+	if mine >= maxPerSource {
+		return false
 	}
-	return diff(before, e.peer())
+	if t.n < maxEntries {
+		return true
+	}
+	var victim []*record
+	var victimHeard time.Time
+	var victimSrc netip.Addr
+	for a, rs := range t.bySource {
+		heard := lastHeard(rs)
+		switch {
+		case len(rs) > len(victim):
+		case len(rs) < len(victim):
+			continue
+		case heard.Before(victimHeard):
+		case heard.Equal(victimHeard) && a.Less(victimSrc):
+		default:
+			continue
+		}
+		victim, victimHeard, victimSrc = rs, heard, a
+	}
+	if len(victim) <= mine {
+		return false
+	}
+	oldest := victim[0]
+	for _, r := range victim[1:] {
+		if r.heard.Before(oldest.heard) {
+			oldest = r
+		}
+	}
+	ch.touch(oldest.key)
+	t.remove(oldest)
+	t.evicted++
+	return true
+}
+
+func lastHeard(rs []*record) time.Time {
+	var t time.Time
+	for _, r := range rs {
+		if r.heard.After(t) {
+			t = r.heard
+		}
+	}
+	return t
+}
+
+// remove deletes r from the table.
+func (t *table) remove(r *record) {
+	del := func(rs []*record) []*record {
+		return slices.DeleteFunc(rs, func(x *record) bool { return x == r })
+	}
+	if rs := del(t.labels[r.key]); len(rs) > 0 {
+		t.labels[r.key] = rs
+	} else {
+		delete(t.labels, r.key)
+	}
+	if rs := del(t.bySource[r.src]); len(rs) > 0 {
+		t.bySource[r.src] = rs
+	} else {
+		delete(t.bySource, r.src)
+	}
+	t.n--
 }
 
 // mergeAddrs applies address records heard on iface. A record with the
@@ -209,84 +473,106 @@ func (t *table) applyClaim(c *claim, iface string, now time.Time) []Event {
 // heard within flushGrace, which are kept. Flushing only the record's own
 // type matters: avahi, by default, answers over IPv6 with AAAA records alone,
 // and must not wipe the A records its IPv4 answer brought.
-func (e *entry) mergeAddrs(recs []addrRecord, iface string, now time.Time) {
+func (r *record) mergeAddrs(recs []addrRecord, iface string, now time.Time) {
 	var flush4, flush6 bool
-	for _, r := range recs {
-		if r.flush {
-			flush4 = flush4 || r.addr.Is4()
-			flush6 = flush6 || r.addr.Is6()
+	for _, ar := range recs {
+		if ar.flush {
+			flush4 = flush4 || ar.addr.Is4()
+			flush6 = flush6 || ar.addr.Is6()
 		}
 	}
-	for a, st := range e.addrs {
+	for a, st := range r.addrs {
 		if st.iface != iface || now.Sub(st.seen) < flushGrace || !(a.Is4() && flush4 || a.Is6() && flush6) {
 			continue
 		}
 		if end := now.Add(flushGrace); st.exp.After(end) {
 			st.exp = end
-			e.addrs[a] = st
+			r.addrs[a] = st
 		}
 	}
-	for _, r := range recs {
-		a := r.addr
+	for _, ar := range recs {
+		a := ar.addr
 		if a.Is6() && a.IsLinkLocalUnicast() {
 			a = a.WithZone(iface)
 		}
-		if r.ttl == 0 {
-			delete(e.addrs, a)
+		if ar.ttl == 0 {
+			delete(r.addrs, a)
 			continue
 		}
-		e.addrs[a] = addrState{exp: now.Add(ttlDur(r.ttl)), seen: now, iface: iface}
+		r.addrs[a] = addrState{exp: now.Add(r.ttlOf(ar.ttl)), seen: now, iface: iface}
 	}
 }
 
-// expire drops what has expired at now.
-func (t *table) expire(now time.Time) []Event {
-	var evs []Event
-	for _, e := range t.sortedEntries() {
-		if !now.Before(e.expiry()) {
-			delete(t.peers, e.key)
-			evs = append(evs, Event{Kind: PeerDown, Peer: e.peer()})
-			continue
-		}
-		before := e.peer()
-		changed := false
-		for a, st := range e.addrs {
-			if !now.Before(st.exp) {
-				delete(e.addrs, a)
-				changed = true
+// records returns the records keep accepts, by instance key and then
+// source.
+func (t *table) records(keep func(*record) bool) []*record {
+	var out []*record
+	for _, rs := range t.labels {
+		for _, r := range rs {
+			if keep(r) {
+				out = append(out, r)
 			}
 		}
-		if changed {
-			evs = append(evs, diff(before, e.peer())...)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].key != out[j].key {
+			return out[i].key < out[j].key
+		}
+		return out[i].src.Less(out[j].src)
+	})
+	return out
+}
+
+// expire drops what has expired at now. It runs after every packet, so it
+// only allocates when something expired.
+func (t *table) expire(now time.Time) []Event {
+	due := t.records(func(r *record) bool {
+		if !now.Before(r.expiry()) {
+			return true
+		}
+		for _, st := range r.addrs {
+			if !now.Before(st.exp) {
+				return true
+			}
+		}
+		return false
+	})
+	if len(due) == 0 {
+		return nil
+	}
+	ch := t.change()
+	for _, r := range due {
+		ch.touch(r.key)
+		if !now.Before(r.expiry()) {
+			t.remove(r)
+			continue
+		}
+		for a, st := range r.addrs {
+			if !now.Before(st.exp) {
+				delete(r.addrs, a)
+			}
 		}
 	}
-	return evs
+	return ch.events()
 }
 
 // dropIface forgets everything learned only on iface (it went away).
 func (t *table) dropIface(iface string) []Event {
-	var evs []Event
-	for _, e := range t.sortedEntries() {
-		before := e.peer()
-		for a, st := range e.addrs {
-			if st.iface == iface {
-				delete(e.addrs, a)
-			}
-		}
-		if e.iface == iface && len(e.addrs) == 0 {
-			delete(t.peers, e.key)
-			evs = append(evs, Event{Kind: PeerDown, Peer: before})
+	ch := t.change()
+	for _, r := range t.records(func(*record) bool { return true }) {
+		if r.iface == iface {
+			ch.touch(r.key)
+			t.remove(r)
 			continue
 		}
-		if e.iface == iface {
-			for _, st := range e.addrs {
-				e.iface = st.iface
-				break
+		for a, st := range r.addrs {
+			if st.iface == iface {
+				ch.touch(r.key)
+				delete(r.addrs, a)
 			}
 		}
-		evs = append(evs, diff(before, e.peer())...)
 	}
-	return evs
+	return ch.events()
 }
 
 // next returns when the table next needs attention (an expiry or a refresh
@@ -298,74 +584,88 @@ func (t *table) next() time.Time {
 			n = x
 		}
 	}
-	for _, e := range t.peers {
-		upd(e.expiry())
-		for _, st := range e.addrs {
-			upd(st.exp)
+	for _, rs := range t.labels {
+		for _, r := range rs {
+			upd(r.expiry())
+			for _, st := range r.addrs {
+				upd(st.exp)
+			}
+			upd(r.refreshAt())
 		}
-		upd(e.refreshAt())
 	}
 	return n
 }
 
-func (e *entry) refreshAt() time.Time {
-	if e.stage >= len(refreshPoints) || e.refreshTTL <= 0 {
+func (r *record) refreshAt() time.Time {
+	if r.stage >= len(refreshPoints) || r.refreshTTL <= 0 {
 		return time.Time{}
 	}
-	return e.refreshBase.Add(time.Duration(float64(e.refreshTTL) * refreshPoints[e.stage]))
+	return r.refreshBase.Add(time.Duration(float64(r.refreshTTL) * refreshPoints[r.stage]))
 }
 
-// refreshDue reports whether some entry reached a refresh point at now, and
-// advances those entries to their next point.
+// refreshDue reports whether some record reached a refresh point at now,
+// and advances those records to their next point.
 func (t *table) refreshDue(now time.Time) bool {
 	due := false
-	for _, e := range t.peers {
-		for at := e.refreshAt(); !at.IsZero() && !now.Before(at); at = e.refreshAt() {
-			e.stage++
-			due = true
+	for _, rs := range t.labels {
+		for _, r := range rs {
+			for at := r.refreshAt(); !at.IsZero() && !now.Before(at); at = r.refreshAt() {
+				r.stage++
+				due = true
+			}
 		}
 	}
 	return due
 }
 
-// known returns the instances seen on iface whose PTR has more than half its
-// TTL left, with the seconds left, for known-answer suppression.
+// known returns the instances seen on iface whose PTR records, from every
+// source heard there, have more than half their TTL left, with the seconds
+// left of the soonest, for known-answer suppression. An instance with a
+// record past half its TTL is left out, so that its responder answers:
+// someone repeating a peer's PTR must not keep the peer itself quiet.
 func (t *table) known(iface string, now time.Time) map[string]uint32 {
 	out := map[string]uint32{}
-	for _, e := range t.peers {
-		if e.iface != iface || e.ttl <= 0 {
-			continue
+	for _, rs := range t.labels {
+		label, least, ok := "", time.Duration(0), false
+		for _, r := range rs {
+			if r.iface != iface {
+				continue
+			}
+			left := r.ptrExp.Sub(now)
+			if r.ttl <= 0 || left <= r.ttl/2 {
+				ok = false
+				break
+			}
+			if !ok || left < least {
+				label, least = r.label, left
+			}
+			ok = true
 		}
-		left := e.ptrExp.Sub(now)
-		if left > e.ttl/2 {
-			out[e.label] = uint32(left / time.Second)
+		if ok {
+			out[label] = uint32(least / time.Second)
 		}
 	}
 	return out
 }
 
-func (t *table) sortedEntries() []*entry {
-	out := make([]*entry, 0, len(t.peers))
-	for _, e := range t.peers {
-		out = append(out, e)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
-	return out
-}
-
-// snapshot returns all peers, sorted by instance.
+// snapshot returns all peers, sorted by instance (then id, name, version).
 func (t *table) snapshot() []Peer {
+	keys := make([]string, 0, len(t.labels))
+	for k := range t.labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
 	var out []Peer
-	for _, e := range t.sortedEntries() {
-		out = append(out, e.peer())
+	for _, k := range keys {
+		ps := t.peersOf(k)
+		gs := make([]groupKey, 0, len(ps))
+		for g := range ps {
+			gs = append(gs, g)
+		}
+		sort.Slice(gs, func(i, j int) bool { return lessGroup(gs[i], gs[j]) })
+		for _, g := range gs {
+			out = append(out, ps[g])
+		}
 	}
 	return out
-}
-
-// diff returns a PeerUpdate event when the peer changed.
-func diff(before, after Peer) []Event {
-	if reflect.DeepEqual(before, after) {
-		return nil
-	}
-	return []Event{{Kind: PeerUpdate, Peer: after}}
 }

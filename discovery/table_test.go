@@ -10,7 +10,12 @@ import (
 	"github.com/miekg/dns"
 )
 
-var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+var (
+	t0      = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	src0    = netip.MustParseAddr("10.77.0.2")
+	src1    = netip.MustParseAddr("10.77.1.2")
+	srcEvil = netip.MustParseAddr("10.77.0.66")
+)
 
 // peerZone is a zone as a peer with this name and id would publish it.
 func peerZone(name, id string, port uint16, ttl uint32, addrs ...string) *zone {
@@ -56,7 +61,7 @@ func kinds(evs []Event) []EventKind {
 func TestTableAnnounceAndGoodbye(t *testing.T) {
 	tb := newTable("self")
 	z := peerZone("bob", "bbbb2222", 4242, 120, "10.77.0.2", "fe80::2")
-	evs := tb.apply(wire(t, z.announcement()), "eth0", t0)
+	evs := tb.apply(wire(t, z.announcement()), "eth0", src0, t0)
 	if !slices.Equal(kinds(evs), []EventKind{PeerUp}) {
 		t.Fatalf("events = %v", evs)
 	}
@@ -69,56 +74,63 @@ func TestTableAnnounceAndGoodbye(t *testing.T) {
 		t.Errorf("addrs = %v, want %v (link-local with zone)", p.Addrs, want)
 	}
 	// The same announcement again changes nothing.
-	if evs := tb.apply(wire(t, z.announcement()), "eth0", t0.Add(time.Second)); len(evs) != 0 {
+	if evs := tb.apply(wire(t, z.announcement()), "eth0", src0, t0.Add(time.Second)); len(evs) != 0 {
 		t.Errorf("repeat announcement: events %v", evs)
 	}
-	evs = tb.apply(wire(t, z.goodbye()), "eth0", t0.Add(2*time.Second))
+	evs = tb.apply(wire(t, z.goodbye()), "eth0", src0, t0.Add(2*time.Second))
 	if !slices.Equal(kinds(evs), []EventKind{PeerDown}) || len(tb.snapshot()) != 0 {
 		t.Errorf("goodbye: events %v, table %v", evs, tb.snapshot())
 	}
 }
 
 // TestSpoofedGoodbyeIgnored pins the spoof protection: a goodbye for a
-// known instance is only honoured when it carries the same id.
+// known instance from another source removes nothing, and a claim of its
+// instance with another id is listed apart without touching it.
 func TestSpoofedGoodbyeIgnored(t *testing.T) {
 	tb := newTable("")
 	legit := peerZone("bob", "bbbb2222", 4242, 120, "10.77.0.2")
-	tb.apply(wire(t, legit.announcement()), "eth0", t0)
+	tb.apply(wire(t, legit.announcement()), "eth0", src0, t0)
 
 	// Same instance name, different id (the suffix collides by design here).
 	spoof := *legit
 	spoof.txt = encodeTXT([][2]string{{txtID, "evil"}, {txtVersion, "1"}, {txtName, "bob"}})
-	if evs := tb.apply(wire(t, spoof.goodbye()), "eth0", t0.Add(time.Second)); len(evs) != 0 {
+	if evs := tb.apply(wire(t, spoof.goodbye()), "eth0", srcEvil, t0.Add(time.Second)); len(evs) != 0 {
 		t.Errorf("goodbye with another id: events %v", evs)
 	}
-	// A goodbye without TXT (only the PTR) cannot prove the id either.
+	// A goodbye without TXT (only the PTR) from elsewhere removes nothing either.
 	bare := responseMsg()
 	bare.Answer = []dns.RR{&dns.PTR{Hdr: dns.RR_Header{Name: serviceFQDN, Rrtype: dns.TypePTR, Class: dns.ClassINET}, Ptr: legit.instanceName()}}
-	if evs := tb.apply(wire(t, bare), "eth0", t0.Add(time.Second)); len(evs) != 0 {
+	if evs := tb.apply(wire(t, bare), "eth0", srcEvil, t0.Add(time.Second)); len(evs) != 0 {
 		t.Errorf("goodbye without TXT: events %v", evs)
 	}
-	// An update claiming the instance with another id and address.
+	// An update claiming the instance with another id and address is
+	// listed apart, flagged: its label is not the one its id makes.
 	spoof.addrs = []netip.Addr{netip.MustParseAddr("10.66.6.6")}
 	spoof.port = 6666
-	if evs := tb.apply(wire(t, spoof.announcement()), "eth0", t0.Add(time.Second)); len(evs) != 0 {
+	evs := tb.apply(wire(t, spoof.announcement()), "eth0", srcEvil, t0.Add(time.Second))
+	if len(evs) != 1 || evs[0].Kind != PeerUp || evs[0].Peer.ID != "evil" || !evs[0].Peer.LabelMismatch {
 		t.Errorf("conflicting claim: events %v", evs)
 	}
 	peers := tb.snapshot()
-	if len(peers) != 1 || peers[0].ID != "bbbb2222" || peers[0].Port != 4242 || peers[0].Addrs[0].Addr().String() != "10.77.0.2" {
+	if len(peers) != 2 || peers[0].ID != "bbbb2222" || peers[0].Port != 4242 || len(peers[0].Addrs) != 1 || peers[0].Addrs[0].Addr().String() != "10.77.0.2" || peers[0].LabelMismatch {
 		t.Errorf("legit entry changed: %+v", peers)
 	}
 	if tb.conflicts != 3 {
 		t.Errorf("conflicts = %d, want 3", tb.conflicts)
 	}
-	// The real goodbye still works.
-	if evs := tb.apply(wire(t, legit.goodbye()), "eth0", t0.Add(2*time.Second)); !slices.Equal(kinds(evs), []EventKind{PeerDown}) {
+	// The real goodbye still works, and leaves the impostor alone.
+	evs = tb.apply(wire(t, legit.goodbye()), "eth0", src0, t0.Add(2*time.Second))
+	if !slices.Equal(kinds(evs), []EventKind{PeerDown}) || evs[0].Peer.ID != "bbbb2222" {
 		t.Errorf("legit goodbye: events %v", evs)
+	}
+	if peers := tb.snapshot(); len(peers) != 1 || peers[0].ID != "evil" {
+		t.Errorf("after the goodbye: %v", peers)
 	}
 }
 
 func TestTableIgnoresSelfAndOtherServices(t *testing.T) {
 	tb := newTable("self1234")
-	if evs := tb.apply(wire(t, peerZone("me", "self1234", 1, 120, "10.0.0.1").announcement()), "eth0", t0); len(evs) != 0 {
+	if evs := tb.apply(wire(t, peerZone("me", "self1234", 1, 120, "10.0.0.1").announcement()), "eth0", src0, t0); len(evs) != 0 {
 		t.Errorf("own announcement produced %v", evs)
 	}
 	// A response about another service type, shaped like ours.
@@ -136,7 +148,7 @@ func TestTableIgnoresSelfAndOtherServices(t *testing.T) {
 	if len(r.claims) != 0 || r.ignored != 5 {
 		t.Errorf("claims %v, ignored %d: want none and 5", r.claims, r.ignored)
 	}
-	if evs := tb.apply(r, "eth0", t0); len(evs) != 0 || len(tb.snapshot()) != 0 {
+	if evs := tb.apply(r, "eth0", src0, t0); len(evs) != 0 || len(tb.snapshot()) != 0 {
 		t.Errorf("other service types entered the table: %v", tb.snapshot())
 	}
 }
@@ -151,13 +163,13 @@ func TestForeignRecordNotComplete(t *testing.T) {
 		&dns.SRV{Hdr: dns.RR_Header{Name: instanceFQDN("printer"), Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 120}, Port: 9, Target: "printer.local."},
 		&dns.TXT{Hdr: dns.RR_Header{Name: instanceFQDN("printer"), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 120}, Txt: []string{""}},
 	}
-	evs := tb.apply(wire(t, m), "eth0", t0)
+	evs := tb.apply(wire(t, m), "eth0", src0, t0)
 	if len(evs) != 1 || evs[0].Peer.Complete() || evs[0].Peer.Name != "printer" {
 		t.Fatalf("events %v", evs)
 	}
 	a := responseMsg()
 	a.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "printer.local.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 120}, A: net.IPv4(10, 77, 0, 9)}}
-	evs = tb.apply(wire(t, a), "eth0", t0)
+	evs = tb.apply(wire(t, a), "eth0", src0, t0)
 	if len(evs) != 1 || evs[0].Kind != PeerUpdate || len(evs[0].Peer.Addrs) != 1 || evs[0].Peer.Complete() {
 		t.Errorf("address for foreign host: %v", evs)
 	}
@@ -166,10 +178,10 @@ func TestForeignRecordNotComplete(t *testing.T) {
 func TestStandaloneAddressCannotMovePeer(t *testing.T) {
 	tb := newTable("")
 	z := peerZone("bob", "bbbb2222", 4242, 120, "10.77.0.2")
-	tb.apply(wire(t, z.announcement()), "eth0", t0)
+	tb.apply(wire(t, z.announcement()), "eth0", src0, t0)
 	a := responseMsg()
 	a.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: z.hostName(), Rrtype: dns.TypeA, Class: dns.ClassINET | cacheFlush, Ttl: 120}, A: net.IPv4(10, 66, 6, 6)}}
-	if evs := tb.apply(wire(t, a), "eth0", t0); len(evs) != 0 {
+	if evs := tb.apply(wire(t, a), "eth0", src0, t0); len(evs) != 0 {
 		t.Errorf("lone A record for a peer with an id changed it: %v", evs)
 	}
 }
@@ -177,7 +189,7 @@ func TestStandaloneAddressCannotMovePeer(t *testing.T) {
 func TestTableExpiryAndRefresh(t *testing.T) {
 	tb := newTable("")
 	z := peerZone("bob", "bbbb2222", 4242, 10, "10.77.0.2")
-	tb.apply(wire(t, z.announcement()), "eth0", t0)
+	tb.apply(wire(t, z.announcement()), "eth0", src0, t0)
 	if n := tb.next(); !n.Equal(t0.Add(8 * time.Second)) {
 		t.Errorf("next = %v, want first refresh at 80%% of 10s", n.Sub(t0))
 	}
@@ -211,22 +223,12 @@ func TestTableExpiryAndRefresh(t *testing.T) {
 func TestTableDropIface(t *testing.T) {
 	tb := newTable("")
 	z := peerZone("bob", "bbbb2222", 4242, 120, "10.77.0.2")
-	tb.apply(wire(t, z.announcement()), "eth1", t0)
+	tb.apply(wire(t, z.announcement()), "eth1", src1, t0)
 	if evs := tb.dropIface("eth0"); len(evs) != 0 {
 		t.Errorf("dropping another iface: %v", evs)
 	}
 	if evs := tb.dropIface("eth1"); !slices.Equal(kinds(evs), []EventKind{PeerDown}) {
 		t.Errorf("dropping its iface: %v", evs)
-	}
-}
-
-func TestTableFull(t *testing.T) {
-	tb := newTable("")
-	for i := 0; i < maxPeers+10; i++ {
-		tb.apply(wire(t, peerZone("p"+itoa(i), "id"+itoa(i), 1, 120, "10.0.0.1").announcement()), "eth0", t0)
-	}
-	if len(tb.peers) != maxPeers || tb.dropped != 10 {
-		t.Errorf("table holds %d, dropped %d", len(tb.peers), tb.dropped)
 	}
 }
 
@@ -271,7 +273,7 @@ func TestSubscribeSlowReaderLosesNothing(t *testing.T) {
 	events, stop := s.Subscribe()
 	s.mu.Lock()
 	for i := 0; i < 50; i++ {
-		s.publish(s.table.apply(wire(t, peerZone("p"+itoa(i), "id"+itoa(i), uint16(i+1), 120, "10.0.0.1").announcement()), "eth0", t0))
+		s.publish(s.table.apply(wire(t, peerZone("p"+itoa(i), "id"+itoa(i), uint16(i+1), 120, "10.0.0.1").announcement()), "eth0", netip.AddrFrom4([4]byte{10, 77, 0, byte(i + 1)}), t0))
 	}
 	s.mu.Unlock()
 	seen := map[string]bool{}
@@ -296,12 +298,12 @@ func TestSelectIfaces(t *testing.T) {
 	up, mc, lo := net.FlagUp, net.FlagMulticast, net.FlagLoopback
 	a := func(s string) []netip.Addr { return []netip.Addr{netip.MustParseAddr(s)} }
 	all := []ifaceInfo{
-		{1, "lo", up | mc | lo, a("127.0.0.1")},
-		{2, "eth0", up | mc, a("10.0.0.1")},
-		{3, "eth1", mc, a("10.1.0.1")},      // down
-		{4, "tun0", up, a("10.2.0.1")},      // no multicast
-		{5, "eth2", up | mc, nil},           // no address
-		{6, "wlan0", up | mc, a("fe80::1")}, // link-local only is fine
+		{Index: 1, Name: "lo", Flags: up | mc | lo, Addrs: a("127.0.0.1")},
+		{Index: 2, Name: "eth0", Flags: up | mc, Addrs: a("10.0.0.1")},
+		{Index: 3, Name: "eth1", Flags: mc, Addrs: a("10.1.0.1")},      // down
+		{Index: 4, Name: "tun0", Flags: up, Addrs: a("10.2.0.1")},      // no multicast
+		{Index: 5, Name: "eth2", Flags: up | mc, Addrs: nil},           // no address
+		{Index: 6, Name: "wlan0", Flags: up | mc, Addrs: a("fe80::1")}, // link-local only is fine
 	}
 	names := func(is []ifaceInfo) []string {
 		var out []string
@@ -340,8 +342,8 @@ func TestPeerOnTwoInterfaces(t *testing.T) {
 	tb := newTable("")
 	on0 := peerZone("bob", "bbbb2222", 4242, 120, "10.77.0.2", "fe80::2")
 	on1 := peerZone("bob", "bbbb2222", 4242, 120, "10.77.1.2", "fe80::2")
-	tb.apply(wire(t, on0.announcement()), "eth0", t0)
-	evs := tb.apply(wire(t, on1.announcement()), "eth1", t0)
+	tb.apply(wire(t, on0.announcement()), "eth0", src0, t0)
+	evs := tb.apply(wire(t, on1.announcement()), "eth1", src1, t0)
 	if len(evs) != 1 || evs[0].Kind != PeerUpdate {
 		t.Fatalf("second interface: %v", evs)
 	}
@@ -396,7 +398,7 @@ func TestAAAAFlushKeepsIPv4Address(t *testing.T) {
 		tb := newTable("")
 		var p Peer
 		for i, ipv4 := range order {
-			evs := tb.apply(wire(t, avahiAnswer(ipv4)), "eth0", t0.Add(time.Duration(i)*time.Millisecond))
+			evs := tb.apply(wire(t, avahiAnswer(ipv4)), "eth0", src0, t0.Add(time.Duration(i)*time.Millisecond))
 			if len(evs) > 0 {
 				p = evs[len(evs)-1].Peer
 			}
@@ -405,7 +407,7 @@ func TestAAAAFlushKeepsIPv4Address(t *testing.T) {
 			t.Errorf("IPv4 answer first %v: addrs %v, want %v", order[0], p.Addrs, want)
 		}
 		// Ten seconds on, the IPv6 answer alone still leaves the A record.
-		tb.apply(wire(t, avahiAnswer(false)), "eth0", t0.Add(10*time.Second))
+		tb.apply(wire(t, avahiAnswer(false)), "eth0", src0, t0.Add(10*time.Second))
 		if got := tb.snapshot()[0].Addrs; !slices.Equal(got, want) {
 			t.Errorf("IPv4 answer first %v: after a later IPv6 answer, addrs %v, want %v", order[0], got, want)
 		}
@@ -417,14 +419,14 @@ func TestAAAAFlushKeepsIPv4Address(t *testing.T) {
 // TTL; a second A record within that second (a split record set) is kept.
 func TestCacheFlushGrace(t *testing.T) {
 	tb := newTable("")
-	tb.apply(wire(t, avahiAnswer(true)), "eth0", t0)
+	tb.apply(wire(t, avahiAnswer(true)), "eth0", src0, t0)
 	moved := avahiAnswer(false)
 	moved.Answer[3] = &dns.A{Hdr: dns.RR_Header{Name: "avahi-h0.local.", Rrtype: dns.TypeA, Class: dns.ClassINET | cacheFlush, Ttl: 120}, A: net.IPv4(10, 77, 0, 9)}
 	at := t0.Add(5 * time.Second)
-	tb.apply(wire(t, moved), "eth0", at)
+	tb.apply(wire(t, moved), "eth0", src0, at)
 	split := avahiAnswer(false)
 	split.Answer[3] = &dns.A{Hdr: dns.RR_Header{Name: "avahi-h0.local.", Rrtype: dns.TypeA, Class: dns.ClassINET | cacheFlush, Ttl: 120}, A: net.IPv4(10, 77, 0, 10)}
-	tb.apply(wire(t, split), "eth0", at.Add(500*time.Millisecond))
+	tb.apply(wire(t, split), "eth0", src0, at.Add(500*time.Millisecond))
 	addrs := func() []netip.AddrPort { return tb.snapshot()[0].Addrs }
 	if got := addrs(); len(got) != 4 {
 		t.Fatalf("right after the flush: %v, want the old and both new IPv4 addresses and fd77::1", got)
@@ -439,5 +441,21 @@ func TestCacheFlushGrace(t *testing.T) {
 	}
 	if len(evs) != 1 || evs[0].Kind != PeerUpdate || !slices.Equal(evs[0].Peer.Addrs, want) {
 		t.Errorf("after the grace second: %v, want addrs %v", evs, want)
+	}
+}
+
+// TestSplitAnswersRenderComplete pins a flake seen with avahi: when one
+// source (say over IPv6) gave only the PTR and TXT of a service and
+// another (over IPv4) the whole set, the Peer took its port and host from
+// the record heard first, the incomplete one.
+func TestSplitAnswersRenderComplete(t *testing.T) {
+	tb := newTable("")
+	partial := avahiAnswer(false)
+	partial.Answer = partial.Answer[:2] // PTR and TXT
+	tb.apply(wire(t, partial), "eth0", netip.MustParseAddr("fe80::1%eth0"), t0)
+	tb.apply(wire(t, avahiAnswer(true)), "eth0", src0, t0.Add(time.Millisecond))
+	ps := tb.snapshot()
+	if len(ps) != 1 || ps[0].Port != 4242 || ps[0].Host != "avahi-h0.local" || ps[0].TXT["foo"] != "bar" {
+		t.Errorf("split answers rendered as %+v", ps)
 	}
 }
