@@ -36,8 +36,9 @@ func (s *stagingFolder) openFile(name string, flag int, perm fs.FileMode) (*os.F
 	switch {
 	case err == unix.ELOOP:
 		return nil, &fs.PathError{Op: "open", Path: path.Join(stagingDir, name), Err: fmt.Errorf("%w: a symbolic link", ErrStagingUnsafe)}
-	case err == unix.ENXIO:
-		// A FIFO without a reader, opened for writing, or a device.
+	case err == unix.ENXIO || err == unix.EISDIR:
+		// A FIFO without a reader or a device, opened for writing; a
+		// directory.
 		return nil, &fs.PathError{Op: "open", Path: path.Join(stagingDir, name), Err: fmt.Errorf("%w: not a regular file", ErrStagingUnsafe)}
 	case err != nil:
 		return nil, &fs.PathError{Op: "open", Path: path.Join(stagingDir, name), Err: err}
