@@ -249,3 +249,28 @@ func unblockFIFO(p string) {
 		f.Close()
 	}
 }
+
+// TestStagingRenameNeverReplaces: the fallback for file systems without
+// hard links moves a staged file to its final name, and, like the link,
+// never replaces a file already there.
+func TestStagingRenameNeverReplaces(t *testing.T) {
+	in := newInbox(t, InboxConfig{})
+	f, name, err := in.createStagingTemp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString("staged")
+	f.Close()
+	theirs := filepath.Join(in.Dir(), "taken.txt")
+	must(t, os.WriteFile(theirs, []byte(diaryText), 0o600))
+	if err := in.rename(name, "taken.txt"); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("rename over an existing file: %v, want ErrExist", err)
+	}
+	assertDiary(t, theirs)
+	if err := in.rename(name, "free.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(in.Dir(), "free.txt")); err != nil || string(b) != "staged" {
+		t.Fatalf("free.txt: %q, %v", b, err)
+	}
+}

@@ -95,10 +95,11 @@ func (s *stagingFolder) link(name string, dst *os.Root, final string) error {
 }
 
 // rename moves name, a file of the staging folder, to final in dst, as
-// link does.
+// link does. Where the file system can tell, it does not replace an
+// existing final (EEXIST).
 func (s *stagingFolder) rename(name string, dst *os.Root, final string) error {
 	err := s.at(dst, final, func(sfd, dfd int, base string) error {
-		return unix.Renameat(sfd, name, dfd, base)
+		return renameNoReplace(sfd, name, dfd, base)
 	})
 	if err != nil {
 		return &os.LinkError{Op: "renameat", Old: path.Join(stagingDir, name), New: final, Err: err}
