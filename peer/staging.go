@@ -108,7 +108,10 @@ func recPath(key string) string  { return path.Join(stagingDir, key+".rec") }
 // name from the handle (linkat), so it cannot be swapped for another
 // before it gets that name. A .lanshare owned by another user is refused
 // at start (ErrStagingUnsafe); one of ours that others may enter is made
-// 0700, and whatever in it is not a regular file of ours is removed.
+// 0700, and at start whatever in it is not a regular file of ours with a
+// single name is removed. (That is on Linux and macOS. Elsewhere the
+// folder's permissions are the protection, files must be regular, and a
+// file is linked to its final name by its path.)
 
 // stagingFolder is the staging folder, open.
 type stagingFolder struct {
