@@ -57,7 +57,7 @@ func checkComponent(c string) error {
 		return fmt.Errorf("%w: %q component", ErrNameUnsafe, c)
 	}
 	prev := rune(-1) // the rune before r in c, -1 at its start
-	for _, r := range c {
+	for i, r := range c {
 		switch {
 		case r == utf8.RuneError:
 			return fmt.Errorf("%w: not valid UTF-8", ErrNameUnsafe)
@@ -70,10 +70,14 @@ func checkComponent(c string) error {
 			// zero-width ones (U+200B..U+200D, U+FEFF) that make a name
 			// display as something it is not.
 			return fmt.Errorf("%w: invisible or formatting character %U", ErrNameUnsafe, r)
-		case isSpaceLike(r):
+		case unicode.In(r, unicode.Zl, unicode.Zp):
+			return fmt.Errorf("%w: line or paragraph separator %U", ErrNameUnsafe, r)
+		case isWideSpace(r) && !wideSpaceFits(c, i):
 			// A run of U+2003 looks like the end of "invoice.pdf" and
-			// pushes the real extension out of sight.
-			return fmt.Errorf("%w: space or separator %U other than U+0020", ErrNameUnsafe, r)
+			// pushes the real extension out of sight. Alone between
+			// two words it is a gap like any other (U+202F in macOS's
+			// screenshot names, U+3000 in Japanese ones).
+			return fmt.Errorf("%w: space %U at an end of the name, next to a dot or another space", ErrNameUnsafe, r)
 		case unicode.Is(unicode.Variation_Selector, r):
 			if !variationBase(prev, r) {
 				return fmt.Errorf("%w: variation selector %U with no character to select", ErrNameUnsafe, r)
@@ -92,6 +96,9 @@ func checkComponent(c string) error {
 	if last := c[len(c)-1]; last == '.' || last == ' ' {
 		return fmt.Errorf("%w: trailing dot or space", ErrNameUnsafe)
 	}
+	if strings.Contains(c, "  .") {
+		return fmt.Errorf("%w: spaces before an extension", ErrNameUnsafe)
+	}
 	if isWindowsReserved(c) {
 		return fmt.Errorf("%w: %s is a reserved device name on Windows", ErrNameUnsafe, Escape(c))
 	}
@@ -102,10 +109,25 @@ func isNoncharacter(r rune) bool {
 	return (r >= 0xFDD0 && r <= 0xFDEF) || r&0xFFFE == 0xFFFE
 }
 
-// isSpaceLike reports whether r is a space or separator other than the
-// plain space: U+00A0, U+2000..U+200A, U+3000, U+2028, U+2029 and the rest.
-func isSpaceLike(r rune) bool {
-	return r != ' ' && unicode.In(r, unicode.Zs, unicode.Zl, unicode.Zp)
+// isWideSpace reports whether r is a space other than the plain one:
+// U+00A0, U+2000..U+200A, U+202F, U+3000 and the rest of Zs.
+func isWideSpace(r rune) bool {
+	return r != ' ' && unicode.Is(unicode.Zs, r)
+}
+
+// wideSpaceFits reports whether the wide space at s[i] stands alone
+// between two characters that show: not at an end of s or of a path
+// component, and next to no other space and no dot, where it would hide
+// or fake an extension.
+func wideSpaceFits(s string, i int) bool {
+	_, n := utf8.DecodeRuneInString(s[i:])
+	if i == 0 || i+n >= len(s) {
+		return false
+	}
+	prev, _ := utf8.DecodeLastRuneInString(s[:i])
+	next, _ := utf8.DecodeRuneInString(s[i+n:])
+	edge := func(r rune) bool { return r == '.' || r == '/' || unicode.In(r, unicode.Zs, unicode.Zl, unicode.Zp) }
+	return !edge(prev) && !edge(next)
 }
 
 // isBlank reports whether r displays as nothing: a default-ignorable code
@@ -160,17 +182,20 @@ func foldKey(name string) string {
 // invisible and space-like characters show as escapes and cannot drive the
 // terminal or hide part of the name.
 func Escape(s string) string {
-	for _, r := range s {
-		if r == utf8.RuneError || r == '"' || r == '\\' || hidden(r) {
+	for i, r := range s {
+		if r == utf8.RuneError || r == '"' || r == '\\' || hidden(s, i) {
 			return quote(s)
 		}
 	}
 	return s
 }
 
-// hidden reports whether r does not show as itself when printed.
-func hidden(r rune) bool {
-	return !unicode.IsGraphic(r) || unicode.Is(unicode.Cf, r) || isSpaceLike(r) || isBlank(r)
+// hidden reports whether the rune at s[i] does not show as itself when
+// printed: it is invisible, or a wide space that can pass for the end of
+// a name (see wideSpaceFits).
+func hidden(s string, i int) bool {
+	r, _ := utf8.DecodeRuneInString(s[i:])
+	return !unicode.IsGraphic(r) || unicode.Is(unicode.Cf, r) || isBlank(r) || (isWideSpace(r) && !wideSpaceFits(s, i))
 }
 
 // quote is strconv.QuoteToGraphic, except that it also escapes what hidden
@@ -184,7 +209,7 @@ func quote(s string) string {
 			b = fmt.Appendf(b, `\x%02x`, s[i])
 		case r == '"' || r == '\\':
 			b = append(b, '\\', byte(r))
-		case hidden(r):
+		case hidden(s, i):
 			q := strconv.QuoteRuneToASCII(r)
 			b = append(b, q[1:len(q)-1]...)
 		default:

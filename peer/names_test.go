@@ -65,8 +65,12 @@ var hostileNames = []struct{ name, path string }{
 	// space, and so hide or fake an extension.
 	{"em spaces before extension", "invoice.pdf\u2003\u2003\u2003.exe"},
 	{"trailing em space", "invoice.pdf\u2003"},
-	{"no-break space", "a\u00a0b"},
-	{"ideographic space", "a\u3000b"},
+	{"no-break space before extension", "invoice.pdf\u00a0.exe"},
+	{"leading ideographic space", "\u3000a.txt"},
+	{"wide space after a space", "a \u2003b"},
+	{"wide space after a dot", "invoice.\u2003exe"},
+	{"narrow no-break space at the end of a dir", "d\u202f/x"},
+	{"spaces before extension", "invoice.pdf      .exe"},
 	{"line separator", "a\u2028b"},
 	{"paragraph separator", "a\u2029b"},
 	{"hangul filler", "invoice.pdf\u3164.exe"},
@@ -93,7 +97,10 @@ func TestCheckNameAcceptsOrdinaryNames(t *testing.T) {
 		// and keycaps; an ideographic variation sequence; Korean and
 		// Japanese in NFD, as macOS stores them.
 		"re\u0301sume\u0301.pdf", "\u2764\ufe0f.png", "1\ufe0f\u20e3 first.txt", "\u845b\U000e0100.txt",
-		"\u1112\u1161\u11ab.txt", "\u304b\u3099.txt", "na\u0308i\u0308ve", "Ελληνικά.txt", "हिन्दी.txt", "a  b.txt"} {
+		"\u1112\u1161\u11ab.txt", "\u304b\u3099.txt", "na\u0308i\u0308ve", "Ελληνικά.txt", "हिन्दी.txt", "a  b.txt",
+		// A wide space alone between two words: macOS names screenshots
+		// with U+202F, Japanese names use U+3000, French U+00A0.
+		"Screenshot 2024-01-01 at 10.00.00\u202fAM.png", "会議資料\u30002024.pdf", "prix\u00a0net.txt"} {
 		if err := CheckName(p); err != nil {
 			t.Errorf("CheckName(%q) = %v, want nil", p, err)
 		}
@@ -206,6 +213,7 @@ func TestEscape(t *testing.T) {
 		"a\u3164b":                    `"a\u3164b"`,
 		"a\u2800b":                    `"a\u2800b"`,
 		"caf\u00e9 \u2764\ufe0f":      "caf\u00e9 \u2764\ufe0f",
+		"10.00.00\u202fAM.png":        "10.00.00\u202fAM.png",
 	} {
 		if got := Escape(in); got != want {
 			t.Errorf("Escape(%q) = %s, want %s", in, got, want)
