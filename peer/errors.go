@@ -13,6 +13,10 @@ var (
 	// ErrNameUnsafe means an offered path cannot be created safely under the
 	// shared folder.
 	ErrNameUnsafe = errors.New("unsafe name")
+	// ErrStagingUnsafe means the staging folder (.lanshare in the shared
+	// folder) or a file in it is not what the agent made: a folder of
+	// another user, a symbolic link, a FIFO, a file with another name.
+	ErrStagingUnsafe = errors.New("unsafe staging folder")
 	// ErrRefused means the receiver refused the whole batch or some entries;
 	// errors.As with *RefusedError gives the code and reason.
 	ErrRefused = errors.New("refused")

@@ -26,6 +26,9 @@ import (
 const (
 	fileMode fs.FileMode = 0o644
 	dirMode  fs.FileMode = 0o755
+	// sharedMode is the mode of a shared folder the inbox creates: its
+	// files are the user's, not every local user's.
+	sharedMode fs.FileMode = 0o700
 )
 
 // tempPrefix starts the name of every temporary file the inbox writes, so
@@ -63,21 +66,33 @@ type Inbox struct {
 
 	smu  sync.Mutex           // guards busy
 	busy map[string]*transfer // keys of the resumable files being received, and by whom
+
+	gmu    sync.Mutex     // guards stg and closed
+	stg    *stagingFolder // the staging folder, held open (see staging)
+	closed bool
 }
 
-// OpenInbox creates the shared folder if needed and opens it.
+// OpenInbox opens the shared folder, creating it private (0700) if it is
+// missing: what arrives is for this user, and an existing folder keeps the
+// mode its owner gave it. It opens the staging folder in it, and refuses
+// (ErrStagingUnsafe) one that another user owns; see staging.
 func OpenInbox(cfg InboxConfig) (*Inbox, error) {
 	if cfg.freeSpace == nil {
 		cfg.freeSpace = freeSpace
 	}
-	if err := os.MkdirAll(cfg.Dir, dirMode); err != nil {
+	if err := os.MkdirAll(cfg.Dir, sharedMode); err != nil {
 		return nil, fmt.Errorf("creating shared folder: %w", err)
 	}
 	root, err := os.OpenRoot(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("opening shared folder: %w", err)
 	}
-	return &Inbox{cfg: cfg, root: root, busy: map[string]*transfer{}, recent: map[string]string{}}, nil
+	in := &Inbox{cfg: cfg, root: root, busy: map[string]*transfer{}, recent: map[string]string{}}
+	if err := in.ensureStaging(); err != nil {
+		root.Close()
+		return nil, err
+	}
+	return in, nil
 }
 
 // Close releases the shared folder. Transfers must have ended.
@@ -88,6 +103,7 @@ func (in *Inbox) Close() error {
 		in.index = nil
 	}
 	in.mu.Unlock()
+	in.closeStaging()
 	return in.root.Close()
 }
 
@@ -502,7 +518,7 @@ func (t *transfer) fail(i int, code proto.Code, reason string) {
 // record: what was received is no good).
 func (t *transfer) discard(i int) {
 	if t.temps[i] != "" {
-		_ = t.in.root.Remove(t.temps[i])
+		_ = t.in.remove(t.temps[i])
 		t.temps[i] = ""
 	}
 	if t.claimed[i] {
@@ -544,7 +560,8 @@ func (t *transfer) receive(br *bufio.Reader) error {
 			return err
 		}
 		if f != nil {
-			syncs.put(syncJob{i: i, f: f, root: t.in.root, name: t.temps[i], mode: t.fileMode(e), mtime: e.MTime})
+			root, name := t.in.stagingRef(t.temps[i])
+			syncs.put(syncJob{i: i, f: f, root: root, name: name, mode: t.fileMode(e), mtime: e.MTime})
 		} else {
 			t.elapsed[i] = time.Since(t.start)
 		}
@@ -644,7 +661,7 @@ func (t *transfer) openTemp(i int, h io.Writer, buf []byte) (*os.File, error) {
 	key := t.keys[i]
 	t.temps[i] = partPath(key)
 	if off := t.offsets[i]; off > 0 {
-		f, err := t.in.root.OpenFile(partPath(key), os.O_RDWR, 0)
+		f, err := t.in.openStaging(partPath(key), os.O_RDWR, 0)
 		if err == nil {
 			err = f.Truncate(int64(off))
 		}
@@ -667,7 +684,7 @@ func (t *transfer) openTemp(i int, h io.Writer, buf []byte) (*os.File, error) {
 	if err := t.in.writeRecord(key, newRecord(t.policy.SenderID, t.policy.Folder, e)); err != nil {
 		return nil, err
 	}
-	f, err := t.in.root.OpenFile(partPath(key), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := t.in.openStaging(partPath(key), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	return f, err
 }
 
@@ -840,7 +857,7 @@ func (t *transfer) commitFile(i int) {
 		// The record goes first: should the agent die before the partial
 		// file is removed below, the sweep takes a partial file without
 		// a record for what it is, a leftover.
-		_ = t.in.root.Remove(recPath(t.keys[i]))
+		_ = t.in.remove(recPath(t.keys[i]))
 	}
 	final, err := t.place(t.temps[i], dir, path.Base(e.Path), t.keys[i])
 	if err != nil {
@@ -882,7 +899,7 @@ func (t *transfer) place(tmp, dir, name, fileKey string) (string, error) {
 			// name rather than "already there": nothing is lost.
 			_ = t.in.recordArrival(fileKey, final)
 		}
-		err := t.in.root.Link(tmp, final)
+		err := t.in.link(tmp, final)
 		if errors.Is(err, fs.ErrExist) {
 			names[key] = true
 			continue
@@ -903,14 +920,14 @@ func (t *transfer) place(tmp, dir, name, fileKey string) (string, error) {
 				names[key] = true
 				continue
 			}
-			if err := t.in.root.Rename(tmp, final); err != nil {
+			if err := t.in.rename(tmp, final); err != nil {
 				return "", err
 			}
 			names[key] = true
 			return final, nil
 		}
 		names[key] = true
-		_ = t.in.root.Remove(tmp)
+		_ = t.in.remove(tmp)
 		return final, nil
 	}
 	return "", fmt.Errorf("%s: %d names taken: %w", Escape(path.Join(dir, name)), maxCollisions, fs.ErrExist)
@@ -920,7 +937,7 @@ func (t *transfer) place(tmp, dir, name, fileKey string) (string, error) {
 // in dir, synced and with tmp's mode and times, removes tmp, and returns
 // the copy's name.
 func (t *transfer) copyInto(tmp, dir string) (string, error) {
-	src, err := t.in.root.Open(tmp)
+	src, err := t.in.openStaging(tmp, os.O_RDONLY, 0)
 	if err != nil {
 		return "", err
 	}
@@ -946,7 +963,7 @@ func (t *transfer) copyInto(tmp, dir string) (string, error) {
 		_ = t.in.root.Remove(name)
 		return "", err
 	}
-	_ = t.in.root.Remove(tmp)
+	_ = t.in.remove(tmp)
 	return name, nil
 }
 

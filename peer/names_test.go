@@ -61,10 +61,46 @@ var hostileNames = []struct{ name, path string }{
 	{"component over 255", strings.Repeat("x", 256)},
 	{"path over 4096", strings.Repeat(strings.Repeat("p", 200)+"/", 21) + "f"},
 	{"deeper than cap", strings.Repeat("d/", proto.MaxDepth) + "f"},
+	// Issue 13, finding 13: characters that show as nothing, or as a
+	// space, and so hide or fake an extension.
+	{"em spaces before extension", "invoice.pdf\u2003\u2003\u2003.exe"},
+	{"trailing em space", "invoice.pdf\u2003"},
+	{"no-break space before extension", "invoice.pdf\u00a0.exe"},
+	{"leading ideographic space", "\u3000a.txt"},
+	{"wide space after a space", "a \u2003b"},
+	{"wide space after a dot", "invoice.\u2003exe"},
+	{"narrow no-break space at the end of a dir", "d\u202f/x"},
+	{"spaces before extension", "invoice.pdf      .exe"},
+	{"line separator", "a\u2028b"},
+	{"paragraph separator", "a\u2029b"},
+	{"hangul filler", "invoice.pdf\u3164.exe"},
+	{"hangul choseong filler", "a\u115fb"},
+	{"hangul jungseong filler", "a\u1160b"},
+	{"halfwidth hangul filler", "a\uffa0b"},
+	{"braille blank", "invoice.pdf\u2800\u2800.exe"},
+	{"combining grapheme joiner", "a\u034fb"},
+	{"leading combining mark", "\u0301a.txt"},
+	{"lone combining mark", "\u0301"},
+	{"leading mark in dir", "d/\u20dd.txt"},
+	{"combining mark on space", "invoice.pdf \u0336.exe"},
+	{"combining mark on dot", "invoice.\u0338exe"},
+	{"leading variation selector", "\ufe0finvoice.txt"},
+	{"variation selector on dot", "invoice.pdf.\ufe0fexe"},
+	{"stacked variation selectors", "a\U0001f600\ufe0f\ufe0f.png"},
+	{"ideographic selector on latin dot", "report.\U000e0100pdf"},
+	{"tag characters", "a\U000e0041b"},
 }
 
 func TestCheckNameAcceptsOrdinaryNames(t *testing.T) {
-	for _, p := range []string{"report.pdf", "photos/2024/IMG_0001.JPG", "café.txt", "cafe\u0301.txt", "日本語/ファイル", ".bashrc", "a b/c-d_e (1).tar.gz", "emoji 🎉.png", strings.Repeat("x", 255), "COM10", "console.log", "x/y/z"} {
+	for _, p := range []string{"report.pdf", "photos/2024/IMG_0001.JPG", "café.txt", "cafe\u0301.txt", "日本語/ファイル", ".bashrc", "a b/c-d_e (1).tar.gz", "emoji 🎉.png", strings.Repeat("x", 255), "COM10", "console.log", "x/y/z",
+		// Marks on letters, precomposed or not; emoji with their selector
+		// and keycaps; an ideographic variation sequence; Korean and
+		// Japanese in NFD, as macOS stores them.
+		"re\u0301sume\u0301.pdf", "\u2764\ufe0f.png", "1\ufe0f\u20e3 first.txt", "\u845b\U000e0100.txt",
+		"\u1112\u1161\u11ab.txt", "\u304b\u3099.txt", "na\u0308i\u0308ve", "Ελληνικά.txt", "हिन्दी.txt", "a  b.txt",
+		// A wide space alone between two words: macOS names screenshots
+		// with U+202F, Japanese names use U+3000, French U+00A0.
+		"Screenshot 2024-01-01 at 10.00.00\u202fAM.png", "会議資料\u30002024.pdf", "prix\u00a0net.txt"} {
 		if err := CheckName(p); err != nil {
 			t.Errorf("CheckName(%q) = %v, want nil", p, err)
 		}
@@ -172,6 +208,12 @@ func TestEscape(t *testing.T) {
 		"\u202etxt.exe":   `"\u202etxt.exe"`,
 		"zero\u200bwidth": `"zero\u200bwidth"`,
 		"\xff":            `"\xff"`,
+		// Finding 13: what QuoteToGraphic prints as is.
+		"invoice.pdf\u2003\u2003.exe": `"invoice.pdf\u2003\u2003.exe"`,
+		"a\u3164b":                    `"a\u3164b"`,
+		"a\u2800b":                    `"a\u2800b"`,
+		"caf\u00e9 \u2764\ufe0f":      "caf\u00e9 \u2764\ufe0f",
+		"10.00.00\u202fAM.png":        "10.00.00\u202fAM.png",
 	} {
 		if got := Escape(in); got != want {
 			t.Errorf("Escape(%q) = %s, want %s", in, got, want)
