@@ -147,16 +147,15 @@ type suspiciousPeer struct {
 	Suspicious bool   `json:"suspicious"`
 }
 
-// TestForgedLabelNeverReceives (issue 13, finding 1): alice has sent to
-// bob, so bob's name is pinned to his key. mallory, a real agent, answers
-// mDNS with records labelled "bob", bob's id prefix and bob's whole id
-// over his own name and id. Whatever alice types for bob, the file
-// reaches bob, and `trust bob` trusts bob; once bob is gone (and mallory
-// also takes bob's instance name as a label) every such send and `trust
-// bob` exits 6. mallory gets nothing, is never trusted, and `peers` marks
-// his forged records suspicious. (With bob there, mallory does not take
-// bob's instance name: which of two records of one label the discovery
-// table keeps is finding 3's matter, not this one's.)
+// TestForgedLabelNeverReceives (issue 13, findings 1 and 3): alice has
+// sent to bob, so bob's name is pinned to his key. mallory, a real agent,
+// answers mDNS with records labelled "bob", bob's instance name "bob
+// (xxxx)" exactly, bob's id prefix and bob's whole id, over his own name
+// and id. `peers` lists bob as he is next to mallory's records, each
+// marked suspicious (the claim of bob's own label is listed apart, not in
+// bob's place). Whatever alice types for bob, the file reaches bob, and
+// `trust bob` trusts bob; once bob is gone every such send and `trust bob`
+// exits 6. mallory gets nothing and is never trusted.
 func TestForgedLabelNeverReceives(t *testing.T) {
 	t.Parallel()
 	lab := netlab.New(t, 3)
@@ -169,20 +168,23 @@ func TestForgedLabelNeverReceives(t *testing.T) {
 
 	mallory := launchAgent(t, lab.Host(1), "mallory")
 	mallory.ready(t)
-	forgeRecords(t, lab.Host(1), mallory.port, "mallory", mallory.id, "bob", bob.id[:4], bob.id)
+	forged := []string{"bob", bob.instance, bob.id[:4], bob.id}
+	forgeRecords(t, lab.Host(1), mallory.port, "mallory", mallory.id, forged...)
 
 	r := runLanshareOn(t, lab.Host(2).CommandContext, t.TempDir(), nil, "peers", "--json")
 	var listed []suspiciousPeer
 	if err := json.Unmarshal([]byte(r.stdout), &listed); r.code != 0 || err != nil {
 		t.Fatalf("lanshare peers --json: exit %d, %v; stdout:\n%s", r.code, err, r.stdout)
 	}
-	for _, label := range []string{"bob", bob.id[:4], bob.id} {
+	for _, label := range forged {
 		if !slices.Contains(listed, suspiciousPeer{Instance: label, ID: mallory.id, Suspicious: true}) {
 			t.Errorf("peers --json does not list mallory's label %q as suspicious: %+v", label, listed)
 		}
 	}
+	// mallory's claim of bob's own label is listed next to bob, not in
+	// his place.
 	if !slices.Contains(listed, suspiciousPeer{Instance: bob.instance, ID: bob.id}) {
-		t.Errorf("peers --json does not list bob as he is: %+v", listed)
+		t.Errorf("peers --json does not list bob as he is, next to mallory's claim of his label: %+v", listed)
 	}
 
 	typed := []string{"bob", bob.instance, bob.id[:4]}
@@ -200,7 +202,6 @@ func TestForgedLabelNeverReceives(t *testing.T) {
 		t.Errorf("trust bob with bob there: exit %d, stdout %q, want bob's id %s trusted; stderr:\n%s", r.code, r.stdout, peer.GroupID(bob.id), r.stderr)
 	}
 	bob.stopClean(t)
-	forgeRecords(t, lab.Host(1), mallory.port, "mallory", mallory.id, bob.instance)
 	for _, what := range typed {
 		if r := alice.send(t, what, f); r.code != exitUntrusted {
 			t.Errorf("send %q with bob gone and mallory's forged labels: exit %d, want %d; stderr:\n%s", what, r.code, exitUntrusted, r.stderr)
