@@ -33,8 +33,26 @@ var mdnsGroup = &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353}
 // forgeRecords makes lab host h answer every mDNS query, as an attacker's
 // responder would, with a _lanshare._tcp record per label, each carrying
 // the TXT name and id given and pointing at h's first address and port.
-// It runs until the test ends.
+// It announces them once at once, and runs until the test ends.
 func forgeRecords(t testing.TB, h *netlab.Host, port uint16, name, id string, labels ...string) {
+	t.Helper()
+	answer, err := forgedAnswer(h.Addr().AsSlice(), port, name, id, labels).Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := forgedResponder(t, h, func() []byte { return answer })
+	if _, err := pc.WriteTo(answer, nil, mdnsGroup); err != nil {
+		t.Fatalf("announcing forged records from %s: %v", h.NS, err)
+	}
+}
+
+// forgedResponder opens an mDNS socket on lab host h's first interface,
+// sending with IP TTL 255 as a responder on the link does, and answers
+// every query for _lanshare._tcp with the packed message answer returns
+// (nothing when it returns nil): by multicast, or by unicast to a legacy
+// querier. The caller may send its own packets on the returned socket. It
+// runs until the test ends.
+func forgedResponder(t testing.TB, h *netlab.Host, answer func() []byte) *ipv4.PacketConn {
 	t.Helper()
 	var pc *ipv4.PacketConn
 	err := h.Do(func() error {
@@ -74,15 +92,10 @@ func forgeRecords(t testing.TB, h *netlab.Host, port uint16, name, id string, la
 	if err != nil {
 		t.Fatalf("forged responder on %s: %v", h.NS, err)
 	}
-	answer, err := forgedAnswer(h.Addr().AsSlice(), port, name, id, labels).Pack()
-	if err != nil {
-		t.Fatal(err)
-	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		buf := make([]byte, 9000)
-		_, _ = pc.WriteTo(answer, nil, mdnsGroup) // announce
 		for {
 			n, _, src, err := pc.ReadFrom(buf)
 			if err != nil {
@@ -94,17 +107,22 @@ func forgeRecords(t testing.TB, h *netlab.Host, port uint16, name, id string, la
 			}) {
 				continue
 			}
+			a := answer()
+			if a == nil {
+				continue
+			}
 			dst := net.Addr(mdnsGroup)
 			if u, ok := src.(*net.UDPAddr); ok && u.Port != 5353 {
 				dst = u // a legacy query: answer it by unicast
 			}
-			_, _ = pc.WriteTo(answer, nil, dst)
+			_, _ = pc.WriteTo(a, nil, dst)
 		}
 	}()
 	t.Cleanup(func() {
 		pc.Close()
 		<-done
 	})
+	return pc
 }
 
 // forgedAnswer is an mDNS response with one _lanshare._tcp instance per
