@@ -33,8 +33,26 @@ var mdnsGroup = &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353}
 // forgeRecords makes lab host h answer every mDNS query, as an attacker's
 // responder would, with a _lanshare._tcp record per label, each carrying
 // the TXT name and id given and pointing at h's first address and port.
-// It runs until the test ends.
+// It announces them once at once, and runs until the test ends.
 func forgeRecords(t testing.TB, h *netlab.Host, port uint16, name, id string, labels ...string) {
+	t.Helper()
+	answer, err := forgedAnswer(h.Addr().AsSlice(), port, name, id, labels).Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := forgedResponder(t, h, func() []byte { return answer })
+	if _, err := pc.WriteTo(answer, nil, mdnsGroup); err != nil {
+		t.Fatalf("announcing forged records from %s: %v", h.NS, err)
+	}
+}
+
+// forgedResponder opens an mDNS socket on lab host h's first interface,
+// sending with IP TTL 255 as a responder on the link does, and answers
+// every query for _lanshare._tcp with the packed message answer returns
+// (nothing when it returns nil): by multicast, or by unicast to a legacy
+// querier. The caller may send its own packets on the returned socket. It
+// runs until the test ends.
+func forgedResponder(t testing.TB, h *netlab.Host, answer func() []byte) *ipv4.PacketConn {
 	t.Helper()
 	var pc *ipv4.PacketConn
 	err := h.Do(func() error {
@@ -74,15 +92,10 @@ func forgeRecords(t testing.TB, h *netlab.Host, port uint16, name, id string, la
 	if err != nil {
 		t.Fatalf("forged responder on %s: %v", h.NS, err)
 	}
-	answer, err := forgedAnswer(h.Addr().AsSlice(), port, name, id, labels).Pack()
-	if err != nil {
-		t.Fatal(err)
-	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		buf := make([]byte, 9000)
-		_, _ = pc.WriteTo(answer, nil, mdnsGroup) // announce
 		for {
 			n, _, src, err := pc.ReadFrom(buf)
 			if err != nil {
@@ -94,17 +107,22 @@ func forgeRecords(t testing.TB, h *netlab.Host, port uint16, name, id string, la
 			}) {
 				continue
 			}
+			a := answer()
+			if a == nil {
+				continue
+			}
 			dst := net.Addr(mdnsGroup)
 			if u, ok := src.(*net.UDPAddr); ok && u.Port != 5353 {
 				dst = u // a legacy query: answer it by unicast
 			}
-			_, _ = pc.WriteTo(answer, nil, dst)
+			_, _ = pc.WriteTo(a, nil, dst)
 		}
 	}()
 	t.Cleanup(func() {
 		pc.Close()
 		<-done
 	})
+	return pc
 }
 
 // forgedAnswer is an mDNS response with one _lanshare._tcp instance per
@@ -147,16 +165,15 @@ type suspiciousPeer struct {
 	Suspicious bool   `json:"suspicious"`
 }
 
-// TestForgedLabelNeverReceives (issue 13, finding 1): alice has sent to
-// bob, so bob's name is pinned to his key. mallory, a real agent, answers
-// mDNS with records labelled "bob", bob's id prefix and bob's whole id
-// over his own name and id. Whatever alice types for bob, the file
-// reaches bob, and `trust bob` trusts bob; once bob is gone (and mallory
-// also takes bob's instance name as a label) every such send and `trust
-// bob` exits 6. mallory gets nothing, is never trusted, and `peers` marks
-// his forged records suspicious. (With bob there, mallory does not take
-// bob's instance name: which of two records of one label the discovery
-// table keeps is finding 3's matter, not this one's.)
+// TestForgedLabelNeverReceives (issue 13, findings 1 and 3): alice has
+// sent to bob, so bob's name is pinned to his key. mallory, a real agent,
+// answers mDNS with records labelled "bob", bob's instance name "bob
+// (xxxx)" exactly, bob's id prefix and bob's whole id, over his own name
+// and id. `peers` lists bob as he is next to mallory's records, each
+// marked suspicious (the claim of bob's own label is listed apart, not in
+// bob's place). Whatever alice types for bob, the file reaches bob, and
+// `trust bob` trusts bob; once bob is gone every such send and `trust bob`
+// exits 6. mallory gets nothing and is never trusted.
 func TestForgedLabelNeverReceives(t *testing.T) {
 	t.Parallel()
 	lab := netlab.New(t, 3)
@@ -169,20 +186,23 @@ func TestForgedLabelNeverReceives(t *testing.T) {
 
 	mallory := launchAgent(t, lab.Host(1), "mallory")
 	mallory.ready(t)
-	forgeRecords(t, lab.Host(1), mallory.port, "mallory", mallory.id, "bob", bob.id[:4], bob.id)
+	forged := []string{"bob", bob.instance, bob.id[:4], bob.id}
+	forgeRecords(t, lab.Host(1), mallory.port, "mallory", mallory.id, forged...)
 
 	r := runLanshareOn(t, lab.Host(2).CommandContext, t.TempDir(), nil, "peers", "--json")
 	var listed []suspiciousPeer
 	if err := json.Unmarshal([]byte(r.stdout), &listed); r.code != 0 || err != nil {
 		t.Fatalf("lanshare peers --json: exit %d, %v; stdout:\n%s", r.code, err, r.stdout)
 	}
-	for _, label := range []string{"bob", bob.id[:4], bob.id} {
+	for _, label := range forged {
 		if !slices.Contains(listed, suspiciousPeer{Instance: label, ID: mallory.id, Suspicious: true}) {
 			t.Errorf("peers --json does not list mallory's label %q as suspicious: %+v", label, listed)
 		}
 	}
+	// mallory's claim of bob's own label is listed next to bob, not in
+	// his place.
 	if !slices.Contains(listed, suspiciousPeer{Instance: bob.instance, ID: bob.id}) {
-		t.Errorf("peers --json does not list bob as he is: %+v", listed)
+		t.Errorf("peers --json does not list bob as he is, next to mallory's claim of his label: %+v", listed)
 	}
 
 	typed := []string{"bob", bob.instance, bob.id[:4]}
@@ -200,7 +220,6 @@ func TestForgedLabelNeverReceives(t *testing.T) {
 		t.Errorf("trust bob with bob there: exit %d, stdout %q, want bob's id %s trusted; stderr:\n%s", r.code, r.stdout, peer.GroupID(bob.id), r.stderr)
 	}
 	bob.stopClean(t)
-	forgeRecords(t, lab.Host(1), mallory.port, "mallory", mallory.id, bob.instance)
 	for _, what := range typed {
 		if r := alice.send(t, what, f); r.code != exitUntrusted {
 			t.Errorf("send %q with bob gone and mallory's forged labels: exit %d, want %d; stderr:\n%s", what, r.code, exitUntrusted, r.stderr)
