@@ -2,7 +2,9 @@ package peer
 
 import (
 	"bufio"
+	"fmt"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -31,6 +33,91 @@ func (c idleConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.Conn.Write(p)
+}
+
+// pacedReader reads a transfer's stream after the answer. Each read must
+// return within idle; and over every window of time spent waiting in
+// reads, at least min bytes must arrive, or the read fails with
+// ErrTooSlow. So a peer that trickles bytes to keep a connection (and
+// the memory of its offer) is dropped within window, while time the
+// receiver spends elsewhere (hashing a resumed file's prefix, writing,
+// syncing) does not count against the sender.
+type pacedReader struct {
+	conn   net.Conn
+	idle   time.Duration
+	window time.Duration // 0: no minimum rate
+	min    uint64
+
+	waited time.Duration // in reads, in the current window
+	got    uint64        // bytes, in the current window
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	wait := p.idle
+	short := p.window > 0 && p.got < p.min
+	if short {
+		wait = min(wait, p.window-p.waited)
+	}
+	if err := p.conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	n, err := p.conn.Read(b)
+	if p.window <= 0 {
+		return n, err
+	}
+	p.waited += time.Since(start)
+	p.got += uint64(n)
+	if p.waited >= p.window {
+		if p.got < p.min {
+			return n, fmt.Errorf("%w: %d bytes in %v of waiting (minimum %d)", ErrTooSlow, p.got, p.window, p.min)
+		}
+		p.waited, p.got = 0, 0
+	}
+	return n, err
+}
+
+// gate is a done channel for one transfer: it closes on the first of
+// close and the closing of the parent channel. stop ends the watch on the
+// parent; call it once, when the transfer is over.
+type gate struct {
+	done  chan struct{}
+	once  sync.Once
+	stopc chan struct{}
+	wg    sync.WaitGroup
+}
+
+func newGate(parent <-chan struct{}) *gate {
+	g := &gate{done: make(chan struct{}), stopc: make(chan struct{})}
+	if parent != nil {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			select {
+			case <-parent:
+				g.close()
+			case <-g.stopc:
+			}
+		}()
+	}
+	return g
+}
+
+func (g *gate) close() { g.once.Do(func() { close(g.done) }) }
+
+func (g *gate) stop() {
+	close(g.stopc)
+	g.wg.Wait()
+}
+
+// closeRaw closes the network connection under c (a *tls.Conn's own),
+// without the TLS goodbye, which could wait on a peer that stopped
+// reading.
+func closeRaw(c net.Conn) {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = nc.NetConn()
+	}
+	c.Close()
 }
 
 // closeWrite half-closes c if its type can (TCP, TLS, Unix sockets).

@@ -1,0 +1,99 @@
+package peer
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/lanshare/lanshare/proto"
+)
+
+// DefaultMemoryBudget is the memory that the offers of all connections,
+// and the per-entry state of their transfers, may take at once. With the
+// connections' buffers (about 1 MiB each, MaxConns plus the trusted
+// reserve) it keeps the agent's heap under 512 MiB whatever senders offer.
+const DefaultMemoryBudget = 384 << 20
+
+// transferEntryCost is what a transfer holds per offered entry besides
+// the decoded offer, an upper bound: its answer reply, result, key,
+// offsets and flags, the reasons of refused entries, and the encoded
+// answer and receipt.
+const transferEntryCost = 512
+
+// offerCharge is the memory charged to a transfer for an offer of
+// payloadLen bytes and entries entries: the payload, held once but read
+// while the strings derived from its paths (saved-as names, reasons) may
+// take as much again, plus the decoded entries and the transfer's
+// per-entry state.
+func offerCharge(payloadLen, entries int) int64 {
+	return 2*int64(payloadLen) + int64(entries)*int64(proto.OfferEntryCost+transferEntryCost)
+}
+
+// memBudget is a counting semaphore over bytes, shared by every
+// connection: a transfer takes its offer's charge from it before the
+// offer is allocated, and gives it back when the transfer ends.
+type memBudget struct {
+	mu    sync.Mutex
+	limit int64
+	used  int64
+	freed chan struct{} // closed and replaced whenever bytes are given back
+}
+
+func newMemBudget(limit int64) *memBudget {
+	return &memBudget{limit: limit, freed: make(chan struct{})}
+}
+
+// acquire takes n bytes, waiting for them until deadline or until done is
+// closed. It fails with a *RefusedError: CodeTooLarge when n is more than
+// the whole budget, CodeBusy when the bytes did not come free in time.
+func (b *memBudget) acquire(n int64, deadline time.Time, done <-chan struct{}) error {
+	if n > b.limit {
+		return &RefusedError{Code: proto.CodeTooLarge,
+			Reason: fmt.Sprintf("offer needs %s of memory, over this receiver's budget of %s", FormatBytes(uint64(n)), FormatBytes(uint64(b.limit)))}
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		b.mu.Lock()
+		if b.used+n <= b.limit {
+			b.used += n
+			b.mu.Unlock()
+			return nil
+		}
+		freed := b.freed
+		b.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(time.Until(deadline))
+		}
+		select {
+		case <-freed:
+		case <-timer.C:
+			return &RefusedError{Code: proto.CodeBusy, Reason: "receiver busy: too many large offers at once; try again later"}
+		case <-done:
+			return &RefusedError{Code: proto.CodeShuttingDown, Reason: "the receiver gave the connection up"}
+		}
+	}
+}
+
+// release gives back n bytes taken by acquire.
+func (b *memBudget) release(n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= n
+	close(b.freed)
+	b.freed = make(chan struct{})
+	b.mu.Unlock()
+}
+
+// inUse returns the bytes taken now.
+func (b *memBudget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
