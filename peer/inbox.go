@@ -206,6 +206,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	}
 	var charge int64
 	defer func() { in.mem.release(charge) }()
+	unread := 0 // of an offer refused before its payload was read
 	offer, err := proto.ReadOfferFunc(br, func(payloadLen, entries int) error {
 		n := offerCharge(payloadLen, entries)
 		// Leave a tenth of the handshake time to say no.
@@ -214,6 +215,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 			wait = time.Now().Add(5 * time.Second)
 		}
 		if err := in.mem.acquire(n, wait, g.done); err != nil {
+			unread = payloadLen - 4
 			return err
 		}
 		charge = n
@@ -230,7 +232,11 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		}
 		_ = in.answer(bw, proto.Answer{Code: code, Reason: trimReason(reason)})
 		if re != nil {
-			return tr, re
+			// The sender writes its whole offer before it reads the
+			// answer: take the rest (without keeping it) so that the
+			// answer is not lost to a reset.
+			_, _ = io.CopyN(io.Discard, br, int64(unread))
+			return tr, &RefusedError{Peer: "we", Code: re.Code, Reason: re.Reason}
 		}
 		return tr, fmt.Errorf("reading offer: %w", err)
 	}
