@@ -179,7 +179,7 @@ func TestTrickleAfterAnswerIsDropped(t *testing.T) {
 	const window = 500 * time.Millisecond
 	bob := startAgent(t, func(c *Config) {
 		c.IdleTimeout = 10 * time.Second
-		c.MinRate, c.RateWindow = 4 << 10, window
+		c.MinRate, c.RateWindow = 4<<10, window
 	})
 	c, _, err := testSender(t).dial(context.Background(), bob.Addr().String(), bob.ID())
 	if err != nil {
