@@ -363,7 +363,8 @@ func (a *Agent) Peers() []discovery.Peer {
 // end it stops accepting, lets transfers in flight finish within
 // ShutdownGrace, aborts the rest (resumable files keep their partial bytes
 // for the sender's next try; other temporary files are removed), and
-// returns nil.
+// returns nil: within ShutdownGrace plus 2 s (abortWait) whatever the
+// connections are doing (and after discovery's goodbyes).
 func (a *Agent) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { a.ln.Close() })
 	defer stop()
@@ -684,10 +685,10 @@ const trustedReserve = 8
 func (a *Agent) handle(c *agentConn) {
 	peerID, tr, err := a.receive(c)
 	c.drop()
-	if err != nil && c.evicted {
+	a.mu.Lock()
+	if c.evicted && err != nil {
 		err = fmt.Errorf("%w: %w", ErrEvicted, err)
 	}
-	a.mu.Lock()
 	if !c.evicted {
 		a.freeSlotLocked(c)
 	}
@@ -814,7 +815,7 @@ func folderName(name string) string {
 
 // Close stops the agent at once: it closes the listener and every
 // connection (aborted transfers leave nothing under a final name that is
-// not complete) and waits for them.
+// not complete) and waits for them, 2 s (abortWait) at most.
 // It is safe to call more than once and concurrently with Serve.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {

@@ -366,20 +366,20 @@ func TestTrustedNameWithSlashMakesSafeFolder(t *testing.T) {
 // budget plus the connections' buffers.
 func TestMemoryBudgetHeldUnderManyLargeOffers(t *testing.T) {
 	if testing.Short() {
-		t.Skip("offers 96 MiB")
+		t.Skip("offers 32 MiB")
 	}
 	const (
-		budget  = 64 << 20
-		conns   = 12
-		entries = 20_000
+		budget  = 16 << 20
+		conns   = 16
+		entries = 5_000
 	)
 	bob := startAgent(t, func(c *Config) {
 		c.MemoryBudget = budget
 		c.MaxConns, c.MaxConnsPerHost = conns, conns
-		c.HandshakeTimeout = 5 * time.Second
+		c.HandshakeTimeout = 10 * time.Second
 		c.RateWindow = 0
 	})
-	// One offer of about 8 MiB: 20,000 entries with 400-byte paths.
+	// One offer of about 2 MiB: 5,000 entries with 400-byte paths.
 	var o proto.Offer
 	for i := range entries {
 		p := fmt.Sprintf("%s/%s-%06d", strings.Repeat("d", 200), strings.Repeat("f", 192), i)
