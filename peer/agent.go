@@ -208,6 +208,7 @@ type Agent struct {
 	open     int                     // connections in the MaxConns slots, not evicted
 	reserved map[string]int          // connections in the trusted reserve, per remote address
 	closing  bool
+	dropped  time.Time     // when closeConns first gave the connections up
 	ended    chan struct{} // closed and replaced whenever a connection's goroutine ends
 
 	seq       atomic.Uint64 // connection IDs
@@ -508,21 +509,20 @@ func (a *Agent) startDiscovery(ctx context.Context) func() {
 // goroutines up to abortWait more, so that it returns within ShutdownGrace
 // plus abortWait whatever the connections are doing.
 func (a *Agent) drain() {
-	if a.waitConns(a.cfg.ShutdownGrace) {
+	if a.waitConns(time.Now().Add(a.cfg.ShutdownGrace)) {
 		return
 	}
-	a.closeConns()
-	a.waitConns(abortWait)
+	a.waitConns(a.closeConns().Add(abortWait))
 }
 
 // abortWait bounds the wait for connections given up on stop: their
 // goroutines stop waiting on anything but the file system at once.
 const abortWait = 2 * time.Second
 
-// waitConns waits up to timeout for every connection's goroutine to end,
-// and reports whether they did.
-func (a *Agent) waitConns(timeout time.Duration) bool {
-	t := time.NewTimer(timeout)
+// waitConns waits until deadline at most for every connection's goroutine
+// to end, and reports whether they did.
+func (a *Agent) waitConns(deadline time.Time) bool {
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	for {
 		a.mu.Lock()
@@ -539,13 +539,20 @@ func (a *Agent) waitConns(timeout time.Duration) bool {
 	}
 }
 
-func (a *Agent) closeConns() {
+// closeConns gives up every connection, and returns when they were first
+// given up: a second call (Close after Serve) waits no longer than the
+// first.
+func (a *Agent) closeConns() time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.closing = true
+	if a.dropped.IsZero() {
+		a.dropped = time.Now()
+	}
 	for c := range a.conns {
 		c.drop()
 	}
+	return a.dropped
 }
 
 func hostOf(addr net.Addr) string {
@@ -815,7 +822,8 @@ func folderName(name string) string {
 
 // Close stops the agent at once: it closes the listener and every
 // connection (aborted transfers leave nothing under a final name that is
-// not complete) and waits for them, 2 s (abortWait) at most.
+// not complete) and waits for them, 2 s (abortWait) at most, then
+// closes the shared folder if they all ended.
 // It is safe to call more than once and concurrently with Serve.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
@@ -829,12 +837,13 @@ func (a *Agent) Close() error {
 		if a.disc != nil {
 			a.disc.Close()
 		}
-		a.closeConns()
 		// Connections given up stop waiting on anything but the file
-		// system at once; the inbox is closed after them, or after
-		// abortWait, whichever comes first.
-		a.waitConns(abortWait)
-		a.closeErr = a.inbox.Close()
+		// system at once, and the inbox is closed after them. One still
+		// stuck abortWait after they were first given up (a file system
+		// that hangs) keeps the inbox open for it: Close returns anyway.
+		if a.waitConns(a.closeConns().Add(abortWait)) {
+			a.closeErr = a.inbox.Close()
+		}
 	})
 	return a.closeErr
 }

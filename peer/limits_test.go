@@ -124,9 +124,10 @@ func TestPlanThatBlocksIsDroppedAtHandshakeDeadline(t *testing.T) {
 	assertEmpty(t, bob.dir)
 }
 
-// TestServeReturnsWithinGraceWhileConnectionsStuck: on stop, Serve returns
-// within ShutdownGrace plus a small bound whatever its connections are
-// doing, even blocked on a lock rather than on the network.
+// TestServeReturnsWithinGraceWhileConnectionsStuck: on stop, Serve and
+// then Close return within ShutdownGrace plus a small bound whatever the
+// connections are doing, even blocked on a lock rather than on the
+// network.
 func TestServeReturnsWithinGraceWhileConnectionsStuck(t *testing.T) {
 	const grace = 300 * time.Millisecond
 	a, cancel, served := serveAgent(t, func(c *Config) {
@@ -136,7 +137,13 @@ func TestServeReturnsWithinGraceWhileConnectionsStuck(t *testing.T) {
 	a.inbox.mu.Lock()
 	var once sync.Once
 	unlock := func() { once.Do(a.inbox.mu.Unlock) }
-	t.Cleanup(unlock)
+	t.Cleanup(func() {
+		unlock()
+		// The stuck goroutines end once unblocked, before the folders go.
+		if !a.waitConns(time.Now().Add(5 * time.Second)) {
+			t.Error("connections did not end once unblocked")
+		}
+	})
 
 	const stuck = 3
 	for range stuck {
@@ -169,6 +176,11 @@ func TestServeReturnsWithinGraceWhileConnectionsStuck(t *testing.T) {
 	case <-time.After(grace + abortWait + 5*time.Second):
 		unlock()
 		t.Fatal("Serve did not return while connections were stuck")
+	}
+	// Close, as `lanshare serve` calls it next, adds no second wait.
+	a.Close()
+	if el, max := time.Since(start), grace+abortWait+time.Second; el > max {
+		t.Errorf("Serve and Close returned %v after the stop, want within %v", el, max)
 	}
 }
 
