@@ -499,3 +499,49 @@ func TestMemoryBudgetHeldUnderManyLargeOffers(t *testing.T) {
 	}
 	waitFor(t, func() bool { return bob.inbox.mem.inUse() == 0 })
 }
+
+// TestTrickledOfferDroppedAtHandshakeDeadline: an offer sent a byte at a
+// time, each byte well within the idle timeout, must still be complete
+// (and answered) within the handshake deadline, counted from the
+// connection's accept.
+func TestTrickledOfferDroppedAtHandshakeDeadline(t *testing.T) {
+	const deadline = 500 * time.Millisecond
+	bob := startAgent(t, func(c *Config) { c.HandshakeTimeout = deadline })
+	start := time.Now()
+	c, _, err := testSender(t).dial(context.Background(), bob.Addr().String(), bob.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var wire strings.Builder
+	_ = proto.WriteHello(&wire, proto.NewHello("loris"))
+	_ = proto.WriteOffer(&wire, proto.Offer{Entries: []proto.Entry{{Path: strings.Repeat("x", 200), Kind: proto.KindFile, Size: 1, Mode: 0o644}}})
+	stop := make(chan struct{})
+	trickled := make(chan struct{})
+	go func() {
+		defer close(trickled)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for _, b := range []byte(wire.String()) {
+			if _, err := c.Write([]byte{b}); err != nil {
+				return
+			}
+			select {
+			case <-tick.C:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-trickled
+	}()
+	in := bob.next(t)
+	if in.Err == nil {
+		t.Fatal("a trickled offer was accepted")
+	}
+	if el := time.Since(start); el > deadline+time.Second {
+		t.Errorf("trickled offer dropped after %v, want about %v", el, deadline)
+	}
+}
