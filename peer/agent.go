@@ -295,6 +295,7 @@ func New(cfg Config) (*Agent, error) {
 
 	a := &Agent{cfg: cfg, id: id, tls: id.ServerTLS(), inbox: inbox, ln: ln, ctl: ctl, since: time.Now(),
 		conns: map[*agentConn]struct{}{}, perHost: map[string]int{}, reserved: map[string]int{}, ended: make(chan struct{})}
+	inbox.mem.pressure = a.evictForMemory
 	if cfg.Discover {
 		dc := discovery.DefaultConfig()
 		dc.Name, dc.ID, dc.Version = cfg.Name, id.ID, ProtocolVersion
@@ -625,6 +626,24 @@ func (a *Agent) reserveUsedLocked() int {
 // older than EvictAfter, the one that read the fewest bytes for its age;
 // nil if there is none.
 func (a *Agent) victimLocked(now time.Time) *agentConn {
+	return a.victimWhereLocked(now, nil)
+}
+
+// evictForMemory evicts, for an offer that waits for the memory budget,
+// the stranger's connection older than EvictAfter that holds a share of
+// it and read the fewest bytes for its age, if there is one: strangers
+// that trickle large offers cannot keep new senders out for longer.
+func (a *Agent) evictForMemory() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.evictLocked(a.victimWhereLocked(time.Now(), func(c *agentConn) bool {
+		return a.inbox.mem.held(c.done) > 0
+	}))
+}
+
+// victimWhereLocked is victimLocked among the connections for which ok
+// (if not nil) holds.
+func (a *Agent) victimWhereLocked(now time.Time, ok func(*agentConn) bool) *agentConn {
 	if a.cfg.EvictAfter <= 0 {
 		return nil
 	}
@@ -632,7 +651,7 @@ func (a *Agent) victimLocked(now time.Time) *agentConn {
 	var bestRate float64
 	for c := range a.conns {
 		age := now.Sub(c.start)
-		if c.reserved || c.evicted || c.trusted.Load() || age < a.cfg.EvictAfter {
+		if c.reserved || c.evicted || c.trusted.Load() || age < a.cfg.EvictAfter || (ok != nil && !ok(c)) {
 			continue
 		}
 		rate := float64(c.read.Load()) / age.Seconds()

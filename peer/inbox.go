@@ -186,6 +186,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	// bounds the network, and at the deadline the gate closes, so that
 	// what the transfer waits on besides the network gives up, and the
 	// connection is closed for the sender to see.
+	owner := pol.Done // the agent's: who holds a share of the memory budget
 	g := newGate(pol.Done)
 	defer g.stop()
 	pol.Done = g.done
@@ -205,7 +206,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		return tr, err
 	}
 	var charge int64
-	defer func() { in.mem.release(charge) }()
+	defer func() { in.mem.release(charge, owner) }()
 	unread := 0 // of an offer refused before its payload was read
 	offer, err := proto.ReadOfferFunc(br, func(payloadLen, entries int) error {
 		n := offerCharge(payloadLen, entries)
@@ -214,7 +215,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		if deadline.IsZero() {
 			wait = time.Now().Add(5 * time.Second)
 		}
-		if err := in.mem.acquire(n, wait, g.done); err != nil {
+		if err := in.mem.acquire(n, owner, g.done, wait); err != nil {
 			unread = payloadLen - 4
 			return err
 		}

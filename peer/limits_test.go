@@ -389,7 +389,7 @@ func TestMemoryBudgetHeldUnderManyLargeOffers(t *testing.T) {
 		c.MemoryBudget = budget
 		c.MaxConns, c.MaxConnsPerHost = conns, conns
 		c.HandshakeTimeout = 10 * time.Second
-		c.RateWindow = 0
+		c.RateWindow, c.EvictAfter = 0, 0 // the held offers stay held
 	})
 	// One offer of about 2 MiB: 5,000 entries with 400-byte paths.
 	var o proto.Offer
@@ -543,5 +543,69 @@ func TestTrickledOfferDroppedAtHandshakeDeadline(t *testing.T) {
 	}
 	if el := time.Since(start); el > deadline+time.Second {
 		t.Errorf("trickled offer dropped after %v, want about %v", el, deadline)
+	}
+}
+
+// TestStrangersHoldingTheMemoryBudgetAreEvicted: a stranger whose held
+// offer takes the whole memory budget, and who keeps its transfer above
+// the minimum rate, keeps a new sender out for no longer than EvictAfter:
+// the new offer's wait evicts it.
+func TestStrangersHoldingTheMemoryBudgetAreEvicted(t *testing.T) {
+	const evictAfter = time.Second
+	hogOffer := proto.Offer{Entries: []proto.Entry{{Path: strings.Repeat("h", 200), Kind: proto.KindFile, Size: 1 << 30, Mode: 0o644}}}
+	var enc strings.Builder
+	if err := proto.WriteOffer(&enc, hogOffer); err != nil {
+		t.Fatal(err)
+	}
+	bob := startAgent(t, func(c *Config) {
+		c.MemoryBudget = offerCharge(enc.Len()-proto.HeaderSize, 1) + 100 // no room for a second offer
+		c.MinRate, c.RateWindow = 1<<10, 500*time.Millisecond
+		c.EvictAfter = evictAfter
+		c.HandshakeTimeout = 5 * time.Second
+	})
+	hog := dialFrom(t, testSender(t), 3, bob.Addr().String(), bob.ID())
+	if err := proto.WriteHello(hog, proto.NewHello("hog")); err != nil {
+		t.Fatal(err)
+	}
+	if err := proto.WriteOffer(hog, hogOffer); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := readAnswer(hog); err != nil || a.Code != proto.CodeOK {
+		t.Fatalf("answer %+v, %v", a, err)
+	}
+	held := time.Now()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		chunk := make([]byte, 512)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := hog.Write(chunk); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	if _, err := sendFile(t, testSender(t), bob.target(), "new.txt", "got in"); err != nil {
+		t.Fatalf("a new sender was kept out %v by a stranger holding the memory budget: %v", time.Since(held), err)
+	}
+	if el := time.Since(held); el > evictAfter+time.Second {
+		t.Errorf("the new sender got in after %v, want within about %v", el, evictAfter)
+	}
+	for {
+		if in := bob.next(t); errors.Is(in.Err, ErrEvicted) {
+			break
+		}
 	}
 }
