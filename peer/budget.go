@@ -10,9 +10,10 @@ import (
 
 // DefaultMemoryBudget is the memory that the offers of all connections,
 // and the per-entry state of their transfers, may take at once. With the
-// connections' buffers (about 1 MiB each, MaxConns plus the trusted
-// reserve) it keeps the agent's heap under 512 MiB whatever senders offer.
-const DefaultMemoryBudget = 384 << 20
+// sinks' buffers (maxSinkChunks, 64 MiB) and each connection's own
+// (about 0.6 MiB, for MaxConns plus the trusted reserve: 72 by default)
+// it keeps the agent's heap under 512 MiB whatever senders offer.
+const DefaultMemoryBudget = 320 << 20
 
 // transferEntryCost is what a transfer holds per offered entry besides
 // the decoded offer, an upper bound: its answer reply, result, key,

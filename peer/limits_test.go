@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -607,5 +608,39 @@ func TestStrangersHoldingTheMemoryBudgetAreEvicted(t *testing.T) {
 		if in := bob.next(t); errors.Is(in.Err, ErrEvicted) {
 			break
 		}
+	}
+}
+
+// TestSinksShareABoundedBufferPool: however many large files are received
+// at once, the pipelined sinks hold at most maxSinkChunks buffers between
+// them; the sinks beyond go without a pipeline, and every buffer comes
+// back when they close.
+func TestSinksShareABoundedBufferPool(t *testing.T) {
+	before := sinkChunksFree.Load()
+	var sinks []*sink
+	buf := make([]byte, bufSize)
+	for range 2 * maxSinkChunks / sinkBuffers {
+		sinks = append(sinks, newSink(io.Discard, proto.NewDigest(), 0, 64<<20, buf))
+	}
+	taken := 0
+	for _, s := range sinks {
+		taken += s.taken
+	}
+	if taken > maxSinkChunks || sinkChunksFree.Load() < 0 {
+		t.Errorf("%d sinks hold %d buffers, over the cap of %d", len(sinks), taken, maxSinkChunks)
+	}
+	if taken < maxSinkChunks-sinkBuffers {
+		t.Errorf("%d sinks hold only %d buffers of %d", len(sinks), taken, maxSinkChunks)
+	}
+	for _, s := range sinks {
+		if err := s.fill(strings.NewReader(strings.Repeat("x", 3<<20)), 3<<20); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := sinkChunksFree.Load(); got != before {
+		t.Errorf("%d buffers free after every sink closed, want %d", got, before)
 	}
 }
