@@ -689,6 +689,21 @@ func (a *Agent) evictLocked(c *agentConn) bool {
 	return true
 }
 
+// promote moves c, a connection of the reserve that proved no trusted
+// key, into a slot if one came free since it was let in, or can be made
+// by evicting (see victimLocked); it reports whether it did.
+func (a *Agent) promote(c *agentConn) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c.evicted || (a.open >= a.cfg.MaxConns && !a.evictLocked(a.victimLocked(time.Now()))) {
+		return false
+	}
+	a.freeSlotLocked(c)
+	c.reserved = false
+	a.open++
+	return true
+}
+
 // freeSlotLocked gives back c's slot in MaxConns or in the reserve.
 func (a *Agent) freeSlotLocked(c *agentConn) {
 	if c.reserved {
@@ -756,7 +771,7 @@ func (a *Agent) receive(c *agentConn) (peerID string, tr *Transfer, err error) {
 	peerID = PeerID(tc.ConnectionState())
 	if a.isTrusted(peerID) {
 		c.trusted.Store(true)
-	} else if c.reserved {
+	} else if c.reserved && !a.promote(c) {
 		return peerID, nil, fmt.Errorf("%w: over the connection limit, and not a trusted peer", ErrHandshake)
 	}
 	pol, reason := a.policy(peerID)
