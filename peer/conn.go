@@ -35,44 +35,57 @@ func (c idleConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// pacedReader reads a transfer's stream after the answer. Each read must
-// return within idle; and over every window of time spent waiting in
-// reads, at least min bytes must arrive, or the read fails with
-// ErrTooSlow. So a peer that trickles bytes to keep a connection (and
-// the memory of its offer) is dropped within window, while time the
-// receiver spends elsewhere (hashing a resumed file's prefix, writing,
-// syncing) does not count against the sender.
-type pacedReader struct {
-	conn   net.Conn
+// pacedConn carries a transfer's stream after the answer. Each read and
+// each write must end within idle; and over every window of time spent
+// waiting in them, at least min bytes must move each way it is used, or
+// the call fails with ErrTooSlow. So a peer that trickles bytes (or reads
+// the receipt a trickle at a time) to keep a connection, and the memory
+// of its offer, is dropped within about window, while time the receiver
+// spends elsewhere (hashing a resumed file's prefix, writing, syncing)
+// does not count against the sender.
+type pacedConn struct {
+	net.Conn
 	idle   time.Duration
 	window time.Duration // 0: no minimum rate
 	min    uint64
 
-	waited time.Duration // in reads, in the current window
-	got    uint64        // bytes, in the current window
+	r, w pace // reads, writes: each on one goroutine at a time
 }
 
-func (p *pacedReader) Read(b []byte) (int, error) {
-	wait := p.idle
-	short := p.window > 0 && p.got < p.min
-	if short {
-		wait = min(wait, p.window-p.waited)
+// pace is the minimum-rate state of one direction.
+type pace struct {
+	waited time.Duration // in calls, in the current window
+	moved  uint64        // bytes, in the current window
+}
+
+func (c *pacedConn) Read(b []byte) (int, error) {
+	return c.do(&c.r, c.Conn.SetReadDeadline, c.Conn.Read, b)
+}
+
+func (c *pacedConn) Write(b []byte) (int, error) {
+	return c.do(&c.w, c.Conn.SetWriteDeadline, c.Conn.Write, b)
+}
+
+func (c *pacedConn) do(p *pace, setDeadline func(time.Time) error, op func([]byte) (int, error), b []byte) (int, error) {
+	wait := c.idle
+	if c.window > 0 && p.moved < c.min {
+		wait = min(wait, c.window-p.waited)
 	}
-	if err := p.conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+	if err := setDeadline(time.Now().Add(wait)); err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	n, err := p.conn.Read(b)
-	if p.window <= 0 {
+	n, err := op(b)
+	if c.window <= 0 {
 		return n, err
 	}
 	p.waited += time.Since(start)
-	p.got += uint64(n)
-	if p.waited >= p.window {
-		if p.got < p.min {
-			return n, fmt.Errorf("%w: %d bytes in %v of waiting (minimum %d)", ErrTooSlow, p.got, p.window, p.min)
+	p.moved += uint64(n)
+	if p.waited >= c.window {
+		if p.moved < c.min {
+			return n, fmt.Errorf("%w: %d bytes in %v of waiting (minimum %d)", ErrTooSlow, p.moved, c.window, c.min)
 		}
-		p.waited, p.got = 0, 0
+		p.waited, p.moved = 0, 0
 	}
 	return n, err
 }

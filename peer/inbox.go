@@ -286,8 +286,9 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		if err := conn.SetDeadline(time.Time{}); err != nil {
 			return tr, err
 		}
-		rd = &pacedReader{conn: conn, idle: in.cfg.IdleTimeout, window: in.cfg.RateWindow, min: in.cfg.MinRate}
-		bw.Reset(idleConn{conn, in.cfg.IdleTimeout})
+		pc := &pacedConn{Conn: conn, idle: in.cfg.IdleTimeout, window: in.cfg.RateWindow, min: in.cfg.MinRate}
+		rd = pc
+		bw.Reset(pc)
 	}
 	// Nothing follows the offer until the answer is sent: br holds no
 	// bytes to lose.
