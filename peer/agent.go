@@ -570,11 +570,13 @@ func hostOf(addr net.Addr) string {
 // Within MaxConns, a remote address may hold MaxConnsPerHost connections.
 // When all MaxConns slots are taken, a stranger's connection older than
 // EvictAfter that moved the fewest bytes for its age is evicted to make
-// room (see victim). When none can be, up to trustedReserve connections
-// more are let in, at most reservePerHost per address, whatever discovery
-// says about their address: each must then prove a trusted key within
-// reserveHandshake, or it is dropped; and when the reserve is full, its
-// oldest connection that has not proved one yet gives way.
+// room (see victimLocked). When none can be, up to trustedReserve
+// connections more are let in, at most reservePerHost per address,
+// whatever discovery says about their address: each must then prove a
+// trusted key within reserveHandshake, or take a slot that came free
+// meanwhile (promote), or it is dropped; and when the reserve is full,
+// its oldest connection that has not proved a key within reserveMinAge
+// gives way.
 func (a *Agent) admit(c net.Conn) *agentConn {
 	host := hostOf(c.RemoteAddr())
 	now := time.Now()
