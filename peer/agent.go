@@ -9,9 +9,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lanshare/lanshare/discovery"
 	"github.com/lanshare/lanshare/proto"
@@ -35,6 +37,19 @@ type Config struct {
 	ShutdownGrace    time.Duration // in-flight transfers may finish within this on stop
 	MaxConns         int           // concurrent connections in total
 	MaxConnsPerHost  int           // concurrent connections per remote address
+	// MinRate is the fewest bytes a sender must deliver after the answer
+	// per RateWindow of the agent's waiting, or it is dropped (a trickle
+	// that would hold a slot). A zero RateWindow means no minimum.
+	MinRate    uint64
+	RateWindow time.Duration
+	// EvictAfter is the age from which a stranger's connection may be
+	// closed to make room for a new sender when every slot is taken: the
+	// one that moved the fewest bytes for its age goes. Connections that
+	// proved a trusted key are never evicted. Zero means never.
+	EvictAfter time.Duration
+	// MemoryBudget caps the memory that offers in flight take (see
+	// DefaultMemoryBudget); zero means DefaultMemoryBudget.
+	MemoryBudget int64
 	// PartialMaxAge is how long the partial file of an interrupted
 	// transfer is kept for a resume after it was last written.
 	PartialMaxAge time.Duration
@@ -117,6 +132,10 @@ func DefaultConfig() Config {
 		ShutdownGrace:    3 * time.Second,
 		MaxConns:         64,
 		MaxConnsPerHost:  8,
+		MinRate:          DefaultMinRate,
+		RateWindow:       DefaultRateWindow,
+		EvictAfter:       DefaultEvictAfter,
+		MemoryBudget:     DefaultMemoryBudget,
 		PartialMaxAge:    DefaultPartialMaxAge,
 		Accept:           AcceptEveryone,
 	}
@@ -149,11 +168,24 @@ func (c Config) Validate() error {
 		return errors.New("connection limits must be at least 1")
 	case c.HandshakeTimeout <= 0 || c.IdleTimeout <= 0 || c.PartialMaxAge <= 0:
 		return errors.New("timeouts and ages must be positive")
+	case c.RateWindow < 0 || c.EvictAfter < 0 || c.MemoryBudget < 0 || c.ShutdownGrace < 0:
+		return errors.New("rate window, eviction age, memory budget and shutdown grace must not be negative")
 	case c.Accept != AcceptEveryone && c.Accept != AcceptTrusted:
 		return fmt.Errorf("accept policy %q: want %q or %q", c.Accept, AcceptEveryone, AcceptTrusted)
 	}
 	return nil
 }
+
+// Defaults of the limits that keep strangers from holding the agent.
+const (
+	// DefaultMinRate per DefaultRateWindow is about 2 KiB/s: far below
+	// any real link, even a poor Wi-Fi one, far above a trickle.
+	DefaultMinRate    = 64 << 10
+	DefaultRateWindow = 30 * time.Second
+	// DefaultEvictAfter keeps a new sender out for at most about this
+	// long (plus a handshake) while strangers hold every slot.
+	DefaultEvictAfter = 20 * time.Second
+)
 
 // ProtocolVersion is the version agents advertise in discovery: "major.minor".
 var ProtocolVersion = fmt.Sprintf("%d.%d", proto.Major, proto.Minor)
@@ -169,18 +201,51 @@ type Agent struct {
 	disc  *discovery.Service // nil without Config.Discover
 	ctl   *control           // nil when the control socket could not be made
 	since time.Time
-	// peers replaces disc.Peers for trustedAddr (tests).
-	peers func() []discovery.Peer
 
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	perHost map[string]int
-	closing bool
+	mu       sync.Mutex
+	conns    map[*agentConn]struct{} // every connection whose goroutine runs
+	perHost  map[string]int          // connections per remote address
+	open     int                     // connections in the MaxConns slots, not evicted
+	reserved map[string]int          // connections in the trusted reserve, per remote address
+	closing  bool
+	dropped  time.Time     // when closeConns first gave the connections up
+	ended    chan struct{} // closed and replaced whenever a connection's goroutine ends
 
-	seq       atomic.Uint64  // connection IDs
-	wg        sync.WaitGroup // connection goroutines
+	seq       atomic.Uint64 // connection IDs
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// agentConn is an accepted connection as the agent tracks it. It counts
+// the bytes read from it, so that the one that moved the least can be
+// evicted.
+type agentConn struct {
+	net.Conn
+	id       uint64
+	host     string
+	start    time.Time
+	reserved bool        // let in through the trusted reserve
+	evicted  bool        // under Agent.mu: closed to make room; its slot is free
+	trusted  atomic.Bool // proved a trusted key in its TLS handshake
+	read     atomic.Uint64
+	done     chan struct{} // closed by drop
+	once     sync.Once
+}
+
+func (c *agentConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(uint64(n))
+	return n, err
+}
+
+// drop gives the connection up: it closes the socket, and tells the
+// transfer (Policy.Done) to stop waiting on anything else. Safe to call
+// more than once.
+func (c *agentConn) drop() {
+	c.once.Do(func() {
+		close(c.done)
+		c.Conn.Close()
+	})
 }
 
 // New validates cfg, prepares the shared folder and config directory, and
@@ -199,6 +264,7 @@ func New(cfg Config) (*Agent, error) {
 	inbox, err := OpenInbox(InboxConfig{
 		Dir: cfg.Dir, Name: cfg.Name, SpaceMargin: cfg.SpaceMargin,
 		HandshakeTimeout: cfg.HandshakeTimeout, IdleTimeout: cfg.IdleTimeout,
+		MinRate: cfg.MinRate, RateWindow: cfg.RateWindow, MemoryBudget: cfg.MemoryBudget,
 	})
 	if err != nil {
 		return nil, err
@@ -228,7 +294,8 @@ func New(cfg Config) (*Agent, error) {
 	}
 
 	a := &Agent{cfg: cfg, id: id, tls: id.ServerTLS(), inbox: inbox, ln: ln, ctl: ctl, since: time.Now(),
-		conns: map[net.Conn]struct{}{}, perHost: map[string]int{}}
+		conns: map[*agentConn]struct{}{}, perHost: map[string]int{}, reserved: map[string]int{}, ended: make(chan struct{})}
+	inbox.mem.pressure = a.evictForMemory
 	if cfg.Discover {
 		dc := discovery.DefaultConfig()
 		dc.Name, dc.ID, dc.Version = cfg.Name, id.ID, ProtocolVersion
@@ -298,7 +365,8 @@ func (a *Agent) Peers() []discovery.Peer {
 // end it stops accepting, lets transfers in flight finish within
 // ShutdownGrace, aborts the rest (resumable files keep their partial bytes
 // for the sender's next try; other temporary files are removed), and
-// returns nil.
+// returns nil: within ShutdownGrace plus 2 s (abortWait) whatever the
+// connections are doing (and after discovery's goodbyes).
 func (a *Agent) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { a.ln.Close() })
 	defer stop()
@@ -358,12 +426,12 @@ func (a *Agent) Serve(ctx context.Context) error {
 			continue
 		}
 		tempDelay = 0
-		ok, reserved := a.admit(c)
-		if !ok {
+		ac := a.admit(c)
+		if ac == nil {
 			c.Close()
 			continue
 		}
-		go a.handle(c, reserved)
+		go a.handle(ac)
 	}
 	if stopDiscovery != nil {
 		stopDiscovery()
@@ -437,32 +505,55 @@ func (a *Agent) startDiscovery(ctx context.Context) func() {
 	}
 }
 
-// drain waits for transfers in flight, up to ShutdownGrace, then closes
-// their connections and waits for their goroutines.
+// drain waits for transfers in flight, up to ShutdownGrace, then gives
+// up the connections left (see agentConn.drop) and waits for their
+// goroutines up to abortWait more, so that it returns within ShutdownGrace
+// plus abortWait whatever the connections are doing.
 func (a *Agent) drain() {
-	done := make(chan struct{})
-	go func() {
-		a.wg.Wait()
-		close(done)
-	}()
-	t := time.NewTimer(a.cfg.ShutdownGrace)
-	defer t.Stop()
-	select {
-	case <-done:
+	if a.waitConns(time.Now().Add(a.cfg.ShutdownGrace)) {
 		return
-	case <-t.C:
 	}
-	a.closeConns()
-	<-done
+	a.waitConns(a.closeConns().Add(abortWait))
 }
 
-func (a *Agent) closeConns() {
+// abortWait bounds the wait for connections given up on stop: their
+// goroutines stop waiting on anything but the file system at once.
+const abortWait = 2 * time.Second
+
+// waitConns waits until deadline at most for every connection's goroutine
+// to end, and reports whether they did.
+func (a *Agent) waitConns(deadline time.Time) bool {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for {
+		a.mu.Lock()
+		n, ended := len(a.conns), a.ended
+		a.mu.Unlock()
+		if n == 0 {
+			return true
+		}
+		select {
+		case <-ended:
+		case <-t.C:
+			return false
+		}
+	}
+}
+
+// closeConns gives up every connection, and returns when they were first
+// given up: a second call (Close after Serve) waits no longer than the
+// first.
+func (a *Agent) closeConns() time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.closing = true
-	for c := range a.conns {
-		c.Close()
+	if a.dropped.IsZero() {
+		a.dropped = time.Now()
 	}
+	for c := range a.conns {
+		c.drop()
+	}
+	return a.dropped
 }
 
 func hostOf(addr net.Addr) string {
@@ -473,101 +564,201 @@ func hostOf(addr net.Addr) string {
 	return host
 }
 
-// admit registers c unless a connection limit is reached.
-// When MaxConns connections are open, up to trustedReserve more are let in
-// from addresses where discovery sees a trusted peer, so that strangers
-// flooding from many addresses cannot lock a trusted peer out. Since
-// discovery records are unauthenticated, such a reserved connection must
-// then prove a trusted key in its handshake (reserveHandshake), or it is
-// dropped.
-func (a *Agent) admit(c net.Conn) (ok, reserved bool) {
+// admit registers c unless a connection limit is reached, and returns it
+// as tracked, or nil.
+//
+// Within MaxConns, a remote address may hold MaxConnsPerHost connections.
+// When all MaxConns slots are taken, a stranger's connection older than
+// EvictAfter that moved the fewest bytes for its age is evicted to make
+// room (see victimLocked). When none can be, up to trustedReserve
+// connections more are let in, at most reservePerHost per address,
+// whatever discovery says about their address: each must then prove a
+// trusted key within reserveHandshake, or take a slot that came free
+// meanwhile (promote), or it is dropped; and when the reserve is full,
+// its oldest connection that has not proved a key within reserveMinAge
+// gives way.
+func (a *Agent) admit(c net.Conn) *agentConn {
 	host := hostOf(c.RemoteAddr())
-	a.mu.Lock()
-	full := len(a.conns) >= a.cfg.MaxConns
-	a.mu.Unlock()
-	useReserve := full && a.trustedAddr(host)
+	now := time.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	limit := a.cfg.MaxConns
-	if useReserve {
-		limit += trustedReserve
+	if a.closing || a.perHost[host] >= a.cfg.MaxConnsPerHost {
+		return nil
 	}
-	if a.closing || len(a.conns) >= limit || a.perHost[host] >= a.cfg.MaxConnsPerHost {
-		return false, false
+	ac := &agentConn{Conn: c, id: a.seq.Add(1), host: host, start: now, done: make(chan struct{})}
+	switch {
+	case a.open < a.cfg.MaxConns:
+	case a.evictLocked(a.victimLocked(now)):
+	case a.reserved[host] >= reservePerHost:
+		return nil
+	case a.reserveUsedLocked() < trustedReserve || a.evictLocked(a.reserveVictimLocked(now)):
+		ac.reserved = true
+	default:
+		return nil
 	}
-	a.conns[c] = struct{}{}
+	a.conns[ac] = struct{}{}
 	a.perHost[host]++
-	a.wg.Add(1) // under mu, so never after Close has seen closing
-	return true, len(a.conns) > a.cfg.MaxConns
+	if ac.reserved {
+		a.reserved[host]++
+	} else {
+		a.open++
+	}
+	return ac
+}
+
+// reservePerHost is how many connections of the trusted reserve one
+// address may hold.
+const reservePerHost = 2
+
+// reserveMinAge is how long a connection of the reserve may try to prove
+// a trusted key before a newcomer can take its place (a real peer's TLS
+// handshake takes milliseconds).
+const reserveMinAge = 200 * time.Millisecond
+
+func (a *Agent) reserveUsedLocked() int {
+	n := 0
+	for _, k := range a.reserved {
+		n += k
+	}
+	return n
+}
+
+// victimLocked returns the connection to evict for a newcomer when every
+// slot is taken: among the strangers' connections in the slots that are
+// older than EvictAfter, the one that read the fewest bytes for its age;
+// nil if there is none.
+func (a *Agent) victimLocked(now time.Time) *agentConn {
+	return a.victimWhereLocked(now, nil)
+}
+
+// evictForMemory evicts, for an offer that waits for the memory budget,
+// the stranger's connection older than EvictAfter that holds a share of
+// it and read the fewest bytes for its age, if there is one: strangers
+// that trickle large offers cannot keep new senders out for longer.
+func (a *Agent) evictForMemory() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.evictLocked(a.victimWhereLocked(time.Now(), func(c *agentConn) bool {
+		return a.inbox.mem.held(c.done) > 0
+	}))
+}
+
+// victimWhereLocked is victimLocked among the connections for which ok
+// (if not nil) holds.
+func (a *Agent) victimWhereLocked(now time.Time, ok func(*agentConn) bool) *agentConn {
+	if a.cfg.EvictAfter <= 0 {
+		return nil
+	}
+	var best *agentConn
+	var bestRate float64
+	for c := range a.conns {
+		age := now.Sub(c.start)
+		if c.reserved || c.evicted || c.trusted.Load() || age < a.cfg.EvictAfter || (ok != nil && !ok(c)) {
+			continue
+		}
+		rate := float64(c.read.Load()) / age.Seconds()
+		if best == nil || rate < bestRate || (rate == bestRate && c.start.Before(best.start)) {
+			best, bestRate = c, rate
+		}
+	}
+	return best
+}
+
+// reserveVictimLocked returns the oldest connection of the reserve that
+// has not proved a trusted key within reserveMinAge, or nil.
+func (a *Agent) reserveVictimLocked(now time.Time) *agentConn {
+	var best *agentConn
+	for c := range a.conns {
+		if !c.reserved || c.evicted || c.trusted.Load() || now.Sub(c.start) < reserveMinAge {
+			continue
+		}
+		if best == nil || c.start.Before(best.start) {
+			best = c
+		}
+	}
+	return best
+}
+
+// evictLocked drops c, if not nil, and frees its slot at once (its
+// goroutine ends soon after). It reports whether it did.
+func (a *Agent) evictLocked(c *agentConn) bool {
+	if c == nil {
+		return false
+	}
+	c.evicted = true
+	a.freeSlotLocked(c)
+	c.drop()
+	return true
+}
+
+// promote moves c, a connection of the reserve that proved no trusted
+// key, into a slot if one came free since it was let in, or can be made
+// by evicting (see victimLocked); it reports whether it did.
+func (a *Agent) promote(c *agentConn) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c.evicted || (a.open >= a.cfg.MaxConns && !a.evictLocked(a.victimLocked(time.Now()))) {
+		return false
+	}
+	a.freeSlotLocked(c)
+	c.reserved = false
+	a.open++
+	return true
+}
+
+// freeSlotLocked gives back c's slot in MaxConns or in the reserve.
+func (a *Agent) freeSlotLocked(c *agentConn) {
+	if c.reserved {
+		if a.reserved[c.host]--; a.reserved[c.host] <= 0 {
+			delete(a.reserved, c.host)
+		}
+	} else {
+		a.open--
+	}
 }
 
 // reserveHandshake bounds the TLS handshake of a connection let in through
 // the trusted reserve: a real peer completes it in milliseconds.
 const reserveHandshake = 2 * time.Second
 
-// trustedReserve is how many connections beyond MaxConns trusted peers'
-// addresses may open.
+// trustedReserve is how many connections beyond MaxConns may be let in to
+// prove a trusted key.
 const trustedReserve = 8
 
-// trustedAddr reports whether a peer that discovery sees at host is
-// trusted. It reads the known-peers file, so it runs only when the agent
-// is full.
-func (a *Agent) trustedAddr(host string) bool {
-	peers := a.peers
-	if peers == nil {
-		if a.disc == nil {
-			return false
-		}
-		peers = a.disc.Peers
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	ip = ip.Unmap().WithZone("")
-	known, err := LoadKnown(a.cfg.ConfigDir)
-	if err != nil {
-		return false
-	}
-	for _, p := range peers() {
-		if !known.IsTrusted(p.ID) {
-			continue
-		}
-		for _, ap := range p.Addrs {
-			if ap.Addr().Unmap().WithZone("") == ip {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func (a *Agent) handle(c net.Conn, reserved bool) {
-	defer a.wg.Done()
-	start := time.Now()
-	id := a.seq.Add(1)
-	peerID, tr, err := a.receive(c, reserved, id)
-	c.Close()
-	host := hostOf(c.RemoteAddr())
+func (a *Agent) handle(c *agentConn) {
+	peerID, tr, err := a.receive(c)
+	c.drop()
 	a.mu.Lock()
-	delete(a.conns, c)
-	if a.perHost[host]--; a.perHost[host] <= 0 {
-		delete(a.perHost, host)
+	if c.evicted && err != nil {
+		err = fmt.Errorf("%w: %w", ErrEvicted, err)
+	}
+	if !c.evicted {
+		a.freeSlotLocked(c)
+	}
+	if a.perHost[c.host]--; a.perHost[c.host] <= 0 {
+		delete(a.perHost, c.host)
 	}
 	a.mu.Unlock()
 	if a.cfg.OnTransfer != nil {
-		a.cfg.OnTransfer(Incoming{ID: id, Remote: c.RemoteAddr(), PeerID: peerID, Transfer: tr, Err: err, Start: start, End: time.Now()})
+		a.cfg.OnTransfer(Incoming{ID: c.id, Remote: c.RemoteAddr(), PeerID: peerID, Transfer: tr, Err: err, Start: c.start, End: time.Now()})
 	}
+	a.mu.Lock()
+	delete(a.conns, c)
+	close(a.ended)
+	a.ended = make(chan struct{})
+	a.mu.Unlock()
 }
 
-// receive runs one connection: the TLS handshake within HandshakeTimeout,
-// the accept policy, then the transfer.
-func (a *Agent) receive(c net.Conn, reserved bool, id uint64) (peerID string, tr *Transfer, err error) {
+// receive runs one connection: the TLS handshake within HandshakeTimeout
+// (reserveHandshake for a connection of the reserve), the accept policy,
+// then the transfer.
+func (a *Agent) receive(c *agentConn) (peerID string, tr *Transfer, err error) {
 	tc := tls.Server(c, a.tls)
 	timeout := a.cfg.HandshakeTimeout
-	if reserved {
+	if c.reserved {
 		timeout = min(timeout, reserveHandshake)
 	}
+	// A drop closes c, which ends the handshake too.
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	err = tc.HandshakeContext(ctx)
 	cancel()
@@ -580,18 +771,21 @@ func (a *Agent) receive(c net.Conn, reserved bool, id uint64) (peerID string, tr
 		tc.Close()
 	}()
 	peerID = PeerID(tc.ConnectionState())
-	if reserved && !a.isTrusted(peerID) {
+	if a.isTrusted(peerID) {
+		c.trusted.Store(true)
+	} else if c.reserved && !a.promote(c) {
 		return peerID, nil, fmt.Errorf("%w: over the connection limit, and not a trusted peer", ErrHandshake)
 	}
 	pol, reason := a.policy(peerID)
 	if reason != "" {
-		tr, err := a.inbox.Refuse(tc, proto.Answer{Code: proto.CodeDenied, Reason: reason})
+		tr, err := a.inbox.refuse(tc, proto.Answer{Code: proto.CodeDenied, Reason: reason}, c.start)
 		return peerID, tr, err
 	}
+	pol.Done, pol.Accepted = c.done, c.start
 	if a.cfg.OnReceiving != nil {
 		remote := c.RemoteAddr()
 		pol.Watch = func(progress func() InProgress) {
-			a.cfg.OnReceiving(Receiving{ID: id, Remote: remote, PeerID: peerID, Progress: progress})
+			a.cfg.OnReceiving(Receiving{ID: c.id, Remote: remote, PeerID: peerID, Progress: progress})
 		}
 	}
 	tr, err = a.inbox.ReceiveWith(tc, pol)
@@ -631,16 +825,41 @@ func (a *Agent) policy(peerID string) (Policy, string) {
 		pol.Folder = ShortID(peerID)
 		// Only a name the user gave (trust) names a folder; a pinned name
 		// is whatever the peer advertised.
-		if named := entry.Name + " (" + ShortID(peerID) + ")"; trusted && entry.Name != "" && CheckName(named) == nil {
-			pol.Folder = named
+		if trusted && entry.Name != "" {
+			if named := folderName(entry.Name) + " (" + ShortID(peerID) + ")"; CheckName(named) == nil {
+				pol.Folder = named
+			}
 		}
 	}
 	return pol, ""
 }
 
+// folderName makes a trusted name fit to name a folder: characters that a
+// path cannot hold or that CheckName refuses (separators, controls,
+// invisible and Windows-reserved ones) become "_", and it is cut to leave
+// room for the id. A name that still does not pass leaves the folder named
+// by the id alone.
+func folderName(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if r == '/' || r == '\\' || checkComponent(string(r)) != nil && r != '.' && r != ' ' {
+			r = '_'
+		}
+		b.WriteRune(r)
+	}
+	out := strings.Trim(b.String(), ". ")
+	const room = proto.MaxComponentLen - len(" ()") - ShortIDLen
+	for len(out) > room {
+		_, size := utf8.DecodeLastRuneInString(out)
+		out = out[:len(out)-size]
+	}
+	return out
+}
+
 // Close stops the agent at once: it closes the listener and every
 // connection (aborted transfers leave nothing under a final name that is
-// not complete) and waits for them.
+// not complete) and waits for them, 2 s (abortWait) at most, then
+// closes the shared folder if they all ended.
 // It is safe to call more than once and concurrently with Serve.
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
@@ -654,9 +873,13 @@ func (a *Agent) Close() error {
 		if a.disc != nil {
 			a.disc.Close()
 		}
-		a.closeConns()
-		a.wg.Wait()
-		a.closeErr = a.inbox.Close()
+		// Connections given up stop waiting on anything but the file
+		// system at once, and the inbox is closed after them. One still
+		// stuck abortWait after they were first given up (a file system
+		// that hangs) keeps the inbox open for it: Close returns anyway.
+		if a.waitConns(a.closeConns().Add(abortWait)) {
+			a.closeErr = a.inbox.Close()
+		}
 	})
 	return a.closeErr
 }

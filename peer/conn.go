@@ -2,7 +2,9 @@ package peer
 
 import (
 	"bufio"
+	"fmt"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -31,6 +33,104 @@ func (c idleConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.Conn.Write(p)
+}
+
+// pacedConn carries a transfer's stream after the answer. Each read and
+// each write must end within idle; and over every window of time spent
+// waiting in them, at least min bytes must move each way it is used, or
+// the call fails with ErrTooSlow. So a peer that trickles bytes (or reads
+// the receipt a trickle at a time) to keep a connection, and the memory
+// of its offer, is dropped within about window, while time the receiver
+// spends elsewhere (hashing a resumed file's prefix, writing, syncing)
+// does not count against the sender.
+type pacedConn struct {
+	net.Conn
+	idle   time.Duration
+	window time.Duration // 0: no minimum rate
+	min    uint64
+
+	r, w pace // reads, writes: each on one goroutine at a time
+}
+
+// pace is the minimum-rate state of one direction.
+type pace struct {
+	waited time.Duration // in calls, in the current window
+	moved  uint64        // bytes, in the current window
+}
+
+func (c *pacedConn) Read(b []byte) (int, error) {
+	return c.do(&c.r, c.Conn.SetReadDeadline, c.Conn.Read, b)
+}
+
+func (c *pacedConn) Write(b []byte) (int, error) {
+	return c.do(&c.w, c.Conn.SetWriteDeadline, c.Conn.Write, b)
+}
+
+func (c *pacedConn) do(p *pace, setDeadline func(time.Time) error, op func([]byte) (int, error), b []byte) (int, error) {
+	wait := c.idle
+	if c.window > 0 && p.moved < c.min {
+		wait = min(wait, c.window-p.waited)
+	}
+	if err := setDeadline(time.Now().Add(wait)); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	n, err := op(b)
+	if c.window <= 0 {
+		return n, err
+	}
+	p.waited += time.Since(start)
+	p.moved += uint64(n)
+	if p.waited >= c.window {
+		if p.moved < c.min {
+			return n, fmt.Errorf("%w: %d bytes in %v of waiting (minimum %d)", ErrTooSlow, p.moved, c.window, c.min)
+		}
+		p.waited, p.moved = 0, 0
+	}
+	return n, err
+}
+
+// gate is a done channel for one transfer: it closes on the first of
+// close and the closing of the parent channel. stop ends the watch on the
+// parent; call it once, when the transfer is over.
+type gate struct {
+	done  chan struct{}
+	once  sync.Once
+	stopc chan struct{}
+	wg    sync.WaitGroup
+}
+
+func newGate(parent <-chan struct{}) *gate {
+	g := &gate{done: make(chan struct{}), stopc: make(chan struct{})}
+	if parent != nil {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			select {
+			case <-parent:
+				g.close()
+			case <-g.stopc:
+			}
+		}()
+	}
+	return g
+}
+
+func (g *gate) close() { g.once.Do(func() { close(g.done) }) }
+
+func (g *gate) stop() {
+	close(g.stopc)
+	g.wg.Wait()
+}
+
+// closeRaw closes the network connection under c (a *tls.Conn's own),
+// without the TLS goodbye, which could wait on a peer that stopped
+// reading.
+func closeRaw(c net.Conn) {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = nc.NetConn()
+	}
+	c.Close()
 }
 
 // closeWrite half-closes c if its type can (TCP, TLS, Unix sockets).

@@ -87,3 +87,14 @@ func (e *RefusedError) Error() string {
 
 // Is makes errors.Is(err, ErrRefused) true.
 func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
+// Errors of the receiving agent's connection limits.
+var (
+	// ErrTooSlow means a sender delivered less than the minimum rate
+	// (Config.MinRate over Config.RateWindow) after the answer, and was
+	// dropped.
+	ErrTooSlow = errors.New("sender too slow")
+	// ErrEvicted means a stranger's connection was closed to make room
+	// for a new sender while every connection slot was taken.
+	ErrEvicted = errors.New("connection evicted to make room")
+)

@@ -47,6 +47,16 @@ type InboxConfig struct {
 	HandshakeTimeout time.Duration
 	// IdleTimeout drops a connection on which nothing moves for this long.
 	IdleTimeout time.Duration
+	// MinRate is the fewest bytes a sender must deliver, after the answer,
+	// per RateWindow of time the inbox spends waiting for them; a slower
+	// one is dropped (ErrTooSlow). A zero RateWindow means no minimum.
+	MinRate    uint64
+	RateWindow time.Duration
+	// MemoryBudget caps the memory that the offers of all transfers in
+	// flight, and their per-entry state, take at once; zero means
+	// DefaultMemoryBudget. An offer waits for its share within the
+	// handshake deadline, or is refused as busy.
+	MemoryBudget int64
 
 	// freeSpace replaces the file system query in tests.
 	freeSpace func(dir string) (uint64, error)
@@ -70,6 +80,8 @@ type Inbox struct {
 	gmu    sync.Mutex     // guards stg and closed
 	stg    *stagingFolder // the staging folder, held open (see staging)
 	closed bool
+
+	mem *memBudget // shared by the offers of all transfers in flight
 }
 
 // OpenInbox opens the shared folder, creating it private (0700) if it is
@@ -80,6 +92,9 @@ func OpenInbox(cfg InboxConfig) (*Inbox, error) {
 	if cfg.freeSpace == nil {
 		cfg.freeSpace = freeSpace
 	}
+	if cfg.MemoryBudget <= 0 {
+		cfg.MemoryBudget = DefaultMemoryBudget
+	}
 	if err := os.MkdirAll(cfg.Dir, sharedMode); err != nil {
 		return nil, fmt.Errorf("creating shared folder: %w", err)
 	}
@@ -87,7 +102,8 @@ func OpenInbox(cfg InboxConfig) (*Inbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening shared folder: %w", err)
 	}
-	in := &Inbox{cfg: cfg, root: root, busy: map[string]*transfer{}, recent: map[string]string{}}
+	in := &Inbox{cfg: cfg, root: root, busy: map[string]*transfer{}, recent: map[string]string{},
+		mem: newMemBudget(cfg.MemoryBudget)}
 	if err := in.ensureStaging(); err != nil {
 		root.Close()
 		return nil, err
@@ -146,6 +162,14 @@ type Policy struct {
 	// arrive, with a function that returns its progress at any moment,
 	// from any goroutine, until the transfer ends.
 	Watch func(progress func() InProgress)
+	// Done, if set, is closed when the transfer must be given up (the
+	// agent stops, or drops the connection): whatever the transfer waits
+	// on besides the network (another transfer's claim, the memory
+	// budget) it stops waiting, and ReceiveWith returns soon after.
+	Done <-chan struct{}
+	// Accepted is when the connection was accepted: the handshake
+	// deadline counts from it. Zero means when ReceiveWith is called.
+	Accepted time.Time
 }
 
 // Receive runs the receiving side of one transfer on conn with the zero
@@ -169,33 +193,72 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 			return nil, fmt.Errorf("per-peer folder %s: %w", Escape(pol.Folder), ErrNameUnsafe)
 		}
 	}
-	start := time.Now()
+	start := pol.Accepted
+	if start.IsZero() {
+		start = time.Now()
+	}
+	// Everything up to the answer (hello, offer, plan, space, the answer's
+	// write) is under the handshake deadline: the connection's deadline
+	// bounds the network, and at the deadline the gate closes, so that
+	// what the transfer waits on besides the network gives up, and the
+	// connection is closed for the sender to see.
+	owner := pol.Done // the agent's: who holds a share of the memory budget
+	g := newGate(pol.Done)
+	defer g.stop()
+	pol.Done = g.done
+	var deadline time.Time
+	stopWatchdog := func() bool { return true }
+	if in.cfg.HandshakeTimeout > 0 {
+		deadline = start.Add(in.cfg.HandshakeTimeout)
+		watchdog := time.AfterFunc(time.Until(deadline), func() {
+			g.close()
+			closeRaw(conn)
+		})
+		stopWatchdog = watchdog.Stop
+		defer watchdog.Stop()
+	}
 	br, bw, tr, err := in.greet(conn, start)
 	if err != nil {
 		return tr, err
 	}
-	offer, err := proto.ReadOffer(br)
+	var charge int64
+	defer func() { in.mem.release(charge, owner) }()
+	unread := 0 // of an offer refused before its payload was read
+	offer, err := proto.ReadOfferFunc(br, func(payloadLen, entries int) error {
+		n := offerCharge(payloadLen, entries)
+		// Leave a tenth of the handshake time to say no.
+		wait := deadline.Add(-in.cfg.HandshakeTimeout / 10)
+		if deadline.IsZero() {
+			wait = time.Now().Add(5 * time.Second)
+		}
+		if err := in.mem.acquire(n, owner, g.done, wait); err != nil {
+			unread = payloadLen - 4
+			return err
+		}
+		charge = n
+		return nil
+	})
 	if err != nil {
-		code := proto.CodeProtocol
-		if errors.Is(err, proto.ErrTooLarge) {
+		code, reason := proto.CodeProtocol, "bad offer: "+err.Error()
+		var re *RefusedError
+		switch {
+		case errors.As(err, &re):
+			code, reason = re.Code, re.Reason
+		case errors.Is(err, proto.ErrTooLarge):
 			code = proto.CodeTooMany
 		}
-		_ = in.answer(bw, proto.Answer{Code: code, Reason: "bad offer: " + err.Error()})
+		_ = in.answer(bw, proto.Answer{Code: code, Reason: trimReason(reason)})
+		if re != nil {
+			// The sender writes its whole offer before it reads the
+			// answer: take the rest (without keeping it) so that the
+			// answer is not lost to a reset.
+			_, _ = io.CopyN(io.Discard, br, int64(unread))
+			return tr, &RefusedError{Peer: "we", Code: re.Code, Reason: re.Reason}
+		}
 		return tr, fmt.Errorf("reading offer: %w", err)
 	}
 	t := newTransfer(in, pol, offer, start)
 	t.conn = conn
-	var rd io.Reader = conn
-	if in.cfg.IdleTimeout > 0 {
-		if err := conn.SetDeadline(time.Time{}); err != nil {
-			return tr, err
-		}
-		rd = idleConn{conn, in.cfg.IdleTimeout}
-		bw.Reset(idleConn{conn, in.cfg.IdleTimeout})
-	}
-	// Nothing follows the offer until the answer is sent: br holds no
-	// bytes to lose.
-	br.Reset(&activeReader{r: rd, t: t})
 	finished := false
 	defer func() {
 		if !finished {
@@ -216,12 +279,36 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 			defer in.release(need)
 		}
 	}
+	select {
+	case <-g.done:
+		// The deadline passed, or the agent gave the connection up,
+		// while the transfer was being planned.
+		return tr, fmt.Errorf("planning the answer: %w", os.ErrDeadlineExceeded)
+	default:
+	}
 	if err := in.answer(bw, answer); err != nil {
 		return tr, fmt.Errorf("sending answer: %w", err)
+	}
+	if !stopWatchdog() {
+		return tr, fmt.Errorf("sending answer: %w", os.ErrDeadlineExceeded)
 	}
 	if answer.Code != proto.CodeOK {
 		return tr, &RefusedError{Peer: "we", Code: answer.Code, Reason: answer.Reason}
 	}
+	// From the answer on, the idle deadline and the minimum rate bound the
+	// connection instead of the handshake deadline.
+	var rd io.Reader = conn
+	if in.cfg.IdleTimeout > 0 {
+		if err := conn.SetDeadline(time.Time{}); err != nil {
+			return tr, err
+		}
+		pc := &pacedConn{Conn: conn, idle: in.cfg.IdleTimeout, window: in.cfg.RateWindow, min: in.cfg.MinRate}
+		rd = pc
+		bw.Reset(pc)
+	}
+	// Nothing follows the offer until the answer is sent: br holds no
+	// bytes to lose.
+	br.Reset(&activeReader{r: rd, t: t})
 	t.pmu.Lock()
 	t.prog.From, t.wire = tr.From, 0
 	for i, e := range offer.Entries {

@@ -16,7 +16,12 @@ import (
 // that the answer is not lost to a reset. The offer is never parsed or
 // kept. It returns a *RefusedError and does not close conn.
 func (in *Inbox) Refuse(conn net.Conn, a proto.Answer) (*Transfer, error) {
-	br, bw, tr, err := in.greet(conn, time.Now())
+	return in.refuse(conn, a, time.Now())
+}
+
+// refuse is Refuse with the handshake deadline counted from start.
+func (in *Inbox) refuse(conn net.Conn, a proto.Answer, start time.Time) (*Transfer, error) {
+	br, bw, tr, err := in.greet(conn, start)
 	if err != nil {
 		return tr, err
 	}

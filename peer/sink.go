@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -51,6 +52,7 @@ type sink struct {
 	off int64  // offset in the file of the next byte to write
 
 	// Pipelined mode only.
+	taken      int // buffers taken from sinkChunksFree
 	free, full chan block
 	wg         sync.WaitGroup
 	at         *os.File // w, when blocks can be written at their offsets
@@ -88,7 +90,14 @@ func newSink(w io.Writer, h hash.Hash, off int64, n uint64, buf []byte) *sink {
 	// As many buffers as the file has chunks, up to sinkBuffers, from a
 	// pool: a new 1 MiB buffer costs page faults and clearing, which
 	// showed in the time of files of a few MiB.
-	nbuf := int(min(sinkBuffers, (n+sinkChunk-1)/sinkChunk))
+	nbuf := takeSinkChunks(int(min(sinkBuffers, (n+sinkChunk-1)/sinkChunk)))
+	if nbuf == 0 {
+		// Other sinks hold every buffer the process allows: this file
+		// goes through buf, without a pipeline.
+		s.cur = buf
+		return s
+	}
+	s.taken = nbuf
 	s.free = make(chan block, nbuf)
 	s.full = make(chan block, nbuf)
 	for range nbuf {
@@ -302,9 +311,39 @@ func (s *sink) close() (digest [proto.DigestSize]byte, err error) {
 		for len(s.free) > 0 {
 			putChunk((<-s.free).b)
 		}
+		sinkChunksFree.Add(int64(s.taken))
+		s.taken = 0
 	}
 	copy(digest[:], s.h.Sum(nil))
 	return digest, s.werr
+}
+
+// maxSinkChunks caps the buffers that all pipelined sinks of the process
+// hold at once (64 MiB), so that memory stays bounded however many
+// connections receive large files at the same time; a sink that finds
+// fewer than two free receives its file without a pipeline.
+const maxSinkChunks = 64
+
+// sinkChunksFree is how many more buffers sinks may take.
+var sinkChunksFree = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(maxSinkChunks)
+	return &n
+}()
+
+// takeSinkChunks takes up to want buffers from sinkChunksFree: want, or
+// as many as are free if that is at least two, or none.
+func takeSinkChunks(want int) int {
+	for {
+		free := sinkChunksFree.Load()
+		k := min(int64(want), free)
+		if k < 2 {
+			return 0
+		}
+		if sinkChunksFree.CompareAndSwap(free, free-k) {
+			return int(k)
+		}
+	}
 }
 
 // chunks holds free sink buffers: sinkChunk bytes, aligned for direct I/O.

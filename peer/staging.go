@@ -436,6 +436,9 @@ func (in *Inbox) claim(key string, t *transfer) bool {
 		select {
 		case <-h.released:
 		case <-timer.C:
+		case <-t.policy.Done: // the handshake deadline, or a stop
+			timer.Stop()
+			return false
 		}
 		timer.Stop()
 	}

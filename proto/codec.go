@@ -21,62 +21,56 @@ func (e *enc) str(s string) {
 	*e = append(*e, s...)
 }
 
-// dec reads big-endian fields from a payload. The first failure sticks:
-// later reads return zero values, and err reports the first problem.
-type dec struct {
-	b   []byte
+// dec reads big-endian fields from a payload, held as a byte slice or, for
+// an offer, as one string whose decoded strings are slices of it rather
+// than copies. The first failure sticks: later reads return zero values,
+// and err reports the first problem.
+type dec[S ~string | ~[]byte] struct {
+	b   S
 	err error
 }
 
-func (d *dec) fail(format string, args ...any) {
+func (d *dec[S]) fail(format string, args ...any) {
 	if d.err == nil {
 		d.err = fmt.Errorf(format, args...)
 	}
 }
 
-func (d *dec) take(n int) []byte {
+func (d *dec[S]) take(n int) S {
+	var zero S
 	if d.err != nil {
-		return nil
+		return zero
 	}
 	if n > len(d.b) {
 		d.fail("%w: truncated (need %d bytes, have %d)", ErrMalformed, n, len(d.b))
-		return nil
+		return zero
 	}
 	v := d.b[:n]
 	d.b = d.b[n:]
 	return v
 }
 
-func (d *dec) u8() uint8 {
-	if v := d.take(1); v != nil {
-		return v[0]
+// be reads an n-byte big-endian unsigned integer.
+func (d *dec[S]) be(n int) uint64 {
+	v := d.take(n)
+	if len(v) != n {
+		return 0
 	}
-	return 0
+	var x uint64
+	for i := range n {
+		x = x<<8 | uint64(v[i])
+	}
+	return x
 }
 
-func (d *dec) u16() uint16 {
-	if v := d.take(2); v != nil {
-		return binary.BigEndian.Uint16(v)
-	}
-	return 0
-}
+func (d *dec[S]) u8() uint8   { return uint8(d.be(1)) }
+func (d *dec[S]) u16() uint16 { return uint16(d.be(2)) }
+func (d *dec[S]) u32() uint32 { return uint32(d.be(4)) }
+func (d *dec[S]) u64() uint64 { return d.be(8) }
 
-func (d *dec) u32() uint32 {
-	if v := d.take(4); v != nil {
-		return binary.BigEndian.Uint32(v)
-	}
-	return 0
-}
-
-func (d *dec) u64() uint64 {
-	if v := d.take(8); v != nil {
-		return binary.BigEndian.Uint64(v)
-	}
-	return 0
-}
-
-// str reads a u16-length-prefixed UTF-8 string of at most max bytes.
-func (d *dec) str(field string, max int) string {
+// str reads a u16-length-prefixed UTF-8 string of at most max bytes. From
+// a string payload it returns a slice of the payload, not a copy.
+func (d *dec[S]) str(field string, max int) string {
 	n := int(d.u16())
 	if d.err != nil {
 		return ""
@@ -89,16 +83,26 @@ func (d *dec) str(field string, max int) string {
 	if d.err != nil {
 		return ""
 	}
-	if !utf8.Valid(v) {
+	if !validUTF8(v) {
 		d.fail("%w: %s is not valid UTF-8", ErrMalformed, field)
 		return ""
 	}
 	return string(v)
 }
 
+func validUTF8[S ~string | ~[]byte](v S) bool {
+	switch v := any(v).(type) {
+	case string:
+		return utf8.ValidString(v)
+	case []byte:
+		return utf8.Valid(v)
+	}
+	return utf8.ValidString(string(v))
+}
+
 // count reads a u32 element count, capped at max and at what the remaining
 // payload can hold given each element's minimum encoded size.
-func (d *dec) count(field string, max, minSize int) int {
+func (d *dec[S]) count(field string, max, minSize int) int {
 	n := d.u32()
 	if d.err != nil {
 		return 0
@@ -115,7 +119,7 @@ func (d *dec) count(field string, max, minSize int) int {
 }
 
 // end reports trailing bytes as malformed and returns the first error.
-func (d *dec) end() error {
+func (d *dec[S]) end() error {
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%w: %d trailing bytes", ErrMalformed, len(d.b))
 	}

@@ -107,40 +107,47 @@ func writeFrame(w io.Writer, t Type, payload []byte) error {
 // A clean end of stream before the first header byte returns io.EOF; an
 // end inside a frame returns io.ErrUnexpectedEOF.
 func readFrame(r io.Reader, want Type) ([]byte, error) {
-	var hdr [HeaderSize]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, fmt.Errorf("reading %s header: %w", want, err)
-	}
-	if string(hdr[:headerMagicLen]) != Magic {
-		return nil, fmt.Errorf("reading %s: %w", want, ErrBadMagic)
-	}
-	t := Type(hdr[headerTypeAt])
-	if v := hdr[headerVersionAt]; v != Major && t != TypeHello {
-		return nil, fmt.Errorf("reading %s: frame of version %d, we speak %d: %w", want, v, Major, ErrVersionMismatch)
-	}
-	if t != want {
-		return nil, fmt.Errorf("reading %s: got %s: %w", want, t, ErrUnexpectedFrame)
-	}
-	n := binary.BigEndian.Uint32(hdr[headerLenAt:])
-	if uint64(n) > uint64(t.maxPayload()) {
-		return nil, fmt.Errorf("reading %s: payload of %d bytes (max %d): %w", t, n, t.maxPayload(), ErrTooLarge)
-	}
-	if n == 0 {
-		return nil, nil
+	n, err := readHeader(r, want)
+	if err != nil || n == 0 {
+		return nil, err
 	}
 	// Grow the buffer as bytes actually arrive rather than trusting the
 	// declared length, so a peer that declares 64 MiB and sends nothing
 	// costs us nothing.
 	var buf bytes.Buffer
 	if n <= 64<<10 {
-		buf.Grow(int(n))
+		buf.Grow(n)
 	}
 	got, err := buf.ReadFrom(io.LimitReader(r, int64(n)))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s payload: %w", t, err)
+		return nil, fmt.Errorf("reading %s payload: %w", want, err)
 	}
 	if got != int64(n) {
-		return nil, fmt.Errorf("reading %s payload: %d of %d bytes: %w", t, got, n, io.ErrUnexpectedEOF)
+		return nil, fmt.Errorf("reading %s payload: %d of %d bytes: %w", want, got, n, io.ErrUnexpectedEOF)
 	}
 	return buf.Bytes(), nil
+}
+
+// readHeader reads a frame header of type want and returns its payload
+// length, checked against the type's cap.
+func readHeader(r io.Reader, want Type) (int, error) {
+	var hdr [HeaderSize]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, fmt.Errorf("reading %s header: %w", want, err)
+	}
+	if string(hdr[:headerMagicLen]) != Magic {
+		return 0, fmt.Errorf("reading %s: %w", want, ErrBadMagic)
+	}
+	t := Type(hdr[headerTypeAt])
+	if v := hdr[headerVersionAt]; v != Major && t != TypeHello {
+		return 0, fmt.Errorf("reading %s: frame of version %d, we speak %d: %w", want, v, Major, ErrVersionMismatch)
+	}
+	if t != want {
+		return 0, fmt.Errorf("reading %s: got %s: %w", want, t, ErrUnexpectedFrame)
+	}
+	n := binary.BigEndian.Uint32(hdr[headerLenAt:])
+	if uint64(n) > uint64(t.maxPayload()) {
+		return 0, fmt.Errorf("reading %s: payload of %d bytes (max %d): %w", t, n, t.maxPayload(), ErrTooLarge)
+	}
+	return int(n), nil
 }

@@ -1,10 +1,13 @@
 package proto
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Code says why something was refused or failed. It travels with a human
@@ -215,7 +218,7 @@ func ReadHello(r io.Reader) (Hello, error) {
 	if err != nil {
 		return Hello{}, err
 	}
-	d := dec{b: p}
+	d := dec[[]byte]{b: p}
 	h := Hello{Major: d.u8(), Minor: d.u8(), Name: d.str("name", MaxNameLen)}
 	if err := d.end(); err != nil {
 		return Hello{}, fmt.Errorf("reading hello: %w", err)
@@ -304,15 +307,48 @@ func WriteOffer(w io.Writer, o Offer) error {
 }
 
 // ReadOffer reads and validates an offer frame.
-func ReadOffer(r io.Reader) (Offer, error) {
-	p, err := readFrame(r, TypeOffer)
+func ReadOffer(r io.Reader) (Offer, error) { return ReadOfferFunc(r, nil) }
+
+// ReadOfferFunc reads and validates an offer frame. Once it knows the
+// payload's declared length and entry count (the count is checked against
+// MaxEntries and against what the length can hold), and before it
+// allocates anything of that size, it calls reserve (if not nil); an error
+// from reserve ends the read and is returned wrapped. The payload is held
+// in one allocation of exactly its length, and the entries' paths are
+// slices of it, not copies: the offer costs payloadLen plus
+// OfferEntryCost bytes per entry.
+func ReadOfferFunc(r io.Reader, reserve func(payloadLen, entries int) error) (Offer, error) {
+	n, err := readHeader(r, TypeOffer)
 	if err != nil {
 		return Offer{}, err
 	}
-	d := dec{b: p}
-	n := d.count("entries", MaxEntries, entryMinLen)
-	o := Offer{Entries: make([]Entry, 0, n)}
-	for i := 0; i < n && d.err == nil; i++ {
+	var head [4]byte
+	if n < len(head) {
+		return Offer{}, fmt.Errorf("reading offer: %w: truncated (need 4 bytes, have %d)", ErrMalformed, n)
+	}
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return Offer{}, fmt.Errorf("reading offer payload: %w", unexpectedEOF(err))
+	}
+	entries := int(binary.BigEndian.Uint32(head[:]))
+	if entries > MaxEntries {
+		return Offer{}, fmt.Errorf("reading offer: %d entries (max %d): %w", entries, MaxEntries, ErrTooLarge)
+	}
+	rest := n - len(head)
+	if uint64(entries)*entryMinLen > uint64(rest) {
+		return Offer{}, fmt.Errorf("reading offer: %w: %d entries cannot fit in %d bytes", ErrMalformed, entries, rest)
+	}
+	if reserve != nil {
+		if err := reserve(n, entries); err != nil {
+			return Offer{}, fmt.Errorf("reading offer of %d bytes: %w", n, err)
+		}
+	}
+	payload, err := readPayload(r, rest, reserve != nil)
+	if err != nil {
+		return Offer{}, fmt.Errorf("reading offer payload: %w", err)
+	}
+	d := dec[string]{b: payload}
+	o := Offer{Entries: make([]Entry, 0, entries)}
+	for i := 0; i < entries && d.err == nil; i++ {
 		en := Entry{Kind: Kind(d.u8()), Mode: d.u32(), Size: d.u64(), MTime: decodeTime(d.u64())}
 		en.Path = d.str("path", MaxPathLen)
 		if d.err != nil {
@@ -328,6 +364,48 @@ func ReadOffer(r io.Reader) (Offer, error) {
 	}
 	return o, nil
 }
+
+// readPayload reads the n bytes of a payload into a string. If exact (the
+// caller reserved n bytes), it allocates them at once and only them;
+// otherwise the buffer grows as bytes arrive, so that a peer that declares
+// a large payload and sends nothing costs nothing, and is copied once at
+// the end.
+func readPayload(r io.Reader, n int, exact bool) (string, error) {
+	var got int64
+	var err error
+	var s string
+	lr := io.LimitReader(r, int64(n))
+	if exact {
+		var sb strings.Builder
+		sb.Grow(n)
+		got, err = io.CopyBuffer(&sb, lr, make([]byte, min(max(n, 1), 32<<10)))
+		s = sb.String()
+	} else {
+		var buf bytes.Buffer
+		got, err = buf.ReadFrom(lr)
+		s = buf.String()
+	}
+	if err != nil {
+		return "", err
+	}
+	if got != int64(n) {
+		return "", fmt.Errorf("%d of %d bytes: %w", got, n, io.ErrUnexpectedEOF)
+	}
+	return s, nil
+}
+
+// unexpectedEOF turns a clean end of stream inside a frame into
+// io.ErrUnexpectedEOF.
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// OfferEntryCost is the memory a decoded offer holds per entry beyond its
+// payload: one Entry.
+const OfferEntryCost = int(unsafe.Sizeof(Entry{}))
 
 // --- answer ---
 
@@ -394,7 +472,7 @@ func ReadAnswer(r io.Reader) (Answer, error) {
 	if err != nil {
 		return Answer{}, err
 	}
-	d := dec{b: p}
+	d := dec[[]byte]{b: p}
 	a := Answer{Code: Code(d.u16()), Reason: d.str("reason", MaxReasonLen)}
 	n := d.count("replies", MaxEntries, replyMinLen)
 	if n > 0 {
@@ -458,7 +536,7 @@ func ReadFileEnd(r io.Reader) (FileEnd, error) {
 	if err != nil {
 		return FileEnd{}, err
 	}
-	d := dec{b: p}
+	d := dec[[]byte]{b: p}
 	f := FileEnd{Index: d.u32(), Status: Status(d.u8()), Code: Code(d.u16())}
 	f.Reason = d.str("reason", MaxReasonLen)
 	copy(f.Digest[:], d.take(DigestSize))
@@ -532,7 +610,7 @@ func ReadReceipt(r io.Reader) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, err
 	}
-	d := dec{b: p}
+	d := dec[[]byte]{b: p}
 	n := d.count("results", MaxEntries, resultMinLen)
 	rc := Receipt{Results: make([]Result, 0, n)}
 	for i := 0; i < n && d.err == nil; i++ {

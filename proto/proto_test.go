@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -323,5 +324,57 @@ func TestDigestIsBLAKE3(t *testing.T) {
 	}
 	if h.Size() != DigestSize {
 		t.Fatalf("digest size %d", h.Size())
+	}
+}
+
+// TestReadOfferFuncReservesBeforeAllocating: the reserve callback sees the
+// declared length and entry count before the payload is allocated; its
+// error ends the read with nothing of that size allocated; and the paths
+// of an accepted offer share one allocation instead of one each.
+func TestReadOfferFuncReservesBeforeAllocating(t *testing.T) {
+	var o Offer
+	for i := range 1000 {
+		o.Entries = append(o.Entries, Entry{Path: fmt.Sprintf("dir/file-%04d.bin", i), Kind: KindFile, Size: uint64(i), Mode: 0o644})
+	}
+	var buf bytes.Buffer
+	if err := WriteOffer(&buf, o); err != nil {
+		t.Fatal(err)
+	}
+	wire := buf.Bytes()
+	var gotLen, gotEntries int
+	got, err := ReadOfferFunc(bytes.NewReader(wire), func(n, entries int) error {
+		gotLen, gotEntries = n, entries
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotLen != len(wire)-HeaderSize || gotEntries != 1000 {
+		t.Errorf("reserve saw %d bytes and %d entries, want %d and 1000", gotLen, gotEntries, len(wire)-HeaderSize)
+	}
+	if !reflect.DeepEqual(got, o) {
+		t.Error("offer read with a reserve differs from the one written")
+	}
+	allocs := testing.AllocsPerRun(10, func() {
+		_, _ = ReadOfferFunc(bytes.NewReader(wire), func(int, int) error { return nil })
+	})
+	if allocs > 10 {
+		t.Errorf("reading a 1000-entry offer took %v allocations, want a handful (paths share the payload)", allocs)
+	}
+
+	// A 64 MiB declaration refused by reserve allocates nothing of it.
+	lying := []byte{'L', 'S', 1, 2, 0x04, 0, 0, 0, 0, 0, 0, 1}
+	errFull := errors.New("budget exhausted")
+	var ms1, ms2 runtimeMem
+	ms1.read()
+	for range 10 {
+		_, err = ReadOfferFunc(bytes.NewReader(lying), func(int, int) error { return errFull })
+		if !errors.Is(err, errFull) {
+			t.Fatalf("refused reserve: %v, want it wrapped", err)
+		}
+	}
+	ms2.read()
+	if grew := ms2.total - ms1.total; grew > 1<<20 {
+		t.Fatalf("10 refused offers allocated %d bytes", grew)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"log"
 	"net"
 	"os"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -265,12 +267,27 @@ func logTransfer(l agentLog, in peer.Incoming, logFailure bool) {
 		ev.Event, ev.Reason = "error", oneLine(in.Err)
 		l.event(in.End, prioWarning, ev, "transfer from %s failed: %s", from, oneLine(in.Err))
 	case in.Transfer != nil:
+		// A hostile offer can name 100,000 refused files: the first few
+		// get a line each, the rest one line that counts them by reason.
+		var total, more int
+		counts := map[proto.Code]int{}
 		for _, e := range in.Transfer.Entries {
-			if e.Result.Status == proto.Failed || e.Result.Status == proto.Refused {
-				ev := base
-				ev.Event, ev.Path, ev.Code, ev.Reason = "error", e.Path, e.Result.Code.String(), e.Result.Reason
-				l.event(in.End, prioWarning, ev, "not saved %s from %s: %s", peer.Escape(e.Path), from, peer.Escape(e.Result.Reason))
+			if e.Result.Status != proto.Failed && e.Result.Status != proto.Refused {
+				continue
 			}
+			counts[e.Result.Code]++
+			if total++; total > notSavedLines {
+				more++
+				continue
+			}
+			ev := base
+			ev.Event, ev.Path, ev.Code, ev.Reason = "error", e.Path, e.Result.Code.String(), e.Result.Reason
+			l.event(in.End, prioWarning, ev, "not saved %s from %s: %s", peer.Escape(e.Path), from, peer.Escape(e.Result.Reason))
+		}
+		if more > 0 {
+			ev := base
+			ev.Event, ev.Count, ev.Reason = "suppressed", more, fmt.Sprintf("all %d not saved: %s", total, describeCounts(counts))
+			l.event(in.End, prioWarning, ev, "and %d more not saved from %s; %s", more, from, ev.Reason)
 		}
 	}
 	if in.Err == nil && l.enc != nil {
@@ -278,6 +295,30 @@ func logTransfer(l agentLog, in peer.Incoming, logFailure bool) {
 		ev.Event, ev.Files, ev.Bytes, ev.Seconds = "transfer-done", files, bytes, in.End.Sub(in.Start).Seconds()
 		l.event(in.End, prioInfo, ev, "")
 	}
+}
+
+// notSavedLines is how many files of one transfer that were not saved
+// get a line each in serve's log; the rest are counted in one more.
+const notSavedLines = 10
+
+// describeCounts renders counts per code, largest first: "99990 unsafe
+// name, 10 digest mismatch".
+func describeCounts(counts map[proto.Code]int) string {
+	codes := make([]proto.Code, 0, len(counts))
+	for c := range counts {
+		codes = append(codes, c)
+	}
+	sort.Slice(codes, func(i, j int) bool {
+		if counts[codes[i]] != counts[codes[j]] {
+			return counts[codes[i]] > counts[codes[j]]
+		}
+		return codes[i] < codes[j]
+	})
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = fmt.Sprintf("%d %s", counts[c], c)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // failureLog lets through one line about a failed connection per remote
