@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,10 +57,11 @@ type Inbox struct {
 	cfg  InboxConfig
 	root *os.Root
 
-	mu       sync.Mutex        // guards reserved and index, and serialises commits
-	reserved uint64            // bytes accepted by transfers in flight
-	index    *os.File          // the arrived index, open for appending
-	recent   map[string]string // key → saved-as of the files this process committed (bounded)
+	mu       sync.Mutex         // guards reserved, index, recent and dirs, and serialises commits
+	reserved uint64             // bytes accepted by transfers in flight
+	index    *os.File           // the arrived index, open for appending
+	recent   map[string]string  // key → saved-as of the files this process committed (bounded)
+	dirs     map[string]*dirUse // directories that live transfers resolved, by path under the root
 
 	smu  sync.Mutex           // guards busy
 	busy map[string]*transfer // keys of the resumable files being received, and by whom
@@ -77,7 +79,7 @@ func OpenInbox(cfg InboxConfig) (*Inbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening shared folder: %w", err)
 	}
-	return &Inbox{cfg: cfg, root: root, busy: map[string]*transfer{}, recent: map[string]string{}}, nil
+	return &Inbox{cfg: cfg, root: root, busy: map[string]*transfer{}, recent: map[string]string{}, dirs: map[string]*dirUse{}}, nil
 }
 
 // Close releases the shared folder. Transfers must have ended.
@@ -336,6 +338,7 @@ type transfer struct {
 	start  time.Time
 
 	dirs     map[string]string          // offered directory → its path under the root
+	used     map[string]bool            // paths of dirs, each counted once in in.dirs
 	created  []string                   // directories this transfer created, in order
 	names    map[string]map[string]bool // directory → fold keys of the names in it
 	keys     []string                   // entry → fileKey, "" if it has none
@@ -405,6 +408,7 @@ func newTransfer(in *Inbox, pol Policy, offer proto.Offer, start time.Time) *tra
 	t := &transfer{
 		in: in, policy: pol, offer: offer, start: start,
 		dirs:     map[string]string{"": ""},
+		used:     map[string]bool{},
 		names:    map[string]map[string]bool{},
 		keys:     make([]string, n),
 		claimed:  make([]bool, n),
@@ -757,7 +761,12 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 		return "", err
 	}
 	exact := path.Join(parent, name)
+	// Under the inbox lock, so that no transfer's clean-up removes the
+	// directory between the look and the count of its new user.
+	t.in.mu.Lock()
+	defer t.in.mu.Unlock()
 	if fi, err := t.in.root.Lstat(exact); err == nil && fi.IsDir() {
+		t.useDir(exact)
 		t.dirs[offered] = exact
 		return exact, nil
 	}
@@ -779,6 +788,7 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 		names[foldKey(cand)] = true
 		// Mkdir's mode is filtered by the umask; the inbox promises 0755.
 		_ = t.in.root.Chmod(p, dirMode)
+		t.useDir(p)
 		t.created = append(t.created, p)
 		t.touched[parent] = true
 		t.dirs[offered] = p
@@ -896,7 +906,7 @@ func (t *transfer) place(tmp, dir, name, fileKey string) (string, error) {
 			n--
 			continue
 		}
-		if err != nil {
+		if noHardLinks(err) {
 			// No hard links here (FAT, some network file systems): fall
 			// back to a rename after checking the name is free.
 			if _, lerr := t.in.root.Lstat(final); lerr == nil {
@@ -909,11 +919,22 @@ func (t *transfer) place(tmp, dir, name, fileKey string) (string, error) {
 			names[key] = true
 			return final, nil
 		}
+		if err != nil {
+			return "", err
+		}
 		names[key] = true
 		_ = t.in.root.Remove(tmp)
 		return final, nil
 	}
 	return "", fmt.Errorf("%s: %d names taken: %w", Escape(path.Join(dir, name)), maxCollisions, fs.ErrExist)
+}
+
+// noHardLinks reports whether err from a hard link means that the file
+// system makes none (FAT, some network file systems) or no more of this
+// file. Any other error, such as a missing file, is the link's own.
+func noHardLinks(err error) bool {
+	return errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EPERM) ||
+		errors.Is(err, syscall.EMLINK) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP)
 }
 
 // copyInto copies the verified temporary file tmp to a new temporary file
@@ -964,28 +985,22 @@ func syncDir(root *os.Root, dir string) {
 // finish ends the transfer. Files already given their final names stay:
 // they are complete and verified. A temporary file is removed, unless it
 // is a resumable file's partial bytes kept for a resume; when the transfer
-// failed, the directories it created are removed if empty; when it
-// succeeded, the directories it created take the offered mtimes. Then the
-// directories that changed are synced.
+// failed, the directories it created are removed if empty and no other
+// transfer uses them (see releaseDirs); when it succeeded, the directories
+// it created take the offered mtimes. Then the directories that changed
+// are synced, and last the transfer lets go of its resumable files' keys:
+// a transfer that takes one over finds everything done.
 func (t *transfer) finish(ok bool) {
 	for i, tmp := range t.temps {
 		if tmp != "" && !t.keep[i] {
 			t.discard(i)
 		}
-		if t.claimed[i] {
-			t.in.unclaim(t.keys[i])
-		}
 	}
-	close(t.released)
-	if !ok {
-		for i := len(t.created) - 1; i >= 0; i-- {
-			_ = t.in.root.Remove(t.created[i])
-		}
-	} else {
+	created := t.releaseDirs(ok)
+	if ok {
 		// Directory times last, deepest first, since adding entries to
 		// a directory changes its mtime. Only directories this transfer
 		// created take the sender's time; a merged-into one keeps its own.
-		created := map[string]bool{}
 		for _, d := range t.created {
 			created[d] = true
 		}
@@ -998,6 +1013,83 @@ func (t *transfer) finish(ok bool) {
 	for d := range t.touched {
 		syncDir(t.in.root, d)
 	}
+	for i := range t.temps {
+		if t.claimed[i] {
+			t.in.unclaim(t.keys[i])
+		}
+	}
+	close(t.released)
+}
+
+// dirUse counts the live transfers that resolved a directory of the
+// shared folder, so that a failed transfer's clean-up never removes a
+// directory another one is merging into.
+type dirUse struct {
+	users int
+	// kept: a transfer that used it succeeded, so it is in a receipt.
+	kept bool
+	// orphan: the transfer that created it failed while others used it;
+	// the last of them removes it if it fails too and the directory is
+	// empty, or takes it as its own if it succeeds.
+	orphan bool
+}
+
+// useDir counts t as a user of the directory p. The caller holds in.mu.
+func (t *transfer) useDir(p string) {
+	if p == "" || t.used[p] {
+		return
+	}
+	t.used[p] = true
+	u := t.in.dirs[p]
+	if u == nil {
+		u = &dirUse{}
+		t.in.dirs[p] = u
+	}
+	u.users++
+}
+
+// releaseDirs ends t's use of the directories it resolved. When t failed,
+// it removes those it created (or that an earlier failed transfer left to
+// it) if they are empty and no live transfer uses them; an empty one still
+// in use is left to its last user. It returns the directories such a
+// failed transfer left to t, when t succeeded: t takes them as created.
+func (t *transfer) releaseDirs(ok bool) map[string]bool {
+	in := t.in
+	adopted := map[string]bool{}
+	created := map[string]bool{}
+	for _, d := range t.created {
+		created[d] = true
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var remove []string
+	for p := range t.used {
+		u := in.dirs[p]
+		u.users--
+		switch {
+		case ok:
+			if u.orphan && !u.kept {
+				adopted[p] = true
+			}
+			u.kept = true
+		case u.kept:
+		case created[p] || u.orphan:
+			if u.users == 0 {
+				remove = append(remove, p)
+			} else {
+				u.orphan = true
+			}
+		}
+		if u.users == 0 {
+			delete(in.dirs, p)
+		}
+	}
+	// Deepest first; a directory that is not empty stays.
+	slices.SortFunc(remove, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	for _, p := range remove {
+		_ = in.root.Remove(p)
+	}
+	return adopted
 }
 
 func (t *transfer) received() []Received {
