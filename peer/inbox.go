@@ -355,9 +355,57 @@ type transfer struct {
 	pmu      sync.Mutex    // guards prog and wire
 	prog     InProgress    // Bytes: of the files done, and of those not sent
 	wire     uint64        // bytes read since the last file was done
-	conn     net.Conn      // closed to give the transfer up (see claim)
+	conn     net.Conn      // closed to give the transfer up (see abort)
 	active   atomic.Int64  // when bytes last arrived, in Unix nanoseconds
 	released chan struct{} // closed when the transfer lets go of its keys
+	quit     chan struct{} // closed by abort
+	quitOnce sync.Once
+	dupOf    map[int]int // entry → the earlier entry of the offer it repeats
+}
+
+// abort gives the transfer up: it closes its connection, so that its
+// receive fails keeping what arrived, and stops its claims. Safe to call
+// more than once, from any goroutine.
+func (t *transfer) abort() {
+	t.quitOnce.Do(func() {
+		close(t.quit)
+		if t.conn != nil {
+			t.conn.Close()
+		}
+	})
+}
+
+// closed reports whether the transfer was aborted or its connection was
+// closed (by the agent, stopping).
+func (t *transfer) closed() bool {
+	select {
+	case <-t.quit:
+		return true
+	default:
+	}
+	return t.conn != nil && connClosed(t.conn)
+}
+
+// connClosed reports whether c, or the connection it wraps, is a socket
+// that was closed. It cannot tell for a connection that is not a socket
+// (a net.Pipe), and then reports false.
+func connClosed(c net.Conn) bool {
+	for {
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = u.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	return rc.Control(func(uintptr) {}) != nil
 }
 
 // activeReader notes the time of every read that returns bytes, and
@@ -420,6 +468,8 @@ func newTransfer(in *Inbox, pol Policy, offer proto.Offer, start time.Time) *tra
 		accepted: make([]bool, n),
 		touched:  map[string]bool{},
 		released: make(chan struct{}),
+		quit:     make(chan struct{}),
+		dupOf:    map[int]int{},
 	}
 	t.active.Store(start.UnixNano())
 	return t
@@ -433,6 +483,12 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 	a.Replies = make([]proto.Reply, len(t.offer.Entries))
 	ask := map[string]bool{} // keys to look up in the arrived index
 	var offered uint64       // bytes of the accepted entries, checked for overflow
+	type sameFile struct {
+		path  string
+		size  uint64
+		mtime int64
+	}
+	seen := map[sameFile]int{} // files offered so far, to their entries
 	for i, e := range t.offer.Entries {
 		err := CheckName(e.Path)
 		if err == nil && t.policy.Folder == "" && foldKey(strings.SplitN(e.Path, "/", 2)[0]) == foldKey(stagingDir) {
@@ -447,6 +503,18 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 			// Sizes that wrap around would slip past every cap.
 			return proto.Answer{Code: proto.CodeTooLarge, Reason: "offer totals more bytes than a 64-bit count holds"}, 0
 		}
+		if e.Kind == proto.KindFile {
+			f := sameFile{e.Path, e.Size, e.MTime.UnixNano()}
+			if first, ok := seen[f]; ok {
+				// One file named twice: it crosses once, and the later
+				// entry gets the earlier one's outcome (see received).
+				t.dupOf[i] = first
+				a.Replies[i] = proto.Reply{Status: proto.Skip, Code: proto.CodeExists, Reason: reasonDuplicate}
+				t.results[i] = proto.Result{Status: proto.Skipped, Code: proto.CodeExists, Reason: reasonDuplicate}
+				continue
+			}
+			seen[f] = i
+		}
 		offered += e.Size
 		a.Replies[i] = proto.Reply{Status: proto.Accept}
 		t.accepted[i] = true
@@ -455,6 +523,12 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 		}
 	}
 	arrived := t.in.arrived(ask)
+	// Waiting for other transfers to let go of keys is bounded for the
+	// whole offer, and by the handshake deadline.
+	deadline := time.Now().Add(claimWait)
+	if hs := t.in.cfg.HandshakeTimeout; hs > 0 && t.start.Add(hs).Before(deadline) {
+		deadline = t.start.Add(hs)
+	}
 	for i, e := range t.offer.Entries {
 		key := t.keys[i]
 		if !t.accepted[i] || key == "" {
@@ -469,7 +543,7 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 			t.accepted[i] = false
 			continue
 		}
-		if e.Size >= resumeMin && t.in.claim(key, t) {
+		if e.Size >= resumeMin && t.in.claim(key, t, deadline) {
 			t.claimed[i] = true
 			t.offsets[i] = t.in.resumeOffset(key, newRecord(t.policy.SenderID, t.policy.Folder, e))
 			a.Replies[i].Offset = t.offsets[i]
@@ -478,6 +552,10 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 	}
 	return a, need
 }
+
+// reasonDuplicate is the reason given for an entry that repeats an
+// earlier file of its offer.
+const reasonDuplicate = "named twice in one send: received once"
 
 func trimReason(s string) string {
 	if len(s) <= proto.MaxReasonLen {
@@ -1094,12 +1172,21 @@ func (t *transfer) releaseDirs(ok bool) map[string]bool {
 
 func (t *transfer) received() []Received {
 	out := make([]Received, len(t.offer.Entries))
-	for i, e := range t.offer.Entries {
-		r := t.results[i]
-		if r.Status == 0 {
-			r = proto.Result{Status: proto.Failed, Code: proto.CodeInternal, Reason: "not processed"}
+	for i := range t.offer.Entries {
+		if t.results[i].Status == 0 {
+			t.results[i] = proto.Result{Status: proto.Failed, Code: proto.CodeInternal, Reason: "not processed"}
+		}
+	}
+	for i, first := range t.dupOf {
+		switch r := t.results[first]; r.Status {
+		case proto.Saved, proto.Skipped:
+			t.results[i] = proto.Result{Status: proto.Skipped, Code: proto.CodeExists, SavedAs: r.SavedAs, Reason: reasonDuplicate}
+		default:
 			t.results[i] = r
 		}
+	}
+	for i, e := range t.offer.Entries {
+		r := t.results[i]
 		out[i] = Received{Path: e.Path, Kind: e.Kind, Size: e.Size, Result: r, Offset: t.offsets[i]}
 		if t.elapsed != nil {
 			out[i].Elapsed = t.elapsed[i]

@@ -109,21 +109,25 @@ func (in *Inbox) ensureStaging() error {
 // How a transfer takes over a resumable file from an earlier connection
 // of the same sender that the receiver still holds: such a connection is
 // given up on once nothing arrived on it for claimIdle (its sender
-// reconnected after a drop that did not reach us, as when a laptop sleeps),
-// and a new transfer waits for that at most claimWait.
+// reconnected after a drop that did not reach us, as when a laptop sleeps).
+// A new transfer waits for that at most claimWait in all, whatever its
+// offer holds, and looks every claimPoll whether its own connection was
+// closed meanwhile.
 const (
 	claimIdle = 2 * time.Second
 	claimWait = 3 * time.Second
+	claimPoll = 100 * time.Millisecond
 )
 
 // claim marks key as being received by t, so that two transfers never
 // write one partial file. When another transfer holds the key (keys are
 // per sender, so it is the same sender's), claim takes it over if that
 // transfer has been idle for claimIdle, closing its connection and waiting
-// for it to let go. It reports false if the key stays taken: the holder
-// keeps receiving (the same file sent twice at once).
-func (in *Inbox) claim(key string, t *transfer) bool {
-	deadline := time.Now().Add(claimWait)
+// for it to let go. It reports false, at once, if t itself holds the key
+// (the offer names the file twice), and otherwise if the key is still
+// taken at deadline (the holder keeps receiving: the same file sent twice
+// at once) or t's connection is closed first.
+func (in *Inbox) claim(key string, t *transfer, deadline time.Time) bool {
 	for {
 		in.smu.Lock()
 		h := in.busy[key]
@@ -133,18 +137,22 @@ func (in *Inbox) claim(key string, t *transfer) bool {
 			return true
 		}
 		in.smu.Unlock()
+		if h == t {
+			return false
+		}
 		wait := claimIdle - time.Since(time.Unix(0, h.active.Load()))
 		if wait <= 0 {
-			h.conn.Close() // its receive fails, keeping what arrived
+			h.abort() // its receive fails, keeping what arrived
 			wait = claimWait
 		}
-		wait = min(wait, time.Until(deadline))
-		if wait <= 0 {
+		wait = min(wait, time.Until(deadline), claimPoll)
+		if wait <= 0 || t.closed() {
 			return false
 		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-h.released:
+		case <-t.quit:
 		case <-timer.C:
 		}
 		timer.Stop()
