@@ -667,14 +667,7 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 		if f != nil {
 			f.Close()
 		}
-		if t.claimed[i] && werr == nil && serr == nil {
-			// A resume continues from the bytes written so far.
-			rec := newRecord(t.policy.SenderID, t.policy.Folder, e)
-			rec.Written = uint64(sink.end())
-			if t.in.writeRecord(t.keys[i], rec) == nil {
-				t.keep[i] = true
-			}
-		}
+		t.keepPartial(i, errors.Join(werr, serr), sink.end())
 		return nil, fmt.Errorf("receiving %s: %w", Escape(e.Path), unexpected(err))
 	}
 	digest, serr := sink.close()
@@ -689,7 +682,10 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 		if f != nil {
 			f.Close()
 		}
-		return nil, fmt.Errorf("receiving %s: %w", Escape(e.Path), err)
+		// Every byte arrived, only the end is missing: a resume asks
+		// for nothing but the file-end, which checks the whole file.
+		t.keepPartial(i, werr, sink.end())
+		return nil, fmt.Errorf("receiving %s: %w", Escape(e.Path), unexpected(err))
 	}
 	if fe.Status != proto.Aborted && werr == nil && digest == fe.Digest {
 		return f, nil
@@ -708,6 +704,20 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 		t.fail(i, proto.CodeDigest, "digest mismatch: the file was corrupted in transit")
 	}
 	return nil, nil
+}
+
+// keepPartial keeps resumable entry i's partial file for a resume when its
+// connection ended: written bytes of it are surely on disk, unless werr
+// (the first write error) says otherwise.
+func (t *transfer) keepPartial(i int, werr error, written int64) {
+	if !t.claimed[i] || werr != nil {
+		return
+	}
+	rec := newRecord(t.policy.SenderID, t.policy.Folder, t.offer.Entries[i])
+	rec.Written = uint64(written)
+	if t.in.writeRecord(t.keys[i], rec) == nil {
+		t.keep[i] = true
+	}
 }
 
 // openTemp opens entry i's temporary file: for a resumed file its partial
