@@ -57,11 +57,14 @@ type Inbox struct {
 	cfg  InboxConfig
 	root *os.Root
 
-	mu       sync.Mutex         // guards reserved, index, recent and dirs, and serialises commits
-	reserved uint64             // bytes accepted by transfers in flight
-	index    *os.File           // the arrived index, open for appending
-	recent   map[string]string  // key → saved-as of the files this process committed (bounded)
-	dirs     map[string]*dirUse // directories that live transfers resolved, by path under the root
+	mu       sync.Mutex // guards reserved, index, recent and dirs, and serialises commits
+	reserved uint64     // bytes accepted by transfers in flight
+	index    *os.File   // the arrived index, open for appending
+	// indexTorn: the index may not end in a newline (an append failed,
+	// or the agent died in one); indexDirty: appends not yet synced.
+	indexTorn, indexDirty bool
+	recent                map[string]arrival // key → the files this process committed (bounded)
+	dirs                  map[string]*dirUse // directories that live transfers resolved, by path under the root
 
 	smu  sync.Mutex           // guards busy
 	busy map[string]*transfer // keys of the resumable files being received, and by whom
@@ -79,7 +82,7 @@ func OpenInbox(cfg InboxConfig) (*Inbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening shared folder: %w", err)
 	}
-	return &Inbox{cfg: cfg, root: root, busy: map[string]*transfer{}, recent: map[string]string{}, dirs: map[string]*dirUse{}}, nil
+	return &Inbox{cfg: cfg, root: root, busy: map[string]*transfer{}, recent: map[string]arrival{}, dirs: map[string]*dirUse{}}, nil
 }
 
 // Close releases the shared folder. Transfers must have ended.
@@ -537,9 +540,9 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 			}
 			continue
 		}
-		if saved, ok := arrived[key]; ok && t.in.alreadyThere(saved, e) {
+		if rec, ok := arrived[key]; ok && t.in.alreadyThere(rec, e) {
 			a.Replies[i] = proto.Reply{Status: proto.Skip, Code: proto.CodeExists, Reason: "already there"}
-			t.results[i] = proto.Result{Status: proto.Skipped, SavedAs: saved, Reason: "already there"}
+			t.results[i] = proto.Result{Status: proto.Skipped, SavedAs: rec.saved, Reason: "already there"}
 			t.accepted[i] = false
 			continue
 		}
@@ -917,6 +920,8 @@ func withSuffix(name string, n int) string {
 // commitFile gives verified entry i its final name: the offered one in
 // its directory, or the first free "name (n)", and records its arrival.
 // It holds the inbox lock so concurrent transfers pick names one at a time.
+// A file whose arrival cannot be recorded (the disk is full) is not
+// saved; a resumable one keeps its partial file for the next send.
 func (t *transfer) commitFile(i int) {
 	e := t.offer.Entries[i]
 	dir, err := t.resolveDir(path.Dir(e.Path))
@@ -926,48 +931,61 @@ func (t *transfer) commitFile(i int) {
 	}
 	t.in.mu.Lock()
 	defer t.in.mu.Unlock()
-	if saved, ok := t.in.recent[t.keys[i]]; ok && t.keys[i] != "" && t.in.alreadyThere(saved, e) {
+	if rec, ok := t.in.recent[t.keys[i]]; ok && t.keys[i] != "" && t.in.alreadyThere(rec, e) {
 		// Another transfer of this sender committed the file after we
 		// planned: the connection it came on dropped, its sender
 		// reconnected, and the two overlapped.
 		t.discard(i)
-		t.results[i] = proto.Result{Status: proto.Skipped, SavedAs: saved, Reason: "already there"}
+		t.results[i] = proto.Result{Status: proto.Skipped, SavedAs: rec.saved, Reason: "already there"}
 		return
 	}
+	rec := ""
 	if t.claimed[i] {
-		// The record goes first: should the agent die before the partial
-		// file is removed below, the sweep takes a partial file without
-		// a record for what it is, a leftover.
-		_ = t.in.root.Remove(recPath(t.keys[i]))
+		rec = recPath(t.keys[i])
 	}
-	final, err := t.place(t.temps[i], dir, path.Base(e.Path), t.keys[i])
+	a, err := t.place(t.temps[i], dir, path.Base(e.Path), t.keys[i], rec)
+	if errors.Is(err, errNotRecorded) && t.claimed[i] {
+		t.results[i] = proto.Result{Status: proto.Failed, Code: writeCode(err), Reason: trimReason("could not write: " + errReason(err))}
+		t.keep[i] = true
+		return
+	}
 	if err != nil {
 		t.fail(i, writeCode(err), errReason(err))
 		return
 	}
 	t.temps[i] = ""
-	t.results[i] = proto.Result{Status: proto.Saved, SavedAs: final}
+	t.results[i] = proto.Result{Status: proto.Saved, SavedAs: a.saved}
 	t.touched[dir] = true
 	if t.keys[i] != "" {
 		if len(t.in.recent) >= maxRecent {
 			clear(t.in.recent)
 		}
-		t.in.recent[t.keys[i]] = final
+		t.in.recent[t.keys[i]] = a
 	}
 }
 
 // maxRecent bounds the commits an inbox remembers in memory.
 const maxRecent = 100_000
 
+// errNotRecorded means a file got no final name because its arrival
+// could not be entered in the arrived index.
+var errNotRecorded = errors.New("arrival not recorded")
+
 // place gives the temporary file tmp its final name in dir: name, or the
-// first free "name (n)". It never replaces anything: the new name is made
-// with a hard link, which fails if the name exists. With a key, each name
-// is entered in the arrived index before it is tried, so that whenever
-// the agent dies, a file under its final name is found as already there.
-// (An entry for a name that was not made is harmless: a file is already
-// there only if it has the offered size and mtime.)
-func (t *transfer) place(tmp, dir, name, fileKey string) (string, error) {
+// first free "name (n)", and returns its arrival record. It never
+// replaces anything: the new name is made with a hard link, which fails
+// if the name exists. Each name is entered in the arrived index before it
+// is tried, so that whenever the agent dies, a file under its final name
+// is found as already there; when the entry cannot be made, nothing is
+// named and the error wraps errNotRecorded. (An entry for a name that was
+// not made is harmless: a file is already there only if it is the very
+// file recorded.) rec, if not empty, is the partial file's record, removed
+// once the first entry is in: should the agent die before tmp is removed,
+// the sweep takes a partial file without a record for a leftover.
+func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 	names := t.listing(dir)
+	var a arrival
+	stated := false
 	for n := 0; n < maxCollisions; n++ {
 		cand := withSuffix(name, n)
 		key := foldKey(cand)
@@ -975,10 +993,20 @@ func (t *transfer) place(tmp, dir, name, fileKey string) (string, error) {
 			continue
 		}
 		final := path.Join(dir, cand)
-		if fileKey != "" {
-			// Without the entry, a later send of this file gets a new
-			// name rather than "already there": nothing is lost.
-			_ = t.in.recordArrival(fileKey, final)
+		if !stated {
+			var err error
+			if a, err = t.in.statArrival(fileKey, tmp); err != nil {
+				return arrival{}, err
+			}
+			stated = true
+		}
+		a.saved = final
+		if err := t.in.recordArrival(a); err != nil {
+			return arrival{}, fmt.Errorf("%w: %w", errNotRecorded, err)
+		}
+		if rec != "" {
+			_ = t.in.root.Remove(rec)
+			rec = ""
 		}
 		err := t.in.root.Link(tmp, final)
 		if errors.Is(err, fs.ErrExist) {
@@ -989,8 +1017,9 @@ func (t *transfer) place(tmp, dir, name, fileKey string) (string, error) {
 			// dir is on another file system than the staging folder
 			// (a mount inside the shared folder): copy the file there.
 			if tmp, err = t.copyInto(tmp, dir); err != nil {
-				return "", err
+				return arrival{}, err
 			}
+			stated = false
 			n--
 			continue
 		}
@@ -1002,19 +1031,19 @@ func (t *transfer) place(tmp, dir, name, fileKey string) (string, error) {
 				continue
 			}
 			if err := t.in.root.Rename(tmp, final); err != nil {
-				return "", err
+				return arrival{}, err
 			}
 			names[key] = true
-			return final, nil
+			return a, nil
 		}
 		if err != nil {
-			return "", err
+			return arrival{}, err
 		}
 		names[key] = true
 		_ = t.in.root.Remove(tmp)
-		return final, nil
+		return a, nil
 	}
-	return "", fmt.Errorf("%s: %d names taken: %w", Escape(path.Join(dir, name)), maxCollisions, fs.ErrExist)
+	return arrival{}, fmt.Errorf("%s: %d names taken: %w", Escape(path.Join(dir, name)), maxCollisions, fs.ErrExist)
 }
 
 // noHardLinks reports whether err from a hard link means that the file
@@ -1101,6 +1130,9 @@ func (t *transfer) finish(ok bool) {
 	for d := range t.touched {
 		syncDir(t.in.root, d)
 	}
+	t.in.mu.Lock()
+	t.in.syncArrived()
+	t.in.mu.Unlock()
 	for i := range t.temps {
 		if t.claimed[i] {
 			t.in.unclaim(t.keys[i])

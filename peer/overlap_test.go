@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -127,11 +126,16 @@ func TestPlaceFallsBackToRenameOnlyWithoutHardLinks(t *testing.T) {
 	if err := in.ensureStaging(); err != nil {
 		t.Fatal(err)
 	}
+	f, tmp, err := in.createStagingTemp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 	tr := newTransfer(in, Policy{}, proto.Offer{}, time.Now())
-	_, err := tr.place(path.Join(stagingDir, "tmp-gone"), "", "f.txt", "")
+	_, err = tr.place(tmp, "gone", "f.txt", "", "")
 	var le *os.LinkError
 	if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &le) || !strings.HasPrefix(le.Op, "link") {
-		t.Fatalf("placing a missing file: %v, want the link's own error", err)
+		t.Fatalf("placing a file in a missing directory: %v, want the link's own error", err)
 	}
 	for _, e := range []error{syscall.EPERM, syscall.EMLINK, syscall.ENOTSUP, syscall.EOPNOTSUPP, syscall.ENOSYS} {
 		if !noHardLinks(&os.LinkError{Op: "link", Err: e}) {

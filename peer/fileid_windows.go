@@ -1,0 +1,29 @@
+//go:build windows
+
+package peer
+
+import (
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// fileIdentity returns the identity of the file name under root, which
+// a hard link keeps and another file does not have (its volume serial
+// number and file index), and its Lstat.
+func fileIdentity(root *os.Root, name string) (fileID, fs.FileInfo, error) {
+	fi, err := root.Lstat(name)
+	if err != nil || !fi.Mode().IsRegular() {
+		return fileID{}, fi, err
+	}
+	f, err := root.Open(name)
+	if err != nil {
+		return fileID{}, nil, err
+	}
+	defer f.Close()
+	var d syscall.ByHandleFileInformation
+	if err := syscall.GetFileInformationByHandle(syscall.Handle(f.Fd()), &d); err != nil {
+		return fileID{}, fi, nil
+	}
+	return fileID{dev: uint64(d.VolumeSerialNumber), ino: uint64(d.FileIndexHigh)<<32 | uint64(d.FileIndexLow)}, fi, nil
+}
