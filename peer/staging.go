@@ -477,7 +477,11 @@ func (in *Inbox) recordArrival(a arrival) error {
 		b = append([]byte{'\n'}, b...)
 	}
 	b = append(b, '\n')
-	if _, err := in.index.Write(b); err != nil {
+	write := in.index.Write
+	if indexWriteHook != nil {
+		write = func(b []byte) (int, error) { return indexWriteHook(in.index, b) }
+	}
+	if _, err := write(b); err != nil {
 		in.indexTorn = in.index.Truncate(fi.Size()) != nil
 		return fmt.Errorf("recording the arrival: %w", err)
 	}
@@ -490,6 +494,10 @@ func (in *Inbox) recordArrival(a arrival) error {
 	_ = in.compactArrived(name)
 	return nil
 }
+
+// indexWriteHook, when set (by tests), makes the index's appends in place
+// of f.Write.
+var indexWriteHook func(f *os.File, b []byte) (int, error)
 
 // endsLine reports whether f is empty or ends in a newline.
 func endsLine(f *os.File) bool {
