@@ -238,6 +238,14 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	}
 	if err := t.receive(br); err != nil {
 		tr.Entries = t.received()
+		if errors.Is(err, errOutOfSpace) {
+			// Tell the sender at once: it is still streaming, and our
+			// close stops it. A sender that reads the receipt names the
+			// files; one that does not retries, and the offer is refused
+			// for the free space.
+			t.sendEarlyReceipt(conn, bw)
+			return tr, &RefusedError{Peer: "we", Code: proto.CodeNoSpace, Reason: err.Error()}
+		}
 		return tr, err
 	}
 	if err := proto.ReadDone(br); err != nil {
@@ -364,6 +372,8 @@ type transfer struct {
 	quit     chan struct{} // closed by abort
 	quitOnce sync.Once
 	dupOf    map[int]int // entry → the earlier entry of the offer it repeats
+	// outOfSpace: an entry failed for want of space; the transfer stops.
+	outOfSpace bool
 }
 
 // abort gives the transfer up: it closes its connection, so that its
@@ -580,6 +590,7 @@ func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 // received of it.
 func (t *transfer) fail(i int, code proto.Code, reason string) {
 	t.results[i] = proto.Result{Status: proto.Failed, Code: code, Reason: trimReason(reason)}
+	t.outOfSpace = t.outOfSpace || code == proto.CodeNoSpace
 	t.discard(i)
 }
 
@@ -638,8 +649,51 @@ func (t *transfer) receive(br *bufio.Reader) error {
 		t.prog.Files++
 		t.wire = 0
 		t.pmu.Unlock()
+		if t.outOfSpace && t.bytesAfter(i) {
+			// Whatever follows would fail the same way: stop rather
+			// than take the rest of the stream for nothing.
+			return t.stopOutOfSpace(i)
+		}
 	}
 	return nil
+}
+
+// errOutOfSpace ends a transfer whose receiver ran out of space.
+var errOutOfSpace = errors.New("receiver out of space: the transfer stopped")
+
+// earlyReceiptWait bounds the write of a receipt sent while the sender
+// still streams: on a synchronous connection, it is never read.
+const earlyReceiptWait = time.Second
+
+// sendEarlyReceipt sends the receipt of a transfer that stopped early.
+func (t *transfer) sendEarlyReceipt(conn net.Conn, bw *bufio.Writer) {
+	if conn.SetWriteDeadline(time.Now().Add(earlyReceiptWait)) != nil {
+		return
+	}
+	if proto.WriteReceipt(bw, proto.Receipt{Results: t.results, Sender: t.policy.SenderID}) == nil {
+		_ = bw.Flush()
+	}
+}
+
+// bytesAfter reports whether file bytes are still to come after entry i.
+func (t *transfer) bytesAfter(i int) bool {
+	for j := i + 1; j < len(t.offer.Entries); j++ {
+		if t.accepted[j] && t.offer.Entries[j].Kind == proto.KindFile {
+			return true
+		}
+	}
+	return false
+}
+
+// stopOutOfSpace fails the accepted entries after entry i, which were
+// not received, and returns errOutOfSpace.
+func (t *transfer) stopOutOfSpace(i int) error {
+	for j := i + 1; j < len(t.offer.Entries); j++ {
+		if t.accepted[j] && t.results[j].Status == 0 {
+			t.results[j] = proto.Result{Status: proto.Failed, Code: proto.CodeNoSpace, Reason: "receiver out of space: not received"}
+		}
+	}
+	return errOutOfSpace
 }
 
 // commitSynced names entry i once the syncer is done with it.
@@ -660,6 +714,9 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 	off := t.offsets[i]
 	h := proto.NewDigest()
 	f, werr := t.openTemp(i, h, buf)
+	if tempFileHook != nil && werr == nil {
+		f = tempFileHook(e, f)
+	}
 	var w io.Writer
 	if f != nil && werr == nil {
 		w = f
@@ -699,6 +756,13 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 	switch {
 	case fe.Status == proto.Aborted:
 		t.fail(i, fe.Code, "sender: "+fe.Reason)
+	case werr != nil && t.claimed[i] && writeCode(werr) == proto.CodeNoSpace:
+		// Kept for a resume once there is space: its record says
+		// nothing of what was written, so the resume starts a window
+		// below its end, and the digest checks the whole file.
+		t.results[i] = proto.Result{Status: proto.Failed, Code: proto.CodeNoSpace, Reason: "could not write: " + errReason(werr)}
+		t.outOfSpace = true
+		t.keep[i] = true
 	case werr != nil:
 		t.fail(i, writeCode(werr), "could not write: "+errReason(werr))
 	case off > 0:
@@ -708,6 +772,10 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 	}
 	return nil, nil
 }
+
+// tempFileHook, when set (by tests), replaces the open temporary file of
+// each entry before its bytes are written.
+var tempFileHook func(e proto.Entry, f *os.File) *os.File
 
 // keepPartial keeps resumable entry i's partial file for a resume when its
 // connection ended: written bytes of it are surely on disk, unless werr
@@ -946,6 +1014,7 @@ func (t *transfer) commitFile(i int) {
 	a, err := t.place(t.temps[i], dir, path.Base(e.Path), t.keys[i], rec)
 	if errors.Is(err, errNotRecorded) && t.claimed[i] {
 		t.results[i] = proto.Result{Status: proto.Failed, Code: writeCode(err), Reason: trimReason("could not write: " + errReason(err))}
+		t.outOfSpace = t.outOfSpace || writeCode(err) == proto.CodeNoSpace
 		t.keep[i] = true
 		return
 	}
