@@ -255,6 +255,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	finished = true
 	t.finish(true)
 	tr.Entries = t.received()
+	fitReceipt(t.results)
 	if err := proto.WriteReceipt(bw, proto.Receipt{Results: t.results, Sender: pol.SenderID}); err != nil {
 		return tr, fmt.Errorf("sending receipt: %w", err)
 	}
@@ -670,6 +671,7 @@ func (t *transfer) sendEarlyReceipt(conn net.Conn, bw *bufio.Writer) {
 	if conn.SetWriteDeadline(time.Now().Add(earlyReceiptWait)) != nil {
 		return
 	}
+	fitReceipt(t.results)
 	if proto.WriteReceipt(bw, proto.Receipt{Results: t.results, Sender: t.policy.SenderID}) == nil {
 		_ = bw.Flush()
 	}
@@ -919,7 +921,11 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	exact := path.Join(parent, name)
+	room := roomIn(parent)
+	exact := path.Join(parent, fitName(name, 0, room))
+	if exact == parent {
+		return "", fmt.Errorf("directory %s: %w", Escape(offered), errPathTooLong)
+	}
 	// Under the inbox lock, so that no transfer's clean-up removes the
 	// directory between the look and the count of its new user.
 	t.in.mu.Lock()
@@ -931,7 +937,10 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 	}
 	names := t.listing(parent)
 	for n := 0; n < maxCollisions; n++ {
-		cand := withSuffix(name, n)
+		cand := fitName(name, n, room)
+		if cand == "" {
+			return "", fmt.Errorf("directory %s: %w", Escape(offered), errPathTooLong)
+		}
 		if names[foldKey(cand)] {
 			continue
 		}
@@ -959,30 +968,78 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 // maxCollisions bounds the search for a free name.
 const maxCollisions = 10_000
 
-// withSuffix returns name for n = 0, else "stem (n).ext", trimmed to fit a
-// path component.
-func withSuffix(name string, n int) string {
-	if n == 0 {
-		return name
+// errPathTooLong means no name for an entry keeps its saved-as path
+// within proto.MaxPathLen, which the receipt must carry.
+var errPathTooLong = fmt.Errorf("saved-as path would be over %d bytes: %w", proto.MaxPathLen, proto.ErrTooLarge)
+
+// roomIn is the most bytes a name in dir may have for its path to fit in
+// proto.MaxPathLen.
+func roomIn(dir string) int {
+	if dir == "" {
+		return proto.MaxPathLen
 	}
+	return proto.MaxPathLen - len(dir) - 1
+}
+
+// fitName returns name for n = 0, else "stem (n).ext", with the stem cut
+// (and, if that is not enough, the extension dropped) to fit in room
+// bytes and in a path component. It returns "" when nothing fits.
+func fitName(name string, n, room int) string {
+	room = min(room, proto.MaxComponentLen)
 	stem, ext := name, ""
 	if i := strings.LastIndexByte(name, '.'); i > 0 {
 		stem, ext = name[:i], name[i:]
 	}
-	suffix := fmt.Sprintf(" (%d)", n)
-	for len(stem)+len(suffix)+len(ext) > proto.MaxComponentLen && len(stem) > 0 {
-		stem = stem[:len(stem)-1]
-		for len(stem) > 0 && !utf8RuneStart(stem[len(stem)-1]) {
-			stem = stem[:len(stem)-1]
-		}
-		if len(stem) > 0 && stem[len(stem)-1] >= 0x80 {
-			stem = stem[:len(stem)-1]
-		}
+	suffix := ""
+	if n > 0 {
+		suffix = fmt.Sprintf(" (%d)", n)
 	}
-	if len(stem)+len(suffix)+len(ext) > proto.MaxComponentLen {
+	if len(stem)+len(suffix)+len(ext) <= room {
+		return stem + suffix + ext
+	}
+	if room-len(suffix)-len(ext) < 1 {
 		ext = ""
 	}
+	stem = cutUTF8(stem, room-len(suffix)-len(ext))
+	if stem == "" {
+		return ""
+	}
 	return stem + suffix + ext
+}
+
+// cutUTF8 returns the longest prefix of s of at most n bytes that ends on
+// a character boundary.
+func cutUTF8(s string, n int) string {
+	if n >= len(s) {
+		return s
+	}
+	if n <= 0 {
+		return ""
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// fitReceipt makes every result fit its frame, as a last resort: a
+// saved-as path over proto.MaxPathLen (which no name made here has) is
+// shown with its middle elided, and reasons are cut, so that one result
+// never keeps the receipt from going out.
+func fitReceipt(results []proto.Result) {
+	const elided = "…"
+	for i := range results {
+		r := &results[i]
+		if len(r.SavedAs) > proto.MaxPathLen {
+			half := (proto.MaxPathLen - len(elided)) / 2
+			tail := r.SavedAs[len(r.SavedAs)-half:]
+			for len(tail) > 0 && !utf8RuneStart(tail[0]) {
+				tail = tail[1:]
+			}
+			r.SavedAs = cutUTF8(r.SavedAs, half) + elided + tail
+		}
+		r.Reason = trimReason(r.Reason)
+	}
 }
 
 // commitFile gives verified entry i its final name: the offered one in
@@ -1053,10 +1110,14 @@ var errNotRecorded = errors.New("arrival not recorded")
 // the sweep takes a partial file without a record for a leftover.
 func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 	names := t.listing(dir)
+	room := roomIn(dir)
 	var a arrival
 	stated := false
 	for n := 0; n < maxCollisions; n++ {
-		cand := withSuffix(name, n)
+		cand := fitName(name, n, room)
+		if cand == "" {
+			return arrival{}, fmt.Errorf("%s: %w", Escape(path.Join(dir, name)), errPathTooLong)
+		}
 		key := foldKey(cand)
 		if names[key] {
 			continue
