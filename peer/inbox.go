@@ -244,7 +244,6 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 			// files; one that does not retries, and the offer is refused
 			// for the free space.
 			t.sendEarlyReceipt(conn, bw)
-			return tr, &RefusedError{Peer: "we", Code: proto.CodeNoSpace, Reason: err.Error()}
 		}
 		return tr, err
 	}
@@ -660,7 +659,7 @@ func (t *transfer) receive(br *bufio.Reader) error {
 }
 
 // errOutOfSpace ends a transfer whose receiver ran out of space.
-var errOutOfSpace = errors.New("receiver out of space: the transfer stopped")
+var errOutOfSpace = errors.New("out of space: the transfer stopped")
 
 // earlyReceiptWait bounds the write of a receipt sent while the sender
 // still streams: on a synchronous connection, it is never read.
@@ -695,7 +694,7 @@ func (t *transfer) stopOutOfSpace(i int) error {
 			t.results[j] = proto.Result{Status: proto.Failed, Code: proto.CodeNoSpace, Reason: "receiver out of space: not received"}
 		}
 	}
-	return errOutOfSpace
+	return fmt.Errorf("after %s: %w", Escape(t.offer.Entries[min(i, len(t.offer.Entries)-1)].Path), errOutOfSpace)
 }
 
 // commitSynced names entry i once the syncer is done with it.
