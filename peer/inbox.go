@@ -694,7 +694,7 @@ func (t *transfer) stopOutOfSpace(i int) error {
 			t.results[j] = proto.Result{Status: proto.Failed, Code: proto.CodeNoSpace, Reason: "receiver out of space: not received"}
 		}
 	}
-	return fmt.Errorf("after %s: %w", Escape(t.offer.Entries[min(i, len(t.offer.Entries)-1)].Path), errOutOfSpace)
+	return fmt.Errorf("after %s: %w", Escape(t.offer.Entries[i].Path), errOutOfSpace)
 }
 
 // commitSynced names entry i once the syncer is done with it.

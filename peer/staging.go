@@ -41,8 +41,8 @@ import (
 // the sweep when their agent died.
 //
 // The staging folder also holds "arrived", an index of the files received
-// from authenticated senders (key, then saved-as path, one per line), from
-// which a re-sent file is recognised as already there.
+// (key, identity and saved-as path, one checked record per line; see
+// arrival), from which a re-sent file is recognised as already there.
 const stagingDir = ".lanshare"
 
 const (
