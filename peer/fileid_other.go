@@ -13,3 +13,7 @@ func fileIdentity(root *os.Root, name string) (fileID, fs.FileInfo, error) {
 	fi, err := root.Lstat(name)
 	return fileID{}, fi, err
 }
+
+// sysNoHardLinks reports the errors of a hard link that mean none can be
+// made, besides those of noHardLinks: none here.
+func sysNoHardLinks(error) bool { return false }

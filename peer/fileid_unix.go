@@ -20,3 +20,7 @@ func fileIdentity(root *os.Root, name string) (fileID, fs.FileInfo, error) {
 	}
 	return fileID{}, fi, nil
 }
+
+// sysNoHardLinks reports the errors of a hard link that mean none can be
+// made, besides those of noHardLinks: none here.
+func sysNoHardLinks(error) bool { return false }

@@ -3,6 +3,7 @@
 package peer
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"syscall"
@@ -26,4 +27,18 @@ func fileIdentity(root *os.Root, name string) (fileID, fs.FileInfo, error) {
 		return fileID{}, fi, nil
 	}
 	return fileID{dev: uint64(d.VolumeSerialNumber), ino: uint64(d.FileIndexHigh)<<32 | uint64(d.FileIndexLow)}, fi, nil
+}
+
+// Windows errors of CreateHardLink on a volume without hard links (FAT)
+// or on a file with too many.
+const (
+	errorInvalidFunction syscall.Errno = 1
+	errorNotSupported    syscall.Errno = 50
+	errorTooManyLinks    syscall.Errno = 1142
+)
+
+// sysNoHardLinks reports the errors of a hard link that mean none can be
+// made, besides those of noHardLinks.
+func sysNoHardLinks(err error) bool {
+	return errors.Is(err, errorInvalidFunction) || errors.Is(err, errorNotSupported) || errors.Is(err, errorTooManyLinks)
 }

@@ -761,7 +761,7 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 		// Kept for a resume once there is space: its record says
 		// nothing of what was written, so the resume starts a window
 		// below its end, and the digest checks the whole file.
-		t.results[i] = proto.Result{Status: proto.Failed, Code: proto.CodeNoSpace, Reason: "could not write: " + errReason(werr)}
+		t.results[i] = proto.Result{Status: proto.Failed, Code: proto.CodeNoSpace, Reason: trimReason("could not write: " + errReason(werr))}
 		t.outOfSpace = true
 		t.keep[i] = true
 	case werr != nil:
@@ -925,6 +925,7 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 	if exact == parent {
 		return "", fmt.Errorf("directory %s: %w", Escape(offered), errPathTooLong)
 	}
+	names := t.listing(parent)
 	// Under the inbox lock, so that no transfer's clean-up removes the
 	// directory between the look and the count of its new user.
 	t.in.mu.Lock()
@@ -934,7 +935,6 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 		t.dirs[offered] = exact
 		return exact, nil
 	}
-	names := t.listing(parent)
 	for n := 0; n < maxCollisions; n++ {
 		cand := fitName(name, n, room)
 		if cand == "" {
@@ -1180,7 +1180,8 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 // file. Any other error, such as a missing file, is the link's own.
 func noHardLinks(err error) bool {
 	return errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EPERM) ||
-		errors.Is(err, syscall.EMLINK) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP)
+		errors.Is(err, syscall.EMLINK) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP) ||
+		sysNoHardLinks(err)
 }
 
 // copyInto copies the verified temporary file tmp to a new temporary file
