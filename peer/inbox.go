@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,10 +70,14 @@ type Inbox struct {
 	cfg  InboxConfig
 	root *os.Root
 
-	mu       sync.Mutex        // guards reserved and index, and serialises commits
-	reserved uint64            // bytes accepted by transfers in flight
-	index    *os.File          // the arrived index, open for appending
-	recent   map[string]string // key → saved-as of the files this process committed (bounded)
+	mu       sync.Mutex // guards reserved, index, recent and dirs, and serialises commits
+	reserved uint64     // bytes accepted by transfers in flight
+	index    *os.File   // the arrived index, open for appending
+	// indexTorn: the index may not end in a newline (an append failed,
+	// or the agent died in one); indexDirty: appends not yet synced.
+	indexTorn, indexDirty bool
+	recent                map[string]arrival // key → the files this process committed (bounded)
+	dirs                  map[string]*dirUse // directories that live transfers resolved, by path under the root
 
 	smu  sync.Mutex           // guards busy
 	busy map[string]*transfer // keys of the resumable files being received, and by whom
@@ -102,7 +107,7 @@ func OpenInbox(cfg InboxConfig) (*Inbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening shared folder: %w", err)
 	}
-	in := &Inbox{cfg: cfg, root: root, busy: map[string]*transfer{}, recent: map[string]string{},
+	in := &Inbox{cfg: cfg, root: root, busy: map[string]*transfer{}, recent: map[string]arrival{}, dirs: map[string]*dirUse{},
 		mem: newMemBudget(cfg.MemoryBudget)}
 	if err := in.ensureStaging(); err != nil {
 		root.Close()
@@ -336,6 +341,13 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	}
 	if err := t.receive(br); err != nil {
 		tr.Entries = t.received()
+		if errors.Is(err, errOutOfSpace) {
+			// Tell the sender at once: it is still streaming, and our
+			// close stops it. A sender that reads the receipt names the
+			// files; one that does not retries, and the offer is refused
+			// for the free space.
+			t.sendEarlyReceipt(conn, bw)
+		}
 		return tr, err
 	}
 	if err := proto.ReadDone(br); err != nil {
@@ -345,6 +357,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	finished = true
 	t.finish(true)
 	tr.Entries = t.received()
+	fitReceipt(t.results)
 	if err := proto.WriteReceipt(bw, proto.Receipt{Results: t.results, Sender: pol.SenderID}); err != nil {
 		return tr, fmt.Errorf("sending receipt: %w", err)
 	}
@@ -439,6 +452,7 @@ type transfer struct {
 	start  time.Time
 
 	dirs     map[string]string          // offered directory → its path under the root
+	used     map[string]bool            // paths of dirs, each counted once in in.dirs
 	created  []string                   // directories this transfer created, in order
 	names    map[string]map[string]bool // directory → fold keys of the names in it
 	keys     []string                   // entry → fileKey, "" if it has none
@@ -455,9 +469,59 @@ type transfer struct {
 	pmu      sync.Mutex    // guards prog and wire
 	prog     InProgress    // Bytes: of the files done, and of those not sent
 	wire     uint64        // bytes read since the last file was done
-	conn     net.Conn      // closed to give the transfer up (see claim)
+	conn     net.Conn      // closed to give the transfer up (see abort)
 	active   atomic.Int64  // when bytes last arrived, in Unix nanoseconds
 	released chan struct{} // closed when the transfer lets go of its keys
+	quit     chan struct{} // closed by abort
+	quitOnce sync.Once
+	dupOf    map[int]int // entry → the earlier entry of the offer it repeats
+	// outOfSpace: an entry failed for want of space; the transfer stops.
+	outOfSpace bool
+}
+
+// abort gives the transfer up: it closes its connection, so that its
+// receive fails keeping what arrived, and stops its claims. Safe to call
+// more than once, from any goroutine.
+func (t *transfer) abort() {
+	t.quitOnce.Do(func() {
+		close(t.quit)
+		if t.conn != nil {
+			t.conn.Close()
+		}
+	})
+}
+
+// closed reports whether the transfer was aborted or its connection was
+// closed (by the agent, stopping).
+func (t *transfer) closed() bool {
+	select {
+	case <-t.quit:
+		return true
+	default:
+	}
+	return t.conn != nil && connClosed(t.conn)
+}
+
+// connClosed reports whether c, or the connection it wraps, is a socket
+// that was closed. It cannot tell for a connection that is not a socket
+// (a net.Pipe), and then reports false.
+func connClosed(c net.Conn) bool {
+	for {
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = u.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	return rc.Control(func(uintptr) {}) != nil
 }
 
 // activeReader notes the time of every read that returns bytes, and
@@ -508,6 +572,7 @@ func newTransfer(in *Inbox, pol Policy, offer proto.Offer, start time.Time) *tra
 	t := &transfer{
 		in: in, policy: pol, offer: offer, start: start,
 		dirs:     map[string]string{"": ""},
+		used:     map[string]bool{},
 		names:    map[string]map[string]bool{},
 		keys:     make([]string, n),
 		claimed:  make([]bool, n),
@@ -519,6 +584,8 @@ func newTransfer(in *Inbox, pol Policy, offer proto.Offer, start time.Time) *tra
 		accepted: make([]bool, n),
 		touched:  map[string]bool{},
 		released: make(chan struct{}),
+		quit:     make(chan struct{}),
+		dupOf:    map[int]int{},
 	}
 	t.active.Store(start.UnixNano())
 	return t
@@ -532,6 +599,12 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 	a.Replies = make([]proto.Reply, len(t.offer.Entries))
 	ask := map[string]bool{} // keys to look up in the arrived index
 	var offered uint64       // bytes of the accepted entries, checked for overflow
+	type sameFile struct {
+		path  string
+		size  uint64
+		mtime int64
+	}
+	seen := map[sameFile]int{} // files offered so far, to their entries
 	for i, e := range t.offer.Entries {
 		err := CheckName(e.Path)
 		if err == nil && t.policy.Folder == "" && foldKey(strings.SplitN(e.Path, "/", 2)[0]) == foldKey(stagingDir) {
@@ -546,6 +619,18 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 			// Sizes that wrap around would slip past every cap.
 			return proto.Answer{Code: proto.CodeTooLarge, Reason: "offer totals more bytes than a 64-bit count holds"}, 0
 		}
+		if e.Kind == proto.KindFile {
+			f := sameFile{e.Path, e.Size, e.MTime.UnixNano()}
+			if first, ok := seen[f]; ok {
+				// One file named twice: it crosses once, and the later
+				// entry gets the earlier one's outcome (see received).
+				t.dupOf[i] = first
+				a.Replies[i] = proto.Reply{Status: proto.Skip, Code: proto.CodeExists, Reason: reasonDuplicate}
+				t.results[i] = proto.Result{Status: proto.Skipped, Code: proto.CodeExists, Reason: reasonDuplicate}
+				continue
+			}
+			seen[f] = i
+		}
 		offered += e.Size
 		a.Replies[i] = proto.Reply{Status: proto.Accept}
 		t.accepted[i] = true
@@ -554,6 +639,12 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 		}
 	}
 	arrived := t.in.arrived(ask)
+	// Waiting for other transfers to let go of keys is bounded for the
+	// whole offer, and by the handshake deadline.
+	deadline := time.Now().Add(claimWait)
+	if hs := t.in.cfg.HandshakeTimeout; hs > 0 && t.start.Add(hs).Before(deadline) {
+		deadline = t.start.Add(hs)
+	}
 	for i, e := range t.offer.Entries {
 		key := t.keys[i]
 		if !t.accepted[i] || key == "" {
@@ -562,13 +653,13 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 			}
 			continue
 		}
-		if saved, ok := arrived[key]; ok && t.in.alreadyThere(saved, e) {
+		if rec, ok := arrived[key]; ok && t.in.alreadyThere(rec, e) {
 			a.Replies[i] = proto.Reply{Status: proto.Skip, Code: proto.CodeExists, Reason: "already there"}
-			t.results[i] = proto.Result{Status: proto.Skipped, SavedAs: saved, Reason: "already there"}
+			t.results[i] = proto.Result{Status: proto.Skipped, SavedAs: rec.saved, Reason: "already there"}
 			t.accepted[i] = false
 			continue
 		}
-		if e.Size >= resumeMin && t.in.claim(key, t) {
+		if e.Size >= resumeMin && t.in.claim(key, t, deadline) {
 			t.claimed[i] = true
 			t.offsets[i] = t.in.resumeOffset(key, newRecord(t.policy.SenderID, t.policy.Folder, e))
 			a.Replies[i].Offset = t.offsets[i]
@@ -577,6 +668,10 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 	}
 	return a, need
 }
+
+// reasonDuplicate is the reason given for an entry that repeats an
+// earlier file of its offer.
+const reasonDuplicate = "named twice in one send: received once"
 
 func trimReason(s string) string {
 	if len(s) <= proto.MaxReasonLen {
@@ -598,6 +693,7 @@ func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 // received of it.
 func (t *transfer) fail(i int, code proto.Code, reason string) {
 	t.results[i] = proto.Result{Status: proto.Failed, Code: code, Reason: trimReason(reason)}
+	t.outOfSpace = t.outOfSpace || code == proto.CodeNoSpace
 	t.discard(i)
 }
 
@@ -657,8 +753,52 @@ func (t *transfer) receive(br *bufio.Reader) error {
 		t.prog.Files++
 		t.wire = 0
 		t.pmu.Unlock()
+		if t.outOfSpace && t.bytesAfter(i) {
+			// Whatever follows would fail the same way: stop rather
+			// than take the rest of the stream for nothing.
+			return t.stopOutOfSpace(i)
+		}
 	}
 	return nil
+}
+
+// errOutOfSpace ends a transfer whose receiver ran out of space.
+var errOutOfSpace = errors.New("out of space: the transfer stopped")
+
+// earlyReceiptWait bounds the write of a receipt sent while the sender
+// still streams: on a synchronous connection, it is never read.
+const earlyReceiptWait = time.Second
+
+// sendEarlyReceipt sends the receipt of a transfer that stopped early.
+func (t *transfer) sendEarlyReceipt(conn net.Conn, bw *bufio.Writer) {
+	if conn.SetWriteDeadline(time.Now().Add(earlyReceiptWait)) != nil {
+		return
+	}
+	fitReceipt(t.results)
+	if proto.WriteReceipt(bw, proto.Receipt{Results: t.results, Sender: t.policy.SenderID}) == nil {
+		_ = bw.Flush()
+	}
+}
+
+// bytesAfter reports whether file bytes are still to come after entry i.
+func (t *transfer) bytesAfter(i int) bool {
+	for j := i + 1; j < len(t.offer.Entries); j++ {
+		if t.accepted[j] && t.offer.Entries[j].Kind == proto.KindFile {
+			return true
+		}
+	}
+	return false
+}
+
+// stopOutOfSpace fails the accepted entries after entry i, which were
+// not received, and returns errOutOfSpace.
+func (t *transfer) stopOutOfSpace(i int) error {
+	for j := i + 1; j < len(t.offer.Entries); j++ {
+		if t.accepted[j] && t.results[j].Status == 0 {
+			t.results[j] = proto.Result{Status: proto.Failed, Code: proto.CodeNoSpace, Reason: "receiver out of space: not received"}
+		}
+	}
+	return fmt.Errorf("after %s: %w", Escape(t.offer.Entries[i].Path), errOutOfSpace)
 }
 
 // commitSynced names entry i once the syncer is done with it.
@@ -679,6 +819,9 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 	off := t.offsets[i]
 	h := proto.NewDigest()
 	f, werr := t.openTemp(i, h, buf)
+	if tempFileHook != nil && werr == nil {
+		f = tempFileHook(e, f)
+	}
 	var w io.Writer
 	if f != nil && werr == nil {
 		w = f
@@ -689,14 +832,7 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 		if f != nil {
 			f.Close()
 		}
-		if t.claimed[i] && werr == nil && serr == nil {
-			// A resume continues from the bytes written so far.
-			rec := newRecord(t.policy.SenderID, t.policy.Folder, e)
-			rec.Written = uint64(sink.end())
-			if t.in.writeRecord(t.keys[i], rec) == nil {
-				t.keep[i] = true
-			}
-		}
+		t.keepPartial(i, errors.Join(werr, serr), sink.end())
 		return nil, fmt.Errorf("receiving %s: %w", Escape(e.Path), unexpected(err))
 	}
 	digest, serr := sink.close()
@@ -711,7 +847,10 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 		if f != nil {
 			f.Close()
 		}
-		return nil, fmt.Errorf("receiving %s: %w", Escape(e.Path), err)
+		// Every byte arrived, only the end is missing: a resume asks
+		// for nothing but the file-end, which checks the whole file.
+		t.keepPartial(i, werr, sink.end())
+		return nil, fmt.Errorf("receiving %s: %w", Escape(e.Path), unexpected(err))
 	}
 	if fe.Status != proto.Aborted && werr == nil && digest == fe.Digest {
 		return f, nil
@@ -722,6 +861,13 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 	switch {
 	case fe.Status == proto.Aborted:
 		t.fail(i, fe.Code, "sender: "+fe.Reason)
+	case werr != nil && t.claimed[i] && writeCode(werr) == proto.CodeNoSpace:
+		// Kept for a resume once there is space: its record says
+		// nothing of what was written, so the resume starts a window
+		// below its end, and the digest checks the whole file.
+		t.results[i] = proto.Result{Status: proto.Failed, Code: proto.CodeNoSpace, Reason: trimReason("could not write: " + errReason(werr))}
+		t.outOfSpace = true
+		t.keep[i] = true
 	case werr != nil:
 		t.fail(i, writeCode(werr), "could not write: "+errReason(werr))
 	case off > 0:
@@ -730,6 +876,24 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 		t.fail(i, proto.CodeDigest, "digest mismatch: the file was corrupted in transit")
 	}
 	return nil, nil
+}
+
+// tempFileHook, when set (by tests), replaces the open temporary file of
+// each entry before its bytes are written.
+var tempFileHook func(e proto.Entry, f *os.File) *os.File
+
+// keepPartial keeps resumable entry i's partial file for a resume when its
+// connection ended: written bytes of it are surely on disk, unless werr
+// (the first write error) says otherwise.
+func (t *transfer) keepPartial(i int, werr error, written int64) {
+	if !t.claimed[i] || werr != nil {
+		return
+	}
+	rec := newRecord(t.policy.SenderID, t.policy.Folder, t.offer.Entries[i])
+	rec.Written = uint64(written)
+	if t.in.writeRecord(t.keys[i], rec) == nil {
+		t.keep[i] = true
+	}
 }
 
 // openTemp opens entry i's temporary file: for a resumed file its partial
@@ -860,14 +1024,26 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	exact := path.Join(parent, name)
+	room := roomIn(parent)
+	exact := path.Join(parent, fitName(name, 0, room))
+	if exact == parent {
+		return "", fmt.Errorf("directory %s: %w", Escape(offered), errPathTooLong)
+	}
+	names := t.listing(parent)
+	// Under the inbox lock, so that no transfer's clean-up removes the
+	// directory between the look and the count of its new user.
+	t.in.mu.Lock()
+	defer t.in.mu.Unlock()
 	if fi, err := t.in.root.Lstat(exact); err == nil && fi.IsDir() {
+		t.useDir(exact)
 		t.dirs[offered] = exact
 		return exact, nil
 	}
-	names := t.listing(parent)
 	for n := 0; n < maxCollisions; n++ {
-		cand := withSuffix(name, n)
+		cand := fitName(name, n, room)
+		if cand == "" {
+			return "", fmt.Errorf("directory %s: %w", Escape(offered), errPathTooLong)
+		}
 		if names[foldKey(cand)] {
 			continue
 		}
@@ -883,6 +1059,7 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 		names[foldKey(cand)] = true
 		// Mkdir's mode is filtered by the umask; the inbox promises 0755.
 		_ = t.in.root.Chmod(p, dirMode)
+		t.useDir(p)
 		t.created = append(t.created, p)
 		t.touched[parent] = true
 		t.dirs[offered] = p
@@ -894,35 +1071,85 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 // maxCollisions bounds the search for a free name.
 const maxCollisions = 10_000
 
-// withSuffix returns name for n = 0, else "stem (n).ext", trimmed to fit a
-// path component.
-func withSuffix(name string, n int) string {
-	if n == 0 {
-		return name
+// errPathTooLong means no name for an entry keeps its saved-as path
+// within proto.MaxPathLen, which the receipt must carry.
+var errPathTooLong = fmt.Errorf("saved-as path would be over %d bytes: %w", proto.MaxPathLen, proto.ErrTooLarge)
+
+// roomIn is the most bytes a name in dir may have for its path to fit in
+// proto.MaxPathLen.
+func roomIn(dir string) int {
+	if dir == "" {
+		return proto.MaxPathLen
 	}
+	return proto.MaxPathLen - len(dir) - 1
+}
+
+// fitName returns name for n = 0, else "stem (n).ext", with the stem cut
+// (and, if that is not enough, the extension dropped) to fit in room
+// bytes and in a path component. It returns "" when nothing fits.
+func fitName(name string, n, room int) string {
+	room = min(room, proto.MaxComponentLen)
 	stem, ext := name, ""
 	if i := strings.LastIndexByte(name, '.'); i > 0 {
 		stem, ext = name[:i], name[i:]
 	}
-	suffix := fmt.Sprintf(" (%d)", n)
-	for len(stem)+len(suffix)+len(ext) > proto.MaxComponentLen && len(stem) > 0 {
-		stem = stem[:len(stem)-1]
-		for len(stem) > 0 && !utf8RuneStart(stem[len(stem)-1]) {
-			stem = stem[:len(stem)-1]
-		}
-		if len(stem) > 0 && stem[len(stem)-1] >= 0x80 {
-			stem = stem[:len(stem)-1]
-		}
+	suffix := ""
+	if n > 0 {
+		suffix = fmt.Sprintf(" (%d)", n)
 	}
-	if len(stem)+len(suffix)+len(ext) > proto.MaxComponentLen {
+	if len(stem)+len(suffix)+len(ext) <= room {
+		return stem + suffix + ext
+	}
+	if room-len(suffix)-len(ext) < 1 {
 		ext = ""
 	}
+	stem = cutUTF8(stem, room-len(suffix)-len(ext))
+	if stem == "" {
+		return ""
+	}
 	return stem + suffix + ext
+}
+
+// cutUTF8 returns the longest prefix of s of at most n bytes that ends on
+// a character boundary.
+func cutUTF8(s string, n int) string {
+	if n >= len(s) {
+		return s
+	}
+	if n <= 0 {
+		return ""
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// fitReceipt makes every result fit its frame, as a last resort: a
+// saved-as path over proto.MaxPathLen (which no name made here has) is
+// shown with its middle elided, and reasons are cut, so that one result
+// never keeps the receipt from going out.
+func fitReceipt(results []proto.Result) {
+	const elided = "…"
+	for i := range results {
+		r := &results[i]
+		if len(r.SavedAs) > proto.MaxPathLen {
+			half := (proto.MaxPathLen - len(elided)) / 2
+			tail := r.SavedAs[len(r.SavedAs)-half:]
+			for len(tail) > 0 && !utf8RuneStart(tail[0]) {
+				tail = tail[1:]
+			}
+			r.SavedAs = cutUTF8(r.SavedAs, half) + elided + tail
+		}
+		r.Reason = trimReason(r.Reason)
+	}
 }
 
 // commitFile gives verified entry i its final name: the offered one in
 // its directory, or the first free "name (n)", and records its arrival.
 // It holds the inbox lock so concurrent transfers pick names one at a time.
+// A file whose arrival cannot be recorded (the disk is full) is not
+// saved; a resumable one keeps its partial file for the next send.
 func (t *transfer) commitFile(i int) {
 	e := t.offer.Entries[i]
 	dir, err := t.resolveDir(path.Dir(e.Path))
@@ -932,59 +1159,87 @@ func (t *transfer) commitFile(i int) {
 	}
 	t.in.mu.Lock()
 	defer t.in.mu.Unlock()
-	if saved, ok := t.in.recent[t.keys[i]]; ok && t.keys[i] != "" && t.in.alreadyThere(saved, e) {
+	if rec, ok := t.in.recent[t.keys[i]]; ok && t.keys[i] != "" && t.in.alreadyThere(rec, e) {
 		// Another transfer of this sender committed the file after we
 		// planned: the connection it came on dropped, its sender
 		// reconnected, and the two overlapped.
 		t.discard(i)
-		t.results[i] = proto.Result{Status: proto.Skipped, SavedAs: saved, Reason: "already there"}
+		t.results[i] = proto.Result{Status: proto.Skipped, SavedAs: rec.saved, Reason: "already there"}
 		return
 	}
+	rec := ""
 	if t.claimed[i] {
-		// The record goes first: should the agent die before the partial
-		// file is removed below, the sweep takes a partial file without
-		// a record for what it is, a leftover.
-		_ = t.in.remove(recPath(t.keys[i]))
+		rec = recPath(t.keys[i])
 	}
-	final, err := t.place(t.temps[i], dir, path.Base(e.Path), t.keys[i])
+	a, err := t.place(t.temps[i], dir, path.Base(e.Path), t.keys[i], rec)
+	if errors.Is(err, errNotRecorded) && t.claimed[i] {
+		t.results[i] = proto.Result{Status: proto.Failed, Code: writeCode(err), Reason: trimReason("could not write: " + errReason(err))}
+		t.outOfSpace = t.outOfSpace || writeCode(err) == proto.CodeNoSpace
+		t.keep[i] = true
+		return
+	}
 	if err != nil {
 		t.fail(i, writeCode(err), errReason(err))
 		return
 	}
 	t.temps[i] = ""
-	t.results[i] = proto.Result{Status: proto.Saved, SavedAs: final}
+	t.results[i] = proto.Result{Status: proto.Saved, SavedAs: a.saved}
 	t.touched[dir] = true
 	if t.keys[i] != "" {
 		if len(t.in.recent) >= maxRecent {
 			clear(t.in.recent)
 		}
-		t.in.recent[t.keys[i]] = final
+		t.in.recent[t.keys[i]] = a
 	}
 }
 
 // maxRecent bounds the commits an inbox remembers in memory.
 const maxRecent = 100_000
 
+// errNotRecorded means a file got no final name because its arrival
+// could not be entered in the arrived index.
+var errNotRecorded = errors.New("arrival not recorded")
+
 // place gives the temporary file tmp its final name in dir: name, or the
-// first free "name (n)". It never replaces anything: the new name is made
-// with a hard link, which fails if the name exists. With a key, each name
-// is entered in the arrived index before it is tried, so that whenever
-// the agent dies, a file under its final name is found as already there.
-// (An entry for a name that was not made is harmless: a file is already
-// there only if it has the offered size and mtime.)
-func (t *transfer) place(tmp, dir, name, fileKey string) (string, error) {
+// first free "name (n)", and returns its arrival record. It never
+// replaces anything: the new name is made with a hard link, which fails
+// if the name exists. Each name is entered in the arrived index before it
+// is tried, so that whenever the agent dies, a file under its final name
+// is found as already there; when the entry cannot be made, nothing is
+// named and the error wraps errNotRecorded. (An entry for a name that was
+// not made is harmless: a file is already there only if it is the very
+// file recorded.) rec, if not empty, is the partial file's record, removed
+// once the first entry is in: should the agent die before tmp is removed,
+// the sweep takes a partial file without a record for a leftover.
+func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 	names := t.listing(dir)
+	room := roomIn(dir)
+	var a arrival
+	stated := false
 	for n := 0; n < maxCollisions; n++ {
-		cand := withSuffix(name, n)
+		cand := fitName(name, n, room)
+		if cand == "" {
+			return arrival{}, fmt.Errorf("%s: %w", Escape(path.Join(dir, name)), errPathTooLong)
+		}
 		key := foldKey(cand)
 		if names[key] {
 			continue
 		}
 		final := path.Join(dir, cand)
-		if fileKey != "" {
-			// Without the entry, a later send of this file gets a new
-			// name rather than "already there": nothing is lost.
-			_ = t.in.recordArrival(fileKey, final)
+		if !stated {
+			var err error
+			if a, err = t.in.statArrival(fileKey, tmp); err != nil {
+				return arrival{}, err
+			}
+			stated = true
+		}
+		a.saved = final
+		if err := t.in.recordArrival(a); err != nil {
+			return arrival{}, fmt.Errorf("%w: %w", errNotRecorded, err)
+		}
+		if rec != "" {
+			_ = t.in.remove(rec)
+			rec = ""
 		}
 		err := t.in.link(tmp, final)
 		if errors.Is(err, fs.ErrExist) {
@@ -995,29 +1250,47 @@ func (t *transfer) place(tmp, dir, name, fileKey string) (string, error) {
 			// dir is on another file system than the staging folder
 			// (a mount inside the shared folder): copy the file there.
 			if tmp, err = t.copyInto(tmp, dir); err != nil {
-				return "", err
+				return arrival{}, err
 			}
+			stated = false
 			n--
 			continue
 		}
-		if err != nil {
+		if noHardLinks(err) {
 			// No hard links here (FAT, some network file systems): fall
 			// back to a rename after checking the name is free.
 			if _, lerr := t.in.root.Lstat(final); lerr == nil {
 				names[key] = true
 				continue
 			}
-			if err := t.in.rename(tmp, final); err != nil {
-				return "", err
+			err := t.in.rename(tmp, final)
+			if errors.Is(err, fs.ErrExist) {
+				names[key] = true // taken since the check
+				continue
+			}
+			if err != nil {
+				return arrival{}, err
 			}
 			names[key] = true
-			return final, nil
+			return a, nil
+		}
+		if err != nil {
+			return arrival{}, err
 		}
 		names[key] = true
 		_ = t.in.remove(tmp)
-		return final, nil
+		return a, nil
 	}
-	return "", fmt.Errorf("%s: %d names taken: %w", Escape(path.Join(dir, name)), maxCollisions, fs.ErrExist)
+	return arrival{}, fmt.Errorf("%s: %d names taken: %w", Escape(path.Join(dir, name)), maxCollisions, fs.ErrExist)
+}
+
+// noHardLinks reports whether err from a hard link means that the file
+// system makes none (FAT, some network file systems) or no more of this
+// file. Any other error, such as a missing file, is the link's own.
+func noHardLinks(err error) bool {
+	return errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EPERM) ||
+		errors.Is(err, syscall.EMLINK) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP) ||
+		sysNoHardLinks(err)
 }
 
 // copyInto copies the verified temporary file tmp to a new temporary file
@@ -1068,28 +1341,22 @@ func syncDir(root *os.Root, dir string) {
 // finish ends the transfer. Files already given their final names stay:
 // they are complete and verified. A temporary file is removed, unless it
 // is a resumable file's partial bytes kept for a resume; when the transfer
-// failed, the directories it created are removed if empty; when it
-// succeeded, the directories it created take the offered mtimes. Then the
-// directories that changed are synced.
+// failed, the directories it created are removed if empty and no other
+// transfer uses them (see releaseDirs); when it succeeded, the directories
+// it created take the offered mtimes. Then the directories that changed
+// are synced, and last the transfer lets go of its resumable files' keys:
+// a transfer that takes one over finds everything done.
 func (t *transfer) finish(ok bool) {
 	for i, tmp := range t.temps {
 		if tmp != "" && !t.keep[i] {
 			t.discard(i)
 		}
-		if t.claimed[i] {
-			t.in.unclaim(t.keys[i])
-		}
 	}
-	close(t.released)
-	if !ok {
-		for i := len(t.created) - 1; i >= 0; i-- {
-			_ = t.in.root.Remove(t.created[i])
-		}
-	} else {
+	created := t.releaseDirs(ok)
+	if ok {
 		// Directory times last, deepest first, since adding entries to
 		// a directory changes its mtime. Only directories this transfer
 		// created take the sender's time; a merged-into one keeps its own.
-		created := map[string]bool{}
 		for _, d := range t.created {
 			created[d] = true
 		}
@@ -1102,16 +1369,105 @@ func (t *transfer) finish(ok bool) {
 	for d := range t.touched {
 		syncDir(t.in.root, d)
 	}
+	t.in.mu.Lock()
+	t.in.syncArrived()
+	t.in.mu.Unlock()
+	for i := range t.temps {
+		if t.claimed[i] {
+			t.in.unclaim(t.keys[i])
+		}
+	}
+	close(t.released)
+}
+
+// dirUse counts the live transfers that resolved a directory of the
+// shared folder, so that a failed transfer's clean-up never removes a
+// directory another one is merging into.
+type dirUse struct {
+	users int
+	// kept: a transfer that used it succeeded, so it is in a receipt.
+	kept bool
+	// orphan: the transfer that created it failed while others used it;
+	// the last of them removes it if it fails too and the directory is
+	// empty, or takes it as its own if it succeeds.
+	orphan bool
+}
+
+// useDir counts t as a user of the directory p. The caller holds in.mu.
+func (t *transfer) useDir(p string) {
+	if p == "" || t.used[p] {
+		return
+	}
+	t.used[p] = true
+	u := t.in.dirs[p]
+	if u == nil {
+		u = &dirUse{}
+		t.in.dirs[p] = u
+	}
+	u.users++
+}
+
+// releaseDirs ends t's use of the directories it resolved. When t failed,
+// it removes those it created (or that an earlier failed transfer left to
+// it) if they are empty and no live transfer uses them; an empty one still
+// in use is left to its last user. It returns the directories such a
+// failed transfer left to t, when t succeeded: t takes them as created.
+func (t *transfer) releaseDirs(ok bool) map[string]bool {
+	in := t.in
+	adopted := map[string]bool{}
+	created := map[string]bool{}
+	for _, d := range t.created {
+		created[d] = true
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var remove []string
+	for p := range t.used {
+		u := in.dirs[p]
+		u.users--
+		switch {
+		case ok:
+			if u.orphan && !u.kept {
+				adopted[p] = true
+			}
+			u.kept = true
+		case u.kept:
+		case created[p] || u.orphan:
+			if u.users == 0 {
+				remove = append(remove, p)
+			} else {
+				u.orphan = true
+			}
+		}
+		if u.users == 0 {
+			delete(in.dirs, p)
+		}
+	}
+	// Deepest first; a directory that is not empty stays.
+	slices.SortFunc(remove, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	for _, p := range remove {
+		_ = in.root.Remove(p)
+	}
+	return adopted
 }
 
 func (t *transfer) received() []Received {
 	out := make([]Received, len(t.offer.Entries))
-	for i, e := range t.offer.Entries {
-		r := t.results[i]
-		if r.Status == 0 {
-			r = proto.Result{Status: proto.Failed, Code: proto.CodeInternal, Reason: "not processed"}
+	for i := range t.offer.Entries {
+		if t.results[i].Status == 0 {
+			t.results[i] = proto.Result{Status: proto.Failed, Code: proto.CodeInternal, Reason: "not processed"}
+		}
+	}
+	for i, first := range t.dupOf {
+		switch r := t.results[first]; r.Status {
+		case proto.Saved, proto.Skipped:
+			t.results[i] = proto.Result{Status: proto.Skipped, Code: proto.CodeExists, SavedAs: r.SavedAs, Reason: reasonDuplicate}
+		default:
 			t.results[i] = r
 		}
+	}
+	for i, e := range t.offer.Entries {
+		r := t.results[i]
 		out[i] = Received{Path: e.Path, Kind: e.Kind, Size: e.Size, Result: r, Offset: t.offsets[i]}
 		if t.elapsed != nil {
 			out[i].Elapsed = t.elapsed[i]

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -458,6 +459,42 @@ func TestStaleConnectionTakenOver(t *testing.T) {
 	}
 	if ended.Load() < 1 {
 		t.Fatal("the silent connection is still held")
+	}
+	assertTree(t, in.Dir(), map[string]string{"big.bin": content})
+}
+
+// TestCutBeforeFileEndKeepsWholePartial: a connection that ends between a
+// large file's last byte and its file-end keeps every byte; the next send
+// moves no file byte, only the file-end, and the file arrives whole.
+func TestCutBeforeFileEndKeepsWholePartial(t *testing.T) {
+	const size = 5 << 20
+	content := randomBytes(t, size)
+	src := writeTree(t, map[string]string{"big.bin": content})
+	items := collect(t, filepath.Join(src, "big.bin"))
+	in := newInbox(t, InboxConfig{})
+	addr, ended := serveInbox(t, in, senderPolicy)
+
+	// What the sender writes before the file's bytes: its hello and offer.
+	var head bytes.Buffer
+	if err := proto.WriteHello(&head, proto.NewHello("s")); err != nil {
+		t.Fatal(err)
+	}
+	if err := proto.WriteOffer(&head, proto.Offer{Entries: []proto.Entry{items[0].Entry}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := SendTo(context.Background(), addr, items, SendOptions{Name: "s", Retries: -1,
+		Dial: cutDialer(map[int]int{1: head.Len() + size})})
+	if err == nil {
+		t.Fatal("a cut send reported success")
+	}
+	waitFor(t, func() bool { return ended.Load() == 1 })
+
+	rep, err := SendTo(context.Background(), addr, items, SendOptions{Name: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Sent != 0 || rep.Resumed != size {
+		t.Fatalf("the resend sent %d bytes and resumed at %d; want 0 sent, resumed at %d", rep.Sent, rep.Resumed, size)
 	}
 	assertTree(t, in.Dir(), map[string]string{"big.bin": content})
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -42,8 +43,8 @@ import (
 // the sweep when their agent died.
 //
 // The staging folder also holds "arrived", an index of the files received
-// from authenticated senders (key, then saved-as path, one per line), from
-// which a re-sent file is recognised as already there.
+// (key, identity and saved-as path, one checked record per line; see
+// arrival), from which a re-sent file is recognised as already there.
 const stagingDir = ".lanshare"
 
 const (
@@ -399,21 +400,25 @@ func (in *Inbox) stagingRef(name string) (*os.Root, string) {
 // How a transfer takes over a resumable file from an earlier connection
 // of the same sender that the receiver still holds: such a connection is
 // given up on once nothing arrived on it for claimIdle (its sender
-// reconnected after a drop that did not reach us, as when a laptop sleeps),
-// and a new transfer waits for that at most claimWait.
+// reconnected after a drop that did not reach us, as when a laptop sleeps).
+// A new transfer waits for that at most claimWait in all, whatever its
+// offer holds, and looks every claimPoll whether its own connection was
+// closed meanwhile.
 const (
 	claimIdle = 2 * time.Second
 	claimWait = 3 * time.Second
+	claimPoll = 100 * time.Millisecond
 )
 
 // claim marks key as being received by t, so that two transfers never
 // write one partial file. When another transfer holds the key (keys are
 // per sender, so it is the same sender's), claim takes it over if that
 // transfer has been idle for claimIdle, closing its connection and waiting
-// for it to let go. It reports false if the key stays taken: the holder
-// keeps receiving (the same file sent twice at once).
-func (in *Inbox) claim(key string, t *transfer) bool {
-	deadline := time.Now().Add(claimWait)
+// for it to let go. It reports false, at once, if t itself holds the key
+// (the offer names the file twice), and otherwise if the key is still
+// taken at deadline (the holder keeps receiving: the same file sent twice
+// at once) or t's connection is closed first.
+func (in *Inbox) claim(key string, t *transfer, deadline time.Time) bool {
 	for {
 		in.smu.Lock()
 		h := in.busy[key]
@@ -423,18 +428,22 @@ func (in *Inbox) claim(key string, t *transfer) bool {
 			return true
 		}
 		in.smu.Unlock()
+		if h == t {
+			return false
+		}
 		wait := claimIdle - time.Since(time.Unix(0, h.active.Load()))
 		if wait <= 0 {
-			h.conn.Close() // its receive fails, keeping what arrived
+			h.abort() // its receive fails, keeping what arrived
 			wait = claimWait
 		}
-		wait = min(wait, time.Until(deadline))
-		if wait <= 0 {
+		wait = min(wait, time.Until(deadline), claimPoll)
+		if wait <= 0 || t.closed() {
 			return false
 		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-h.released:
+		case <-t.quit:
 		case <-timer.C:
 		case <-t.policy.Done: // the handshake deadline, or a stop
 			timer.Stop()
@@ -595,66 +604,215 @@ func (in *Inbox) Partials() []partialRecord {
 	return out
 }
 
-// arrived returns, for the keys asked, the saved-as paths the index
-// records (the newest, if a key appears more than once).
-func (in *Inbox) arrived(keys map[string]bool) map[string]string {
-	found := map[string]string{}
+// The arrived index holds one record per line:
+//
+//	L2 <key> <dev> <ino> <size> <mtime> <saved-as, Go-quoted> <crc>
+//
+// key is the file's key, or "-" for a file without one; dev and ino are
+// the file's identity (see fileIdentity; 0 0 when the platform has none),
+// size and mtime (Unix nanoseconds) what it was saved with, and crc the
+// CRC-32C, in 8 hex digits, of the line before its last space. A line that
+// fails its check is skipped, but a record that follows a torn one on the
+// same line (an append cut by a full disk or a crash) is still found.
+const (
+	arrivedName  = "arrived"
+	arrivedMagic = "L2 "
+	// arrivedLineMax bounds a line of the index: two records of the
+	// longest path, quoted.
+	arrivedLineMax = 64 << 10
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// fileID identifies a file on its file system: device and inode number,
+// or their equivalents. The zero fileID is unknown.
+type fileID struct{ dev, ino uint64 }
+
+// arrival is one record of the arrived index.
+type arrival struct {
+	key   string // "-" for a file without a key
+	saved string // the path it was saved as, under the root
+	id    fileID // zero when unknown
+	size  uint64
+	mtime int64
+}
+
+// line encodes a as an index line, without the newline.
+func (a arrival) line() []byte {
+	b := fmt.Appendf(nil, "%s%s %d %d %d %d %s", arrivedMagic, a.key, a.id.dev, a.id.ino, a.size, a.mtime, strconv.Quote(a.saved))
+	return fmt.Appendf(b, " %08x", crc32.Checksum(b, crcTable))
+}
+
+// arrived returns, for the keys asked, the newest record of each in the
+// index, unless a later record (of any key) names the same file identity:
+// then the file there is another arrival's, on a reused inode.
+func (in *Inbox) arrived(keys map[string]bool) map[string]arrival {
+	found := map[string]arrival{}
 	if len(keys) == 0 {
 		return found
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	f, err := in.openStaging(path.Join(stagingDir, "arrived"), os.O_RDONLY, 0)
+	f, err := in.openStaging(path.Join(stagingDir, arrivedName), os.O_RDONLY, 0)
 	if err != nil {
 		return found
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), proto.MaxPathLen+256)
-	for sc.Scan() {
-		key, saved, ok := parseArrived(sc.Bytes())
-		if ok && keys[key] {
-			found[key] = saved
+	watch := map[fileID]string{} // identities of the records found, to their keys
+	br := bufio.NewReaderSize(f, arrivedLineMax)
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// Not a line this index writes: skip to its end.
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+			continue
+		}
+		if a, ok := parseArrived(bytes.TrimSuffix(line, []byte{'\n'})); ok {
+			if k, ok := watch[a.id]; ok && k != a.key {
+				delete(found, k)
+				delete(watch, a.id)
+			}
+			if keys[a.key] {
+				if old, ok := found[a.key]; ok {
+					delete(watch, old.id)
+				}
+				found[a.key] = a
+				if a.id != (fileID{}) {
+					watch[a.id] = a.key
+				}
+			}
+		}
+		if err != nil {
+			return found
 		}
 	}
-	return found
 }
 
-func parseArrived(line []byte) (key, saved string, ok bool) {
-	k, rest, ok := bytes.Cut(line, []byte{' '})
-	if !ok || len(k) != 32 {
-		return "", "", false
+// parseArrived decodes a line of the index: the first record in it that
+// runs to its end and passes its check.
+func parseArrived(line []byte) (arrival, bool) {
+	for off := 0; ; off++ {
+		k := bytes.Index(line[off:], []byte(arrivedMagic))
+		if k < 0 {
+			return arrival{}, false
+		}
+		off += k
+		if a, ok := parseRecord(line[off:]); ok {
+			return a, true
+		}
 	}
-	s, err := strconv.Unquote(string(rest))
-	if err != nil || s == "" {
-		return "", "", false
-	}
-	return string(k), s, true
 }
 
-// recordArrival appends key → savedAs to the arrived index. The caller
-// holds in.mu. The index is cut to its newer half when it grows past
-// arrivedMax.
-func (in *Inbox) recordArrival(key, savedAs string) error {
-	name := path.Join(stagingDir, "arrived")
+func parseRecord(b []byte) (arrival, bool) {
+	sp := bytes.LastIndexByte(b, ' ')
+	if sp < 0 || len(b)-sp-1 != 8 {
+		return arrival{}, false
+	}
+	sum, err := strconv.ParseUint(string(b[sp+1:]), 16, 32)
+	if err != nil || uint32(sum) != crc32.Checksum(b[:sp], crcTable) {
+		return arrival{}, false
+	}
+	f := strings.SplitN(string(b[len(arrivedMagic):sp]), " ", 6)
+	if len(f) != 6 || (f[0] != "-" && len(f[0]) != 32) {
+		return arrival{}, false
+	}
+	a := arrival{key: f[0]}
+	var e1, e2, e3, e4 error
+	a.id.dev, e1 = strconv.ParseUint(f[1], 10, 64)
+	a.id.ino, e2 = strconv.ParseUint(f[2], 10, 64)
+	a.size, e3 = strconv.ParseUint(f[3], 10, 64)
+	a.mtime, e4 = strconv.ParseInt(f[4], 10, 64)
+	if a.saved, err = strconv.Unquote(f[5]); err != nil || a.saved == "" || errors.Join(e1, e2, e3, e4) != nil {
+		return arrival{}, false
+	}
+	return a, true
+}
+
+// statArrival describes the file name under the root as it would be
+// recorded for key.
+func (in *Inbox) statArrival(key, name string) (arrival, error) {
+	id, fi, err := fileIdentity(in.stagingRef(name))
+	if err != nil {
+		return arrival{}, err
+	}
+	if key == "" {
+		key = "-"
+	}
+	return arrival{key: key, id: id, size: uint64(fi.Size()), mtime: fi.ModTime().UnixNano()}, nil
+}
+
+// recordArrival appends a to the arrived index. The caller holds in.mu.
+// An append that fails is undone as far as it can be, and the next one
+// starts on a new line whatever the last one left. The index is cut to
+// its newer half when it grows past arrivedMax.
+func (in *Inbox) recordArrival(a arrival) error {
+	name := path.Join(stagingDir, arrivedName)
 	if in.index == nil {
-		f, err := in.openStaging(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		f, err := in.openStaging(name, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			return err
 		}
 		in.index = f
-	}
-	if _, err := fmt.Fprintf(in.index, "%s %s\n", key, strconv.Quote(savedAs)); err != nil {
-		return err
+		in.indexTorn = !endsLine(f)
 	}
 	fi, err := in.index.Stat()
-	if err != nil || fi.Size() <= arrivedMax {
+	if err != nil {
 		return err
 	}
-	return in.compactArrived(name)
+	b := a.line()
+	if in.indexTorn {
+		b = append([]byte{'\n'}, b...)
+	}
+	b = append(b, '\n')
+	write := in.index.Write
+	if indexWriteHook != nil {
+		write = func(b []byte) (int, error) { return indexWriteHook(in.index, b) }
+	}
+	if _, err := write(b); err != nil {
+		in.indexTorn = in.index.Truncate(fi.Size()) != nil
+		return fmt.Errorf("recording the arrival: %w", err)
+	}
+	in.indexTorn = false
+	in.indexDirty = true
+	if fi.Size()+int64(len(b)) <= arrivedMax {
+		return nil
+	}
+	// The record is in: a failed cut only leaves the index long.
+	_ = in.compactArrived(name)
+	return nil
 }
 
-// compactArrived rewrites the arrived index with its newer half.
+// indexWriteHook, when set (by tests), makes the index's appends in place
+// of f.Write.
+var indexWriteHook func(f *os.File, b []byte) (int, error)
+
+// endsLine reports whether f is empty or ends in a newline.
+func endsLine(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	if fi.Size() == 0 {
+		return true
+	}
+	var last [1]byte
+	_, err = f.ReadAt(last[:], fi.Size()-1)
+	return err == nil && last[0] == '\n'
+}
+
+// syncArrived makes the records appended so far durable. The caller holds
+// in.mu.
+func (in *Inbox) syncArrived() {
+	if in.index != nil && in.indexDirty {
+		_ = in.index.Sync()
+		in.indexDirty = false
+	}
+}
+
+// compactArrived rewrites the arrived index with its newer half. The
+// caller holds in.mu.
 func (in *Inbox) compactArrived(name string) error {
 	b, err := in.readStaging(name, 2*arrivedMax)
 	if err != nil {
@@ -666,6 +824,7 @@ func (in *Inbox) compactArrived(name string) error {
 	}
 	tmp := name + ".new"
 	if err := in.writeStaging(tmp, b[len(b)/2+cut+1:], 0o600); err != nil {
+		_ = in.remove(tmp)
 		return err
 	}
 	if err := in.renameStaging(tmp, name); err != nil {
@@ -676,11 +835,16 @@ func (in *Inbox) compactArrived(name string) error {
 	return nil
 }
 
-// alreadyThere reports whether the file the index names is still the
-// one that arrived: a regular file of the offered size and mtime.
-func (in *Inbox) alreadyThere(saved string, e proto.Entry) bool {
-	fi, err := in.root.Lstat(saved)
-	return err == nil && fi.Mode().IsRegular() && uint64(fi.Size()) == e.Size && fi.ModTime().Equal(e.MTime)
+// alreadyThere reports whether the file a records is still the one that
+// arrived, for entry e: the same file (by identity, which another file
+// of the same name, size and mtime does not have), of the offered size
+// and mtime. Without an identity it is never taken for there.
+func (in *Inbox) alreadyThere(a arrival, e proto.Entry) bool {
+	if a.id == (fileID{}) || a.size != e.Size || a.mtime != e.MTime.UnixNano() {
+		return false
+	}
+	id, fi, err := fileIdentity(in.root, a.saved)
+	return err == nil && id == a.id && fi.Mode().IsRegular() && uint64(fi.Size()) == e.Size && fi.ModTime().Equal(e.MTime)
 }
 
 // hashPrefix feeds the first n bytes of f into h, reading with buf.

@@ -159,13 +159,16 @@ func TestNameCollisionsGetNewNames(t *testing.T) {
 		paths = append(paths, filepath.Join(src, n))
 	}
 	items := collect(t, paths...)
-	items = append(items, collect(t, filepath.Join(src, "report.pdf"))...) // the same name twice in one batch
+	items = append(items, collect(t, filepath.Join(src, "report.pdf"))...) // the same file twice in one batch
 	o := transferOver(t, tcpPair, in, items, nil)
 	if o.sendErr != nil {
 		t.Fatal(o.sendErr)
 	}
+	if r := o.rep.Results[len(items)-1]; r.Status != proto.Skipped || r.SavedAs != "report (1).pdf" {
+		t.Fatalf("the same file offered twice: %+v, want received once, as report (1).pdf", r)
+	}
 	assertTree(t, dir, map[string]string{
-		"report.pdf": "old", "report (1).pdf": "new", "report (2).pdf": "new",
+		"report.pdf": "old", "report (1).pdf": "new",
 		"Case.txt": "old", "case (1).TXT": "new",
 		"caf\u00e9.txt": "old", "cafe\u0301 (1).txt": "new",
 		"link": "->" + outside, "link (1)": "new",

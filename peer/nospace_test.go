@@ -1,0 +1,87 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/lanshare/lanshare/proto"
+)
+
+// fullDisk makes the file offered as path be written to /dev/full, whose
+// writes fail with ENOSPC, until the test ends, and calls onFull when it
+// does.
+func fullDisk(t testing.TB, path string, onFull func()) {
+	t.Helper()
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("needs /dev/full")
+	}
+	tempFileHook = func(e proto.Entry, f *os.File) *os.File {
+		if e.Path != path {
+			return f
+		}
+		full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+		if err != nil {
+			return f
+		}
+		f.Close()
+		onFull()
+		return full
+	}
+	t.Cleanup(func() { tempFileHook = nil })
+}
+
+// TestOutOfSpaceStopsTransfer: once the receiver is out of space, the
+// transfer stops: the files after the one that failed do not cross, the
+// sender is told "out of space" and exits with a refusal (its retry is
+// refused for the free space); the send after space is back completes,
+// skipping what arrived and resuming the file that failed.
+func TestOutOfSpaceStopsTransfer(t *testing.T) {
+	src := writeTree(t, map[string]string{
+		"d/a.txt": "first", "d/b.bin": randomBytes(t, 6<<20),
+		"d/c.bin": randomBytes(t, 16<<20), "d/d.bin": randomBytes(t, 16<<20), "d/e.bin": randomBytes(t, 16<<20),
+	})
+	var free atomic.Uint64
+	free.Store(1 << 40)
+	in := newInbox(t, InboxConfig{freeSpace: func(string) (uint64, error) { return free.Load(), nil }})
+	addr, _ := serveInbox(t, in, senderPolicy)
+	fullDisk(t, "d/b.bin", func() { free.Store(0) })
+
+	items := collect(t, filepath.Join(src, "d"))
+	rep, err := SendTo(context.Background(), addr, items, SendOptions{Name: "s", retryBase: 1})
+	var re *RefusedError
+	if !errors.As(err, &re) || re.Code != proto.CodeNoSpace {
+		t.Fatalf("send into a full disk: %v, want refused for space", err)
+	}
+	t.Logf("sender: %v (sent %d bytes, %d retries)", err, rep.Sent, rep.Retries)
+	// What a stop cannot save is what socket buffers hold: far less than
+	// the 48 MiB after b.bin.
+	if rep.Sent > 6<<20+24<<20 {
+		t.Fatalf("the sender sent %d bytes: the files after the one that failed crossed", rep.Sent)
+	}
+	if got := tree(t, in.Dir()); got["d/a.txt"] != "first" || len(got) != 2 {
+		t.Fatalf("after the stop the shared folder holds %v, want d/a.txt", keysOf(got))
+	}
+
+	tempFileHook = nil
+	free.Store(1 << 40)
+	rep, err = SendTo(context.Background(), addr, items, SendOptions{Name: "s"})
+	if err != nil {
+		t.Fatalf("the send once space is back: %v", err)
+	}
+	if rep.Results[1].Status != proto.Skipped {
+		t.Errorf("d/a.txt: %+v, want already there", rep.Results[1])
+	}
+	assertTree(t, in.Dir(), tree(t, src))
+}
+
+func keysOf(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
