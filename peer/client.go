@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"syscall"
 	"time"
 )
 
@@ -108,7 +110,19 @@ func (s *Sender) dial(ctx context.Context, addr, want string) (net.Conn, string,
 		if errors.Is(err, ErrWrongKey) {
 			return nil, "", err
 		}
-		return nil, "", fmt.Errorf("%w with %s: %w", ErrHandshake, addr, err)
+		return nil, "", fmt.Errorf("%w with %s: %w", ErrHandshake, addr, turnedAway(err))
 	}
 	return tc, PeerID(tc.ConnectionState()), nil
+}
+
+// turnedAway marks err, from a connection on which no hello of the
+// receiver arrived yet, as ErrTurnedAway when the receiver just closed it
+// (an agent with every slot taken closes a newcomer at once, or after the
+// TLS handshake when the newcomer tried its reserve for trusted keys).
+func turnedAway(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return fmt.Errorf("%w: %w", ErrTurnedAway, err)
+	}
+	return err
 }

@@ -36,6 +36,11 @@ var (
 	// not TLS, a peer without a certificate, a timeout. (A receiver with
 	// the wrong key is ErrWrongKey.)
 	ErrHandshake = errors.New("handshake failed")
+	// ErrTurnedAway means the receiver closed the connection before the
+	// TLS handshake could complete, without a TLS alert: an agent does so
+	// when every connection slot is taken (or when it is stopping). It
+	// comes wrapped in ErrHandshake, and a send retries it.
+	ErrTurnedAway = errors.New("the receiver closed the connection at once (all its connection slots may be taken)")
 	// ErrUnknownPeer means no peer on the network matched a target name.
 	ErrUnknownPeer = errors.New("no peer named")
 	// ErrAmbiguousPeer means a target name matched more than one peer.

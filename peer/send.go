@@ -295,7 +295,11 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 				all.RecordedAs = rep.RecordedAs
 				saved = rep.Saved()
 			}
-			if err == nil || !reached || !retryable(rep, err) || ctx.Err() != nil {
+			// A receiver that turned us away at once (every slot taken)
+			// is there too: it frees a slot for a newcomer within
+			// seconds (see Config.EvictAfter).
+			there := reached || errors.Is(err, ErrTurnedAway)
+			if err == nil || !there || !retryable(rep, err) || ctx.Err() != nil {
 				if rep != nil {
 					all.Items = append(all.Items, rep.Items...)
 					all.Results = append(all.Results, rep.Results...)
@@ -422,14 +426,14 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 		return nil, err
 	}
 	if err := proto.WriteOffer(bw, offer); err != nil {
-		return nil, err
+		return nil, turnedAway(err)
 	}
 	if err := bw.Flush(); err != nil {
-		return nil, fmt.Errorf("sending offer: %w", err)
+		return nil, fmt.Errorf("sending offer: %w", turnedAway(err))
 	}
 	hello, err := proto.ReadHello(br)
 	if err != nil {
-		return nil, fmt.Errorf("waiting for the receiver's hello: %w", unexpected(err))
+		return nil, fmt.Errorf("waiting for the receiver's hello: %w", turnedAway(unexpected(err)))
 	}
 	rep := &Report{Peer: hello.Name, Items: items}
 	if err := hello.CheckVersion(); err != nil {
