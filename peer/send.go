@@ -313,7 +313,7 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 				fails = 0 // it moved: the count starts again
 			}
 			if fails++; retries < 0 || fails > retries {
-				if !errors.Is(err, ErrIncomplete) {
+				if reached && !errors.Is(err, ErrIncomplete) {
 					err = fmt.Errorf("%w: %w", ErrIncomplete, err)
 				}
 				if attempt > 1 {

@@ -50,7 +50,7 @@ func exitCode(err error) int {
 		return exitIncomplete
 	case errors.As(err, &ne) && ne.Op == "dial",
 		errors.Is(err, peer.ErrUnknownPeer), errors.Is(err, peer.ErrNotSendable),
-		errors.Is(err, peer.ErrHandshake):
+		errors.Is(err, peer.ErrHandshake), errors.Is(err, peer.ErrTurnedAway):
 		return exitUnreachable
 	case errors.Is(err, peer.ErrWrongKey), errors.Is(err, peer.ErrKeyChanged):
 		return exitUntrusted
