@@ -152,9 +152,12 @@ func TestLimitRate(t *testing.T) {
 	t.Logf("%d bytes in %v: %.1f Mbit/s of payload", n, elapsed, got/1e6)
 	// TCP carries at most 1448 bytes of payload in a 1514-byte frame:
 	// 0.956 of the rate.
-	// The limit must hold; the lower bound only catches shaping far
-	// below it (a loaded machine may send slower than the limit).
-	if got > bits || got < 0.5*bits {
+	// The limit must hold. The lower bound only catches shaping far
+	// below it, such as a rate taken in the wrong unit (kbit for Mbit is
+	// 1000 times off): a loaded machine sends slower than the limit (half
+	// of it was seen with two -race suites at once on 2 cores), and that
+	// says nothing about the shaping.
+	if got > bits || got < 0.1*bits {
 		t.Fatalf("rate %.1f Mbit/s through a %d Mbit/s limit", got/1e6, bits/1_000_000)
 	}
 }
