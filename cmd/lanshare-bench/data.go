@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+
+	"github.com/lanshare/lanshare/proto"
 )
 
 // sizes are the sizes of the data sets: full, or -quick's.
@@ -16,6 +18,8 @@ type sizes struct {
 	smallFiles int         // scenarios 2, 4 and 5
 	smallSize  int64       // each small file's size
 	mixed      []sizeClass // scenario 3
+	// Scenario 7's offer: entries, and its frame's payload in bytes.
+	offerEntries, offerPayload int
 }
 
 // sizeClass is count files of about size bytes (each within ±25%, at
@@ -35,6 +39,9 @@ var fullSizes = sizes{
 		{64 << 20, 4}, {16 << 20, 12}, {4 << 20, 40}, {1 << 20, 100}, {256 << 10, 200},
 		{64 << 10, 400}, {16 << 10, 500}, {4 << 10, 400}, {1 << 10, 344},
 	},
+	// The largest offer there is.
+	offerEntries: proto.MaxEntries,
+	offerPayload: proto.MaxFrameLen,
 }
 
 var quickSizes = sizes{
@@ -46,6 +53,8 @@ var quickSizes = sizes{
 		{4 << 20, 4}, {1 << 20, 12}, {256 << 10, 40}, {64 << 10, 100},
 		{16 << 10, 20}, {4 << 10, 10}, {1 << 10, 14},
 	},
+	offerEntries: 10_000,
+	offerPayload: 8 << 20,
 }
 
 // dataset is something a scenario sends: a file, or a folder sent whole.

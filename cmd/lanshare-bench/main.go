@@ -118,7 +118,7 @@ type config struct {
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("lanshare-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	only := fs.String("only", "1,2,3,4,5,6", "scenarios to run, comma-separated")
+	only := fs.String("only", "1,2,3,4,5,6,7", "scenarios to run, comma-separated")
 	runs := fs.Int("runs", 3, "rounds per scenario (scenario 6 runs twice as many)")
 	quick := fs.Bool("quick", false, "small sizes, for a check that takes well under a minute")
 	dir := fs.String("dir", os.TempDir(), "where to make the work directory (sources and outputs)")
