@@ -14,12 +14,18 @@ import (
 
 // sizes are the sizes of the data sets: full, or -quick's.
 type sizes struct {
-	bigFile    int64       // scenarios 1 and 4
-	smallFiles int         // scenarios 2, 4 and 5
-	smallSize  int64       // each small file's size
-	mixed      []sizeClass // scenario 3
-	// Scenario 7's offer: entries, and its frame's payload in bytes.
-	offerEntries, offerPayload int
+	bigFile    int64        // scenarios 1 and 4
+	smallFiles int          // scenarios 2, 4 and 5
+	smallSize  int64        // each small file's size
+	mixed      []sizeClass  // scenario 3
+	offers     []offerShape // scenario 7
+}
+
+// offerShape is the offer every stranger of scenario 7 sends in one part
+// of it: entries files, in a frame payload of payload bytes.
+type offerShape struct {
+	what             string
+	entries, payload int
 }
 
 // sizeClass is count files of about size bytes (each within ±25%, at
@@ -39,9 +45,14 @@ var fullSizes = sizes{
 		{64 << 20, 4}, {16 << 20, 12}, {4 << 20, 40}, {1 << 20, 100}, {256 << 10, 200},
 		{64 << 10, 400}, {16 << 10, 500}, {4 << 10, 400}, {1 << 10, 344},
 	},
-	// The largest offer there is.
-	offerEntries: proto.MaxEntries,
-	offerPayload: proto.MaxFrameLen,
+	// The largest offer there is (the budget holds one), offers that
+	// fill the budget 14 at a time, and offers of the most entries with
+	// the shortest paths (5 at a time).
+	offers: []offerShape{
+		{"largest offers", proto.MaxEntries, proto.MaxFrameLen},
+		{"mid-size offers", 10_000, 8 << 20},
+		{"offers of short paths", proto.MaxEntries, 3_200_004},
+	},
 }
 
 var quickSizes = sizes{
@@ -53,8 +64,7 @@ var quickSizes = sizes{
 		{4 << 20, 4}, {1 << 20, 12}, {256 << 10, 40}, {64 << 10, 100},
 		{16 << 10, 20}, {4 << 10, 10}, {1 << 10, 14},
 	},
-	offerEntries: 10_000,
-	offerPayload: 8 << 20,
+	offers: []offerShape{{"mid-size offers", 10_000, 8 << 20}},
 }
 
 // dataset is something a scenario sends: a file, or a folder sent whole.

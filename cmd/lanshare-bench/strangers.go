@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -59,14 +60,39 @@ func (o outcome) String() string {
 	return [...]string{"not admitted", "held", "refused busy", "refused otherwise", "dropped before the answer"}[o]
 }
 
-// strangerResult is what one connection saw.
+// strangerResult is what one connection saw, as the strangers helper
+// prints it; times are seconds from the attack's start.
 type strangerResult struct {
-	outcome outcome
-	code    proto.Code
-	answer  time.Duration // from the attack's start to the answer (held, refused)
-	end     time.Duration // from the attack's start to the agent's close
-	stillUp bool          // not dropped within strangerHold
-	err     error
+	Outcome outcome    `json:"outcome"`
+	Code    proto.Code `json:"code"`
+	Answer  float64    `json:"answer_s"` // held, refused
+	End     float64    `json:"end_s"`    // the agent's close
+	StillUp bool       `json:"still_up"` // not dropped within strangerHold
+	Err     string     `json:"err,omitempty"`
+}
+
+// attackLine is the strangers helper's first line, printed once its offer
+// is built and its connections about to start.
+const attackLine = "attacking"
+
+// runStrangers is the strangers helper: it builds the offer, attacks the
+// agent at to, and prints the results as one JSON line last. It runs as
+// a process of its own so that its memory (the offer, the TLS buffers) is
+// not counted in the agent's: a child forked by a large process inherits
+// that process's peak RSS into its rusage Maxrss.
+func runStrangers(to string, entries, payload int) error {
+	offer, err := hostileOffer(entries, payload)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := tlsConfig()
+	if err != nil {
+		return err
+	}
+	tlsCfg.InsecureSkipVerify = true // a stranger takes any key
+	fmt.Println(attackLine)
+	res := attack(context.Background(), to, offer, tlsCfg, time.Now())
+	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
 // hostileOffer returns the bytes a stranger writes: a hello and one offer
@@ -74,6 +100,9 @@ type strangerResult struct {
 // most proto.MaxFrameLen), with distinct and safe paths of equal length.
 func hostileOffer(entries, payload int) ([]byte, error) {
 	const entryHead = 1 + 4 + 8 + 8 + 2 // kind, mode, size, mtime, path length
+	if entries < 1 {
+		return nil, fmt.Errorf("offer of %d entries", entries)
+	}
 	pathLen := (payload-4)/entries - entryHead
 	if pathLen < 8 {
 		return nil, fmt.Errorf("offer of %d entries in %d bytes: paths would be too short", entries, payload)
@@ -113,42 +142,34 @@ func fillerPath(i, n int) string {
 
 // Scenario 7.
 func (b *bench) strangers(ctx context.Context) ([]row, error) {
-	t := time.Now()
-	offer, err := hostileOffer(b.sizes.offerEntries, b.sizes.offerPayload)
-	if err != nil {
-		return nil, err
-	}
-	b.logf("built the offer: %d entries, %s on the wire, in %.1fs", b.sizes.offerEntries, formatBytes(int64(len(offer))),
-		time.Since(t).Seconds())
-	tlsCfg, err := tlsConfig()
-	if err != nil {
-		return nil, err
-	}
-	tlsCfg.InsecureSkipVerify = true // a stranger takes any key
-	var rounds []strangerRound
-	for r := range b.cfg.runs {
-		sr, err := b.strangerRound(ctx, r, offer, tlsCfg)
-		if err != nil {
-			return nil, fmt.Errorf("round %d: %w", r+1, err)
+	var rows []row
+	for _, shape := range b.sizes.offers {
+		var rounds []strangerRound
+		for r := range b.cfg.runs {
+			sr, err := b.strangerRound(ctx, shape, r)
+			if err != nil {
+				return rows, fmt.Errorf("%s, round %d: %w", shape.what, r+1, err)
+			}
+			b.logf("  %s, round %d/%d: peak RSS %s MiB (VmHWM %s, Maxrss %s); held %d, busy %d, not admitted %d, "+
+				"dropped early %d, other %d; all dropped after %.1fs", shape.what, r+1, b.cfg.runs, formatMiB(sr.peak()),
+				formatMiB(sr.hwm), formatMiB(sr.maxRSS), sr.count[heldOffer], sr.count[refusedBusy], sr.count[notAdmitted],
+				sr.count[droppedEarly], sr.count[refusedOther], sr.allDropped)
+			rounds = append(rounds, sr)
 		}
-		b.logf("  round %d/%d  peak RSS %s MiB (VmHWM %s, Maxrss %s); held %d, busy %d, not admitted %d, dropped early %d, "+
-			"other %d; all dropped after %.1fs", r+1, b.cfg.runs, formatMiB(sr.peak()), formatMiB(sr.hwm), formatMiB(sr.maxRSS),
-			sr.count[heldOffer], sr.count[refusedBusy], sr.count[notAdmitted], sr.count[droppedEarly], sr.count[refusedOther],
-			sr.allDropped.Seconds())
-		rounds = append(rounds, sr)
+		rows = append(rows, b.strangerRows(shape, rounds)...)
 	}
-	return b.strangerRows(rounds), nil
+	return rows, nil
 }
 
 // strangerRound is what one round of scenario 7 measured.
 type strangerRound struct {
-	maxRSS, hwm int64 // rusage Maxrss and /proc VmHWM, bytes
-	peakAt      time.Duration
+	maxRSS, hwm int64   // rusage Maxrss and /proc VmHWM, bytes
+	peakAt      float64 // seconds into the attack that VmRSS peaked
 	count       [outcomes]int
 	codes       map[proto.Code]int // of refusedOther
-	firstAnswer time.Duration      // of the held offers: the latest answer
-	lastHeldEnd time.Duration      // of the held offers: the latest close
-	allDropped  time.Duration      // the latest close of any connection
+	lastAnswer  float64            // of the held offers: the latest answer
+	lastHeldEnd float64            // of the held offers: the latest close
+	allDropped  float64            // the latest close of any connection
 	stillUp     int
 	gc          gcStats
 	errs        []string // a few connection errors, for the notes
@@ -156,35 +177,44 @@ type strangerRound struct {
 
 func (s strangerRound) peak() int64 { return max(s.maxRSS, s.hwm) }
 
-// strangerRound starts an agent, runs the attack on it until every
-// connection is dropped, stops the agent and returns the measures.
-func (b *bench) strangerRound(ctx context.Context, r int, offer []byte, tlsCfg *tls.Config) (strangerRound, error) {
+// strangerRound starts an agent, runs the strangers helper on it until
+// every connection is dropped, stops the agent and returns the measures.
+func (b *bench) strangerRound(ctx context.Context, shape offerShape, r int) (strangerRound, error) {
 	var sr strangerRound
 	out := filepath.Join(b.work, "out", "strangers"+strconv.Itoa(r))
 	var gcMu sync.Mutex
+	var gc gcStats
 	watch := func(line string) {
 		gcMu.Lock()
 		defer gcMu.Unlock()
-		sr.gc.add(line)
+		gc.add(line)
 	}
 	serve, addr, err := b.startServeWatching(ctx, b.loopback, out, watch, "GODEBUG=gctrace=1")
 	if err != nil {
 		return sr, err
 	}
 	defer serve.stop()
-	pid := serve.cmd.Process.Pid
+	helper, err := startChild("strangers helper", b.loopback.command(ctx, b.self, "-to", addr,
+		"-entries", strconv.Itoa(shape.entries), "-payload", strconv.Itoa(shape.payload)), envHelper+"=strangers")
+	if err != nil {
+		return sr, err
+	}
+	defer helper.stop()
+	if line, err := helper.firstLine(ctx, time.Minute); err != nil {
+		return sr, err
+	} else if line != attackLine {
+		return sr, fmt.Errorf("strangers helper printed %q first, want %q", line, attackLine)
+	}
 	start := time.Now()
-	samplerDone := make(chan struct{})
-	stopSampler := make(chan struct{})
+	pid := serve.cmd.Process.Pid
+	samplerDone, stopSampler := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(samplerDone)
 		tick := time.NewTicker(rssEvery)
 		defer tick.Stop()
 		for {
-			if rss, ok := procStatus(pid, "VmRSS"); ok {
-				if rss > sr.hwm {
-					sr.hwm, sr.peakAt = rss, time.Since(start)
-				}
+			if rss, ok := procStatus(pid, "VmRSS"); ok && rss > sr.hwm {
+				sr.hwm, sr.peakAt = rss, time.Since(start).Seconds()
 			}
 			select {
 			case <-tick.C:
@@ -193,9 +223,16 @@ func (b *bench) strangerRound(ctx context.Context, r int, offer []byte, tlsCfg *
 			}
 		}
 	}()
-	results := attack(ctx, addr, offer, tlsCfg, start)
+	err = helper.wait()
 	close(stopSampler)
 	<-samplerDone
+	if err != nil {
+		return sr, err
+	}
+	var results []strangerResult
+	if err := json.Unmarshal([]byte(helper.out.lastLine()), &results); err != nil {
+		return sr, fmt.Errorf("strangers helper's result %q: %w", helper.out.lastLine(), err)
+	}
 	if hwm, ok := procStatus(pid, "VmHWM"); ok && hwm > sr.hwm {
 		sr.hwm = hwm
 	}
@@ -204,29 +241,27 @@ func (b *bench) strangerRound(ctx context.Context, r int, offer []byte, tlsCfg *
 	}
 	sr.maxRSS = serve.usage().maxRSS
 	gcMu.Lock()
-	defer gcMu.Unlock()
+	sr.gc = gc
+	gcMu.Unlock()
 	sr.codes = map[proto.Code]int{}
 	for _, res := range results {
-		sr.count[res.outcome]++
-		if res.outcome == refusedOther {
-			sr.codes[res.code]++
+		sr.count[res.Outcome]++
+		switch res.Outcome {
+		case refusedOther:
+			sr.codes[res.Code]++
+		case heldOffer:
+			sr.lastAnswer = max(sr.lastAnswer, res.Answer)
+			sr.lastHeldEnd = max(sr.lastHeldEnd, res.End)
 		}
-		if res.outcome == heldOffer {
-			sr.firstAnswer = max(sr.firstAnswer, res.answer)
-			sr.lastHeldEnd = max(sr.lastHeldEnd, res.end)
-		}
-		if res.stillUp {
+		if res.StillUp {
 			sr.stillUp++
 		}
-		sr.allDropped = max(sr.allDropped, res.end)
-		if res.err != nil && len(sr.errs) < 3 {
-			sr.errs = append(sr.errs, res.outcome.String()+": "+res.err.Error())
+		sr.allDropped = max(sr.allDropped, res.End)
+		if res.Err != "" && len(sr.errs) < 3 {
+			sr.errs = append(sr.errs, res.Outcome.String()+": "+res.Err)
 		}
 	}
-	if err := os.RemoveAll(out); err != nil {
-		return sr, err
-	}
-	return sr, ctx.Err()
+	return sr, os.RemoveAll(out)
 }
 
 // attack opens strangerConns connections to addr at once, from
@@ -242,6 +277,7 @@ func attack(ctx context.Context, addr string, offer []byte, tlsCfg *tls.Config, 
 		go func() {
 			defer wg.Done()
 			results[i] = stranger(ctx, addr, src, offer, tlsCfg, start)
+			results[i].End = time.Since(start).Seconds()
 		}()
 	}
 	wg.Wait()
@@ -251,19 +287,18 @@ func attack(ctx context.Context, addr string, offer []byte, tlsCfg *tls.Config, 
 // stranger is one connection of the attack: from src, a TLS handshake, the
 // offer, the answer, then nothing until the agent closes the connection
 // (or ctx ends: still up).
-func stranger(ctx context.Context, addr string, src net.IP, offer []byte, tlsCfg *tls.Config, start time.Time) (res strangerResult) {
-	defer func() { res.end = time.Since(start) }()
+func stranger(ctx context.Context, addr string, src net.IP, offer []byte, tlsCfg *tls.Config, start time.Time) strangerResult {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 10 * time.Second}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return strangerResult{outcome: notAdmitted, err: fmt.Errorf("dialing from %v: %w", src, err)}
+		return strangerResult{Outcome: notAdmitted, Err: fmt.Sprintf("dialing from %v: %v", src, err)}
 	}
 	defer raw.Close()
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 	tc := tls.Client(raw, tlsCfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return strangerResult{outcome: notAdmitted}
+		return strangerResult{Outcome: notAdmitted}
 	}
 	// The agent reads the rest of a refused offer before it closes: the
 	// answer comes after the whole write.
@@ -276,21 +311,21 @@ func stranger(ctx context.Context, addr string, src net.IP, offer []byte, tlsCfg
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return strangerResult{outcome: droppedEarly, stillUp: true}
+			return strangerResult{Outcome: droppedEarly, StillUp: true}
 		}
-		return strangerResult{outcome: droppedEarly, err: errors.Join(werr, err)}
+		return strangerResult{Outcome: droppedEarly, Err: errors.Join(werr, err).Error()}
 	}
-	res = strangerResult{outcome: heldOffer, code: a.Code, answer: time.Since(start)}
+	res := strangerResult{Outcome: heldOffer, Code: a.Code, Answer: time.Since(start).Seconds()}
 	switch a.Code {
 	case proto.CodeOK:
 	case proto.CodeBusy:
-		res.outcome = refusedBusy
+		res.Outcome = refusedBusy
 	default:
-		res.outcome = refusedOther
+		res.Outcome = refusedOther
 	}
 	// Hold on: read until the agent closes.
 	_, _ = io.Copy(io.Discard, br)
-	res.stillUp = ctx.Err() != nil
+	res.StillUp = ctx.Err() != nil
 	return res
 }
 
@@ -335,8 +370,8 @@ func (g *gcStats) add(line string) {
 	g.gl = max(g.gl, v[3])
 }
 
-// strangerRows makes scenario 7's rows and notes.
-func (b *bench) strangerRows(rounds []strangerRound) []row {
+// strangerRows makes the rows of one shape of scenario 7, and its notes.
+func (b *bench) strangerRows(shape offerShape, rounds []strangerRound) []row {
 	var peak, held, busy, other, early, notIn, ends []float64
 	var maxRSS int64
 	for _, s := range rounds {
@@ -347,35 +382,44 @@ func (b *bench) strangerRows(rounds []strangerRound) []row {
 		other = append(other, float64(s.count[refusedOther]))
 		early = append(early, float64(s.count[droppedEarly]))
 		notIn = append(notIn, float64(s.count[notAdmitted]))
-		ends = append(ends, s.allDropped.Seconds())
+		ends = append(ends, s.allDropped)
 	}
 	mib := metric{unit: "MiB", time: true}
 	conns := metric{unit: "conns"}
 	secs := metric{unit: "s", time: true}
-	title := fmt.Sprintf("7 strangers: %d TLS conns from %d addresses, offers of %d entries, %s", strangerConns, strangerAddrs,
-		b.sizes.offerEntries, formatBytes(int64(b.sizes.offerPayload)))
+	title := fmt.Sprintf("7 %d strangers from %d addresses, %s: %s entries, %s", strangerConns, strangerAddrs, shape.what,
+		formatCount(shape.entries), formatBytes(int64(shape.payload)))
 	rows := []row{
 		{scenario: title, way: "lanshare serve, peak RSS", m: mib, values: peak, rcvRSS: maxRSS, sndCPU: -1,
 			target: &target{v: memTarget >> 20, atMost: true, unit: "MiB"}},
 		{way: "offers held (answered OK)", m: conns, values: held, sndCPU: -1},
 		{way: "offers refused busy (memory budget)", m: conns, values: busy, sndCPU: -1},
 		{way: "offers refused otherwise", m: conns, values: other, sndCPU: -1},
-		{way: "dropped before an answer (evicted, deadline)", m: conns, values: early, sndCPU: -1},
+		{way: "dropped before an answer", m: conns, values: early, sndCPU: -1},
 		{way: "not admitted (over 8 per address)", m: conns, values: notIn, sndCPU: -1},
 		{way: "until every connection was dropped", m: secs, values: ends, sndCPU: -1},
 	}
 	for i, s := range rounds {
-		b.note("scenario 7, round %d: peak RSS %s MiB (VmHWM %s, rusage Maxrss %s), VmRSS peaked %.1fs into the attack; "+
+		b.note("7 %s, round %d: peak RSS %s MiB (VmHWM %s, rusage Maxrss %s), VmRSS at its highest %.1fs into the attack; "+
 			"Go heap (gctrace, %d collections): at most %d MiB when a collection started, %d MiB live after one, goal at most %d MiB; "+
-			"held offers answered within %.1fs and dropped after %.1fs; %d still up at %v",
-			i+1, formatMiB(s.peak()), formatMiB(s.hwm), formatMiB(s.maxRSS), s.peakAt.Seconds(), s.gc.n, s.gc.atStart, s.gc.live, s.gc.gl,
-			s.firstAnswer.Seconds(), s.lastHeldEnd.Seconds(), s.stillUp, strangerHold)
+			"held offers answered by %.1fs, dropped by %.1fs; %d connections still up after %v",
+			shape.what, i+1, formatMiB(s.peak()), formatMiB(s.hwm), formatMiB(s.maxRSS), s.peakAt, s.gc.n, s.gc.atStart, s.gc.live,
+			s.gc.gl, s.lastAnswer, s.lastHeldEnd, s.stillUp, strangerHold)
 		for code, n := range s.codes {
-			b.note("scenario 7, round %d: %d offers refused with code %v", i+1, n, code)
+			b.note("7 %s, round %d: %d offers refused with code %v", shape.what, i+1, n, code)
 		}
 		for _, e := range s.errs {
-			b.note("scenario 7, round %d: %s", i+1, e)
+			b.note("7 %s, round %d: %s", shape.what, i+1, e)
 		}
 	}
 	return rows
+}
+
+// formatCount writes n with thousands separated by commas.
+func formatCount(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
