@@ -45,13 +45,14 @@ var fullSizes = sizes{
 		{64 << 20, 4}, {16 << 20, 12}, {4 << 20, 40}, {1 << 20, 100}, {256 << 10, 200},
 		{64 << 10, 400}, {16 << 10, 500}, {4 << 10, 400}, {1 << 10, 344},
 	},
-	// The largest offer there is (the budget holds one), offers that
-	// fill the budget 14 at a time, and offers of the most entries with
-	// the shortest paths (5 at a time).
+	// The largest offer there is (the budget holds one at a time), and
+	// offers of the shortest paths, which cost the agent the most per
+	// byte of offer: 100,000 entries (5 at a time), and 20,000 (26 at a
+	// time, the most memory of the shapes tried).
 	offers: []offerShape{
 		{"largest offers", proto.MaxEntries, proto.MaxFrameLen},
-		{"mid-size offers", 10_000, 8 << 20},
-		{"offers of short paths", proto.MaxEntries, 3_200_004},
+		{"short paths", proto.MaxEntries, 4 + proto.MaxEntries*32},
+		{"short paths", 20_000, 4 + 20_000*32},
 	},
 }
 
@@ -64,6 +65,7 @@ var quickSizes = sizes{
 		{4 << 20, 4}, {1 << 20, 12}, {256 << 10, 40}, {64 << 10, 100},
 		{16 << 10, 20}, {4 << 10, 10}, {1 << 10, 14},
 	},
+	// Offers that fill the budget 14 at a time.
 	offers: []offerShape{{"mid-size offers", 10_000, 8 << 20}},
 }
 

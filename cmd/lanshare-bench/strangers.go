@@ -388,7 +388,7 @@ func (b *bench) strangerRows(shape offerShape, rounds []strangerRound) []row {
 	conns := metric{unit: "conns"}
 	secs := metric{unit: "s", time: true}
 	title := fmt.Sprintf("7 %d strangers from %d addresses, %s: %s entries, %s", strangerConns, strangerAddrs, shape.what,
-		formatCount(shape.entries), formatBytes(int64(shape.payload)))
+		formatCount(shape.entries), offerSize(shape.payload))
 	rows := []row{
 		{scenario: title, way: "lanshare serve, peak RSS", m: mib, values: peak, rcvRSS: maxRSS, sndCPU: -1,
 			target: &target{v: memTarget >> 20, atMost: true, unit: "MiB"}},
@@ -413,6 +413,14 @@ func (b *bench) strangerRows(shape offerShape, rounds []strangerRound) []row {
 		}
 	}
 	return rows
+}
+
+// offerSize is an offer's payload size as the title shows it.
+func offerSize(n int) string {
+	if n%(1<<20) == 0 {
+		return formatBytes(int64(n))
+	}
+	return fmt.Sprintf("%.2f MB", float64(n)/1e6)
 }
 
 // formatCount writes n with thousands separated by commas.
