@@ -52,7 +52,7 @@ var fullSizes = sizes{
 	offers: []offerShape{
 		{"largest offers", proto.MaxEntries, proto.MaxFrameLen},
 		{"short paths", proto.MaxEntries, 4 + proto.MaxEntries*32},
-		{"short paths", 20_000, 4 + 20_000*32},
+		{"small offers of short paths", 20_000, 4 + 20_000*32},
 	},
 }
 

@@ -400,11 +400,15 @@ func (b *bench) strangerRows(shape offerShape, rounds []strangerRound) []row {
 		{way: "until every connection was dropped", m: secs, values: ends, sndCPU: -1},
 	}
 	for i, s := range rounds {
+		held := "no offer held"
+		if s.count[heldOffer] > 0 {
+			held = fmt.Sprintf("held offers answered by %.1fs, dropped by %.1fs", s.lastAnswer, s.lastHeldEnd)
+		}
 		b.note("7 %s, round %d: peak RSS %s MiB (VmHWM %s, rusage Maxrss %s), VmRSS at its highest %.1fs into the attack; "+
 			"Go heap (gctrace, %d collections): at most %d MiB when a collection started, %d MiB live after one, goal at most %d MiB; "+
-			"held offers answered by %.1fs, dropped by %.1fs; %d connections still up after %v",
+			"%s; %d connections still up after %v",
 			shape.what, i+1, formatMiB(s.peak()), formatMiB(s.hwm), formatMiB(s.maxRSS), s.peakAt, s.gc.n, s.gc.atStart, s.gc.live,
-			s.gc.gl, s.lastAnswer, s.lastHeldEnd, s.stillUp, strangerHold)
+			s.gc.gl, held, s.stillUp, strangerHold)
 		for code, n := range s.codes {
 			b.note("7 %s, round %d: %d offers refused with code %v", shape.what, i+1, n, code)
 		}
