@@ -48,7 +48,10 @@
 //     MiB, with what became of the connections (answered and held,
 //     refused busy, dropped before an answer, not admitted) and the time
 //     until the agent had dropped them all; the notes give its Go heap
-//     from GODEBUG=gctrace=1.
+//     from GODEBUG=gctrace=1. Each round lasts until the agent has
+//     dropped every connection (about 35 s: the handshake deadline, then
+//     the minimum rate's window), so this scenario takes about 5 minutes
+//     (-quick: under 2).
 //
 // How it measures. Each way runs as child processes, so that their
 // rusage gives the peak RSS (Maxrss) and CPU time: lanshare's sender is
