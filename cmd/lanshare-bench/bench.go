@@ -238,8 +238,14 @@ func (b *bench) runLanshare(ctx context.Context, snd, rcv place, out string, pat
 // returns it once it listens, with the address it printed. The caller
 // must stop it.
 func (b *bench) startServe(ctx context.Context, rcv place, out string) (*child, string, error) {
-	serve, err := startChild("lanshare serve", rcv.command(ctx, b.lanshare, "serve", "--dir", out, "--config", b.recvCfg,
-		"--listen", net.JoinHostPort(rcv.addr, "0"), "--name", "bench-receiver"))
+	return b.startServeWatching(ctx, rcv, out, nil)
+}
+
+// startServeWatching is startServe with env added to the agent's
+// environment, and watch (if not nil) called with every line it prints.
+func (b *bench) startServeWatching(ctx context.Context, rcv place, out string, watch func(string), env ...string) (*child, string, error) {
+	serve, err := startChildWatching("lanshare serve", rcv.command(ctx, b.lanshare, "serve", "--dir", out, "--config", b.recvCfg,
+		"--listen", net.JoinHostPort(rcv.addr, "0"), "--name", "bench-receiver"), watch, env...)
 	if err != nil {
 		return nil, "", err
 	}

@@ -8,14 +8,24 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+
+	"github.com/lanshare/lanshare/proto"
 )
 
 // sizes are the sizes of the data sets: full, or -quick's.
 type sizes struct {
-	bigFile    int64       // scenarios 1 and 4
-	smallFiles int         // scenarios 2, 4 and 5
-	smallSize  int64       // each small file's size
-	mixed      []sizeClass // scenario 3
+	bigFile    int64        // scenarios 1 and 4
+	smallFiles int          // scenarios 2, 4 and 5
+	smallSize  int64        // each small file's size
+	mixed      []sizeClass  // scenario 3
+	offers     []offerShape // scenario 7
+}
+
+// offerShape is the offer every stranger of scenario 7 sends in one part
+// of it: entries files, in a frame payload of payload bytes.
+type offerShape struct {
+	what             string
+	entries, payload int
 }
 
 // sizeClass is count files of about size bytes (each within ±25%, at
@@ -35,6 +45,15 @@ var fullSizes = sizes{
 		{64 << 20, 4}, {16 << 20, 12}, {4 << 20, 40}, {1 << 20, 100}, {256 << 10, 200},
 		{64 << 10, 400}, {16 << 10, 500}, {4 << 10, 400}, {1 << 10, 344},
 	},
+	// The largest offer there is (the budget holds one at a time), and
+	// offers of the shortest paths, which cost the agent the most per
+	// byte of offer: 100,000 entries (5 at a time), and 20,000 (26 at a
+	// time, the most memory of the shapes tried).
+	offers: []offerShape{
+		{"largest offers", proto.MaxEntries, proto.MaxFrameLen},
+		{"short paths", proto.MaxEntries, 4 + proto.MaxEntries*32},
+		{"small offers of short paths", 20_000, 4 + 20_000*32},
+	},
 }
 
 var quickSizes = sizes{
@@ -46,6 +65,8 @@ var quickSizes = sizes{
 		{4 << 20, 4}, {1 << 20, 12}, {256 << 10, 40}, {64 << 10, 100},
 		{16 << 10, 20}, {4 << 10, 10}, {1 << 10, 14},
 	},
+	// Offers that fill the budget 14 at a time.
+	offers: []offerShape{{"mid-size offers", 10_000, 8 << 20}},
 }
 
 // dataset is something a scenario sends: a file, or a folder sent whole.

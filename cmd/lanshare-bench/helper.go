@@ -8,13 +8,15 @@ package main
 //	receive -mode tcp|tls|tar -listen ADDR -out PATH
 //	send    -mode tcp|tls|tar -to ADDR -src PATH
 //	dial    -to ADDR
+//	strangers -to ADDR -entries N -payload BYTES
 //
 // The receiver prints "listening on ADDR" first, takes one connection,
 // writes what it receives (a file for tcp and tls, a tree under -out for
 // tar), syncs every file and folder it wrote, sends one byte of
 // acknowledgment, and prints a JSON line (receiveResult) last. The sender
 // sends -src, closes its side and waits for that byte. dial dials and
-// writes one byte (scenario 6's baseline).
+// writes one byte (scenario 6's baseline). strangers is scenario 7's
+// attacker (see runStrangers).
 
 import (
 	"crypto/ed25519"
@@ -53,6 +55,8 @@ func runHelper(role string, args []string) int {
 	out := fs.String("out", "", "file (tcp, tls) or folder (tar) to write")
 	to := fs.String("to", "", "address to send to")
 	src := fs.String("src", "", "file (tcp, tls) or folder (tar) to send")
+	entries := fs.Int("entries", 0, "strangers: entries per offer")
+	payload := fs.Int("payload", 0, "strangers: bytes of each offer's frame payload")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -64,6 +68,8 @@ func runHelper(role string, args []string) int {
 		err = send(*mode, *to, *src)
 	case "dial":
 		err = dialOnce(*to)
+	case "strangers":
+		err = runStrangers(*to, *entries, *payload)
 	default:
 		err = fmt.Errorf("unknown helper role %q", role)
 	}

@@ -37,12 +37,31 @@
 //     first byte it puts on the wire to an agent that has been running for
 //     a few seconds, named by HOST:PORT and by whole id (found by mDNS),
 //     against a minimal Go program that dials and writes one byte.
+//  7. Strangers holding the memory budget: a fresh agent with default
+//     settings gets, at once, 72 TLS connections from 8 loopback source
+//     addresses (127.0.0.2 to 127.0.0.9: 8 per address fill the 64 slots,
+//     the 9th of each is over the per-address cap), each sending the same
+//     offer and then holding on (no data) until the agent drops it. The
+//     offers: the largest there is (100,000 entries in a 64 MiB frame),
+//     and 100,000 and 20,000 entries of 9-byte paths (-quick: 10,000
+//     entries in 8 MiB). The figure is the agent's peak RSS against 512
+//     MiB, with what became of the connections (answered and held,
+//     refused busy, dropped before an answer, not admitted) and the time
+//     until the agent had dropped them all; the notes give its Go heap
+//     from GODEBUG=gctrace=1. Each round lasts until the agent has
+//     dropped every connection (about 35 s: the handshake deadline, then
+//     the minimum rate's window), so this scenario takes about 5 minutes
+//     (-quick: under 2).
 //
 // How it measures. Each way runs as child processes, so that their
 // rusage gives the peak RSS (Maxrss) and CPU time: lanshare's sender is
 // the send process, its receiver a serve started afresh for each run and
 // stopped with SIGTERM after it (in scenario 6, one serve for the whole
-// scenario); a baseline's sender and receiver are this
+// scenario); in scenario 7, the agent's VmRSS is also sampled every 50 ms
+// and its VmHWM read before it is stopped, and the attacker is this
+// program in a helper role, so that its memory is not the agent's (a
+// child's Maxrss starts from that of the process that forked it); a
+// baseline's sender and receiver are this
 // program started again in a helper role (with tar as their child). A
 // run's time is from starting the sender to its exit, which both lanshare
 // and the baselines reach only once the receiver has every file durable:
@@ -118,7 +137,7 @@ type config struct {
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("lanshare-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	only := fs.String("only", "1,2,3,4,5,6", "scenarios to run, comma-separated")
+	only := fs.String("only", "1,2,3,4,5,6,7", "scenarios to run, comma-separated")
 	runs := fs.Int("runs", 3, "rounds per scenario (scenario 6 runs twice as many)")
 	quick := fs.Bool("quick", false, "small sizes, for a check that takes well under a minute")
 	dir := fs.String("dir", os.TempDir(), "where to make the work directory (sources and outputs)")

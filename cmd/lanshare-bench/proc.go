@@ -54,6 +54,7 @@ type output struct {
 	gotOne  bool
 	last    string
 	tail    []byte
+	watch   func(line string) // if set, called with every line
 }
 
 const tailMax = 4 << 10
@@ -77,6 +78,9 @@ func (o *output) Write(p []byte) (int, error) {
 		line := string(o.partial[:i])
 		o.partial = o.partial[i+1:]
 		o.last = line
+		if o.watch != nil {
+			o.watch(line)
+		}
 		if !o.gotOne {
 			o.gotOne = true
 			o.first <- line
@@ -104,7 +108,15 @@ func (o *output) String() string {
 // process's environment. The caller must wait for it (wait, stop or
 // terminate), also on failure.
 func startChild(name string, cmd *exec.Cmd, env ...string) (*child, error) {
+	return startChildWatching(name, cmd, nil, env...)
+}
+
+// startChildWatching is startChild that also calls watch (if not nil)
+// with every line the child prints, from the goroutine copying its
+// output.
+func startChildWatching(name string, cmd *exec.Cmd, watch func(line string), env ...string) (*child, error) {
 	c := &child{name: name, cmd: cmd, out: newOutput(), done: make(chan struct{})}
+	c.out.watch = watch
 	// The user's LANSHARE_* settings (say LANSHARE_ACCEPT=trusted) are
 	// not the benchmark's.
 	inherited := slices.DeleteFunc(cmd.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "LANSHARE_") })

@@ -45,17 +45,45 @@ var (
 	firstByte = metric{unit: "ms", of: func(s sample) float64 { return s.seconds * 1e3 }, time: true}
 )
 
-// target is a bound on a ratio: at least v, or at most v.
+// target is a bound on a ratio, or with a unit on the row's own figure:
+// at least v, or at most v.
 type target struct {
 	v      float64
 	atMost bool
+	unit   string // "": a ratio
 }
 
 func (t target) String() string {
+	if t.unit != "" {
+		op := "≥"
+		if t.atMost {
+			op = "≤"
+		}
+		return fmt.Sprintf("%s%s %s", op, formatFigure(t.v, t.unit), t.unit)
+	}
 	if t.atMost {
 		return fmt.Sprintf("≤%.2f", t.v)
 	}
 	return fmt.Sprintf("≥%.2f", t.v)
+}
+
+// verdict says whether r meets its target, if it has one that can be
+// judged.
+func (r row) verdict() (met, ok bool) {
+	switch {
+	case r.target == nil:
+		return false, false
+	case r.target.unit != "" && len(r.values) > 0:
+		// A cap on the figure holds in every round.
+		worst := slices.Max(r.values)
+		if !r.target.atMost {
+			worst = slices.Min(r.values)
+		}
+		return r.target.met(worst), true
+	case r.target.unit == "" && len(r.ratios) > 0:
+		return r.target.met(median(r.ratios)), true
+	}
+	return false, false
 }
 
 func (t target) met(ratio float64) bool {
@@ -144,7 +172,7 @@ func median(v []float64) float64 {
 // reading.
 func formatFigure(v float64, unit string) string {
 	switch {
-	case unit == "files/s" || v >= 100:
+	case unit == "files/s" || unit == "conns" || v >= 100:
 		return fmt.Sprintf("%.0f", v)
 	case unit == "s" || v < 10:
 		return fmt.Sprintf("%.2f", v)
@@ -209,9 +237,9 @@ func printReport(w io.Writer, b *bench, rows []row, wall time.Duration) {
 			fmt.Fprintln(tw, "\t\t\t\t\t\t\t")
 		}
 		tgt := ""
-		if r.target != nil && len(r.ratios) > 0 {
+		if met, ok := r.verdict(); ok {
 			verdict := "missed"
-			if r.target.met(median(r.ratios)) {
+			if met {
 				verdict = "met"
 			}
 			tgt = r.target.String() + " " + verdict

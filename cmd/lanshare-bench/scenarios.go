@@ -28,6 +28,7 @@ var scenarios = []scenario{
 	{"an emulated gigabit LAN", (*bench).gigabitLAN},
 	{"small files across a 2 ms round trip", (*bench).longRTT},
 	{"start-up to the first byte on the wire", (*bench).startUp},
+	{"strangers holding the memory budget", (*bench).strangers},
 }
 
 // The emulated LAN of scenarios 4 and 5.
