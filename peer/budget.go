@@ -15,6 +15,15 @@ import (
 // it keeps the agent's heap under 512 MiB whatever senders offer.
 const DefaultMemoryBudget = 320 << 20
 
+// MemoryLimit is the soft memory limit for the Go runtime that `lanshare
+// serve` sets (runtime/debug.SetMemoryLimit) unless GOMEMLIMIT is set.
+// The budget bounds what offers keep live; without a limit the garbage
+// collector lets the heap grow to about twice the live data before it
+// collects, which took a real agent to 468 MiB of RSS under 72 strangers'
+// offers (lanshare-bench scenario 7), with this limit to well under
+// 512 MiB.
+const MemoryLimit = 384 << 20
+
 // transferEntryCost is what a transfer holds per offered entry besides
 // the decoded offer, an upper bound: its answer reply, result, key,
 // offsets and flags, the reasons of refused entries, and the encoded

@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -67,6 +68,9 @@ func serve(ctx context.Context, cfg peer.Config, asJSON bool, stdout io.Writer) 
 	cfg.Logf = func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: msg}, "%s", peer.Escape(msg))
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(peer.MemoryLimit)
 	}
 	agent, err := peer.New(cfg)
 	if err != nil {
