@@ -227,6 +227,7 @@ type agentConn struct {
 	reserved bool        // let in through the trusted reserve
 	evicted  bool        // under Agent.mu: closed to make room; its slot is free
 	trusted  atomic.Bool // proved a trusted key in its TLS handshake
+	answered atomic.Bool // its offer was accepted: its files may flow
 	read     atomic.Uint64
 	done     chan struct{} // closed by drop
 	once     sync.Once
@@ -624,12 +625,22 @@ func (a *Agent) reserveUsedLocked() int {
 }
 
 // victimLocked returns the connection to evict for a newcomer when every
-// slot is taken: among the strangers' connections in the slots that are
-// older than EvictAfter, the one that read the fewest bytes for its age;
-// nil if there is none.
+// slot is taken: a stranger's connection in the slots that has not had
+// its offer accepted after evictUnanswered (a real sender gets its answer
+// in milliseconds; strangers that connect, send nothing and reconnect as
+// each handshake deadline drops them would otherwise hold every slot for
+// ever), else one older than EvictAfter; among them, the one that read
+// the fewest bytes for its age; nil if there is none.
 func (a *Agent) victimLocked(now time.Time) *agentConn {
-	return a.victimWhereLocked(now, nil)
+	if c := a.victimWhereLocked(now, evictUnanswered, func(c *agentConn) bool { return !c.answered.Load() }); c != nil {
+		return c
+	}
+	return a.victimWhereLocked(now, a.cfg.EvictAfter, nil)
 }
+
+// evictUnanswered is the age from which a stranger's connection whose
+// offer was not accepted yet may give way to a newcomer.
+const evictUnanswered = time.Second
 
 // evictForMemory evicts, for an offer that waits for the memory budget,
 // the stranger's connection older than EvictAfter that holds a share of
@@ -638,14 +649,16 @@ func (a *Agent) victimLocked(now time.Time) *agentConn {
 func (a *Agent) evictForMemory() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.evictLocked(a.victimWhereLocked(time.Now(), func(c *agentConn) bool {
+	a.evictLocked(a.victimWhereLocked(time.Now(), a.cfg.EvictAfter, func(c *agentConn) bool {
 		return a.inbox.mem.held(c.done) > 0
 	}))
 }
 
-// victimWhereLocked is victimLocked among the connections for which ok
-// (if not nil) holds.
-func (a *Agent) victimWhereLocked(now time.Time, ok func(*agentConn) bool) *agentConn {
+// victimWhereLocked returns, among the strangers' connections in the
+// slots older than minAge for which ok (if not nil) holds, the one that
+// read the fewest bytes for its age, or nil. Nothing is evicted when
+// Config.EvictAfter is 0.
+func (a *Agent) victimWhereLocked(now time.Time, minAge time.Duration, ok func(*agentConn) bool) *agentConn {
 	if a.cfg.EvictAfter <= 0 {
 		return nil
 	}
@@ -653,7 +666,7 @@ func (a *Agent) victimWhereLocked(now time.Time, ok func(*agentConn) bool) *agen
 	var bestRate float64
 	for c := range a.conns {
 		age := now.Sub(c.start)
-		if c.reserved || c.evicted || c.trusted.Load() || age < a.cfg.EvictAfter || (ok != nil && !ok(c)) {
+		if c.reserved || c.evicted || c.trusted.Load() || age < minAge || (ok != nil && !ok(c)) {
 			continue
 		}
 		rate := float64(c.read.Load()) / age.Seconds()
@@ -734,6 +747,9 @@ func (a *Agent) handle(c *agentConn) {
 	}
 	if !c.evicted {
 		a.freeSlotLocked(c)
+		// Its slot is free now, though c stays listed until OnTransfer
+		// returns: no newcomer may evict it (and free the slot again).
+		c.evicted = true
 	}
 	if a.perHost[c.host]--; a.perHost[c.host] <= 0 {
 		delete(a.perHost, c.host)
@@ -782,6 +798,7 @@ func (a *Agent) receive(c *agentConn) (peerID string, tr *Transfer, err error) {
 		return peerID, tr, err
 	}
 	pol.Done, pol.Accepted = c.done, c.start
+	pol.Answered = func() { c.answered.Store(true) }
 	if a.cfg.OnReceiving != nil {
 		remote := c.RemoteAddr()
 		pol.Watch = func(progress func() InProgress) {

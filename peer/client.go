@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -72,11 +73,13 @@ func (s *Sender) Send(ctx context.Context, t Target, items []Item, opt SendOptio
 		return rep, wrongKey
 	}
 	if err == nil && s.Known != nil && t.ID != "" {
-		// The name the key's holder gives itself; the record's only
-		// when it gave none.
-		name := rep.Peer
-		if name == "" {
-			name = t.DisplayName
+		// The key is pinned under the name the user resolved it by, and
+		// only when the key's holder calls itself the same inside TLS: a
+		// hello name alone would let a peer found as "mallory" take over
+		// the pins of "bob".
+		name := t.DisplayName
+		if rep.Peer != "" && !strings.EqualFold(rep.Peer, name) {
+			name = ""
 		}
 		if name != "" && (!t.ByName || len(s.Known.ByName(name)) == 0) {
 			if perr := s.Known.Pin(t.ID, name); perr != nil {

@@ -175,6 +175,9 @@ type Policy struct {
 	// Accepted is when the connection was accepted: the handshake
 	// deadline counts from it. Zero means when ReceiveWith is called.
 	Accepted time.Time
+	// Answered, if set, is called once the answer accepting the offer
+	// has been sent.
+	Answered func()
 }
 
 // Receive runs the receiving side of one transfer on conn with the zero
@@ -299,6 +302,9 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	}
 	if answer.Code != proto.CodeOK {
 		return tr, &RefusedError{Peer: "we", Code: answer.Code, Reason: answer.Reason}
+	}
+	if pol.Answered != nil {
+		pol.Answered()
 	}
 	// From the answer on, the idle deadline and the minimum rate bound the
 	// connection instead of the handshake deadline.

@@ -254,7 +254,17 @@ func findPeer(peers []discovery.Peer, target string, steer []string) (match, err
 	}{
 		{byPin, func(p discovery.Peer) bool { return p.ID != "" && slices.Contains(steer, p.ID) }},
 		{byInstance, func(p discovery.Peer) bool { return !Suspicious(p) && strings.EqualFold(p.Instance, target) }},
-		{byDisplayName, func(p discovery.Peer) bool { return strings.EqualFold(p.Name, target) }},
+		{byDisplayName, func(p discovery.Peer) bool {
+			if !strings.EqualFold(p.Name, target) {
+				return false
+			}
+			// A display name shaped like an instance name ("bob (ab12)")
+			// matches only a peer whose id it names.
+			if part, ok := splitInstance(target); ok && p.ID != "" {
+				return strings.EqualFold(discovery.InstanceName(part, p.ID), target)
+			}
+			return true
+		}},
 		{byPrefix, func(p discovery.Peer) bool {
 			return len(prefix) >= 4 && p.ID != "" && strings.HasPrefix(strings.ToLower(p.ID), prefix)
 		}},

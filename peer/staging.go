@@ -844,7 +844,15 @@ func (in *Inbox) alreadyThere(a arrival, e proto.Entry) bool {
 		return false
 	}
 	id, fi, err := fileIdentity(in.root, a.saved)
-	return err == nil && id == a.id && fi.Mode().IsRegular() && uint64(fi.Size()) == e.Size && fi.ModTime().Equal(e.MTime)
+	if err != nil {
+		return false
+	}
+	if uid, ok := owner(fi); ok && uid != os.Getuid() {
+		// Another local user's file on a reused inode, made to look
+		// like ours: never ours.
+		return false
+	}
+	return id == a.id && fi.Mode().IsRegular() && uint64(fi.Size()) == e.Size && fi.ModTime().Equal(e.MTime)
 }
 
 // hashPrefix feeds the first n bytes of f into h, reading with buf.
