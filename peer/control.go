@@ -59,8 +59,11 @@ func (st *Status) Self() (p discovery.Peer, ok bool) {
 type control struct {
 	ln   net.Listener
 	path string
-	wg   sync.WaitGroup
 	once sync.Once
+
+	mu     sync.Mutex // guards closed, and orders wg.Add before close's wg.Wait
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // listenControl opens the control socket in dir. A socket left by an agent
@@ -91,7 +94,16 @@ func (c *control) serve(status func() Status) {
 		if err != nil {
 			return
 		}
+		// An answer starts only while close has not begun to wait: a
+		// WaitGroup must not grow from zero while it is waited on.
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			conn.Close()
+			return
+		}
 		c.wg.Add(1)
+		c.mu.Unlock()
 		go func() {
 			defer c.wg.Done()
 			defer conn.Close()
@@ -105,6 +117,9 @@ func (c *control) serve(status func() Status) {
 // Safe to call more than once.
 func (c *control) close() {
 	c.once.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
 		c.ln.Close()
 		c.wg.Wait()
 		_ = os.Remove(c.path)
