@@ -29,6 +29,9 @@ type sendArgs struct {
 }
 
 func send(ctx context.Context, a sendArgs) error {
+	if meant := swappedSend(a.target, a.paths); meant != "" && !agentLacksPeer(ctx, a.configDir, a.paths[len(a.paths)-1]) {
+		return swappedError(a.target, a.paths[len(a.paths)-1], meant)
+	}
 	items, err := peer.Collect(a.paths, func(p, reason string) {
 		fmt.Fprintf(a.stderr, "lanshare: warning: %s: %s\n", peer.Escape(p), reason)
 	})
@@ -142,6 +145,23 @@ func send(ctx context.Context, a sendArgs) error {
 			peer.Escape(rep.Peer), formatDuration(el), peer.FormatBytes(uint64(float64(rep.Sent)/max(el.Seconds(), 1e-3))), sendNotes(rep))
 	}
 	return nil
+}
+
+// agentLacksPeer reports whether the running local agent, if any, sees no
+// peer that name could mean (a display name, an instance name or an id
+// prefix). Without an agent it is false: nothing cheap can tell.
+func agentLacksPeer(ctx context.Context, configDir, name string) bool {
+	st, err := peer.QueryAgent(ctx, configDir)
+	if err != nil {
+		return false
+	}
+	for _, p := range st.Peers {
+		if strings.EqualFold(p.Name, name) || strings.EqualFold(p.Instance, name) ||
+			len(name) >= 4 && strings.HasPrefix(strings.ToLower(strings.ReplaceAll(p.ID, "-", "")), strings.ToLower(strings.ReplaceAll(name, "-", ""))) {
+			return false
+		}
+	}
+	return true
 }
 
 // progressNote says that a send resumes or retries, for the progress line.
