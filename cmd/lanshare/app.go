@@ -38,10 +38,13 @@ func (e usageError) Error() string { return e.msg }
 
 func exitCode(err error) int {
 	var ue usageError
+	var ie interruptedError
 	var ne *net.OpError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &ie):
+		return 128 + int(ie.sig)
 	case errors.As(err, &ue), errors.Is(err, peer.ErrAmbiguousPeer):
 		return exitUsage
 	case errors.Is(err, peer.ErrRefused):
@@ -487,9 +490,52 @@ func expandHome(p string) string {
 	return p
 }
 
-// signalContext is ctx, cancelled on SIGINT or SIGTERM.
+// signalContext is ctx, cancelled on SIGINT or SIGTERM with an
+// interruptedError cause (see interruption). The CancelFunc stops the
+// signal handling and waits for it.
 func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(ctx)
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case s := <-c:
+			sig, _ := s.(syscall.Signal)
+			cancel(interruptedError{sig: sig})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(c)
+		cancel(nil)
+		<-done
+	}
+}
+
+// interruptedError ends a command stopped by a signal; it exits 128 plus
+// the signal's number (130 for SIGINT, 143 for SIGTERM), as shells do.
+type interruptedError struct {
+	sig  syscall.Signal
+	what string // what was done when it came, for the message
+}
+
+func (e interruptedError) Error() string {
+	if e.what == "" {
+		return "interrupted"
+	}
+	return "interrupted: " + e.what
+}
+
+// interruption returns the signal that cancelled a signalContext, if one
+// did.
+func interruption(ctx context.Context) (syscall.Signal, bool) {
+	var ie interruptedError
+	if errors.As(context.Cause(ctx), &ie) {
+		return ie.sig, true
+	}
+	return 0, false
 }
 
 func formatDuration(d time.Duration) string {

@@ -72,6 +72,9 @@ func send(ctx context.Context, a sendArgs) error {
 	// records claim; Send refuses anything else it resolves to.
 	a.resolve.Pins = known
 	target, err := peer.Resolve(ctx, a.target, a.resolve)
+	if sig, ok := interruption(ctx); ok && err != nil {
+		return interruptedError{sig: sig, what: "nothing was sent: still looking for " + peer.Escape(a.target)}
+	}
 	if err != nil {
 		return err
 	}
@@ -115,6 +118,15 @@ func send(ctx context.Context, a sendArgs) error {
 			fmt.Fprintf(a.stdout, "connection lost (%s); retrying in %s (retry %d)\n", oneLine(r.Err), formatDuration(r.Wait), r.Attempt-1)
 		}
 	}
+	// The last progress says what arrived when a send is cut short.
+	var last peer.Progress
+	show := opt.Progress
+	opt.Progress = func(p peer.Progress) {
+		last = p
+		if show != nil {
+			show(p)
+		}
+	}
 	start := time.Now()
 	rep, err := sender.Send(ctx, target, items, opt)
 	if bar != nil {
@@ -122,6 +134,13 @@ func send(ctx context.Context, a sendArgs) error {
 			bar.SetCurrent(int64(total))
 		}
 		bar.Finish()
+	}
+	if sig, ok := interruption(ctx); ok && err != nil {
+		who := target.Name
+		if rep != nil && rep.Peer != "" {
+			who = peer.Escape(rep.Peer)
+		}
+		err = interruptedError{sig: sig, what: cutShort(who, last, files, total)}
 	}
 	if events != nil {
 		jsonResults(events, rep, err, time.Since(start))
@@ -145,6 +164,22 @@ func send(ctx context.Context, a sendArgs) error {
 			peer.Escape(rep.Peer), formatDuration(el), peer.FormatBytes(uint64(float64(rep.Sent)/max(el.Seconds(), 1e-3))), sendNotes(rep))
 	}
 	return nil
+}
+
+// cutShort says what was sent to who before a send was cut short, from
+// the last progress, and how to finish it. Only a receipt says what
+// arrived; the receiver keeps the files that did, and a large file's
+// partial bytes, for the same command's next run.
+func cutShort(who string, last peer.Progress, files int, total uint64) string {
+	switch {
+	case last.Attempt == 0:
+		return fmt.Sprintf("nothing was sent to %s: run the same command again to send", who)
+	case last.Files == files:
+		return fmt.Sprintf("all %s (%s) were sent to %s, which had not confirmed them yet; run the same command again to check: what arrived is not sent again",
+			plural(files, "file"), peer.FormatBytes(total), who)
+	}
+	return fmt.Sprintf("%d of %s (%s of %s) were sent to %s; run the same command again to resume: what arrived is not sent again",
+		last.Files, plural(files, "file"), peer.FormatBytes(last.Bytes), peer.FormatBytes(total), who)
 }
 
 // agentLacksPeer reports whether the running local agent, if any, sees no
