@@ -58,6 +58,10 @@ var (
 	// ErrKnownFile means the known-peers file holds a line that cannot be
 	// used; the error names the line.
 	ErrKnownFile = errors.New("bad known_peers file")
+	// ErrSourceUnreadable means a file offered could not be read in full
+	// while it was sent (it became unreadable, shrank or changed): the
+	// sender's own failure, not the receiver's refusal; see SourceError.
+	ErrSourceUnreadable = errors.New("cannot read a file to send")
 	// ErrNoAgent means no agent runs with that config directory.
 	ErrNoAgent = errors.New("no agent running")
 	// ErrAgentRunning means another agent already runs with that config

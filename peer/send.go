@@ -470,8 +470,14 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 			if r.Offset > it.Entry.Size {
 				return rep, fmt.Errorf("%s: offset %d beyond size %d: %w", Escape(it.Entry.Path), r.Offset, it.Entry.Size, proto.ErrMalformed)
 			}
+			unread := len(s.unread)
 			if err := s.sendFile(uint32(i), it, r.Offset); err != nil {
 				return rep, fmt.Errorf("sending %s to %s: %w", Escape(it.Entry.Path), peerName(hello.Name), err)
+			}
+			if len(s.unread) > unread {
+				// Not sent: the progress must not count it.
+				s.report(it.Entry.Path)
+				continue
 			}
 		} else {
 			s.prog.Bytes += it.Entry.Size
@@ -496,8 +502,37 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 	}
 	rep.Results = receipt.Results
 	rep.RecordedAs = receipt.Sender
-	return rep, rep.check()
+	err = rep.check()
+	if len(s.unread) > 0 && err != nil {
+		// Our own failure comes first: the receiver only saw it.
+		first := s.unread[0]
+		return rep, &SourceError{Path: first.Source, Err: first.err, Count: len(s.unread), cause: err}
+	}
+	return rep, err
 }
+
+// SourceError is a send's failure to read files it offered (one that
+// became unreadable, shrank or changed after Collect): they were not sent,
+// and nothing was saved under their names. It matches ErrSourceUnreadable,
+// and what the receipt says (ErrIncomplete, or a *RefusedError with
+// proto.CodeSourceChanged).
+type SourceError struct {
+	Path  string // the first such file, as given to Collect
+	Err   error  // why it could not be read
+	Count int    // how many such files
+	cause error  // the receipt's verdict
+}
+
+func (e *SourceError) Error() string {
+	what := "cannot read " + Escape(e.Path)
+	if e.Count > 1 {
+		what = fmt.Sprintf("cannot read %d files, first %s", e.Count, Escape(e.Path))
+	}
+	return fmt.Sprintf("%s: %s; not sent", what, Escape(errReasonNoPath(e.Err).Error()))
+}
+
+// Unwrap gives ErrSourceUnreadable and the receipt's verdict.
+func (e *SourceError) Unwrap() []error { return []error{ErrSourceUnreadable, e.cause} }
 
 func peerName(n string) string {
 	if n == "" {
@@ -538,6 +573,14 @@ type streamer struct {
 	prog     Progress
 	progress func(Progress)
 	last     time.Time
+	unread   []unreadFile // files that could not be read in full
+}
+
+// unreadFile is a file the streamer could not read in full, padded and
+// marked aborted.
+type unreadFile struct {
+	Source string
+	err    error
 }
 
 func (s *streamer) report(path string) {
@@ -587,6 +630,7 @@ func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 		}
 	}
 	if rerr != nil {
+		s.unread = append(s.unread, unreadFile{Source: it.Source, err: rerr})
 		fe = proto.FileEnd{Index: index, Status: proto.Aborted, Code: proto.CodeSourceChanged,
 			Reason: trimReason(strings.TrimPrefix(errReason(rerr), "open "))}
 	} else {

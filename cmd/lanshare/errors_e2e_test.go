@@ -4,6 +4,7 @@ package main
 // binary and checks the exit status and the one line on stderr.
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -55,5 +56,41 @@ func TestSendInterruptedSaysWhatArrived(t *testing.T) {
 				t.Errorf("b-big.bin did not arrive whole: %v", keys(got))
 			}
 		})
+	}
+}
+
+// TestSendUnreadableFileIsSendersError: a file that cannot be read when
+// its turn comes (removed while an earlier one streams) ends send with
+// exit 7 and one line naming it as ours to fix, not as bob's refusal;
+// the progress never says it was sent, and bob saves nothing for it.
+func TestSendUnreadableFileIsSendersError(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "src")
+	randomFile(t, filepath.Join(src, "a-big.bin"), 32<<20)
+	small := filepath.Join(src, "b-small.txt")
+	writeFile(t, small, []byte("small\n"), 0o644, time.Now())
+	share := filepath.Join(tmp, "share")
+	srv := startServe(t, tmp, nil, "--dir", share, "--config", filepath.Join(tmp, "rcfg"), "--name", "bob", "--listen", "127.0.0.1:0")
+	release := make(chan struct{})
+	proxy := pauseProxy(t, srv.addr, 4<<20, release)
+	snd := startLanshare(t, local, tmp, nil, "send", "--config", filepath.Join(tmp, "scfg"), proxy, src)
+	waitFor(t, "the big file to start arriving", func() bool { return dirBytes(share) >= 2<<20 })
+	if err := os.Remove(small); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	<-snd.done
+	if snd.state.ExitCode() != exitUnreadable {
+		t.Errorf("exit %d, want %d (a file could not be read); stderr:\n%s", snd.state.ExitCode(), exitUnreadable, snd.stderr)
+	}
+	checkErrorLine(t, snd.stderr.String(), "lanshare: cannot read "+small+": no such file or directory; not sent")
+	for _, l := range snd.out.Lines() {
+		if strings.HasPrefix(l, "sent 2/2") || strings.Contains(l, "b-small.txt") {
+			t.Errorf("progress claims the unreadable file: %q", l)
+		}
+	}
+	if got := readTree(t, share); len(got) != 2 || len(got["src/a-big.bin"].data) != 32<<20 {
+		t.Errorf("shared folder holds %q, want src/ and src/a-big.bin only", keys(got))
 	}
 }

@@ -148,8 +148,13 @@ func send(ctx context.Context, a sendArgs) error {
 	}
 	// With more than one item, list every one that failed; the error
 	// names the first (or the only one).
+	var se *peer.SourceError
+	ownOnly := errors.As(err, &se) && se.Count == 1 // named by the error
 	if rep != nil && len(rep.Results) > 1 {
 		for i, res := range rep.Results {
+			if ownOnly && res.Code == proto.CodeSourceChanged {
+				continue
+			}
 			if res.Status == proto.Failed || res.Status == proto.Refused {
 				fmt.Fprintf(a.stderr, "lanshare: not saved: %s: %s\n", peer.Escape(rep.Items[i].Entry.Path), peer.Escape(res.Reason))
 			}
