@@ -62,6 +62,10 @@ var (
 	// while it was sent (it became unreadable, shrank or changed): the
 	// sender's own failure, not the receiver's refusal; see SourceError.
 	ErrSourceUnreadable = errors.New("cannot read a file to send")
+	// ErrNotWritable means the shared folder (or its staging folder)
+	// cannot be written: a read-only file system, permissions, a quota.
+	// New checks it before the agent listens or announces itself.
+	ErrNotWritable = errors.New("the shared folder cannot be written")
 	// ErrNoAgent means no agent runs with that config directory.
 	ErrNoAgent = errors.New("no agent running")
 	// ErrAgentRunning means another agent already runs with that config

@@ -29,6 +29,7 @@ const (
 	exitIncomplete  = 5 // the transfer broke off or some files failed
 	exitUntrusted   = 6 // the receiver's key is not the one expected
 	exitUnreadable  = 7 // a file to send could not be read while sending (it was not sent)
+	exitInUse       = 8 // serve: the port is taken, or an agent already runs with this config directory
 )
 
 // usageError is a command line that cannot work; usage, filled in by
@@ -46,6 +47,8 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ie):
 		return 128 + int(ie.sig)
+	case errors.Is(err, errInUse):
+		return exitInUse
 	case errors.Is(err, peer.ErrSourceUnreadable):
 		return exitUnreadable
 	case errors.As(err, &ue), errors.Is(err, peer.ErrAmbiguousPeer):

@@ -4,7 +4,11 @@ package main
 // binary and checks the exit status and the one line on stderr.
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -93,4 +97,78 @@ func TestSendUnreadableFileIsSendersError(t *testing.T) {
 	if got := readTree(t, share); len(got) != 2 || len(got["src/a-big.bin"].data) != 32<<20 {
 		t.Errorf("shared folder holds %q, want src/ and src/a-big.bin only", keys(got))
 	}
+}
+
+// onReadOnly returns a commandFunc that runs its command in a private
+// mount namespace where dir is bound read-only: the machine never sees
+// the mount, and it goes away with the process.
+func onReadOnly(dir string) commandFunc {
+	return func(ctx context.Context, name string, args ...string) *exec.Cmd {
+		script := `mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" || exit 97; exec "$@"`
+		return exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "--",
+			"sh", "-c", script, dir, name}, args...)...)
+	}
+}
+
+// TestServeUnwritableFolderRefused: serve on a shared folder that cannot
+// be written (a read-only file system; its staging folder there from an
+// earlier run) stops at start with one line saying so and what to do,
+// before it listens or announces, instead of failing every send after
+// its bytes crossed.
+func TestServeUnwritableFolderRefused(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1) for a private mount namespace")
+	}
+	tmp := t.TempDir()
+	share := filepath.Join(tmp, "share")
+	if err := os.MkdirAll(filepath.Join(share, ".lanshare"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := runLanshareOn(t, onReadOnly(share), tmp, nil, "serve", "--dir", share, "--config", filepath.Join(tmp, "rcfg"), "--listen", "127.0.0.1:0")
+	if r.code == 97 {
+		t.Skip("cannot bind-mount read-only here (needs CAP_SYS_ADMIN in a mount namespace)")
+	}
+	if r.code != exitFailure {
+		t.Errorf("exit %d, want %d", r.code, exitFailure)
+	}
+	if r.stdout != "" {
+		t.Errorf("serve printed %q before refusing, want nothing (it must not listen)", r.stdout)
+	}
+	checkErrorLine(t, r.stderr, "lanshare: the shared folder cannot be written: "+share+": read-only file system; make it writable, or share another folder with --dir")
+}
+
+// TestServePortTaken: a serve whose port is taken says by whom: this
+// config directory's own agent (its pid, and how to see it), or another
+// program (and how to choose another port); exit 8 either way.
+func TestServePortTaken(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	cfg := filepath.Join(tmp, "cfg")
+	addr := freeAddr(t)
+	first := startServe(t, tmp, nil, "--dir", filepath.Join(tmp, "share"), "--config", cfg, "--listen", addr)
+	_, port, _ := net.SplitHostPort(addr)
+
+	t.Run("same config, same port", func(t *testing.T) {
+		r := runLanshare(t, tmp, nil, "serve", "--dir", filepath.Join(tmp, "share2"), "--config", cfg, "--listen", addr)
+		if r.code != exitInUse {
+			t.Errorf("exit %d, want %d", r.code, exitInUse)
+		}
+		checkErrorLine(t, r.stderr, fmt.Sprintf("lanshare: an agent already runs here (pid %d, listening on %s, config %s); lanshare status shows it",
+			first.cmd.Process.Pid, addr, cfg))
+	})
+	t.Run("same config, another port", func(t *testing.T) {
+		r := runLanshare(t, tmp, nil, "serve", "--dir", filepath.Join(tmp, "share2"), "--config", cfg, "--listen", "127.0.0.1:0")
+		if r.code != exitInUse {
+			t.Errorf("exit %d, want %d", r.code, exitInUse)
+		}
+		checkErrorLine(t, r.stderr, fmt.Sprintf("lanshare: an agent already runs here (pid %d,", first.cmd.Process.Pid))
+	})
+	t.Run("another program", func(t *testing.T) {
+		r := runLanshare(t, tmp, nil, "serve", "--dir", filepath.Join(tmp, "share3"), "--config", filepath.Join(tmp, "cfg3"), "--listen", addr)
+		if r.code != exitInUse {
+			t.Errorf("exit %d, want %d", r.code, exitInUse)
+		}
+		checkErrorLine(t, r.stderr, "lanshare: port "+port+" is in use by another program; choose another with --listen (e.g. --listen :0 for any free port)")
+	})
 }

@@ -74,7 +74,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON bool, stdout io.Writer) 
 	}
 	agent, err := peer.New(cfg)
 	if err != nil {
-		return err
+		return startError(ctx, cfg, err)
 	}
 	defer agent.Close()
 	if asJSON {
