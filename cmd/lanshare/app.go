@@ -370,7 +370,7 @@ Examples:
 					}
 					return peers(c.Context, peersArgs{
 						wait: c.Duration("wait"), json: c.Bool("json"), watch: c.Bool("watch"),
-						ifaces: ifs, configDir: expandHome(c.String("config")), stdout: stdout,
+						ifaces: ifs, configDir: expandHome(c.String("config")), stdout: stdout, stderr: stderr,
 					})
 				},
 			},

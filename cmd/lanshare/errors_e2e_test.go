@@ -172,3 +172,20 @@ func TestServePortTaken(t *testing.T) {
 		checkErrorLine(t, r.stderr, "lanshare: port "+port+" is in use by another program; choose another with --listen (e.g. --listen :0 for any free port)")
 	})
 }
+
+// TestPeersNobodyHint: peers that finds no other agent says on stderr,
+// in one line, what commonly blocks discovery; --json output stays only
+// the (empty) list.
+func TestPeersNobodyHint(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	r := runLanshare(t, tmp, nil, "peers", "--wait", "300ms", "--config", filepath.Join(tmp, "cfg"))
+	if r.code != 0 || r.stdout != "no peers found within 300ms\n" {
+		t.Errorf("peers with nobody around: exit %d, stdout %q; want 0 and \"no peers found within 300ms\"", r.code, r.stdout)
+	}
+	checkErrorLine(t, r.stderr, "lanshare: no other agent answered.", "firewall", "5353/udp", "52741/tcp", "isolates its clients", "--iface", "another subnet")
+	r = runLanshare(t, tmp, nil, "peers", "--json", "--wait", "300ms", "--config", filepath.Join(tmp, "cfg"))
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "[]" || r.stderr != "" {
+		t.Errorf("peers --json with nobody around: exit %d, stdout %q, stderr %q; want 0, [] and nothing on stderr", r.code, r.stdout, r.stderr)
+	}
+}
