@@ -66,6 +66,10 @@ var (
 	// cannot be written: a read-only file system, permissions, a quota.
 	// New checks it before the agent listens or announces itself.
 	ErrNotWritable = errors.New("the shared folder cannot be written")
+	// ErrPeerStopped means the receiver stopped during a send: it was
+	// reached, then refused a new connection (its agent no longer
+	// listens). A send does not retry it; see StoppedError.
+	ErrPeerStopped = errors.New("the receiver stopped")
 	// ErrNoAgent means no agent runs with that config directory.
 	ErrNoAgent = errors.New("no agent running")
 	// ErrAgentRunning means another agent already runs with that config

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lanshare/lanshare/proto"
@@ -295,6 +296,12 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 				all.RecordedAs = rep.RecordedAs
 				saved = rep.Saved()
 			}
+			if reached && errors.Is(err, syscall.ECONNREFUSED) {
+				// It answered before and now nothing listens there: its
+				// agent stopped (and said goodbye). Retrying is waiting
+				// for a restart nobody promised.
+				return all, &StoppedError{Peer: all.Peer, Addr: addr, Err: err}
+			}
 			// A receiver that turned us away at once (every slot taken)
 			// is there too: it frees a slot for a newcomer within
 			// seconds (see Config.EvictAfter).
@@ -345,6 +352,24 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 	}
 	return all, nil
 }
+
+// StoppedError ends a send whose receiver stopped during it: after its
+// agent was reached, a new connection to it was refused, because nothing
+// listens there any more. It matches ErrPeerStopped and ErrIncomplete.
+// The receiver keeps the files that arrived and a large file's partial
+// bytes, so that the same send, once the agent runs again, resumes.
+type StoppedError struct {
+	Peer string // the receiver's display name, from its hello
+	Addr string
+	Err  error // the refused connection
+}
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("%s stopped (nothing listens at %s any more)", peerName(e.Peer), e.Addr)
+}
+
+// Unwrap gives ErrPeerStopped, ErrIncomplete and the refused connection.
+func (e *StoppedError) Unwrap() []error { return []error{ErrPeerStopped, ErrIncomplete, e.Err} }
 
 // retryable reports whether a batch that ended with err is worth sending
 // again: its connection failed (not a refusal, a wrong key or another

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -187,5 +188,90 @@ func TestPeersNobodyHint(t *testing.T) {
 	r = runLanshare(t, tmp, nil, "peers", "--json", "--wait", "300ms", "--config", filepath.Join(tmp, "cfg"))
 	if r.code != 0 || strings.TrimSpace(r.stdout) != "[]" || r.stderr != "" {
 		t.Errorf("peers --json with nobody around: exit %d, stdout %q, stderr %q; want 0, [] and nothing on stderr", r.code, r.stdout, r.stderr)
+	}
+}
+
+// portProxy relays one connection to target, holding what the client
+// sends after `after` bytes; when target closes the connection, it closes
+// the client's and stops listening, as the receiver's own port would: the
+// sender's next connection is refused.
+func portProxy(t testing.TB, target string, after int64) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer ln.Close()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		s, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		go func() { _, _ = io.CopyN(s, c, after) }()
+		_, _ = io.Copy(c, s)
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// TestSendReceiverStoppedSaysSo: a receiver that stops during a send
+// (SIGTERM: it closes its port and says goodbye) ends the send at once,
+// without retries, with exit 5 and one line that says it stopped, how
+// much was sent, that it keeps what arrived, and that the same command
+// resumes; it does, once the receiver runs again.
+func TestSendReceiverStoppedSaysSo(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "src")
+	writeFile(t, filepath.Join(src, "a-first.txt"), []byte("first\n"), 0o644, time.Now())
+	randomFile(t, filepath.Join(src, "b-big.bin"), 48<<20)
+	share, scfg := filepath.Join(tmp, "share"), filepath.Join(tmp, "scfg")
+	serveArgs := []string{"--dir", share, "--config", filepath.Join(tmp, "rcfg"), "--name", "bob", "--listen", "127.0.0.1:0"}
+	srv := startServe(t, tmp, nil, serveArgs...)
+	proxy := portProxy(t, srv.addr, 8<<20)
+	snd := startLanshare(t, local, tmp, nil, "send", "--config", scfg, proxy, src)
+	snd.out.waitFor(t, "the first file's progress line", func(ls []string) bool {
+		return len(ls) > 0 && strings.HasPrefix(ls[0], "sent 1/2 files")
+	})
+	waitFor(t, "the big file to start arriving", func() bool { return dirBytes(share) >= 4<<20 })
+	srv.stopClean(t)
+	stopped := time.Now()
+	select {
+	case <-snd.done:
+	case <-time.After(failAfter):
+		t.Fatalf("send still runs %v after its receiver stopped; output:\n%s\n%s", failAfter, snd.out, snd.stderr)
+	}
+	if took := time.Since(stopped); took > 3*time.Second {
+		t.Errorf("send took %v to end after its receiver stopped, want at most 3 s (no retries)", took)
+	}
+	if code := snd.state.ExitCode(); code != exitIncomplete {
+		t.Errorf("exit %d, want %d (incomplete)", code, exitIncomplete)
+	}
+	checkErrorLine(t, snd.stderr.String(), "lanshare: bob stopped (nothing listens at "+proxy+" any more) after 1 of 2 files (",
+		" of 50.3 MB) were sent; it keeps what arrived: run the same command again once it runs to resume")
+	// One reconnection, refused, is how the sender learns that nothing
+	// listens any more; it does not try again.
+	retries := 0
+	for _, l := range snd.out.Lines() {
+		if strings.Contains(l, "retry") {
+			retries++
+		}
+	}
+	if retries > 1 {
+		t.Errorf("send retried a receiver that stopped %d times:\n%s", retries, snd.out)
+	}
+
+	srv = startServe(t, tmp, nil, serveArgs...)
+	r := sendOK(t, tmp, "--json", "--config", scfg, srv.addr, src)
+	if sent := transferDoneSent(t, r.stdout); sent > 44<<20 {
+		t.Errorf("the same command again sent %d bytes, want only what was missing (the big file resumed)", sent)
 	}
 }

@@ -135,12 +135,16 @@ func send(ctx context.Context, a sendArgs) error {
 		}
 		bar.Finish()
 	}
+	who := target.Name
+	if rep != nil && rep.Peer != "" {
+		who = peer.Escape(rep.Peer)
+	}
+	var stopped *peer.StoppedError
 	if sig, ok := interruption(ctx); ok && err != nil {
-		who := target.Name
-		if rep != nil && rep.Peer != "" {
-			who = peer.Escape(rep.Peer)
-		}
 		err = interruptedError{sig: sig, what: cutShort(who, last, files, total)}
+	} else if errors.As(err, &stopped) {
+		err = reworded{err: err, msg: fmt.Sprintf("%s stopped (nothing listens at %s any more) after %s; it keeps what arrived: run the same command again once it runs to resume",
+			who, stopped.Addr, sentSoFar(last, files, total))}
 	}
 	if events != nil {
 		jsonResults(events, rep, err, time.Since(start))
@@ -186,6 +190,23 @@ func cutShort(who string, last peer.Progress, files int, total uint64) string {
 	return fmt.Sprintf("%d of %s (%s of %s) were sent to %s; run the same command again to resume: what arrived is not sent again",
 		last.Files, plural(files, "file"), peer.FormatBytes(last.Bytes), peer.FormatBytes(total), who)
 }
+
+// sentSoFar says how much of a send went out, from its last progress.
+func sentSoFar(last peer.Progress, files int, total uint64) string {
+	if last.Attempt == 0 {
+		return "nothing was sent"
+	}
+	return fmt.Sprintf("%d of %s (%s of %s) were sent", last.Files, plural(files, "file"), peer.FormatBytes(last.Bytes), peer.FormatBytes(total))
+}
+
+// reworded is err with a message for people in place of its own.
+type reworded struct {
+	err error
+	msg string
+}
+
+func (e reworded) Error() string { return e.msg }
+func (e reworded) Unwrap() error { return e.err }
 
 // agentLacksPeer reports whether the running local agent, if any, sees no
 // peer that name could mean (a display name, an instance name or an id
