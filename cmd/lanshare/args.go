@@ -16,7 +16,8 @@ import (
 // arguments keep their order, behind a "--" so that none is read as a
 // flag. A lone "-" is an argument. Everything after a "--" the user typed
 // stays an argument. A command line with no command, an unknown command,
-// or a completion request is returned as it is.
+// a last flag whose value is missing, or a completion request is returned
+// as it is.
 func flagsFirst(app *cli.App, args []string) []string {
 	if len(args) < 2 || args[len(args)-1] == "--generate-bash-completion" {
 		return args
@@ -47,7 +48,10 @@ func flagsFirst(app *cli.App, args []string) []string {
 		default:
 			moved = moved || len(plain) > 0
 			flags = append(flags, a)
-			if takesValue(cmd, a) && i+1 < len(rest) {
+			if takesValue(cmd, a) {
+				if i+1 == len(rest) {
+					return args // its value is missing: cli says so
+				}
 				i++
 				flags = append(flags, rest[i])
 			}
