@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // closedAddr is a loopback address where nothing listens.
@@ -44,5 +46,51 @@ func TestUnreachableNamesPeerAndBestAddress(t *testing.T) {
 		addrRank("[2001:db8::1]:52741") >= addrRank("10.0.0.2:52741") ||
 		addrRank("169.254.1.1:52741") >= addrRank("192.168.1.20:52741") {
 		t.Error("addrRank does not prefer routable IPv4, then IPv6, then link-local")
+	}
+}
+
+// TestSendStopsWhenReceiverStops: a receiver that stops during a send
+// (its port closes, then its connections) ends the send with
+// ErrPeerStopped after one refused reconnection, not after every retry,
+// and its other addresses are not tried.
+func TestSendStopsWhenReceiverStops(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
+	cfg.SpaceMargin, cfg.ShutdownGrace = 0, time.Millisecond
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx) }()
+
+	src := writeTree(t, map[string]string{"big.bin": randomBytes(t, 64<<20)})
+	other := closedAddr(t, "tcp4", "127.0.0.1")
+	to := Target{Name: "bob (" + a.ID()[:4] + ")", DisplayName: "bob", ID: a.ID(), Addrs: []string{a.Addr().String(), other}, ByName: true}
+	retries := 0
+	rep, err := testSender(t).Send(context.Background(), to, collect(t, filepath.Join(src, "big.bin")), SendOptions{
+		Name: "alice",
+		Progress: func(p Progress) {
+			if p.Bytes >= 8<<20 {
+				stop() // the receiver stops while the file streams
+			}
+		},
+		OnRetry: func(Retry) { retries++ },
+	})
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	var se *StoppedError
+	if !errors.Is(err, ErrPeerStopped) || !errors.Is(err, ErrIncomplete) || !errors.As(err, &se) {
+		t.Fatalf("send error %v, want ErrPeerStopped and ErrIncomplete", err)
+	}
+	if se.Peer != "bob" || se.Addr != a.Addr().String() || err.Error() != "bob stopped (nothing listens at "+a.Addr().String()+" any more)" {
+		t.Errorf("send error %q (%+v), want it to name bob and the address it reached", err, se)
+	}
+	if retries > 1 || rep == nil || rep.Retries > 1 {
+		t.Errorf("%d retries after the receiver stopped, want at most the one that was refused", retries)
 	}
 }
