@@ -403,7 +403,13 @@ Examples:
 		c.HideHelpCommand = true
 		action, synopsis := c.Action, strings.TrimSpace("lanshare "+c.Name+" [options] "+c.ArgsUsage)
 		c.Action = func(ctx *cli.Context) error {
-			err := action(ctx)
+			err := error(nil)
+			if c.Name != "serve" { // serve reads the whole file itself
+				err = applySharedConfig(ctx)
+			}
+			if err == nil {
+				err = action(ctx)
+			}
 			var ue usageError
 			if errors.As(err, &ue) && ue.usage == "" {
 				ue.usage = synopsis

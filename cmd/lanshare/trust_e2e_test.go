@@ -435,7 +435,7 @@ func TestServeSurvivesStrangers(t *testing.T) {
 }
 
 // TestReceivedLineNamesSenderID: serve's line for a received file gives
-// the sender's short id, the first 8 characters of what `lanshare id`
+// the sender's short id, the first two groups of what `lanshare id`
 // shows for it.
 func TestReceivedLineNamesSenderID(t *testing.T) {
 	t.Parallel()
@@ -443,7 +443,7 @@ func TestReceivedLineNamesSenderID(t *testing.T) {
 	srv := startServe(t, tmp, nil, "--dir", filepath.Join(tmp, "share"), "--config", filepath.Join(tmp, "config"),
 		"--name", "bob", "--listen", "127.0.0.1:0")
 	alice := newSender(t, local, "alice")
-	short := alice.id(t)[:8]
+	short := peer.ShortID(alice.id(t))
 
 	f := filepath.Join(t.TempDir(), "hello.txt")
 	writeFile(t, f, []byte("hello\n"), 0o644, time.Now())
