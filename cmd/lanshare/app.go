@@ -257,35 +257,43 @@ Examples:
 			},
 			{
 				Name:      "untrust",
-				Usage:     "forget a peer: its trust and its pinned key",
+				Usage:     "stop trusting a peer (its name stays pinned to its key unless --forget)",
 				ArgsUsage: "NAME|ID",
-				Description: `Removes every known-peers entry with that name, id or id prefix.
+				Description: `Takes the trust away from the known peers with that name, id or id prefix.
+Each keeps its name pinned to its id, as a send pins it, so a device that
+takes the name later is still caught. With --forget, removes the entries,
+pin and all.
 
-Example:
-   lanshare untrust bob`,
-				Flags: []cli.Flag{configFlag},
+Examples:
+   lanshare untrust bob
+   lanshare untrust --forget bob`,
+				Flags: []cli.Flag{configFlag,
+					&cli.BoolFlag{Name: "forget", Usage: "forget the peer altogether: its trust and its pinned key"}},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 || c.Args().First() == "" {
 						return usageError{msg: "untrust needs one peer: lanshare untrust NAME|ID"}
 					}
-					return untrust(expandHome(c.String("config")), c.Args().First(), stdout)
+					return untrust(expandHome(c.String("config")), c.Args().First(), c.Bool("forget"), stdout)
 				},
 			},
 			{
 				Name:  "trusted",
-				Usage: "list known peers: trusted ones and names pinned to keys",
-				Description: `Lists the known-peers file of the config directory (known_peers, one
-peer per line, editable): each peer's name, level (trusted, or seen: pinned
-on the first send) and id.
+				Usage: "list the peers you trusted (--all: also names pinned to keys)",
+				Description: `Lists the peers trusted with lanshare trust: name, level and id. With
+--all, lists the whole known-peers file of the config directory
+(known_peers, one peer per line, editable), with the names a send pinned to
+keys (level seen) too.
 
-Example:
-   lanshare trusted`,
-				Flags: []cli.Flag{configFlag},
+Examples:
+   lanshare trusted
+   lanshare trusted --all`,
+				Flags: []cli.Flag{configFlag,
+					&cli.BoolFlag{Name: "all", Usage: "also list peers pinned by a send but not trusted"}},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
 						return usageError{msg: "trusted takes no arguments"}
 					}
-					return listTrusted(expandHome(c.String("config")), stdout)
+					return listTrusted(expandHome(c.String("config")), c.Bool("all"), stdout)
 				},
 			},
 			{

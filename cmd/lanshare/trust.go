@@ -129,25 +129,51 @@ func advertisedName(found []discovery.Peer, id string) string {
 	return name
 }
 
-func untrust(configDir, what string, w io.Writer) error {
+// untrust takes a peer's trust away and keeps its name pinned to its id;
+// with forget it removes every entry that matches, pin and all.
+func untrust(configDir, what string, forget bool, w io.Writer) error {
 	known, err := peer.LoadKnown(configDir)
 	if err != nil {
 		return err
 	}
-	gone, err := known.Forget(what)
+	if forget {
+		gone, err := known.Forget(what)
+		if err != nil {
+			return err
+		}
+		if len(gone) == 0 {
+			return fmt.Errorf("%s: %w (see lanshare trusted --all)", peer.Escape(what), errNotKnown)
+		}
+		for _, p := range gone {
+			fmt.Fprintf(w, "forgot %s id %s (was %s)\n", orDash(p.Name), peer.GroupID(p.ID), p.Level)
+		}
+		return nil
+	}
+	untrusted, pinned, err := known.Untrust(what)
 	if err != nil {
 		return err
 	}
-	if len(gone) == 0 {
-		return fmt.Errorf("%s: %w (see lanshare trusted)", peer.Escape(what), errNotKnown)
+	if len(untrusted) == 0 && len(pinned) == 0 {
+		return fmt.Errorf("%s: %w (see lanshare trusted --all)", peer.Escape(what), errNotKnown)
 	}
-	for _, p := range gone {
-		fmt.Fprintf(w, "forgot %s id %s (was %s)\n", orDash(p.Name), peer.GroupID(p.ID), p.Level)
+	for _, p := range untrusted {
+		if p.Name == "" {
+			fmt.Fprintf(w, "no longer trusted: id %s (forgotten: no name was pinned to it)\n", peer.GroupID(p.ID))
+			continue
+		}
+		fmt.Fprintf(w, "no longer trusted: %s id %s; the name stays pinned to that id (to forget it too: lanshare untrust --forget %s)\n",
+			p.Name, peer.GroupID(p.ID), peer.GroupID(p.ID))
+	}
+	for _, p := range pinned {
+		fmt.Fprintf(w, "not trusted: %s id %s is only pinned (to forget it: lanshare untrust --forget %s)\n",
+			orDash(p.Name), peer.GroupID(p.ID), peer.GroupID(p.ID))
 	}
 	return nil
 }
 
-func listTrusted(configDir string, w io.Writer) error {
+// listTrusted lists the peers the user trusted; with all, also the names
+// a send pinned to keys, in one table with their level.
+func listTrusted(configDir string, all bool, w io.Writer) error {
 	known, err := peer.LoadKnown(configDir)
 	if err != nil {
 		return err
@@ -157,10 +183,33 @@ func listTrusted(configDir string, w io.Writer) error {
 		fmt.Fprintln(w, "no known peers")
 		return nil
 	}
+	var show []peer.KnownPeer
+	pinned := 0
+	for _, p := range list {
+		if all || p.Level == peer.Trusted {
+			show = append(show, p)
+		} else {
+			pinned++
+		}
+	}
+	more := ""
+	if pinned > 0 {
+		more = fmt.Sprintf("%s pinned by a send, not trusted: lanshare trusted --all", plural(pinned, "more peer"))
+	}
+	if len(show) == 0 {
+		fmt.Fprintf(w, "no trusted peers (%s)\n", more)
+		return nil
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tLEVEL\tID")
-	for _, p := range list {
+	for _, p := range show {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", orDash(p.Name), p.Level, peer.GroupID(p.ID))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if more != "" {
+		fmt.Fprintf(w, "(%s)\n", more)
+	}
+	return nil
 }

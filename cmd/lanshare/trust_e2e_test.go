@@ -81,10 +81,10 @@ func (s *sender) id(t testing.TB) string {
 // knownPeer is one row of `lanshare trusted`.
 type knownPeer struct{ name, level, id string }
 
-// trusted runs `lanshare trusted` and returns its rows, without the header.
+// trusted runs `lanshare trusted --all` and returns its rows, without the header.
 func (s *sender) trusted(t testing.TB) []knownPeer {
 	t.Helper()
-	r := s.lanshare(t, "trusted")
+	r := s.lanshare(t, "trusted", "--all")
 	if r.code != 0 {
 		t.Fatalf("lanshare trusted: exit %d; stderr:\n%s", r.code, r.stderr)
 	}
