@@ -104,6 +104,7 @@ Examples:
 					&cli.BoolFlag{Name: "trusted-exec", Usage: "keep the executable bit on files from trusted peers", EnvVars: []string{"LANSHARE_TRUSTED_EXEC"}},
 					&cli.BoolFlag{Name: "per-peer-folders", Usage: "put each sender's files in a folder named after it", EnvVars: []string{"LANSHARE_PER_PEER_FOLDERS"}},
 					&cli.BoolFlag{Name: "json", Usage: "log one JSON object per line (events listening, sharing, peer-up, peer-down, file-saved, error, transfer-done, ...)"},
+					&cli.BoolFlag{Name: "verbose", Usage: "log a line for every file received (default: the first 10 of a transfer, then a count)", EnvVars: []string{"LANSHARE_VERBOSE"}},
 					&cli.BoolFlag{Name: "print-config", Usage: "print every setting, its value and where it comes from (flag, environment, config file, default), and exit"},
 					&cli.DurationFlag{Name: "ttl", Usage: "TTL of the agent's mDNS records (how long peers keep it after a crash)", Value: discovery.DefaultTTL},
 					&cli.DurationFlag{Name: "keep-partials", Usage: "how long an interrupted transfer's partial file is kept for a resume", Value: peer.DefaultPartialMaxAge, EnvVars: []string{"LANSHARE_KEEP_PARTIALS"}},
@@ -142,7 +143,7 @@ Examples:
 					if cfg.Accept != peer.AcceptEveryone && cfg.Accept != peer.AcceptTrusted {
 						return usageError{msg: fmt.Sprintf("--accept %q: want everyone or trusted", cfg.Accept)}
 					}
-					return serve(c.Context, cfg, c.Bool("json"), stdout)
+					return serve(c.Context, cfg, c.Bool("json"), c.Bool("verbose"), stdout)
 				},
 			},
 			{
