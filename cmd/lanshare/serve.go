@@ -143,7 +143,7 @@ func stamp(t time.Time) string { return t.Format(time.RFC3339) }
 type agentLog struct {
 	l       *log.Logger
 	journal bool
-	verbose bool // a line for every file received
+	verbose bool          // a line for every file received
 	mu      *sync.Mutex   // serialises enc
 	enc     *json.Encoder // --json
 }
