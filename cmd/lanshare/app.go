@@ -175,6 +175,7 @@ Examples:
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "name", Usage: "display name to announce", Value: def.Name, EnvVars: []string{"LANSHARE_NAME"}},
 					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
+					&cli.BoolFlag{Name: "verbose", Usage: "when not on a terminal, print a line for every file sent (default: the first 10, then the summary)"},
 					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line: offer, retry, file-saved, file-skipped, error, transfer-done"},
 					&cli.IntFlag{Name: "retries", Usage: "how many times in a row to reconnect after the connection drops without progress (0: never)", Value: peer.DefaultRetries},
 					waitFlag,
@@ -197,7 +198,7 @@ Examples:
 					}
 					return send(c.Context, sendArgs{
 						target: c.Args().First(), paths: c.Args().Slice()[1:], name: c.String("name"), retries: c.Int("retries"),
-						quiet: c.Bool("quiet"), json: c.Bool("json"), stdout: stdout, stderr: stderr,
+						quiet: c.Bool("quiet"), json: c.Bool("json"), verbose: c.Bool("verbose"), stdout: stdout, stderr: stderr,
 						configDir: expandHome(c.String("config")),
 						resolve:   peer.ResolveOptions{Ifaces: ifs, Wait: c.Duration("wait")},
 					})
