@@ -322,8 +322,10 @@ Examples:
 			{
 				Name:  "history",
 				Usage: "list what arrived: when, from whom (name and id), saved as what",
-				Description: `Reads the history the agent keeps in its config directory (history.jsonl,
-at most about 2 MB: older entries are dropped), oldest first.
+				Description: `Reads the history the agent keeps in its config directory (history.jsonl
+and up to 15 older segments, history.1.jsonl to history.15.jsonl, 32 MiB in
+all: the oldest segment is dropped when the newest fills; that keeps the
+last 100,000 files, and some 500,000 of ordinary names), oldest first.
 
 Examples:
    lanshare history
