@@ -55,10 +55,10 @@ type Arrival struct {
 // transfer (or a part of them) under one header. A line without files is
 // one Arrival, as versions before segments wrote them.
 type historyRecord struct {
-	Time   time.Time     `json:"time"`
-	From   string        `json:"from"`
-	ID     string        `json:"id"`
-	Remote string        `json:"remote"`
+	Time   time.Time      `json:"time"`
+	From   string         `json:"from"`
+	ID     string         `json:"id"`
+	Remote string         `json:"remote"`
 	Files  []historyEntry `json:"files,omitempty"`
 	// A line of the older format: one file.
 	Path    string `json:"path,omitempty"`
