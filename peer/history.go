@@ -17,12 +17,13 @@ import (
 // history.1.jsonl (the newest of them) to history.15.jsonl. When the
 // current segment reaches HistorySegmentBytes it becomes history.1.jsonl,
 // the others move up one, and the oldest is dropped; so the history takes
-// at most HistoryMaxBytes (and one record line more). A record is one
-// transfer's files under one header (time, sender, id, address), about
-// 40 bytes a file plus its path, so the history holds the last 100,000
-// files unless their paths average more than about 250 bytes; a transfer
-// of 5,000 files takes some 500 kB, and a rotation drops only the oldest
-// sixteenth.
+// at most HistoryMaxBytes (32 MiB, and a record line more per segment). A
+// record is one transfer's files under one header (time, sender, id,
+// address): about 25 bytes a file plus its path (and the name it was
+// saved as, when another), so the history holds the last 100,000 files
+// unless their paths average more than about 300 bytes (with paths of 40
+// bytes, some 500,000 files); a transfer of 5,000 such files takes
+// 330 kB, and a rotation drops only the oldest sixteenth.
 const (
 	historyFile = "history.jsonl"
 	// HistorySegmentBytes is the size at which the current segment is
