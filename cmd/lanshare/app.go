@@ -280,17 +280,18 @@ Examples:
 			},
 			{
 				Name:  "trusted",
-				Usage: "list the peers you trusted (--all: also names pinned to keys)",
-				Description: `Lists the peers trusted with lanshare trust: name, level and id. With
---all, lists the whole known-peers file of the config directory
-(known_peers, one peer per line, editable), with the names a send pinned to
-keys (level seen) too.
+				Usage: "list the peers you trusted, then the names a send pinned to keys",
+				Description: `Lists the peers trusted with lanshare trust (name, level and id), then,
+in a section of their own, the peers only pinned: names bound to keys on the
+first send (level seen), which are not trusted. With --all, lists the whole
+known-peers file of the config directory (known_peers, one peer per line,
+editable) in one table.
 
 Examples:
    lanshare trusted
    lanshare trusted --all`,
 				Flags: []cli.Flag{configFlag,
-					&cli.BoolFlag{Name: "all", Usage: "also list peers pinned by a send but not trusted"}},
+					&cli.BoolFlag{Name: "all", Usage: "list every known peer in one table, in file order"}},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
 						return usageError{msg: "trusted takes no arguments"}

@@ -171,8 +171,9 @@ func untrust(configDir, what string, forget bool, w io.Writer) error {
 	return nil
 }
 
-// listTrusted lists the peers the user trusted; with all, also the names
-// a send pinned to keys, in one table with their level.
+// listTrusted lists the peers the user trusted, then, in a section of
+// their own, the names a send pinned to keys; with all, the whole
+// known-peers file in one table, in file order.
 func listTrusted(configDir string, all bool, w io.Writer) error {
 	known, err := peer.LoadKnown(configDir)
 	if err != nil {
@@ -183,33 +184,35 @@ func listTrusted(configDir string, all bool, w io.Writer) error {
 		fmt.Fprintln(w, "no known peers")
 		return nil
 	}
-	var show []peer.KnownPeer
-	pinned := 0
+	if all {
+		return knownTable(w, list)
+	}
+	var trusted, pinned []peer.KnownPeer
 	for _, p := range list {
-		if all || p.Level == peer.Trusted {
-			show = append(show, p)
+		if p.Level == peer.Trusted {
+			trusted = append(trusted, p)
 		} else {
-			pinned++
+			pinned = append(pinned, p)
 		}
 	}
-	more := ""
-	if pinned > 0 {
-		more = fmt.Sprintf("%s pinned by a send, not trusted: lanshare trusted --all", plural(pinned, "more peer"))
-	}
-	if len(show) == 0 {
-		fmt.Fprintf(w, "no trusted peers (%s)\n", more)
-		return nil
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tLEVEL\tID")
-	for _, p := range show {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", orDash(p.Name), p.Level, peer.GroupID(p.ID))
-	}
-	if err := tw.Flush(); err != nil {
+	if len(trusted) == 0 {
+		fmt.Fprintln(w, "no trusted peers")
+	} else if err := knownTable(w, trusted); err != nil {
 		return err
 	}
-	if more != "" {
-		fmt.Fprintf(w, "(%s)\n", more)
+	if len(pinned) > 0 {
+		fmt.Fprintln(w, "\npinned by a send, not trusted (lanshare trust NAME trusts one):")
+		return knownTable(w, pinned)
 	}
 	return nil
+}
+
+// knownTable prints known peers as a table: name, level, full id.
+func knownTable(w io.Writer, list []peer.KnownPeer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tLEVEL\tID")
+	for _, p := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", orDash(p.Name), p.Level, peer.GroupID(p.ID))
+	}
+	return tw.Flush()
 }

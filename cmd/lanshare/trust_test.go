@@ -156,9 +156,9 @@ func TestUsageErrorShowsUsage(t *testing.T) {
 }
 
 // TestTrustedListsOnlyTrustedAndUntrustKeepsThePin: `trusted` lists the
-// peers the user trusted and counts the ones a send only pinned (listed
-// with --all); `untrust` takes the trust and keeps the pin, `untrust
-// --forget` removes both.
+// peers the user trusted, and the ones a send only pinned in a section of
+// their own (--all: one table); `untrust` takes the trust and keeps the
+// pin, `untrust --forget` removes both.
 func TestTrustedListsOnlyTrustedAndUntrustKeepsThePin(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
@@ -185,7 +185,7 @@ func TestTrustedListsOnlyTrustedAndUntrustKeepsThePin(t *testing.T) {
 		}
 		return rows
 	}
-	want := []string{"NAME LEVEL ID", "bob trusted " + bob, "(1 more peer pinned by a send, not trusted: lanshare trusted --all)"}
+	want := []string{"NAME LEVEL ID", "bob trusted " + bob, "pinned by a send, not trusted (lanshare trust NAME trusts one):", "NAME LEVEL ID", "carol seen " + carol}
 	if got := list(); !slices.Equal(got, want) {
 		t.Errorf("trusted:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -198,7 +198,7 @@ func TestTrustedListsOnlyTrustedAndUntrustKeepsThePin(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "no longer trusted: bob id "+bob+"; the name stays pinned") {
 		t.Fatalf("untrust bob: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-	want = []string{"no trusted peers (2 more peers pinned by a send, not trusted: lanshare trusted --all)"}
+	want = []string{"no trusted peers", "pinned by a send, not trusted (lanshare trust NAME trusts one):", "NAME LEVEL ID", "bob seen " + bob, "carol seen " + carol}
 	if got := list(); !slices.Equal(got, want) {
 		t.Errorf("trusted after untrust bob:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
