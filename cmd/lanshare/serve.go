@@ -267,7 +267,7 @@ func logTransfer(l agentLog, in peer.Incoming, logFailure bool) {
 		}
 	}
 	if l.enc == nil && files > fileLines && !l.verbose {
-		l.infof(in.End, "… and %d more files from %s (all with serve --verbose, or --json)", files-fileLines, from)
+		l.infof(in.End, "… and %d more files from %s; serve --verbose lists every one", files-fileLines, from)
 	}
 	if l.enc == nil && in.Err == nil && in.Transfer != nil {
 		l.infof(in.End, "%s", transferLine(from, files, skipped, bytes, moved, resumed, in.End.Sub(in.Start)))
