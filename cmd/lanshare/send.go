@@ -24,6 +24,7 @@ type sendArgs struct {
 	paths          []string
 	retries        int
 	quiet, json    bool
+	verbose        bool // into a pipe: a line for every file
 	stdout, stderr io.Writer
 	resolve        peer.ResolveOptions
 }
@@ -106,10 +107,18 @@ func send(ctx context.Context, a sendArgs) error {
 			bar.Set("note", fmt.Sprintf("connection lost, retrying in %s (%d) ", formatDuration(r.Wait), r.Attempt-1))
 		}
 	default:
-		lastFiles, lastAttempt := 0, 1
+		// Into a pipe or a file: a line per file for the first
+		// fileLines (every one with --verbose), then the summary.
+		lastFiles, lastAttempt, listed := 0, 1, 0
 		opt.Progress = func(p peer.Progress) {
 			if p.Files > lastFiles || p.Attempt != lastAttempt {
 				lastFiles, lastAttempt = p.Files, p.Attempt
+				if listed++; listed > fileLines && !a.verbose {
+					if listed == fileLines+1 {
+						fmt.Fprintf(a.stdout, "… the other files are not listed (--verbose lists every one)\n")
+					}
+					return
+				}
 				fmt.Fprintf(a.stdout, "sent %d/%d files, %s of %s: %s%s\n", p.Files, p.FilesTotal,
 					peer.FormatBytes(p.Bytes), peer.FormatBytes(p.Total), peer.Escape(p.Path), strings.TrimRight(", "+progressNote(p), ", "))
 			}
@@ -169,8 +178,16 @@ func send(ctx context.Context, a sendArgs) error {
 	}
 	if !a.quiet {
 		el := time.Since(start)
-		fmt.Fprintf(a.stdout, "sent %s (%s) to %s in %s, %s/s%s\n", plural(files, "file"), peer.FormatBytes(total),
-			peer.Escape(rep.Peer), formatDuration(el), peer.FormatBytes(uint64(float64(rep.Sent)/max(el.Seconds(), 1e-3))), sendNotes(rep))
+		switch {
+		case allThere(rep):
+			fmt.Fprintf(a.stdout, "nothing to send: %s already there on %s (%s)\n", plural(files, "file"), peer.Escape(rep.Peer), peer.FormatBytes(total))
+		case rep.Sent == 0: // no rate of nothing
+			fmt.Fprintf(a.stdout, "sent %s (%s) to %s in %s%s\n", plural(files, "file"), peer.FormatBytes(total),
+				peer.Escape(rep.Peer), formatDuration(el), sendNotes(rep))
+		default:
+			fmt.Fprintf(a.stdout, "sent %s (%s) to %s in %s, %s/s%s\n", plural(files, "file"), peer.FormatBytes(total),
+				peer.Escape(rep.Peer), formatDuration(el), peer.FormatBytes(uint64(float64(rep.Sent)/max(el.Seconds(), 1e-3))), sendNotes(rep))
+		}
 	}
 	return nil
 }
@@ -223,6 +240,21 @@ func agentLacksPeer(ctx context.Context, configDir, name string) bool {
 		}
 	}
 	return true
+}
+
+// allThere reports whether the receiver had every file of rep already.
+func allThere(rep *peer.Report) bool {
+	files := 0
+	for i, r := range rep.Results {
+		if rep.Items[i].Entry.Kind != proto.KindFile {
+			continue
+		}
+		if r.Status != proto.Skipped {
+			return false
+		}
+		files++
+	}
+	return files > 0
 }
 
 // progressNote says that a send resumes or retries, for the progress line.
