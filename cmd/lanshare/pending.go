@@ -113,14 +113,14 @@ func decide(ctx context.Context, dir string, req peer.ControlRequest, w io.Write
 	if err != nil {
 		return err
 	}
-	verb := "declined"
+	verb, also := "declined", ""
 	switch {
 	case req.Op == peer.OpAccept && req.Trust:
-		verb = "accepted, and trusted its sender,"
+		verb, also = "accepted", " (and trusted its sender)"
 	case req.Op == peer.OpAccept:
 		verb = "accepted"
 	}
-	fmt.Fprintf(w, "%s offer %s: %s\n", verb, rep.Offer.ID, describeOffer(*rep.Offer))
+	fmt.Fprintf(w, "%s offer %s%s: %s\n", verb, rep.Offer.ID, also, describeOffer(*rep.Offer))
 	return nil
 }
 
