@@ -151,14 +151,14 @@ func (a *Agent) Decide(id string, d Decision) error {
 // strangers' budget under AcceptEveryone, the owner's decision under
 // AcceptAsk. charge receives the budget's charge to settle when the
 // transfer ends.
-func (a *Agent) consent(c *agentConn, peerID string, charge **strangerCharge) func(OfferSummary, func(time.Duration) error) error {
+func (a *Agent) consent(c *agentConn, peerID string, charge **strangerCharge) func(OfferSummary, func(time.Duration) (<-chan struct{}, error)) error {
 	switch {
 	case a.cfg.Accept == AcceptAsk:
-		return func(o OfferSummary, wait func(time.Duration) error) error {
+		return func(o OfferSummary, wait func(time.Duration) (<-chan struct{}, error)) error {
 			return a.ask(c, peerID, o, wait)
 		}
 	case a.strangers != nil:
-		return func(o OfferSummary, _ func(time.Duration) error) error {
+		return func(o OfferSummary, _ func(time.Duration) (<-chan struct{}, error)) error {
 			ch, err := a.strangers.take(o.Need)
 			var re *RefusedError
 			if errors.As(err, &re) {
@@ -181,7 +181,7 @@ func (a *Agent) consent(c *agentConn, peerID string, charge **strangerCharge) fu
 
 // ask holds a stranger's offer until the owner decides (Decide), the
 // offer expires, or the connection is given up.
-func (a *Agent) ask(c *agentConn, peerID string, o OfferSummary, wait func(time.Duration) error) error {
+func (a *Agent) ask(c *agentConn, peerID string, o OfferSummary, wait func(time.Duration) (<-chan struct{}, error)) error {
 	timeout := a.cfg.AskTimeout
 	if !o.CanWait {
 		timeout = min(timeout, legacyAskTimeout)
@@ -203,7 +203,8 @@ func (a *Agent) ask(c *agentConn, peerID string, o OfferSummary, wait func(time.
 	// above keep waiting strangers from holding every slot or the memory.
 	c.pending.Store(true)
 	defer c.pending.Store(false)
-	if err := wait(timeout); err != nil {
+	gone, err := wait(timeout)
+	if err != nil {
 		return err
 	}
 	if a.cfg.OnAsk != nil {
@@ -218,6 +219,8 @@ func (a *Agent) ask(c *agentConn, peerID string, o OfferSummary, wait func(time.
 		return &RefusedError{Code: proto.CodeDenied, Reason: "no answer from the receiver's owner within " + timeout.String()}
 	case <-c.done:
 		return &RefusedError{Code: proto.CodeShuttingDown, Reason: "the receiver gave the connection up"}
+	case <-gone:
+		return &RefusedError{Code: proto.CodeAborted, Reason: "the sender went away while its offer waited"}
 	}
 	if !d.Accept {
 		reason := "declined by the receiver's owner"

@@ -405,11 +405,11 @@ func TestWaitOnlyToSendersThatKnowIt(t *testing.T) {
 		waited := make(chan struct{})
 		done := make(chan error, 1)
 		go func() {
-			_, err := in.ReceiveWith(b, Policy{Consent: func(o OfferSummary, wait func(time.Duration) error) error {
+			_, err := in.ReceiveWith(b, Policy{Consent: func(o OfferSummary, wait func(time.Duration) (<-chan struct{}, error)) error {
 				if o.CanWait != (minor >= proto.MinorWait) || o.Files != 1 || o.Bytes != 5 {
 					t.Errorf("minor %d: summary %+v", minor, o)
 				}
-				if err := wait(time.Minute); err != nil {
+				if _, err := wait(time.Minute); err != nil {
 					return err
 				}
 				<-waited
@@ -444,5 +444,58 @@ func TestWaitOnlyToSendersThatKnowIt(t *testing.T) {
 		}
 		a.Close()
 		<-done
+	}
+}
+
+// TestAskWaitingOfferIsNoEvictionVictim: a stranger's offer that waits
+// for the owner keeps its connection when every slot is taken and a
+// newcomer arrives (the bounds on pending offers keep them from holding
+// the slots instead).
+func TestAskWaitingOfferIsNoEvictionVictim(t *testing.T) {
+	asked := make(chan PendingOffer, 1)
+	bob := startAgent(t, func(c *Config) {
+		c.Accept, c.OnAsk = AcceptAsk, func(p PendingOffer) { asked <- p }
+		c.MaxConns, c.EvictAfter = 1, time.Nanosecond // any other connection is evictable at once
+	})
+	_, result := sendAsync(t, testSender(t), bob.target(), "a.txt", "hello")
+	p := <-asked
+	_, newcomer := sendAsync(t, testSender(t), bob.target(), "b.txt", "pushy")
+	if err := sendResult(t, newcomer); err == nil {
+		t.Error("a newcomer got in while the only slot waits for the owner")
+	}
+	if err := bob.Decide(p.ID, Decision{Accept: true}); err != nil {
+		t.Fatalf("the waiting offer is gone: %v", err)
+	}
+	if err := sendResult(t, result); err != nil {
+		t.Fatalf("the waiting offer, accepted: %v", err)
+	}
+	assertTree(t, bob.dir, map[string]string{"a.txt": "hello"})
+}
+
+// TestAskSenderThatHangsUpLeavesNoPendingOffer: an offer whose sender
+// gave up waiting leaves the list at once, not at its expiry.
+func TestAskSenderThatHangsUpLeavesNoPendingOffer(t *testing.T) {
+	bob := startAgent(t, func(c *Config) { c.Accept = AcceptAsk })
+	src := writeTree(t, map[string]string{"a.txt": "hello"})
+	items := collect(t, filepath.Join(src, "a.txt"))
+	ctx, cancel := context.WithCancel(context.Background())
+	alice := testSender(t)
+	waiting, result := make(chan Waiting, 1), make(chan error, 1)
+	go func() {
+		_, err := alice.Send(ctx, bob.target(), items, SendOptions{Name: "alice", Retries: -1, OnWait: func(w Waiting) { waiting <- w }})
+		result <- err
+	}()
+	waitingFor(t, waiting)
+	if len(bob.Pending()) != 1 {
+		t.Fatalf("pending %+v, want the offer", bob.Pending())
+	}
+	cancel()
+	sendResult(t, result)
+	in := bob.next(t)
+	if re := refusal(t, in.Err); re.Code != proto.CodeAborted {
+		t.Errorf("the agent's outcome: %v", in.Err)
+	}
+	if len(bob.Pending()) != 0 {
+		t.Errorf("pending %+v after the sender hung up", bob.Pending())
 	}
 }

@@ -187,8 +187,9 @@ type Policy struct {
 	// It may block: it then first calls wait with how long it may take,
 	// which tells the sender that the receiver's owner decides (see
 	// OfferSummary.CanWait) and lifts the handshake deadline for that
-	// long; it must return by then, and soon after Done is closed.
-	Consent func(o OfferSummary, wait func(time.Duration) error) error
+	// long; it must return by then, soon after Done is closed, and soon
+	// after the channel wait returns is closed: the sender hung up.
+	Consent func(o OfferSummary, wait func(time.Duration) (gone <-chan struct{}, err error)) error
 }
 
 // OfferSummary is what Policy.Consent learns of an offer.
@@ -310,25 +311,38 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	helloSent := false
 	if answer.Code == proto.CodeOK && pol.Consent != nil {
 		waited := false
-		wait := func(d time.Duration) error {
+		var watch sync.WaitGroup
+		wait := func(d time.Duration) (<-chan struct{}, error) {
 			if waited || !stopWatchdog() {
-				return fmt.Errorf("waiting for consent: %w", os.ErrDeadlineExceeded)
+				return nil, fmt.Errorf("waiting for consent: %w", os.ErrDeadlineExceeded)
 			}
 			waited = true
 			if err := conn.SetDeadline(time.Now().Add(d + consentSlack)); err != nil {
-				return err
+				return nil, err
 			}
-			if tr.minor < proto.MinorWait {
-				return nil
+			if tr.minor >= proto.MinorWait {
+				helloSent = true
+				err := proto.WriteHello(bw, proto.NewHello(in.cfg.Name))
+				if err == nil {
+					err = proto.WriteWait(bw, proto.Wait{Timeout: d, Reason: "waiting for the owner to accept"})
+				}
+				if err == nil {
+					err = bw.Flush()
+				}
+				if err != nil {
+					return nil, err
+				}
 			}
-			helloSent = true
-			if err := proto.WriteHello(bw, proto.NewHello(in.cfg.Name)); err != nil {
-				return err
-			}
-			if err := proto.WriteWait(bw, proto.Wait{Timeout: d, Reason: "waiting for the owner to accept"}); err != nil {
-				return err
-			}
-			return bw.Flush()
+			// The sender sends nothing until the answer: a read that
+			// returns means it hung up (or broke the protocol).
+			gone := make(chan struct{})
+			watch.Add(1)
+			go func() {
+				defer watch.Done()
+				defer close(gone)
+				_, _ = br.Peek(1)
+			}()
+			return gone, nil
 		}
 		o := t.summary(need, charge, tr.minor >= proto.MinorWait)
 		o.From = tr.From
@@ -340,7 +354,13 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 			}
 		}
 		if waited {
-			// The answer has a handshake timeout of its own after the wait.
+			// Stop watching the sender, then give the answer a handshake
+			// timeout of its own.
+			_ = conn.SetReadDeadline(time.Now())
+			watch.Wait()
+			if err := conn.SetDeadline(time.Time{}); err != nil {
+				return tr, err
+			}
 			if in.cfg.HandshakeTimeout > 0 {
 				if err := conn.SetDeadline(time.Now().Add(in.cfg.HandshakeTimeout)); err != nil {
 					return tr, err
