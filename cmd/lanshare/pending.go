@@ -102,7 +102,7 @@ func listPending(ctx context.Context, dir string, asJSON bool, w io.Writer) erro
 		return nil
 	}
 	for _, p := range rep.Pending {
-		fmt.Fprintf(w, "%s  %s, %s left\n", p.ID, describeOffer(p), formatDuration(time.Until(p.Expires).Round(time.Second)))
+		fmt.Fprintf(w, "%s  %s, %s left\n", p.ID, describeOffer(p), time.Until(p.Expires).Round(time.Second))
 	}
 	fmt.Fprintln(w, "answer with: lanshare accept ID [--trust], or lanshare decline ID [--reason ...]")
 	return nil

@@ -94,7 +94,7 @@ func (p *prompter) ask(o peer.PendingOffer) {
 	}
 	fmt.Fprintf(p.out, "offer %s: %s\n", o.ID, describeOffer(o))
 	for {
-		fmt.Fprintf(p.out, "accept? [y]es, [n]o, [t]rust the sender and accept (%s left): ", formatDuration(time.Until(o.Expires).Round(time.Second)))
+		fmt.Fprintf(p.out, "accept? [y]es, [n]o, [t]rust the sender and accept (%s left): ", time.Until(o.Expires).Round(time.Second))
 		line, err := p.readLine(o.ID)
 		if err != nil {
 			fmt.Fprintf(p.out, "\n")
