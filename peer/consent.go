@@ -159,14 +159,10 @@ func (a *Agent) consent(c *agentConn, peerID string, charge **strangerCharge) fu
 		}
 	case a.strangers != nil:
 		return func(o OfferSummary, _ func(time.Duration) (<-chan struct{}, error)) error {
+			// A refusal is logged with the transfer's outcome (OnTransfer).
 			ch, err := a.strangers.take(o.Need)
 			var re *RefusedError
 			if errors.As(err, &re) {
-				if a.cfg.Logf != nil {
-					left, limit, _ := a.strangers.Left()
-					a.cfg.Logf("refused %s from %s (%s): strangers' budget spent (%s of %s left today); lanshare trust %s lets it send",
-						FormatBytes(o.Need), Escape(o.From), ShortID(peerID), FormatBytes(left), FormatBytes(limit), ShortID(peerID))
-				}
 				return err
 			}
 			if err != nil && a.cfg.Logf != nil {
@@ -193,9 +189,6 @@ func (a *Agent) ask(c *agentConn, peerID string, o OfferSummary, wait func(time.
 		host: c.host, memory: o.Memory, decided: make(chan Decision, 1),
 	}
 	if err := a.consents.add(p); err != nil {
-		if a.cfg.Logf != nil {
-			a.cfg.Logf("refused an offer from %s (%s): %d offers wait for you already", Escape(o.From), ShortID(peerID), len(a.consents.list()))
-		}
 		return err
 	}
 	defer a.consents.remove(p)

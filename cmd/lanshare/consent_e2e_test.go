@@ -71,7 +71,7 @@ func TestServeStrangerBudget(t *testing.T) {
 	}
 	checkErrorLine(t, r.stderr, "bob refused", "100.0 kB a day", "40.0 kB left today", "need 60.0 kB", "ask its owner to trust you")
 	srv.out.waitFor(t, "the refusal in serve's log", func(lines []string) bool {
-		return hasLine(lines, "refused 60.0 kB from mallory", "strangers' budget spent", "lanshare trust")
+		return hasLine(lines, "refused transfer from mallory", "over what this receiver takes from peers it does not trust (100.0 kB a day, 40.0 kB left today; need 60.0 kB)")
 	})
 	// A new key is no new budget.
 	if r := other.send(t, srv.addr, filepath.Join(src, "again.bin")); r.code != exitRefused {
