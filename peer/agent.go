@@ -396,6 +396,13 @@ func (a *Agent) Status() Status {
 	a.mu.Lock()
 	st.Transfers = len(a.conns)
 	a.mu.Unlock()
+	st.Pending = len(a.Pending())
+	if a.cfg.Accept == AcceptEveryone {
+		st.StrangerBudget = a.cfg.StrangerBudget.String()
+		if left, _, ok := a.StrangersLeft(); ok {
+			st.StrangersLeft = &left
+		}
+	}
 	for _, p := range a.inbox.Partials() {
 		st.Partials++
 		st.PartialBytes += p.Written

@@ -57,6 +57,9 @@ func TestStrangersPastBudgetRefusedTrustedPass(t *testing.T) {
 	if left, limit, ok := bob.StrangersLeft(); !ok || limit != 100_000 || left != 40_000 {
 		t.Errorf("StrangersLeft = %d, %d, %v; want 40000 of 100000", left, limit, ok)
 	}
+	if st := bob.Status(); st.StrangerBudget != "100.0 kB a day" || st.StrangersLeft == nil || *st.StrangersLeft != 40_000 {
+		t.Errorf("status: budget %q, left %v", st.StrangerBudget, st.StrangersLeft)
+	}
 }
 
 func TestStrangerBudgetPersistsOverRestart(t *testing.T) {
@@ -361,6 +364,9 @@ func TestControlSocketAnswersPendingOffers(t *testing.T) {
 	rep, err := AskAgent(ctx, bob.config, ControlRequest{Op: OpPending})
 	if err != nil || len(rep.Pending) != 1 || rep.Pending[0].First[0] != "a.txt" {
 		t.Fatalf("pending over the control socket: %+v, %v", rep, err)
+	}
+	if st, err := QueryAgent(ctx, bob.config); err != nil || st.Pending != 1 {
+		t.Errorf("status while an offer waits: %+v, %v; want 1 pending", st, err)
 	}
 	if _, err := AskAgent(ctx, bob.config, ControlRequest{Op: OpAccept, ID: "99"}); !errors.Is(err, ErrNoPending) {
 		t.Errorf("accept of no offer: %v, want ErrNoPending", err)

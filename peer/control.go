@@ -43,6 +43,13 @@ type Status struct {
 	// PartialBytes the bytes they hold.
 	Partials     int    `json:"partials"`
 	PartialBytes uint64 `json:"partial_bytes"`
+	// Pending counts the offers that wait for the owner (--accept ask).
+	Pending int `json:"pending"`
+	// StrangerBudget is what strangers may send a day under --accept
+	// everyone ("off" for no limit), StrangersLeft what is left of it
+	// today (absent without a budget).
+	StrangerBudget string  `json:"stranger_budget,omitempty"`
+	StrangersLeft  *uint64 `json:"strangers_left,omitempty"`
 }
 
 // Self is the agent as a discovery record, as peers see it; ok is false
