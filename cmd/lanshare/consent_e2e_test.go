@@ -207,10 +207,22 @@ func TestAskPendingAcceptDecline(t *testing.T) {
 	} else {
 		checkErrorLine(t, d.stderr, "no such pending offer")
 	}
-	if tr := runLanshare(t, tmp, nil, "trust", "--config", config, peer.GroupID(alice.id(t))); tr.code != 0 {
-		t.Fatalf("lanshare trust: exit %d: %s", tr.code, tr.stderr)
+	// accept --trust lets the offer through and trusts alice: her next
+	// send goes straight through.
+	send = alice.startSend(t, srv.addr, filepath.Join(src, "notes.txt"))
+	send.out.waitFor(t, "the sender told to wait", func(lines []string) bool { return hasLine(lines, "waiting for bob's owner") })
+	if a := runLanshare(t, tmp, nil, "accept", "--config", config, "--trust", "3"); a.code != 0 || !strings.HasPrefix(a.stdout, "accepted offer 3 (and trusted its sender): alice") {
+		t.Fatalf("lanshare accept --trust 3: exit %d:\n%s%s", a.code, a.stdout, a.stderr)
 	}
-	r := alice.sendOK(t, srv.addr, filepath.Join(src, "notes.txt"))
+	if code := waitExit(t, send); code != 0 {
+		t.Fatalf("send after accept --trust: exit %d; stderr:\n%s", code, send.stderr)
+	}
+	trusted := runLanshare(t, tmp, nil, "trusted", "--config", config)
+	if !strings.Contains(trusted.stdout, "alice") {
+		t.Errorf("lanshare trusted after accept --trust:\n%s%s", trusted.stdout, trusted.stderr)
+	}
+	randomFile(t, filepath.Join(src, "later.txt"), 10)
+	r := alice.sendOK(t, srv.addr, filepath.Join(src, "later.txt"))
 	if strings.Contains(r.stdout, "waiting") {
 		t.Errorf("a trusted peer waited:\n%s", r.stdout)
 	}
