@@ -54,9 +54,25 @@ type Config struct {
 	// transfer is kept for a resume after it was last written.
 	PartialMaxAge time.Duration
 
-	// Accept is who may send: AcceptEveryone (a drop box) or AcceptTrusted
-	// (only peers in the known-peers file as trusted).
+	// Accept is who may send: AcceptEveryone (a drop box), AcceptAsk
+	// (strangers' offers wait for the owner: see Pending, Decide, OnAsk)
+	// or AcceptTrusted (only peers in the known-peers file as trusted).
 	Accept string
+	// StrangerBudget caps what peers that are not trusted send together
+	// per rolling day under AcceptEveryone (see StrangerBudget); trusted
+	// peers, and offers the owner accepted under AcceptAsk, are not
+	// counted. The zero value is no limit.
+	StrangerBudget StrangerBudget
+	// AskTimeout is how long an offer waits for the owner under
+	// AcceptAsk, and MaxPending how many may wait at once (at most 4 of
+	// them from one address, and together at most a quarter of the
+	// memory budget); zero means DefaultAskTimeout, DefaultMaxPending.
+	AskTimeout time.Duration
+	MaxPending int
+	// OnAsk, if set, is called when a stranger's offer starts to wait for
+	// the owner (answer it with Decide), from that connection's
+	// goroutine; it must return quickly.
+	OnAsk func(PendingOffer)
 	// MaxSize caps the bytes of one transfer from a peer that is not
 	// trusted (0: no cap beyond free space); TrustedMaxSize is the cap for
 	// trusted peers.
@@ -96,6 +112,7 @@ type Config struct {
 // Accept policies.
 const (
 	AcceptEveryone = "everyone"
+	AcceptAsk      = "ask"
 	AcceptTrusted  = "trusted"
 )
 
@@ -138,6 +155,9 @@ func DefaultConfig() Config {
 		MemoryBudget:     DefaultMemoryBudget,
 		PartialMaxAge:    DefaultPartialMaxAge,
 		Accept:           AcceptEveryone,
+		StrangerBudget:   DefaultStrangerBudget,
+		AskTimeout:       DefaultAskTimeout,
+		MaxPending:       DefaultMaxPending,
 	}
 	if home, err := os.UserHomeDir(); err == nil {
 		c.Dir = filepath.Join(home, "LANShare")
@@ -170,10 +190,14 @@ func (c Config) Validate() error {
 		return errors.New("timeouts and ages must be positive")
 	case c.RateWindow < 0 || c.EvictAfter < 0 || c.MemoryBudget < 0 || c.ShutdownGrace < 0:
 		return errors.New("rate window, eviction age, memory budget and shutdown grace must not be negative")
-	case c.Accept != AcceptEveryone && c.Accept != AcceptTrusted:
-		return fmt.Errorf("accept policy %q: want %q or %q", c.Accept, AcceptEveryone, AcceptTrusted)
+	case c.Accept != AcceptEveryone && c.Accept != AcceptAsk && c.Accept != AcceptTrusted:
+		return fmt.Errorf("accept policy %q: want %q, %q or %q", c.Accept, AcceptEveryone, AcceptAsk, AcceptTrusted)
+	case c.AskTimeout < 0 || c.AskTimeout > proto.MaxWait:
+		return fmt.Errorf("ask timeout %v: want at most %v", c.AskTimeout, proto.MaxWait)
+	case c.MaxPending < 0:
+		return errors.New("pending offers must not be negative")
 	}
-	return nil
+	return c.StrangerBudget.validate()
 }
 
 // Defaults of the limits that keep strangers from holding the agent.
@@ -202,6 +226,9 @@ type Agent struct {
 	ctl   *control           // nil when the control socket could not be made
 	since time.Time
 
+	strangers *strangerPool // nil without a StrangerBudget
+	consents  *consents
+
 	mu       sync.Mutex
 	conns    map[*agentConn]struct{} // every connection whose goroutine runs
 	perHost  map[string]int          // connections per remote address
@@ -228,9 +255,13 @@ type agentConn struct {
 	evicted  bool        // under Agent.mu: closed to make room; its slot is free
 	trusted  atomic.Bool // proved a trusted key in its TLS handshake
 	answered atomic.Bool // its offer was accepted: its files may flow
+	pending  atomic.Bool // its offer waits for the owner (AcceptAsk)
 	read     atomic.Uint64
-	done     chan struct{} // closed by drop
-	once     sync.Once
+	// readAtAnswer is read when the offer was accepted: what follows is
+	// what the strangers' budget counts.
+	readAtAnswer atomic.Uint64
+	done         chan struct{} // closed by drop
+	once         sync.Once
 }
 
 func (c *agentConn) Read(p []byte) (int, error) {
@@ -261,6 +292,19 @@ func New(cfg Config) (*Agent, error) {
 	id, err := LoadIdentity(cfg.ConfigDir)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.AskTimeout == 0 {
+		cfg.AskTimeout = DefaultAskTimeout
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	var strangers *strangerPool
+	if cfg.Accept == AcceptEveryone && !cfg.StrangerBudget.Off() {
+		dir := cfg.Dir
+		if strangers, err = openStrangerPool(cfg.ConfigDir, cfg.StrangerBudget, func() (uint64, error) { return freeSpace(dir) }); err != nil {
+			return nil, err
+		}
 	}
 	inbox, err := OpenInbox(InboxConfig{
 		Dir: cfg.Dir, Name: cfg.Name, SpaceMargin: cfg.SpaceMargin,
@@ -299,7 +343,13 @@ func New(cfg Config) (*Agent, error) {
 	}
 
 	a := &Agent{cfg: cfg, id: id, tls: id.ServerTLS(), inbox: inbox, ln: ln, ctl: ctl, since: time.Now(),
-		conns: map[*agentConn]struct{}{}, perHost: map[string]int{}, reserved: map[string]int{}, ended: make(chan struct{})}
+		conns: map[*agentConn]struct{}{}, perHost: map[string]int{}, reserved: map[string]int{}, ended: make(chan struct{}),
+		strangers: strangers}
+	memory := cfg.MemoryBudget
+	if memory == 0 {
+		memory = DefaultMemoryBudget
+	}
+	a.consents = newConsents(cfg.MaxPending, memory/4)
 	inbox.mem.pressure = a.evictForMemory
 	if cfg.Discover {
 		dc := discovery.DefaultConfig()
@@ -350,6 +400,13 @@ func (a *Agent) Status() Status {
 	a.mu.Lock()
 	st.Transfers = len(a.conns)
 	a.mu.Unlock()
+	st.Pending = len(a.Pending())
+	if a.cfg.Accept == AcceptEveryone {
+		st.StrangerBudget = a.cfg.StrangerBudget.String()
+		if left, _, ok := a.StrangersLeft(); ok {
+			st.StrangersLeft = &left
+		}
+	}
 	for _, p := range a.inbox.Partials() {
 		st.Partials++
 		st.PartialBytes += p.Written
@@ -380,7 +437,7 @@ func (a *Agent) Serve(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			a.ctl.serve(a.Status)
+			a.ctl.serve(a.handleControl)
 		}()
 		defer func() {
 			a.ctl.close()
@@ -670,7 +727,7 @@ func (a *Agent) victimWhereLocked(now time.Time, minAge time.Duration, ok func(*
 	var bestRate float64
 	for c := range a.conns {
 		age := now.Sub(c.start)
-		if c.reserved || c.evicted || c.trusted.Load() || age < minAge || (ok != nil && !ok(c)) {
+		if c.reserved || c.evicted || c.trusted.Load() || c.pending.Load() || age < minAge || (ok != nil && !ok(c)) {
 			continue
 		}
 		rate := float64(c.read.Load()) / age.Seconds()
@@ -802,7 +859,24 @@ func (a *Agent) receive(c *agentConn) (peerID string, tr *Transfer, err error) {
 		return peerID, tr, err
 	}
 	pol.Done, pol.Accepted = c.done, c.start
-	pol.Answered = func() { c.answered.Store(true) }
+	pol.Answered = func() {
+		c.readAtAnswer.Store(c.read.Load())
+		c.answered.Store(true)
+	}
+	var charge *strangerCharge
+	if !c.trusted.Load() {
+		pol.Consent = a.consent(c, peerID, &charge)
+	}
+	defer func() {
+		// What did not cross goes back to the strangers' budget.
+		var got uint64
+		if c.answered.Load() {
+			got = c.read.Load() - c.readAtAnswer.Load()
+		}
+		if err := a.strangers.settle(charge, got); err != nil && a.cfg.Logf != nil {
+			a.cfg.Logf("%v", err)
+		}
+	}()
 	if a.cfg.OnReceiving != nil {
 		remote := c.RemoteAddr()
 		pol.Watch = func(progress func() InProgress) {

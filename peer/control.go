@@ -1,13 +1,17 @@
 package peer
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +45,13 @@ type Status struct {
 	PartialBytes uint64 `json:"partial_bytes"`
 	// PID is the agent's process id.
 	PID int `json:"pid"`
+	// Pending counts the offers that wait for the owner (--accept ask).
+	Pending int `json:"pending"`
+	// StrangerBudget is what strangers may send a day under --accept
+	// everyone ("off" for no limit), StrangersLeft what is left of it
+	// today (absent without a budget).
+	StrangerBudget string  `json:"stranger_budget,omitempty"`
+	StrangersLeft  *uint64 `json:"strangers_left,omitempty"`
 }
 
 // Self is the agent as a discovery record, as peers see it; ok is false
@@ -88,9 +99,60 @@ func listenControl(dir string) (*control, error) {
 	return &control{ln: ln, path: path}, nil
 }
 
-// serve answers every connection with status() until the socket closes.
-// It runs on the caller's goroutine.
-func (c *control) serve(status func() Status) {
+// ControlRequest is one request on the control socket: a JSON object on
+// one line. A client that sends nothing within requestWait gets the
+// Status (what clients before requests did).
+type ControlRequest struct {
+	Op     string `json:"op"` // "status", "pending", "accept" or "decline"
+	ID     string `json:"id,omitempty"`
+	Trust  bool   `json:"trust,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ControlReply answers a ControlRequest other than "status".
+type ControlReply struct {
+	Pending []PendingOffer `json:"pending,omitempty"`
+	Offer   *PendingOffer  `json:"offer,omitempty"` // the offer accepted or declined
+	Error   string         `json:"error,omitempty"`
+	// NoPending is set when Error says that no offer waits under the id.
+	NoPending bool `json:"no_pending,omitempty"`
+}
+
+// Request ops.
+const (
+	OpStatus  = "status"
+	OpPending = "pending"
+	OpAccept  = "accept"
+	OpDecline = "decline"
+)
+
+// requestWait is how long the control socket waits for a request before
+// it answers with the status; maxRequest bounds a request's line.
+const (
+	requestWait = 500 * time.Millisecond
+	maxRequest  = 4 << 10
+)
+
+// handle answers one request.
+func (a *Agent) handleControl(req ControlRequest) any {
+	switch req.Op {
+	case "", OpStatus:
+		return a.Status()
+	case OpPending:
+		return ControlReply{Pending: a.Pending()}
+	case OpAccept, OpDecline:
+		p, err := a.consents.decide(req.ID, Decision{Accept: req.Op == OpAccept, Trust: req.Trust, Reason: req.Reason})
+		if err != nil {
+			return ControlReply{Error: err.Error(), NoPending: errors.Is(err, ErrNoPending)}
+		}
+		return ControlReply{Offer: &p}
+	}
+	return ControlReply{Error: fmt.Sprintf("unknown request %q", req.Op)}
+}
+
+// serve answers every connection with handle's reply to its request
+// until the socket closes. It runs on the caller's goroutine.
+func (c *control) serve(handle func(ControlRequest) any) {
 	for {
 		conn, err := c.ln.Accept()
 		if err != nil {
@@ -109,8 +171,16 @@ func (c *control) serve(status func() Status) {
 		go func() {
 			defer c.wg.Done()
 			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(requestWait))
+			var req ControlRequest
+			line, err := bufio.NewReader(io.LimitReader(conn, maxRequest)).ReadBytes('\n')
+			if err == nil || len(line) > 0 && !errors.Is(err, os.ErrDeadlineExceeded) {
+				if json.Unmarshal(line, &req) != nil {
+					req.Op = "bad"
+				}
+			}
 			_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-			_ = json.NewEncoder(conn).Encode(status())
+			_ = json.NewEncoder(conn).Encode(handle(req))
 		}()
 	}
 }
@@ -142,9 +212,46 @@ func QueryAgent(ctx context.Context, dir string) (*Status, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
+	if err := json.NewEncoder(conn).Encode(ControlRequest{Op: OpStatus}); err != nil {
+		return nil, fmt.Errorf("asking the agent: %w", err)
+	}
 	var st Status
 	if err := json.NewDecoder(conn).Decode(&st); err != nil {
 		return nil, fmt.Errorf("asking the agent: %w", err)
 	}
 	return &st, nil
 }
+
+// AskAgent sends req to the agent that runs with config directory dir
+// and returns its reply; the error wraps ErrNoAgent when none runs, and
+// ErrNoPending when the reply says no offer waits under req.ID.
+func AskAgent(ctx context.Context, dir string, req ControlRequest) (*ControlReply, error) {
+	var d net.Dialer
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "unix", filepath.Join(dir, controlSocket))
+	if err != nil {
+		return nil, fmt.Errorf("%w (config directory %s)", ErrNoAgent, dir)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return nil, fmt.Errorf("asking the agent: %w", err)
+	}
+	var rep ControlReply
+	if err := json.NewDecoder(io.LimitReader(conn, maxControlReply)).Decode(&rep); err != nil {
+		return nil, fmt.Errorf("asking the agent: %w", err)
+	}
+	switch {
+	case rep.NoPending:
+		return &rep, fmt.Errorf("%w: %s", ErrNoPending, strings.TrimPrefix(rep.Error, ErrNoPending.Error()+" "))
+	case rep.Error != "":
+		return &rep, fmt.Errorf("the agent says: %s", rep.Error)
+	}
+	return &rep, nil
+}
+
+// maxControlReply bounds what AskAgent reads of a reply.
+const maxControlReply = 16 << 20

@@ -145,6 +145,8 @@ type Received struct {
 type Transfer struct {
 	From    string // the sender's display name, from its hello (not authenticated)
 	Entries []Received
+
+	minor uint8 // the sender's protocol minor version, from its hello
 }
 
 // Policy is what one transfer may do; the agent decides it from who the
@@ -178,7 +180,35 @@ type Policy struct {
 	// Answered, if set, is called once the answer accepting the offer
 	// has been sent.
 	Answered func()
+	// Consent, if set, has the last word on an offer that everything
+	// else accepted, before free space is set aside and before the
+	// answer: it returns nil to go on, or an error to refuse the batch
+	// (a *RefusedError gives the code and reason) and nothing is created.
+	// It may block: it then first calls wait with how long it may take,
+	// which tells the sender that the receiver's owner decides (see
+	// OfferSummary.CanWait) and lifts the handshake deadline for that
+	// long; it must return by then, soon after Done is closed, and soon
+	// after the channel wait returns is closed: the sender hung up.
+	Consent func(o OfferSummary, wait func(time.Duration) (gone <-chan struct{}, err error)) error
 }
+
+// OfferSummary is what Policy.Consent learns of an offer.
+type OfferSummary struct {
+	From   string   // the sender's display name, from its hello (not authenticated)
+	Files  int      // files offered
+	Dirs   int      // directories offered
+	Bytes  uint64   // bytes of the files offered
+	Need   uint64   // bytes that would cross: without files already there or resumed
+	First  []string // the first few paths offered, as offered
+	Memory int64    // what the offer holds of the memory budget while it waits
+	// CanWait is true when the sender speaks protocol 1.1 or later: it is
+	// told that the owner decides, and waits for as long as it is told.
+	// An older sender waits only for its idle timeout (60 s by default).
+	CanWait bool
+}
+
+// summaryFirst is how many paths an OfferSummary names.
+const summaryFirst = 3
 
 // Receive runs the receiving side of one transfer on conn with the zero
 // Policy; see ReceiveWith.
@@ -278,6 +308,74 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		answer = proto.Answer{Code: proto.CodeTooLarge, Reason: fmt.Sprintf("transfer of %s is over this receiver's limit of %s",
 			FormatBytes(need), FormatBytes(pol.MaxSize))}
 	}
+	helloSent := false
+	if answer.Code == proto.CodeOK && pol.Consent != nil {
+		waited := false
+		var watch sync.WaitGroup
+		wait := func(d time.Duration) (<-chan struct{}, error) {
+			if waited || !stopWatchdog() {
+				return nil, fmt.Errorf("waiting for consent: %w", os.ErrDeadlineExceeded)
+			}
+			waited = true
+			if err := conn.SetDeadline(time.Now().Add(d + consentSlack)); err != nil {
+				return nil, err
+			}
+			if tr.minor >= proto.MinorWait {
+				helloSent = true
+				err := proto.WriteHello(bw, proto.NewHello(in.cfg.Name))
+				if err == nil {
+					err = proto.WriteWait(bw, proto.Wait{Timeout: d, Reason: "waiting for the owner to accept"})
+				}
+				if err == nil {
+					err = bw.Flush()
+				}
+				if err != nil {
+					return nil, err
+				}
+			}
+			// The sender sends nothing until the answer: a read that
+			// returns means it hung up (or broke the protocol).
+			gone := make(chan struct{})
+			watch.Add(1)
+			go func() {
+				defer watch.Done()
+				defer close(gone)
+				_, _ = br.Peek(1)
+			}()
+			return gone, nil
+		}
+		o := t.summary(need, charge, tr.minor >= proto.MinorWait)
+		o.From = tr.From
+		if err := pol.Consent(o, wait); err != nil {
+			answer = proto.Answer{Code: proto.CodeDenied, Reason: trimReason(err.Error())}
+			var re *RefusedError
+			if errors.As(err, &re) {
+				answer = proto.Answer{Code: re.Code, Reason: trimReason(re.Reason)}
+			}
+		}
+		if waited {
+			// Stop watching the sender, then give the answer a handshake
+			// timeout of its own.
+			_ = conn.SetReadDeadline(time.Now())
+			watch.Wait()
+			if err := conn.SetDeadline(time.Time{}); err != nil {
+				return tr, err
+			}
+			if in.cfg.HandshakeTimeout > 0 {
+				if err := conn.SetDeadline(time.Now().Add(in.cfg.HandshakeTimeout)); err != nil {
+					return tr, err
+				}
+				watchdog := time.AfterFunc(in.cfg.HandshakeTimeout, func() {
+					g.close()
+					closeRaw(conn)
+				})
+				stopWatchdog = watchdog.Stop
+				defer watchdog.Stop()
+			} else {
+				stopWatchdog = func() bool { return true }
+			}
+		}
+	}
 	if answer.Code == proto.CodeOK {
 		if err := in.reserve(need); err != nil {
 			var re *RefusedError
@@ -294,7 +392,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		return tr, fmt.Errorf("planning the answer: %w", os.ErrDeadlineExceeded)
 	default:
 	}
-	if err := in.answer(bw, answer); err != nil {
+	if err := in.answerAfter(bw, answer, helloSent); err != nil {
 		return tr, fmt.Errorf("sending answer: %w", err)
 	}
 	if !stopWatchdog() {
@@ -387,7 +485,7 @@ func (in *Inbox) greet(conn net.Conn, start time.Time) (*bufio.Reader, *bufio.Wr
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("reading hello: %w", err)
 	}
-	tr := &Transfer{From: hello.Name}
+	tr := &Transfer{From: hello.Name, minor: hello.Minor}
 	if err := hello.CheckVersion(); err != nil {
 		in.refuseVersion(conn, br, bw)
 		return nil, nil, tr, err
@@ -412,6 +510,39 @@ func (in *Inbox) refuseVersion(conn net.Conn, br *bufio.Reader, bw *bufio.Writer
 		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	}
 	<-drained
+}
+
+// answerAfter is answer, without the hello when it was sent already
+// (before a wait).
+func (in *Inbox) answerAfter(bw *bufio.Writer, a proto.Answer, helloSent bool) error {
+	if !helloSent {
+		return in.answer(bw, a)
+	}
+	if err := proto.WriteAnswer(bw, a); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// consentSlack is how much longer than it said it waits a receiver keeps
+// a waiting sender's connection.
+const consentSlack = 5 * time.Second
+
+// summary sums the offer up for Policy.Consent.
+func (t *transfer) summary(need uint64, memory int64, canWait bool) OfferSummary {
+	o := OfferSummary{Need: need, Memory: memory, CanWait: canWait}
+	for _, e := range t.offer.Entries {
+		if e.Kind == proto.KindFile {
+			o.Files++
+			o.Bytes += e.Size
+		} else {
+			o.Dirs++
+		}
+		if len(o.First) < summaryFirst {
+			o.First = append(o.First, e.Path)
+		}
+	}
+	return o
 }
 
 func (in *Inbox) answer(bw *bufio.Writer, a proto.Answer) error {

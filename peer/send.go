@@ -180,6 +180,13 @@ type Progress struct {
 	Attempt int
 }
 
+// Waiting says that a receiver's owner decides on an offer.
+type Waiting struct {
+	Peer    string        // the receiver's display name, from its hello
+	Timeout time.Duration // the longest the answer may take
+	Reason  string        // the receiver's words
+}
+
 // Retry describes a retry after a dropped connection.
 type Retry struct {
 	Attempt int           // the attempt about to start: 2 for the first retry
@@ -210,6 +217,10 @@ type SendOptions struct {
 	Retries int
 	// OnRetry, if set, is called before each retry.
 	OnRetry func(Retry)
+	// OnWait, if set, is called when the receiver says that its owner
+	// decides on the offer (see proto.Wait): the answer may take up to
+	// Waiting.Timeout.
+	OnWait func(Waiting)
 	// retryBase replaces the first retry's pause in tests.
 	retryBase time.Duration
 }
@@ -441,7 +452,7 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
-	c := idleConn{conn, idle}
+	c := &idleConn{conn, idle}
 	br, bw := bufio.NewReaderSize(c, 64<<10), bufio.NewWriterSize(c, bufSize)
 	offer := proto.Offer{Entries: make([]proto.Entry, len(items))}
 	for i, it := range items {
@@ -464,7 +475,14 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 	if err := hello.CheckVersion(); err != nil {
 		return rep, fmt.Errorf("%s: %w", peerName(hello.Name), err)
 	}
-	answer, err := proto.ReadAnswer(br)
+	answer, err := proto.ReadAnswerWaiting(br, func(w proto.Wait) {
+		// The answer may take as long as the owner has, and then some.
+		c.idle = idle + w.Timeout
+		if opt.OnWait != nil {
+			opt.OnWait(Waiting{Peer: peerName(hello.Name), Timeout: w.Timeout, Reason: w.Reason})
+		}
+	})
+	c.idle = idle
 	if err != nil {
 		return rep, fmt.Errorf("waiting for %s's answer: %w", peerName(hello.Name), unexpected(err))
 	}

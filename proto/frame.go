@@ -11,8 +11,12 @@ import (
 // each other in the hello exchange; Minor only adds optional behaviour.
 const (
 	Major = 1
-	Minor = 0
+	Minor = 1
 )
+
+// MinorWait is the first minor version whose senders understand a Wait
+// frame before the Answer; a receiver sends Wait only to them.
+const MinorWait = 1
 
 // Magic opens every frame.
 const Magic = "LS"
@@ -50,6 +54,7 @@ const (
 	TypeFileEnd Type = 4 // sender → receiver, after each accepted file's bytes
 	TypeDone    Type = 5 // sender → receiver, after the last file
 	TypeReceipt Type = 6 // receiver → sender, last
+	TypeWait    Type = 7 // receiver → sender, before the Answer: the owner decides (1.1)
 )
 
 func (t Type) String() string {
@@ -66,6 +71,8 @@ func (t Type) String() string {
 		return "done"
 	case TypeReceipt:
 		return "receipt"
+	case TypeWait:
+		return "wait"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -107,10 +114,18 @@ func writeFrame(w io.Writer, t Type, payload []byte) error {
 // A clean end of stream before the first header byte returns io.EOF; an
 // end inside a frame returns io.ErrUnexpectedEOF.
 func readFrame(r io.Reader, want Type) ([]byte, error) {
-	n, err := readHeader(r, want)
+	_, p, err := readFrameOf(r, want, 0)
+	return p, err
+}
+
+// readFrameOf is readFrame for a frame of type want or also (when not
+// zero); it returns the frame's type with its payload.
+func readFrameOf(r io.Reader, want, also Type) (Type, []byte, error) {
+	t, n, err := readHeaderOf(r, want, also)
 	if err != nil || n == 0 {
-		return nil, err
+		return t, nil, err
 	}
+	want = t
 	// Grow the buffer as bytes actually arrive rather than trusting the
 	// declared length, so a peer that declares 64 MiB and sends nothing
 	// costs us nothing.
@@ -120,34 +135,42 @@ func readFrame(r io.Reader, want Type) ([]byte, error) {
 	}
 	got, err := buf.ReadFrom(io.LimitReader(r, int64(n)))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s payload: %w", want, err)
+		return 0, nil, fmt.Errorf("reading %s payload: %w", want, err)
 	}
 	if got != int64(n) {
-		return nil, fmt.Errorf("reading %s payload: %d of %d bytes: %w", want, got, n, io.ErrUnexpectedEOF)
+		return 0, nil, fmt.Errorf("reading %s payload: %d of %d bytes: %w", want, got, n, io.ErrUnexpectedEOF)
 	}
-	return buf.Bytes(), nil
+	return t, buf.Bytes(), nil
 }
 
 // readHeader reads a frame header of type want and returns its payload
 // length, checked against the type's cap.
 func readHeader(r io.Reader, want Type) (int, error) {
+	_, n, err := readHeaderOf(r, want, 0)
+	return n, err
+}
+
+// readHeaderOf reads a frame header of type want or of type also (when
+// not zero), and returns its type and payload length, checked against
+// the type's cap.
+func readHeaderOf(r io.Reader, want, also Type) (Type, int, error) {
 	var hdr [HeaderSize]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, fmt.Errorf("reading %s header: %w", want, err)
+		return 0, 0, fmt.Errorf("reading %s header: %w", want, err)
 	}
 	if string(hdr[:headerMagicLen]) != Magic {
-		return 0, fmt.Errorf("reading %s: %w", want, ErrBadMagic)
+		return 0, 0, fmt.Errorf("reading %s: %w", want, ErrBadMagic)
 	}
 	t := Type(hdr[headerTypeAt])
 	if v := hdr[headerVersionAt]; v != Major && t != TypeHello {
-		return 0, fmt.Errorf("reading %s: frame of version %d, we speak %d: %w", want, v, Major, ErrVersionMismatch)
+		return 0, 0, fmt.Errorf("reading %s: frame of version %d, we speak %d: %w", want, v, Major, ErrVersionMismatch)
 	}
-	if t != want {
-		return 0, fmt.Errorf("reading %s: got %s: %w", want, t, ErrUnexpectedFrame)
+	if t != want && (also == 0 || t != also) {
+		return 0, 0, fmt.Errorf("reading %s: got %s: %w", want, t, ErrUnexpectedFrame)
 	}
 	n := binary.BigEndian.Uint32(hdr[headerLenAt:])
 	if uint64(n) > uint64(t.maxPayload()) {
-		return 0, fmt.Errorf("reading %s: payload of %d bytes (max %d): %w", t, n, t.maxPayload(), ErrTooLarge)
+		return 0, 0, fmt.Errorf("reading %s: payload of %d bytes (max %d): %w", t, n, t.maxPayload(), ErrTooLarge)
 	}
-	return int(n), nil
+	return t, int(n), nil
 }

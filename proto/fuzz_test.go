@@ -39,3 +39,4 @@ func FuzzReadAnswer(f *testing.F)  { fuzzDecoder(f, Answer{}) }
 func FuzzReadFileEnd(f *testing.F) { fuzzDecoder(f, FileEnd{}) }
 func FuzzReadDone(f *testing.F)    { fuzzDecoder(f, Done{}) }
 func FuzzReadReceipt(f *testing.F) { fuzzDecoder(f, Receipt{}) }
+func FuzzReadWait(f *testing.F)    { fuzzDecoder(f, Wait{}) }

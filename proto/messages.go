@@ -466,12 +466,89 @@ func WriteAnswer(w io.Writer, a Answer) error {
 	return writeFrame(w, TypeAnswer, e)
 }
 
+// --- wait ---
+
+// Wait tells the sender, before the Answer, that the receiver's owner
+// decides on the offer: the Answer follows within Timeout (plus the time
+// to write it). A receiver sends it only to senders whose hello says
+// minor MinorWait or later, at most once per offer.
+type Wait struct {
+	Timeout time.Duration // at most MaxWait; carried in whole milliseconds
+	Reason  string        // human-readable, at most MaxReasonLen bytes
+}
+
+// MaxWait caps a Wait's timeout.
+const MaxWait = time.Hour
+
+// WriteWait writes w as one frame.
+func WriteWait(wr io.Writer, w Wait) error {
+	if w.Timeout < 0 || w.Timeout > MaxWait {
+		return fmt.Errorf("writing wait: timeout %v: %w", w.Timeout, ErrMalformed)
+	}
+	if len(w.Reason) > MaxReasonLen {
+		return fmt.Errorf("writing wait: reason of %d bytes: %w", len(w.Reason), ErrTooLarge)
+	}
+	var e enc
+	e.u32(uint32(w.Timeout / time.Millisecond))
+	e.str(w.Reason)
+	return writeFrame(wr, TypeWait, e)
+}
+
+func parseWait(p []byte) (Wait, error) {
+	d := dec[[]byte]{b: p}
+	ms := d.u32()
+	w := Wait{Timeout: time.Duration(ms) * time.Millisecond, Reason: d.str("reason", MaxReasonLen)}
+	if err := d.end(); err != nil {
+		return Wait{}, fmt.Errorf("reading wait: %w", err)
+	}
+	if w.Timeout > MaxWait {
+		return Wait{}, fmt.Errorf("reading wait: timeout %v over %v: %w", w.Timeout, MaxWait, ErrMalformed)
+	}
+	return w, nil
+}
+
+// ReadWait reads a wait frame.
+func ReadWait(r io.Reader) (Wait, error) {
+	p, err := readFrame(r, TypeWait)
+	if err != nil {
+		return Wait{}, err
+	}
+	return parseWait(p)
+}
+
+// ReadAnswerWaiting reads the receiver's reply to an offer: an Answer,
+// or a Wait and then the Answer. onWait, if not nil, is called with the
+// Wait before the Answer is read; a second Wait is an error.
+func ReadAnswerWaiting(r io.Reader, onWait func(Wait)) (Answer, error) {
+	t, p, err := readFrameOf(r, TypeAnswer, TypeWait)
+	if err != nil {
+		return Answer{}, err
+	}
+	if t == TypeWait {
+		w, err := parseWait(p)
+		if err != nil {
+			return Answer{}, err
+		}
+		if onWait != nil {
+			onWait(w)
+		}
+		if p, err = readFrame(r, TypeAnswer); err != nil {
+			return Answer{}, err
+		}
+	}
+	return parseAnswer(p)
+}
+
 // ReadAnswer reads and validates an answer frame.
 func ReadAnswer(r io.Reader) (Answer, error) {
 	p, err := readFrame(r, TypeAnswer)
 	if err != nil {
 		return Answer{}, err
 	}
+	return parseAnswer(p)
+}
+
+func parseAnswer(p []byte) (Answer, error) {
 	d := dec[[]byte]{b: p}
 	a := Answer{Code: Code(d.u16()), Reason: d.str("reason", MaxReasonLen)}
 	n := d.count("replies", MaxEntries, replyMinLen)

@@ -72,6 +72,11 @@ var goldens = []golden{
 			"03 0000000000000000 0008 0000"),
 	},
 	{
+		name: "wait",
+		msg:  Wait{Timeout: 2 * time.Minute, Reason: "ok"},
+		hex:  hx("4c53 01 07 00000008", "0001d4c0 0002 6f6b"),
+	},
+	{
 		name: "answer batch refusal",
 		msg:  Answer{Code: CodeNoSpace, Reason: "full"},
 		hex:  hx("4c53 01 03 0000000c", "0003 0004 66756c6c 00000000"),
@@ -120,6 +125,8 @@ func writeAny(w io.Writer, m any) error {
 		return WriteDone(w)
 	case Receipt:
 		return WriteReceipt(w, m)
+	case Wait:
+		return WriteWait(w, m)
 	}
 	panic("unknown message")
 }
@@ -138,6 +145,8 @@ func readAs(r io.Reader, like any) (any, error) {
 		return Done{}, ReadDone(r)
 	case Receipt:
 		return ReadReceipt(r)
+	case Wait:
+		return ReadWait(r)
 	}
 	panic("unknown message")
 }
@@ -376,5 +385,40 @@ func TestReadOfferFuncReservesBeforeAllocating(t *testing.T) {
 	ms2.read()
 	if grew := ms2.total - ms1.total; grew > 1<<20 {
 		t.Fatalf("10 refused offers allocated %d bytes", grew)
+	}
+}
+
+// TestReadAnswerWaitingTakesOneWaitThenTheAnswer pins the 1.1 exchange: a
+// Wait before the Answer is reported, and the Answer still read; a second
+// Wait, or a Wait to a reader of ReadAnswer (a 1.0 sender), is refused.
+func TestReadAnswerWaitingTakesOneWaitThenTheAnswer(t *testing.T) {
+	var buf bytes.Buffer
+	w := Wait{Timeout: 90 * time.Second, Reason: "waiting for the owner"}
+	a := Answer{Code: CodeDenied, Reason: "declined by the owner"}
+	if err := WriteWait(&buf, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteAnswer(&buf, a); err != nil {
+		t.Fatal(err)
+	}
+	raw := buf.Bytes()
+	n := HeaderSize + 4 + 2 + len(w.Reason) // the wait frame
+	var got []Wait
+	ans, err := ReadAnswerWaiting(bytes.NewReader(raw), func(w Wait) { got = append(got, w) })
+	if err != nil || !reflect.DeepEqual(ans, a) || len(got) != 1 || got[0] != w {
+		t.Fatalf("ReadAnswerWaiting = %+v, %v; waits %+v", ans, err, got)
+	}
+	if ans, err := ReadAnswerWaiting(bytes.NewReader(raw[n:]), nil); err != nil || !reflect.DeepEqual(ans, a) {
+		t.Fatalf("answer without a wait: %+v, %v", ans, err)
+	}
+	twice := append(append([]byte{}, raw[:n]...), raw...)
+	if _, err := ReadAnswerWaiting(bytes.NewReader(twice), nil); !errors.Is(err, ErrUnexpectedFrame) {
+		t.Fatalf("two waits: %v, want ErrUnexpectedFrame", err)
+	}
+	if _, err := ReadAnswer(bytes.NewReader(raw)); !errors.Is(err, ErrUnexpectedFrame) {
+		t.Fatalf("ReadAnswer on a wait: %v, want ErrUnexpectedFrame", err)
+	}
+	if err := WriteWait(io.Discard, Wait{Timeout: MaxWait + time.Millisecond}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("WriteWait over MaxWait: %v", err)
 	}
 }

@@ -245,7 +245,10 @@ func (b *bench) startServe(ctx context.Context, rcv place, out string) (*child, 
 // environment, and watch (if not nil) called with every line it prints.
 func (b *bench) startServeWatching(ctx context.Context, rcv place, out string, watch func(string), env ...string) (*child, string, error) {
 	serve, err := startChildWatching("lanshare serve", rcv.command(ctx, b.lanshare, "serve", "--dir", out, "--config", b.recvCfg,
-		"--listen", net.JoinHostPort(rcv.addr, "0"), "--name", "bench-receiver"), watch, env...)
+		"--listen", net.JoinHostPort(rcv.addr, "0"), "--name", "bench-receiver",
+		// The bench sends many GiB a day as a stranger: it measures the
+		// transfer, not the strangers' budget.
+		"--stranger-budget", "off"), watch, env...)
 	if err != nil {
 		return nil, "", err
 	}

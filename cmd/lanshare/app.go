@@ -17,6 +17,7 @@ import (
 
 	"github.com/lanshare/lanshare/discovery"
 	"github.com/lanshare/lanshare/peer"
+	"github.com/lanshare/lanshare/proto"
 )
 
 // Exit codes.
@@ -107,7 +108,9 @@ Examples:
 					&cli.StringFlag{Name: "listen", Usage: "TCP address to listen on (:0 picks a free port)", Value: def.Listen, EnvVars: []string{"LANSHARE_LISTEN"}},
 					configFlag,
 					ifaceFlag,
-					&cli.StringFlag{Name: "accept", Usage: "who may send: everyone, or trusted (see lanshare trust)", Value: peer.AcceptEveryone, EnvVars: []string{"LANSHARE_ACCEPT"}},
+					&cli.StringFlag{Name: "accept", Usage: "who may send: everyone (strangers within --stranger-budget), ask (strangers' offers wait for your answer: lanshare pending), or trusted (see lanshare trust)", Value: peer.AcceptEveryone, EnvVars: []string{"LANSHARE_ACCEPT"}},
+					&cli.StringFlag{Name: "stranger-budget", Usage: "what peers that are not trusted may send together per rolling day under --accept everyone: a size (2G), a share of the free space (10%), or off", Value: "10%", EnvVars: []string{"LANSHARE_STRANGER_BUDGET"}},
+					&cli.DurationFlag{Name: "ask-timeout", Usage: "how long an offer waits for your answer under --accept ask", Value: peer.DefaultAskTimeout, EnvVars: []string{"LANSHARE_ASK_TIMEOUT"}},
 					&cli.StringFlag{Name: "max-size", Usage: "largest transfer accepted from a peer that is not trusted, e.g. 2G (0: only free space limits it)", Value: "0", EnvVars: []string{"LANSHARE_MAX_SIZE"}},
 					&cli.StringFlag{Name: "trusted-max-size", Usage: "largest transfer accepted from a trusted peer (0: only free space limits it)", Value: "0", EnvVars: []string{"LANSHARE_TRUSTED_MAX_SIZE"}},
 					&cli.BoolFlag{Name: "trusted-exec", Usage: "keep the executable bit on files from trusted peers", EnvVars: []string{"LANSHARE_TRUSTED_EXEC"}},
@@ -149,8 +152,14 @@ Examples:
 					cfg.TrustedExec = c.Bool("trusted-exec")
 					cfg.PerPeerFolders = c.Bool("per-peer-folders")
 					cfg.Accept = c.String("accept")
-					if cfg.Accept != peer.AcceptEveryone && cfg.Accept != peer.AcceptTrusted {
-						return usageError{msg: fmt.Sprintf("--accept %q: want everyone or trusted", cfg.Accept)}
+					if cfg.Accept != peer.AcceptEveryone && cfg.Accept != peer.AcceptAsk && cfg.Accept != peer.AcceptTrusted {
+						return usageError{msg: fmt.Sprintf("--accept %q: want everyone, ask or trusted", peer.Escape(cfg.Accept))}
+					}
+					if cfg.StrangerBudget, err = parseStrangerBudget(c.String("stranger-budget")); err != nil {
+						return usageError{msg: "--stranger-budget " + err.Error()}
+					}
+					if cfg.AskTimeout = c.Duration("ask-timeout"); cfg.AskTimeout <= 0 || cfg.AskTimeout > proto.MaxWait {
+						return usageError{msg: fmt.Sprintf("--ask-timeout %v: want more than 0 and at most %v", cfg.AskTimeout, proto.MaxWait)}
 					}
 					return serve(c.Context, cfg, c.Bool("json"), c.Bool("verbose"), stdout)
 				},
@@ -389,6 +398,7 @@ Examples:
 			},
 		},
 	}
+	app.Commands = append(app.Commands, consentCommands(configFlag, stdout)...)
 	app.Commands = append(app.Commands,
 		&cli.Command{
 			Name:      "completion",

@@ -48,7 +48,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startLanshare(t, onTmpfs(share), tmp, nil, "serve", "--dir", share, "--config", filepath.Join(tmp, "rcfg"),
-		"--listen", "127.0.0.1:0", "--name", "rx")
+		"--listen", "127.0.0.1:0", "--name", "rx", "--stranger-budget", "off") // the disk fills, not the budget
 	select {
 	case line, ok := <-srv.first:
 		if !ok {

@@ -136,6 +136,17 @@ func send(ctx context.Context, a sendArgs) error {
 			show(p)
 		}
 	}
+	opt.OnWait = func(w peer.Waiting) {
+		switch {
+		case events != nil:
+			_ = events.Encode(sendEvent{Event: "waiting", Peer: w.Peer, Wait: w.Timeout.Seconds(), Reason: w.Reason})
+		case a.quiet:
+		case bar != nil:
+			bar.Set("note", fmt.Sprintf("waiting for %s's owner to accept (up to %s)... ", w.Peer, w.Timeout))
+		default:
+			fmt.Fprintf(a.stdout, "waiting for %s's owner to accept (up to %s)...\n", w.Peer, w.Timeout)
+		}
+	}
 	start := time.Now()
 	rep, err := sender.Send(ctx, target, items, opt)
 	if bar != nil {
@@ -299,7 +310,7 @@ func sendNotes(rep *peer.Report) string {
 
 // sendEvent is one line of `send --json`. Field names are stable.
 type sendEvent struct {
-	Event   string  `json:"event"` // offer, file-saved, file-skipped, error, transfer-done
+	Event   string  `json:"event"` // offer, waiting, file-saved, file-skipped, error, transfer-done
 	Peer    string  `json:"peer,omitempty"`
 	ID      string  `json:"id,omitempty"`
 	Path    string  `json:"path,omitempty"`

@@ -70,6 +70,20 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 		msg := fmt.Sprintf(format, args...)
 		lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: msg}, "%s", peer.Escape(msg))
 	}
+	var prompt *prompter
+	if cfg.Accept == peer.AcceptAsk {
+		if !asJSON && isTerminal(os.Stdin) {
+			prompt = newPrompter(out, max(cfg.MaxPending, peer.DefaultMaxPending))
+		}
+		cfg.OnAsk = func(o peer.PendingOffer) {
+			if prompt != nil && prompt.offer(o) {
+				return
+			}
+			lg.event(time.Now(), prioInfo, serveEvent{Event: "offer-waiting", Count: o.Files, Name: o.From, PeerID: o.PeerID, Remote: o.Remote,
+				Bytes: o.Bytes, Offer: o.ID},
+				"offer %s waits for your answer: %s; lanshare accept %s [--trust], or lanshare decline %s", o.ID, describeOffer(o), o.ID, o.ID)
+		}
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(peer.MemoryLimit)
 	}
@@ -78,6 +92,10 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 		return startError(ctx, cfg, err)
 	}
 	defer agent.Close()
+	if prompt != nil {
+		prompt.start(agent)
+		defer prompt.close()
+	}
 	if asJSON {
 		lg.event(time.Now(), prioInfo, serveEvent{Event: "listening", Addr: agent.Addr().String()}, "")
 	} else {
@@ -90,11 +108,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 	lg.event(time.Now(), prioInfo, serveEvent{Event: "sharing", Dir: cfg.Dir, Peer: agent.Instance(), PeerID: agent.ID(), Accept: cfg.Accept},
 		"sharing %s as %s, id %s", peer.Escape(cfg.Dir), peer.Escape(agent.Instance()), peer.GroupID(agent.ID()))
 	if !asJSON {
-		if cfg.Accept == peer.AcceptTrusted {
-			lg.infof(time.Now(), "accepting transfers only from trusted peers (lanshare trusted)")
-		} else {
-			lg.infof(time.Now(), "accepting transfers from everyone on the network")
-		}
+		lg.infof(time.Now(), "%s", whoMaySend(cfg, agent, prompt != nil))
 	}
 	if err := agent.Serve(ctx); err != nil {
 		return err
@@ -130,6 +144,7 @@ type serveEvent struct {
 	Reason  string   `json:"reason,omitempty"`
 	Count   int      `json:"count,omitempty"`
 	Resumed uint64   `json:"resumed,omitempty"` // file-saved: the bytes it had from an interrupted transfer
+	Offer   string   `json:"offer,omitempty"`   // offer-waiting: the id to answer (lanshare accept)
 }
 
 func stamp(t time.Time) string { return t.Format(time.RFC3339) }
@@ -435,4 +450,24 @@ func hostOf(a net.Addr) string {
 		return a.String()
 	}
 	return host
+}
+
+// whoMaySend is serve's line about who may send, and how to tighten it.
+func whoMaySend(cfg peer.Config, agent *peer.Agent, prompt bool) string {
+	switch cfg.Accept {
+	case peer.AcceptTrusted:
+		return "accepting transfers only from trusted peers (lanshare trusted)"
+	case peer.AcceptAsk:
+		where := "lanshare pending, then lanshare accept ID or decline ID"
+		if prompt {
+			where = "asked here, or lanshare pending / accept / decline"
+		}
+		return fmt.Sprintf("accepting from trusted peers; others wait up to %s for your answer (%s)", cfg.AskTimeout, where)
+	}
+	left, limit, ok := agent.StrangersLeft()
+	if !ok {
+		return "accepting from everyone, strangers without a limit; --stranger-budget, --accept ask or --accept trusted to tighten"
+	}
+	return fmt.Sprintf("accepting from everyone (strangers: %s, %s of %s left today); --accept ask or --accept trusted to tighten",
+		cfg.StrangerBudget, peer.FormatBytes(left), peer.FormatBytes(limit))
 }

@@ -27,6 +27,12 @@ func status(ctx context.Context, configDir string, asJSON bool, w io.Writer) err
 	fmt.Fprintf(w, "listening: %s\n", st.Listen)
 	fmt.Fprintf(w, "folder:    %s\n", peer.Escape(st.Dir))
 	fmt.Fprintf(w, "accepting: %s\n", st.Accept)
+	if st.StrangersLeft != nil {
+		fmt.Fprintf(w, "strangers: %s, %s left today\n", st.StrangerBudget, peer.FormatBytes(*st.StrangersLeft))
+	}
+	if st.Pending > 0 {
+		fmt.Fprintf(w, "pending:   %s wait for your answer (lanshare pending)\n", plural(st.Pending, "offer"))
+	}
 	fmt.Fprintf(w, "receiving: %s\n", plural(st.Transfers, "transfer"))
 	if st.Partials > 0 {
 		fmt.Fprintf(w, "partial:   %s (%s) kept for a resume\n", plural(st.Partials, "file"), peer.FormatBytes(st.PartialBytes))

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/lanshare/lanshare/peer"
+)
+
+// consentCommands are pending, accept and decline: the owner's answers to
+// offers that wait under `serve --accept ask`, through the agent's
+// control socket.
+func consentCommands(configFlag cli.Flag, stdout io.Writer) []*cli.Command {
+	return []*cli.Command{
+		{
+			Name:  "pending",
+			Usage: "list the offers that wait for your answer (serve --accept ask)",
+			Description: `Lists the offers of peers that are not trusted that wait for your answer
+when the agent runs with --accept ask, oldest first: the id to answer with,
+the sender, what it offers, and how long it still waits. Answer with
+"lanshare accept ID" or "lanshare decline ID".`,
+			Flags: []cli.Flag{configFlag,
+				&cli.BoolFlag{Name: "json", Usage: "print one JSON object per offer: id, from, peer_id, remote, files, dirs, bytes, first, since, expires"}},
+			Action: func(c *cli.Context) error {
+				if c.NArg() > 0 {
+					return usageError{msg: "pending takes no arguments"}
+				}
+				return listPending(c.Context, expandHome(c.String("config")), c.Bool("json"), stdout)
+			},
+		},
+		{
+			Name:      "accept",
+			Usage:     "let a pending offer through (serve --accept ask)",
+			ArgsUsage: "ID",
+			Description: `Lets the offer ID (see "lanshare pending") through: its files arrive in
+the shared folder. With --trust the sender's key is also trusted, as
+"lanshare trust" would: its later sends go straight through.`,
+			Flags: []cli.Flag{configFlag,
+				&cli.BoolFlag{Name: "trust", Usage: "also trust the sender's key (known_peers)"}},
+			Action: func(c *cli.Context) error {
+				id, err := offerID(c)
+				if err != nil {
+					return err
+				}
+				return decide(c.Context, expandHome(c.String("config")), peer.ControlRequest{Op: peer.OpAccept, ID: id, Trust: c.Bool("trust")}, stdout)
+			},
+		},
+		{
+			Name:      "decline",
+			Usage:     "refuse a pending offer (serve --accept ask)",
+			ArgsUsage: "ID",
+			Description: `Refuses the offer ID (see "lanshare pending"): nothing of it is written,
+and the sender is told "declined by the receiver's owner", with --reason
+if given.`,
+			Flags: []cli.Flag{configFlag,
+				&cli.StringFlag{Name: "reason", Usage: "a word for the sender"}},
+			Action: func(c *cli.Context) error {
+				id, err := offerID(c)
+				if err != nil {
+					return err
+				}
+				return decide(c.Context, expandHome(c.String("config")), peer.ControlRequest{Op: peer.OpDecline, ID: id, Reason: c.String("reason")}, stdout)
+			},
+		},
+	}
+}
+
+func offerID(c *cli.Context) (string, error) {
+	if c.NArg() != 1 {
+		return "", usageError{msg: c.Command.Name + " takes one offer id (see lanshare pending)"}
+	}
+	id := strings.TrimSpace(c.Args().First())
+	if n, err := strconv.Atoi(id); err != nil || n < 1 {
+		return "", usageError{msg: fmt.Sprintf("%q is not an offer id: lanshare pending lists them", peer.Escape(id))}
+	}
+	return id, nil
+}
+
+func listPending(ctx context.Context, dir string, asJSON bool, w io.Writer) error {
+	rep, err := peer.AskAgent(ctx, dir, peer.ControlRequest{Op: peer.OpPending})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, p := range rep.Pending {
+			if err := enc.Encode(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(rep.Pending) == 0 {
+		fmt.Fprintln(w, "no offer waits for your answer")
+		return nil
+	}
+	for _, p := range rep.Pending {
+		fmt.Fprintf(w, "%s  %s, %s left\n", p.ID, describeOffer(p), time.Until(p.Expires).Round(time.Second))
+	}
+	fmt.Fprintln(w, "answer with: lanshare accept ID [--trust], or lanshare decline ID [--reason ...]")
+	return nil
+}
+
+func decide(ctx context.Context, dir string, req peer.ControlRequest, w io.Writer) error {
+	rep, err := peer.AskAgent(ctx, dir, req)
+	if err != nil {
+		return err
+	}
+	verb, also := "declined", ""
+	switch {
+	case req.Op == peer.OpAccept && req.Trust:
+		verb, also = "accepted", " (and trusted its sender)"
+	case req.Op == peer.OpAccept:
+		verb = "accepted"
+	}
+	fmt.Fprintf(w, "%s offer %s%s: %s\n", verb, rep.Offer.ID, also, describeOffer(*rep.Offer))
+	return nil
+}
+
+// describeOffer says who offers what: `alice (ttj3) offers 3 files,
+// 1.2 MB: "a.txt", "b.txt", ...`.
+func describeOffer(p peer.PendingOffer) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%s) offers %s, %s", peer.Escape(p.From), peer.ShortID(p.PeerID), plural(p.Files, "file"), peer.FormatBytes(p.Bytes))
+	if p.Dirs > 0 {
+		fmt.Fprintf(&b, " in %s", plural(p.Dirs, "folder"))
+	}
+	for i, f := range p.First {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(peer.Escape(f))
+	}
+	if n := p.Files + p.Dirs; n > len(p.First) {
+		b.WriteString(", ...")
+	}
+	return b.String()
+}
+
+// parseStrangerBudget reads --stranger-budget: a size per day (2G), a
+// percentage of the free space (10%), or 0 or "off" for no limit.
+func parseStrangerBudget(s string) (peer.StrangerBudget, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	if t == "off" || t == "0" || t == "none" {
+		return peer.StrangerBudget{}, nil
+	}
+	if num, ok := strings.CutSuffix(t, "%"); ok {
+		n, err := strconv.Atoi(strings.TrimSpace(num))
+		if err != nil || n < 1 || n > 100 {
+			return peer.StrangerBudget{}, fmt.Errorf("%q: want a percentage from 1%% to 100%%, a size such as 2G, or off", s)
+		}
+		return peer.StrangerBudget{Percent: n}, nil
+	}
+	n, err := parseSize(t)
+	if err != nil {
+		return peer.StrangerBudget{}, fmt.Errorf("%q: want a size such as 2G, a percentage such as 10%%, or off", s)
+	}
+	return peer.StrangerBudget{Bytes: n}, nil
+}
