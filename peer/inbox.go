@@ -58,6 +58,9 @@ type InboxConfig struct {
 	// DefaultMemoryBudget. An offer waits for its share within the
 	// handshake deadline, or is refused as busy.
 	MemoryBudget int64
+	// NameRules are the names the shared folder can hold; an offered
+	// name they forbid is saved under a mapped name. "" is NamesNative.
+	NameRules NameRules
 
 	// freeSpace replaces the file system query in tests.
 	freeSpace func(dir string) (uint64, error)
@@ -100,6 +103,11 @@ func OpenInbox(cfg InboxConfig) (*Inbox, error) {
 	if cfg.MemoryBudget <= 0 {
 		cfg.MemoryBudget = DefaultMemoryBudget
 	}
+	rules, err := cfg.NameRules.resolve()
+	if err != nil {
+		return nil, err
+	}
+	cfg.NameRules = rules
 	if err := os.MkdirAll(cfg.Dir, sharedMode); err != nil {
 		return nil, fmt.Errorf("creating shared folder: %w", err)
 	}
@@ -458,6 +466,7 @@ type transfer struct {
 	start  time.Time
 
 	dirs     map[string]string          // offered directory → its path under the root
+	dirOf    map[string]string          // the reverse: path under the root → offered directory
 	used     map[string]bool            // paths of dirs, each counted once in in.dirs
 	created  []string                   // directories this transfer created, in order
 	names    map[string]map[string]bool // directory → fold keys of the names in it
@@ -578,6 +587,7 @@ func newTransfer(in *Inbox, pol Policy, offer proto.Offer, start time.Time) *tra
 	t := &transfer{
 		in: in, policy: pol, offer: offer, start: start,
 		dirs:     map[string]string{"": ""},
+		dirOf:    map[string]string{},
 		used:     map[string]bool{},
 		names:    map[string]map[string]bool{},
 		keys:     make([]string, n),
@@ -612,8 +622,9 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 	}
 	seen := map[sameFile]int{} // files offered so far, to their entries
 	for i, e := range t.offer.Entries {
-		err := CheckName(e.Path)
-		if err == nil && t.policy.Folder == "" && foldKey(strings.SplitN(e.Path, "/", 2)[0]) == foldKey(stagingDir) {
+		err := checkOffered(e.Path)
+		if first, _, _ := strings.Cut(e.Path, "/"); err == nil && t.policy.Folder == "" &&
+			(foldKey(first) == foldKey(stagingDir) || foldKey(t.in.cfg.NameRules.mapComponent(first)) == foldKey(stagingDir)) {
 			err = fmt.Errorf("%s is the receiver's own folder: %w", stagingDir, ErrNameUnsafe)
 		}
 		if err != nil {
@@ -1030,6 +1041,7 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	name = t.in.cfg.NameRules.mapComponent(name)
 	room := roomIn(parent)
 	exact := path.Join(parent, fitName(name, 0, room))
 	if exact == parent {
@@ -1040,9 +1052,12 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 	// directory between the look and the count of its new user.
 	t.in.mu.Lock()
 	defer t.in.mu.Unlock()
-	if fi, err := t.in.root.Lstat(exact); err == nil && fi.IsDir() {
+	// An offered directory merges into one of its name, unless another
+	// directory of this offer got that name first (both mapped to it).
+	if fi, err := t.in.root.Lstat(exact); err == nil && fi.IsDir() && t.dirOf[exact] == "" {
 		t.useDir(exact)
 		t.dirs[offered] = exact
+		t.dirOf[exact] = offered
 		return exact, nil
 	}
 	for n := 0; n < maxCollisions; n++ {
@@ -1069,6 +1084,7 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 		t.created = append(t.created, p)
 		t.touched[parent] = true
 		t.dirs[offered] = p
+		t.dirOf[p] = offered
 		return p, nil
 	}
 	return "", fmt.Errorf("directory %s: %d names taken: %w", Escape(exact), maxCollisions, fs.ErrExist)
@@ -1110,6 +1126,10 @@ func fitName(name string, n, room int) string {
 		ext = ""
 	}
 	stem = cutUTF8(stem, room-len(suffix)-len(ext))
+	if suffix == "" && ext == "" {
+		// The cut may have left a dot or a space at the end.
+		stem = strings.TrimRight(stem, ". ")
+	}
 	if stem == "" {
 		return ""
 	}
@@ -1177,7 +1197,7 @@ func (t *transfer) commitFile(i int) {
 	if t.claimed[i] {
 		rec = recPath(t.keys[i])
 	}
-	a, err := t.place(t.temps[i], dir, path.Base(e.Path), t.keys[i], rec)
+	a, err := t.place(t.temps[i], dir, t.in.cfg.NameRules.mapComponent(path.Base(e.Path)), t.keys[i], rec)
 	if errors.Is(err, errNotRecorded) && t.claimed[i] {
 		t.results[i] = proto.Result{Status: proto.Failed, Code: writeCode(err), Reason: trimReason("could not write: " + errReason(err))}
 		t.outOfSpace = t.outOfSpace || writeCode(err) == proto.CodeNoSpace

@@ -1,0 +1,142 @@
+package peer
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanshare/lanshare/proto"
+)
+
+// mappedNames are names a sender on Linux offers (issue 14: "Vacances été
+// 2026" lost four files) that Linux holds as they are, and Windows
+// (or a FAT, exFAT, NTFS or SMB folder) does not: saved under their own
+// name with the POSIX rules, under the mapped name with the Windows rules,
+// never dropped.
+var mappedNames = []struct{ name, path, windows string }{
+	{"colon", "Vacances été 2026/a:b.txt", "Vacances été 2026/a：b.txt"},
+	{"question", "Vacances été 2026/what?.txt", "Vacances été 2026/what？.txt"},
+	{"device name", "Vacances été 2026/CON.txt", "Vacances été 2026/CON_.txt"},
+	{"trailing dot", "Vacances été 2026/trailing.dot.", "Vacances été 2026/trailing.dot．"},
+	{"ordinary", "Vacances été 2026/plage.jpg", "Vacances été 2026/plage.jpg"},
+	{"drive relative", "C:x", "C：x"},
+	{"backslash", `a\b`, "a＼b"},
+	{"less than", "a<b", "a＜b"},
+	{"greater than", "a>b", "a＞b"},
+	{"quote", `a"b`, "a＂b"},
+	{"pipe", "a|b", "a｜b"},
+	{"star", "a*b", "a＊b"},
+	{"all of them", `<>:"\|?*.txt`, "＜＞：＂＼｜？＊.txt"},
+	{"trailing space", "name ", "name␠"},
+	{"trailing dots and spaces", "etc. . ", "etc．␠．␠"},
+	{"trailing dot dir", "dir./x", "dir．/x"},
+	{"nul with extension", "nul.txt", "nul_.txt"},
+	{"device name with space", "con .txt", "con_ .txt"},
+	{"com1", "COM1", "COM1_"},
+	{"com superscript", "COM¹", "COM¹_"},
+	{"lpt in dir", "d/lpt9.log", "d/lpt9_.log"},
+	{"aux lower", "aux", "aux_"},
+	{"device name dir", "prn/x.txt", "prn_/x.txt"},
+	{"over-long once mapped", strings.Repeat("a:", 100) + ".txt", strings.Repeat("a：", 62) + "a.txt"},
+}
+
+// TestNamesSavedAsTheReceiverCanHold pins issue 14's first finding: with
+// the POSIX rules every name above is saved as it is; with the Windows
+// rules (chosen by configuration, so that Linux runs them) the ones
+// Windows forbids are saved under a readable look-alike, and the receipt
+// says so. Nothing is dropped.
+func TestNamesSavedAsTheReceiverCanHold(t *testing.T) {
+	for _, rules := range []NameRules{NamesPOSIX, NamesWindows} {
+		t.Run(string(rules), func(t *testing.T) {
+			in := newInbox(t, InboxConfig{NameRules: rules})
+			var items []Item
+			want := map[string]string{}
+			for _, m := range mappedNames {
+				items = append(items, namedItem(t, m.path, "payload"))
+				saved := m.path
+				if rules == NamesWindows {
+					saved = m.windows
+				}
+				want[saved] = "payload"
+				for d := filepath.Dir(saved); d != "."; d = filepath.Dir(d) {
+					want[d+"/"] = ""
+				}
+			}
+			o := transferOver(t, connTypes["tcp"], in, items, nil)
+			if o.sendErr != nil || o.recvErr != nil {
+				t.Fatalf("send: %v; receive: %v", o.sendErr, o.recvErr)
+			}
+			for i, m := range mappedNames {
+				saved := m.path
+				if rules == NamesWindows {
+					saved = m.windows
+				}
+				if r := o.rep.Results[i]; r.Status != proto.Saved || r.SavedAs != saved {
+					t.Errorf("%s: %q: result %+v, want saved as %q", m.name, m.path, r, saved)
+				}
+			}
+			assertTree(t, in.Dir(), want)
+		})
+	}
+}
+
+// TestMappedNamesStayUnique: two offered names that map to one name (or
+// to names that differ only by case) get the never-overwrite " (1)", as
+// files and as folders; nothing is merged or lost.
+func TestMappedNamesStayUnique(t *testing.T) {
+	in := newInbox(t, InboxConfig{NameRules: NamesWindows})
+	var items []Item
+	for _, p := range []string{"a:b.txt", "a：b.txt", "A:B.TXT", "x:y/f", "x：y/f", "CON", "CON_"} {
+		items = append(items, namedItem(t, p, p))
+	}
+	o := transferOver(t, connTypes["pipe"], in, items, nil)
+	if o.sendErr != nil || o.recvErr != nil {
+		t.Fatalf("send: %v; receive: %v", o.sendErr, o.recvErr)
+	}
+	assertTree(t, in.Dir(), map[string]string{
+		"a：b.txt":     "a:b.txt",
+		"a：b (1).txt": "a：b.txt",
+		"A：B (2).TXT": "A:B.TXT",
+		"x：y/":        "",
+		"x：y/f":       "x:y/f",
+		"x：y (1)/":    "",
+		"x：y (1)/f":   "x：y/f",
+		"CON_":        "CON",
+		"CON_ (1)":    "CON_",
+	})
+}
+
+// TestNameRulesNative: the default follows the system the agent runs
+// on; an unknown value is refused when the inbox opens.
+func TestNameRulesNative(t *testing.T) {
+	got, err := NameRules("").resolve()
+	want := NamesPOSIX
+	if filepath.Separator == '\\' {
+		want = NamesWindows
+	}
+	if err != nil || got != want {
+		t.Fatalf("native rules = %q, %v; want %q", got, err, want)
+	}
+	if got, _ := NamesPortable.resolve(); got != NamesWindows {
+		t.Errorf("portable rules = %q, want windows", got)
+	}
+	if _, err := OpenInbox(InboxConfig{Dir: t.TempDir(), NameRules: "dos"}); err == nil {
+		t.Fatal("inbox opened with name rules \"dos\"")
+	}
+}
+
+// namedItem offers content as a file under the path p, whatever p is.
+func namedItem(t testing.TB, p, content string) Item {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "src")
+	mtime := time.Unix(1700000000, 0)
+	if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(src, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	return Item{Source: src, Entry: proto.Entry{Path: p, Kind: proto.KindFile, Size: uint64(len(content)), Mode: 0o644, MTime: mtime}}
+}
