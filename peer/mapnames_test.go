@@ -140,3 +140,32 @@ func namedItem(t testing.TB, p, content string) Item {
 	}
 	return Item{Source: src, Entry: proto.Entry{Path: p, Kind: proto.KindFile, Size: uint64(len(content)), Mode: 0o644, MTime: mtime}}
 }
+
+// TestNotSavedCountsFiles pins issue 14: "N of M not saved" counts files,
+// as the progress line does ("sent 3/3 files"), not the folders offered
+// with them; folders count only when no file failed.
+func TestNotSavedCountsFiles(t *testing.T) {
+	dir := func(p string) Item {
+		it := namedItem(t, p, "")
+		it.Entry.Kind = proto.KindDir
+		return it
+	}
+	for _, c := range []struct {
+		name  string
+		items []Item
+		want  string
+	}{
+		{"a file refused", []Item{dir("d"), dir("d/e"), namedItem(t, "d/a", "a"), namedItem(t, "d/e/b", "b"), namedItem(t, "d/\x1b[31mred", "c")},
+			"1 of 3 files not saved; first: receiver refused \"d/\\x1b[31mred\""},
+		{"a folder refused", []Item{dir("d"), dir("d/\u202eexe"), namedItem(t, "d/a", "a")},
+			"1 of 2 folders not created; first: receiver refused \"d/\\u202eexe\""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := newInbox(t, InboxConfig{})
+			o := transferOver(t, connTypes["pipe"], in, c.items, nil)
+			if o.sendErr == nil || !strings.Contains(o.sendErr.Error(), c.want) {
+				t.Fatalf("send error %v, want %q", o.sendErr, c.want)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -627,25 +628,51 @@ func peerName(n string) string {
 }
 
 // check turns a receipt with failures into an error naming the first one.
+// The count is of files, as the progress counts them ("3 of 11 files not
+// saved"); folders are counted only when no file failed.
 func (r *Report) check() error {
-	var first error
-	failed := 0
+	var firstFile, firstDir error
+	var files, dirs, failedFiles, failedDirs int
 	for i, res := range r.Results {
+		isFile := r.Items[i].Entry.Kind == proto.KindFile
+		if isFile {
+			files++
+		} else {
+			dirs++
+		}
 		if res.Status == proto.Saved || res.Status == proto.Skipped {
 			continue
 		}
-		failed++
-		if first == nil {
-			first = &RefusedError{Peer: peerName(r.Peer), Path: r.Items[i].Entry.Path, Code: res.Code, Reason: res.Reason}
+		err := &RefusedError{Peer: peerName(r.Peer), Path: r.Items[i].Entry.Path, Code: res.Code, Reason: res.Reason}
+		switch {
+		case isFile && firstFile == nil:
+			firstFile = err
+		case !isFile && firstDir == nil:
+			firstDir = err
+		}
+		if isFile {
+			failedFiles++
+		} else {
+			failedDirs++
 		}
 	}
 	switch {
-	case failed == 0:
+	case failedFiles+failedDirs == 0:
 		return nil
-	case failed == 1 && len(r.Results) == 1:
-		return first
+	case failedFiles+failedDirs == 1 && len(r.Results) == 1:
+		return cmp.Or(firstFile, firstDir)
+	case failedFiles > 0:
+		return fmt.Errorf("%w: %d of %d %s not saved; first: %w", ErrIncomplete, failedFiles, files, pluralWord(files, "file"), firstFile)
 	}
-	return fmt.Errorf("%w: %d of %d not saved; first: %w", ErrIncomplete, failed, len(r.Results), first)
+	return fmt.Errorf("%w: %d of %d %s not created; first: %w", ErrIncomplete, failedDirs, dirs, pluralWord(dirs, "folder"), firstDir)
+}
+
+// pluralWord is what, or its plural for n other than 1.
+func pluralWord(n int, what string) string {
+	if n == 1 {
+		return what
+	}
+	return what + "s"
 }
 
 // streamer writes accepted files back to back.
