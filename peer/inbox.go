@@ -1069,7 +1069,24 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 			continue
 		}
 		p := path.Join(parent, cand)
-		err := t.in.root.Mkdir(p, dirMode)
+		var err error = syscall.EINVAL
+		if badName == nil || !badName(cand) {
+			err = t.in.root.Mkdir(p, dirMode)
+		}
+		if m, ok := windowsFallback(name, err); ok {
+			// Merge into a folder of the mapped name, as into one of
+			// the offered name.
+			name, n = m, -1
+			if q := path.Join(parent, fitName(name, 0, room)); q != parent && t.dirOf[q] == "" {
+				if fi, err := t.in.root.Lstat(q); err == nil && fi.IsDir() {
+					t.useDir(q)
+					t.dirs[offered] = q
+					t.dirOf[q] = offered
+					return q, nil
+				}
+			}
+			continue
+		}
 		if errors.Is(err, fs.ErrExist) {
 			names[foldKey(cand)] = true
 			continue
@@ -1267,7 +1284,14 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 			_ = t.in.remove(rec)
 			rec = ""
 		}
-		err := t.in.link(tmp, final)
+		var err error = syscall.EINVAL
+		if badName == nil || !badName(cand) {
+			err = t.in.link(tmp, final)
+		}
+		if m, ok := windowsFallback(name, err); ok {
+			name, n = m, -1
+			continue
+		}
 		if errors.Is(err, fs.ErrExist) {
 			names[key] = true
 			continue
@@ -1290,6 +1314,10 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 				continue
 			}
 			err := t.in.rename(tmp, final)
+			if m, ok := windowsFallback(name, err); ok {
+				name, n = m, -1
+				continue
+			}
 			if errors.Is(err, fs.ErrExist) {
 				names[key] = true // taken since the check
 				continue
@@ -1309,6 +1337,23 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 	}
 	return arrival{}, fmt.Errorf("%s: %d names taken: %w", Escape(path.Join(dir, name)), maxCollisions, fs.ErrExist)
 }
+
+// windowsFallback returns the name under which to try again a name the
+// file system refused as invalid (EINVAL): the shared folder, or a folder
+// in it, is FAT, exFAT, NTFS or an SMB share, which hold only what the
+// Windows rules allow, whatever the system's own rules. ok is false for
+// any other error, or a name the Windows rules leave as it is.
+func windowsFallback(name string, err error) (mapped string, ok bool) {
+	if !errors.Is(err, syscall.EINVAL) {
+		return "", false
+	}
+	mapped = NamesWindows.mapComponent(name)
+	return mapped, mapped != name
+}
+
+// badName, when set (by tests), makes the inbox see the names it reports
+// as refused by the file system (EINVAL), as FAT refuses a:b.txt.
+var badName func(name string) bool
 
 // noHardLinks reports whether err from a hard link means that the file
 // system makes none (FAT, some network file systems) or no more of this

@@ -169,3 +169,27 @@ func TestNotSavedCountsFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestFolderThatRefusesNamesGetsWindowsNames: a shared folder on FAT,
+// exFAT, NTFS or SMB under a system whose own rules allow a:b.txt refuses
+// such names (EINVAL) when they are made; the inbox then saves them under
+// the Windows rules' look-alike instead of failing the file, and a folder
+// so mapped is merged into on the next send.
+func TestFolderThatRefusesNamesGetsWindowsNames(t *testing.T) {
+	badName = func(name string) bool { return windowsProblem(name) != nil }
+	t.Cleanup(func() { badName = nil })
+	in := newInbox(t, InboxConfig{NameRules: NamesPOSIX})
+	for i, batch := range [][]string{{"x:y/a?.txt", "CON", "plain.txt"}, {"x:y/b.txt"}} {
+		var items []Item
+		for _, p := range batch {
+			items = append(items, namedItem(t, p, p))
+		}
+		o := transferOver(t, connTypes["pipe"], in, items, nil)
+		if o.sendErr != nil || o.recvErr != nil {
+			t.Fatalf("send %d: %v; receive: %v", i, o.sendErr, o.recvErr)
+		}
+	}
+	assertTree(t, in.Dir(), map[string]string{
+		"x：y/": "", "x：y/a？.txt": "x:y/a?.txt", "x：y/b.txt": "x:y/b.txt", "CON_": "CON", "plain.txt": "plain.txt",
+	})
+}
