@@ -306,8 +306,12 @@ func foldKey(name string) string {
 // Escape returns s as it may be printed in a log line or error: unchanged
 // when it is plain printable text, otherwise quoted so that control, bidi,
 // invisible and space-like characters show as escapes and cannot drive the
-// terminal or hide part of the name.
+// terminal or hide part of the name. A name that starts or ends with a
+// space is quoted too, so that the space shows.
 func Escape(s string) string {
+	if strings.HasPrefix(s, " ") || strings.HasSuffix(s, " ") {
+		return quote(s)
+	}
 	for i, r := range s {
 		if r == utf8.RuneError || r == '"' || r == '\\' || hidden(s, i) {
 			return quote(s)

@@ -207,6 +207,10 @@ func TestEscape(t *testing.T) {
 		"a\u2800b":                    `"a\u2800b"`,
 		"caf\u00e9 \u2764\ufe0f":      "caf\u00e9 \u2764\ufe0f",
 		"10.00.00\u202fAM.png":        "10.00.00\u202fAM.png",
+		// Issue 14: a trailing space is saved now; it must show.
+		"name ":     `"name "`,
+		"   ":       `"   "`,
+		" lead.txt": `" lead.txt"`,
 	} {
 		if got := Escape(in); got != want {
 			t.Errorf("Escape(%q) = %s, want %s", in, got, want)
