@@ -623,8 +623,7 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 	seen := map[sameFile]int{} // files offered so far, to their entries
 	for i, e := range t.offer.Entries {
 		err := checkOffered(e.Path)
-		if first, _, _ := strings.Cut(e.Path, "/"); err == nil && t.policy.Folder == "" &&
-			(foldKey(first) == foldKey(stagingDir) || foldKey(t.in.cfg.NameRules.mapComponent(first)) == foldKey(stagingDir)) {
+		if first, _, _ := strings.Cut(e.Path, "/"); err == nil && t.policy.Folder == "" && isStaging(first, t.in.cfg.NameRules) {
 			err = fmt.Errorf("%s is the receiver's own folder: %w", stagingDir, ErrNameUnsafe)
 		}
 		if err != nil {
@@ -684,6 +683,16 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 		need += e.Size - t.offsets[i]
 	}
 	return a, need
+}
+
+// isStaging reports whether the top-level name first, as offered or as
+// rules map it, is the staging folder's.
+func isStaging(first string, rules NameRules) bool {
+	if foldKey(first) == foldKey(stagingDir) {
+		return true
+	}
+	m := rules.mapComponent(first)
+	return m != first && foldKey(m) == foldKey(stagingDir)
 }
 
 // reasonDuplicate is the reason given for an entry that repeats an

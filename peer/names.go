@@ -54,7 +54,7 @@ func (r NameRules) resolve() (NameRules, error) {
 
 // windowsForbidden are the printable characters Windows refuses in a name,
 // and windowsLookalikes the full-width forms they are saved as (the
-// mapping rclone and OneDrive use): readable, and as distinct as the
+// look-alikes rclone's name encoder uses): readable, and as distinct as the
 // originals.
 const (
 	windowsForbidden  = `<>:"\|?*`
