@@ -83,6 +83,9 @@ type Config struct {
 	// PerPeerFolders puts each sender's files in a folder of its own: the
 	// name it was trusted under plus its short id, or the short id alone.
 	PerPeerFolders bool
+	// NameRules are the names the shared folder can hold (NamesNative
+	// if empty); an offered name they forbid is saved under a mapped one.
+	NameRules NameRules
 
 	// Discover makes the agent advertise itself over mDNS and keep a live
 	// table of its peers (Peers). Without it the agent is reachable only by
@@ -197,6 +200,9 @@ func (c Config) Validate() error {
 	case c.MaxPending < 0:
 		return errors.New("pending offers must not be negative")
 	}
+	if _, err := c.NameRules.resolve(); err != nil {
+		return err
+	}
 	return c.StrangerBudget.validate()
 }
 
@@ -310,6 +316,7 @@ func New(cfg Config) (*Agent, error) {
 		Dir: cfg.Dir, Name: cfg.Name, SpaceMargin: cfg.SpaceMargin,
 		HandshakeTimeout: cfg.HandshakeTimeout, IdleTimeout: cfg.IdleTimeout,
 		MinRate: cfg.MinRate, RateWindow: cfg.RateWindow, MemoryBudget: cfg.MemoryBudget,
+		NameRules: cfg.NameRules,
 	})
 	if err != nil {
 		return nil, err

@@ -13,6 +13,18 @@ var (
 	// ErrNameUnsafe means an offered path cannot be created safely under the
 	// shared folder.
 	ErrNameUnsafe = errors.New("unsafe name")
+	// ErrNameRules means an unknown NameRules value.
+	ErrNameRules = errors.New("unknown name rules")
+	// ErrUnreadable means a local file or folder given to Collect, or met
+	// in a folder it walked, cannot be read; it was left out of the send.
+	ErrUnreadable = errors.New("cannot be read")
+	// ErrNameNotCarried means a local name cannot be offered: it is not
+	// valid UTF-8, or its path is over the protocol's caps (see
+	// proto.CheckPath); it was left out of the send.
+	ErrNameNotCarried = errors.New("name cannot be sent")
+	// ErrNotRegular means a symbolic link or special file met in a walked
+	// folder; it was left out of the send.
+	ErrNotRegular = errors.New("not a regular file or directory")
 	// ErrStagingUnsafe means the staging folder (.lanshare in the shared
 	// folder) or a file in it is not what the agent made: a folder of
 	// another user, a symbolic link, a FIFO, a file with another name.

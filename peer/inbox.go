@@ -58,6 +58,9 @@ type InboxConfig struct {
 	// DefaultMemoryBudget. An offer waits for its share within the
 	// handshake deadline, or is refused as busy.
 	MemoryBudget int64
+	// NameRules are the names the shared folder can hold; an offered
+	// name they forbid is saved under a mapped name. "" is NamesNative.
+	NameRules NameRules
 
 	// freeSpace replaces the file system query in tests.
 	freeSpace func(dir string) (uint64, error)
@@ -100,6 +103,11 @@ func OpenInbox(cfg InboxConfig) (*Inbox, error) {
 	if cfg.MemoryBudget <= 0 {
 		cfg.MemoryBudget = DefaultMemoryBudget
 	}
+	rules, err := cfg.NameRules.resolve()
+	if err != nil {
+		return nil, err
+	}
+	cfg.NameRules = rules
 	if err := os.MkdirAll(cfg.Dir, sharedMode); err != nil {
 		return nil, fmt.Errorf("creating shared folder: %w", err)
 	}
@@ -614,6 +622,7 @@ type transfer struct {
 	start  time.Time
 
 	dirs     map[string]string          // offered directory → its path under the root
+	dirOf    map[string]string          // the reverse: path under the root → offered directory
 	used     map[string]bool            // paths of dirs, each counted once in in.dirs
 	created  []string                   // directories this transfer created, in order
 	names    map[string]map[string]bool // directory → fold keys of the names in it
@@ -734,6 +743,7 @@ func newTransfer(in *Inbox, pol Policy, offer proto.Offer, start time.Time) *tra
 	t := &transfer{
 		in: in, policy: pol, offer: offer, start: start,
 		dirs:     map[string]string{"": ""},
+		dirOf:    map[string]string{},
 		used:     map[string]bool{},
 		names:    map[string]map[string]bool{},
 		keys:     make([]string, n),
@@ -768,8 +778,8 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 	}
 	seen := map[sameFile]int{} // files offered so far, to their entries
 	for i, e := range t.offer.Entries {
-		err := CheckName(e.Path)
-		if err == nil && t.policy.Folder == "" && foldKey(strings.SplitN(e.Path, "/", 2)[0]) == foldKey(stagingDir) {
+		err := checkOffered(e.Path)
+		if first, _, _ := strings.Cut(e.Path, "/"); err == nil && t.policy.Folder == "" && isStaging(first, t.in.cfg.NameRules) {
 			err = fmt.Errorf("%s is the receiver's own folder: %w", stagingDir, ErrNameUnsafe)
 		}
 		if err != nil {
@@ -829,6 +839,16 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 		need += e.Size - t.offsets[i]
 	}
 	return a, need
+}
+
+// isStaging reports whether the top-level name first, as offered or as
+// rules map it, is the staging folder's.
+func isStaging(first string, rules NameRules) bool {
+	if foldKey(first) == foldKey(stagingDir) {
+		return true
+	}
+	m := rules.mapComponent(first)
+	return m != first && foldKey(m) == foldKey(stagingDir)
 }
 
 // reasonDuplicate is the reason given for an entry that repeats an
@@ -1186,6 +1206,7 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	name = t.in.cfg.NameRules.mapComponent(name)
 	room := roomIn(parent)
 	exact := path.Join(parent, fitName(name, 0, room))
 	if exact == parent {
@@ -1196,9 +1217,12 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 	// directory between the look and the count of its new user.
 	t.in.mu.Lock()
 	defer t.in.mu.Unlock()
-	if fi, err := t.in.root.Lstat(exact); err == nil && fi.IsDir() {
+	// An offered directory merges into one of its name, unless another
+	// directory of this offer got that name first (both mapped to it).
+	if fi, err := t.in.root.Lstat(exact); err == nil && fi.IsDir() && t.dirOf[exact] == "" {
 		t.useDir(exact)
 		t.dirs[offered] = exact
+		t.dirOf[exact] = offered
 		return exact, nil
 	}
 	for n := 0; n < maxCollisions; n++ {
@@ -1210,7 +1234,24 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 			continue
 		}
 		p := path.Join(parent, cand)
-		err := t.in.root.Mkdir(p, dirMode)
+		var err error = syscall.EINVAL
+		if badName == nil || !badName(cand) {
+			err = t.in.root.Mkdir(p, dirMode)
+		}
+		if m, ok := windowsFallback(name, err); ok {
+			// Merge into a folder of the mapped name, as into one of
+			// the offered name.
+			name, n = m, -1
+			if q := path.Join(parent, fitName(name, 0, room)); q != parent && t.dirOf[q] == "" {
+				if fi, err := t.in.root.Lstat(q); err == nil && fi.IsDir() {
+					t.useDir(q)
+					t.dirs[offered] = q
+					t.dirOf[q] = offered
+					return q, nil
+				}
+			}
+			continue
+		}
 		if errors.Is(err, fs.ErrExist) {
 			names[foldKey(cand)] = true
 			continue
@@ -1225,6 +1266,7 @@ func (t *transfer) resolveDir(offered string) (string, error) {
 		t.created = append(t.created, p)
 		t.touched[parent] = true
 		t.dirs[offered] = p
+		t.dirOf[p] = offered
 		return p, nil
 	}
 	return "", fmt.Errorf("directory %s: %d names taken: %w", Escape(exact), maxCollisions, fs.ErrExist)
@@ -1266,6 +1308,10 @@ func fitName(name string, n, room int) string {
 		ext = ""
 	}
 	stem = cutUTF8(stem, room-len(suffix)-len(ext))
+	if suffix == "" && ext == "" {
+		// The cut may have left a dot or a space at the end.
+		stem = strings.TrimRight(stem, ". ")
+	}
 	if stem == "" {
 		return ""
 	}
@@ -1333,7 +1379,7 @@ func (t *transfer) commitFile(i int) {
 	if t.claimed[i] {
 		rec = recPath(t.keys[i])
 	}
-	a, err := t.place(t.temps[i], dir, path.Base(e.Path), t.keys[i], rec)
+	a, err := t.place(t.temps[i], dir, t.in.cfg.NameRules.mapComponent(path.Base(e.Path)), t.keys[i], rec)
 	if errors.Is(err, errNotRecorded) && t.claimed[i] {
 		t.results[i] = proto.Result{Status: proto.Failed, Code: writeCode(err), Reason: trimReason("could not write: " + errReason(err))}
 		t.outOfSpace = t.outOfSpace || writeCode(err) == proto.CodeNoSpace
@@ -1403,7 +1449,14 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 			_ = t.in.remove(rec)
 			rec = ""
 		}
-		err := t.in.link(tmp, final)
+		var err error = syscall.EINVAL
+		if badName == nil || !badName(cand) {
+			err = t.in.link(tmp, final)
+		}
+		if m, ok := windowsFallback(name, err); ok {
+			name, n = m, -1
+			continue
+		}
 		if errors.Is(err, fs.ErrExist) {
 			names[key] = true
 			continue
@@ -1426,6 +1479,10 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 				continue
 			}
 			err := t.in.rename(tmp, final)
+			if m, ok := windowsFallback(name, err); ok {
+				name, n = m, -1
+				continue
+			}
 			if errors.Is(err, fs.ErrExist) {
 				names[key] = true // taken since the check
 				continue
@@ -1445,6 +1502,23 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 	}
 	return arrival{}, fmt.Errorf("%s: %d names taken: %w", Escape(path.Join(dir, name)), maxCollisions, fs.ErrExist)
 }
+
+// windowsFallback returns the name under which to try again a name the
+// file system refused as invalid (EINVAL): the shared folder, or a folder
+// in it, is FAT, exFAT, NTFS or an SMB share, which hold only what the
+// Windows rules allow, whatever the system's own rules. ok is false for
+// any other error, or a name the Windows rules leave as it is.
+func windowsFallback(name string, err error) (mapped string, ok bool) {
+	if !errors.Is(err, syscall.EINVAL) {
+		return "", false
+	}
+	mapped = NamesWindows.mapComponent(name)
+	return mapped, mapped != name
+}
+
+// badName, when set (by tests), makes the inbox see the names it reports
+// as refused by the file system (EINVAL), as FAT refuses a:b.txt.
+var badName func(name string) bool
 
 // noHardLinks reports whether err from a hard link means that the file
 // system makes none (FAT, some network file systems) or no more of this

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"unicode"
@@ -13,12 +14,113 @@ import (
 	"github.com/lanshare/lanshare/proto"
 )
 
+// NameRules says which names the shared folder's file system can hold.
+// An offered name that passes checkOffered but that the rules forbid is
+// saved under a mapped name (see NameRules.mapComponent), never dropped.
+type NameRules string
+
+// The name rules an inbox can follow.
+const (
+	// NamesNative follows the rules of the system the agent runs on:
+	// NamesWindows on Windows, NamesPOSIX elsewhere. It is the default.
+	NamesNative NameRules = "native"
+	// NamesPOSIX holds every name but "/" and NUL (Linux, macOS, BSD).
+	NamesPOSIX NameRules = "posix"
+	// NamesWindows maps what Windows forbids: the characters <>:"\|?*,
+	// trailing dots and spaces, and device names (CON, NUL.txt, COM1...).
+	// FAT, exFAT, NTFS and SMB shares need it on any system.
+	NamesWindows NameRules = "windows"
+	// NamesPortable is NamesWindows: names every system lanshare runs on
+	// can hold.
+	NamesPortable NameRules = "portable"
+)
+
+// resolve returns the concrete rules r stands for on this system, or an
+// error wrapping ErrNameRules for an unknown value. "" is NamesNative.
+func (r NameRules) resolve() (NameRules, error) {
+	switch r {
+	case "", NamesNative:
+		if runtime.GOOS == "windows" {
+			return NamesWindows, nil
+		}
+		return NamesPOSIX, nil
+	case NamesPOSIX, NamesWindows:
+		return r, nil
+	case NamesPortable:
+		return NamesWindows, nil
+	}
+	return "", fmt.Errorf("%w %q: want %s, %s, %s or %s", ErrNameRules, string(r), NamesNative, NamesPOSIX, NamesWindows, NamesPortable)
+}
+
+// windowsForbidden are the printable characters Windows refuses in a name,
+// and windowsLookalikes the full-width forms they are saved as (the
+// look-alikes rclone's name encoder uses): readable, and as distinct as the
+// originals.
+const (
+	windowsForbidden  = `<>:"\|?*`
+	windowsLookalikes = "＜＞：＂＼｜？＊"
+)
+
+// mapComponent returns the name under which the offered path component c,
+// which checkOffered accepted, is saved under rules r (as resolved): c
+// itself when the rules allow it. Under NamesWindows, a forbidden
+// character becomes its full-width look-alike, a trailing dot U+FF0E (．)
+// and a trailing space U+2420 (␠), and a device name gets "_" after its
+// stem (CON.txt → CON_.txt). The result may be longer than c; fitName
+// shortens it.
+func (r NameRules) mapComponent(c string) string {
+	if r != NamesWindows || windowsProblem(c) == nil {
+		return c
+	}
+	var b strings.Builder
+	for _, ch := range c {
+		if i := strings.IndexRune(windowsForbidden, ch); i >= 0 {
+			ch = []rune(windowsLookalikes)[i]
+		}
+		b.WriteRune(ch)
+	}
+	s := b.String()
+	// Windows drops trailing dots and spaces: the name would lose them,
+	// or not open at all.
+	end := len(strings.TrimRight(s, ". "))
+	if end < len(s) {
+		tail := strings.NewReplacer(".", "\uff0e", " ", "\u2420").Replace(s[end:])
+		s = s[:end] + tail
+	}
+	if isWindowsReserved(s) {
+		stem, _, _ := strings.Cut(s, ".")
+		n := len(strings.TrimRight(stem, " "))
+		s = s[:n] + "_" + s[n:]
+	}
+	return s
+}
+
 // CheckName reports whether p, an offered slash-separated relative path,
-// is safe to create under the shared folder on any of the operating
-// systems lanshare runs on. It returns an error wrapping ErrNameUnsafe that
-// says why, or nil. It looks only at the string; the inbox separately never
-// writes through links or outside its root.
+// is safe to create under the shared folder under its own name on any of
+// the operating systems lanshare runs on. It returns an error wrapping
+// ErrNameUnsafe that says why, or nil. It looks only at the string; the
+// inbox separately never writes through links or outside its root. (The
+// inbox itself refuses only what checkOffered refuses, and maps the rest.)
 func CheckName(p string) error {
+	if err := checkOffered(p); err != nil {
+		return err
+	}
+	for c := range strings.SplitSeq(p, "/") {
+		if err := windowsProblem(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkOffered reports whether the offered path p may be saved at all,
+// under its own name or a mapped one. It refuses, with an error wrapping
+// ErrNameUnsafe, what would escape the shared folder or deceive a reader:
+// a path that is not relative (/x, and C:\x, C:/x, \\server\x from
+// Windows), empty, "." and ".." components, controls, invisible, bidi and
+// formatting characters, odd spaces, and names over the protocol's caps.
+// What only some file systems cannot hold (a:b.txt, CON, name.) passes.
+func checkOffered(p string) error {
 	if err := proto.CheckPath(p); err != nil {
 		return fmt.Errorf("%w: %w", ErrNameUnsafe, err)
 	}
@@ -28,14 +130,14 @@ func CheckName(p string) error {
 	if strings.HasPrefix(p, "/") {
 		return fmt.Errorf("%w: absolute path", ErrNameUnsafe)
 	}
-	if strings.ContainsRune(p, '\\') {
-		return fmt.Errorf("%w: backslash", ErrNameUnsafe)
+	if strings.HasPrefix(p, `\`) {
+		return fmt.Errorf("%w: absolute path (Windows)", ErrNameUnsafe)
 	}
-	if len(p) >= 2 && p[1] == ':' && isASCIILetter(p[0]) {
+	if len(p) >= 3 && p[1] == ':' && isASCIILetter(p[0]) && (p[2] == '\\' || p[2] == '/') {
 		return fmt.Errorf("%w: drive-letter path", ErrNameUnsafe)
 	}
 	for c := range strings.SplitSeq(p, "/") {
-		if err := checkComponent(c); err != nil {
+		if err := safeComponent(c); err != nil {
 			return err
 		}
 	}
@@ -49,12 +151,44 @@ var windowsReserved = map[string]bool{
 	"CON": true, "PRN": true, "AUX": true, "NUL": true, "CONIN$": true, "CONOUT$": true,
 }
 
+// checkComponent reports whether the path component c may be created
+// under its own name on every system: safeComponent and windowsProblem.
 func checkComponent(c string) error {
+	if err := safeComponent(c); err != nil {
+		return err
+	}
+	return windowsProblem(c)
+}
+
+// windowsProblem says why Windows cannot hold the component c under its
+// own name, or returns nil.
+func windowsProblem(c string) error {
+	if i := strings.IndexAny(c, windowsForbidden); i >= 0 {
+		if c[i] == '\\' {
+			return fmt.Errorf("%w: backslash", ErrNameUnsafe)
+		}
+		return fmt.Errorf("%w: character %q is not allowed on Windows", ErrNameUnsafe, c[i])
+	}
+	if last := c[len(c)-1]; last == '.' || last == ' ' {
+		return fmt.Errorf("%w: trailing dot or space", ErrNameUnsafe)
+	}
+	if isWindowsReserved(c) {
+		return fmt.Errorf("%w: %s is a reserved device name on Windows", ErrNameUnsafe, Escape(c))
+	}
+	return nil
+}
+
+// safeComponent refuses the path components that no rules may save:
+// see checkOffered.
+func safeComponent(c string) error {
 	switch c {
 	case "":
 		return fmt.Errorf("%w: empty path component", ErrNameUnsafe)
 	case ".", "..":
 		return fmt.Errorf("%w: %q component", ErrNameUnsafe, c)
+	}
+	if strings.Trim(c, " ") == "" {
+		return fmt.Errorf("%w: name of spaces only", ErrNameUnsafe)
 	}
 	prev := rune(-1) // the rune before r in c, -1 at its start
 	for i, r := range c {
@@ -63,8 +197,6 @@ func checkComponent(c string) error {
 			return fmt.Errorf("%w: not valid UTF-8", ErrNameUnsafe)
 		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
 			return fmt.Errorf("%w: control character %U", ErrNameUnsafe, r)
-		case strings.ContainsRune(`<>:"|?*`, r):
-			return fmt.Errorf("%w: character %q is not allowed on Windows", ErrNameUnsafe, r)
 		case unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Cs, r) || unicode.Is(unicode.Co, r) || r == 0xFFFD || isNoncharacter(r):
 			// Format characters include the bidi overrides (U+202E) and
 			// zero-width ones (U+200B..U+200D, U+FEFF) that make a name
@@ -93,14 +225,8 @@ func checkComponent(c string) error {
 		}
 		prev = r
 	}
-	if last := c[len(c)-1]; last == '.' || last == ' ' {
-		return fmt.Errorf("%w: trailing dot or space", ErrNameUnsafe)
-	}
 	if strings.Contains(c, "  .") {
 		return fmt.Errorf("%w: spaces before an extension", ErrNameUnsafe)
-	}
-	if isWindowsReserved(c) {
-		return fmt.Errorf("%w: %s is a reserved device name on Windows", ErrNameUnsafe, Escape(c))
 	}
 	return nil
 }
@@ -180,8 +306,12 @@ func foldKey(name string) string {
 // Escape returns s as it may be printed in a log line or error: unchanged
 // when it is plain printable text, otherwise quoted so that control, bidi,
 // invisible and space-like characters show as escapes and cannot drive the
-// terminal or hide part of the name.
+// terminal or hide part of the name. A name that starts or ends with a
+// space is quoted too, so that the space shows.
 func Escape(s string) string {
+	if strings.HasPrefix(s, " ") || strings.HasSuffix(s, " ") {
+		return quote(s)
+	}
 	for i, r := range s {
 		if r == utf8.RuneError || r == '"' || r == '\\' || hidden(s, i) {
 			return quote(s)

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lanshare/lanshare/proto"
 )
@@ -28,8 +30,13 @@ type Item struct {
 // A directory is walked recursively and sent with its structure, empty
 // directories included, under its own base name. Paths given explicitly are
 // followed if they are symlinks; symlinks and special files met inside a
-// walked directory are skipped and reported to warn, as are unreadable
-// directories. An unusable explicit path is an error.
+// walked directory are skipped. A file or directory that cannot be read, or
+// whose name the protocol cannot carry (not valid UTF-8, a path over
+// proto.CheckPath's caps), is skipped too, explicit or met in a walk,
+// before anything is offered: nothing of it is sent, not even an empty
+// folder. Each skipped path is reported to warn (see CollectSkipped). A
+// path that does not exist, or is neither a file nor a directory, is an
+// error.
 //
 // Every relative path is offered once. The same file reached twice (a path
 // named twice, through a symlink, or named and also inside a directory
@@ -41,40 +48,135 @@ type Item struct {
 // sent: one would otherwise arrive renamed or not at all, and which one
 // would depend on the receiver.
 func Collect(paths []string, warn func(path, reason string)) ([]Item, error) {
-	if warn == nil {
-		warn = func(string, string) {}
+	items, skipped, err := CollectSkipped(paths)
+	if warn != nil {
+		for _, s := range skipped {
+			warn(s.Path, s.Reason())
+		}
 	}
-	var items []Item
+	return items, err
+}
+
+// Skipped is a local path that Collect left out of a send.
+type Skipped struct {
+	Path string // the local path, as found
+	// Err says why; it wraps ErrUnreadable (permission denied, an I/O
+	// error), ErrNameNotCarried, or ErrNotRegular (a symbolic link or
+	// special file inside a walked directory).
+	Err error
+}
+
+// Reason is the warning to show for s, after its path: "skipped: ...".
+func (s Skipped) Reason() string {
+	if errors.Is(s.Err, ErrNotRegular) {
+		return "skipped: " + strings.TrimPrefix(s.Err.Error(), ErrNotRegular.Error()+": ")
+	}
+	return "skipped: " + s.Err.Error()
+}
+
+// CollectSkipped is Collect, returning the paths it skipped instead of
+// reporting them to a callback. The skipped paths are returned also with
+// an error.
+func CollectSkipped(paths []string) ([]Item, []Skipped, error) {
+	c := collector{}
 	for _, p := range paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
+			return nil, c.skipped, fmt.Errorf("%s: %w", p, err)
 		}
 		fi, err := os.Stat(abs)
+		if errors.Is(err, fs.ErrPermission) {
+			// In a folder we may not search: it is there, unreadable.
+			c.skip(p, unreadable(err))
+			continue
+		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, errReasonNoPath(err))
+			return nil, c.skipped, fmt.Errorf("%s: %w", p, errReasonNoPath(err))
 		}
 		base := filepath.Base(abs)
 		if base == string(filepath.Separator) || base == "." {
-			return nil, fmt.Errorf("%s: cannot send a file system root", p)
+			return nil, c.skipped, fmt.Errorf("%s: cannot send a file system root", p)
+		}
+		if err := carried(base); err != nil {
+			c.skip(p, err)
+			continue
 		}
 		switch {
 		case fi.Mode().IsRegular():
-			items = append(items, fileItem(base, abs, fi))
-		case fi.IsDir():
-			walked, err := walk(abs, base, warn)
-			if err != nil {
-				return nil, err
+			if err := readable(abs, false); err != nil {
+				c.skip(p, err)
+				continue
 			}
-			items = append(items, walked...)
+			c.items = append(c.items, fileItem(base, abs, fi))
+		case fi.IsDir():
+			if err := c.walk(abs, base); err != nil {
+				return nil, c.skipped, err
+			}
 		default:
-			return nil, fmt.Errorf("%s: not a regular file or directory", p)
+			return nil, c.skipped, fmt.Errorf("%s: not a regular file or directory", p)
 		}
 	}
-	if len(items) == 0 {
-		return nil, ErrNothingToSend
+	if len(c.items) == 0 {
+		return nil, c.skipped, ErrNothingToSend
 	}
-	return dedupe(items)
+	items, err := dedupe(c.items)
+	return items, c.skipped, err
+}
+
+// collector gathers the items and skipped paths of a Collect.
+type collector struct {
+	items   []Item
+	skipped []Skipped
+}
+
+func (c *collector) skip(p string, err error) {
+	c.skipped = append(c.skipped, Skipped{Path: p, Err: err})
+}
+
+// carried reports whether the relative path rel can be offered: an error
+// wrapping ErrNameNotCarried if not.
+func carried(rel string) error {
+	if !utf8.ValidString(rel) {
+		return fmt.Errorf("%w: not valid UTF-8", ErrNameNotCarried)
+	}
+	if err := proto.CheckPath(rel); err != nil {
+		return fmt.Errorf("%w: %w", ErrNameNotCarried, err)
+	}
+	return nil
+}
+
+// unreadable wraps err, a failure to read a local file or directory, in
+// ErrUnreadable, with its reason alone (the path is shown apart).
+func unreadable(err error) error {
+	if errors.Is(err, ErrUnreadable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnreadable, errReasonNoPath(err))
+}
+
+// readable reports whether the file or directory at p can be opened and,
+// for a directory, listed: an error wrapping ErrUnreadable if not.
+func readable(p string, dir bool) error {
+	f, err := os.Open(p)
+	if err == nil && dir {
+		// A folder we may list but not search (r without x) shows its
+		// names and hides its files.
+		var names []string
+		names, err = f.Readdirnames(1)
+		if err == nil {
+			_, err = os.Lstat(filepath.Join(p, names[0]))
+		}
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+	}
+	if f != nil {
+		f.Close()
+	}
+	if err != nil {
+		return unreadable(err)
+	}
+	return nil
 }
 
 // dedupe keeps the first item of every relative path; see Collect.
@@ -120,17 +222,24 @@ func fileItem(rel, src string, fi fs.FileInfo) Item {
 	}}
 }
 
-func walk(root, base string, warn func(path, reason string)) ([]Item, error) {
-	var items []Item
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+// walk adds the directory root, offered as base, and everything in it
+// that can be sent.
+func (c *collector) walk(root, base string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if p == root {
+			if p == root && d == nil {
 				return err
 			}
-			warn(p, "skipped: "+errReason(err))
 			if d != nil && d.IsDir() {
+				// Its listing failed after it was added: it goes, with
+				// nothing in it, and no empty folder arrives for it.
+				if n := len(c.items) - 1; n >= 0 && c.items[n].Source == p {
+					c.items = c.items[:n]
+				}
+				c.skip(p, unreadable(err))
 				return fs.SkipDir
 			}
+			c.skip(p, unreadable(err))
 			return nil
 		}
 		rel, err := filepath.Rel(root, p)
@@ -138,31 +247,43 @@ func walk(root, base string, warn func(path, reason string)) ([]Item, error) {
 			return err
 		}
 		rel = filepath.ToSlash(filepath.Join(base, rel))
+		if err := carried(rel); err != nil {
+			c.skip(p, err)
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
 		switch t := d.Type(); {
 		case t.IsDir():
 			fi, err := d.Info()
+			if err == nil {
+				err = readable(p, true)
+			}
 			if err != nil {
-				warn(p, "skipped: "+errReason(err))
+				c.skip(p, unreadable(err))
 				return fs.SkipDir
 			}
-			items = append(items, Item{Source: p, Entry: proto.Entry{
+			c.items = append(c.items, Item{Source: p, Entry: proto.Entry{
 				Path: rel, Kind: proto.KindDir, Mode: uint32(fi.Mode().Perm()), MTime: fi.ModTime(),
 			}})
 		case t.IsRegular():
 			fi, err := d.Info()
+			if err == nil {
+				err = readable(p, false)
+			}
 			if err != nil {
-				warn(p, "skipped: "+errReason(err))
+				c.skip(p, unreadable(err))
 				return nil
 			}
-			items = append(items, fileItem(rel, p, fi))
+			c.items = append(c.items, fileItem(rel, p, fi))
 		case t&fs.ModeSymlink != 0:
-			warn(p, "skipped: symbolic link")
+			c.skip(p, fmt.Errorf("%w: symbolic link", ErrNotRegular))
 		default:
-			warn(p, "skipped: not a regular file or directory")
+			c.skip(p, ErrNotRegular)
 		}
 		return nil
 	})
-	return items, err
 }
 
 // Progress reports a running send.
@@ -585,25 +706,51 @@ func peerName(n string) string {
 }
 
 // check turns a receipt with failures into an error naming the first one.
+// The count is of files, as the progress counts them ("3 of 11 files not
+// saved"); folders are counted only when no file failed.
 func (r *Report) check() error {
-	var first error
-	failed := 0
+	var firstFile, firstDir error
+	var files, dirs, failedFiles, failedDirs int
 	for i, res := range r.Results {
+		isFile := r.Items[i].Entry.Kind == proto.KindFile
+		if isFile {
+			files++
+		} else {
+			dirs++
+		}
 		if res.Status == proto.Saved || res.Status == proto.Skipped {
 			continue
 		}
-		failed++
-		if first == nil {
-			first = &RefusedError{Peer: peerName(r.Peer), Path: r.Items[i].Entry.Path, Code: res.Code, Reason: res.Reason}
+		err := &RefusedError{Peer: peerName(r.Peer), Path: r.Items[i].Entry.Path, Code: res.Code, Reason: res.Reason}
+		switch {
+		case isFile && firstFile == nil:
+			firstFile = err
+		case !isFile && firstDir == nil:
+			firstDir = err
+		}
+		if isFile {
+			failedFiles++
+		} else {
+			failedDirs++
 		}
 	}
 	switch {
-	case failed == 0:
+	case failedFiles+failedDirs == 0:
 		return nil
-	case failed == 1 && len(r.Results) == 1:
-		return first
+	case failedFiles+failedDirs == 1 && len(r.Results) == 1:
+		return cmp.Or(firstFile, firstDir)
+	case failedFiles > 0:
+		return fmt.Errorf("%w: %d of %d %s not saved; first: %w", ErrIncomplete, failedFiles, files, pluralWord(files, "file"), firstFile)
 	}
-	return fmt.Errorf("%w: %d of %d not saved; first: %w", ErrIncomplete, failed, len(r.Results), first)
+	return fmt.Errorf("%w: %d of %d %s not created; first: %w", ErrIncomplete, failedDirs, dirs, pluralWord(dirs, "folder"), firstDir)
+}
+
+// pluralWord is what, or its plural for n other than 1.
+func pluralWord(n int, what string) string {
+	if n == 1 {
+		return what
+	}
+	return what + "s"
 }
 
 // streamer writes accepted files back to back.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -238,6 +239,9 @@ func CheckPath(p string) error {
 	}
 	if len(p) > MaxPathLen {
 		return fmt.Errorf("path of %d bytes (max %d): %w", len(p), MaxPathLen, ErrTooLarge)
+	}
+	if !utf8.ValidString(p) {
+		return fmt.Errorf("%w: path is not valid UTF-8", ErrMalformed)
 	}
 	if n := strings.Count(p, "/") + 1; n > MaxDepth {
 		return fmt.Errorf("path of %d components (max %d): %w", n, MaxDepth, ErrTooLarge)

@@ -115,6 +115,7 @@ Examples:
 					&cli.StringFlag{Name: "trusted-max-size", Usage: "largest transfer accepted from a trusted peer (0: only free space limits it)", Value: "0", EnvVars: []string{"LANSHARE_TRUSTED_MAX_SIZE"}},
 					&cli.BoolFlag{Name: "trusted-exec", Usage: "keep the executable bit on files from trusted peers", EnvVars: []string{"LANSHARE_TRUSTED_EXEC"}},
 					&cli.BoolFlag{Name: "per-peer-folders", Usage: "put each sender's files in a folder named after it", EnvVars: []string{"LANSHARE_PER_PEER_FOLDERS"}},
+					&cli.StringFlag{Name: "names", Usage: "names the shared folder can hold: native (this system's), posix, or windows (also for FAT, exFAT, NTFS, SMB folders); other names are saved under a look-alike", Value: string(peer.NamesNative), EnvVars: []string{"LANSHARE_NAMES"}},
 					&cli.BoolFlag{Name: "json", Usage: "log one JSON object per line (events listening, sharing, peer-up, peer-down, file-saved, error, transfer-done, ...)"},
 					&cli.BoolFlag{Name: "verbose", Usage: "log a line for every file received (default: the first 10 of a transfer, then a count)", EnvVars: []string{"LANSHARE_VERBOSE"}},
 					&cli.BoolFlag{Name: "print-config", Usage: "print every setting, its value and where it comes from (flag, environment, config file, default), and exit"},
@@ -151,6 +152,10 @@ Examples:
 					}
 					cfg.TrustedExec = c.Bool("trusted-exec")
 					cfg.PerPeerFolders = c.Bool("per-peer-folders")
+					cfg.NameRules = peer.NameRules(c.String("names"))
+					if err := cfg.Validate(); errors.Is(err, peer.ErrNameRules) {
+						return usageError{msg: "--names: " + err.Error()}
+					}
 					cfg.Accept = c.String("accept")
 					if cfg.Accept != peer.AcceptEveryone && cfg.Accept != peer.AcceptAsk && cfg.Accept != peer.AcceptTrusted {
 						return usageError{msg: fmt.Sprintf("--accept %q: want everyone, ask or trusted", peer.Escape(cfg.Accept))}

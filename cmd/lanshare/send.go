@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -292,6 +293,7 @@ func sendNotes(rep *peer.Report) string {
 	if skipped > 0 {
 		notes = append(notes, plural(skipped, "file")+" already there")
 	}
+	notes = append(notes, renamed(rep)...)
 	if rep.Resumed > 0 {
 		notes = append(notes, "resumed "+peer.FormatBytes(rep.Resumed))
 	}
@@ -306,6 +308,35 @@ func sendNotes(rep *peer.Report) string {
 		return ""
 	}
 	return " (" + strings.Join(notes, ", ") + ")"
+}
+
+// maxRenamed is how many renamed entries a send's summary names.
+const maxRenamed = 3
+
+// renamed says which files and folders the receiver saved under another
+// name than the one offered (its file system cannot hold the name, or the
+// name was taken): "a:b.txt saved as a：b.txt", at most maxRenamed of
+// them, then "N more renamed". Only a changed last component counts: the
+// files of a renamed folder, or of a receiver's per-peer folder, keep
+// their names.
+func renamed(rep *peer.Report) []string {
+	var out []string
+	more := 0
+	for i, r := range rep.Results {
+		offered := rep.Items[i].Entry.Path
+		if r.Status != proto.Saved || r.SavedAs == "" || path.Base(r.SavedAs) == path.Base(offered) {
+			continue
+		}
+		if len(out) == maxRenamed {
+			more++
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s saved as %s", peer.Escape(offered), peer.Escape(path.Base(r.SavedAs))))
+	}
+	if more > 0 {
+		out = append(out, fmt.Sprintf("%d more renamed", more))
+	}
+	return out
 }
 
 // sendEvent is one line of `send --json`. Field names are stable.

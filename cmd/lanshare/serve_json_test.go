@@ -45,7 +45,7 @@ func TestServeJSONEvents(t *testing.T) {
 	}
 	src := filepath.Join(tmp, "src", "hello.txt")
 	writeFile(t, src, []byte("hello\n"), 0o644, time.Now())
-	bad := filepath.Join(tmp, "src", "x.")
+	bad := filepath.Join(tmp, "src", "\u202ex")
 	writeFile(t, bad, []byte("x"), 0o644, time.Now())
 	sendOK(t, tmp, "--name", "alice", first.Addr, src)
 	if r := runLanshare(t, tmp, nil, "send", "--name", "alice", first.Addr, bad); r.code != 3 {
@@ -75,7 +75,7 @@ func TestServeJSONEvents(t *testing.T) {
 	if saved.Path != "hello.txt" || saved.SavedAs != "hello.txt" || saved.Size == nil || *saved.Size != 6 || saved.Name != "alice" || len(saved.ID) != 52 {
 		t.Errorf("file-saved %+v", saved)
 	}
-	if refused.Path != "x." || refused.Reason == "" {
+	if refused.Path != "\u202ex" || refused.Reason == "" {
 		t.Errorf("error event %+v, want the refused path and a reason", refused)
 	}
 }
