@@ -29,7 +29,7 @@ const (
 	exitUnreachable = 4 // could not connect
 	exitIncomplete  = 5 // the transfer broke off or some files failed
 	exitUntrusted   = 6 // the receiver's key is not the one expected
-	exitUnreadable  = 7 // a file to send could not be read while sending (it was not sent)
+	exitUnreadable  = 7 // a path to send could not be read or named (skipped, or cut while sending); the rest was sent
 	exitInUse       = 8 // serve: the port is taken, or an agent already runs with this config directory
 )
 

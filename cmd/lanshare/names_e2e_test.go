@@ -110,6 +110,10 @@ func TestSendSkipsNonUTF8NameAndSendsTheRest(t *testing.T) {
 	if !strings.HasPrefix(lastLine(r.stdout), "sent 11 files (") {
 		t.Errorf("stdout %q, want \"sent 11 files\"", r.stdout)
 	}
+	// The rest went, and the exit code and last line say one was left.
+	if r.code != exitUnreadable || lastLine(r.stderr) != "lanshare: 1 path could not be sent (see the warnings above); everything else was" {
+		t.Errorf("exit %d, last line %q: want %d and the one-line count of what was left", r.code, lastLine(r.stderr), exitUnreadable)
+	}
 }
 
 func lastLine(s string) string {

@@ -34,9 +34,11 @@ func send(ctx context.Context, a sendArgs) error {
 	if meant := swappedSend(a.target, a.paths); meant != "" && !agentLacksPeer(ctx, a.configDir, a.paths[len(a.paths)-1]) {
 		return swappedError(a.target, a.paths[len(a.paths)-1], meant)
 	}
-	items, err := peer.Collect(a.paths, func(p, reason string) {
-		fmt.Fprintf(a.stderr, "lanshare: warning: %s: %s\n", peer.Escape(p), reason)
-	})
+	items, skipped, err := peer.CollectSkipped(a.paths)
+	for _, s := range skipped {
+		fmt.Fprintf(a.stderr, "lanshare: warning: %s: %s\n", peer.Escape(s.Path), s.Reason())
+	}
+	left := leftOut(skipped)
 	if errors.Is(err, peer.ErrDuplicatePath) {
 		return usageError{msg: err.Error()}
 	}
@@ -169,6 +171,9 @@ func send(ctx context.Context, a sendArgs) error {
 	}
 	if events != nil {
 		jsonResults(events, rep, err, time.Since(start))
+		if err == nil {
+			return left
+		}
 		return err
 	}
 	// With more than one item, list every one that failed; the error
@@ -201,7 +206,25 @@ func send(ctx context.Context, a sendArgs) error {
 				peer.Escape(rep.Peer), formatDuration(el), peer.FormatBytes(uint64(float64(rep.Sent)/max(el.Seconds(), 1e-3))), sendNotes(rep))
 		}
 	}
-	return nil
+	return left
+}
+
+// leftOut is the error for the paths Collect skipped because they cannot
+// be read or their names cannot be sent: the rest went, and the exit
+// code says something was left behind. Links and special files met in a
+// folder are skipped by design and are no error; nil when nothing else was.
+func leftOut(skipped []peer.Skipped) error {
+	n := 0
+	for _, s := range skipped {
+		if !errors.Is(s.Err, peer.ErrNotRegular) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return reworded{err: peer.ErrSourceUnreadable,
+		msg: fmt.Sprintf("%s could not be sent (see the warnings above); everything else was", plural(n, "path"))}
 }
 
 // cutShort says what was sent to who before a send was cut short, from

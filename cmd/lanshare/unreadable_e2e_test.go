@@ -21,8 +21,8 @@ import (
 // a warning and left out of the offer, so that the receiver creates
 // nothing for them, not even an empty folder; the rest arrives. Before,
 // both were offered, the folder was created on the receiver and the file
-// failed as "bob refused ...: sender: permission denied". (The exit code
-// of such a send is cmd's exit-code logic; see peer.ErrUnreadable.)
+// failed as "bob refused ...: sender: permission denied". The send exits
+// with the sender's own code, exitUnreadable.
 func TestSendSkipsUnreadableBeforeOffer(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
@@ -46,6 +46,9 @@ func TestSendSkipsUnreadableBeforeOffer(t *testing.T) {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr %q, want the warning %q", r.stderr, want)
 		}
+	}
+	if r.code != exitUnreadable || !strings.HasSuffix(strings.TrimSpace(r.stderr), "lanshare: 2 paths could not be sent (see the warnings above); everything else was") {
+		t.Errorf("exit %d, stderr %q: want %d and the count of what was left", r.code, r.stderr, exitUnreadable)
 	}
 	if strings.Contains(r.stderr, "refused") {
 		t.Errorf("stderr %q: a skipped file was offered", r.stderr)
