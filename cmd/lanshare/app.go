@@ -74,6 +74,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:                 "lanshare",
 		Usage:                "share files with peers on the local network",
+		Version:              buildVersion(),
 		EnableBashCompletion: true,
 		Writer:               stdout,
 		ErrWriter:            stderr,
