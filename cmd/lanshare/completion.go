@@ -59,13 +59,3 @@ func completion(app *cli.App, shell string, w io.Writer) error {
 	}
 	return usageError{msg: fmt.Sprintf("no completion for shell %q: want bash, zsh or fish", shell)}
 }
-
-// manPage prints lanshare(1), generated from the command definitions.
-func manPage(app *cli.App, w io.Writer) error {
-	s, err := app.ToManWithSection(1)
-	if err != nil {
-		return err
-	}
-	_, err = io.WriteString(w, s)
-	return err
-}
