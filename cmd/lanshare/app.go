@@ -398,6 +398,7 @@ Examples:
 				return manPage(app, stdout)
 			},
 		})
+	addCompletion(app)
 	for _, c := range app.Commands {
 		// No command has subcommands, so none needs a "help" one, and
 		// completion must not offer it in place of file names.
