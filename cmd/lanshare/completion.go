@@ -37,7 +37,8 @@ complete -F _lanshare lanshare
 `
 
 const zshCompletion = `#compdef lanshare
-# zsh completion for lanshare; load with: source <(lanshare completion zsh)
+# zsh completion for lanshare; load with: source <(lanshare completion zsh),
+# or install as _lanshare in a directory of $fpath.
 _lanshare() {
 	local -a args opts
 	args=(${words[2,CURRENT-1]})
@@ -49,7 +50,12 @@ _lanshare() {
 		_files
 	fi
 }
-compdef _lanshare lanshare
+if [[ ${funcstack[1]} == _lanshare ]]; then
+	# Autoloaded from $fpath: this file is the body of _lanshare.
+	_lanshare "$@"
+else
+	compdef _lanshare lanshare
+fi
 `
 
 // fishCompletion is added to urfave/cli's fish script (which completes
