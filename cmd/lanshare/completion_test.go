@@ -111,6 +111,79 @@ func TestCompletionScriptsAndManPage(t *testing.T) {
 	}
 }
 
+// fishComplete loads the fish completion script into fish, made by run,
+// and returns what fish offers for the command line line (the cursor at
+// its end), in an empty directory; it skips the test when there is no fish.
+func fishComplete(t testing.TB, run commandFunc, line string) []string {
+	t.Helper()
+	if _, err := exec.LookPath("fish"); err != nil {
+		t.Skip("fish not found")
+	}
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(lanshareBin, filepath.Join(bin, "lanshare")); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(tmp, "lanshare.fish")
+	r := runLanshare(t, tmp, nil, "completion", "fish")
+	if err := os.WriteFile(script, []byte(r.stdout), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
+	defer cancel()
+	cmd := run(ctx, "fish", "--no-config", "-c", "source $argv[1]; complete -C$argv[2]", script, line)
+	cmd.Env = append(baseEnv(tmp), "PATH="+bin+":"+os.Getenv("PATH"))
+	cmd.Dir = t.TempDir()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("fish completion of %q: %v", line, err)
+	}
+	var words []string
+	for _, l := range lines(string(out)) {
+		w, _, _ := strings.Cut(l, "\t") // the description
+		words = append(words, w)
+	}
+	return words
+}
+
+// TestCompletionZshScript: the zsh script completes --accept's values
+// both when sourced (it registers itself with compdef) and when
+// autoloaded from $fpath as the package installs it (the file is then
+// the body of _lanshare and must complete on its first call). zsh's
+// completion builtins are stubs that print what they are given.
+func TestCompletionZshScript(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("zsh"); err != nil {
+		t.Skip("zsh not found")
+	}
+	tmp := t.TempDir()
+	fpath := filepath.Join(tmp, "fpath")
+	if err := os.Mkdir(fpath, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := runLanshare(t, tmp, nil, "completion", "zsh")
+	if err := os.WriteFile(filepath.Join(fpath, "_lanshare"), []byte(r.stdout), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const stubs = `_describe() { print -rl -- "${(@P)2}" }; _files() { print _files }; compdef() { print compdef "$@" }
+words=("$2" serve --accept ''); CURRENT=4
+`
+	for how, tc := range map[string]struct{ script, want string }{
+		"autoloaded": {stubs + `fpath=("$1" $fpath); autoload -U _lanshare; _lanshare`, "everyone\ntrusted\nask"},
+		"sourced":    {stubs + `source "$1/_lanshare"; _lanshare`, "compdef _lanshare lanshare\neveryone\ntrusted\nask"},
+	} {
+		cmd := exec.Command("zsh", "-f", "-c", tc.script, "zsh", fpath, lanshareBin)
+		cmd.Env = baseEnv(tmp)
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != tc.want {
+			t.Errorf("zsh completion %s: %v: %q, want %q", how, err, out, tc.want)
+		}
+	}
+}
+
 // TestCompletionFlagValues: after --accept completion offers the policies,
 // after --iface the machine's interfaces that are up, and after a flag
 // whose values it cannot know, nothing (the shell offers file names).
@@ -131,6 +204,9 @@ func TestCompletionFlagValues(t *testing.T) {
 	}
 	if got := bashComplete(t, local, "serve", "--accept", "tr"); !slices.Equal(got, []string{"trusted"}) {
 		t.Errorf("bash: serve --accept tr<TAB> = %q, want trusted", got)
+	}
+	if got := fishComplete(t, local, "lanshare serve --accept "); !slices.Equal(got, []string{"ask", "everyone", "trusted"}) {
+		t.Errorf("fish: serve --accept <TAB> = %q, want ask, everyone, trusted", got)
 	}
 }
 
@@ -158,6 +234,9 @@ func TestCompletionPeerNamesFromAgent(t *testing.T) {
 	}
 	if got := bashComplete(t, run, "send", "--config", here.config, "th"); !slices.Equal(got, []string{"there"}) {
 		t.Errorf("bash: send th<TAB> = %q, want there", got)
+	}
+	if got := fishComplete(t, run, "lanshare send --config "+here.config+" th"); !slices.Equal(got, []string{"there"}) {
+		t.Errorf("fish: send th<TAB> = %q, want there", got)
 	}
 }
 
