@@ -270,6 +270,10 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := inbox.checkWritable(); err != nil {
+		inbox.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		inbox.Close()
@@ -338,7 +342,7 @@ func (a *Agent) Status() Status {
 	if peers == nil {
 		peers = []discovery.Peer{}
 	}
-	st := Status{Name: a.cfg.Name, Instance: a.Instance(), ID: a.ID(), Listen: a.Addr().String(), Dir: a.cfg.Dir,
+	st := Status{PID: os.Getpid(), Name: a.cfg.Name, Instance: a.Instance(), ID: a.ID(), Listen: a.Addr().String(), Dir: a.cfg.Dir,
 		Accept: a.cfg.Accept, Version: ProtocolVersion, Since: a.since, Addrs: []netip.AddrPort{}, Peers: peers}
 	if a.disc != nil {
 		st.Addrs = a.disc.Addrs()

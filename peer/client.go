@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"syscall"
 	"time"
@@ -58,6 +59,8 @@ func (s *Sender) Send(ctx context.Context, t Target, items []Item, opt SendOptio
 	}
 	var rep *Report
 	var wrongKey error // the first address that answered with another key
+	var shown error    // the failure at the address a person knows best
+	shownRank := -1
 	err := fmt.Errorf("%w %s: it has no address", ErrUnknownPeer, Escape(t.Name))
 	for _, addr := range t.Addrs {
 		rep, err = SendTo(ctx, addr, items, opt)
@@ -68,9 +71,23 @@ func (s *Sender) Send(ctx context.Context, t Target, items []Item, opt SendOptio
 		if !unreached(rep, err) || ctx.Err() != nil {
 			break
 		}
+		if r := addrRank(addr); r > shownRank {
+			shown, shownRank = err, r
+		}
 	}
 	if wrongKey != nil && unreached(rep, err) {
 		return rep, wrongKey
+	}
+	if unreached(rep, err) && ctx.Err() == nil && shown != nil {
+		// Name the peer, and the address it is best known by: a
+		// routable IPv4 one rather than a link-local IPv6 one.
+		if len(t.Addrs) > 1 {
+			return rep, fmt.Errorf("cannot reach %s at any of its %d addresses: %w", Escape(t.Name), len(t.Addrs), shown)
+		}
+		if t.DisplayName != "" {
+			return rep, fmt.Errorf("cannot reach %s: %w", Escape(t.Name), shown)
+		}
+		return rep, shown
 	}
 	if err == nil && s.Known != nil && t.ID != "" {
 		// The key is pinned under the name the user resolved it by, and
@@ -91,10 +108,34 @@ func (s *Sender) Send(ctx context.Context, t Target, items []Item, opt SendOptio
 }
 
 // unreached reports whether a send failed before the transfer began: no
-// connection, a failed handshake, or a receiver with another key.
+// connection, a failed handshake, or a receiver with another key. A
+// receiver that was reached and then stopped or dropped (ErrIncomplete)
+// was reached: its other addresses are not tried.
 func unreached(rep *Report, err error) bool {
-	return err != nil && (rep == nil || len(rep.Items) == 0) &&
+	return err != nil && (rep == nil || len(rep.Items) == 0) && !errors.Is(err, ErrIncomplete) &&
 		(dialFailed(rep, err) || errors.Is(err, ErrHandshake) || errors.Is(err, ErrWrongKey))
+}
+
+// addrRank orders addresses by how well a person recognises them in a
+// message: a routable IPv4 address first, then other IPv4, then routable
+// IPv6, then link-local IPv6 (fe80::...%eth0), then anything else.
+func addrRank(addr string) int {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	ip, err := netip.ParseAddr(host)
+	switch {
+	case err != nil:
+		return 1 // a host name: not what the resolver gave
+	case ip.Is4() && !ip.IsLinkLocalUnicast():
+		return 5
+	case ip.Is4() || ip.Is4In6():
+		return 4
+	case !ip.IsLinkLocalUnicast():
+		return 3
+	}
+	return 2
 }
 
 // dial connects to addr and runs the TLS handshake, expecting id want

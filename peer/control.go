@@ -39,6 +39,8 @@ type Status struct {
 	// PartialBytes the bytes they hold.
 	Partials     int    `json:"partials"`
 	PartialBytes uint64 `json:"partial_bytes"`
+	// PID is the agent's process id.
+	PID int `json:"pid"`
 }
 
 // Self is the agent as a discovery record, as peers see it; ok is false

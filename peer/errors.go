@@ -58,6 +58,18 @@ var (
 	// ErrKnownFile means the known-peers file holds a line that cannot be
 	// used; the error names the line.
 	ErrKnownFile = errors.New("bad known_peers file")
+	// ErrSourceUnreadable means a file offered could not be read in full
+	// while it was sent (it became unreadable, shrank or changed): the
+	// sender's own failure, not the receiver's refusal; see SourceError.
+	ErrSourceUnreadable = errors.New("cannot read a file to send")
+	// ErrNotWritable means the shared folder (or its staging folder)
+	// cannot be written: a read-only file system, permissions, a quota.
+	// New checks it before the agent listens or announces itself.
+	ErrNotWritable = errors.New("the shared folder cannot be written")
+	// ErrPeerStopped means the receiver stopped during a send: it was
+	// reached, then refused a new connection (its agent no longer
+	// listens). A send does not retry it; see StoppedError.
+	ErrPeerStopped = errors.New("the receiver stopped")
 	// ErrNoAgent means no agent runs with that config directory.
 	ErrNoAgent = errors.New("no agent running")
 	// ErrAgentRunning means another agent already runs with that config

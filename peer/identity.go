@@ -34,9 +34,9 @@ var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadd
 // agent's public key in idEncoding.
 const IDLen = 52
 
-// ShortIDLen is how many leading characters of an id are shown where space
-// is short.
-const ShortIDLen = 8
+// ShortIDLen is the length of ShortID's result: the first eight
+// characters of an id in two groups of four, "ttj3-5jp3".
+const ShortIDLen = 9
 
 // Identity is an agent's long-term key pair and self-signed certificate.
 // Its ID is derived from the public key alone, so it survives a renewed
@@ -216,13 +216,19 @@ func writeExclusive(path string, data []byte) error {
 	return os.Link(tmp.Name(), path)
 }
 
-// ShortID is the first ShortIDLen characters of id, enough to tell the
-// agents on one LAN apart.
+// An id has two spellings for people, and only these: the short form,
+// ShortID, where space is short (peers, history, logs, folder names), and
+// the full form, GroupID, where a key is checked or chosen (id, trust,
+// trusted). The short form is the full form's first two groups, so the
+// one is visibly a prefix of the other, and both start with the four
+// characters of the instance label ("bob (ttj3)"). JSON output and the
+// files the agent keeps hold the plain 52-character id.
+
+// ShortID is the first eight characters of id in two groups of four
+// ("ttj3-5jp3"), enough to tell the agents on one LAN apart; it is also an
+// id prefix every command that takes one accepts.
 func ShortID(id string) string {
-	if len(id) > ShortIDLen {
-		return id[:ShortIDLen]
-	}
-	return id
+	return GroupID(id[:min(len(id), 8)])
 }
 
 // GroupID spells id in groups of four for reading aloud and comparing:

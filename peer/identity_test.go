@@ -90,9 +90,12 @@ func TestIdentityCorruptKeyIsAnErrorNotReplaced(t *testing.T) {
 	}
 }
 
-func TestGroupAndShortID(t *testing.T) {
+// TestOneShortAndOneFullIDSpelling pins the two spellings of an id: the
+// short one is the full one's first two groups.
+func TestOneShortAndOneFullIDSpelling(t *testing.T) {
 	for _, tc := range []struct{ id, group, short string }{
-		{"abcdefghij", "abcd-efgh-ij", "abcdefgh"},
+		{"abcdefghij", "abcd-efgh-ij", "abcd-efgh"},
+		{"abcdef", "abcd-ef", "abcd-ef"},
 		{"abcd", "abcd", "abcd"},
 		{"", "", ""},
 	} {

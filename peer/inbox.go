@@ -437,11 +437,36 @@ func (in *Inbox) reserve(need uint64) error {
 		avail = free - in.reserved - in.cfg.SpaceMargin
 	}
 	if need > avail {
-		return &RefusedError{Code: proto.CodeNoSpace,
-			Reason: fmt.Sprintf("not enough space (need %s, %s free)", FormatBytes(need), FormatBytes(avail))}
+		return &RefusedError{Code: proto.CodeNoSpace, Reason: spaceReason(need, avail, in.cfg.SpaceMargin, in.reserved)}
 	}
 	in.reserved += need
 	return nil
+}
+
+// spaceReason says why an offer does not fit: what it needs, and what is
+// free beyond the margin kept free and the space held for transfers in
+// progress, naming both, so that the numbers add up to what df shows.
+func spaceReason(need, avail, margin, held uint64) string {
+	s := fmt.Sprintf("not enough space (need %s, %s free", FormatBytes(need), FormatBytes(avail))
+	if margin > 0 {
+		s += " beyond the " + formatMargin(margin) + " kept free"
+	}
+	if held > 0 {
+		s += " and " + FormatBytes(held) + " held for transfers in progress"
+	}
+	return s + ")"
+}
+
+// formatMargin prints the space margin as it is set: whole MiB or GiB
+// (the default is 64 MiB), else as FormatBytes does.
+func formatMargin(n uint64) string {
+	switch {
+	case n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return FormatBytes(n)
 }
 
 func (in *Inbox) release(n uint64) {

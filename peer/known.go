@@ -314,6 +314,40 @@ func (k *Known) Forget(what string) ([]KnownPeer, error) {
 	return gone, k.saveLocked()
 }
 
+// Untrust takes the trust away from the trusted entries that match (as
+// for Forget) and returns them as they were. Each keeps its name pinned to
+// its id, as a send would have pinned it, so an impostor taking the name
+// is still caught; an entry trusted without a name pins nothing and goes.
+// Entries that match and are only pinned are left alone and returned in
+// pinned.
+func (k *Known) Untrust(what string) (untrusted, pinned []KnownPeer, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.reloadLocked(); err != nil {
+		return nil, nil, err
+	}
+	k.peers = slices.DeleteFunc(k.peers, func(p KnownPeer) bool {
+		if !matchesKnown(p, what) {
+			return false
+		}
+		if p.Level != Trusted {
+			pinned = append(pinned, p)
+			return false
+		}
+		untrusted = append(untrusted, p)
+		return p.Name == ""
+	})
+	if len(untrusted) == 0 {
+		return nil, pinned, nil
+	}
+	for i, p := range k.peers {
+		if p.Level == Trusted && matchesKnown(p, what) {
+			k.peers[i].Level = Seen
+		}
+	}
+	return untrusted, pinned, k.saveLocked()
+}
+
 func matchesKnown(p KnownPeer, what string) bool {
 	id := strings.ToLower(strings.ReplaceAll(what, "-", ""))
 	return (p.Name != "" && strings.EqualFold(p.Name, what)) || (len(id) >= 4 && strings.HasPrefix(p.ID, id))

@@ -43,7 +43,7 @@ func TestFindPeer(t *testing.T) {
 		{target: "77bb", want: bob2.Instance},
 		{target: "3fa2aaaaaaaa", want: bob1.Instance},
 		{target: "3fa2-aaaa", want: bob1.Instance},
-		{target: "bob", err: ErrAmbiguousPeer, msg: []string{"bob (3fa2) id 3fa2aaaa at 10.0.0.1:52741", "bob (77bb) id 77bbbbbb"}},
+		{target: "bob", err: ErrAmbiguousPeer, msg: []string{"bob (3fa2) id 3fa2-aaaa at 10.0.0.1:52741", "bob (77bb) id 77bb-bbbb"}},
 		{target: "3fa", err: ErrUnknownPeer, msg: []string{"3fa", "seen: Alice (a11c)"}},
 		{target: "dave", err: ErrUnknownPeer, msg: []string{"dave"}},
 		{target: "plain thing", err: ErrNotSendable, msg: []string{"plain thing", "HOST:PORT"}},

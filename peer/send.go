@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lanshare/lanshare/proto"
@@ -295,6 +296,12 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 				all.RecordedAs = rep.RecordedAs
 				saved = rep.Saved()
 			}
+			if reached && errors.Is(err, syscall.ECONNREFUSED) {
+				// It answered before and now nothing listens there: its
+				// agent stopped (and said goodbye). Retrying is waiting
+				// for a restart nobody promised.
+				return all, &StoppedError{Peer: all.Peer, Addr: addr, Err: err}
+			}
 			// A receiver that turned us away at once (every slot taken)
 			// is there too: it frees a slot for a newcomer within
 			// seconds (see Config.EvictAfter).
@@ -345,6 +352,24 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 	}
 	return all, nil
 }
+
+// StoppedError ends a send whose receiver stopped during it: after its
+// agent was reached, a new connection to it was refused, because nothing
+// listens there any more. It matches ErrPeerStopped and ErrIncomplete.
+// The receiver keeps the files that arrived and a large file's partial
+// bytes, so that the same send, once the agent runs again, resumes.
+type StoppedError struct {
+	Peer string // the receiver's display name, from its hello
+	Addr string
+	Err  error // the refused connection
+}
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("%s stopped (nothing listens at %s any more)", peerName(e.Peer), e.Addr)
+}
+
+// Unwrap gives ErrPeerStopped, ErrIncomplete and the refused connection.
+func (e *StoppedError) Unwrap() []error { return []error{ErrPeerStopped, ErrIncomplete, e.Err} }
 
 // retryable reports whether a batch that ended with err is worth sending
 // again: its connection failed (not a refusal, a wrong key or another
@@ -470,8 +495,14 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 			if r.Offset > it.Entry.Size {
 				return rep, fmt.Errorf("%s: offset %d beyond size %d: %w", Escape(it.Entry.Path), r.Offset, it.Entry.Size, proto.ErrMalformed)
 			}
+			unread := len(s.unread)
 			if err := s.sendFile(uint32(i), it, r.Offset); err != nil {
 				return rep, fmt.Errorf("sending %s to %s: %w", Escape(it.Entry.Path), peerName(hello.Name), err)
+			}
+			if len(s.unread) > unread {
+				// Not sent: the progress must not count it.
+				s.report(it.Entry.Path)
+				continue
 			}
 		} else {
 			s.prog.Bytes += it.Entry.Size
@@ -496,8 +527,37 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 	}
 	rep.Results = receipt.Results
 	rep.RecordedAs = receipt.Sender
-	return rep, rep.check()
+	err = rep.check()
+	if len(s.unread) > 0 && err != nil {
+		// Our own failure comes first: the receiver only saw it.
+		first := s.unread[0]
+		return rep, &SourceError{Path: first.Source, Err: first.err, Count: len(s.unread), cause: err}
+	}
+	return rep, err
 }
+
+// SourceError is a send's failure to read files it offered (one that
+// became unreadable, shrank or changed after Collect): they were not sent,
+// and nothing was saved under their names. It matches ErrSourceUnreadable,
+// and what the receipt says (ErrIncomplete, or a *RefusedError with
+// proto.CodeSourceChanged).
+type SourceError struct {
+	Path  string // the first such file, as given to Collect
+	Err   error  // why it could not be read
+	Count int    // how many such files
+	cause error  // the receipt's verdict
+}
+
+func (e *SourceError) Error() string {
+	what := "cannot read " + Escape(e.Path)
+	if e.Count > 1 {
+		what = fmt.Sprintf("cannot read %d files, first %s", e.Count, Escape(e.Path))
+	}
+	return fmt.Sprintf("%s: %s; not sent", what, Escape(errReasonNoPath(e.Err).Error()))
+}
+
+// Unwrap gives ErrSourceUnreadable and the receipt's verdict.
+func (e *SourceError) Unwrap() []error { return []error{ErrSourceUnreadable, e.cause} }
 
 func peerName(n string) string {
 	if n == "" {
@@ -538,6 +598,14 @@ type streamer struct {
 	prog     Progress
 	progress func(Progress)
 	last     time.Time
+	unread   []unreadFile // files that could not be read in full
+}
+
+// unreadFile is a file the streamer could not read in full, padded and
+// marked aborted.
+type unreadFile struct {
+	Source string
+	err    error
 }
 
 func (s *streamer) report(path string) {
@@ -587,6 +655,7 @@ func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 		}
 	}
 	if rerr != nil {
+		s.unread = append(s.unread, unreadFile{Source: it.Source, err: rerr})
 		fe = proto.FileEnd{Index: index, Status: proto.Aborted, Code: proto.CodeSourceChanged,
 			Reason: trimReason(strings.TrimPrefix(errReason(rerr), "open "))}
 	} else {

@@ -124,7 +124,7 @@ func TestOfferLargerThanFreeSpaceRefusedBeforeAnyByte(t *testing.T) {
 			if !errors.As(o.sendErr, &re) || re.Code != proto.CodeNoSpace {
 				t.Fatalf("send error %v, want a no-space refusal", o.sendErr)
 			}
-			if !strings.Contains(o.sendErr.Error(), "not enough space (need 2.1 MB, 2.1 MB free)") {
+			if !strings.Contains(o.sendErr.Error(), "not enough space (need 2.1 MB, 2.1 MB free beyond the 1 MiB kept free)") {
 				t.Errorf("refusal does not say what is needed and free: %v", o.sendErr)
 			}
 			if wrote.n.Load() > 4096 {
@@ -468,5 +468,24 @@ func TestConcurrentSenders(t *testing.T) {
 	}
 	if shared != 8 {
 		t.Fatalf("%d shared*.txt files, want 8 distinct names: %v", shared, got)
+	}
+}
+
+// TestNoSpaceReasonNamesReserve: a refusal for space names the margin the
+// receiver keeps free and the space held by transfers in progress, so that
+// its numbers add up to what df shows.
+func TestNoSpaceReasonNamesReserve(t *testing.T) {
+	for _, c := range []struct {
+		need, avail, margin, held uint64
+		want                      string
+	}{
+		{63e6, 37.7e6, 64 << 20, 0, "not enough space (need 63.0 MB, 37.7 MB free beyond the 64 MiB kept free)"},
+		{63e6, 0, 1 << 30, 5e6, "not enough space (need 63.0 MB, 0 B free beyond the 1 GiB kept free and 5.0 MB held for transfers in progress)"},
+		{2e6, 1e6, 0, 0, "not enough space (need 2.0 MB, 1.0 MB free)"},
+		{2e6, 1e6, 1500, 0, "not enough space (need 2.0 MB, 1.0 MB free beyond the 1.5 kB kept free)"},
+	} {
+		if got := spaceReason(c.need, c.avail, c.margin, c.held); got != c.want {
+			t.Errorf("spaceReason(%d, %d, %d, %d) = %q\nwant %q", c.need, c.avail, c.margin, c.held, got, c.want)
+		}
 	}
 }

@@ -222,3 +222,47 @@ func TestTrustNeverForgetsAnotherKey(t *testing.T) {
 		t.Errorf("after Replace(%s, BOB): %+v, want %+v", ShortID(newKey), got, want)
 	}
 }
+
+// TestUntrustKeepsThePin: Untrust takes the trust away but keeps the name
+// pinned to the id (a nameless trust pins nothing and goes); a peer only
+// pinned is left alone and reported.
+func TestUntrustKeepsThePin(t *testing.T) {
+	dir := t.TempDir()
+	k, err := LoadKnown(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := fakeID('a'), fakeID('b'), fakeID('c')
+	for _, step := range []error{k.Trust(a, "bob"), k.Trust(b, ""), k.Pin(c, "carol")} {
+		if step != nil {
+			t.Fatal(step)
+		}
+	}
+	untrusted, pinned, err := k.Untrust("BOB")
+	if err != nil || len(untrusted) != 1 || untrusted[0] != (KnownPeer{ID: a, Level: Trusted, Name: "bob"}) || len(pinned) != 0 {
+		t.Fatalf("Untrust(BOB) = %+v, %+v, %v", untrusted, pinned, err)
+	}
+	re, err := LoadKnown(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := re.ByID(a); !ok || p != (KnownPeer{ID: a, Level: Seen, Name: "bob"}) {
+		t.Errorf("after untrust bob: %+v, %v; want bob pinned (seen)", p, ok)
+	}
+	if ids := re.PinnedTo("bob"); len(ids) != 1 || ids[0] != a {
+		t.Errorf("after untrust, bob is pinned to %v, want [%s]", ids, ShortID(a))
+	}
+	if untrusted, _, err := re.Untrust(b[:6]); err != nil || len(untrusted) != 1 {
+		t.Fatalf("Untrust(nameless prefix) = %+v, %v", untrusted, err)
+	}
+	if _, ok := re.ByID(b); ok {
+		t.Error("a nameless trusted entry stayed after untrust: it pins nothing")
+	}
+	untrusted, pinned, err = re.Untrust("carol")
+	if err != nil || len(untrusted) != 0 || len(pinned) != 1 || pinned[0].ID != c {
+		t.Errorf("Untrust(carol), only pinned = %+v, %+v, %v; want nothing untrusted, carol reported pinned", untrusted, pinned, err)
+	}
+	if p, ok := re.ByID(c); !ok || p.Level != Seen {
+		t.Errorf("untrust of a pinned peer changed it: %+v, %v", p, ok)
+	}
+}

@@ -28,6 +28,8 @@ const (
 	exitUnreachable = 4 // could not connect
 	exitIncomplete  = 5 // the transfer broke off or some files failed
 	exitUntrusted   = 6 // the receiver's key is not the one expected
+	exitUnreadable  = 7 // a file to send could not be read while sending (it was not sent)
+	exitInUse       = 8 // serve: the port is taken, or an agent already runs with this config directory
 )
 
 // usageError is a command line that cannot work; usage, filled in by
@@ -38,10 +40,17 @@ func (e usageError) Error() string { return e.msg }
 
 func exitCode(err error) int {
 	var ue usageError
+	var ie interruptedError
 	var ne *net.OpError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &ie):
+		return 128 + int(ie.sig)
+	case errors.Is(err, errInUse):
+		return exitInUse
+	case errors.Is(err, peer.ErrSourceUnreadable):
+		return exitUnreadable
 	case errors.As(err, &ue), errors.Is(err, peer.ErrAmbiguousPeer):
 		return exitUsage
 	case errors.Is(err, peer.ErrRefused):
@@ -105,6 +114,7 @@ Examples:
 					&cli.BoolFlag{Name: "trusted-exec", Usage: "keep the executable bit on files from trusted peers", EnvVars: []string{"LANSHARE_TRUSTED_EXEC"}},
 					&cli.BoolFlag{Name: "per-peer-folders", Usage: "put each sender's files in a folder named after it", EnvVars: []string{"LANSHARE_PER_PEER_FOLDERS"}},
 					&cli.BoolFlag{Name: "json", Usage: "log one JSON object per line (events listening, sharing, peer-up, peer-down, file-saved, error, transfer-done, ...)"},
+					&cli.BoolFlag{Name: "verbose", Usage: "log a line for every file received (default: the first 10 of a transfer, then a count)", EnvVars: []string{"LANSHARE_VERBOSE"}},
 					&cli.BoolFlag{Name: "print-config", Usage: "print every setting, its value and where it comes from (flag, environment, config file, default), and exit"},
 					&cli.DurationFlag{Name: "ttl", Usage: "TTL of the agent's mDNS records (how long peers keep it after a crash)", Value: discovery.DefaultTTL},
 					&cli.DurationFlag{Name: "keep-partials", Usage: "how long an interrupted transfer's partial file is kept for a resume", Value: peer.DefaultPartialMaxAge, EnvVars: []string{"LANSHARE_KEEP_PARTIALS"}},
@@ -143,7 +153,7 @@ Examples:
 					if cfg.Accept != peer.AcceptEveryone && cfg.Accept != peer.AcceptTrusted {
 						return usageError{msg: fmt.Sprintf("--accept %q: want everyone or trusted", cfg.Accept)}
 					}
-					return serve(c.Context, cfg, c.Bool("json"), stdout)
+					return serve(c.Context, cfg, c.Bool("json"), c.Bool("verbose"), stdout)
 				},
 			},
 			{
@@ -175,6 +185,7 @@ Examples:
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "name", Usage: "display name to announce", Value: def.Name, EnvVars: []string{"LANSHARE_NAME"}},
 					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
+					&cli.BoolFlag{Name: "verbose", Usage: "when not on a terminal, print a line for every file sent (default: the first 10, then the summary)"},
 					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line: offer, retry, file-saved, file-skipped, error, transfer-done"},
 					&cli.IntFlag{Name: "retries", Usage: "how many times in a row to reconnect after the connection drops without progress (0: never)", Value: peer.DefaultRetries},
 					waitFlag,
@@ -197,7 +208,7 @@ Examples:
 					}
 					return send(c.Context, sendArgs{
 						target: c.Args().First(), paths: c.Args().Slice()[1:], name: c.String("name"), retries: c.Int("retries"),
-						quiet: c.Bool("quiet"), json: c.Bool("json"), stdout: stdout, stderr: stderr,
+						quiet: c.Bool("quiet"), json: c.Bool("json"), verbose: c.Bool("verbose"), stdout: stdout, stderr: stderr,
 						configDir: expandHome(c.String("config")),
 						resolve:   peer.ResolveOptions{Ifaces: ifs, Wait: c.Duration("wait")},
 					})
@@ -258,35 +269,44 @@ Examples:
 			},
 			{
 				Name:      "untrust",
-				Usage:     "forget a peer: its trust and its pinned key",
+				Usage:     "stop trusting a peer (its name stays pinned to its key unless --forget)",
 				ArgsUsage: "NAME|ID",
-				Description: `Removes every known-peers entry with that name, id or id prefix.
+				Description: `Takes the trust away from the known peers with that name, id or id prefix.
+Each keeps its name pinned to its id, as a send pins it, so a device that
+takes the name later is still caught. With --forget, removes the entries,
+pin and all.
 
-Example:
-   lanshare untrust bob`,
-				Flags: []cli.Flag{configFlag},
+Examples:
+   lanshare untrust bob
+   lanshare untrust --forget bob`,
+				Flags: []cli.Flag{configFlag,
+					&cli.BoolFlag{Name: "forget", Usage: "forget the peer altogether: its trust and its pinned key"}},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 || c.Args().First() == "" {
 						return usageError{msg: "untrust needs one peer: lanshare untrust NAME|ID"}
 					}
-					return untrust(expandHome(c.String("config")), c.Args().First(), stdout)
+					return untrust(expandHome(c.String("config")), c.Args().First(), c.Bool("forget"), stdout)
 				},
 			},
 			{
 				Name:  "trusted",
-				Usage: "list known peers: trusted ones and names pinned to keys",
-				Description: `Lists the known-peers file of the config directory (known_peers, one
-peer per line, editable): each peer's name, level (trusted, or seen: pinned
-on the first send) and id.
+				Usage: "list the peers you trusted, then the names a send pinned to keys",
+				Description: `Lists the peers trusted with lanshare trust (name, level and id), then,
+in a section of their own, the peers only pinned: names bound to keys on the
+first send (level seen), which are not trusted. With --all, lists the whole
+known-peers file of the config directory (known_peers, one peer per line,
+editable) in one table.
 
-Example:
-   lanshare trusted`,
-				Flags: []cli.Flag{configFlag},
+Examples:
+   lanshare trusted
+   lanshare trusted --all`,
+				Flags: []cli.Flag{configFlag,
+					&cli.BoolFlag{Name: "all", Usage: "list every known peer in one table, in file order"}},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
 						return usageError{msg: "trusted takes no arguments"}
 					}
-					return listTrusted(expandHome(c.String("config")), stdout)
+					return listTrusted(expandHome(c.String("config")), c.Bool("all"), stdout)
 				},
 			},
 			{
@@ -313,8 +333,10 @@ Examples:
 			{
 				Name:  "history",
 				Usage: "list what arrived: when, from whom (name and id), saved as what",
-				Description: `Reads the history the agent keeps in its config directory (history.jsonl,
-at most about 2 MB: older entries are dropped), oldest first.
+				Description: `Reads the history the agent keeps in its config directory (history.jsonl
+and up to 15 older segments, history.1.jsonl to history.15.jsonl, 32 MiB in
+all: the oldest segment is dropped when the newest fills; that keeps the
+last 100,000 files, and some 500,000 of ordinary names), oldest first.
 
 Examples:
    lanshare history
@@ -362,7 +384,7 @@ Examples:
 					}
 					return peers(c.Context, peersArgs{
 						wait: c.Duration("wait"), json: c.Bool("json"), watch: c.Bool("watch"),
-						ifaces: ifs, configDir: expandHome(c.String("config")), stdout: stdout,
+						ifaces: ifs, configDir: expandHome(c.String("config")), stdout: stdout, stderr: stderr,
 					})
 				},
 			},
@@ -405,7 +427,13 @@ Examples:
 		c.HideHelpCommand = true
 		action, synopsis := c.Action, strings.TrimSpace("lanshare "+c.Name+" [options] "+c.ArgsUsage)
 		c.Action = func(ctx *cli.Context) error {
-			err := action(ctx)
+			err := error(nil)
+			if c.Name != "serve" { // serve reads the whole file itself
+				err = applySharedConfig(ctx)
+			}
+			if err == nil {
+				err = action(ctx)
+			}
 			var ue usageError
 			if errors.As(err, &ue) && ue.usage == "" {
 				ue.usage = synopsis
@@ -489,9 +517,52 @@ func expandHome(p string) string {
 	return p
 }
 
-// signalContext is ctx, cancelled on SIGINT or SIGTERM.
+// signalContext is ctx, cancelled on SIGINT or SIGTERM with an
+// interruptedError cause (see interruption). The CancelFunc stops the
+// signal handling and waits for it.
 func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(ctx)
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case s := <-c:
+			sig, _ := s.(syscall.Signal)
+			cancel(interruptedError{sig: sig})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(c)
+		cancel(nil)
+		<-done
+	}
+}
+
+// interruptedError ends a command stopped by a signal; it exits 128 plus
+// the signal's number (130 for SIGINT, 143 for SIGTERM), as shells do.
+type interruptedError struct {
+	sig  syscall.Signal
+	what string // what was done when it came, for the message
+}
+
+func (e interruptedError) Error() string {
+	if e.what == "" {
+		return "interrupted"
+	}
+	return "interrupted: " + e.what
+}
+
+// interruption returns the signal that cancelled a signalContext, if one
+// did.
+func interruption(ctx context.Context) (syscall.Signal, bool) {
+	var ie interruptedError
+	if errors.As(context.Cause(ctx), &ie) {
+		return ie.sig, true
+	}
+	return 0, false
 }
 
 func formatDuration(d time.Duration) string {

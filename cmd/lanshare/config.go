@@ -21,10 +21,75 @@ import (
 // line, "#" comments, list values comma-separated.
 const configFile = "config"
 
+// sharedSettings are the settings of serve that the other commands take
+// from the config file too, when they have the flag: the name the agent
+// presents and the interfaces it looks on are one for every command.
+var sharedSettings = []string{"name", "iface"}
+
 // applyConfigFile sets each of c's flags that neither the command line nor
 // the environment set from the config file in dir. It returns where every
 // flag's value came from, for --print-config.
 func applyConfigFile(c *cli.Context, dir string) (map[string]string, error) {
+	return applyConfig(c, dir, nil)
+}
+
+// applySharedConfig gives a command other than serve the shared settings
+// it has from the same chain as serve: flags, then the environment, then
+// the config file. The name then comes, when neither a flag nor the
+// environment gave it, from the agent running with this config directory
+// (what it announces, whatever set it), else the config file, else the
+// default. Lines of the config file for serve's other settings are left
+// to serve; lines that are no setting of serve fail as they do for serve.
+func applySharedConfig(c *cli.Context) error {
+	if !hasFlag(c.Command, "config") {
+		return nil
+	}
+	dir := expandHome(c.String("config"))
+	var only []string
+	for _, name := range sharedSettings {
+		if hasFlag(c.Command, name) {
+			only = append(only, name)
+		}
+	}
+	allowed := func(string) bool { return false }
+	if serve := c.App.Command("serve"); serve != nil {
+		allowed = func(name string) bool { return hasFlag(serve, name) }
+	}
+	source, err := applyConfig(c, dir, &sharedOnly{names: only, serves: allowed})
+	if err != nil {
+		return err
+	}
+	if !hasFlag(c.Command, "name") {
+		return nil
+	}
+	if src := source["name"]; src != "default" && src != filepath.Join(dir, configFile) {
+		return nil // the command line or the environment
+	}
+	if st, err := peer.QueryAgent(c.Context, dir); err == nil && st.Name != "" {
+		return c.Set("name", st.Name)
+	}
+	return nil
+}
+
+// sharedOnly narrows applyConfig to names, for a command other than serve;
+// serves reports whether a name is one of serve's settings.
+type sharedOnly struct {
+	names  []string
+	serves func(string) bool
+}
+
+func hasFlag(cmd *cli.Command, name string) bool {
+	for _, f := range cmd.Flags {
+		if slices.Contains(f.Names(), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// applyConfig is applyConfigFile; with shared, only the shared settings
+// are set.
+func applyConfig(c *cli.Context, dir string, shared *sharedOnly) (map[string]string, error) {
 	source := map[string]string{}
 	for _, f := range c.Command.Flags {
 		name := f.Names()[0]
@@ -57,11 +122,17 @@ func applyConfigFile(c *cli.Context, dir string) (map[string]string, error) {
 		bad := func(why string) error {
 			return usageError{msg: fmt.Sprintf("%s line %d: %s", path, n, why)}
 		}
-		switch src, known := source[name]; {
+		src, known := source[name]
+		if shared != nil {
+			known = shared.serves(name)
+		}
+		switch {
 		case !ok:
 			return nil, bad(`want "flag = value"`)
 		case !known || name == "config" || name == "print-config" || name == "help":
 			return nil, bad(fmt.Sprintf("%q is not a setting of serve", name))
+		case shared != nil && !slices.Contains(shared.names, name):
+			continue // serve's alone
 		case src != "default":
 			continue // the command line or the environment wins
 		}

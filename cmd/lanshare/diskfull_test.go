@@ -73,7 +73,7 @@ func TestDiskFull(t *testing.T) {
 	if r.code != exitRefused {
 		t.Fatalf("50 MiB into about 36 MiB: exit %d, want %d (refused)\n%s", r.code, exitRefused, r.stderr)
 	}
-	checkErrorLine(t, r.stderr, "rx refused", "not enough space (need 52.4 MB")
+	checkErrorLine(t, r.stderr, "rx refused", "not enough space (need 52.4 MB", "free beyond the 64 MiB kept free)")
 	if got := readTree(t, fs); len(got) != 0 {
 		t.Fatalf("a refused offer left %v", got)
 	}

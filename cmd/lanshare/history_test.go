@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lanshare/lanshare/peer"
 )
 
 // TestHistoryAfterTransfers: after several transfers from two senders,
@@ -53,7 +55,7 @@ func TestHistoryAfterTransfers(t *testing.T) {
 	r = runLanshare(t, tmp, nil, "history", "--config", cfg)
 	ls := lines(r.stdout)
 	if r.code != 0 || len(ls) != 5 || !strings.HasPrefix(ls[0], "TIME") || !strings.Contains(ls[4], "carol") ||
-		!strings.Contains(ls[4], senders[1].id[:8]) || !strings.HasSuffix(ls[4], "file3.txt") {
+		!strings.Contains(ls[4], peer.ShortID(senders[1].id)) || !strings.HasSuffix(ls[4], "file3.txt") {
 		t.Errorf("history table:\n%s", r.stdout)
 	}
 }

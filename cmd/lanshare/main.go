@@ -14,7 +14,8 @@ import (
 )
 
 func main() {
-	if err := newApp(os.Stdout, os.Stderr).Run(os.Args); err != nil {
+	app := newApp(os.Stdout, os.Stderr)
+	if err := app.Run(flagsFirst(app, os.Args)); err != nil {
 		fmt.Fprintf(os.Stderr, "lanshare: %s\n", oneLine(err))
 		var ue usageError
 		if errors.As(err, &ue) && ue.usage != "" {

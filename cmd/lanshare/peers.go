@@ -15,11 +15,11 @@ import (
 )
 
 type peersArgs struct {
-	wait        time.Duration
-	json, watch bool
-	ifaces      []string
-	configDir   string
-	stdout      io.Writer
+	wait           time.Duration
+	json, watch    bool
+	ifaces         []string
+	configDir      string
+	stdout, stderr io.Writer
 }
 
 // peerJSON is one peer in `peers --json`. Field names are stable.
@@ -68,14 +68,31 @@ func peers(ctx context.Context, a peersArgs) error {
 			selfID = self.ID
 		}
 		slices.SortFunc(found, func(x, y discovery.Peer) int { return strings.Compare(x.Instance, y.Instance) })
-		return renderPeers(a.stdout, found, selfID, a.json, a.wait)
+		return a.render(found, selfID)
 	}
 	found, err := discovery.Browse(ctx, a.ifaces, a.wait)
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("looking for peers: %w", err)
 	}
-	return renderPeers(a.stdout, found, selfID, a.json, a.wait)
+	return a.render(found, selfID)
 }
+
+// render prints the peers found and, in a table with no other agent in
+// it, what commonly keeps peers from being found, on stderr.
+func (a peersArgs) render(found []discovery.Peer, selfID string) error {
+	if err := renderPeers(a.stdout, found, selfID, a.json, a.wait); err != nil {
+		return err
+	}
+	others := slices.ContainsFunc(found, func(p discovery.Peer) bool { return selfID == "" || p.ID != selfID })
+	if !a.json && !others && a.stderr != nil {
+		fmt.Fprintln(a.stderr, nobodyHint)
+	}
+	return nil
+}
+
+// nobodyHint says what commonly blocks discovery.
+var nobodyHint = fmt.Sprintf("lanshare: no other agent answered. Often a firewall blocks mDNS (5353/udp) or lanshare (%d/tcp), "+
+	"the Wi-Fi isolates its clients, --iface names the wrong interface, or the peer is on another subnet (send to its HOST:PORT).", peer.DefaultPort)
 
 // renderPeers prints the peers found, as JSON or as a table.
 func renderPeers(w io.Writer, found []discovery.Peer, selfID string, asJSON bool, wait time.Duration) error {

@@ -48,12 +48,12 @@ func TestPeersTableGolden(t *testing.T) {
 	if err := renderPeers(&b, peers, self, false, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	want := `NAME                  ID        ADDRESSES                                VERSION
-alice (aaaa)          aaaaaaaa  192.168.1.12:52741                       1.0  (this device)
-bob (3fa2)            3fa2bbbb  192.168.1.20:52741 [fe80::1%eth0]:52741  1.0
-"evil\x1b[2J (cccc)"  cccccccc  192.168.1.66:52741                       2.0  (cannot receive from us)
-plain thing           -         192.168.1.30:4242                        -    (cannot receive from us)
-bob (3fa2)            mmmmmmmm  192.168.1.66:52741                       1.0  (suspicious label: its name and id make mallory (mmmm))
+	want := `NAME                  ID         ADDRESSES                                VERSION
+alice (aaaa)          aaaa-aaaa  192.168.1.12:52741                       1.0  (this device)
+bob (3fa2)            3fa2-bbbb  192.168.1.20:52741 [fe80::1%eth0]:52741  1.0
+"evil\x1b[2J (cccc)"  cccc-cccc  192.168.1.66:52741                       2.0  (cannot receive from us)
+plain thing           -          192.168.1.30:4242                        -    (cannot receive from us)
+bob (3fa2)            mmmm-mmmm  192.168.1.66:52741                       1.0  (suspicious label: its name and id make mallory (mmmm))
 `
 	if got := b.String(); got != want {
 		t.Errorf("table:\n%s\nwant:\n%s", got, want)

@@ -185,12 +185,12 @@ func TestResendArrivedFolder(t *testing.T) {
 		t.Fatalf("%d files reported already there, want 153; %d saved:\n%s", skipped, files, r.stdout)
 	}
 	r = sendOK(t, tmp, "--config", scfg, srv.addr, src)
-	if !strings.Contains(r.stdout, "153 files already there") {
-		t.Errorf("send's summary does not say the files were there:\n%s", r.stdout)
+	if !strings.Contains(r.stdout, "nothing to send: 153 files already there") || strings.Contains(r.stdout, "B/s") {
+		t.Errorf("send's summary does not say the files were there, or gives a rate of nothing:\n%s", r.stdout)
 	}
-	srv.out.waitFor(t, "serve's skip line", func(ls []string) bool {
+	srv.out.waitFor(t, "serve's line: nothing new", func(ls []string) bool {
 		for _, l := range ls {
-			if strings.Contains(l, "153 files from") && strings.HasSuffix(l, "already there: skipped") {
+			if strings.Contains(l, " done: nothing new, 153 files already there") {
 				return true
 			}
 		}

@@ -24,11 +24,15 @@ type sendArgs struct {
 	paths          []string
 	retries        int
 	quiet, json    bool
+	verbose        bool // into a pipe: a line for every file
 	stdout, stderr io.Writer
 	resolve        peer.ResolveOptions
 }
 
 func send(ctx context.Context, a sendArgs) error {
+	if meant := swappedSend(a.target, a.paths); meant != "" && !agentLacksPeer(ctx, a.configDir, a.paths[len(a.paths)-1]) {
+		return swappedError(a.target, a.paths[len(a.paths)-1], meant)
+	}
 	items, err := peer.Collect(a.paths, func(p, reason string) {
 		fmt.Fprintf(a.stderr, "lanshare: warning: %s: %s\n", peer.Escape(p), reason)
 	})
@@ -69,6 +73,9 @@ func send(ctx context.Context, a sendArgs) error {
 	// records claim; Send refuses anything else it resolves to.
 	a.resolve.Pins = known
 	target, err := peer.Resolve(ctx, a.target, a.resolve)
+	if sig, ok := interruption(ctx); ok && err != nil {
+		return interruptedError{sig: sig, what: "nothing was sent: still looking for " + peer.Escape(a.target)}
+	}
 	if err != nil {
 		return err
 	}
@@ -100,16 +107,33 @@ func send(ctx context.Context, a sendArgs) error {
 			bar.Set("note", fmt.Sprintf("connection lost, retrying in %s (%d) ", formatDuration(r.Wait), r.Attempt-1))
 		}
 	default:
-		lastFiles, lastAttempt := 0, 1
+		// Into a pipe or a file: a line per file for the first
+		// fileLines (every one with --verbose), then the summary.
+		lastFiles, lastAttempt, listed := 0, 1, 0
 		opt.Progress = func(p peer.Progress) {
 			if p.Files > lastFiles || p.Attempt != lastAttempt {
 				lastFiles, lastAttempt = p.Files, p.Attempt
+				if listed++; listed > fileLines && !a.verbose {
+					if listed == fileLines+1 {
+						fmt.Fprintf(a.stdout, "… the other files are not listed (--verbose lists every one)\n")
+					}
+					return
+				}
 				fmt.Fprintf(a.stdout, "sent %d/%d files, %s of %s: %s%s\n", p.Files, p.FilesTotal,
 					peer.FormatBytes(p.Bytes), peer.FormatBytes(p.Total), peer.Escape(p.Path), strings.TrimRight(", "+progressNote(p), ", "))
 			}
 		}
 		opt.OnRetry = func(r peer.Retry) {
 			fmt.Fprintf(a.stdout, "connection lost (%s); retrying in %s (retry %d)\n", oneLine(r.Err), formatDuration(r.Wait), r.Attempt-1)
+		}
+	}
+	// The last progress says what arrived when a send is cut short.
+	var last peer.Progress
+	show := opt.Progress
+	opt.Progress = func(p peer.Progress) {
+		last = p
+		if show != nil {
+			show(p)
 		}
 	}
 	start := time.Now()
@@ -120,14 +144,30 @@ func send(ctx context.Context, a sendArgs) error {
 		}
 		bar.Finish()
 	}
+	who := target.Name
+	if rep != nil && rep.Peer != "" {
+		who = peer.Escape(rep.Peer)
+	}
+	var stopped *peer.StoppedError
+	if sig, ok := interruption(ctx); ok && err != nil {
+		err = interruptedError{sig: sig, what: cutShort(who, last, files, total)}
+	} else if errors.As(err, &stopped) {
+		err = reworded{err: err, msg: fmt.Sprintf("%s stopped (nothing listens at %s any more) after %s; it keeps what arrived: run the same command again once it runs to resume",
+			who, stopped.Addr, sentSoFar(last, files, total))}
+	}
 	if events != nil {
 		jsonResults(events, rep, err, time.Since(start))
 		return err
 	}
 	// With more than one item, list every one that failed; the error
 	// names the first (or the only one).
+	var se *peer.SourceError
+	ownOnly := errors.As(err, &se) && se.Count == 1 // named by the error
 	if rep != nil && len(rep.Results) > 1 {
 		for i, res := range rep.Results {
+			if ownOnly && res.Code == proto.CodeSourceChanged {
+				continue
+			}
 			if res.Status == proto.Failed || res.Status == proto.Refused {
 				fmt.Fprintf(a.stderr, "lanshare: not saved: %s: %s\n", peer.Escape(rep.Items[i].Entry.Path), peer.Escape(res.Reason))
 			}
@@ -138,10 +178,83 @@ func send(ctx context.Context, a sendArgs) error {
 	}
 	if !a.quiet {
 		el := time.Since(start)
-		fmt.Fprintf(a.stdout, "sent %s (%s) to %s in %s, %s/s%s\n", plural(files, "file"), peer.FormatBytes(total),
-			peer.Escape(rep.Peer), formatDuration(el), peer.FormatBytes(uint64(float64(rep.Sent)/max(el.Seconds(), 1e-3))), sendNotes(rep))
+		switch {
+		case allThere(rep):
+			fmt.Fprintf(a.stdout, "nothing to send: %s already there on %s (%s)\n", plural(files, "file"), peer.Escape(rep.Peer), peer.FormatBytes(total))
+		case rep.Sent == 0: // no rate of nothing
+			fmt.Fprintf(a.stdout, "sent %s (%s) to %s in %s%s\n", plural(files, "file"), peer.FormatBytes(total),
+				peer.Escape(rep.Peer), formatDuration(el), sendNotes(rep))
+		default:
+			fmt.Fprintf(a.stdout, "sent %s (%s) to %s in %s, %s/s%s\n", plural(files, "file"), peer.FormatBytes(total),
+				peer.Escape(rep.Peer), formatDuration(el), peer.FormatBytes(uint64(float64(rep.Sent)/max(el.Seconds(), 1e-3))), sendNotes(rep))
+		}
 	}
 	return nil
+}
+
+// cutShort says what was sent to who before a send was cut short, from
+// the last progress, and how to finish it. Only a receipt says what
+// arrived; the receiver keeps the files that did, and a large file's
+// partial bytes, for the same command's next run.
+func cutShort(who string, last peer.Progress, files int, total uint64) string {
+	switch {
+	case last.Attempt == 0:
+		return fmt.Sprintf("nothing was sent to %s: run the same command again to send", who)
+	case last.Files == files:
+		return fmt.Sprintf("all %s (%s) were sent to %s, which had not confirmed them yet; run the same command again to check: what arrived is not sent again",
+			plural(files, "file"), peer.FormatBytes(total), who)
+	}
+	return fmt.Sprintf("%d of %s (%s of %s) were sent to %s; run the same command again to resume: what arrived is not sent again",
+		last.Files, plural(files, "file"), peer.FormatBytes(last.Bytes), peer.FormatBytes(total), who)
+}
+
+// sentSoFar says how much of a send went out, from its last progress.
+func sentSoFar(last peer.Progress, files int, total uint64) string {
+	if last.Attempt == 0 {
+		return "nothing was sent"
+	}
+	return fmt.Sprintf("%d of %s (%s of %s) were sent", last.Files, plural(files, "file"), peer.FormatBytes(last.Bytes), peer.FormatBytes(total))
+}
+
+// reworded is err with a message for people in place of its own.
+type reworded struct {
+	err error
+	msg string
+}
+
+func (e reworded) Error() string { return e.msg }
+func (e reworded) Unwrap() error { return e.err }
+
+// agentLacksPeer reports whether the running local agent, if any, sees no
+// peer that name could mean (a display name, an instance name or an id
+// prefix). Without an agent it is false: nothing cheap can tell.
+func agentLacksPeer(ctx context.Context, configDir, name string) bool {
+	st, err := peer.QueryAgent(ctx, configDir)
+	if err != nil {
+		return false
+	}
+	for _, p := range st.Peers {
+		if strings.EqualFold(p.Name, name) || strings.EqualFold(p.Instance, name) ||
+			len(name) >= 4 && strings.HasPrefix(strings.ToLower(strings.ReplaceAll(p.ID, "-", "")), strings.ToLower(strings.ReplaceAll(name, "-", ""))) {
+			return false
+		}
+	}
+	return true
+}
+
+// allThere reports whether the receiver had every file of rep already.
+func allThere(rep *peer.Report) bool {
+	files := 0
+	for i, r := range rep.Results {
+		if rep.Items[i].Entry.Kind != proto.KindFile {
+			continue
+		}
+		if r.Status != proto.Skipped {
+			return false
+		}
+		files++
+	}
+	return files > 0
 }
 
 // progressNote says that a send resumes or retries, for the progress line.

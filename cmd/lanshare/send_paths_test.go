@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,5 +46,46 @@ func TestSendSamePathTwice(t *testing.T) {
 	srv.stopClean(t)
 	if got := received(srv.out.Lines()); len(got) != 1 {
 		t.Errorf("serve logged received %q, want big.iso once", got)
+	}
+}
+
+// TestSendIntoAPipeIsBounded: send into a pipe (not a terminal) lists the
+// first 10 files, says the rest are not listed, and sums up in one line
+// (--verbose lists every file); serve's log likewise; a resend that moves
+// nothing says so rather than give a rate of 0 B/s.
+func TestSendIntoAPipeIsBounded(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "src", "many")
+	for i := range n {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("f%03d.txt", i)), []byte("x\n"), 0o644, time.Now())
+	}
+	srv := startServe(t, tmp, nil, "--dir", filepath.Join(tmp, "share"), "--config", filepath.Join(tmp, "rcfg"),
+		"--name", "bob", "--listen", "127.0.0.1:0")
+	scfg := filepath.Join(tmp, "scfg")
+	r := sendOK(t, tmp, "--config", scfg, "--name", "alice", srv.addr, src)
+	ls := lines(r.stdout)
+	if len(ls) > 12 || !strings.HasPrefix(ls[len(ls)-1], fmt.Sprintf("sent %d files", n)) {
+		t.Errorf("send of %d files into a pipe printed %d lines, want at most 12 ending with the summary:\n%s", n, len(ls), r.stdout)
+	}
+	srv.out.waitFor(t, "serve's line for the transfer", func(ls []string) bool {
+		return slices.ContainsFunc(ls, func(l string) bool {
+			return strings.Contains(l, " transfer from alice (") && strings.Contains(l, fmt.Sprintf("done: received %d files", n))
+		})
+	})
+	if got := len(srv.out.Lines()); got > 3+12 { // listening, sharing, accepting
+		t.Errorf("serve logged %d lines for one transfer of %d files:\n%s", got, n, srv.out)
+	}
+	r = sendOK(t, tmp, "--config", scfg, "--name", "alice", srv.addr, src)
+	if ls := lines(r.stdout); len(ls) > 12 || ls[len(ls)-1] != fmt.Sprintf("nothing to send: %d files already there on bob (600 B)", n) {
+		t.Errorf("resend into a pipe printed:\n%s\nwant at most 12 lines, the last: nothing to send", r.stdout)
+	}
+	if err := os.RemoveAll(filepath.Join(tmp, "share", "many")); err != nil {
+		t.Fatal(err)
+	}
+	r = sendOK(t, tmp, "--config", scfg, "--name", "alice", "--verbose", srv.addr, src)
+	if got := len(lines(r.stdout)); got != n+1 {
+		t.Errorf("send --verbose into a pipe printed %d lines, want one per file and the summary (%d)", got, n+1)
 	}
 }

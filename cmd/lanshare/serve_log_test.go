@@ -56,3 +56,99 @@ func TestServeLogSummarisesRefusals(t *testing.T) {
 		}
 	}
 }
+
+// savedTransfer is a transfer of n files of 4 kB from alice, each with
+// status.
+func savedTransfer(n int, status proto.Status) peer.Incoming {
+	tr := &peer.Transfer{From: "alice"}
+	for i := range n {
+		p := fmt.Sprintf("photos/%05d.jpg", i)
+		tr.Entries = append(tr.Entries, peer.Received{Path: p, Kind: proto.KindFile, Size: 4000,
+			Result: proto.Result{Status: status, SavedAs: p}, Elapsed: time.Duration(i) * time.Millisecond})
+	}
+	start := time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)
+	return peer.Incoming{Remote: &net.TCPAddr{IP: net.IPv4(10, 77, 0, 2), Port: 40000}, PeerID: "ttj35jp3" + strings.Repeat("a", 44),
+		Transfer: tr, Start: start, End: start.Add(4 * time.Second)}
+}
+
+// TestServeLogOneLinePerTransfer: a transfer of 5,000 files writes at
+// most 12 lines to serve's text log (the first 10 files, a count of the
+// rest, and one line with the count, bytes, time and sender), every file
+// with --verbose, and every file's event with --json.
+func TestServeLogOneLinePerTransfer(t *testing.T) {
+	const n = 5000
+	in := savedTransfer(n, proto.Saved)
+	logLines := func(asJSON, verbose bool) []string {
+		var out bytes.Buffer
+		l := newAgentLog(&out, asJSON)
+		l.verbose = verbose
+		logTransfer(l, in, true)
+		return strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	}
+	lines := logLines(false, false)
+	if len(lines) > fileLines+2 {
+		t.Errorf("%d log lines for one transfer of %d files, want at most %d:\n%s", len(lines), n, fileLines+2, strings.Join(lines, "\n"))
+	}
+	if got := len(received(lines)); got != fileLines {
+		t.Errorf("%d lines name a received file, want %d", got, fileLines)
+	}
+	last := lines[len(lines)-1]
+	for _, want := range []string{"transfer from alice (10.77.0.2:40000, id ttj3-5jp3) done", "5000 files", "20.0 MB", "4.0 s", "5.0 MB/s"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("the transfer's line %q does not say %q", last, want)
+		}
+	}
+	if more := lines[len(lines)-2]; !strings.Contains(more, fmt.Sprintf("and %d more files from alice", n-fileLines)) {
+		t.Errorf("the line before the transfer's = %q, want it to count the %d files not listed", more, n-fileLines)
+	}
+	if got := len(received(logLines(false, true))); got != n {
+		t.Errorf("--verbose: %d lines name a received file, want %d", got, n)
+	}
+	saved, done := 0, 0
+	for _, l := range logLines(true, false) {
+		var ev serveEvent
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatalf("not JSON: %q", l)
+		}
+		switch ev.Event {
+		case "file-saved":
+			saved++
+		case "transfer-done":
+			done++
+			if ev.Files != n || ev.Bytes != n*4000 {
+				t.Errorf("transfer-done = %+v, want %d files, %d bytes", ev, n, n*4000)
+			}
+		}
+	}
+	if saved != n || done != 1 {
+		t.Errorf("--json: %d file-saved and %d transfer-done events, want %d and 1", saved, done, n)
+	}
+}
+
+// TestServeLogFileLinesHaveNoCumulativeTime: a file's line gives no time
+// (the time from the transfer's start to the file, which it gave before,
+// said "4.0 kB in 4.9 s" for a small file); the transfer's line has the
+// time.
+func TestServeLogFileLinesHaveNoCumulativeTime(t *testing.T) {
+	var out bytes.Buffer
+	logTransfer(newAgentLog(&out, false), savedTransfer(5, proto.Saved), true)
+	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		if strings.Contains(l, " received photos/") && !strings.HasSuffix(l, ", 4.0 kB") {
+			t.Errorf("file line %q, want it to end with the size, no time", l)
+		}
+	}
+}
+
+// TestServeLogResendSaysAlreadyThere: a transfer whose files were all
+// there already says so in one line, with no rate.
+func TestServeLogResendSaysAlreadyThere(t *testing.T) {
+	var out bytes.Buffer
+	logTransfer(newAgentLog(&out, false), savedTransfer(3, proto.Skipped), true)
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], "transfer from alice (10.77.0.2:40000, id ttj3-5jp3) done: nothing new, 3 files already there") {
+		t.Errorf("log of a resend that moved nothing:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "B/s") {
+		t.Errorf("a transfer that moved nothing gives a rate:\n%s", out.String())
+	}
+}

@@ -129,25 +129,52 @@ func advertisedName(found []discovery.Peer, id string) string {
 	return name
 }
 
-func untrust(configDir, what string, w io.Writer) error {
+// untrust takes a peer's trust away and keeps its name pinned to its id;
+// with forget it removes every entry that matches, pin and all.
+func untrust(configDir, what string, forget bool, w io.Writer) error {
 	known, err := peer.LoadKnown(configDir)
 	if err != nil {
 		return err
 	}
-	gone, err := known.Forget(what)
+	if forget {
+		gone, err := known.Forget(what)
+		if err != nil {
+			return err
+		}
+		if len(gone) == 0 {
+			return fmt.Errorf("%s: %w (see lanshare trusted --all)", peer.Escape(what), errNotKnown)
+		}
+		for _, p := range gone {
+			fmt.Fprintf(w, "forgot %s id %s (was %s)\n", orDash(p.Name), peer.GroupID(p.ID), p.Level)
+		}
+		return nil
+	}
+	untrusted, pinned, err := known.Untrust(what)
 	if err != nil {
 		return err
 	}
-	if len(gone) == 0 {
-		return fmt.Errorf("%s: %w (see lanshare trusted)", peer.Escape(what), errNotKnown)
+	if len(untrusted) == 0 && len(pinned) == 0 {
+		return fmt.Errorf("%s: %w (see lanshare trusted --all)", peer.Escape(what), errNotKnown)
 	}
-	for _, p := range gone {
-		fmt.Fprintf(w, "forgot %s id %s (was %s)\n", orDash(p.Name), peer.GroupID(p.ID), p.Level)
+	for _, p := range untrusted {
+		if p.Name == "" {
+			fmt.Fprintf(w, "no longer trusted: id %s (forgotten: no name was pinned to it)\n", peer.GroupID(p.ID))
+			continue
+		}
+		fmt.Fprintf(w, "no longer trusted: %s id %s; the name stays pinned to that id (to forget it too: lanshare untrust --forget %s)\n",
+			p.Name, peer.GroupID(p.ID), peer.GroupID(p.ID))
+	}
+	for _, p := range pinned {
+		fmt.Fprintf(w, "not trusted: %s id %s is only pinned (to forget it: lanshare untrust --forget %s)\n",
+			orDash(p.Name), peer.GroupID(p.ID), peer.GroupID(p.ID))
 	}
 	return nil
 }
 
-func listTrusted(configDir string, w io.Writer) error {
+// listTrusted lists the peers the user trusted, then, in a section of
+// their own, the names a send pinned to keys; with all, the whole
+// known-peers file in one table, in file order.
+func listTrusted(configDir string, all bool, w io.Writer) error {
 	known, err := peer.LoadKnown(configDir)
 	if err != nil {
 		return err
@@ -157,6 +184,31 @@ func listTrusted(configDir string, w io.Writer) error {
 		fmt.Fprintln(w, "no known peers")
 		return nil
 	}
+	if all {
+		return knownTable(w, list)
+	}
+	var trusted, pinned []peer.KnownPeer
+	for _, p := range list {
+		if p.Level == peer.Trusted {
+			trusted = append(trusted, p)
+		} else {
+			pinned = append(pinned, p)
+		}
+	}
+	if len(trusted) == 0 {
+		fmt.Fprintln(w, "no trusted peers")
+	} else if err := knownTable(w, trusted); err != nil {
+		return err
+	}
+	if len(pinned) > 0 {
+		fmt.Fprintln(w, "\npinned by a send, not trusted (lanshare trust NAME trusts one):")
+		return knownTable(w, pinned)
+	}
+	return nil
+}
+
+// knownTable prints known peers as a table: name, level, full id.
+func knownTable(w io.Writer, list []peer.KnownPeer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tLEVEL\tID")
 	for _, p := range list {

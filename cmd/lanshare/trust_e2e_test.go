@@ -81,10 +81,10 @@ func (s *sender) id(t testing.TB) string {
 // knownPeer is one row of `lanshare trusted`.
 type knownPeer struct{ name, level, id string }
 
-// trusted runs `lanshare trusted` and returns its rows, without the header.
+// trusted runs `lanshare trusted --all` and returns its rows, without the header.
 func (s *sender) trusted(t testing.TB) []knownPeer {
 	t.Helper()
-	r := s.lanshare(t, "trusted")
+	r := s.lanshare(t, "trusted", "--all")
 	if r.code != 0 {
 		t.Fatalf("lanshare trusted: exit %d; stderr:\n%s", r.code, r.stderr)
 	}
@@ -435,7 +435,7 @@ func TestServeSurvivesStrangers(t *testing.T) {
 }
 
 // TestReceivedLineNamesSenderID: serve's line for a received file gives
-// the sender's short id, the first 8 characters of what `lanshare id`
+// the sender's short id, the first two groups of what `lanshare id`
 // shows for it.
 func TestReceivedLineNamesSenderID(t *testing.T) {
 	t.Parallel()
@@ -443,7 +443,7 @@ func TestReceivedLineNamesSenderID(t *testing.T) {
 	srv := startServe(t, tmp, nil, "--dir", filepath.Join(tmp, "share"), "--config", filepath.Join(tmp, "config"),
 		"--name", "bob", "--listen", "127.0.0.1:0")
 	alice := newSender(t, local, "alice")
-	short := alice.id(t)[:8]
+	short := peer.ShortID(alice.id(t))
 
 	f := filepath.Join(t.TempDir(), "hello.txt")
 	writeFile(t, f, []byte("hello\n"), 0o644, time.Now())

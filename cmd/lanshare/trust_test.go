@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -151,5 +152,70 @@ func TestUsageErrorShowsUsage(t *testing.T) {
 		if !strings.HasPrefix(r.stdout, synopsis+"\n") {
 			t.Errorf("lanshare %s: stdout %q, want it to start with %q", args, r.stdout, synopsis)
 		}
+	}
+}
+
+// TestTrustedListsOnlyTrustedAndUntrustKeepsThePin: `trusted` lists the
+// peers the user trusted, and the ones a send only pinned in a section of
+// their own (--all: one table); `untrust` takes the trust and keeps the
+// pin, `untrust --forget` removes both.
+func TestTrustedListsOnlyTrustedAndUntrustKeepsThePin(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	cfg := filepath.Join(tmp, "cfg")
+	bob := idOf(t, tmp, filepath.Join(tmp, "bob"))
+	carol := idOf(t, tmp, filepath.Join(tmp, "carol"))
+	plain := func(id string) string { return strings.ReplaceAll(id, "-", "") }
+	if err := os.MkdirAll(cfg, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := plain(bob) + " trusted bob\n" + plain(carol) + " seen carol\n"
+	if err := os.WriteFile(filepath.Join(cfg, "known_peers"), []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	list := func(args ...string) []string {
+		t.Helper()
+		r := runLanshare(t, tmp, nil, append([]string{"trusted", "--config", cfg}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("trusted %q: exit %d; stderr:\n%s", args, r.code, r.stderr)
+		}
+		var rows []string
+		for _, l := range lines(r.stdout) {
+			rows = append(rows, strings.Join(strings.Fields(l), " "))
+		}
+		return rows
+	}
+	want := []string{"NAME LEVEL ID", "bob trusted " + bob, "pinned by a send, not trusted (lanshare trust NAME trusts one):", "NAME LEVEL ID", "carol seen " + carol}
+	if got := list(); !slices.Equal(got, want) {
+		t.Errorf("trusted:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	want = []string{"NAME LEVEL ID", "bob trusted " + bob, "carol seen " + carol}
+	if got := list("--all"); !slices.Equal(got, want) {
+		t.Errorf("trusted --all:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	r := runLanshare(t, tmp, nil, "untrust", "--config", cfg, "bob")
+	if r.code != 0 || !strings.Contains(r.stdout, "no longer trusted: bob id "+bob+"; the name stays pinned") {
+		t.Fatalf("untrust bob: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	want = []string{"no trusted peers", "pinned by a send, not trusted (lanshare trust NAME trusts one):", "NAME LEVEL ID", "bob seen " + bob, "carol seen " + carol}
+	if got := list(); !slices.Equal(got, want) {
+		t.Errorf("trusted after untrust bob:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	want = []string{"NAME LEVEL ID", "bob seen " + bob, "carol seen " + carol}
+	if got := list("--all"); !slices.Equal(got, want) {
+		t.Errorf("trusted --all after untrust bob (the pin stays):\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	r = runLanshare(t, tmp, nil, "untrust", "--config", cfg, "carol")
+	if r.code != 0 || !strings.Contains(r.stdout, "not trusted: carol id "+carol+" is only pinned") {
+		t.Errorf("untrust of a peer only pinned: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runLanshare(t, tmp, nil, "untrust", "--forget", "--config", cfg, "bob")
+	if r.code != 0 || !strings.Contains(r.stdout, "forgot bob id "+bob) {
+		t.Fatalf("untrust --forget bob: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	want = []string{"NAME LEVEL ID", "carol seen " + carol}
+	if got := list("--all"); !slices.Equal(got, want) {
+		t.Errorf("trusted --all after untrust --forget bob:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

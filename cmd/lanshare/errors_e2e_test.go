@@ -1,0 +1,277 @@
+package main
+
+// Errors that say what happened and what to do: each test runs the real
+// binary and checks the exit status and the one line on stderr.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSendInterruptedSaysWhatArrived: a signal during send (Ctrl-C)
+// ends it with 128 plus the signal's number and one line that says how
+// much reached the receiver and that the same command resumes; it does.
+func TestSendInterruptedSaysWhatArrived(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		sig  syscall.Signal
+		exit int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		t.Run(c.sig.String(), func(t *testing.T) {
+			t.Parallel()
+			tmp := t.TempDir()
+			src := filepath.Join(tmp, "src")
+			writeFile(t, filepath.Join(src, "a-first.txt"), []byte("first\n"), 0o644, time.Now())
+			randomFile(t, filepath.Join(src, "b-big.bin"), 48<<20)
+			share, scfg := filepath.Join(tmp, "share"), filepath.Join(tmp, "scfg")
+			srv := startServe(t, tmp, nil, "--dir", share, "--config", filepath.Join(tmp, "rcfg"), "--name", "bob", "--listen", "127.0.0.1:0")
+			release := make(chan struct{})
+			defer close(release)
+			proxy := pauseProxy(t, srv.addr, 8<<20, release)
+			snd := startLanshare(t, local, tmp, nil, "send", "--config", scfg, proxy, src)
+			// The first file is through, the big one half way: the proxy
+			// holds the rest.
+			snd.out.waitFor(t, "the first file's progress line", func(ls []string) bool {
+				return len(ls) > 0 && strings.HasPrefix(ls[0], "sent 1/2 files")
+			})
+			waitFor(t, "the big file to start arriving", func() bool { return dirBytes(share) >= 4<<20 })
+			st := snd.stop(t, c.sig)
+			if st.ExitCode() != c.exit {
+				t.Errorf("send after %v: exit %d, want %d; stderr:\n%s", c.sig, st.ExitCode(), c.exit, snd.stderr)
+			}
+			// The sender cannot know what crossed the network but not the
+			// proxy; it says what it sent.
+			checkErrorLine(t, snd.stderr.String(), "lanshare: interrupted: 1 of 2 files (",
+				" of 50.3 MB) were sent to bob; run the same command again to resume: what arrived is not sent again")
+
+			r := sendOK(t, tmp, "--json", "--config", scfg, srv.addr, src)
+			if sent := transferDoneSent(t, r.stdout); sent > 44<<20 {
+				t.Errorf("the same command again sent %d bytes, want only what was missing (the big file resumed)", sent)
+			}
+			if got := readTree(t, share); len(got["src/b-big.bin"].data) != 48<<20 {
+				t.Errorf("b-big.bin did not arrive whole: %v", keys(got))
+			}
+		})
+	}
+}
+
+// TestSendUnreadableFileIsSendersError: a file that cannot be read when
+// its turn comes (removed while an earlier one streams) ends send with
+// exit 7 and one line naming it as ours to fix, not as bob's refusal;
+// the progress never says it was sent, and bob saves nothing for it.
+func TestSendUnreadableFileIsSendersError(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "src")
+	randomFile(t, filepath.Join(src, "a-big.bin"), 32<<20)
+	small := filepath.Join(src, "b-small.txt")
+	writeFile(t, small, []byte("small\n"), 0o644, time.Now())
+	share := filepath.Join(tmp, "share")
+	srv := startServe(t, tmp, nil, "--dir", share, "--config", filepath.Join(tmp, "rcfg"), "--name", "bob", "--listen", "127.0.0.1:0")
+	release := make(chan struct{})
+	proxy := pauseProxy(t, srv.addr, 4<<20, release)
+	snd := startLanshare(t, local, tmp, nil, "send", "--config", filepath.Join(tmp, "scfg"), proxy, src)
+	waitFor(t, "the big file to start arriving", func() bool { return dirBytes(share) >= 2<<20 })
+	if err := os.Remove(small); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	<-snd.done
+	if snd.state.ExitCode() != exitUnreadable {
+		t.Errorf("exit %d, want %d (a file could not be read); stderr:\n%s", snd.state.ExitCode(), exitUnreadable, snd.stderr)
+	}
+	checkErrorLine(t, snd.stderr.String(), "lanshare: cannot read "+small+": no such file or directory; not sent")
+	for _, l := range snd.out.Lines() {
+		if strings.HasPrefix(l, "sent 2/2") || strings.Contains(l, "b-small.txt") {
+			t.Errorf("progress claims the unreadable file: %q", l)
+		}
+	}
+	if got := readTree(t, share); len(got) != 2 || len(got["src/a-big.bin"].data) != 32<<20 {
+		t.Errorf("shared folder holds %q, want src/ and src/a-big.bin only", keys(got))
+	}
+}
+
+// onReadOnly returns a commandFunc that runs its command in a private
+// mount namespace where dir is bound read-only: the machine never sees
+// the mount, and it goes away with the process.
+func onReadOnly(dir string) commandFunc {
+	return func(ctx context.Context, name string, args ...string) *exec.Cmd {
+		script := `mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" || exit 97; exec "$@"`
+		return exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "--",
+			"sh", "-c", script, dir, name}, args...)...)
+	}
+}
+
+// TestServeUnwritableFolderRefused: serve on a shared folder that cannot
+// be written (a read-only file system; its staging folder there from an
+// earlier run) stops at start with one line saying so and what to do,
+// before it listens or announces, instead of failing every send after
+// its bytes crossed.
+func TestServeUnwritableFolderRefused(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1) for a private mount namespace")
+	}
+	tmp := t.TempDir()
+	share := filepath.Join(tmp, "share")
+	if err := os.MkdirAll(filepath.Join(share, ".lanshare"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := runLanshareOn(t, onReadOnly(share), tmp, nil, "serve", "--dir", share, "--config", filepath.Join(tmp, "rcfg"), "--listen", "127.0.0.1:0")
+	if r.code == 97 {
+		t.Skip("cannot bind-mount read-only here (needs CAP_SYS_ADMIN in a mount namespace)")
+	}
+	if r.code != exitFailure {
+		t.Errorf("exit %d, want %d", r.code, exitFailure)
+	}
+	if r.stdout != "" {
+		t.Errorf("serve printed %q before refusing, want nothing (it must not listen)", r.stdout)
+	}
+	checkErrorLine(t, r.stderr, "lanshare: the shared folder cannot be written: "+share+": read-only file system; make it writable, or share another folder with --dir")
+}
+
+// TestServePortTaken: a serve whose port is taken says by whom: this
+// config directory's own agent (its pid, and how to see it), or another
+// program (and how to choose another port); exit 8 either way.
+func TestServePortTaken(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	cfg := filepath.Join(tmp, "cfg")
+	addr := freeAddr(t)
+	first := startServe(t, tmp, nil, "--dir", filepath.Join(tmp, "share"), "--config", cfg, "--listen", addr)
+	_, port, _ := net.SplitHostPort(addr)
+
+	t.Run("same config, same port", func(t *testing.T) {
+		r := runLanshare(t, tmp, nil, "serve", "--dir", filepath.Join(tmp, "share2"), "--config", cfg, "--listen", addr)
+		if r.code != exitInUse {
+			t.Errorf("exit %d, want %d", r.code, exitInUse)
+		}
+		checkErrorLine(t, r.stderr, fmt.Sprintf("lanshare: an agent already runs here (pid %d, listening on %s, config %s); lanshare status shows it",
+			first.cmd.Process.Pid, addr, cfg))
+	})
+	t.Run("same config, another port", func(t *testing.T) {
+		r := runLanshare(t, tmp, nil, "serve", "--dir", filepath.Join(tmp, "share2"), "--config", cfg, "--listen", "127.0.0.1:0")
+		if r.code != exitInUse {
+			t.Errorf("exit %d, want %d", r.code, exitInUse)
+		}
+		checkErrorLine(t, r.stderr, fmt.Sprintf("lanshare: an agent already runs here (pid %d,", first.cmd.Process.Pid))
+	})
+	t.Run("another program", func(t *testing.T) {
+		r := runLanshare(t, tmp, nil, "serve", "--dir", filepath.Join(tmp, "share3"), "--config", filepath.Join(tmp, "cfg3"), "--listen", addr)
+		if r.code != exitInUse {
+			t.Errorf("exit %d, want %d", r.code, exitInUse)
+		}
+		checkErrorLine(t, r.stderr, "lanshare: port "+port+" is in use by another program; choose another with --listen (e.g. --listen :0 for any free port)")
+	})
+}
+
+// TestPeersNobodyHint: peers that finds no other agent says on stderr,
+// in one line, what commonly blocks discovery; --json output stays only
+// the (empty) list.
+func TestPeersNobodyHint(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	r := runLanshare(t, tmp, nil, "peers", "--wait", "300ms", "--config", filepath.Join(tmp, "cfg"))
+	if r.code != 0 || r.stdout != "no peers found within 300ms\n" {
+		t.Errorf("peers with nobody around: exit %d, stdout %q; want 0 and \"no peers found within 300ms\"", r.code, r.stdout)
+	}
+	checkErrorLine(t, r.stderr, "lanshare: no other agent answered.", "firewall", "5353/udp", "52741/tcp", "isolates its clients", "--iface", "another subnet")
+	r = runLanshare(t, tmp, nil, "peers", "--json", "--wait", "300ms", "--config", filepath.Join(tmp, "cfg"))
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "[]" || r.stderr != "" {
+		t.Errorf("peers --json with nobody around: exit %d, stdout %q, stderr %q; want 0, [] and nothing on stderr", r.code, r.stdout, r.stderr)
+	}
+}
+
+// portProxy relays one connection to target, holding what the client
+// sends after `after` bytes; when target closes the connection, it closes
+// the client's and stops listening, as the receiver's own port would: the
+// sender's next connection is refused.
+func portProxy(t testing.TB, target string, after int64) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer ln.Close()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		s, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		go func() { _, _ = io.CopyN(s, c, after) }()
+		_, _ = io.Copy(c, s)
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// TestSendReceiverStoppedSaysSo: a receiver that stops during a send
+// (SIGTERM: it closes its port and says goodbye) ends the send at once,
+// without retries, with exit 5 and one line that says it stopped, how
+// much was sent, that it keeps what arrived, and that the same command
+// resumes; it does, once the receiver runs again.
+func TestSendReceiverStoppedSaysSo(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "src")
+	writeFile(t, filepath.Join(src, "a-first.txt"), []byte("first\n"), 0o644, time.Now())
+	randomFile(t, filepath.Join(src, "b-big.bin"), 48<<20)
+	share, scfg := filepath.Join(tmp, "share"), filepath.Join(tmp, "scfg")
+	serveArgs := []string{"--dir", share, "--config", filepath.Join(tmp, "rcfg"), "--name", "bob", "--listen", "127.0.0.1:0"}
+	srv := startServe(t, tmp, nil, serveArgs...)
+	proxy := portProxy(t, srv.addr, 8<<20)
+	snd := startLanshare(t, local, tmp, nil, "send", "--config", scfg, proxy, src)
+	snd.out.waitFor(t, "the first file's progress line", func(ls []string) bool {
+		return len(ls) > 0 && strings.HasPrefix(ls[0], "sent 1/2 files")
+	})
+	waitFor(t, "the big file to start arriving", func() bool { return dirBytes(share) >= 4<<20 })
+	srv.stopClean(t)
+	stopped := time.Now()
+	select {
+	case <-snd.done:
+	case <-time.After(failAfter):
+		t.Fatalf("send still runs %v after its receiver stopped; output:\n%s\n%s", failAfter, snd.out, snd.stderr)
+	}
+	if took := time.Since(stopped); took > 3*time.Second {
+		t.Errorf("send took %v to end after its receiver stopped, want at most 3 s (no retries)", took)
+	}
+	if code := snd.state.ExitCode(); code != exitIncomplete {
+		t.Errorf("exit %d, want %d (incomplete)", code, exitIncomplete)
+	}
+	checkErrorLine(t, snd.stderr.String(), "lanshare: bob stopped (nothing listens at "+proxy+" any more) after 1 of 2 files (",
+		" of 50.3 MB) were sent; it keeps what arrived: run the same command again once it runs to resume")
+	// One reconnection, refused, is how the sender learns that nothing
+	// listens any more; it does not try again.
+	retries := 0
+	for _, l := range snd.out.Lines() {
+		if strings.Contains(l, "retry") {
+			retries++
+		}
+	}
+	if retries > 1 {
+		t.Errorf("send retried a receiver that stopped %d times:\n%s", retries, snd.out)
+	}
+
+	srv = startServe(t, tmp, nil, serveArgs...)
+	r := sendOK(t, tmp, "--json", "--config", scfg, srv.addr, src)
+	if sent := transferDoneSent(t, r.stdout); sent > 44<<20 {
+		t.Errorf("the same command again sent %d bytes, want only what was missing (the big file resumed)", sent)
+	}
+}
