@@ -12,8 +12,8 @@ import (
 )
 
 // exitStatuses are the exit codes lanshare(1) documents, in order: keep
-// them in step with exitCode (TestManPageExitStatus checks them against
-// the README's table).
+// them in step with exitCode (TestManPageSections checks them against the
+// README's table and the exit constants).
 var exitStatuses = []struct {
 	code    int
 	meaning string
@@ -25,10 +25,10 @@ var exitStatuses = []struct {
 	{exitUnreachable, "The receiver could not be reached, or no peer of that name was found."},
 	{exitIncomplete, "The transfer broke off, or files failed on the receiver; sending the same paths again resumes."},
 	{exitUntrusted, "The receiver's key is not the one expected (an impostor, or a changed key)."},
-	// The sender's read errors (an unreadable file or folder) get their
-	// own code: add its line here, with the constant from app.go.
-	{128 + 2, "Interrupted (Ctrl-C, SIGINT); running the same command again resumes a send. serve stops cleanly and exits 0."},
-	{128 + 15, "Stopped by SIGTERM; as for 130."},
+	{exitUnreadable, "A file or folder to send could not be read; it was not sent (the message names it)."},
+	{exitInUse, "serve: the port is taken, or an agent already runs with this config directory."},
+	{128 + 2, "send was interrupted (Ctrl-C, SIGINT): what arrived is kept, and the same command again resumes. (serve stops cleanly on a signal and exits 0.)"},
+	{128 + 15, "send was stopped by SIGTERM; as for 130."},
 }
 
 // manPage prints lanshare(1), generated from the command definitions, with

@@ -50,8 +50,26 @@ func readmeExitCodes(t testing.TB) []string {
 	return codes
 }
 
+// exitConstants returns the values of the exit code constants in app.go
+// (exitOK = 0, ...).
+func exitConstants(t testing.TB) []string {
+	t.Helper()
+	src, err := os.ReadFile("app.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	for _, m := range regexp.MustCompile(`(?m)^\s+exit[A-Z]\w*\s*= (\d+)`).FindAllStringSubmatch(string(src), -1) {
+		codes = append(codes, m[1])
+	}
+	if len(codes) < 7 {
+		t.Fatalf("found exit codes %q in app.go, want exitOK = 0 and the others", codes)
+	}
+	return codes
+}
+
 // TestManPageSections: lanshare(1) has EXIT STATUS with every code the
-// README's table lists plus 130 and 143, ENVIRONMENT with every
+// README's table lists and app.go defines, plus 130 and 143, ENVIRONMENT with every
 // LANSHARE_ variable a flag reads, and FILES with the config directory's
 // files and the systemd unit.
 func TestManPageSections(t *testing.T) {
@@ -64,7 +82,7 @@ func TestManPageSections(t *testing.T) {
 	if !ok {
 		t.Fatalf("man page has no EXIT STATUS section:\n%s", r.stdout)
 	}
-	for _, code := range append(readmeExitCodes(t), "130", "143") {
+	for _, code := range append(append(readmeExitCodes(t), exitConstants(t)...), "130", "143") {
 		if !strings.Contains(exit, "\n.B "+code+"\n") {
 			t.Errorf("EXIT STATUS lacks code %s:\n%s", code, exit)
 		}
