@@ -219,7 +219,7 @@ func agentPeerNames(ctx context.Context, dir string) [][2]string {
 			if len(p.ID) < 8 {
 				continue
 			}
-			word = p.ID[:8]
+			word = peer.ShortID(p.ID)
 		}
 		out = append(out, [2]string{word, p.Instance})
 	}
