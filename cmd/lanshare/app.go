@@ -84,6 +84,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:                 "lanshare",
 		Usage:                "share files with peers on the local network",
+		Version:              buildVersion(),
 		EnableBashCompletion: true,
 		Writer:               stdout,
 		ErrWriter:            stderr,
@@ -434,6 +435,7 @@ Examples:
 				return manPage(app, stdout)
 			},
 		})
+	addCompletion(app)
 	for _, c := range app.Commands {
 		// No command has subcommands, so none needs a "help" one, and
 		// completion must not offer it in place of file names.
