@@ -105,8 +105,7 @@ const completionWait = 300 * time.Millisecond
 
 // flagValues are the values completion offers after a flag, by flag name.
 var flagValues = map[string]func() []string{
-	// "ask" is the consent policy (issue 14): keep in step with serve's check.
-	"accept": func() []string { return []string{peer.AcceptEveryone, peer.AcceptTrusted, "ask"} },
+	"accept": func() []string { return []string{peer.AcceptEveryone, peer.AcceptTrusted, peer.AcceptAsk} },
 	"iface":  interfaceNames,
 }
 

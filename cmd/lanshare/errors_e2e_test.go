@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/lanshare/lanshare/internal/netlab"
 	"io"
 	"net"
 	"os"
@@ -180,12 +181,15 @@ func TestServePortTaken(t *testing.T) {
 func TestPeersNobodyHint(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
-	r := runLanshare(t, tmp, nil, "peers", "--wait", "300ms", "--config", filepath.Join(tmp, "cfg"))
+	// A host of its own: the package's shared namespace has other
+	// tests' agents in it, which would answer.
+	run := netlab.New(t, 1).Host(0).CommandContext
+	r := runLanshareOn(t, run, tmp, nil, "peers", "--wait", "300ms", "--config", filepath.Join(tmp, "cfg"))
 	if r.code != 0 || r.stdout != "no peers found within 300ms\n" {
 		t.Errorf("peers with nobody around: exit %d, stdout %q; want 0 and \"no peers found within 300ms\"", r.code, r.stdout)
 	}
 	checkErrorLine(t, r.stderr, "lanshare: no other agent answered.", "firewall", "5353/udp", "52741/tcp", "isolates its clients", "--iface", "another subnet")
-	r = runLanshare(t, tmp, nil, "peers", "--json", "--wait", "300ms", "--config", filepath.Join(tmp, "cfg"))
+	r = runLanshareOn(t, run, tmp, nil, "peers", "--json", "--wait", "300ms", "--config", filepath.Join(tmp, "cfg"))
 	if r.code != 0 || strings.TrimSpace(r.stdout) != "[]" || r.stderr != "" {
 		t.Errorf("peers --json with nobody around: exit %d, stdout %q, stderr %q; want 0, [] and nothing on stderr", r.code, r.stdout, r.stderr)
 	}
