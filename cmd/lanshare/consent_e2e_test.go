@@ -311,7 +311,7 @@ func TestAskPromptOnTerminal(t *testing.T) {
 	waitFor(t, "the prompt", func() bool {
 		return strings.Contains(screen.String(), "accept? [y]es, [n]o, [t]rust the sender and accept (")
 	})
-	if !regexp.MustCompile(`offer 1: mallory \([a-z2-7]+\) offers 1 file, 10 B: "a\\x1b\[31mred\.txt"\r\n`).MatchString(screen.String()) {
+	if !regexp.MustCompile(`offer 1: mallory \([a-z2-7-]+\) offers 1 file, 10 B: "a\\x1b\[31mred\.txt"\r\n`).MatchString(screen.String()) {
 		t.Errorf("the offer's line, with the name escaped, is not on the screen:\n%q", screen.String())
 	}
 	if _, err := tty.Write([]byte("n\n")); err != nil {
