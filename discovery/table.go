@@ -70,6 +70,16 @@ type table struct {
 	conflicts int // claims of a known instance with another id, or without one
 	dropped   int // new records refused (source or table full)
 	evicted   int // records dropped to make room for another source's
+
+	// due is never later than the earliest deadline (an expiry of a
+	// record or address, or a refresh point) of any record, and is zero
+	// when there is none. Mutations only move it earlier; expire and
+	// refreshDue look at the records only once it has passed, and then
+	// make it exact again. So a packet costs O(its records), not O(table):
+	// at a hundred peers, scanning the table on every packet was most of
+	// an agent's CPU.
+	due   time.Time
+	scans int // full scans of the table (tests)
 }
 
 // record is what one source said about one instance.
@@ -314,6 +324,7 @@ func (t *table) apply(r response, iface string, src netip.Addr, now time.Time) [
 			}
 			ch.touch(rec.key)
 			rec.mergeAddrs(r.hostAddrs[host], iface, now)
+			t.noteDeadlines(rec)
 		}
 	}
 	return ch.events()
@@ -396,6 +407,43 @@ func (t *table) applyClaim(ch *change, c *claim, iface string, src netip.Addr, n
 		r.refreshBase, r.refreshTTL, r.stage = now, r.ttl, 0
 	}
 	r.mergeAddrs(c.addrs, iface, now)
+	t.noteDeadlines(r)
+}
+
+// noteDeadlines moves t.due no later than r's earliest deadline; call it
+// after any change to r's times.
+func (t *table) noteDeadlines(r *record) {
+	if d := r.earliest(); !d.IsZero() && (t.due.IsZero() || d.Before(t.due)) {
+		t.due = d
+	}
+}
+
+// earliest returns r's earliest deadline: an expiry or a refresh point.
+func (r *record) earliest() time.Time {
+	n := r.expiry()
+	if n.IsZero() {
+		return r.created // a record with no TTL at all is due at once
+	}
+	upd := func(x time.Time) {
+		if !x.IsZero() && (n.IsZero() || x.Before(n)) {
+			n = x
+		}
+	}
+	for _, st := range r.addrs {
+		upd(st.exp)
+	}
+	upd(r.refreshAt())
+	return n
+}
+
+// rescan recomputes t.due exactly.
+func (t *table) rescan() {
+	t.due = time.Time{}
+	for _, rs := range t.labels {
+		for _, r := range rs {
+			t.noteDeadlines(r)
+		}
+	}
 }
 
 // makeRoom reports whether a new record from src may enter, evicting
@@ -523,23 +571,31 @@ func (t *table) records(keep func(*record) bool) []*record {
 	return out
 }
 
-// expire drops what has expired at now. It runs after every packet, so it
-// only allocates when something expired.
+// expire drops what has expired at now. Before t.due it returns at once;
+// after, it looks at every record once and sets t.due again.
 func (t *table) expire(now time.Time) []Event {
-	due := t.records(func(r *record) bool {
-		if !now.Before(r.expiry()) {
-			return true
-		}
-		for _, st := range r.addrs {
-			if !now.Before(st.exp) {
-				return true
-			}
-		}
-		return false
-	})
-	if len(due) == 0 {
+	if t.due.IsZero() || now.Before(t.due) {
 		return nil
 	}
+	t.scans++
+	var due []*record
+	for _, rs := range t.labels {
+		for _, r := range rs {
+			if r.expiredAt(now) {
+				due = append(due, r)
+			}
+		}
+	}
+	if len(due) == 0 {
+		t.rescan()
+		return nil
+	}
+	sort.Slice(due, func(i, j int) bool {
+		if due[i].key != due[j].key {
+			return due[i].key < due[j].key
+		}
+		return due[i].src.Less(due[j].src)
+	})
 	ch := t.change()
 	for _, r := range due {
 		ch.touch(r.key)
@@ -553,7 +609,21 @@ func (t *table) expire(now time.Time) []Event {
 			}
 		}
 	}
+	t.rescan()
 	return ch.events()
+}
+
+// expiredAt reports whether r or one of its addresses has expired at now.
+func (r *record) expiredAt(now time.Time) bool {
+	if !now.Before(r.expiry()) {
+		return true
+	}
+	for _, st := range r.addrs {
+		if !now.Before(st.exp) {
+			return true
+		}
+	}
+	return false
 }
 
 // dropIface forgets everything learned only on iface (it went away).
@@ -576,25 +646,9 @@ func (t *table) dropIface(iface string) []Event {
 }
 
 // next returns when the table next needs attention (an expiry or a refresh
-// query), or the zero time if never.
-func (t *table) next() time.Time {
-	var n time.Time
-	upd := func(x time.Time) {
-		if !x.IsZero() && (n.IsZero() || x.Before(n)) {
-			n = x
-		}
-	}
-	for _, rs := range t.labels {
-		for _, r := range rs {
-			upd(r.expiry())
-			for _, st := range r.addrs {
-				upd(st.exp)
-			}
-			upd(r.refreshAt())
-		}
-	}
-	return n
-}
+// query), or the zero time if never. It may be early (see table.due), never
+// late.
+func (t *table) next() time.Time { return t.due }
 
 func (r *record) refreshAt() time.Time {
 	if r.stage >= len(refreshPoints) || r.refreshTTL <= 0 {
@@ -606,6 +660,11 @@ func (r *record) refreshAt() time.Time {
 // refreshDue reports whether some record reached a refresh point at now,
 // and advances those records to their next point.
 func (t *table) refreshDue(now time.Time) bool {
+	if t.due.IsZero() || now.Before(t.due) {
+		return false
+	}
+	t.scans++
+	defer t.rescan()
 	due := false
 	for _, rs := range t.labels {
 		for _, r := range rs {
