@@ -2,9 +2,9 @@ package discovery
 
 import (
 	"net"
-	"strconv"
 	"net/netip"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
