@@ -1,0 +1,223 @@
+package discovery
+
+import (
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/lanshare/lanshare/internal/netlab"
+	"github.com/miekg/dns"
+)
+
+// scaleService is an advertising Service (not running) whose table holds
+// n peers heard on eth0 at t0, with the runState its loop would have.
+func scaleService(t testing.TB, n int) (*Service, *runState, *ifState) {
+	t.Helper()
+	s, err := New(validConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for i := range n {
+		z := peerZone("peer"+strconv.Itoa(i), "id"+strconv.Itoa(i), 4000, 120, "10.77.0."+strconv.Itoa(i+2))
+		src := netip.MustParseAddr("10.77.0." + strconv.Itoa(i+2))
+		s.table.apply(wire(t, z.announcement()), "eth0", src, t0)
+	}
+	st := &ifState{info: ifaceInfo{Name: "eth0", Index: 2, MTU: 1500, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.1")},
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("10.77.0.0/24")}}, v4: true}
+	rs := &runState{ifs: map[int]*ifState{2: st}, start: t0, queryDelay: time.Second, nextPoll: t0.Add(time.Hour),
+		partial: map[netip.AddrPort]*partialQuery{}}
+	return s, rs, st
+}
+
+// TestKnownAnswersSplitWithTC pins the fragments seen at a hundred agents:
+// a query listing 99 known answers went out as one 2.5 KB message, in IP
+// fragments. Now it is split into messages that each fit an unfragmented
+// packet, all but the last with the TC bit, the question in the first,
+// every known answer in one of them (RFC 6762 §7.2).
+func TestKnownAnswersSplitWithTC(t *testing.T) {
+	s, _, st := scaleService(t, 99)
+	msgs := s.query(st, t0.Add(time.Second))
+	if len(msgs) < 2 {
+		t.Fatalf("99 known answers went out in %d message", len(msgs))
+	}
+	seen := map[string]bool{}
+	for i, m := range msgs {
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > 1452 {
+			t.Errorf("message %d is %d bytes, more than fits an unfragmented IPv6 packet on Ethernet (1452)", i, len(b))
+		}
+		if last := i == len(msgs)-1; m.Truncated == last {
+			t.Errorf("message %d of %d: TC %v", i+1, len(msgs), m.Truncated)
+		}
+		if (i == 0) != (len(m.Question) == 1) {
+			t.Errorf("message %d has %d questions", i, len(m.Question))
+		}
+		if m.Id != s.queryID {
+			t.Errorf("message %d has ID %d, not our query ID", i, m.Id)
+		}
+		for _, rr := range m.Answer {
+			seen[rr.(*dns.PTR).Ptr] = true
+		}
+	}
+	if len(seen) != 99 {
+		t.Errorf("%d known answers across the messages, want 99", len(seen))
+	}
+}
+
+// TestSplitQueryOneMessageWhenItFits: a short known-answer list is one
+// message without TC.
+func TestSplitQueryOneMessageWhenItFits(t *testing.T) {
+	q := browseQuery(nil, false)
+	msgs := splitQuery(q.Question, []dns.RR{knownPTR("a (1111)", 100), knownPTR("b (2222)", 100)}, 1452)
+	if len(msgs) != 1 || msgs[0].Truncated || len(msgs[0].Answer) != 2 {
+		t.Errorf("got %d messages, first TC %v", len(msgs), msgs[0].Truncated)
+	}
+}
+
+// ourPTR is the PTR record the service publishes, as a known answer.
+func ourPTR(s *Service) dns.RR { return knownPTR(s.instance, 120) }
+
+// TestTruncatedQueryWaitsForKnownAnswers: a query with the TC bit is not
+// answered at once; the known answers of the packets that follow it count
+// (ours among them: no answer), and without them we answer 400-500 ms
+// later (RFC 6762 §7.2).
+func TestTruncatedQueryWaitsForKnownAnswers(t *testing.T) {
+	s, rs, st := scaleService(t, 0)
+	src := netip.MustParseAddrPort("10.77.0.9:5353")
+	first := func() *dns.Msg {
+		m := browseQuery([]dns.RR{knownPTR("other (1234)", 120)}, false)
+		m.Truncated = true
+		return m
+	}
+	s.takeQuery(rs, st, first(), src, t0)
+	if st.answerPending[0] {
+		t.Fatal("a truncated query was answered before its known answers came")
+	}
+	rest := new(dns.Msg)
+	rest.Answer = []dns.RR{ourPTR(s)}
+	s.takeQuery(rs, st, rest, src, t0.Add(10*time.Millisecond))
+	if st.answerPending[0] || len(rs.partial) != 0 {
+		t.Errorf("answered a query whose second packet listed our record (pending %v, partial %d)", st.answerPending[0], len(rs.partial))
+	}
+
+	// The same query whose rest never comes is answered after 400-500 ms.
+	s.takeQuery(rs, st, first(), src, t0)
+	pq := rs.partial[src]
+	if pq == nil {
+		t.Fatal("truncated query not held")
+	}
+	if d := pq.due.Sub(t0); d < 400*time.Millisecond || d > 500*time.Millisecond {
+		t.Errorf("waits %v for the rest, want 400-500ms", d)
+	}
+	s.due(rs, pq.due)
+	if !st.answerPending[0] {
+		t.Error("not answered once the wait was over")
+	}
+}
+
+// TestAnswersDelayedAndAggregated: multicast answers wait a random 20-120
+// ms, and queries heard meanwhile get the same single answer (RFC 6762
+// §6).
+func TestAnswersDelayedAndAggregated(t *testing.T) {
+	s, rs, st := scaleService(t, 0)
+	for i := range 5 {
+		src := netip.MustParseAddrPort("10.77.0." + strconv.Itoa(10+i) + ":5353")
+		s.takeQuery(rs, st, browseQuery(nil, false), src, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	if !st.answerPending[0] {
+		t.Fatal("no answer pending")
+	}
+	if d := st.answerAt[0].Sub(t0); d < 20*time.Millisecond || d > 120*time.Millisecond {
+		t.Errorf("answer delayed %v, want 20-120ms", d)
+	}
+	ptrs := 0
+	for _, rr := range st.answerRRs[0] {
+		if rr.Header().Rrtype == dns.TypePTR {
+			ptrs++
+		}
+	}
+	if ptrs != 1 {
+		t.Errorf("five queries make a pending answer with %d PTR records, want 1", ptrs)
+	}
+}
+
+// TestDuplicateAnswerSuppressed: a pending answer another responder sends
+// first is not sent again (RFC 6762 §7.4).
+func TestDuplicateAnswerSuppressed(t *testing.T) {
+	s, rs, st := scaleService(t, 0)
+	s.takeQuery(rs, st, browseQuery(nil, false), netip.MustParseAddrPort("10.77.0.10:5353"), t0)
+	resp := responseMsg()
+	resp.Answer = []dns.RR{ourPTR(s)}
+	s.suppressDuplicateAnswers(st, resp, netip.MustParseAddrPort("10.77.0.11:5353"))
+	if st.answerPending[0] {
+		t.Errorf("answer still pending after another responder sent it: %v", st.answerRRs[0])
+	}
+}
+
+// TestDuplicateQuestionSuppressed: another host's query that lists only
+// known answers we would list too (or our own record) counts as our next
+// query; one that lists a record we do not hold does not (RFC 6762 §7.3).
+// Without this every agent asked on its own schedule.
+func TestDuplicateQuestionSuppressed(t *testing.T) {
+	s, rs, st := scaleService(t, 3)
+	now := t0.Add(10 * time.Second)
+	rs.nextQuery, rs.queryDelay = now.Add(time.Second), 8*time.Second
+	rs.refreshPending = true
+	sub := browseQuery([]dns.RR{knownPTR(InstanceName("peer1", "id1"), 120), ourPTR(s)}, false)
+	s.takeQuery(rs, st, sub, netip.MustParseAddrPort("10.77.0.3:5353"), now)
+	if !rs.nextQuery.Equal(now.Add(8*time.Second)) || rs.refreshPending {
+		t.Errorf("after a duplicate question: next query %v after it, refresh pending %v; want 8s, false", rs.nextQuery.Sub(now), rs.refreshPending)
+	}
+	rs.nextQuery, rs.refreshPending = now.Add(time.Second), true
+	super := browseQuery([]dns.RR{knownPTR("stranger (9999)", 120)}, false)
+	s.takeQuery(rs, st, super, netip.MustParseAddrPort("10.77.0.3:5353"), now)
+	if !rs.nextQuery.Equal(now.Add(time.Second)) || !rs.refreshPending {
+		t.Error("a query listing a record we lack suppressed ours")
+	}
+}
+
+// TestQueryBackoffDoublesToAnHour: continuous browsing asks at 1 s, 2 s,
+// 4 s ... and the interval stops growing at an hour (RFC 6762 §5.2), not
+// at a minute, when every agent re-asked for everything.
+func TestQueryBackoffDoublesToAnHour(t *testing.T) {
+	s, rs, _ := scaleService(t, 0)
+	now := t0
+	var gaps []time.Duration
+	for range 14 {
+		s.planQuery(rs, now, false)
+		gaps = append(gaps, rs.nextQuery.Sub(now))
+		now = rs.nextQuery
+	}
+	if gaps[0] != time.Second || gaps[1] != 2*time.Second || gaps[2] != 4*time.Second {
+		t.Errorf("first intervals %v, want 1s 2s 4s", gaps[:3])
+	}
+	if last := gaps[len(gaps)-1]; last != time.Hour {
+		t.Errorf("interval after 14 queries %v, want the one hour cap", last)
+	}
+}
+
+// TestReceiveBufferLarge: the sockets ask for a receive buffer large
+// enough for the answers of hundreds of responders at once; the kernel's
+// default overflowed at a hundred agents.
+func TestReceiveBufferLarge(t *testing.T) {
+	h := netlab.Single(t)
+	err := h.Do(func() error {
+		socks, err := openSockets(0)
+		if err != nil {
+			return err
+		}
+		defer socks.close()
+		if n := recvBufferSize(socks.c4); n < recvBuffer {
+			t.Errorf("IPv4 socket receive buffer %d, want at least %d", n, recvBuffer)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
