@@ -80,7 +80,7 @@ func TestSplitQueryOneMessageWhenItFits(t *testing.T) {
 }
 
 // ourPTR is the PTR record the service publishes, as a known answer.
-func ourPTR(s *Service) dns.RR { return knownPTR(s.instance, 120) }
+func ourPTR(s *Service) dns.RR { return knownPTR(s.instance, uint32(ServiceTTL/time.Second)) }
 
 // TestTruncatedQueryWaitsForKnownAnswers: a query with the TC bit is not
 // answered at once; the known answers of the packets that follow it count
@@ -219,5 +219,64 @@ func TestReceiveBufferLarge(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServiceRecordsLiveLong: our PTR and TXT carry 75 minutes (RFC 6762
+// §10, as avahi), the host records SRV, A and AAAA the configured TTL.
+func TestServiceRecordsLiveLong(t *testing.T) {
+	s, _, st := scaleService(t, 0)
+	for _, rr := range s.zoneFor(st.info).all() {
+		want := uint32(DefaultTTL / time.Second)
+		if tp := rr.Header().Rrtype; tp == dns.TypePTR || tp == dns.TypeTXT {
+			want = uint32(ServiceTTL / time.Second)
+		}
+		if rr.Header().Ttl != want {
+			t.Errorf("%s has TTL %d, want %d", dns.TypeToString[rr.Header().Rrtype], rr.Header().Ttl, want)
+		}
+	}
+}
+
+// longZone is a peer's zone with 75-minute PTR and TXT records and
+// 120 s host records, as agents publish them.
+func longZone() *zone {
+	z := peerZone("bob", "b0b0b0b0", 4000, 120, "10.77.0.2")
+	z.serviceTTL = uint32(ServiceTTL / time.Second)
+	return z
+}
+
+// TestKilledPeerGoesWithItsSRV: a peer heard twice (so its long TTLs are
+// believed) that then dies without a goodbye leaves the table when its
+// 120 s SRV runs out, not when its 75-minute PTR does.
+func TestKilledPeerGoesWithItsSRV(t *testing.T) {
+	tb := newTable("")
+	z := longZone()
+	tb.apply(wire(t, z.announcement()), "eth0", src0, t0)
+	tb.apply(wire(t, z.announcement()), "eth0", src0, t0.Add(time.Second))
+	if evs := tb.expire(t0.Add(120 * time.Second)); len(evs) != 0 {
+		t.Errorf("expired before its SRV: %v", evs)
+	}
+	evs := tb.expire(t0.Add(121 * time.Second))
+	if len(evs) != 1 || evs[0].Kind != PeerDown {
+		t.Errorf("at its SRV's end: %v, want one peer down", evs)
+	}
+}
+
+// TestKnownAnswersFollowSRV: a peer is listed as a known answer, with its
+// PTR's seconds left (so that its responder, whose PTR says 75 minutes,
+// stays quiet), until its SRV is past half its TTL; then it is left out,
+// so it answers and its SRV is refreshed.
+func TestKnownAnswersFollowSRV(t *testing.T) {
+	tb := newTable("")
+	z := longZone()
+	tb.apply(wire(t, z.announcement()), "eth0", src0, t0)
+	tb.apply(wire(t, z.announcement()), "eth0", src0, t0.Add(time.Second))
+	known := tb.known("eth0", t0.Add(30*time.Second))
+	ttl, ok := known[z.instance]
+	if !ok || ttl < uint32(ServiceTTL/time.Second)/2 {
+		t.Errorf("30 s after: known answers %v, want %q with more than half of 4500 s", known, z.instance)
+	}
+	if known := tb.known("eth0", t0.Add(62*time.Second)); len(known) != 0 {
+		t.Errorf("with its SRV past half: known answers %v, want none", known)
 	}
 }

@@ -535,6 +535,8 @@ func (s *Service) zoneFor(info ifaceInfo) *zone {
 		txt:      s.txt,
 		addrs:    info.Addrs,
 		ttl:      uint32(s.cfg.TTL / time.Second),
+
+		serviceTTL: uint32(ServiceTTL / time.Second),
 	}
 }
 

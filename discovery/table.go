@@ -134,11 +134,15 @@ func (r *record) ttlOf(s uint32) time.Duration {
 	return d
 }
 
+// expiry is when r goes: when its SRV expires, if it had one (the SRV is
+// a host record, 120 s by default, RFC 6762 §10: the peer cannot be
+// dialled without it, and a killed peer must vanish that soon, however
+// long its PTR and TXT live), else when its PTR and TXT expire.
 func (r *record) expiry() time.Time {
-	t := r.ptrExp
-	if r.srvExp.After(t) {
-		t = r.srvExp
+	if !r.srvExp.IsZero() {
+		return r.srvExp
 	}
+	t := r.ptrExp
 	if r.txtExp.After(t) {
 		t = r.txtExp
 	}
@@ -385,9 +389,14 @@ func (t *table) applyClaim(ch *change, c *claim, iface string, src netip.Addr, n
 	r.iface, r.heard, r.label = iface, now, c.label
 	renewed := false
 	if c.hasPTR {
-		r.ttl = r.ttlOf(c.ptrTTL)
-		r.ptrExp = now.Add(r.ttl)
-		renewed = true
+		d := r.ttlOf(c.ptrTTL)
+		r.ptrExp = now.Add(d)
+		if r.srvExp.IsZero() {
+			// Without an SRV the PTR is the record's life; with one, the
+			// SRV is (see expiry).
+			r.ttl = d
+			renewed = true
+		}
 	}
 	if c.hasSRV {
 		if r.host != c.host {
@@ -677,11 +686,13 @@ func (t *table) refreshDue(now time.Time) bool {
 	return due
 }
 
-// known returns the instances seen on iface whose PTR records, from every
-// source heard there, have more than half their TTL left, with the seconds
-// left of the soonest, for known-answer suppression. An instance with a
-// record past half its TTL is left out, so that its responder answers:
-// someone repeating a peer's PTR must not keep the peer itself quiet.
+// known returns the instances seen on iface whose records, from every
+// source heard there, have more than half their life left (see expiry:
+// the SRV's TTL when there is one), with the seconds left of the soonest
+// PTR, for known-answer suppression. An instance with a record past half
+// its life is left out, so that its responder answers: someone repeating
+// a peer's PTR must not keep the peer itself quiet, and a PTR of 75
+// minutes must not keep an SRV of 2 minutes from being refreshed.
 func (t *table) known(iface string, now time.Time) map[string]uint32 {
 	out := map[string]uint32{}
 	for _, rs := range t.labels {
@@ -691,7 +702,7 @@ func (t *table) known(iface string, now time.Time) map[string]uint32 {
 				continue
 			}
 			left := r.ptrExp.Sub(now)
-			if r.ttl <= 0 || left <= r.ttl/2 {
+			if r.ttl <= 0 || r.expiry().Sub(now) <= r.ttl/2 || left <= 0 {
 				ok = false
 				break
 			}
