@@ -60,11 +60,11 @@
 //     answers that do not fit one packet go in several with the TC bit,
 //     none over 1452 bytes (the MTU less IPv6 and UDP headers), so nothing
 //     is fragmented; a peer that says goodbye leaves the table at once,
-//     one that vanishes leaves when its SRV's TTL runs out. An address record with the cache-flush
-//     bit replaces the addresses of its own type (A or AAAA) that the same
-//     source gave on that interface more than a second before, which
-//     expire a second later (RFC 6762 §10.2): avahi answers over IPv6 with
-//     AAAA records only;
+//     one that vanishes leaves when its SRV's TTL runs out. An address
+//     record with the cache-flush bit replaces the addresses of its own
+//     type (A or AAAA) that the same source gave on that interface more
+//     than a second before, which expire a second later (RFC 6762 §10.2):
+//     avahi answers over IPv6 with AAAA records only;
 //   - takes packets only from the link they arrive on (RFC 6762 §11): a
 //     query or response whose source address is outside the receiving
 //     interface's subnets (IPv4 and IPv6 link-local sources are on-link;
@@ -72,6 +72,18 @@
 //     is a response that arrives with an IP TTL / hop limit other than
 //     255, as one that crossed a router does (queries are not checked for
 //     it: legacy queriers use any TTL). They are counted in Stats.OffLink.
+//   - asks for what a response left out: the SRV and TXT of a bare PTR,
+//     the addresses of an SRV without them (RFC 6763 §12), 100 ms after
+//     the response, at most three times per record, 250 ms apart. avahi's
+//     reflector answers from its cache with the asked records alone;
+//     address records alone complete a record of their source that has
+//     no addresses, but never change one that has.
+//
+// Across routers: avahi's reflector (enable-reflector=yes) repeats each
+// segment's mDNS on the others from its own address there, with IP TTL
+// 255, so what it forwards passes the on-link checks above; the records
+// carry the other segment's addresses, which the peer layer dials through
+// the routing table.
 //
 // Browse is a one-shot lookup without advertising (no agent needed): it
 // queries twice (at 0 and 250 ms) and returns what answered within the wait.

@@ -280,3 +280,58 @@ func TestKnownAnswersFollowSRV(t *testing.T) {
 		t.Errorf("with its SRV past half: known answers %v, want none", known)
 	}
 }
+
+// TestUnresolvedAsksForMissingRecords: avahi's reflector answers a PTR
+// question from its cache with the PTR alone; the table then says what to
+// ask for (SRV and TXT; then addresses with the SRV), at most every 250
+// ms and three times per record.
+func TestUnresolvedAsksForMissingRecords(t *testing.T) {
+	tb := newTable("")
+	z := longZone()
+	bare := responseMsg()
+	bare.Answer = []dns.RR{z.ptr()}
+	tb.apply(wire(t, bare), "eth0", src0, t0)
+	needs := tb.unresolved("eth0", t0)
+	if len(needs) != 1 || !needs[0].srv || !needs[0].txt || needs[0].addrs {
+		t.Fatalf("after a bare PTR: %+v, want SRV and TXT asked for", needs)
+	}
+	if n := tb.unresolved("eth0", t0.Add(100*time.Millisecond)); len(n) != 0 {
+		t.Errorf("asked again after 100 ms: %+v", n)
+	}
+	noAddr := responseMsg()
+	noAddr.Answer = []dns.RR{z.srv(), z.txtRR()}
+	tb.apply(wire(t, noAddr), "eth0", src0, t0.Add(200*time.Millisecond))
+	needs = tb.unresolved("eth0", t0.Add(250*time.Millisecond))
+	if len(needs) != 1 || !needs[0].addrs || needs[0].host != lowerASCII(z.hostName()) {
+		t.Fatalf("after SRV and TXT without addresses: %+v, want addresses of %s", needs, z.hostName())
+	}
+	tb.unresolved("eth0", t0.Add(500*time.Millisecond))
+	if n := tb.unresolved("eth0", t0.Add(time.Second)); len(n) != 0 {
+		t.Errorf("asked a fourth time: %+v", n)
+	}
+}
+
+// TestLoneAddressCompletesRecordWithoutAddresses: the reflector answers
+// our question for a host's addresses with the address records alone:
+// they complete a record of the same source that has none, but a lone
+// address record never changes a peer's addresses.
+func TestLoneAddressCompletesRecordWithoutAddresses(t *testing.T) {
+	tb := newTable("")
+	z := longZone()
+	noAddr := responseMsg()
+	noAddr.Answer = []dns.RR{z.ptr(), z.srv(), z.txtRR()}
+	tb.apply(wire(t, noAddr), "eth0", src0, t0)
+	lone := func(ip string) *dns.Msg {
+		m := responseMsg()
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: z.hostName(), Rrtype: dns.TypeA, Class: dns.ClassINET | cacheFlush, Ttl: 120}, A: netip.MustParseAddr(ip).AsSlice()}}
+		return m
+	}
+	tb.apply(wire(t, lone("10.77.1.3")), "eth0", src0, t0.Add(100*time.Millisecond))
+	ps := tb.snapshot()
+	if len(ps) != 1 || !ps[0].Complete() || ps[0].Addrs[0].Addr() != netip.MustParseAddr("10.77.1.3") {
+		t.Fatalf("after the lone A: %v, want bob complete at 10.77.1.3", ps)
+	}
+	if evs := tb.apply(wire(t, lone("10.66.6.6")), "eth0", src0, t0.Add(2*time.Second)); len(evs) != 0 {
+		t.Errorf("a second lone A changed the peer: %v", evs)
+	}
+}

@@ -47,6 +47,13 @@ var (
 	refreshDelay = [2]time.Duration{0, 2 * time.Second}
 )
 
+// resolveDelay is how long after a response we look for records it left
+// incomplete (see table.unresolved).
+const resolveDelay = 100 * time.Millisecond
+
+// maxResolveQuestions caps the questions of one resolve query.
+const maxResolveQuestions = 32
+
 func randIn(r [2]time.Duration) time.Duration {
 	if r[1] <= r[0] {
 		return r[0]
@@ -296,6 +303,9 @@ type runState struct {
 	// refreshDelay).
 	refreshAt time.Time
 	partial   map[netip.AddrPort]*partialQuery
+	// resolveAt is when we look for records that lack an SRV, a TXT or
+	// addresses, and ask for them (zero: not planned).
+	resolveAt time.Time
 }
 
 // Run opens the mDNS sockets (sharing UDP port 5353 with other responders),
@@ -430,6 +440,12 @@ func (s *Service) due(rs *runState, now time.Time) {
 			s.answerQuery(rs, pq.st, pq.msg, src, now)
 		}
 	}
+	if !rs.resolveAt.IsZero() && !now.Before(rs.resolveAt) {
+		rs.resolveAt = time.Time{}
+		for _, st := range rs.ifs {
+			s.resolve(rs, st, now)
+		}
+	}
 	s.mu.Lock()
 	s.publish(s.table.expire(now))
 	// Advance the refresh points even for a one-shot browse, which does not
@@ -488,6 +504,7 @@ func (s *Service) nextWake(rs *runState) time.Time {
 	for _, pq := range rs.partial {
 		upd(pq.due)
 	}
+	upd(rs.resolveAt)
 	for _, st := range rs.ifs {
 		if len(st.announceAt) > 0 {
 			upd(st.announceAt[0])
@@ -525,6 +542,39 @@ func (s *Service) query(st *ifState, now time.Time) []*dns.Msg {
 		m.Id = s.queryID
 	}
 	return msgs
+}
+
+// resolve asks, on st, for the SRV, TXT and addresses that records heard
+// there lack (see table.unresolved).
+func (s *Service) resolve(rs *runState, st *ifState, now time.Time) {
+	s.mu.Lock()
+	needs := s.table.unresolved(st.info.Name, now)
+	s.mu.Unlock()
+	if len(needs) == 0 {
+		return
+	}
+	m := new(dns.Msg)
+	m.Id = s.queryID
+	m.Compress = true
+	ask := func(name string, t uint16) {
+		q := dns.Question{Name: name, Qtype: t, Qclass: dns.ClassINET}
+		if len(m.Question) < maxResolveQuestions && !slices.Contains(m.Question, q) {
+			m.Question = append(m.Question, q)
+		}
+	}
+	for _, n := range needs {
+		if n.srv {
+			ask(n.instance, dns.TypeSRV)
+		}
+		if n.txt {
+			ask(n.instance, dns.TypeTXT)
+		}
+		if n.addrs && n.host != "" {
+			ask(n.host, dns.TypeA)
+			ask(n.host, dns.TypeAAAA)
+		}
+	}
+	s.sendAll(rs, st, m)
 }
 
 func (s *Service) zoneFor(info ifaceInfo) *zone {
@@ -629,6 +679,10 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 		}
 		s.ignored.Add(uint64(r.ignored))
 		s.suppressDuplicateAnswers(st, m, p.src)
+		if rs.resolveAt.IsZero() {
+			// The rest of a split answer may follow: look a little later.
+			rs.resolveAt = now.Add(resolveDelay)
+		}
 		s.mu.Lock()
 		before := s.table.conflicts
 		s.publish(s.table.apply(r, st.info.Name, p.src.Addr(), now))

@@ -53,8 +53,8 @@ var refreshPoints = []float64{0.80, 0.85, 0.90, 0.95}
 //     with an id is ignored (a real agent always has one; counted in
 //     conflicts);
 //   - address records that arrive without the SRV that points at their
-//     host only apply to records without an id (foreign records) from the
-//     same source;
+//     host only apply to records from the same source that are without an
+//     id (foreign records) or without addresses;
 //   - records carrying our own id are ignored (our own announcements loop
 //     back);
 //   - a source holds at most maxPerSource records; when the table holds
@@ -105,6 +105,11 @@ type record struct {
 	refreshBase time.Time
 	refreshTTL  time.Duration
 	stage       int
+
+	// resolveTries counts the queries we sent for what r lacks (see
+	// unresolved); resolveAt is when the next may go.
+	resolveTries int
+	resolveAt    time.Time
 }
 
 type addrState struct {
@@ -323,7 +328,10 @@ func (t *table) apply(r response, iface string, src netip.Addr, now time.Time) [
 	sort.Strings(hosts)
 	for _, host := range hosts {
 		for _, rec := range t.bySource[src] {
-			if rec.id != "" || rec.host != host {
+			// Alone, address records complete a record of their source
+			// that has none (avahi's reflector answers our question for
+			// them with them alone), but never change a peer's addresses.
+			if rec.host != host || (rec.id != "" && len(rec.addrs) > 0) {
 				continue
 			}
 			ch.touch(rec.key)
@@ -684,6 +692,51 @@ func (t *table) refreshDue(now time.Time) bool {
 		}
 	}
 	return due
+}
+
+// resolveGap spaces the queries for one record's missing parts.
+const resolveGap = 250 * time.Millisecond
+
+// maxResolveTries bounds the queries for one record's missing SRV, TXT or
+// addresses, so a flood of bare PTRs cannot keep us asking.
+const maxResolveTries = 3
+
+// need is what a record lacks: the questions that would complete it.
+type need struct {
+	instance string // instance FQDN (lower case)
+	host     string // host FQDN from its SRV, or ""
+	srv, txt bool   // ask for the SRV, the TXT
+	addrs    bool   // ask for A and AAAA (with the SRV: see apply)
+}
+
+// unresolved returns what the live records heard on iface lack, once per
+// record at most every 250 ms and maxResolveTries times: a PTR without
+// SRV or TXT, an SRV without addresses. Responders send them all together
+// (RFC 6763 §12), but avahi's reflector answers a PTR question from its
+// cache with the PTR alone, so a querier must ask for the rest (§12 lets
+// it). Addresses are asked for with the SRV, since address records alone
+// do not change a peer with an id.
+func (t *table) unresolved(iface string, now time.Time) []need {
+	var out []need
+	for _, rs := range t.labels {
+		for _, r := range rs {
+			if r.iface != iface || r.resolveTries >= maxResolveTries || now.Before(r.resolveAt) || !now.Before(r.expiry()) {
+				continue
+			}
+			n := need{instance: r.key, host: r.host, srv: r.port == 0, txt: r.txt == nil}
+			if r.port != 0 && len(r.addrs) == 0 {
+				n.srv, n.addrs = true, true
+			}
+			if !n.srv && !n.txt {
+				continue
+			}
+			r.resolveTries++
+			r.resolveAt = now.Add(resolveGap)
+			out = append(out, n)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].instance < out[j].instance })
+	return out
 }
 
 // known returns the instances seen on iface whose records, from every
