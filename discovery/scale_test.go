@@ -335,3 +335,17 @@ func TestLoneAddressCompletesRecordWithoutAddresses(t *testing.T) {
 		t.Errorf("a second lone A changed the peer: %v", evs)
 	}
 }
+
+// TestKnownAnswerListsClaimedTTL: a record heard once is kept at most 2
+// minutes, but listed as a known answer with what its PTR says (75
+// minutes), so its responder does not answer every query of ours (a
+// one-shot browse's second query made every agent answer again).
+func TestKnownAnswerListsClaimedTTL(t *testing.T) {
+	tb := newTable("")
+	z := longZone()
+	tb.apply(wire(t, z.announcement()), "eth0", src0, t0)
+	ttl := tb.known("eth0", t0.Add(250*time.Millisecond))[z.instance]
+	if !knownAnswer(z.ptr(), []dns.RR{knownPTR(z.instance, ttl)}) {
+		t.Errorf("known answer with TTL %d does not keep a responder with a %d s PTR quiet", ttl, z.serviceTTL)
+	}
+}

@@ -96,6 +96,11 @@ type record struct {
 	ttl               time.Duration
 
 	ptrExp, srvExp, txtExp time.Time
+	// ptrClaim is when the PTR expires by its own TTL, not capped for a
+	// record heard once: what we list as a known answer, so that its
+	// responder, whose PTR says 75 minutes, stays quiet (we keep it
+	// shorter, and ask again in time: see known).
+	ptrClaim time.Time
 	addrs                  map[netip.Addr]addrState // addresses carry their zone
 
 	created, heard time.Time
@@ -399,6 +404,7 @@ func (t *table) applyClaim(ch *change, c *claim, iface string, src netip.Addr, n
 	if c.hasPTR {
 		d := r.ttlOf(c.ptrTTL)
 		r.ptrExp = now.Add(d)
+		r.ptrClaim = now.Add(ttlDur(c.ptrTTL))
 		if r.srvExp.IsZero() {
 			// Without an SRV the PTR is the record's life; with one, the
 			// SRV is (see expiry).
@@ -742,7 +748,8 @@ func (t *table) unresolved(iface string, now time.Time) []need {
 // known returns the instances seen on iface whose records, from every
 // source heard there, have more than half their life left (see expiry:
 // the SRV's TTL when there is one), with the seconds left of the soonest
-// PTR, for known-answer suppression. An instance with a record past half
+// PTR by its own TTL (even while we keep it shorter), for known-answer
+// suppression. An instance with a record past half
 // its life is left out, so that its responder answers: someone repeating
 // a peer's PTR must not keep the peer itself quiet, and a PTR of 75
 // minutes must not keep an SRV of 2 minutes from being refreshed.
@@ -754,8 +761,8 @@ func (t *table) known(iface string, now time.Time) map[string]uint32 {
 			if r.iface != iface {
 				continue
 			}
-			left := r.ptrExp.Sub(now)
-			if r.ttl <= 0 || r.expiry().Sub(now) <= r.ttl/2 || left <= 0 {
+			left := r.ptrClaim.Sub(now)
+			if r.ttl <= 0 || r.expiry().Sub(now) <= r.ttl/2 || !now.Before(r.ptrExp) {
 				ok = false
 				break
 			}
