@@ -101,7 +101,7 @@ type record struct {
 	// responder, whose PTR says 75 minutes, stays quiet (we keep it
 	// shorter, and ask again in time: see known).
 	ptrClaim time.Time
-	addrs                  map[netip.Addr]addrState // addresses carry their zone
+	addrs    map[netip.Addr]addrState // addresses carry their zone
 
 	created, heard time.Time
 	confirmed      bool // repeated by its source; see newRecordTTL
