@@ -349,3 +349,24 @@ func TestKnownAnswerListsClaimedTTL(t *testing.T) {
 		t.Errorf("known answer with TTL %d does not keep a responder with a %d s PTR quiet", ttl, z.serviceTTL)
 	}
 }
+
+// TestRefreshJitterBoundedByTTL: the random wait before a refresh query
+// is at most 2 % of the TTL (RFC 6762 §5.2), so a peer with a 3 s TTL is
+// refreshed before it expires; 2 s at most for long TTLs.
+func TestRefreshJitterBoundedByTTL(t *testing.T) {
+	for _, ttl := range []uint32{3, 120} {
+		s, rs, _ := scaleService(t, 0)
+		z := peerZone("bob", "b0b0b0b0", 4000, ttl, "10.77.0.2")
+		s.table.apply(wire(t, z.announcement()), "eth0", src0, t0)
+		at := t0.Add(time.Duration(ttl) * time.Second * 8 / 10)
+		rs.lastQuery = at // so that this call sends nothing, however short the wait
+		s.due(rs, at)
+		if !rs.refreshPending {
+			t.Fatalf("TTL %ds: no refresh pending at 80%%", ttl)
+		}
+		limit := min(2*time.Second, time.Duration(ttl)*time.Second/50)
+		if d := rs.refreshAt.Sub(at); d < 0 || d > limit {
+			t.Errorf("TTL %ds: refresh query %v after its point, want at most %v", ttl, d, limit)
+		}
+	}
+}

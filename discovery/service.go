@@ -39,7 +39,8 @@ const (
 // answers when it has the TC bit; before our first query and announcement,
 // so agents started together do not all speak at once; and after a cache
 // refresh is due, so that one of the hosts that share the refresh point
-// asks and the others hear it (§7.3) rather than all asking at once.
+// asks and the others hear it (§7.3) rather than all asking at once (at
+// most 2 % of the record's TTL, §5.2).
 var (
 	answerDelay  = [2]time.Duration{20 * time.Millisecond, 120 * time.Millisecond}
 	tcDelay      = [2]time.Duration{400 * time.Millisecond, 500 * time.Millisecond}
@@ -451,7 +452,10 @@ func (s *Service) due(rs *runState, now time.Time) {
 	// Advance the refresh points even for a one-shot browse, which does not
 	// act on them, so they never stay due (and wake us) forever.
 	if s.table.refreshDue(now) && s.browseOffsets == nil && !rs.refreshPending {
-		rs.refreshPending, rs.refreshAt = true, now.Add(randIn(refreshDelay))
+		// At most 2 % of the TTL (RFC 6762 §5.2), so short TTLs are
+		// refreshed in time.
+		jitter := [2]time.Duration{0, min(refreshDelay[1], s.table.refreshTTL/50)}
+		rs.refreshPending, rs.refreshAt = true, now.Add(randIn(jitter))
 	}
 	s.mu.Unlock()
 	refresh := rs.refreshPending && !now.Before(rs.refreshAt) && !now.Before(rs.lastQuery.Add(minRefreshGap))

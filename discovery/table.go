@@ -80,6 +80,9 @@ type table struct {
 	// an agent's CPU.
 	due   time.Time
 	scans int // full scans of the table (tests)
+	// refreshTTL is the shortest TTL of the records the last refreshDue
+	// found due (it bounds the refresh jitter).
+	refreshTTL time.Duration
 }
 
 // record is what one source said about one instance.
@@ -689,11 +692,15 @@ func (t *table) refreshDue(now time.Time) bool {
 	t.scans++
 	defer t.rescan()
 	due := false
+	t.refreshTTL = 0
 	for _, rs := range t.labels {
 		for _, r := range rs {
 			for at := r.refreshAt(); !at.IsZero() && !now.Before(at); at = r.refreshAt() {
 				r.stage++
 				due = true
+				if t.refreshTTL == 0 || r.refreshTTL < t.refreshTTL {
+					t.refreshTTL = r.refreshTTL
+				}
 			}
 		}
 	}
