@@ -326,6 +326,13 @@ func sameRecord(a, b dns.RR) bool {
 	if ha.Rrtype != hb.Rrtype || !strings.EqualFold(ha.Name, hb.Name) {
 		return false
 	}
+	if pa, ok := a.(*dns.PTR); ok {
+		// The common case, without copies: a query's known answers are
+		// PTRs, a hundred of them on a crowded link, each compared with
+		// our answer by every responder.
+		pb, ok := b.(*dns.PTR)
+		return ok && strings.EqualFold(pa.Ptr, pb.Ptr)
+	}
 	return dns.IsDuplicate(normalized(a), normalized(b))
 }
 
