@@ -36,6 +36,9 @@ type scaleResult struct {
 	// reappear is from a restarted agent's start until every other
 	// agent's log showed it up again.
 	reappear time.Duration
+	// reappearAfterReady is reappear less the restarted agent's start-up
+	// (until its "listening" line).
+	reappearAfterReady time.Duration
 	// idleFrames and idleBytes are per agent per second, counted at the
 	// observer's interface (the bridge floods every frame to it).
 	idleFrames, idleBytes float64
@@ -133,6 +136,7 @@ func runScale(tb testing.TB, o scaleOptions) scaleResult {
 		}
 		res.reappear = max(res.reappear, at.Sub(again.launched))
 	}
+	res.reappearAfterReady = res.reappear - again.listening.Sub(again.launched)
 
 	if o.idle > 0 {
 		f0, b0 := ifaceCounters(tb, obs)
@@ -306,9 +310,9 @@ func TestParseSNMP(t *testing.T) {
 
 // TestLabFortyAgents: forty agents on one bridge, started 20 ms apart.
 // Every one-shot `peers --wait 1s` from a host without an agent lists all
-// forty, ten calls out of ten; every agent lists the 39 others within 5 s
-// of the last start; an agent restarted is listed again by all within 2
-// s; no packet is fragmented; no socket overflows. Before the fixes of
+// forty, ten calls out of ten; every agent lists the 39 others within 3 s
+// of the last agent's "listening" line; an agent restarted is listed again
+// by all within 2 s of its own; no packet is fragmented; no socket overflows. Before the fixes of
 // issue 19 the agents' sockets overflowed here (208 overflows in one
 // run), and from about 50 agents queries with all known answers were
 // fragmented.
@@ -321,11 +325,13 @@ func TestLabFortyAgents(t *testing.T) {
 	if r.callsAll(n) != len(r.listed) {
 		t.Errorf("peers --wait 1s listed %v agents in %d calls, want all %d every time", r.listed, len(r.listed), n)
 	}
-	if r.tableFull > 5*time.Second {
-		t.Errorf("every table full %v after the last start, want within 5s", r.tableFull)
+	// Bounds from the agents' "listening" lines: starting a process took
+	// seconds when the machine was loaded, which is not discovery's doing.
+	if r.fullAfterReady > 3*time.Second {
+		t.Errorf("every table full %v after the last agent listened, want within 3s", r.fullAfterReady)
 	}
-	if r.reappear > 2*time.Second {
-		t.Errorf("restarted agent listed again by all after %v, want within 2s", r.reappear)
+	if r.reappearAfterReady > 2*time.Second {
+		t.Errorf("restarted agent listed again by all %v after it listened, want within 2s", r.reappearAfterReady)
 	}
 	if r.fragments != 0 {
 		t.Errorf("%d IP fragments on the bridge, want none", r.fragments)
