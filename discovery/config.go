@@ -9,9 +9,15 @@ import (
 	"unicode/utf8"
 )
 
-// DefaultTTL is the TTL of the records we publish, and so how long a peer
-// that dies without a goodbye stays in other tables.
+// DefaultTTL is the TTL of the host records we publish (SRV, A, AAAA), and
+// so how long a peer that dies without a goodbye stays in other tables.
 const DefaultTTL = 120 * time.Second
+
+// ServiceTTL is the TTL of our PTR and TXT records, which name no host:
+// 75 minutes, as RFC 6762 §10 recommends (and avahi sends). A peer is
+// listed only while its SRV lives, so this does not keep a dead peer
+// listed; it lets caches (avahi's among them) hold our PTR and TXT.
+const ServiceTTL = 75 * time.Minute
 
 const (
 	maxNameLen    = 200

@@ -51,6 +51,7 @@ func openSockets(port int) (*sockets, error) {
 	var err4, err6 error
 	s.c4, err4 = lc.ListenPacket(context.Background(), "udp4", fmt.Sprintf("0.0.0.0:%d", port))
 	if err4 == nil {
+		growRecvBuffer(s.c4, recvBuffer)
 		s.p4 = ipv4.NewPacketConn(s.c4)
 		err4 = errors.Join(
 			s.p4.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst|ipv4.FlagTTL, true),
@@ -65,6 +66,7 @@ func openSockets(port int) (*sockets, error) {
 	}
 	s.c6, err6 = lc.ListenPacket(context.Background(), "udp6", fmt.Sprintf("[::]:%d", port))
 	if err6 == nil {
+		growRecvBuffer(s.c6, recvBuffer)
 		s.p6 = ipv6.NewPacketConn(s.c6)
 		err6 = errors.Join(
 			s.p6.SetControlMessage(ipv6.FlagInterface|ipv6.FlagDst|ipv6.FlagHopLimit, true),

@@ -20,8 +20,11 @@
 // "bobs-laptop-3fa2", never the bare machine name, which the machine's own
 // responder (avahi) owns (see Config.Host). A and AAAA records carry the
 // addresses of the interface the packet goes out on; the host name is never
-// resolved. SRV, TXT, A and AAAA have the cache-flush bit. Every record has
-// the configured TTL (DefaultTTL, 120 s).
+// resolved. SRV, TXT, A and AAAA have the cache-flush bit. The host records
+// (SRV, A, AAAA) have the configured TTL (DefaultTTL, 120 s); PTR and TXT
+// have 75 minutes (ServiceTTL, RFC 6762 §10). A peer is listed only while
+// its SRV lives, so one that dies without a goodbye leaves other tables
+// after the SRV's TTL (120 s), whatever its PTR says.
 //
 // # Behaviour
 //
@@ -31,24 +34,37 @@
 //     Config.Ifaces, and notices interfaces coming and going (it polls every
 //     two seconds);
 //   - shares UDP port 5353 with other responders (SO_REUSEADDR and
-//     SO_REUSEPORT), so avahi or a second agent can run on the same host;
+//     SO_REUSEPORT), so avahi or a second agent can run on the same host,
+//     with 4 MiB socket receive buffers (the answers of hundreds of
+//     responders arrive at once; without CAP_NET_ADMIN the kernel caps
+//     the buffer at net.core.rmem_max);
 //   - announces itself on each interface at start (three unsolicited
-//     responses, 0 s, 1 s and 3 s after) and sends goodbyes (TTL 0) when Run
-//     ends;
+//     responses, 0 s, 1 s and 3 s after a random 0-250 ms, so agents
+//     started together do not speak at once) and sends goodbyes (TTL 0)
+//     when Run ends;
 //   - answers queries by multicast (unicast only for QU questions and legacy
 //     queries from ports other than 5353), with IP TTL 255, honouring known
-//     answers; multicast answers on an interface are at least 250 ms apart
-//     (queries in between are answered together), so a query flood cannot
-//     turn into a response flood;
-//   - browses continuously: queries at start and then after 1 s, 2 s, 4 s
-//     ... up to a minute, plus a cache refresh at 80-95 % of a peer's TTL
-//     (refresh queries at least 250 ms apart, so a flood of short TTLs
-//     cannot make us flood the link with queries); a peer that says goodbye leaves the table at once, one that vanishes
-//     leaves when its TTL runs out. An address record with the cache-flush
-//     bit replaces the addresses of its own type (A or AAAA) that the same
-//     source gave on that interface more than a second before, which
-//     expire a second later (RFC 6762 §10.2): avahi answers over IPv6 with
-//     AAAA records only;
+//     answers (RFC 6762 §7.1): multicast answers wait a random 20-120 ms
+//     (§6), queries heard meanwhile get the same answer, an answer another
+//     responder sends first is not repeated (§7.4), and answers on an
+//     interface are at least 250 ms apart, so a query flood cannot turn
+//     into a response flood; a query with the TC bit is answered once the
+//     rest of its known answers have come, or after 400-500 ms (§7.2);
+//   - browses continuously: queries at start (after a random 0-250 ms)
+//     and then after 1 s, 2 s, 4 s ... up to an hour (§5.2), plus a cache
+//     refresh at 80-95 % of a peer's TTL, after a random 0-2 s (refresh
+//     queries at least 250 ms apart, so a flood of short TTLs cannot make
+//     us flood the link with queries); another host's query that asks the
+//     same and lists no known answer we would not counts as ours (§7.3),
+//     so on a quiet link of a hundred agents one of them asks; known
+//     answers that do not fit one packet go in several with the TC bit,
+//     none over 1452 bytes (the MTU less IPv6 and UDP headers), so nothing
+//     is fragmented; a peer that says goodbye leaves the table at once,
+//     one that vanishes leaves when its SRV's TTL runs out. An address
+//     record with the cache-flush bit replaces the addresses of its own
+//     type (A or AAAA) that the same source gave on that interface more
+//     than a second before, which expire a second later (RFC 6762 §10.2):
+//     avahi answers over IPv6 with AAAA records only;
 //   - takes packets only from the link they arrive on (RFC 6762 §11): a
 //     query or response whose source address is outside the receiving
 //     interface's subnets (IPv4 and IPv6 link-local sources are on-link;
@@ -56,6 +72,18 @@
 //     is a response that arrives with an IP TTL / hop limit other than
 //     255, as one that crossed a router does (queries are not checked for
 //     it: legacy queriers use any TTL). They are counted in Stats.OffLink.
+//   - asks for what a response left out: the SRV and TXT of a bare PTR,
+//     the addresses of an SRV without them (RFC 6763 §12), 100 ms after
+//     the response, at most three times per record, 250 ms apart. avahi's
+//     reflector answers from its cache with the asked records alone;
+//     address records alone complete a record of their source that has
+//     no addresses, but never change one that has.
+//
+// Across routers: avahi's reflector (enable-reflector=yes) repeats each
+// segment's mDNS on the others from its own address there, with IP TTL
+// 255, so what it forwards passes the on-link checks above; the records
+// carry the other segment's addresses, which the peer layer dials through
+// the routing table.
 //
 // Browse is a one-shot lookup without advertising (no agent needed): it
 // queries twice (at 0 and 250 ms) and returns what answered within the wait.
@@ -89,7 +117,9 @@
 //     fewer than about a thousand addresses. TTLs are honoured up to 75
 //     minutes, but only up to 2 minutes until the source repeats a record
 //     (half a second or more later; responders announce twice and answer
-//     refresh queries), so a flood sent once is gone after 2 minutes.
+//     refresh queries), so a flood sent once is gone after 2 minutes. A
+//     record with an SRV lives as long as its SRV, so a 75-minute PTR
+//     keeps nobody listed.
 //
 // What it cannot stop: a liar on the link who forges a peer's own source
 // address can speak for it (remove or change its records); one who forges

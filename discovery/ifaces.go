@@ -12,6 +12,7 @@ type ifaceInfo struct {
 	Index int
 	Name  string
 	Flags net.Flags
+	MTU   int
 	Addrs []netip.Addr // unicast addresses, no zones
 	// Prefixes are the subnets of Addrs (masked), for the on-link check.
 	Prefixes []netip.Prefix
@@ -19,6 +20,18 @@ type ifaceInfo struct {
 
 func (i ifaceInfo) has4() bool { return slices.ContainsFunc(i.Addrs, netip.Addr.Is4) }
 func (i ifaceInfo) has6() bool { return slices.ContainsFunc(i.Addrs, netip.Addr.Is6) }
+
+// maxMessage is the largest mDNS message we send on i: what fits in one
+// unfragmented IPv6 packet (the larger header) of the interface's MTU,
+// counted as at most 1500, so that nothing we send is ever fragmented
+// (RFC 6762 §17); 1452 bytes on an Ethernet.
+func (i ifaceInfo) maxMessage() int {
+	mtu := i.MTU
+	if mtu <= 0 || mtu > 1500 {
+		mtu = 1500
+	}
+	return max(mtu-48, 512)
+}
 
 func (i ifaceInfo) netInterface() *net.Interface {
 	return &net.Interface{Index: i.Index, Name: i.Name, Flags: i.Flags}
@@ -32,7 +45,7 @@ func listIfaces() ([]ifaceInfo, error) {
 	}
 	out := make([]ifaceInfo, 0, len(ifs))
 	for _, ifi := range ifs {
-		info := ifaceInfo{Index: ifi.Index, Name: ifi.Name, Flags: ifi.Flags}
+		info := ifaceInfo{Index: ifi.Index, Name: ifi.Name, Flags: ifi.Flags, MTU: ifi.MTU}
 		addrs, err := ifi.Addrs()
 		if err != nil {
 			continue // vanished meanwhile

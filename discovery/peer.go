@@ -43,9 +43,10 @@ type Peer struct {
 	TXT map[string]string
 	// Iface is the name of the interface the peer was first seen on.
 	Iface string
-	// TTL is the record TTL the peer announced (at most 2 minutes until
-	// its source repeats it, 75 minutes after): without a refresh or
-	// goodbye, the peer expires that long after its last answer.
+	// TTL is the TTL the peer announced for its SRV record (or its PTR,
+	// without an SRV), at most 2 minutes until its source repeats it, 75
+	// minutes after: without a refresh or goodbye, the peer expires that
+	// long after its last answer.
 	TTL time.Duration
 	// LabelMismatch is set when the record carries an id and Instance is
 	// not InstanceName(Name, ID), the label its own TXT name and id

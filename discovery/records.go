@@ -133,7 +133,10 @@ type zone struct {
 	port     uint16       // SRV port
 	txt      []string     // escaped TXT strings, never empty
 	addrs    []netip.Addr // addresses valid on this interface
-	ttl      uint32       // seconds
+	ttl      uint32       // seconds, of the host records: SRV, A, AAAA
+	// serviceTTL is the TTL of the PTR and TXT records, in seconds (zero:
+	// ttl). RFC 6762 §10 gives records that name no host 75 minutes.
+	serviceTTL uint32
 }
 
 func (z *zone) instanceName() string { return instanceFQDN(z.instance) }
@@ -147,12 +150,21 @@ func (z *zone) hdr(name string, t uint16, unique bool) dns.RR_Header {
 	return dns.RR_Header{Name: name, Rrtype: t, Class: class, Ttl: z.ttl}
 }
 
+// serviceHdr is hdr with the TTL of records that name no host.
+func (z *zone) serviceHdr(name string, t uint16, unique bool) dns.RR_Header {
+	h := z.hdr(name, t, unique)
+	if z.serviceTTL != 0 {
+		h.Ttl = z.serviceTTL
+	}
+	return h
+}
+
 func (z *zone) ptr() dns.RR {
-	return &dns.PTR{Hdr: z.hdr(serviceFQDN, dns.TypePTR, false), Ptr: z.instanceName()}
+	return &dns.PTR{Hdr: z.serviceHdr(serviceFQDN, dns.TypePTR, false), Ptr: z.instanceName()}
 }
 
 func (z *zone) enumPTR() dns.RR {
-	return &dns.PTR{Hdr: z.hdr(servicesEnum, dns.TypePTR, false), Ptr: serviceFQDN}
+	return &dns.PTR{Hdr: z.serviceHdr(servicesEnum, dns.TypePTR, false), Ptr: serviceFQDN}
 }
 
 func (z *zone) srv() dns.RR {
@@ -164,7 +176,7 @@ func (z *zone) txtRR() dns.RR {
 	if len(txt) == 0 {
 		txt = []string{""}
 	}
-	return &dns.TXT{Hdr: z.hdr(z.instanceName(), dns.TypeTXT, true), Txt: append([]string(nil), txt...)}
+	return &dns.TXT{Hdr: z.serviceHdr(z.instanceName(), dns.TypeTXT, true), Txt: append([]string(nil), txt...)}
 }
 
 // addrRRs returns the A (v4 true) or AAAA (v4 false) records for the
@@ -313,6 +325,13 @@ func sameRecord(a, b dns.RR) bool {
 	ha, hb := a.Header(), b.Header()
 	if ha.Rrtype != hb.Rrtype || !strings.EqualFold(ha.Name, hb.Name) {
 		return false
+	}
+	if pa, ok := a.(*dns.PTR); ok {
+		// The common case, without copies: a query's known answers are
+		// PTRs, a hundred of them on a crowded link, each compared with
+		// our answer by every responder.
+		pb, ok := b.(*dns.PTR)
+		return ok && strings.EqualFold(pa.Ptr, pb.Ptr)
 	}
 	return dns.IsDuplicate(normalized(a), normalized(b))
 }

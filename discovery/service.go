@@ -19,8 +19,10 @@ import (
 const (
 	// pollInterval is how often we look for interfaces that came or went.
 	pollInterval = 2 * time.Second
-	// maxQueryDelay caps the browse backoff (1s, 2s, 4s, ... 60s).
-	maxQueryDelay = 60 * time.Second
+	// maxQueryDelay caps the browse backoff (1s, 2s, 4s, ... an hour, RFC
+	// 6762 §5.2); records in use are refreshed at 80 % of their TTL
+	// anyway, and other hosts' queries count as ours (§7.3).
+	maxQueryDelay = 60 * time.Minute
 	logEvery      = 30 * time.Second
 	// minAnswerGap spaces our multicast answers on one interface, so a
 	// query flood cannot make us flood the link. RFC 6762 §6 asks for one
@@ -28,6 +30,51 @@ const (
 	// second wait always hears us, and answer the queries of the gap
 	// together at its end.
 	minAnswerGap = 250 * time.Millisecond
+)
+
+// Random delays (RFC 6762 §6, §7.2, §8.1), each drawn between the two
+// values: before a multicast answer with a shared record (our PTR), so
+// the answers of a hundred responders to one query are spread out and
+// those asked several times are sent once; for the rest of a query's known
+// answers when it has the TC bit; before our first query and announcement,
+// so agents started together do not all speak at once; and after a cache
+// refresh is due, so that one of the hosts that share the refresh point
+// asks and the others hear it (§7.3) rather than all asking at once (at
+// most 2 % of the record's TTL, §5.2).
+var (
+	answerDelay  = [2]time.Duration{20 * time.Millisecond, 120 * time.Millisecond}
+	tcDelay      = [2]time.Duration{400 * time.Millisecond, 500 * time.Millisecond}
+	startDelay   = [2]time.Duration{0, 250 * time.Millisecond}
+	refreshDelay = [2]time.Duration{0, 2 * time.Second}
+)
+
+// resolveDelay is how long after a response we look for records it left
+// incomplete (see table.unresolved).
+const resolveDelay = 100 * time.Millisecond
+
+// maxResolveQuestions caps the questions of one resolve query.
+const maxResolveQuestions = 32
+
+func randIn(r [2]time.Duration) time.Duration {
+	if r[1] <= r[0] {
+		return r[0]
+	}
+	return r[0] + rand.N(r[1]-r[0])
+}
+
+const (
+	// maxPartialQueries caps the truncated queries we wait on at once
+	// (one per source); more are answered without waiting.
+	maxPartialQueries = 64
+	// maxKnownAnswers caps the known answers we collect for one
+	// truncated query.
+	maxKnownAnswers = 1024
+	// recvBuffer is the socket receive buffer we ask for: the answers of
+	// a few hundred responders to one query arrive within 100 ms, and the
+	// kernel's default (about 200 KiB, some 100 small packets) overflowed
+	// at a hundred agents. Without privileges the kernel caps it at
+	// net.core.rmem_max.
+	recvBuffer = 4 << 20
 )
 
 // minRefreshGap spaces our cache-refresh queries: records whose refresh
@@ -226,6 +273,18 @@ type ifState struct {
 	// once, when the gap has passed.
 	answerNext    [2]time.Time
 	answerPending [2]bool
+	// answerAt is when the pending answer goes out, answerRRs what it
+	// holds: the answers to every query heard meanwhile, together.
+	answerAt  [2]time.Time
+	answerRRs [2][]dns.RR
+}
+
+// partialQuery is a query with the TC bit whose known answers we collect
+// from its source's next packets before answering (RFC 6762 §7.2).
+type partialQuery struct {
+	st  *ifState
+	msg *dns.Msg
+	due time.Time
 }
 
 // runState is owned by Run's goroutine.
@@ -241,6 +300,13 @@ type runState struct {
 	queryDelay     time.Duration
 	browseIdx      int
 	nextPoll       time.Time
+	// refreshAt is when the pending refresh query may go (see
+	// refreshDelay).
+	refreshAt time.Time
+	partial   map[netip.AddrPort]*partialQuery
+	// resolveAt is when we look for records that lack an SRV, a TXT or
+	// addresses, and ask for them (zero: not planned).
+	resolveAt time.Time
 }
 
 // Run opens the mDNS sockets (sharing UDP port 5353 with other responders),
@@ -318,7 +384,8 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 
 	now := time.Now()
-	rs := &runState{socks: socks, ifs: map[int]*ifState{}, start: now, queryDelay: time.Second}
+	rs := &runState{socks: socks, ifs: map[int]*ifState{}, start: now, queryDelay: time.Second,
+		partial: map[netip.AddrPort]*partialQuery{}}
 	s.syncIfaces(rs, now)
 	if len(rs.ifs) == 0 {
 		want := "none is up with multicast and an address"
@@ -328,6 +395,9 @@ func (s *Service) Run(ctx context.Context) error {
 		s.log.printf("noiface", "no usable interface yet (%s); will keep looking", want)
 	}
 	rs.nextQuery = now
+	if s.advertise {
+		rs.nextQuery = now.Add(randIn(startDelay))
+	}
 	if s.onReady != nil {
 		s.onReady()
 	}
@@ -365,18 +435,35 @@ func (s *Service) due(rs *runState, now time.Time) {
 			s.sendPendingAnswers(rs, st, now)
 		}
 	}
+	for src, pq := range rs.partial {
+		if !now.Before(pq.due) {
+			delete(rs.partial, src)
+			s.answerQuery(rs, pq.st, pq.msg, src, now)
+		}
+	}
+	if !rs.resolveAt.IsZero() && !now.Before(rs.resolveAt) {
+		rs.resolveAt = time.Time{}
+		for _, st := range rs.ifs {
+			s.resolve(rs, st, now)
+		}
+	}
 	s.mu.Lock()
 	s.publish(s.table.expire(now))
 	// Advance the refresh points even for a one-shot browse, which does not
 	// act on them, so they never stay due (and wake us) forever.
-	if s.table.refreshDue(now) && s.browseOffsets == nil {
-		rs.refreshPending = true
+	if s.table.refreshDue(now) && s.browseOffsets == nil && !rs.refreshPending {
+		// At most 2 % of the TTL (RFC 6762 §5.2), so short TTLs are
+		// refreshed in time.
+		jitter := [2]time.Duration{0, min(refreshDelay[1], s.table.refreshTTL/50)}
+		rs.refreshPending, rs.refreshAt = true, now.Add(randIn(jitter))
 	}
 	s.mu.Unlock()
-	refresh := rs.refreshPending && !now.Before(rs.lastQuery.Add(minRefreshGap))
+	refresh := rs.refreshPending && !now.Before(rs.refreshAt) && !now.Before(rs.lastQuery.Add(minRefreshGap))
 	if refresh || (!rs.nextQuery.IsZero() && !now.Before(rs.nextQuery)) {
 		for _, st := range rs.ifs {
-			s.sendAll(rs, st, s.query(st, now))
+			for _, m := range s.query(st, now) {
+				s.sendAll(rs, st, m)
+			}
 		}
 		rs.refreshPending, rs.lastQuery = false, now
 		s.planQuery(rs, now, refresh)
@@ -413,15 +500,22 @@ func (s *Service) nextWake(rs *runState) time.Time {
 	}
 	upd(rs.nextQuery)
 	if rs.refreshPending {
-		upd(rs.lastQuery.Add(minRefreshGap))
+		upd(rs.refreshAt)
+		if t := rs.lastQuery.Add(minRefreshGap); t.After(rs.refreshAt) {
+			upd(t)
+		}
 	}
+	for _, pq := range rs.partial {
+		upd(pq.due)
+	}
+	upd(rs.resolveAt)
 	for _, st := range rs.ifs {
 		if len(st.announceAt) > 0 {
 			upd(st.announceAt[0])
 		}
 		for fam := range st.answerPending {
 			if st.answerPending[fam] {
-				upd(st.answerNext[fam])
+				upd(st.answerAt[fam])
 			}
 		}
 	}
@@ -431,18 +525,60 @@ func (s *Service) nextWake(rs *runState) time.Time {
 	return w
 }
 
-// query builds our browse query for one interface, with known answers.
-func (s *Service) query(st *ifState, now time.Time) *dns.Msg {
+// query builds our browse query for one interface, with known answers:
+// one message, or several with the TC bit when the known answers do not
+// fit in one unfragmented packet (see splitQuery).
+func (s *Service) query(st *ifState, now time.Time) []*dns.Msg {
 	s.mu.Lock()
 	known := s.table.known(st.info.Name, now)
 	s.mu.Unlock()
-	var rrs []dns.RR
-	for inst, ttl := range known {
-		rrs = append(rrs, knownPTR(inst, ttl))
+	insts := make([]string, 0, len(known))
+	for inst := range known {
+		insts = append(insts, inst)
 	}
-	q := browseQuery(rrs, false)
-	q.Id = s.queryID
-	return q
+	slices.Sort(insts)
+	rrs := make([]dns.RR, 0, len(insts))
+	for _, inst := range insts {
+		rrs = append(rrs, knownPTR(inst, known[inst]))
+	}
+	msgs := splitQuery(browseQuery(nil, false).Question, rrs, st.info.maxMessage())
+	for _, m := range msgs {
+		m.Id = s.queryID
+	}
+	return msgs
+}
+
+// resolve asks, on st, for the SRV, TXT and addresses that records heard
+// there lack (see table.unresolved).
+func (s *Service) resolve(rs *runState, st *ifState, now time.Time) {
+	s.mu.Lock()
+	needs := s.table.unresolved(st.info.Name, now)
+	s.mu.Unlock()
+	if len(needs) == 0 {
+		return
+	}
+	m := new(dns.Msg)
+	m.Id = s.queryID
+	m.Compress = true
+	ask := func(name string, t uint16) {
+		q := dns.Question{Name: name, Qtype: t, Qclass: dns.ClassINET}
+		if len(m.Question) < maxResolveQuestions && !slices.Contains(m.Question, q) {
+			m.Question = append(m.Question, q)
+		}
+	}
+	for _, n := range needs {
+		if n.srv {
+			ask(n.instance, dns.TypeSRV)
+		}
+		if n.txt {
+			ask(n.instance, dns.TypeTXT)
+		}
+		if n.addrs && n.host != "" {
+			ask(n.host, dns.TypeA)
+			ask(n.host, dns.TypeAAAA)
+		}
+	}
+	s.sendAll(rs, st, m)
 }
 
 func (s *Service) zoneFor(info ifaceInfo) *zone {
@@ -453,6 +589,8 @@ func (s *Service) zoneFor(info ifaceInfo) *zone {
 		txt:      s.txt,
 		addrs:    info.Addrs,
 		ttl:      uint32(s.cfg.TTL / time.Second),
+
+		serviceTTL: uint32(ServiceTTL / time.Second),
 	}
 }
 
@@ -544,6 +682,11 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 			return
 		}
 		s.ignored.Add(uint64(r.ignored))
+		s.suppressDuplicateAnswers(st, m, p.src)
+		if rs.resolveAt.IsZero() {
+			// The rest of a split answer may follow: look a little later.
+			rs.resolveAt = now.Add(resolveDelay)
+		}
 		s.mu.Lock()
 		before := s.table.conflicts
 		s.publish(s.table.apply(r, st.info.Name, p.src.Addr(), now))
@@ -553,32 +696,146 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 		s.mu.Unlock()
 		return
 	}
-	if !s.advertise || s.ownQuery(st, m, p.src) {
+	if s.ownQuery(st, m, p.src) {
 		return
 	}
-	resp, unicast := buildResponse(s.zoneFor(st.info), m, int(p.src.Port()))
+	s.takeQuery(rs, st, m, p.src, now)
+}
+
+// takeQuery handles a query from src: at once, or, when it has the TC bit,
+// once the rest of its known answers have come (RFC 6762 §7.2) or after
+// 400-500 ms.
+func (s *Service) takeQuery(rs *runState, st *ifState, m *dns.Msg, src netip.AddrPort, now time.Time) {
+	if len(m.Question) == 0 {
+		// More known answers of a truncated query.
+		pq := rs.partial[src]
+		if pq == nil {
+			return
+		}
+		room := maxKnownAnswers - len(pq.msg.Answer)
+		pq.msg.Answer = append(pq.msg.Answer, m.Answer[:min(len(m.Answer), max(room, 0))]...)
+		if m.Truncated {
+			pq.due = now.Add(randIn(tcDelay))
+			return
+		}
+		delete(rs.partial, src)
+		s.answerQuery(rs, pq.st, pq.msg, src, now)
+		return
+	}
+	if m.Truncated && (len(rs.partial) < maxPartialQueries || rs.partial[src] != nil) {
+		m.Answer = m.Answer[:min(len(m.Answer), maxKnownAnswers)]
+		rs.partial[src] = &partialQuery{st: st, msg: m, due: now.Add(randIn(tcDelay))}
+		return
+	}
+	s.answerQuery(rs, st, m, src, now)
+}
+
+// answerQuery answers a whole query (its known answers all in): unicast
+// at once when asked, else by multicast after a random 20-120 ms,
+// together with any other answer pending on the interface and no sooner
+// than minAnswerGap after the last. It also notes a query that asks what
+// ours would (RFC 6762 §7.3).
+func (s *Service) answerQuery(rs *runState, st *ifState, m *dns.Msg, src netip.AddrPort, now time.Time) {
+	s.noteDuplicateQuestion(rs, st, m, src, now)
+	if !s.advertise {
+		return
+	}
+	resp, unicast := buildResponse(s.zoneFor(st.info), m, int(src.Port()))
 	if resp == nil {
 		return
 	}
-	b, err := resp.Pack()
-	if err != nil {
-		s.log.printf("pack", "packing response: %v", err)
-		return
-	}
 	if unicast {
-		s.send(rs, b, st, p.src)
+		b, err := resp.Pack()
+		if err != nil {
+			s.log.printf("pack", "packing response: %v", err)
+			return
+		}
+		s.send(rs, b, st, src)
 		return
 	}
-	fam, dst := 0, group4
-	if p.src.Addr().Is6() {
-		fam, dst = 1, group6
+	fam := 0
+	if src.Addr().Is6() {
+		fam = 1
 	}
-	if now.Before(st.answerNext[fam]) {
+	if !st.answerPending[fam] {
 		st.answerPending[fam] = true
+		st.answerAt[fam] = now.Add(randIn(answerDelay))
+		if st.answerAt[fam].Before(st.answerNext[fam]) {
+			st.answerAt[fam] = st.answerNext[fam]
+		}
+		st.answerRRs[fam] = nil
+	}
+	for _, rr := range resp.Answer {
+		if len(without([]dns.RR{rr}, st.answerRRs[fam])) == 1 {
+			st.answerRRs[fam] = append(st.answerRRs[fam], rr)
+		}
+	}
+}
+
+// noteDuplicateQuestion treats another host's query as our own next one
+// when it asks our question (PTR _lanshare._tcp, multicast answers) and
+// lists no known answer we would not list ourselves: its answers will
+// bring us all that ours would (RFC 6762 §7.3). Without this every agent
+// queried on its own schedule, each listing all the others.
+func (s *Service) noteDuplicateQuestion(rs *runState, st *ifState, m *dns.Msg, src netip.AddrPort, now time.Time) {
+	if s.browseOffsets != nil || src.Port() != mdnsPort || !asksForService(m) {
 		return
 	}
-	st.answerNext[fam] = now.Add(minAnswerGap)
-	s.send(rs, b, st, dst)
+	s.mu.Lock()
+	known := s.table.known(st.info.Name, now)
+	s.mu.Unlock()
+	ours := map[string]bool{}
+	if s.instance != "" {
+		ours[lowerASCII(instanceFQDN(s.instance))] = true
+	}
+	for inst := range known {
+		ours[lowerASCII(instanceFQDN(inst))] = true
+	}
+	for _, rr := range m.Answer {
+		ptr, ok := rr.(*dns.PTR)
+		if !ok || !strings.EqualFold(ptr.Hdr.Name, serviceFQDN) {
+			continue
+		}
+		if !ours[lowerASCII(ptr.Ptr)] {
+			return
+		}
+	}
+	rs.refreshPending = false
+	rs.lastQuery = now
+	if !rs.nextQuery.IsZero() {
+		s.planQuery(rs, now, false)
+	}
+}
+
+// asksForService reports whether q asks for PTR _lanshare._tcp.local.
+// with multicast answers.
+func asksForService(q *dns.Msg) bool {
+	for _, qq := range q.Question {
+		if (qq.Qtype == dns.TypePTR || qq.Qtype == dns.TypeANY) && qq.Qclass&unicastResponse == 0 &&
+			strings.EqualFold(qq.Name, serviceFQDN) {
+			return true
+		}
+	}
+	return false
+}
+
+// suppressDuplicateAnswers drops from our pending multicast answer the
+// records another responder just sent with at least half our TTL (RFC
+// 6762 §7.4).
+func (s *Service) suppressDuplicateAnswers(st *ifState, m *dns.Msg, src netip.AddrPort) {
+	fam := 0
+	if src.Addr().Is6() {
+		fam = 1
+	}
+	if !st.answerPending[fam] || slices.Contains(st.info.Addrs, src.Addr().WithZone("")) {
+		return
+	}
+	st.answerRRs[fam] = slices.DeleteFunc(st.answerRRs[fam], func(rr dns.RR) bool {
+		return knownAnswer(rr, m.Answer)
+	})
+	if len(st.answerRRs[fam]) == 0 {
+		st.answerPending[fam] = false
+	}
 }
 
 // ownQuery reports whether q is one of our own queries, looped back.
@@ -586,17 +843,18 @@ func (s *Service) ownQuery(st *ifState, q *dns.Msg, src netip.AddrPort) bool {
 	return q.Id == s.queryID && src.Port() == mdnsPort && slices.Contains(st.info.Addrs, src.Addr().WithZone(""))
 }
 
-// sendPendingAnswers sends the answer held back by minAnswerGap: our whole
-// record set, which answers whatever was asked meanwhile.
+// sendPendingAnswers sends the multicast answers whose time has come.
 func (s *Service) sendPendingAnswers(rs *runState, st *ifState, now time.Time) {
 	for fam, dst := range [2]netip.AddrPort{group4, group6} {
-		if !st.answerPending[fam] || now.Before(st.answerNext[fam]) {
+		if !st.answerPending[fam] || now.Before(st.answerAt[fam]) {
 			continue
 		}
 		st.answerPending[fam] = false
 		st.answerNext[fam] = now.Add(minAnswerGap)
-		q := browseQuery(nil, false)
-		resp, _ := buildResponse(s.zoneFor(st.info), q, mdnsPort)
+		resp := responseMsg()
+		resp.Answer = st.answerRRs[fam]
+		resp.Extra = s.zoneFor(st.info).additional(resp.Answer)
+		st.answerRRs[fam] = nil
 		b, err := resp.Pack()
 		if err != nil {
 			s.log.printf("pack", "packing response: %v", err)
@@ -651,15 +909,16 @@ func (s *Service) syncIfaces(rs *runState, now time.Time) {
 		st.v4, st.v6 = st.j4 && info.has4(), st.j6 && info.has6()
 		st.announceAt = st.announceAt[:0]
 		if s.advertise {
+			start := now.Add(randIn(startDelay))
 			for _, off := range announceOffsets {
-				st.announceAt = append(st.announceAt, now.Add(off))
+				st.announceAt = append(st.announceAt, start.Add(off))
 			}
 		}
 		changed = true
 	}
 	if changed && s.browseOffsets == nil {
 		// New interface or addresses: browse again from the start.
-		rs.nextQuery, rs.queryDelay = now, time.Second
+		rs.nextQuery, rs.queryDelay = now.Add(randIn(startDelay)), time.Second
 	}
 	var own []netip.AddrPort
 	for _, st := range rs.ifs {

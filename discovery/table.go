@@ -53,8 +53,8 @@ var refreshPoints = []float64{0.80, 0.85, 0.90, 0.95}
 //     with an id is ignored (a real agent always has one; counted in
 //     conflicts);
 //   - address records that arrive without the SRV that points at their
-//     host only apply to records without an id (foreign records) from the
-//     same source;
+//     host only apply to records from the same source that are without an
+//     id (foreign records) or without addresses;
 //   - records carrying our own id are ignored (our own announcements loop
 //     back);
 //   - a source holds at most maxPerSource records; when the table holds
@@ -70,6 +70,19 @@ type table struct {
 	conflicts int // claims of a known instance with another id, or without one
 	dropped   int // new records refused (source or table full)
 	evicted   int // records dropped to make room for another source's
+
+	// due is never later than the earliest deadline (an expiry of a
+	// record or address, or a refresh point) of any record, and is zero
+	// when there is none. Mutations only move it earlier; expire and
+	// refreshDue look at the records only once it has passed, and then
+	// make it exact again. So a packet costs O(its records), not O(table):
+	// at a hundred peers, scanning the table on every packet was most of
+	// an agent's CPU.
+	due   time.Time
+	scans int // full scans of the table (tests)
+	// refreshTTL is the shortest TTL of the records the last refreshDue
+	// found due (it bounds the refresh jitter).
+	refreshTTL time.Duration
 }
 
 // record is what one source said about one instance.
@@ -86,7 +99,12 @@ type record struct {
 	ttl               time.Duration
 
 	ptrExp, srvExp, txtExp time.Time
-	addrs                  map[netip.Addr]addrState // addresses carry their zone
+	// ptrClaim is when the PTR expires by its own TTL, not capped for a
+	// record heard once: what we list as a known answer, so that its
+	// responder, whose PTR says 75 minutes, stays quiet (we keep it
+	// shorter, and ask again in time: see known).
+	ptrClaim time.Time
+	addrs    map[netip.Addr]addrState // addresses carry their zone
 
 	created, heard time.Time
 	confirmed      bool // repeated by its source; see newRecordTTL
@@ -95,6 +113,11 @@ type record struct {
 	refreshBase time.Time
 	refreshTTL  time.Duration
 	stage       int
+
+	// resolveTries counts the queries we sent for what r lacks (see
+	// unresolved); resolveAt is when the next may go.
+	resolveTries int
+	resolveAt    time.Time
 }
 
 type addrState struct {
@@ -124,11 +147,15 @@ func (r *record) ttlOf(s uint32) time.Duration {
 	return d
 }
 
+// expiry is when r goes: when its SRV expires, if it had one (the SRV is
+// a host record, 120 s by default, RFC 6762 §10: the peer cannot be
+// dialled without it, and a killed peer must vanish that soon, however
+// long its PTR and TXT live), else when its PTR and TXT expire.
 func (r *record) expiry() time.Time {
-	t := r.ptrExp
-	if r.srvExp.After(t) {
-		t = r.srvExp
+	if !r.srvExp.IsZero() {
+		return r.srvExp
 	}
+	t := r.ptrExp
 	if r.txtExp.After(t) {
 		t = r.txtExp
 	}
@@ -309,11 +336,15 @@ func (t *table) apply(r response, iface string, src netip.Addr, now time.Time) [
 	sort.Strings(hosts)
 	for _, host := range hosts {
 		for _, rec := range t.bySource[src] {
-			if rec.id != "" || rec.host != host {
+			// Alone, address records complete a record of their source
+			// that has none (avahi's reflector answers our question for
+			// them with them alone), but never change a peer's addresses.
+			if rec.host != host || (rec.id != "" && len(rec.addrs) > 0) {
 				continue
 			}
 			ch.touch(rec.key)
 			rec.mergeAddrs(r.hostAddrs[host], iface, now)
+			t.noteDeadlines(rec)
 		}
 	}
 	return ch.events()
@@ -374,9 +405,15 @@ func (t *table) applyClaim(ch *change, c *claim, iface string, src netip.Addr, n
 	r.iface, r.heard, r.label = iface, now, c.label
 	renewed := false
 	if c.hasPTR {
-		r.ttl = r.ttlOf(c.ptrTTL)
-		r.ptrExp = now.Add(r.ttl)
-		renewed = true
+		d := r.ttlOf(c.ptrTTL)
+		r.ptrExp = now.Add(d)
+		r.ptrClaim = now.Add(ttlDur(c.ptrTTL))
+		if r.srvExp.IsZero() {
+			// Without an SRV the PTR is the record's life; with one, the
+			// SRV is (see expiry).
+			r.ttl = d
+			renewed = true
+		}
 	}
 	if c.hasSRV {
 		if r.host != c.host {
@@ -396,6 +433,43 @@ func (t *table) applyClaim(ch *change, c *claim, iface string, src netip.Addr, n
 		r.refreshBase, r.refreshTTL, r.stage = now, r.ttl, 0
 	}
 	r.mergeAddrs(c.addrs, iface, now)
+	t.noteDeadlines(r)
+}
+
+// noteDeadlines moves t.due no later than r's earliest deadline; call it
+// after any change to r's times.
+func (t *table) noteDeadlines(r *record) {
+	if d := r.earliest(); !d.IsZero() && (t.due.IsZero() || d.Before(t.due)) {
+		t.due = d
+	}
+}
+
+// earliest returns r's earliest deadline: an expiry or a refresh point.
+func (r *record) earliest() time.Time {
+	n := r.expiry()
+	if n.IsZero() {
+		return r.created // a record with no TTL at all is due at once
+	}
+	upd := func(x time.Time) {
+		if !x.IsZero() && (n.IsZero() || x.Before(n)) {
+			n = x
+		}
+	}
+	for _, st := range r.addrs {
+		upd(st.exp)
+	}
+	upd(r.refreshAt())
+	return n
+}
+
+// rescan recomputes t.due exactly.
+func (t *table) rescan() {
+	t.due = time.Time{}
+	for _, rs := range t.labels {
+		for _, r := range rs {
+			t.noteDeadlines(r)
+		}
+	}
 }
 
 // makeRoom reports whether a new record from src may enter, evicting
@@ -523,23 +597,31 @@ func (t *table) records(keep func(*record) bool) []*record {
 	return out
 }
 
-// expire drops what has expired at now. It runs after every packet, so it
-// only allocates when something expired.
+// expire drops what has expired at now. Before t.due it returns at once;
+// after, it looks at every record once and sets t.due again.
 func (t *table) expire(now time.Time) []Event {
-	due := t.records(func(r *record) bool {
-		if !now.Before(r.expiry()) {
-			return true
-		}
-		for _, st := range r.addrs {
-			if !now.Before(st.exp) {
-				return true
-			}
-		}
-		return false
-	})
-	if len(due) == 0 {
+	if t.due.IsZero() || now.Before(t.due) {
 		return nil
 	}
+	t.scans++
+	var due []*record
+	for _, rs := range t.labels {
+		for _, r := range rs {
+			if r.expiredAt(now) {
+				due = append(due, r)
+			}
+		}
+	}
+	if len(due) == 0 {
+		t.rescan()
+		return nil
+	}
+	sort.Slice(due, func(i, j int) bool {
+		if due[i].key != due[j].key {
+			return due[i].key < due[j].key
+		}
+		return due[i].src.Less(due[j].src)
+	})
 	ch := t.change()
 	for _, r := range due {
 		ch.touch(r.key)
@@ -553,7 +635,21 @@ func (t *table) expire(now time.Time) []Event {
 			}
 		}
 	}
+	t.rescan()
 	return ch.events()
+}
+
+// expiredAt reports whether r or one of its addresses has expired at now.
+func (r *record) expiredAt(now time.Time) bool {
+	if !now.Before(r.expiry()) {
+		return true
+	}
+	for _, st := range r.addrs {
+		if !now.Before(st.exp) {
+			return true
+		}
+	}
+	return false
 }
 
 // dropIface forgets everything learned only on iface (it went away).
@@ -576,25 +672,9 @@ func (t *table) dropIface(iface string) []Event {
 }
 
 // next returns when the table next needs attention (an expiry or a refresh
-// query), or the zero time if never.
-func (t *table) next() time.Time {
-	var n time.Time
-	upd := func(x time.Time) {
-		if !x.IsZero() && (n.IsZero() || x.Before(n)) {
-			n = x
-		}
-	}
-	for _, rs := range t.labels {
-		for _, r := range rs {
-			upd(r.expiry())
-			for _, st := range r.addrs {
-				upd(st.exp)
-			}
-			upd(r.refreshAt())
-		}
-	}
-	return n
-}
+// query), or the zero time if never. It may be early (see table.due), never
+// late.
+func (t *table) next() time.Time { return t.due }
 
 func (r *record) refreshAt() time.Time {
 	if r.stage >= len(refreshPoints) || r.refreshTTL <= 0 {
@@ -606,23 +686,80 @@ func (r *record) refreshAt() time.Time {
 // refreshDue reports whether some record reached a refresh point at now,
 // and advances those records to their next point.
 func (t *table) refreshDue(now time.Time) bool {
+	if t.due.IsZero() || now.Before(t.due) {
+		return false
+	}
+	t.scans++
+	defer t.rescan()
 	due := false
+	t.refreshTTL = 0
 	for _, rs := range t.labels {
 		for _, r := range rs {
 			for at := r.refreshAt(); !at.IsZero() && !now.Before(at); at = r.refreshAt() {
 				r.stage++
 				due = true
+				if t.refreshTTL == 0 || r.refreshTTL < t.refreshTTL {
+					t.refreshTTL = r.refreshTTL
+				}
 			}
 		}
 	}
 	return due
 }
 
-// known returns the instances seen on iface whose PTR records, from every
-// source heard there, have more than half their TTL left, with the seconds
-// left of the soonest, for known-answer suppression. An instance with a
-// record past half its TTL is left out, so that its responder answers:
-// someone repeating a peer's PTR must not keep the peer itself quiet.
+// resolveGap spaces the queries for one record's missing parts.
+const resolveGap = 250 * time.Millisecond
+
+// maxResolveTries bounds the queries for one record's missing SRV, TXT or
+// addresses, so a flood of bare PTRs cannot keep us asking.
+const maxResolveTries = 3
+
+// need is what a record lacks: the questions that would complete it.
+type need struct {
+	instance string // instance FQDN (lower case)
+	host     string // host FQDN from its SRV, or ""
+	srv, txt bool   // ask for the SRV, the TXT
+	addrs    bool   // ask for A and AAAA (with the SRV: see apply)
+}
+
+// unresolved returns what the live records heard on iface lack, once per
+// record at most every 250 ms and maxResolveTries times: a PTR without
+// SRV or TXT, an SRV without addresses. Responders send them all together
+// (RFC 6763 §12), but avahi's reflector answers a PTR question from its
+// cache with the PTR alone, so a querier must ask for the rest (§12 lets
+// it). Addresses are asked for with the SRV, since address records alone
+// do not change a peer with an id.
+func (t *table) unresolved(iface string, now time.Time) []need {
+	var out []need
+	for _, rs := range t.labels {
+		for _, r := range rs {
+			if r.iface != iface || r.resolveTries >= maxResolveTries || now.Before(r.resolveAt) || !now.Before(r.expiry()) {
+				continue
+			}
+			n := need{instance: r.key, host: r.host, srv: r.port == 0, txt: r.txt == nil}
+			if r.port != 0 && len(r.addrs) == 0 {
+				n.srv, n.addrs = true, true
+			}
+			if !n.srv && !n.txt {
+				continue
+			}
+			r.resolveTries++
+			r.resolveAt = now.Add(resolveGap)
+			out = append(out, n)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].instance < out[j].instance })
+	return out
+}
+
+// known returns the instances seen on iface whose records, from every
+// source heard there, have more than half their life left (see expiry:
+// the SRV's TTL when there is one), with the seconds left of the soonest
+// PTR by its own TTL (even while we keep it shorter), for known-answer
+// suppression. An instance with a record past half
+// its life is left out, so that its responder answers: someone repeating
+// a peer's PTR must not keep the peer itself quiet, and a PTR of 75
+// minutes must not keep an SRV of 2 minutes from being refreshed.
 func (t *table) known(iface string, now time.Time) map[string]uint32 {
 	out := map[string]uint32{}
 	for _, rs := range t.labels {
@@ -631,8 +768,8 @@ func (t *table) known(iface string, now time.Time) map[string]uint32 {
 			if r.iface != iface {
 				continue
 			}
-			left := r.ptrExp.Sub(now)
-			if r.ttl <= 0 || left <= r.ttl/2 {
+			left := r.ptrClaim.Sub(now)
+			if r.ttl <= 0 || r.expiry().Sub(now) <= r.ttl/2 || !now.Before(r.ptrExp) {
 				ok = false
 				break
 			}

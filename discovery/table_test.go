@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -457,5 +458,52 @@ func TestSplitAnswersRenderComplete(t *testing.T) {
 	ps := tb.snapshot()
 	if len(ps) != 1 || ps[0].Port != 4242 || ps[0].Host != "avahi-h0.local" || ps[0].TXT["foo"] != "bar" {
 		t.Errorf("split answers rendered as %+v", ps)
+	}
+}
+
+// TestTableScansOnlyAtDeadlines pins the fix for the CPU seen at a hundred
+// agents: the loop calls expire, refreshDue and next after every packet,
+// and each used to walk the whole table. Now a packet that moves no
+// deadline earlier costs no scan; a scan happens only once a deadline has
+// passed.
+func TestTableScansOnlyAtDeadlines(t *testing.T) {
+	tb := newTable("")
+	const peers = 100
+	for i := range peers {
+		z := peerZone("p"+strconv.Itoa(i), "id"+strconv.Itoa(i), 4000, 120, "10.77.0."+strconv.Itoa(i+2))
+		src := netip.MustParseAddr("10.77.0." + strconv.Itoa(i+2))
+		tb.apply(wire(t, z.announcement()), "eth0", src, t0)
+	}
+	// 1000 packets over the next minute, each a repeat of some peer's
+	// answer, each followed by the loop's expire, refreshDue and next.
+	for i := range 1000 {
+		now := t0.Add(time.Duration(i) * 60 * time.Millisecond)
+		z := peerZone("p"+strconv.Itoa(i%peers), "id"+strconv.Itoa(i%peers), 4000, 120, "10.77.0."+strconv.Itoa(i%peers+2))
+		tb.apply(wire(t, z.announcement()), "eth0", netip.MustParseAddr("10.77.0."+strconv.Itoa(i%peers+2)), now)
+		tb.expire(now)
+		tb.refreshDue(now)
+		if n := tb.next(); n.IsZero() || n.After(t0.Add(96*time.Second)) {
+			t.Fatalf("packet %d: next = %v, want no later than the first refresh point, %v", i, n, t0.Add(96*time.Second))
+		}
+	}
+	if tb.scans != 0 {
+		t.Errorf("%d full scans of the table before any deadline, want 0", tb.scans)
+	}
+	// Peer 0 was last heard 54 s after t0: its refresh point, 80 % of
+	// 120 s later, makes one scan per call, and the table is still whole.
+	at := t0.Add(150 * time.Second)
+	tb.expire(at)
+	if !tb.refreshDue(at) {
+		t.Errorf("no refresh due at 80%% of peer 0's TTL")
+	}
+	if tb.scans != 2 {
+		t.Errorf("%d scans at the first refresh point, want 2", tb.scans)
+	}
+	if got := len(tb.snapshot()); got != peers {
+		t.Errorf("%d peers after the refresh point, want %d", got, peers)
+	}
+	// Then nothing is due until the next deadline.
+	if n := tb.next(); !n.After(at) {
+		t.Errorf("next = %v after the scan at %v, want later", n, at)
 	}
 }

@@ -313,7 +313,7 @@ enable-wide-area=no
 publish-hinfo=no
 publish-workstation=no
 [reflector]
-enable-reflector=no
+enable-reflector=%s
 [rlimits]
 `
 
@@ -325,6 +325,46 @@ enable-reflector=no
 // skips t when avahi cannot run here (see SkipUnlessAvahi), and fails it
 // for a host without lab interfaces: avahi does not use loopback.
 func StartAvahi(t testing.TB, h *Host, hostName string) *Avahi {
+	t.Helper()
+	return startAvahi(t, h, hostName, false)
+}
+
+// StartAvahiReflector is StartAvahi with avahi's reflector on
+// (enable-reflector=yes): the daemon repeats the mDNS queries and answers
+// it hears on each of h's lab interfaces on the others, from its own
+// address there, as routers joining two LANs (VLANs) are set up. It also
+// turns on IPv4 and IPv6 forwarding in h, so h routes between its
+// segments; the hosts on each segment need a route through h to the
+// other (see Host.RouteVia).
+func StartAvahiReflector(t testing.TB, h *Host, hostName string) *Avahi {
+	t.Helper()
+	SkipUnlessAvahi(t)
+	h.lab.run("ip", "netns", "exec", h.NS, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+	h.lab.run("ip", "netns", "exec", h.NS, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1")
+	return startAvahi(t, h, hostName, true)
+}
+
+// RouteVia routes h's traffic to segment seg (its IPv4 and ULA prefixes)
+// through router, which must share a segment with h's first interface.
+func (h *Host) RouteVia(router *Host, seg int) {
+	h.t.Helper()
+	var via Iface
+	found := false
+	for _, ifc := range router.Ifaces {
+		if ifc.Segment == h.Ifaces[0].Segment {
+			via, found = ifc, true
+		}
+	}
+	if !found {
+		h.t.Fatalf("netlab: %s and %s share no segment", h.NS, router.NS)
+	}
+	v4 := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 77, byte(seg), 0}), 24)
+	ula := netip.MustParsePrefix(fmt.Sprintf("fd77:0:0:%x::/64", seg))
+	h.IP("route", "add", v4.String(), "via", via.IPv4.Addr().String())
+	h.IP("-6", "route", "add", ula.String(), "via", via.ULA.Addr().String())
+}
+
+func startAvahi(t testing.TB, h *Host, hostName string, reflect bool) *Avahi {
 	t.Helper()
 	SkipUnlessAvahi(t)
 	if len(h.Ifaces) == 0 {
@@ -345,7 +385,11 @@ func StartAvahi(t testing.TB, h *Host, hostName string) *Avahi {
 	if err := os.WriteFile(busFile, fmt.Appendf(nil, busConf, bus), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(avahiFile, fmt.Appendf(nil, avahiConf, hostName, strings.Join(ifaces, ",")), 0o644); err != nil {
+	reflector := "no"
+	if reflect {
+		reflector = "yes"
+	}
+	if err := os.WriteFile(avahiFile, fmt.Appendf(nil, avahiConf, hostName, strings.Join(ifaces, ","), reflector), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	progs := avahiPaths

@@ -1,0 +1,372 @@
+package discovery
+
+import (
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/lanshare/lanshare/internal/netlab"
+	"github.com/miekg/dns"
+)
+
+// scaleService is an advertising Service (not running) whose table holds
+// n peers heard on eth0 at t0, with the runState its loop would have.
+func scaleService(t testing.TB, n int) (*Service, *runState, *ifState) {
+	t.Helper()
+	s, err := New(validConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for i := range n {
+		z := peerZone("peer"+strconv.Itoa(i), "id"+strconv.Itoa(i), 4000, 120, "10.77.0."+strconv.Itoa(i+2))
+		src := netip.MustParseAddr("10.77.0." + strconv.Itoa(i+2))
+		s.table.apply(wire(t, z.announcement()), "eth0", src, t0)
+	}
+	st := &ifState{info: ifaceInfo{Name: "eth0", Index: 2, MTU: 1500, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.1")},
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("10.77.0.0/24")}}, v4: true}
+	rs := &runState{ifs: map[int]*ifState{2: st}, start: t0, queryDelay: time.Second, nextPoll: t0.Add(time.Hour),
+		partial: map[netip.AddrPort]*partialQuery{}}
+	return s, rs, st
+}
+
+// TestKnownAnswersSplitWithTC pins the fragments seen at a hundred agents:
+// a query listing 99 known answers went out as one 2.5 KB message, in IP
+// fragments. Now it is split into messages that each fit an unfragmented
+// packet, all but the last with the TC bit, the question in the first,
+// every known answer in one of them (RFC 6762 §7.2).
+func TestKnownAnswersSplitWithTC(t *testing.T) {
+	s, _, st := scaleService(t, 99)
+	msgs := s.query(st, t0.Add(time.Second))
+	if len(msgs) < 2 {
+		t.Fatalf("99 known answers went out in %d message", len(msgs))
+	}
+	seen := map[string]bool{}
+	for i, m := range msgs {
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > 1452 {
+			t.Errorf("message %d is %d bytes, more than fits an unfragmented IPv6 packet on Ethernet (1452)", i, len(b))
+		}
+		if last := i == len(msgs)-1; m.Truncated == last {
+			t.Errorf("message %d of %d: TC %v", i+1, len(msgs), m.Truncated)
+		}
+		if (i == 0) != (len(m.Question) == 1) {
+			t.Errorf("message %d has %d questions", i, len(m.Question))
+		}
+		if m.Id != s.queryID {
+			t.Errorf("message %d has ID %d, not our query ID", i, m.Id)
+		}
+		for _, rr := range m.Answer {
+			seen[rr.(*dns.PTR).Ptr] = true
+		}
+	}
+	if len(seen) != 99 {
+		t.Errorf("%d known answers across the messages, want 99", len(seen))
+	}
+}
+
+// TestSplitQueryOneMessageWhenItFits: a short known-answer list is one
+// message without TC.
+func TestSplitQueryOneMessageWhenItFits(t *testing.T) {
+	q := browseQuery(nil, false)
+	msgs := splitQuery(q.Question, []dns.RR{knownPTR("a (1111)", 100), knownPTR("b (2222)", 100)}, 1452)
+	if len(msgs) != 1 || msgs[0].Truncated || len(msgs[0].Answer) != 2 {
+		t.Errorf("got %d messages, first TC %v", len(msgs), msgs[0].Truncated)
+	}
+}
+
+// ourPTR is the PTR record the service publishes, as a known answer.
+func ourPTR(s *Service) dns.RR { return knownPTR(s.instance, uint32(ServiceTTL/time.Second)) }
+
+// TestTruncatedQueryWaitsForKnownAnswers: a query with the TC bit is not
+// answered at once; the known answers of the packets that follow it count
+// (ours among them: no answer), and without them we answer 400-500 ms
+// later (RFC 6762 §7.2).
+func TestTruncatedQueryWaitsForKnownAnswers(t *testing.T) {
+	s, rs, st := scaleService(t, 0)
+	src := netip.MustParseAddrPort("10.77.0.9:5353")
+	first := func() *dns.Msg {
+		m := browseQuery([]dns.RR{knownPTR("other (1234)", 120)}, false)
+		m.Truncated = true
+		return m
+	}
+	s.takeQuery(rs, st, first(), src, t0)
+	if st.answerPending[0] {
+		t.Fatal("a truncated query was answered before its known answers came")
+	}
+	rest := new(dns.Msg)
+	rest.Answer = []dns.RR{ourPTR(s)}
+	s.takeQuery(rs, st, rest, src, t0.Add(10*time.Millisecond))
+	if st.answerPending[0] || len(rs.partial) != 0 {
+		t.Errorf("answered a query whose second packet listed our record (pending %v, partial %d)", st.answerPending[0], len(rs.partial))
+	}
+
+	// The same query whose rest never comes is answered after 400-500 ms.
+	s.takeQuery(rs, st, first(), src, t0)
+	pq := rs.partial[src]
+	if pq == nil {
+		t.Fatal("truncated query not held")
+	}
+	if d := pq.due.Sub(t0); d < 400*time.Millisecond || d > 500*time.Millisecond {
+		t.Errorf("waits %v for the rest, want 400-500ms", d)
+	}
+	s.due(rs, pq.due)
+	if !st.answerPending[0] {
+		t.Error("not answered once the wait was over")
+	}
+}
+
+// TestAnswersDelayedAndAggregated: multicast answers wait a random 20-120
+// ms, and queries heard meanwhile get the same single answer (RFC 6762
+// §6).
+func TestAnswersDelayedAndAggregated(t *testing.T) {
+	s, rs, st := scaleService(t, 0)
+	for i := range 5 {
+		src := netip.MustParseAddrPort("10.77.0." + strconv.Itoa(10+i) + ":5353")
+		s.takeQuery(rs, st, browseQuery(nil, false), src, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	if !st.answerPending[0] {
+		t.Fatal("no answer pending")
+	}
+	if d := st.answerAt[0].Sub(t0); d < 20*time.Millisecond || d > 120*time.Millisecond {
+		t.Errorf("answer delayed %v, want 20-120ms", d)
+	}
+	ptrs := 0
+	for _, rr := range st.answerRRs[0] {
+		if rr.Header().Rrtype == dns.TypePTR {
+			ptrs++
+		}
+	}
+	if ptrs != 1 {
+		t.Errorf("five queries make a pending answer with %d PTR records, want 1", ptrs)
+	}
+}
+
+// TestDuplicateAnswerSuppressed: a pending answer another responder sends
+// first is not sent again (RFC 6762 §7.4).
+func TestDuplicateAnswerSuppressed(t *testing.T) {
+	s, rs, st := scaleService(t, 0)
+	s.takeQuery(rs, st, browseQuery(nil, false), netip.MustParseAddrPort("10.77.0.10:5353"), t0)
+	resp := responseMsg()
+	resp.Answer = []dns.RR{ourPTR(s)}
+	s.suppressDuplicateAnswers(st, resp, netip.MustParseAddrPort("10.77.0.11:5353"))
+	if st.answerPending[0] {
+		t.Errorf("answer still pending after another responder sent it: %v", st.answerRRs[0])
+	}
+}
+
+// TestDuplicateQuestionSuppressed: another host's query that lists only
+// known answers we would list too (or our own record) counts as our next
+// query; one that lists a record we do not hold does not (RFC 6762 §7.3).
+// Without this every agent asked on its own schedule.
+func TestDuplicateQuestionSuppressed(t *testing.T) {
+	s, rs, st := scaleService(t, 3)
+	now := t0.Add(10 * time.Second)
+	rs.nextQuery, rs.queryDelay = now.Add(time.Second), 8*time.Second
+	rs.refreshPending = true
+	sub := browseQuery([]dns.RR{knownPTR(InstanceName("peer1", "id1"), 120), ourPTR(s)}, false)
+	s.takeQuery(rs, st, sub, netip.MustParseAddrPort("10.77.0.3:5353"), now)
+	if !rs.nextQuery.Equal(now.Add(8*time.Second)) || rs.refreshPending {
+		t.Errorf("after a duplicate question: next query %v after it, refresh pending %v; want 8s, false", rs.nextQuery.Sub(now), rs.refreshPending)
+	}
+	rs.nextQuery, rs.refreshPending = now.Add(time.Second), true
+	super := browseQuery([]dns.RR{knownPTR("stranger (9999)", 120)}, false)
+	s.takeQuery(rs, st, super, netip.MustParseAddrPort("10.77.0.3:5353"), now)
+	if !rs.nextQuery.Equal(now.Add(time.Second)) || !rs.refreshPending {
+		t.Error("a query listing a record we lack suppressed ours")
+	}
+}
+
+// TestQueryBackoffDoublesToAnHour: continuous browsing asks at 1 s, 2 s,
+// 4 s ... and the interval stops growing at an hour (RFC 6762 §5.2), not
+// at a minute, when every agent re-asked for everything.
+func TestQueryBackoffDoublesToAnHour(t *testing.T) {
+	s, rs, _ := scaleService(t, 0)
+	now := t0
+	var gaps []time.Duration
+	for range 14 {
+		s.planQuery(rs, now, false)
+		gaps = append(gaps, rs.nextQuery.Sub(now))
+		now = rs.nextQuery
+	}
+	if gaps[0] != time.Second || gaps[1] != 2*time.Second || gaps[2] != 4*time.Second {
+		t.Errorf("first intervals %v, want 1s 2s 4s", gaps[:3])
+	}
+	if last := gaps[len(gaps)-1]; last != time.Hour {
+		t.Errorf("interval after 14 queries %v, want the one hour cap", last)
+	}
+}
+
+// TestReceiveBufferLarge: the sockets ask for a receive buffer large
+// enough for the answers of hundreds of responders at once; the kernel's
+// default overflowed at a hundred agents.
+func TestReceiveBufferLarge(t *testing.T) {
+	h := netlab.Single(t)
+	err := h.Do(func() error {
+		socks, err := openSockets(0)
+		if err != nil {
+			return err
+		}
+		defer socks.close()
+		if n := recvBufferSize(socks.c4); n < recvBuffer {
+			t.Errorf("IPv4 socket receive buffer %d, want at least %d", n, recvBuffer)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServiceRecordsLiveLong: our PTR and TXT carry 75 minutes (RFC 6762
+// §10, as avahi), the host records SRV, A and AAAA the configured TTL.
+func TestServiceRecordsLiveLong(t *testing.T) {
+	s, _, st := scaleService(t, 0)
+	for _, rr := range s.zoneFor(st.info).all() {
+		want := uint32(DefaultTTL / time.Second)
+		if tp := rr.Header().Rrtype; tp == dns.TypePTR || tp == dns.TypeTXT {
+			want = uint32(ServiceTTL / time.Second)
+		}
+		if rr.Header().Ttl != want {
+			t.Errorf("%s has TTL %d, want %d", dns.TypeToString[rr.Header().Rrtype], rr.Header().Ttl, want)
+		}
+	}
+}
+
+// longZone is a peer's zone with 75-minute PTR and TXT records and
+// 120 s host records, as agents publish them.
+func longZone() *zone {
+	z := peerZone("bob", "b0b0b0b0", 4000, 120, "10.77.0.2")
+	z.serviceTTL = uint32(ServiceTTL / time.Second)
+	return z
+}
+
+// TestKilledPeerGoesWithItsSRV: a peer heard twice (so its long TTLs are
+// believed) that then dies without a goodbye leaves the table when its
+// 120 s SRV runs out, not when its 75-minute PTR does.
+func TestKilledPeerGoesWithItsSRV(t *testing.T) {
+	tb := newTable("")
+	z := longZone()
+	tb.apply(wire(t, z.announcement()), "eth0", src0, t0)
+	tb.apply(wire(t, z.announcement()), "eth0", src0, t0.Add(time.Second))
+	if evs := tb.expire(t0.Add(120 * time.Second)); len(evs) != 0 {
+		t.Errorf("expired before its SRV: %v", evs)
+	}
+	evs := tb.expire(t0.Add(121 * time.Second))
+	if len(evs) != 1 || evs[0].Kind != PeerDown {
+		t.Errorf("at its SRV's end: %v, want one peer down", evs)
+	}
+}
+
+// TestKnownAnswersFollowSRV: a peer is listed as a known answer, with its
+// PTR's seconds left (so that its responder, whose PTR says 75 minutes,
+// stays quiet), until its SRV is past half its TTL; then it is left out,
+// so it answers and its SRV is refreshed.
+func TestKnownAnswersFollowSRV(t *testing.T) {
+	tb := newTable("")
+	z := longZone()
+	tb.apply(wire(t, z.announcement()), "eth0", src0, t0)
+	tb.apply(wire(t, z.announcement()), "eth0", src0, t0.Add(time.Second))
+	known := tb.known("eth0", t0.Add(30*time.Second))
+	ttl, ok := known[z.instance]
+	if !ok || ttl < uint32(ServiceTTL/time.Second)/2 {
+		t.Errorf("30 s after: known answers %v, want %q with more than half of 4500 s", known, z.instance)
+	}
+	if known := tb.known("eth0", t0.Add(62*time.Second)); len(known) != 0 {
+		t.Errorf("with its SRV past half: known answers %v, want none", known)
+	}
+}
+
+// TestUnresolvedAsksForMissingRecords: avahi's reflector answers a PTR
+// question from its cache with the PTR alone; the table then says what to
+// ask for (SRV and TXT; then addresses with the SRV), at most every 250
+// ms and three times per record.
+func TestUnresolvedAsksForMissingRecords(t *testing.T) {
+	tb := newTable("")
+	z := longZone()
+	bare := responseMsg()
+	bare.Answer = []dns.RR{z.ptr()}
+	tb.apply(wire(t, bare), "eth0", src0, t0)
+	needs := tb.unresolved("eth0", t0)
+	if len(needs) != 1 || !needs[0].srv || !needs[0].txt || needs[0].addrs {
+		t.Fatalf("after a bare PTR: %+v, want SRV and TXT asked for", needs)
+	}
+	if n := tb.unresolved("eth0", t0.Add(100*time.Millisecond)); len(n) != 0 {
+		t.Errorf("asked again after 100 ms: %+v", n)
+	}
+	noAddr := responseMsg()
+	noAddr.Answer = []dns.RR{z.srv(), z.txtRR()}
+	tb.apply(wire(t, noAddr), "eth0", src0, t0.Add(200*time.Millisecond))
+	needs = tb.unresolved("eth0", t0.Add(250*time.Millisecond))
+	if len(needs) != 1 || !needs[0].addrs || needs[0].host != lowerASCII(z.hostName()) {
+		t.Fatalf("after SRV and TXT without addresses: %+v, want addresses of %s", needs, z.hostName())
+	}
+	tb.unresolved("eth0", t0.Add(500*time.Millisecond))
+	if n := tb.unresolved("eth0", t0.Add(time.Second)); len(n) != 0 {
+		t.Errorf("asked a fourth time: %+v", n)
+	}
+}
+
+// TestLoneAddressCompletesRecordWithoutAddresses: the reflector answers
+// our question for a host's addresses with the address records alone:
+// they complete a record of the same source that has none, but a lone
+// address record never changes a peer's addresses.
+func TestLoneAddressCompletesRecordWithoutAddresses(t *testing.T) {
+	tb := newTable("")
+	z := longZone()
+	noAddr := responseMsg()
+	noAddr.Answer = []dns.RR{z.ptr(), z.srv(), z.txtRR()}
+	tb.apply(wire(t, noAddr), "eth0", src0, t0)
+	lone := func(ip string) *dns.Msg {
+		m := responseMsg()
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: z.hostName(), Rrtype: dns.TypeA, Class: dns.ClassINET | cacheFlush, Ttl: 120}, A: netip.MustParseAddr(ip).AsSlice()}}
+		return m
+	}
+	tb.apply(wire(t, lone("10.77.1.3")), "eth0", src0, t0.Add(100*time.Millisecond))
+	ps := tb.snapshot()
+	if len(ps) != 1 || !ps[0].Complete() || ps[0].Addrs[0].Addr() != netip.MustParseAddr("10.77.1.3") {
+		t.Fatalf("after the lone A: %v, want bob complete at 10.77.1.3", ps)
+	}
+	if evs := tb.apply(wire(t, lone("10.66.6.6")), "eth0", src0, t0.Add(2*time.Second)); len(evs) != 0 {
+		t.Errorf("a second lone A changed the peer: %v", evs)
+	}
+}
+
+// TestKnownAnswerListsClaimedTTL: a record heard once is kept at most 2
+// minutes, but listed as a known answer with what its PTR says (75
+// minutes), so its responder does not answer every query of ours (a
+// one-shot browse's second query made every agent answer again).
+func TestKnownAnswerListsClaimedTTL(t *testing.T) {
+	tb := newTable("")
+	z := longZone()
+	tb.apply(wire(t, z.announcement()), "eth0", src0, t0)
+	ttl := tb.known("eth0", t0.Add(250*time.Millisecond))[z.instance]
+	if !knownAnswer(z.ptr(), []dns.RR{knownPTR(z.instance, ttl)}) {
+		t.Errorf("known answer with TTL %d does not keep a responder with a %d s PTR quiet", ttl, z.serviceTTL)
+	}
+}
+
+// TestRefreshJitterBoundedByTTL: the random wait before a refresh query
+// is at most 2 % of the TTL (RFC 6762 §5.2), so a peer with a 3 s TTL is
+// refreshed before it expires; 2 s at most for long TTLs.
+func TestRefreshJitterBoundedByTTL(t *testing.T) {
+	for _, ttl := range []uint32{3, 120} {
+		s, rs, _ := scaleService(t, 0)
+		z := peerZone("bob", "b0b0b0b0", 4000, ttl, "10.77.0.2")
+		s.table.apply(wire(t, z.announcement()), "eth0", src0, t0)
+		at := t0.Add(time.Duration(ttl) * time.Second * 8 / 10)
+		rs.lastQuery = at // so that this call sends nothing, however short the wait
+		s.due(rs, at)
+		if !rs.refreshPending {
+			t.Fatalf("TTL %ds: no refresh pending at 80%%", ttl)
+		}
+		limit := min(2*time.Second, time.Duration(ttl)*time.Second/50)
+		if d := rs.refreshAt.Sub(at); d < 0 || d > limit {
+			t.Errorf("TTL %ds: refresh query %v after its point, want at most %v", ttl, d, limit)
+		}
+	}
+}
