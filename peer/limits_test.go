@@ -410,12 +410,6 @@ func TestMemoryBudgetHeldUnderManyLargeOffers(t *testing.T) {
 		conns   = 16
 		entries = 5_000
 	)
-	bob := startAgent(t, func(c *Config) {
-		c.MemoryBudget = budget
-		c.MaxConns, c.MaxConnsPerHost = conns, conns
-		c.HandshakeTimeout = 10 * time.Second
-		c.RateWindow, c.EvictAfter = 0, 0 // the held offers stay held
-	})
 	// One offer of about 2 MiB: 5,000 entries with 400-byte paths.
 	var o proto.Offer
 	for i := range entries {
@@ -431,6 +425,23 @@ func TestMemoryBudgetHeldUnderManyLargeOffers(t *testing.T) {
 	}
 	o = proto.Offer{}
 	payload := []byte(wire.String())
+	perOffer := offerCharge(len(payload), entries)
+	fit := int(budget / perOffer) // offers the budget holds at once
+
+	// The offers held at once must be read, planned and answered within
+	// the handshake deadline, side by side, or the agent drops them at
+	// it unanswered. That takes seconds where the machine is loaded and
+	// the race detector slows planning tenfold, so the deadline is made
+	// from how long one offer takes here and now.
+	alone := answerTime(t, payload)
+	timeout := max(10*time.Second, 3*time.Duration(fit)*alone)
+	t.Logf("one offer answered in %v alone; handshake deadline %v", alone, timeout)
+	bob := startAgent(t, func(c *Config) {
+		c.MemoryBudget = budget
+		c.MaxConns, c.MaxConnsPerHost = conns, conns
+		c.HandshakeTimeout = timeout
+		c.RateWindow, c.EvictAfter = 0, 0 // the held offers stay held
+	})
 
 	old := debug.SetGCPercent(10)
 	defer debug.SetGCPercent(old)
@@ -481,7 +492,7 @@ func TestMemoryBudgetHeldUnderManyLargeOffers(t *testing.T) {
 				results <- result{err: err}
 				return
 			}
-			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_ = c.SetReadDeadline(time.Now().Add(timeout + 10*time.Second))
 			a, err := readAnswer(c)
 			results <- result{a, err}
 		}()
@@ -503,11 +514,10 @@ func TestMemoryBudgetHeldUnderManyLargeOffers(t *testing.T) {
 			t.Errorf("offer answered %v: %s", r.a.Code, r.a.Reason)
 		}
 	}
-	perOffer := offerCharge(len(payload), entries)
 	t.Logf("%d offers held, %d refused as busy; each charged %.1f MiB; heap peak %.1f MiB over a base of %.1f MiB, budget %d MiB",
 		ok, busy, float64(perOffer)/(1<<20), float64(peak-base)/(1<<20), float64(base)/(1<<20), budget>>20)
-	if ok == 0 || ok > int(budget/perOffer) || busy == 0 {
-		t.Errorf("%d offers held and %d refused as busy, want between 1 and %d held and the rest refused", ok, busy, budget/perOffer)
+	if ok == 0 || ok > fit || busy == 0 {
+		t.Errorf("%d offers held and %d refused as busy, want between 1 and %d held and the rest refused", ok, busy, fit)
 	}
 	// The budget, plus the connections' buffers and the test's own
 	// copy of the offer.
@@ -523,6 +533,30 @@ func TestMemoryBudgetHeldUnderManyLargeOffers(t *testing.T) {
 		bob.next(t)
 	}
 	waitFor(t, func() bool { return bob.inbox.mem.inUse() == 0 })
+}
+
+// answerTime returns how long an agent takes from a connection to the
+// answer of the offer that wire (a hello and an offer) makes, when it
+// has nothing else to do.
+func answerTime(t testing.TB, wire []byte) time.Duration {
+	t.Helper()
+	a := startAgent(t, func(c *Config) { c.HandshakeTimeout = 10 * time.Minute })
+	start := time.Now()
+	c, _, err := testSender(t).dial(context.Background(), a.Addr().String(), a.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(wire); err != nil {
+		t.Fatal(err)
+	}
+	if ans, err := readAnswer(c); err != nil || ans.Code != proto.CodeOK {
+		t.Fatalf("answer %+v, %v", ans, err)
+	}
+	took := time.Since(start)
+	c.Close()
+	a.next(t)
+	return took
 }
 
 // TestTrickledOfferDroppedAtHandshakeDeadline: an offer sent a byte at a
