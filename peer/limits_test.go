@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"testing"
@@ -433,7 +434,13 @@ func TestMemoryBudgetHeldUnderManyLargeOffers(t *testing.T) {
 	// it unanswered. That takes seconds where the machine is loaded and
 	// the race detector slows planning tenfold, so the deadline is made
 	// from how long one offer takes here and now.
+	// It is measured as the heap is: with the garbage collector eager
+	// and the heap sampled.
+	old := debug.SetGCPercent(10)
+	defer debug.SetGCPercent(old)
+	stopCal := sampleHeap()
 	alone := answerTime(t, payload)
+	stopCal()
 	timeout := max(10*time.Second, 3*time.Duration(fit)*alone)
 	t.Logf("one offer answered in %v alone; handshake deadline %v", alone, timeout)
 	bob := startAgent(t, func(c *Config) {
@@ -443,30 +450,9 @@ func TestMemoryBudgetHeldUnderManyLargeOffers(t *testing.T) {
 		c.RateWindow, c.EvictAfter = 0, 0 // the held offers stay held
 	})
 
-	old := debug.SetGCPercent(10)
-	defer debug.SetGCPercent(old)
 	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapAlloc
-	var peak uint64
-	stopSampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			peak = max(peak, ms.HeapAlloc)
-			select {
-			case <-stopSampling:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	base := heapAlloc()
+	stopSampling := sampleHeap()
 
 	type result struct {
 		a   proto.Answer
@@ -498,8 +484,7 @@ func TestMemoryBudgetHeldUnderManyLargeOffers(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	close(stopSampling)
-	<-sampled
+	peak := stopSampling()
 	close(results)
 	var ok, busy int
 	for r := range results {
@@ -533,6 +518,41 @@ func TestMemoryBudgetHeldUnderManyLargeOffers(t *testing.T) {
 		bob.next(t)
 	}
 	waitFor(t, func() bool { return bob.inbox.mem.inUse() == 0 })
+}
+
+// heapAlloc returns the bytes of heap objects, as MemStats.HeapAlloc,
+// without stopping the world (runtime.ReadMemStats does, which on a
+// loaded machine stalls every goroutine at each sample).
+func heapAlloc() uint64 {
+	m := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(m)
+	return m[0].Value.Uint64()
+}
+
+// sampleHeap samples heapAlloc every 2 ms until the returned function is
+// called, which returns the peak.
+func sampleHeap() (stop func() uint64) {
+	var peak uint64
+	stopc := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			peak = max(peak, heapAlloc())
+			select {
+			case <-stopc:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(stopc)
+		<-done
+		return peak
+	}
 }
 
 // answerTime returns how long an agent takes from a connection to the
