@@ -447,7 +447,9 @@ func TestMemoryBudgetHeldUnderManyLargeOffers(t *testing.T) {
 		c.MemoryBudget = budget
 		c.MaxConns, c.MaxConnsPerHost = conns, conns
 		c.HandshakeTimeout = timeout
-		c.RateWindow, c.EvictAfter = 0, 0 // the held offers stay held
+		// The held offers stay held: their senders send nothing after
+		// the answer, until the others are refused.
+		c.RateWindow, c.EvictAfter, c.IdleTimeout = 0, 0, 2*timeout
 	})
 
 	runtime.GC()
