@@ -84,3 +84,57 @@ func TestDeathBeforeFinalNameResumes(t *testing.T) {
 		t.Fatalf("resumed at %d and sent %d; want a resume at %d (the staging folder held %q)", rep.Resumed, rep.Sent, want, snap)
 	}
 }
+
+// TestArrivedPartialNotWrittenInto: an agent that dies after a resumable
+// file got its final name, before its partial file's name and record
+// went, leaves the partial as a second name of the saved file. When the
+// owner then changes that file and the sender sends it again, the send
+// does not resume into the partial (it would write into the owner's
+// file): the file crosses whole under a new name, and the owner's file
+// keeps its bytes.
+func TestArrivedPartialNotWrittenInto(t *testing.T) {
+	const size = 6 << 20
+	content := randomBytes(t, size)
+	src := writeTree(t, map[string]string{"big.bin": content})
+	items := collect(t, filepath.Join(src, "big.bin"))
+	in := newInbox(t, InboxConfig{})
+	key := fileKey(senderPolicy.SenderID, "", items[0].Entry)
+	plantPartial(t, in, key, newRecord(senderPolicy.SenderID, "", items[0].Entry), content)
+	final := filepath.Join(in.Dir(), "big.bin")
+	if err := os.Link(filepath.Join(in.Dir(), partPath(key)), final); err != nil {
+		t.Skipf("no hard links here: %v", err)
+	}
+	a, err := in.statArrival(key, "big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.saved = "big.bin"
+	in.mu.Lock()
+	err = in.recordArrival(a)
+	in.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The owner edits the file in place.
+	owners := "the owner's edit"
+	f, err := os.OpenFile(final, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(owners), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	edited := owners + content[len(owners):]
+
+	addr, _ := serveInbox(t, in, senderPolicy)
+	rep, err := SendTo(context.Background(), addr, items, SendOptions{Name: "s", Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertTree(t, in.Dir(), map[string]string{"big.bin": edited, "big (1).bin": content})
+	assertNoTemps(t, in.Dir())
+	if rep.Resumed != 0 {
+		t.Fatalf("resumed at %d, want the file sent whole", rep.Resumed)
+	}
+}
