@@ -825,7 +825,8 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 			}
 			continue
 		}
-		if rec, ok := arrived[key]; ok && t.in.alreadyThere(rec, e) {
+		rec, ok := arrived[key]
+		if ok && t.in.alreadyThere(rec, e) {
 			a.Replies[i] = proto.Reply{Status: proto.Skip, Code: proto.CodeExists, Reason: "already there"}
 			t.results[i] = proto.Result{Status: proto.Skipped, SavedAs: rec.saved, Reason: "already there"}
 			t.accepted[i] = false
@@ -833,7 +834,7 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 		}
 		if e.Size >= resumeMin && t.in.claim(key, t, deadline) {
 			t.claimed[i] = true
-			t.offsets[i] = t.in.resumeOffset(key, newRecord(t.policy.SenderID, t.policy.Folder, e))
+			t.offsets[i] = t.in.resumeOffset(key, newRecord(t.policy.SenderID, t.policy.Folder, e), rec)
 			a.Replies[i].Offset = t.offsets[i]
 		}
 		need += e.Size - t.offsets[i]
@@ -1417,8 +1418,14 @@ var errNotRecorded = errors.New("arrival not recorded")
 // named and the error wraps errNotRecorded. (An entry for a name that was
 // not made is harmless: a file is already there only if it is the very
 // file recorded.) rec, if not empty, is the partial file's record, removed
-// once the first entry is in: should the agent die before tmp is removed,
-// the sweep takes a partial file without a record for a leftover.
+// only once the file has its final name: an agent that dies before that
+// leaves its partial file whole with its record, and the next send
+// resumes it. (Removed earlier, a death between the removal and the link
+// left a whole partial file without a record, which the next send sent
+// again from its start.) Should the agent die after the link, before tmp
+// is removed, the partial file is a second name of the final file: the
+// start-up clean removes a staging file with two names, and a resume
+// never writes into the file of an arrival (see resumeOffset).
 func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 	names := t.listing(dir)
 	room := roomIn(dir)
@@ -1445,9 +1452,8 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 		if err := t.in.recordArrival(a); err != nil {
 			return arrival{}, fmt.Errorf("%w: %w", errNotRecorded, err)
 		}
-		if rec != "" {
-			_ = t.in.remove(rec)
-			rec = ""
+		if placeHook != nil {
+			placeHook(tmp)
 		}
 		var err error = syscall.EINVAL
 		if badName == nil || !badName(cand) {
@@ -1491,12 +1497,18 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 				return arrival{}, err
 			}
 			names[key] = true
+			if rec != "" {
+				_ = t.in.remove(rec)
+			}
 			return a, nil
 		}
 		if err != nil {
 			return arrival{}, err
 		}
 		names[key] = true
+		if rec != "" {
+			_ = t.in.remove(rec)
+		}
 		_ = t.in.remove(tmp)
 		return a, nil
 	}
@@ -1515,6 +1527,11 @@ func windowsFallback(name string, err error) (mapped string, ok bool) {
 	mapped = NamesWindows.mapComponent(name)
 	return mapped, mapped != name
 }
+
+// placeHook, when set (by tests), runs in place before each attempt to
+// give tmp a final name, after its arrival is recorded: where a test
+// looks at what an agent dying there would leave.
+var placeHook func(tmp string)
 
 // badName, when set (by tests), makes the inbox see the names it reports
 // as refused by the file system (EINVAL), as FAT refuses a:b.txt.

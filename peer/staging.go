@@ -461,8 +461,12 @@ func (in *Inbox) unclaim(key string) {
 
 // resumeOffset is where a claimed resumable file continues from: the bytes
 // of its partial file that are surely written, if the partial belongs to
-// rec, else 0 (and a partial that does not match is removed).
-func (in *Inbox) resumeOffset(key string, rec partialRecord) uint64 {
+// rec, else 0 (and a partial that does not match is removed). done is the
+// key's record in the arrived index, if any: a partial file that is the
+// very file it names (the agent died after giving it its final name,
+// before removing its staging name) is another name of that file, never
+// written into, and only that name is removed.
+func (in *Inbox) resumeOffset(key string, rec partialRecord, done arrival) uint64 {
 	b, err := in.readStaging(recPath(key), maxRecord)
 	if err != nil {
 		in.dropPartial(key)
@@ -476,7 +480,7 @@ func (in *Inbox) resumeOffset(key string, rec partialRecord) uint64 {
 	written := old.Written
 	old.Written = 0
 	fi, err := in.lstatStaging(partPath(key))
-	if err != nil || !fi.Mode().IsRegular() || old != rec || uint64(fi.Size()) > rec.Size {
+	if err != nil || !fi.Mode().IsRegular() || old != rec || uint64(fi.Size()) > rec.Size || in.isArrival(key, done) {
 		in.dropPartial(key)
 		return 0
 	}
@@ -490,6 +494,22 @@ func (in *Inbox) resumeOffset(key string, rec partialRecord) uint64 {
 		}
 	}
 	return off &^ (directAlign - 1)
+}
+
+// isArrival reports whether key's partial file is the file that the
+// arrival done recorded, under its final name. (An arrival recorded for
+// a name that was not made, as when the agent died before the link,
+// leaves the partial file resumable.)
+func (in *Inbox) isArrival(key string, done arrival) bool {
+	if done.id == (fileID{}) {
+		return false
+	}
+	id, _, err := fileIdentity(in.stagingRef(partPath(key)))
+	if err != nil || id != done.id {
+		return false
+	}
+	id, _, err = fileIdentity(in.root, done.saved)
+	return err == nil && id == done.id
 }
 
 // writeRecord writes key's record.
