@@ -346,3 +346,67 @@ func TestAskPromptOnTerminal(t *testing.T) {
 	}
 	t.Logf("screen:\n%s", screen.String())
 }
+
+// TestAskPromptIgnoresTypeAhead: a line typed before an offer is shown
+// is not its answer. The owner types "n" and then "y" at the first
+// prompt; the "y" must not accept the next offer, which nobody has seen.
+func TestAskPromptIgnoresTypeAhead(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
+	defer cancel()
+	config := filepath.Join(tmp, "rcfg")
+	cmd := exec.CommandContext(ctx, lanshareBin, "serve", "--dir", filepath.Join(tmp, "share"), "--config", config,
+		"--name", "bob", "--listen", "127.0.0.1:0", "--accept", "ask")
+	cmd.Env = baseEnv(tmp)
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 160})
+	if err != nil {
+		t.Skipf("no pseudo-terminal here: %v", err)
+	}
+	defer tty.Close()
+	var screen lockedBuffer
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(&screen, tty) // ends with EIO when the process exits
+	}()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		<-copied
+	}()
+	var addr string
+	waitFor(t, "serve's address", func() bool {
+		m := regexp.MustCompile(`listening on (\S+)\r?\n`).FindStringSubmatch(screen.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	src := t.TempDir()
+	randomFile(t, filepath.Join(src, "first.txt"), 10)
+	send := newSender(t, local, "mallory").startSend(t, addr, filepath.Join(src, "first.txt"))
+	waitFor(t, "the prompt", func() bool { return strings.Contains(screen.String(), "offer 1: mallory (") })
+	if _, err := tty.Write([]byte("n\ny\n")); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, send); code != exitRefused {
+		t.Errorf("send declined on the terminal: exit %d, want %d", code, exitRefused)
+	}
+	randomFile(t, filepath.Join(src, "second.txt"), 10)
+	send = newSender(t, local, "mallory").startSend(t, addr, filepath.Join(src, "second.txt"))
+	waitFor(t, "the second prompt", func() bool {
+		return strings.Contains(screen.String(), "offer 2: mallory (") && strings.Count(screen.String(), "accept? [y]es") >= 2
+	})
+	p := runLanshare(t, tmp, nil, "pending", "--config", config)
+	if p.code != 0 || !strings.HasPrefix(p.stdout, "2  mallory (") {
+		t.Errorf("the second offer does not wait after its prompt showed: lanshare pending: exit %d:\n%s%s\nscreen:\n%s",
+			p.code, p.stdout, p.stderr, screen.String())
+	}
+	if _, err := tty.Write([]byte("n\n")); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, send); code != exitRefused {
+		t.Errorf("second send, declined on the terminal: exit %d, want %d", code, exitRefused)
+	}
+}
