@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -503,5 +504,60 @@ func TestAskSenderThatHangsUpLeavesNoPendingOffer(t *testing.T) {
 	}
 	if len(bob.Pending()) != 0 {
 		t.Errorf("pending %+v after the sender hung up", bob.Pending())
+	}
+}
+
+// TestControlSocketRefusesOtherUsers: another local user who can reach
+// the control socket (its mode loosened, as in the moment before its
+// chmod, and a config directory others may enter) gets no answer: it
+// can neither read the status nor accept a stranger's offer.
+func TestControlSocketRefusesOtherUsers(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a client as another user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv to run a client as another user")
+	}
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("needs /usr/bin/python3 for the other user's client")
+	}
+	bob := startAgent(t, func(c *Config) { c.Accept = AcceptAsk })
+	sock := filepath.Join(bob.config, controlSocket)
+	for d := bob.config; d != "/" && d != "."; d = filepath.Dir(d) {
+		if strings.HasPrefix(d, os.TempDir()+"/") {
+			if err := os.Chmod(d, 0o711); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.Chmod(sock, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	waiting, result := sendAsync(t, testSender(t), bob.target(), "a.txt", "hello")
+	waitingFor(t, waiting)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := `import socket,sys
+s=socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b'{"op":"accept","id":"1","trust":true}\n')
+sys.stdout.write(s.recv(65536).decode())`
+	out, err := exec.CommandContext(ctx, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+		"/usr/bin/python3", "-c", client, sock).CombinedOutput()
+	if strings.Contains(string(out), "{") {
+		t.Errorf("another user's request was answered: %s", out)
+	}
+	if err != nil {
+		t.Logf("the other user's client: %v: %s", err, out)
+	}
+	if p := bob.Pending(); len(p) != 1 {
+		t.Fatalf("pending after another user's accept: %+v, want the offer still waiting", p)
+	}
+	if err := bob.Decide(bob.Pending()[0].ID, Decision{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sendResult(t, result); err == nil {
+		t.Error("the offer went through; want it declined by the owner")
 	}
 }

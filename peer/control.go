@@ -171,6 +171,9 @@ func (c *control) serve(handle func(ControlRequest) any) {
 		go func() {
 			defer c.wg.Done()
 			defer conn.Close()
+			if !ownerConn(conn) {
+				return // another user: not even the status
+			}
 			_ = conn.SetDeadline(time.Now().Add(requestWait))
 			var req ControlRequest
 			line, err := bufio.NewReader(io.LimitReader(conn, maxRequest)).ReadBytes('\n')
