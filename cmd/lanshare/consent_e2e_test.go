@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os/exec"
 	"path/filepath"
@@ -408,5 +409,37 @@ func TestAskPromptIgnoresTypeAhead(t *testing.T) {
 	}
 	if code := waitExit(t, send); code != exitRefused {
 		t.Errorf("second send, declined on the terminal: exit %d, want %d", code, exitRefused)
+	}
+}
+
+// TestAskWaitingLinesBoundedPerAddress: a stranger that offers and hangs
+// up, again and again, does not get a line in serve's log for each
+// offer: one per address every 10 s, and a count of the rest.
+func TestAskWaitingLinesBoundedPerAddress(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	srv, _, _ := askServe(t, tmp)
+	mallory := newSender(t, local, "mallory")
+	src := t.TempDir()
+	randomFile(t, filepath.Join(src, "x.txt"), 10)
+	const offers = 5
+	for range offers {
+		send := mallory.startSend(t, srv.addr, filepath.Join(src, "x.txt"))
+		send.out.waitFor(t, "the sender told to wait", func(lines []string) bool {
+			return hasLine(lines, "waiting for bob's owner to accept")
+		})
+		_ = send.cmd.Process.Kill()
+		waitExit(t, send)
+	}
+	_ = srv.cmd.Process.Signal(syscall.SIGTERM)
+	waitExit(t, srv)
+	var waits int
+	for _, l := range srv.out.Lines() {
+		if strings.Contains(l, "waits for your answer") {
+			waits++
+		}
+	}
+	if waits != 1 || !strings.Contains(srv.out.String(), fmt.Sprintf("%d more offers from 127.0.0.1 waited for your answer, not logged", offers-1)) {
+		t.Errorf("%d offers from one address: %d lines of offers that wait, want 1 and a count of the rest; log:\n%s", offers, waits, srv.out)
 	}
 }
