@@ -38,7 +38,7 @@ func TestStrangersPastBudgetRefusedTrustedPass(t *testing.T) {
 	bob.next(t)
 	_, err := sendFile(t, stranger, bob.target(), "two.bin", chunk)
 	re := refusal(t, err)
-	if re.Code != proto.CodeTooLarge || !strings.Contains(re.Reason, "100.0 kB a day") || !strings.Contains(re.Reason, "40.0 kB left today") {
+	if re.Code != proto.CodeTooLarge || !strings.Contains(re.Reason, "100.0 kB a day") || !strings.Contains(re.Reason, "35.9 kB left today") {
 		t.Errorf("refusal past the budget: code %v, reason %q; want too large, the budget and what is left", re.Code, re.Reason)
 	}
 	bob.next(t)
@@ -55,10 +55,11 @@ func TestStrangersPastBudgetRefusedTrustedPass(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(bob.dir, "two.bin")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused file is in the shared folder: %v", err)
 	}
-	if left, limit, ok := bob.StrangersLeft(); !ok || limit != 100_000 || left != 40_000 {
-		t.Errorf("StrangersLeft = %d, %d, %v; want 40000 of 100000", left, limit, ok)
+	// 60 kB and the file's 4 KiB are spent.
+	if left, limit, ok := bob.StrangersLeft(); !ok || limit != 100_000 || left != 40_000-entryCost {
+		t.Errorf("StrangersLeft = %d, %d, %v; want 35904 of 100000", left, limit, ok)
 	}
-	if st := bob.Status(); st.StrangerBudget != "100.0 kB a day" || st.StrangersLeft == nil || *st.StrangersLeft != 40_000 {
+	if st := bob.Status(); st.StrangerBudget != "100.0 kB a day" || st.StrangersLeft == nil || *st.StrangersLeft != 40_000-entryCost {
 		t.Errorf("status: budget %q, left %v", st.StrangerBudget, st.StrangersLeft)
 	}
 }
@@ -76,8 +77,8 @@ func TestStrangerBudgetPersistsOverRestart(t *testing.T) {
 		first.next(t)
 	})
 	again := startAgent(t, budget)
-	if left, _, _ := again.StrangersLeft(); left != 40_000 {
-		t.Errorf("after a restart %d bytes left, want 40000", left)
+	if left, _, _ := again.StrangersLeft(); left != 40_000-entryCost {
+		t.Errorf("after a restart %d bytes left, want 35904", left)
 	}
 	_, err := sendFile(t, stranger, again.target(), "two.bin", strings.Repeat("x", 60_000))
 	if re := refusal(t, err); re.Code != proto.CodeTooLarge {
@@ -105,7 +106,7 @@ func TestStrangerBudgetFileBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.take(1); err != nil {
+	if _, err := p.take(1, 0); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(path)
@@ -137,14 +138,14 @@ func TestStrangerBudgetPercentOfFreeSpace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.take(60_000); err != nil {
+	if _, err := p.take(60_000, 0); err != nil {
 		t.Fatal(err)
 	}
 	free -= 60_000
 	if left, limit, _ := p.Left(); limit != 100_000 || left != 40_000 {
 		t.Errorf("left %d of %d, want 40000 of 100000", left, limit)
 	}
-	if _, err := p.take(50_000); refusal(t, err).Code != proto.CodeTooLarge {
+	if _, err := p.take(50_000, 0); refusal(t, err).Code != proto.CodeTooLarge {
 		t.Errorf("past 10%%: %v", err)
 	}
 }
@@ -578,5 +579,33 @@ func TestControlSocketMalformedRequestSaysSo(t *testing.T) {
 		if err != nil || !strings.Contains(line, `"error":"malformed request: want one JSON object on a line of at most 4096 bytes"`) {
 			t.Errorf("request of %d bytes: reply %.200q, %v", len(req), line, err)
 		}
+	}
+}
+
+// TestStrangerBudgetCountsEmptyFilesAndFolders: every file and folder a
+// stranger offers counts 4 KiB against the budget (its block and inode),
+// so that offers of empty files and folders, which need no bytes, do not
+// pass a spent budget again and again.
+func TestStrangerBudgetCountsEmptyFilesAndFolders(t *testing.T) {
+	bob := startAgent(t, func(c *Config) { c.StrangerBudget = StrangerBudget{Bytes: 10_000} })
+	stranger := testSender(t)
+	if _, err := sendFile(t, stranger, bob.target(), "one.txt", ""); err != nil {
+		t.Fatalf("a stranger's empty file within the budget: %v", err)
+	}
+	bob.next(t)
+	if left, _, _ := bob.StrangersLeft(); left != 10_000-entryCost {
+		t.Errorf("left %d after an empty file, want %d", left, 10_000-entryCost)
+	}
+	if _, err := sendFile(t, stranger, bob.target(), "two.txt", ""); err != nil {
+		t.Fatalf("a stranger's second empty file within the budget: %v", err)
+	}
+	bob.next(t)
+	_, err := sendFile(t, stranger, bob.target(), "three.txt", "")
+	if re := refusal(t, err); re.Code != proto.CodeTooLarge || !strings.Contains(re.Reason, "4 KiB a file or folder") {
+		t.Errorf("an empty file past the budget: code %v, reason %q", re.Code, re.Reason)
+	}
+	bob.next(t)
+	if _, err := os.Stat(filepath.Join(bob.dir, "three.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an empty file past the budget is in the shared folder: %v", err)
 	}
 }

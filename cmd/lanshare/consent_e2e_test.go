@@ -70,9 +70,9 @@ func TestServeStrangerBudget(t *testing.T) {
 	if r.code != exitRefused {
 		t.Fatalf("a stranger past the budget: exit %d, want %d; stderr:\n%s", r.code, exitRefused, r.stderr)
 	}
-	checkErrorLine(t, r.stderr, "bob refused", "100.0 kB a day", "40.0 kB left today", "need 60.0 kB", "ask its owner to trust you")
+	checkErrorLine(t, r.stderr, "bob refused", "100.0 kB a day", "35.9 kB left today", "need 64.1 kB, with 4 KiB a file or folder", "ask its owner to trust you")
 	srv.out.waitFor(t, "the refusal in serve's log", func(lines []string) bool {
-		return hasLine(lines, "refused transfer from mallory", "over what this receiver takes from peers it does not trust (100.0 kB a day, 40.0 kB left today; need 60.0 kB)")
+		return hasLine(lines, "refused transfer from mallory", "over what this receiver takes from peers it does not trust (100.0 kB a day, 35.9 kB left today; need 64.1 kB, with 4 KiB a file or folder)")
 	})
 	// A new key is no new budget.
 	if r := other.send(t, srv.addr, filepath.Join(src, "again.bin")); r.code != exitRefused {
@@ -90,7 +90,7 @@ func TestServeStrangerBudget(t *testing.T) {
 	srv.stopClean(t)
 	again := startServe(t, tmp, nil, args...)
 	again.out.waitFor(t, "the budget left after a restart", func(lines []string) bool {
-		return hasLine(lines, "strangers: 100.0 kB a day, 40.0 kB of 100.0 kB left today")
+		return hasLine(lines, "strangers: 100.0 kB a day, 35.9 kB of 100.0 kB left today")
 	})
 	if r := stranger.send(t, again.addr, filepath.Join(src, "again.bin")); r.code != exitRefused {
 		t.Errorf("past the budget after a restart: exit %d; stderr:\n%s", r.code, r.stderr)
