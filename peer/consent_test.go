@@ -609,3 +609,25 @@ func TestStrangerBudgetCountsEmptyFilesAndFolders(t *testing.T) {
 		t.Errorf("an empty file past the budget is in the shared folder: %v", err)
 	}
 }
+
+// TestStrangerBudgetFileSumsSaturate: huge counts in the strangers file
+// (hand-edited, or corrupt) spend the budget; their sum does not wrap
+// around to a small number that refills it.
+func TestStrangerBudgetFileSumsSaturate(t *testing.T) {
+	dir := t.TempDir()
+	h := itoa(hourOf(time.Now()))
+	data := h + " 9223372036854775808\n" + h + " 9223372036854775808\n" + itoa(hourOf(time.Now())-1) + " 5\n"
+	if err := os.WriteFile(filepath.Join(dir, strangersFile), []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := openStrangerPool(dir, StrangerBudget{Bytes: 1000}, func() (uint64, error) { return 1 << 40, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left, _, _ := p.Left(); left != 0 {
+		t.Errorf("left %d after counts that sum past 2^64, want 0", left)
+	}
+	if _, err := p.take(1, 0); refusal(t, err).Code != proto.CodeTooLarge {
+		t.Errorf("a send after counts that sum past 2^64: %v", err)
+	}
+}

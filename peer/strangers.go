@@ -127,7 +127,7 @@ func openStrangerPool(dir string, budget StrangerBudget, free func() (uint64, er
 		if !ok || err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("%s line %d: want \"HOUR BYTES\" (delete the file to start the day afresh)", p.path, n)
 		}
-		p.hours[hour] += bytes
+		p.hours[hour] = addSat(p.hours[hour], bytes)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", p.path, err)
@@ -153,7 +153,7 @@ func (p *strangerPool) usedLocked(now time.Time) uint64 {
 	p.pruneLocked(now)
 	var used uint64
 	for _, b := range p.hours {
-		used += b
+		used = addSat(used, b)
 	}
 	return used
 }
@@ -221,7 +221,7 @@ func (p *strangerPool) take(need uint64, entries int) (*strangerCharge, error) {
 			p.budget.String(), FormatBytes(left), FormatBytes(need+fixed))}
 	}
 	c := &strangerCharge{hour: hourOf(now), n: need + fixed, fixed: fixed}
-	p.hours[c.hour] += c.n
+	p.hours[c.hour] = addSat(p.hours[c.hour], c.n)
 	return c, p.saveLocked()
 }
 
@@ -231,11 +231,7 @@ func (p *strangerPool) settle(c *strangerCharge, got uint64) error {
 	if c == nil {
 		return nil
 	}
-	if sum := got + c.fixed; sum >= got {
-		got = sum
-	} else {
-		got = ^uint64(0)
-	}
+	got = addSat(got, c.fixed)
 	if got >= c.n {
 		return nil
 	}
@@ -282,4 +278,12 @@ func (p *strangerPool) saveLocked() error {
 		return fmt.Errorf("saving the strangers' budget: %w", err)
 	}
 	return nil
+}
+
+// addSat returns a+b, or the largest uint64 when the sum overflows.
+func addSat(a, b uint64) uint64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return ^uint64(0)
 }
