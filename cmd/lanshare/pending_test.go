@@ -27,3 +27,17 @@ func TestDescribeOfferClipsLongNames(t *testing.T) {
 		t.Fatalf("described as %q: not valid UTF-8", s)
 	}
 }
+
+// TestDescribeOfferQuotesSenderWithPunctuation: a stranger whose name
+// imitates the description ("alice (ttj3-5jp3) offers 1 file, 2 kB:
+// notes.txt; and") shows quoted, so its fake id is not read as the id.
+func TestDescribeOfferQuotesSenderWithPunctuation(t *testing.T) {
+	o := peer.PendingOffer{ID: "1", From: "alice (ttj3-5jp3)", PeerID: "zzzzyyyyaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", Files: 1, Bytes: 10, First: []string{"x.exe"}}
+	if s := describeOffer(o); !strings.HasPrefix(s, `"alice (ttj3-5jp3)" (`) {
+		t.Errorf("described as %q, want the name quoted", s)
+	}
+	o.From = "alice"
+	if s := describeOffer(o); !strings.HasPrefix(s, `alice (`) {
+		t.Errorf("described as %q, want a plain name as it is", s)
+	}
+}
