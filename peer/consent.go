@@ -160,7 +160,7 @@ func (a *Agent) consent(c *agentConn, peerID string, charge **strangerCharge) fu
 	case a.strangers != nil:
 		return func(o OfferSummary, _ func(time.Duration) (<-chan struct{}, error)) error {
 			// A refusal is logged with the transfer's outcome (OnTransfer).
-			ch, err := a.strangers.take(o.Need)
+			ch, err := a.strangers.take(o.Need, o.Files+o.Dirs)
 			var re *RefusedError
 			if errors.As(err, &re) {
 				return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -37,7 +38,7 @@ func TestStrangersPastBudgetRefusedTrustedPass(t *testing.T) {
 	bob.next(t)
 	_, err := sendFile(t, stranger, bob.target(), "two.bin", chunk)
 	re := refusal(t, err)
-	if re.Code != proto.CodeTooLarge || !strings.Contains(re.Reason, "100.0 kB a day") || !strings.Contains(re.Reason, "40.0 kB left today") {
+	if re.Code != proto.CodeTooLarge || !strings.Contains(re.Reason, "100.0 kB a day") || !strings.Contains(re.Reason, "35.9 kB left today") {
 		t.Errorf("refusal past the budget: code %v, reason %q; want too large, the budget and what is left", re.Code, re.Reason)
 	}
 	bob.next(t)
@@ -54,10 +55,11 @@ func TestStrangersPastBudgetRefusedTrustedPass(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(bob.dir, "two.bin")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused file is in the shared folder: %v", err)
 	}
-	if left, limit, ok := bob.StrangersLeft(); !ok || limit != 100_000 || left != 40_000 {
-		t.Errorf("StrangersLeft = %d, %d, %v; want 40000 of 100000", left, limit, ok)
+	// 60 kB and the file's 4 KiB are spent.
+	if left, limit, ok := bob.StrangersLeft(); !ok || limit != 100_000 || left != 40_000-entryCost {
+		t.Errorf("StrangersLeft = %d, %d, %v; want 35904 of 100000", left, limit, ok)
 	}
-	if st := bob.Status(); st.StrangerBudget != "100.0 kB a day" || st.StrangersLeft == nil || *st.StrangersLeft != 40_000 {
+	if st := bob.Status(); st.StrangerBudget != "100.0 kB a day" || st.StrangersLeft == nil || *st.StrangersLeft != 40_000-entryCost {
 		t.Errorf("status: budget %q, left %v", st.StrangerBudget, st.StrangersLeft)
 	}
 }
@@ -75,8 +77,8 @@ func TestStrangerBudgetPersistsOverRestart(t *testing.T) {
 		first.next(t)
 	})
 	again := startAgent(t, budget)
-	if left, _, _ := again.StrangersLeft(); left != 40_000 {
-		t.Errorf("after a restart %d bytes left, want 40000", left)
+	if left, _, _ := again.StrangersLeft(); left != 40_000-entryCost {
+		t.Errorf("after a restart %d bytes left, want 35904", left)
 	}
 	_, err := sendFile(t, stranger, again.target(), "two.bin", strings.Repeat("x", 60_000))
 	if re := refusal(t, err); re.Code != proto.CodeTooLarge {
@@ -104,7 +106,7 @@ func TestStrangerBudgetFileBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.take(1); err != nil {
+	if _, err := p.take(1, 0); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(path)
@@ -136,14 +138,14 @@ func TestStrangerBudgetPercentOfFreeSpace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.take(60_000); err != nil {
+	if _, err := p.take(60_000, 0); err != nil {
 		t.Fatal(err)
 	}
 	free -= 60_000
 	if left, limit, _ := p.Left(); limit != 100_000 || left != 40_000 {
 		t.Errorf("left %d of %d, want 40000 of 100000", left, limit)
 	}
-	if _, err := p.take(50_000); refusal(t, err).Code != proto.CodeTooLarge {
+	if _, err := p.take(50_000, 0); refusal(t, err).Code != proto.CodeTooLarge {
 		t.Errorf("past 10%%: %v", err)
 	}
 }
@@ -503,5 +505,129 @@ func TestAskSenderThatHangsUpLeavesNoPendingOffer(t *testing.T) {
 	}
 	if len(bob.Pending()) != 0 {
 		t.Errorf("pending %+v after the sender hung up", bob.Pending())
+	}
+}
+
+// TestControlSocketRefusesOtherUsers: another local user who can reach
+// the control socket (its mode loosened, as in the moment before its
+// chmod, and a config directory others may enter) gets no answer: it
+// can neither read the status nor accept a stranger's offer.
+func TestControlSocketRefusesOtherUsers(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a client as another user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv to run a client as another user")
+	}
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("needs /usr/bin/python3 for the other user's client")
+	}
+	bob := startAgent(t, func(c *Config) { c.Accept = AcceptAsk })
+	sock := filepath.Join(bob.config, controlSocket)
+	for d := bob.config; d != "/" && d != "."; d = filepath.Dir(d) {
+		if strings.HasPrefix(d, os.TempDir()+"/") {
+			if err := os.Chmod(d, 0o711); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.Chmod(sock, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	waiting, result := sendAsync(t, testSender(t), bob.target(), "a.txt", "hello")
+	waitingFor(t, waiting)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := `import socket,sys
+s=socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b'{"op":"accept","id":"1","trust":true}\n')
+sys.stdout.write(s.recv(65536).decode())`
+	out, err := exec.CommandContext(ctx, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+		"/usr/bin/python3", "-c", client, sock).CombinedOutput()
+	if strings.Contains(string(out), "{") {
+		t.Errorf("another user's request was answered: %s", out)
+	}
+	if err != nil {
+		t.Logf("the other user's client: %v: %s", err, out)
+	}
+	if p := bob.Pending(); len(p) != 1 {
+		t.Fatalf("pending after another user's accept: %+v, want the offer still waiting", p)
+	}
+	if err := bob.Decide(bob.Pending()[0].ID, Decision{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sendResult(t, result); err == nil {
+		t.Error("the offer went through; want it declined by the owner")
+	}
+}
+
+// TestControlSocketMalformedRequestSaysSo: a request that is not JSON,
+// or over the size bound, gets an error that says what a request is.
+func TestControlSocketMalformedRequestSaysSo(t *testing.T) {
+	bob := startAgent(t, nil)
+	for _, req := range []string{"{nope\n", `{"op":"` + strings.Repeat("x", 8<<10) + "\"}\n"} {
+		conn, err := net.Dial("unix", filepath.Join(bob.config, controlSocket))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = conn.Write([]byte(req))
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		conn.Close()
+		if err != nil || !strings.Contains(line, `"error":"malformed request: want one JSON object on a line of at most 4096 bytes"`) {
+			t.Errorf("request of %d bytes: reply %.200q, %v", len(req), line, err)
+		}
+	}
+}
+
+// TestStrangerBudgetCountsEmptyFilesAndFolders: every file and folder a
+// stranger offers counts 4 KiB against the budget (its block and inode),
+// so that offers of empty files and folders, which need no bytes, do not
+// pass a spent budget again and again.
+func TestStrangerBudgetCountsEmptyFilesAndFolders(t *testing.T) {
+	bob := startAgent(t, func(c *Config) { c.StrangerBudget = StrangerBudget{Bytes: 10_000} })
+	stranger := testSender(t)
+	if _, err := sendFile(t, stranger, bob.target(), "one.txt", ""); err != nil {
+		t.Fatalf("a stranger's empty file within the budget: %v", err)
+	}
+	bob.next(t)
+	if left, _, _ := bob.StrangersLeft(); left != 10_000-entryCost {
+		t.Errorf("left %d after an empty file, want %d", left, 10_000-entryCost)
+	}
+	if _, err := sendFile(t, stranger, bob.target(), "two.txt", ""); err != nil {
+		t.Fatalf("a stranger's second empty file within the budget: %v", err)
+	}
+	bob.next(t)
+	_, err := sendFile(t, stranger, bob.target(), "three.txt", "")
+	if re := refusal(t, err); re.Code != proto.CodeTooLarge || !strings.Contains(re.Reason, "4 KiB a file or folder") {
+		t.Errorf("an empty file past the budget: code %v, reason %q", re.Code, re.Reason)
+	}
+	bob.next(t)
+	if _, err := os.Stat(filepath.Join(bob.dir, "three.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an empty file past the budget is in the shared folder: %v", err)
+	}
+}
+
+// TestStrangerBudgetFileSumsSaturate: huge counts in the strangers file
+// (hand-edited, or corrupt) spend the budget; their sum does not wrap
+// around to a small number that refills it.
+func TestStrangerBudgetFileSumsSaturate(t *testing.T) {
+	dir := t.TempDir()
+	h := itoa(hourOf(time.Now()))
+	data := h + " 9223372036854775808\n" + h + " 9223372036854775808\n" + itoa(hourOf(time.Now())-1) + " 5\n"
+	if err := os.WriteFile(filepath.Join(dir, strangersFile), []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := openStrangerPool(dir, StrangerBudget{Bytes: 1000}, func() (uint64, error) { return 1 << 40, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left, _, _ := p.Left(); left != 0 {
+		t.Errorf("left %d after counts that sum past 2^64, want 0", left)
+	}
+	if _, err := p.take(1, 0); refusal(t, err).Code != proto.CodeTooLarge {
+		t.Errorf("a send after counts that sum past 2^64: %v", err)
 	}
 }

@@ -171,16 +171,23 @@ func (c *control) serve(handle func(ControlRequest) any) {
 		go func() {
 			defer c.wg.Done()
 			defer conn.Close()
+			if !ownerConn(conn) {
+				return // another user: not even the status
+			}
 			_ = conn.SetDeadline(time.Now().Add(requestWait))
 			var req ControlRequest
+			var reply any
 			line, err := bufio.NewReader(io.LimitReader(conn, maxRequest)).ReadBytes('\n')
 			if err == nil || len(line) > 0 && !errors.Is(err, os.ErrDeadlineExceeded) {
 				if json.Unmarshal(line, &req) != nil {
-					req.Op = "bad"
+					reply = ControlReply{Error: fmt.Sprintf("malformed request: want one JSON object on a line of at most %d bytes", maxRequest)}
 				}
 			}
+			if reply == nil {
+				reply = handle(req)
+			}
 			_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-			_ = json.NewEncoder(conn).Encode(handle(req))
+			_ = json.NewEncoder(conn).Encode(reply)
 		}()
 	}
 }

@@ -2,9 +2,11 @@ package peer
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -195,18 +197,18 @@ func (h *History) Read() ([]Arrival, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading history: %w", err)
 		}
-		sc := bufio.NewScanner(f)
 		// A line is about historyLineBytes, and one more path of at
-		// most 4 kB escaped.
-		sc.Buffer(make([]byte, 0, 64<<10), 2*historyLineBytes+(64<<10))
-		for sc.Scan() {
+		// most 4 kB escaped; a longer one is garbage, skipped. A segment
+		// is read up to twice its size: one grown past that was not
+		// written by an agent.
+		err = eachLine(io.LimitReader(f, 2*h.segmentBytes+2*historyLineBytes), 2*historyLineBytes+(64<<10), func(line []byte) {
 			var r historyRecord
-			if json.Unmarshal(sc.Bytes(), &r) != nil {
-				continue
+			if json.Unmarshal(line, &r) != nil {
+				return
 			}
 			if r.Files == nil {
 				out = append(out, Arrival{Time: r.Time, From: r.From, ID: r.ID, Remote: r.Remote, Path: r.Path, SavedAs: r.SavedAs, Size: r.Size})
-				continue
+				return
 			}
 			for _, fl := range r.Files {
 				saved := fl.SavedAs
@@ -215,12 +217,36 @@ func (h *History) Read() ([]Arrival, error) {
 				}
 				out = append(out, Arrival{Time: r.Time, From: r.From, ID: r.ID, Remote: r.Remote, Path: fl.Path, SavedAs: saved, Size: fl.Size})
 			}
-		}
-		err = sc.Err()
+		})
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("reading history %s: %w", segment(i), err)
 		}
 	}
 	return out, nil
+}
+
+// eachLine calls fn with each line of r (without its newline) of at most
+// max bytes; longer lines are skipped whole.
+func eachLine(r io.Reader, max int, fn func([]byte)) error {
+	br := bufio.NewReaderSize(r, max)
+	skipping := false
+	for {
+		line, err := br.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			skipping = true
+			continue
+		case skipping:
+			skipping = false
+		case len(line) > 0:
+			fn(bytes.TrimSuffix(line, []byte("\n")))
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }

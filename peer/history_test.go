@@ -183,3 +183,34 @@ func TestHistoryReadsTheOlderFormat(t *testing.T) {
 		t.Errorf("read %+v, want %+v", got, want)
 	}
 }
+
+// TestHistoryReadSkipsCorruptLongLinesAndBoundsSegments: a segment with
+// a line far longer than any record (garbage, a file cut and joined)
+// loses that line alone, not the whole history; and a segment grown far
+// past its size (another program appending) is read only up to a bound.
+func TestHistoryReadSkipsCorruptLongLinesAndBoundsSegments(t *testing.T) {
+	dir := t.TempDir()
+	rec := func(name string) string {
+		return `{"time":"2026-11-20T10:00:00Z","from":"bob","id":"bbbb","remote":"10.0.0.2:1","files":[{"p":"` + name + `","n":3}]}` + "\n"
+	}
+	corrupt := rec("a.txt") + strings.Repeat("x", 600<<10) + "\n" + rec("b.txt")
+	if err := os.WriteFile(filepath.Join(dir, "history.1.jsonl"), []byte(corrupt), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := OpenHistory(dir)
+	h.segmentBytes = 64 << 10
+	huge := strings.Repeat(rec("c.txt"), int(16*h.segmentBytes)/len(rec("c.txt")))
+	if err := os.WriteFile(filepath.Join(dir, historyFile), []byte(huge), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.Read()
+	if err != nil {
+		t.Fatalf("history with a corrupt segment: %v", err)
+	}
+	if len(got) < 2 || got[0].Path != "a.txt" || got[1].Path != "b.txt" {
+		t.Fatalf("read %d arrivals, want a.txt and b.txt first", len(got))
+	}
+	if n, limit := len(got)-2, (2*int(h.segmentBytes)+2*historyLineBytes)/len(rec("c.txt"))+1; n > limit {
+		t.Errorf("read %d records of a segment of %d bytes, want at most %d (the bound)", n, len(huge), limit)
+	}
+}

@@ -843,9 +843,10 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 }
 
 // isStaging reports whether the top-level name first, as offered or as
-// rules map it, is the staging folder's.
+// rules map it, is the staging folder's. Trailing dots and spaces do not
+// count: a FAT folder drops them (".lanshare." opens ".lanshare").
 func isStaging(first string, rules NameRules) bool {
-	if foldKey(first) == foldKey(stagingDir) {
+	if foldKey(strings.TrimRight(first, ". ")) == foldKey(stagingDir) {
 		return true
 	}
 	m := rules.mapComponent(first)

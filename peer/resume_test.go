@@ -360,6 +360,24 @@ func TestStagingFolderNameRefused(t *testing.T) {
 	assertEmpty(t, in.Dir())
 }
 
+// TestStagingFolderLookAlikeWithTrailingDotRefused: a FAT folder (vfat)
+// drops a name's trailing dots, so ".lanshare." opens the staging
+// folder: such names are refused like the staging folder's own, under
+// every rule set.
+func TestStagingFolderLookAlikeWithTrailingDotRefused(t *testing.T) {
+	for _, rules := range []NameRules{NamesNative, NamesPOSIX, NamesWindows} {
+		in := newInbox(t, InboxConfig{NameRules: rules})
+		for _, p := range []string{".lanshare./arrived", ".LANSHARE../x", ".lanshare ./x"} {
+			o := transferOver(t, tcpPair, in, []Item{hostileItem(t, p)}, nil)
+			var re *RefusedError
+			if !errors.As(o.sendErr, &re) || re.Code != proto.CodeBadName {
+				t.Fatalf("%s: %q: send error %v, want refused as a bad name", rules, p, o.sendErr)
+			}
+		}
+		assertEmpty(t, in.Dir())
+	}
+}
+
 func plantPartial(t testing.TB, in *Inbox, key string, rec partialRecord, content string) {
 	t.Helper()
 	if err := in.ensureStaging(); err != nil {

@@ -88,11 +88,20 @@ type strangerPool struct {
 	hours map[int64]uint64 // bytes charged per hour (Unix time / budgetBucket)
 }
 
-// strangerCharge is one transfer's draw on the pool.
+// strangerCharge is one transfer's draw on the pool: n bytes, of which
+// fixed (entryCost per entry) stay charged whatever crosses.
 type strangerCharge struct {
-	hour int64
-	n    uint64
+	hour  int64
+	n     uint64
+	fixed uint64
 }
+
+// entryCost is what each file and folder of an offer counts against the
+// budget besides its bytes: about the block and inode it takes on disk.
+// Without it, offers of empty files and folders passed even a spent
+// budget (they need no bytes) and could fill the disk's inodes and
+// directory blocks.
+const entryCost = 4 << 10
 
 // openStrangerPool reads the pool's state kept in dir. A missing file is
 // an empty pool; one that does not parse is an error that names it.
@@ -118,7 +127,7 @@ func openStrangerPool(dir string, budget StrangerBudget, free func() (uint64, er
 		if !ok || err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("%s line %d: want \"HOUR BYTES\" (delete the file to start the day afresh)", p.path, n)
 		}
-		p.hours[hour] += bytes
+		p.hours[hour] = addSat(p.hours[hour], bytes)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", p.path, err)
@@ -144,7 +153,7 @@ func (p *strangerPool) usedLocked(now time.Time) uint64 {
 	p.pruneLocked(now)
 	var used uint64
 	for _, b := range p.hours {
-		used += b
+		used = addSat(used, b)
 	}
 	return used
 }
@@ -186,10 +195,10 @@ func (p *strangerPool) Left() (left, limit uint64, ok bool) {
 	return left, limit, true
 }
 
-// take charges need bytes to the pool, or refuses them with a
-// *RefusedError (proto.CodeTooLarge) that says the budget and what is
-// left of it. A nil charge means there is no budget.
-func (p *strangerPool) take(need uint64) (*strangerCharge, error) {
+// take charges need bytes and entryCost for each of entries to the pool,
+// or refuses them with a *RefusedError (proto.CodeTooLarge) that says the
+// budget and what is left of it. A nil charge means there is no budget.
+func (p *strangerPool) take(need uint64, entries int) (*strangerCharge, error) {
 	if p.budget.Off() {
 		return nil, nil
 	}
@@ -205,20 +214,25 @@ func (p *strangerPool) take(need uint64) (*strangerCharge, error) {
 	if used < limit {
 		left = limit - used
 	}
-	if need > left {
+	fixed := entryCost * uint64(max(entries, 0))
+	if need > left || fixed > left-need {
 		return nil, &RefusedError{Code: proto.CodeTooLarge, Reason: fmt.Sprintf(
-			"over what this receiver takes from peers it does not trust (%s, %s left today; need %s): ask its owner to trust you",
-			p.budget.String(), FormatBytes(left), FormatBytes(need))}
+			"over what this receiver takes from peers it does not trust (%s, %s left today; need %s, with 4 KiB a file or folder): ask its owner to trust you",
+			p.budget.String(), FormatBytes(left), FormatBytes(need+fixed))}
 	}
-	c := &strangerCharge{hour: hourOf(now), n: need}
-	p.hours[c.hour] += need
+	c := &strangerCharge{hour: hourOf(now), n: need + fixed, fixed: fixed}
+	p.hours[c.hour] = addSat(p.hours[c.hour], c.n)
 	return c, p.saveLocked()
 }
 
 // settle gives back what a charge took beyond the got bytes that
-// actually arrived.
+// actually arrived (and its fixed part).
 func (p *strangerPool) settle(c *strangerCharge, got uint64) error {
-	if c == nil || got >= c.n {
+	if c == nil {
+		return nil
+	}
+	got = addSat(got, c.fixed)
+	if got >= c.n {
 		return nil
 	}
 	p.mu.Lock()
@@ -264,4 +278,12 @@ func (p *strangerPool) saveLocked() error {
 		return fmt.Errorf("saving the strangers' budget: %w", err)
 	}
 	return nil
+}
+
+// addSat returns a+b, or the largest uint64 when the sum overflows.
+func addSat(a, b uint64) uint64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return ^uint64(0)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os/exec"
 	"path/filepath"
@@ -69,9 +70,9 @@ func TestServeStrangerBudget(t *testing.T) {
 	if r.code != exitRefused {
 		t.Fatalf("a stranger past the budget: exit %d, want %d; stderr:\n%s", r.code, exitRefused, r.stderr)
 	}
-	checkErrorLine(t, r.stderr, "bob refused", "100.0 kB a day", "40.0 kB left today", "need 60.0 kB", "ask its owner to trust you")
+	checkErrorLine(t, r.stderr, "bob refused", "100.0 kB a day", "35.9 kB left today", "need 64.1 kB, with 4 KiB a file or folder", "ask its owner to trust you")
 	srv.out.waitFor(t, "the refusal in serve's log", func(lines []string) bool {
-		return hasLine(lines, "refused transfer from mallory", "over what this receiver takes from peers it does not trust (100.0 kB a day, 40.0 kB left today; need 60.0 kB)")
+		return hasLine(lines, "refused transfer from mallory", "over what this receiver takes from peers it does not trust (100.0 kB a day, 35.9 kB left today; need 64.1 kB, with 4 KiB a file or folder)")
 	})
 	// A new key is no new budget.
 	if r := other.send(t, srv.addr, filepath.Join(src, "again.bin")); r.code != exitRefused {
@@ -89,7 +90,7 @@ func TestServeStrangerBudget(t *testing.T) {
 	srv.stopClean(t)
 	again := startServe(t, tmp, nil, args...)
 	again.out.waitFor(t, "the budget left after a restart", func(lines []string) bool {
-		return hasLine(lines, "strangers: 100.0 kB a day, 40.0 kB of 100.0 kB left today")
+		return hasLine(lines, "strangers: 100.0 kB a day, 35.9 kB of 100.0 kB left today")
 	})
 	if r := stranger.send(t, again.addr, filepath.Join(src, "again.bin")); r.code != exitRefused {
 		t.Errorf("past the budget after a restart: exit %d; stderr:\n%s", r.code, r.stderr)
@@ -345,4 +346,100 @@ func TestAskPromptOnTerminal(t *testing.T) {
 		t.Errorf("shared folder holds %v, want the one file", got)
 	}
 	t.Logf("screen:\n%s", screen.String())
+}
+
+// TestAskPromptIgnoresTypeAhead: a line typed before an offer is shown
+// is not its answer. The owner types "n" and then "y" at the first
+// prompt; the "y" must not accept the next offer, which nobody has seen.
+func TestAskPromptIgnoresTypeAhead(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
+	defer cancel()
+	config := filepath.Join(tmp, "rcfg")
+	cmd := exec.CommandContext(ctx, lanshareBin, "serve", "--dir", filepath.Join(tmp, "share"), "--config", config,
+		"--name", "bob", "--listen", "127.0.0.1:0", "--accept", "ask")
+	cmd.Env = baseEnv(tmp)
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 160})
+	if err != nil {
+		t.Skipf("no pseudo-terminal here: %v", err)
+	}
+	defer tty.Close()
+	var screen lockedBuffer
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(&screen, tty) // ends with EIO when the process exits
+	}()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		<-copied
+	}()
+	var addr string
+	waitFor(t, "serve's address", func() bool {
+		m := regexp.MustCompile(`listening on (\S+)\r?\n`).FindStringSubmatch(screen.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	src := t.TempDir()
+	randomFile(t, filepath.Join(src, "first.txt"), 10)
+	send := newSender(t, local, "mallory").startSend(t, addr, filepath.Join(src, "first.txt"))
+	waitFor(t, "the prompt", func() bool { return strings.Contains(screen.String(), "offer 1: mallory (") })
+	if _, err := tty.Write([]byte("n\ny\n")); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, send); code != exitRefused {
+		t.Errorf("send declined on the terminal: exit %d, want %d", code, exitRefused)
+	}
+	randomFile(t, filepath.Join(src, "second.txt"), 10)
+	send = newSender(t, local, "mallory").startSend(t, addr, filepath.Join(src, "second.txt"))
+	waitFor(t, "the second prompt", func() bool {
+		return strings.Contains(screen.String(), "offer 2: mallory (") && strings.Count(screen.String(), "accept? [y]es") >= 2
+	})
+	p := runLanshare(t, tmp, nil, "pending", "--config", config)
+	if p.code != 0 || !strings.HasPrefix(p.stdout, "2  mallory (") {
+		t.Errorf("the second offer does not wait after its prompt showed: lanshare pending: exit %d:\n%s%s\nscreen:\n%s",
+			p.code, p.stdout, p.stderr, screen.String())
+	}
+	if _, err := tty.Write([]byte("n\n")); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, send); code != exitRefused {
+		t.Errorf("second send, declined on the terminal: exit %d, want %d", code, exitRefused)
+	}
+}
+
+// TestAskWaitingLinesBoundedPerAddress: a stranger that offers and hangs
+// up, again and again, does not get a line in serve's log for each
+// offer: one per address every 10 s, and a count of the rest.
+func TestAskWaitingLinesBoundedPerAddress(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	srv, _, _ := askServe(t, tmp)
+	mallory := newSender(t, local, "mallory")
+	src := t.TempDir()
+	randomFile(t, filepath.Join(src, "x.txt"), 10)
+	const offers = 5
+	for range offers {
+		send := mallory.startSend(t, srv.addr, filepath.Join(src, "x.txt"))
+		send.out.waitFor(t, "the sender told to wait", func(lines []string) bool {
+			return hasLine(lines, "waiting for bob's owner to accept")
+		})
+		_ = send.cmd.Process.Kill()
+		waitExit(t, send)
+	}
+	_ = srv.cmd.Process.Signal(syscall.SIGTERM)
+	waitExit(t, srv)
+	var waits int
+	for _, l := range srv.out.Lines() {
+		if strings.Contains(l, "waits for your answer") {
+			waits++
+		}
+	}
+	if waits != 1 || !strings.Contains(srv.out.String(), fmt.Sprintf("%d more offers from 127.0.0.1 waited for your answer, not logged", offers-1)) {
+		t.Errorf("%d offers from one address: %d lines of offers that wait, want 1 and a count of the rest; log:\n%s", offers, waits, srv.out)
+	}
 }

@@ -128,7 +128,7 @@ func decide(ctx context.Context, dir string, req peer.ControlRequest, w io.Write
 // 1.2 MB: "a.txt", "b.txt", ...`.
 func describeOffer(p peer.PendingOffer) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s) offers %s, %s", peer.Escape(p.From), peer.ShortID(p.PeerID), plural(p.Files, "file"), peer.FormatBytes(p.Bytes))
+	fmt.Fprintf(&b, "%s (%s) offers %s, %s", shownSender(p.From), peer.ShortID(p.PeerID), plural(p.Files, "file"), peer.FormatBytes(p.Bytes))
 	if p.Dirs > 0 {
 		fmt.Fprintf(&b, " in %s", plural(p.Dirs, "folder"))
 	}
@@ -138,12 +138,43 @@ func describeOffer(p peer.PendingOffer) string {
 		} else {
 			b.WriteString(", ")
 		}
-		b.WriteString(peer.Escape(f))
+		b.WriteString(clipShown(f, maxShownPath-maxShownPathEnd, maxShownPathEnd))
 	}
 	if n := p.Files + p.Dirs; n > len(p.First) {
 		b.WriteString(", ...")
 	}
 	return b.String()
+}
+
+// How much of a stranger's name and of each first path an offer's
+// description shows, in characters: the rest is "…". A path keeps its
+// end (the extension says what the file is).
+const (
+	maxShownName    = 40
+	maxShownPath    = 60
+	maxShownPathEnd = 20
+)
+
+// clipShown returns s escaped, with only its first head and last tail
+// characters when it has more than head+tail, joined by "…".
+func clipShown(s string, head, tail int) string {
+	r := []rune(s)
+	if len(r) <= head+tail {
+		return peer.Escape(s)
+	}
+	return peer.Escape(string(r[:head])) + "…" + peer.Escape(string(r[len(r)-tail:]))
+}
+
+// shownSender is a sender's name as an offer's description shows it:
+// clipped, and quoted when it holds the punctuation of the description
+// itself, so that a name such as "alice (ttj3-5jp3) offers 1 file" cannot
+// pass for another sender's id and offer.
+func shownSender(name string) string {
+	s := clipShown(name, maxShownName, 0)
+	if strings.ContainsAny(name, "():,;") && !strings.HasPrefix(s, `"`) {
+		s = `"` + s + `"`
+	}
+	return s
 }
 
 // parseStrangerBudget reads --stranger-budget: a size per day (2G), a

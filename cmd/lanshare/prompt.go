@@ -92,6 +92,9 @@ func (p *prompter) ask(o peer.PendingOffer) {
 	if !p.stillPending(o.ID) {
 		return
 	}
+	// What was typed before this offer was shown is not its answer (a
+	// "y" meant for an offer that expired meanwhile would accept this one).
+	p.discardTypeAhead()
 	fmt.Fprintf(p.out, "offer %s: %s\n", o.ID, describeOffer(o))
 	for {
 		fmt.Fprintf(p.out, "accept? [y]es, [n]o, [t]rust the sender and accept (%s left): ", time.Until(o.Expires).Round(time.Second))
@@ -127,6 +130,26 @@ func (p *prompter) ask(o peer.PendingOffer) {
 			fmt.Fprintf(p.out, "declined offer %s\n", o.ID)
 		}
 		return
+	}
+}
+
+// typeAheadWait is how long discardTypeAhead waits for input typed
+// already; typeAheadReads bounds the reads of a terminal that keeps
+// sending.
+const (
+	typeAheadWait  = 20 * time.Millisecond
+	typeAheadReads = 64
+)
+
+// discardTypeAhead reads and drops the lines typed on the terminal that
+// no prompt read yet.
+func (p *prompter) discardTypeAhead() {
+	buf := make([]byte, 256)
+	for range typeAheadReads {
+		_ = p.tty.SetReadDeadline(time.Now().Add(typeAheadWait))
+		if _, err := p.tty.Read(buf); err != nil {
+			return
+		}
 	}
 }
 

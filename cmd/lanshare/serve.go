@@ -37,6 +37,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 	lg := newAgentLog(out, asJSON)
 	lg.verbose = verbose
 	limit := &failureLog{}
+	asked := &failureLog{} // the lines of offers that wait
 	history := peer.OpenHistory(cfg.ConfigDir)
 	cfg.OnTransfer = func(in peer.Incoming) {
 		if live != nil {
@@ -79,6 +80,15 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 			if prompt != nil && prompt.offer(o) {
 				return
 			}
+			// A stranger that offers and hangs up at once, again and
+			// again, gets a line as often as a failure does.
+			ok, left := asked.allow(hostPort(o.Remote), time.Now())
+			if !ok {
+				return
+			}
+			if left > 0 {
+				lg.askedSuppressed(time.Now(), hostPort(o.Remote), left)
+			}
 			lg.event(time.Now(), prioInfo, serveEvent{Event: "offer-waiting", Count: o.Files, Name: o.From, PeerID: o.PeerID, Remote: o.Remote,
 				Bytes: o.Bytes, Offer: o.ID},
 				"offer %s waits for your answer: %s; lanshare accept %s [--trust], or lanshare decline %s", o.ID, describeOffer(o), o.ID, o.ID)
@@ -115,6 +125,9 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 	}
 	for host, left := range limit.flush() {
 		lg.suppressed(time.Now(), host, left)
+	}
+	for host, left := range asked.flush() {
+		lg.askedSuppressed(time.Now(), host, left)
 	}
 	lg.event(time.Now(), prioInfo, serveEvent{Event: "stopped"}, "stopped")
 	return nil
@@ -186,6 +199,19 @@ func (g agentLog) event(t time.Time, prio int, ev serveEvent, format string, arg
 func (g agentLog) suppressed(t time.Time, host string, n int) {
 	g.event(t, prioWarning, serveEvent{Event: "suppressed", Remote: host, Count: n},
 		"%d more failed connections from %s not logged", n, host)
+}
+
+func (g agentLog) askedSuppressed(t time.Time, host string, n int) {
+	g.event(t, prioInfo, serveEvent{Event: "suppressed", Remote: host, Count: n},
+		"%d more offers from %s waited for your answer, not logged (lanshare pending lists those still waiting)", n, host)
+}
+
+// hostPort returns the host of addr, a host:port, or addr.
+func hostPort(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 // Syslog priorities used in journal mode.
