@@ -15,7 +15,8 @@ var browseOffsets = []time.Duration{0, 250 * time.Millisecond}
 // Browse looks for peers once without advertising anything (no running
 // agent needed) and returns each peer found within wait, sorted by
 // instance. It queries the selected interfaces (ifaces as in Config.Ifaces)
-// at once and again after 250ms, asking for multicast answers; if UDP port
+// at once, asking for unicast answers (the QU bit), and again after 250ms,
+// asking for multicast answers from those that did not answer; if UDP port
 // 5353 cannot be shared it queries from an ephemeral port instead
 // (responders then answer by unicast). It blocks for wait (or until ctx is
 // done, returning what it found with ctx's error).

@@ -87,6 +87,16 @@
 //
 // Browse is a one-shot lookup without advertising (no agent needed): it
 // queries twice (at 0 and 250 ms) and returns what answered within the wait.
+// Its first query has the QU bit (RFC 6762 §5.4), so responders answer it
+// by unicast at once: a hundred answers reach the browser alone instead of
+// being multicast to, and processed by, every agent on the link. Its second
+// asks for multicast answers and lists the answers already had, so only
+// those that did not come answer (the unicast ones may have gone to
+// another socket on port 5353 of this host, and avahi's reflector answers
+// from its cache by multicast only). Agents answer a QU question by unicast
+// even when they have not multicast the record within a quarter of its TTL
+// (§5.4 says multicast then): with 75-minute PTRs that would be every
+// browse on an idle link, the flood the bit is there to avoid.
 // Watch browses continuously without advertising and reports events.
 //
 // # Trust

@@ -316,7 +316,7 @@ func TestOwnQueryRecognised(t *testing.T) {
 	}
 	defer s.Close()
 	st := &ifState{info: ifaceInfo{Name: "eth0", Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("fe80::1")}}}
-	q := s.query(st, t0)[0]
+	q := s.query(st, t0, false)[0]
 	if q.Id == 0 {
 		t.Fatal("our query has ID 0; it cannot be told from others")
 	}

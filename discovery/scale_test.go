@@ -38,7 +38,7 @@ func scaleService(t testing.TB, n int) (*Service, *runState, *ifState) {
 // every known answer in one of them (RFC 6762 §7.2).
 func TestKnownAnswersSplitWithTC(t *testing.T) {
 	s, _, st := scaleService(t, 99)
-	msgs := s.query(st, t0.Add(time.Second))
+	msgs := s.query(st, t0.Add(time.Second), false)
 	if len(msgs) < 2 {
 		t.Fatalf("99 known answers went out in %d message", len(msgs))
 	}
@@ -368,5 +368,28 @@ func TestRefreshJitterBoundedByTTL(t *testing.T) {
 		if d := rs.refreshAt.Sub(at); d < 0 || d > limit {
 			t.Errorf("TTL %ds: refresh query %v after its point, want at most %v", ttl, d, limit)
 		}
+	}
+}
+
+// TestOneShotBrowseAsksUnicastFirst: a one-shot browse's first query has
+// the QU bit, so a hundred answers reach it alone rather than every agent
+// on the link; its second, and every query of a running agent, asks for
+// multicast answers.
+func TestOneShotBrowseAsksUnicastFirst(t *testing.T) {
+	b := newService(Config{}, false)
+	b.browseOffsets = browseOffsets
+	rs := &runState{start: t0, queryDelay: time.Second}
+	st := &ifState{info: ifaceInfo{Name: "eth0", MTU: 1500}}
+	first := b.query(st, t0, b.askUnicast(rs))[0]
+	if !b.askUnicast(rs) || first.Question[0].Qclass&unicastResponse == 0 {
+		t.Errorf("a one-shot browse's first query asks for multicast answers: %v", first.Question)
+	}
+	b.planQuery(rs, t0, false)
+	if b.askUnicast(rs) {
+		t.Error("a one-shot browse's second query asks for unicast answers")
+	}
+	s, ars, _ := scaleService(t, 0)
+	if s.askUnicast(ars) {
+		t.Error("a running agent's query asks for unicast answers")
 	}
 }

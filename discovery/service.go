@@ -461,13 +461,23 @@ func (s *Service) due(rs *runState, now time.Time) {
 	refresh := rs.refreshPending && !now.Before(rs.refreshAt) && !now.Before(rs.lastQuery.Add(minRefreshGap))
 	if refresh || (!rs.nextQuery.IsZero() && !now.Before(rs.nextQuery)) {
 		for _, st := range rs.ifs {
-			for _, m := range s.query(st, now) {
+			for _, m := range s.query(st, now, s.askUnicast(rs)) {
 				s.sendAll(rs, st, m)
 			}
 		}
 		rs.refreshPending, rs.lastQuery = false, now
 		s.planQuery(rs, now, refresh)
 	}
+}
+
+// askUnicast reports whether the query about to go asks for unicast
+// answers (the QU bit, RFC 6762 §5.4): only a one-shot browse's first, so
+// that the answers come to it alone instead of to every agent on the link,
+// which at a hundred agents cost each of them two hundred packets per
+// `peers` call. Its second query asks for multicast answers, in case the
+// unicast ones went to another socket on port 5353 of this host.
+func (s *Service) askUnicast(rs *runState) bool {
+	return s.browseOffsets != nil && rs.browseIdx == 0
 }
 
 // planQuery schedules the next browse query after one was sent at now.
@@ -525,10 +535,11 @@ func (s *Service) nextWake(rs *runState) time.Time {
 	return w
 }
 
-// query builds our browse query for one interface, with known answers:
+// query builds our browse query for one interface (asking for unicast
+// answers if qu), with known answers:
 // one message, or several with the TC bit when the known answers do not
 // fit in one unfragmented packet (see splitQuery).
-func (s *Service) query(st *ifState, now time.Time) []*dns.Msg {
+func (s *Service) query(st *ifState, now time.Time, qu bool) []*dns.Msg {
 	s.mu.Lock()
 	known := s.table.known(st.info.Name, now)
 	s.mu.Unlock()
@@ -541,7 +552,7 @@ func (s *Service) query(st *ifState, now time.Time) []*dns.Msg {
 	for _, inst := range insts {
 		rrs = append(rrs, knownPTR(inst, known[inst]))
 	}
-	msgs := splitQuery(browseQuery(nil, false).Question, rrs, st.info.maxMessage())
+	msgs := splitQuery(browseQuery(nil, qu).Question, rrs, st.info.maxMessage())
 	for _, m := range msgs {
 		m.Id = s.queryID
 	}
