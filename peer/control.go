@@ -208,23 +208,9 @@ func (c *control) close() {
 // QueryAgent asks the agent that runs with config directory dir for its
 // Status; the error wraps ErrNoAgent when none runs.
 func QueryAgent(ctx context.Context, dir string) (*Status, error) {
-	var d net.Dialer
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	conn, err := d.DialContext(ctx, "unix", filepath.Join(dir, controlSocket))
-	if err != nil {
-		return nil, fmt.Errorf("%w (config directory %s)", ErrNoAgent, dir)
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	if err := json.NewEncoder(conn).Encode(ControlRequest{Op: OpStatus}); err != nil {
-		return nil, fmt.Errorf("asking the agent: %w", err)
-	}
 	var st Status
-	if err := json.NewDecoder(conn).Decode(&st); err != nil {
-		return nil, fmt.Errorf("asking the agent: %w", err)
+	if err := exchange(ctx, dir, 2*time.Second, ControlRequest{Op: OpStatus}, &st); err != nil {
+		return nil, err
 	}
 	return &st, nil
 }
@@ -233,23 +219,9 @@ func QueryAgent(ctx context.Context, dir string) (*Status, error) {
 // and returns its reply; the error wraps ErrNoAgent when none runs, and
 // ErrNoPending when the reply says no offer waits under req.ID.
 func AskAgent(ctx context.Context, dir string, req ControlRequest) (*ControlReply, error) {
-	var d net.Dialer
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	conn, err := d.DialContext(ctx, "unix", filepath.Join(dir, controlSocket))
-	if err != nil {
-		return nil, fmt.Errorf("%w (config directory %s)", ErrNoAgent, dir)
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	if err := json.NewEncoder(conn).Encode(req); err != nil {
-		return nil, fmt.Errorf("asking the agent: %w", err)
-	}
 	var rep ControlReply
-	if err := json.NewDecoder(io.LimitReader(conn, maxControlReply)).Decode(&rep); err != nil {
-		return nil, fmt.Errorf("asking the agent: %w", err)
+	if err := exchange(ctx, dir, 3*time.Second, req, &rep); err != nil {
+		return nil, err
 	}
 	switch {
 	case rep.NoPending:
@@ -260,5 +232,29 @@ func AskAgent(ctx context.Context, dir string, req ControlRequest) (*ControlRepl
 	return &rep, nil
 }
 
-// maxControlReply bounds what AskAgent reads of a reply.
+// maxControlReply bounds what a client reads of a reply.
 const maxControlReply = 16 << 20
+
+// exchange sends req over the control socket in dir and decodes the one
+// reply into v, all within limit; the error wraps ErrNoAgent when no agent
+// listens there.
+func exchange(ctx context.Context, dir string, limit time.Duration, req ControlRequest, v any) error {
+	var d net.Dialer
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "unix", filepath.Join(dir, controlSocket))
+	if err != nil {
+		return fmt.Errorf("%w (config directory %s)", ErrNoAgent, dir)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return fmt.Errorf("asking the agent: %w", err)
+	}
+	if err := json.NewDecoder(io.LimitReader(conn, maxControlReply)).Decode(v); err != nil {
+		return fmt.Errorf("asking the agent: %w", err)
+	}
+	return nil
+}
