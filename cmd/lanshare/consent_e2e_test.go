@@ -1,18 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/creack/pty"
 
 	"github.com/lanshare/lanshare/peer"
 )
@@ -273,35 +268,8 @@ func TestAskPendingBoundedPerAddress(t *testing.T) {
 func TestAskPromptOnTerminal(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, lanshareBin, "serve", "--dir", filepath.Join(tmp, "share"), "--config", filepath.Join(tmp, "rcfg"),
+	tty, screen, addr := serveOnTerminal(t, tmp, 160, "--dir", filepath.Join(tmp, "share"), "--config", filepath.Join(tmp, "rcfg"),
 		"--name", "bob", "--listen", "127.0.0.1:0", "--accept", "ask")
-	cmd.Env = baseEnv(tmp)
-	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 160})
-	if err != nil {
-		t.Skipf("no pseudo-terminal here: %v", err)
-	}
-	defer tty.Close()
-	var screen lockedBuffer
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		_, _ = io.Copy(&screen, tty) // ends with EIO when the process exits
-	}()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		<-copied
-	}()
-	var addr string
-	waitFor(t, "serve's address", func() bool {
-		m := regexp.MustCompile(`listening on (\S+)\r?\n`).FindStringSubmatch(screen.String())
-		if m != nil {
-			addr = m[1]
-		}
-		return m != nil
-	})
 	waitFor(t, "who may send", func() bool {
 		return strings.Contains(screen.String(), "others wait up to 2m0s for your answer (asked here, or lanshare pending / accept / decline)")
 	})
@@ -354,36 +322,9 @@ func TestAskPromptOnTerminal(t *testing.T) {
 func TestAskPromptIgnoresTypeAhead(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
-	defer cancel()
 	config := filepath.Join(tmp, "rcfg")
-	cmd := exec.CommandContext(ctx, lanshareBin, "serve", "--dir", filepath.Join(tmp, "share"), "--config", config,
+	tty, screen, addr := serveOnTerminal(t, tmp, 160, "--dir", filepath.Join(tmp, "share"), "--config", config,
 		"--name", "bob", "--listen", "127.0.0.1:0", "--accept", "ask")
-	cmd.Env = baseEnv(tmp)
-	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 160})
-	if err != nil {
-		t.Skipf("no pseudo-terminal here: %v", err)
-	}
-	defer tty.Close()
-	var screen lockedBuffer
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		_, _ = io.Copy(&screen, tty) // ends with EIO when the process exits
-	}()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		<-copied
-	}()
-	var addr string
-	waitFor(t, "serve's address", func() bool {
-		m := regexp.MustCompile(`listening on (\S+)\r?\n`).FindStringSubmatch(screen.String())
-		if m != nil {
-			addr = m[1]
-		}
-		return m != nil
-	})
 	src := t.TempDir()
 	randomFile(t, filepath.Join(src, "first.txt"), 10)
 	send := newSender(t, local, "mallory").startSend(t, addr, filepath.Join(src, "first.txt"))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -77,35 +78,8 @@ func TestSendProgressBarOnTerminal(t *testing.T) {
 func TestServeBarsOnTerminal(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, lanshareBin, "serve", "--dir", filepath.Join(tmp, "share"), "--config", filepath.Join(tmp, "rcfg"),
+	_, screen, addr := serveOnTerminal(t, tmp, 120, "--dir", filepath.Join(tmp, "share"), "--config", filepath.Join(tmp, "rcfg"),
 		"--name", "bob", "--listen", "127.0.0.1:0")
-	cmd.Env = baseEnv(tmp)
-	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 120})
-	if err != nil {
-		t.Skipf("no pseudo-terminal here: %v", err)
-	}
-	defer tty.Close()
-	var screen lockedBuffer
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		_, _ = io.Copy(&screen, tty) // ends with EIO when the process exits
-	}()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		<-copied
-	}()
-	var addr string
-	waitFor(t, "serve's address", func() bool {
-		m := regexp.MustCompile(`listening on (\S+)\r?\n`).FindStringSubmatch(screen.String())
-		if m != nil {
-			addr = m[1]
-		}
-		return m != nil
-	})
 
 	src := filepath.Join(tmp, "src", "big.bin")
 	writeFile(t, src, bytes.Repeat([]byte("lanshare"), 4<<20), 0o644, time.Now()) // 32 MiB
@@ -129,4 +103,41 @@ func TestServeBarsOnTerminal(t *testing.T) {
 	if regexp.MustCompile(`from tx \d+/\d+`).MatchString(after) {
 		t.Errorf("the bar is drawn again after its transfer ended: %q", after)
 	}
+}
+
+// serveOnTerminal starts lanshare serve with args under a pseudo-terminal
+// of cols columns and waits for its address. It returns the terminal (to
+// type into), what the terminal shows, and the address; serve is stopped
+// with SIGTERM when the test ends. It skips where there is no terminal.
+func serveOnTerminal(t *testing.T, tmp string, cols uint16, args ...string) (*os.File, *lockedBuffer, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, lanshareBin, append([]string{"serve"}, args...)...)
+	cmd.Env = baseEnv(tmp)
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: cols})
+	if err != nil {
+		t.Skipf("no pseudo-terminal here: %v", err)
+	}
+	screen := new(lockedBuffer)
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(screen, tty) // ends with EIO when the process exits
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		<-copied
+		tty.Close()
+	})
+	var addr string
+	waitFor(t, "serve's address", func() bool {
+		m := regexp.MustCompile(`listening on (\S+)\r?\n`).FindStringSubmatch(screen.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	return tty, screen, addr
 }
