@@ -99,7 +99,9 @@ type Config struct {
 	DiscoveryTTL time.Duration
 
 	// OnTransfer, if set, is called once per connection when its transfer
-	// ends, from that connection's goroutine; calls may be concurrent.
+	// ends, from that connection's goroutine; calls may be concurrent. A
+	// probe (a peer that proves its key and closes before its hello, as
+	// static-peer checks do) is not reported.
 	OnTransfer func(Incoming)
 	// OnReceiving, if set, is called when a transfer's files start to
 	// arrive, from that connection's goroutine; it must return quickly.
@@ -234,6 +236,7 @@ type Agent struct {
 
 	strangers *strangerPool // nil without a StrangerBudget
 	consents  *consents
+	static    *staticChecker
 
 	mu       sync.Mutex
 	conns    map[*agentConn]struct{} // every connection whose goroutine runs
@@ -357,6 +360,7 @@ func New(cfg Config) (*Agent, error) {
 		memory = DefaultMemoryBudget
 	}
 	a.consents = newConsents(cfg.MaxPending, memory/4)
+	a.static = newStaticChecker(cfg.ConfigDir, id, cfg.Logf)
 	inbox.mem.pressure = a.evictForMemory
 	if cfg.Discover {
 		dc := discovery.DefaultConfig()
@@ -408,6 +412,7 @@ func (a *Agent) Status() Status {
 	st.Transfers = len(a.conns)
 	a.mu.Unlock()
 	st.Pending = len(a.Pending())
+	st.Static = a.StaticPeers()
 	if a.cfg.Accept == AcceptEveryone {
 		st.StrangerBudget = a.cfg.StrangerBudget.String()
 		if left, _, ok := a.StrangersLeft(); ok {
@@ -440,6 +445,7 @@ func (a *Agent) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { a.ln.Close() })
 	defer stop()
 	stopDiscovery := a.startDiscovery(ctx)
+	defer a.startStatic(ctx)()
 	if a.ctl != nil {
 		done := make(chan struct{})
 		go func() {
@@ -823,7 +829,7 @@ func (a *Agent) handle(c *agentConn) {
 		delete(a.perHost, c.host)
 	}
 	a.mu.Unlock()
-	if a.cfg.OnTransfer != nil {
+	if a.cfg.OnTransfer != nil && !isProbe(peerID, tr, err) {
 		a.cfg.OnTransfer(Incoming{ID: c.id, Remote: c.RemoteAddr(), PeerID: peerID, Transfer: tr, Err: err, Start: c.start, End: time.Now()})
 	}
 	a.mu.Lock()

@@ -52,6 +52,9 @@ type Status struct {
 	// today (absent without a budget).
 	StrangerBudget string  `json:"stranger_budget,omitempty"`
 	StrangersLeft  *uint64 `json:"strangers_left,omitempty"`
+	// Static are the static peers (lanshare peers add) and what the
+	// agent's last check of each found.
+	Static []StaticStatus `json:"static,omitempty"`
 }
 
 // Self is the agent as a discovery record, as peers see it; ok is false
