@@ -275,7 +275,6 @@ func TestCheckStatic(t *testing.T) {
 	}
 }
 
-
 // TestProbeStaticLearnsName: an add learns the id and the name the peer
 // gives in its hello, whatever the peer's accept policy.
 func TestProbeStaticLearnsName(t *testing.T) {
