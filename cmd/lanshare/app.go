@@ -374,10 +374,18 @@ short id, addresses and protocol version. This device's own agent is marked.
 Needs no running agent. With --watch it keeps listing peers as they come and
 go until interrupted.
 
+Static peers, named by address where discovery does not reach (see
+"lanshare peers add"), are listed too, marked static with their state: up,
+down, or key changed (never sent to). The running agent's last check gives
+the state; without one they are checked now. --watch lists only what
+discovery finds.
+
 Examples:
    lanshare peers
    lanshare peers --json
-   lanshare peers --watch --iface wlan0`,
+   lanshare peers --watch --iface wlan0
+   lanshare peers add 10.0.5.7
+   lanshare peers static`,
 				Flags: []cli.Flag{
 					waitFlag,
 					&cli.BoolFlag{Name: "json", Usage: "print JSON (an array; with --watch, one event object per line)"},
@@ -401,6 +409,7 @@ Examples:
 						ifaces: ifs, configDir: expandHome(c.String("config")), stdout: stdout, stderr: stderr,
 					})
 				},
+				Subcommands: staticCommands(configFlag, stdout),
 			},
 		},
 	}
@@ -436,11 +445,19 @@ Examples:
 			},
 		})
 	addCompletion(app)
+	var commands []*cli.Command // with the subcommands, and the prefix of their synopsis
+	var prefixes []string
 	for _, c := range app.Commands {
-		// No command has subcommands, so none needs a "help" one, and
+		commands, prefixes = append(commands, c), append(prefixes, "lanshare ")
+		for _, sub := range c.Subcommands {
+			commands, prefixes = append(commands, sub), append(prefixes, "lanshare "+c.Name+" ")
+		}
+	}
+	for i, c := range commands {
+		// No command needs a "help" subcommand (help is --help), and
 		// completion must not offer it in place of file names.
 		c.HideHelpCommand = true
-		action, synopsis := c.Action, strings.TrimSpace("lanshare "+c.Name+" [options] "+c.ArgsUsage)
+		action, synopsis := c.Action, strings.TrimSpace(prefixes[i]+c.Name+" [options] "+c.ArgsUsage)
 		c.Action = func(ctx *cli.Context) error {
 			err := error(nil)
 			if c.Name != "serve" { // serve reads the whole file itself

@@ -136,8 +136,8 @@ func addCompletion(app *cli.App) {
 // completeArgs is c's completion: after a flag that takes a value, the
 // values flagValues knows (else nothing, so the shell offers file names);
 // while a flag name is being typed, the flags (urfave/cli's completion);
-// for the first argument when peerArg is set, the peers the local agent
-// sees. Like urfave/cli's own completion it reads the word before
+// for the first argument, c's subcommands, and when peerArg is set, the
+// peers the local agent sees. Like urfave/cli's own completion it reads the word before
 // --generate-bash-completion from os.Args: after a flag that lacks its
 // value, the parsed context cannot tell.
 func completeArgs(c *cli.Command, peerArg bool) cli.BashCompleteFunc {
@@ -161,6 +161,14 @@ func completeArgs(c *cli.Command, peerArg bool) cli.BashCompleteFunc {
 					}
 				}
 				return
+			}
+		}
+		if ctx.NArg() == 0 {
+			// peers add, remove, static.
+			for _, sub := range c.Subcommands {
+				if !sub.Hidden {
+					fmt.Fprintln(w, sub.Name)
+				}
 			}
 		}
 		if peerArg && ctx.NArg() == 0 {

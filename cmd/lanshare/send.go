@@ -75,6 +75,12 @@ func send(ctx context.Context, a sendArgs) error {
 	// A name pinned to keys resolves to those keys first, whatever other
 	// records claim; Send refuses anything else it resolves to.
 	a.resolve.Pins = known
+	// Static peers are found by name or id without discovery.
+	static, err := peer.LoadStatic(a.configDir)
+	if err != nil {
+		return err
+	}
+	a.resolve.Static = static.List()
 	target, err := peer.Resolve(ctx, a.target, a.resolve)
 	if sig, ok := interruption(ctx); ok && err != nil {
 		return interruptedError{sig: sig, what: "nothing was sent: still looking for " + peer.Escape(a.target)}
@@ -152,6 +158,7 @@ func send(ctx context.Context, a sendArgs) error {
 	}
 	start := time.Now()
 	rep, err := sender.Send(ctx, target, items, opt)
+	err = staticKeyChanged(target, err)
 	if bar != nil {
 		if err == nil {
 			bar.SetCurrent(int64(total))
