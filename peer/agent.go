@@ -110,6 +110,10 @@ type Config struct {
 	// OnPeer, if set, is called for every change in the peer table, one
 	// call at a time, from a goroutine that Serve owns.
 	OnPeer func(discovery.Event)
+	// OnStatic, if set, is called when a check of a static peer (see
+	// StaticPeers) finds it in another state than before, from the
+	// check's goroutine; calls may be concurrent.
+	OnStatic func(StaticStatus)
 	// Logf, if set, receives rare diagnostic lines (rate-limited).
 	Logf func(format string, args ...any)
 }
@@ -360,7 +364,7 @@ func New(cfg Config) (*Agent, error) {
 		memory = DefaultMemoryBudget
 	}
 	a.consents = newConsents(cfg.MaxPending, memory/4)
-	a.static = newStaticChecker(cfg.ConfigDir, id, cfg.Logf)
+	a.static = newStaticChecker(cfg.ConfigDir, id, cfg.Logf, cfg.OnStatic)
 	inbox.mem.pressure = a.evictForMemory
 	if cfg.Discover {
 		dc := discovery.DefaultConfig()

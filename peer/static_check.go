@@ -180,9 +180,10 @@ const (
 // re-reads the file when it changes and checks each peer in turn, never
 // two checks of one peer at once, at most staticParallel at a time.
 type staticChecker struct {
-	dir  string
-	id   *Identity
-	logf func(format string, args ...any)
+	dir      string
+	id       *Identity
+	logf     func(format string, args ...any)
+	onChange func(StaticStatus) // may be nil
 
 	mu      sync.Mutex
 	loaded  bool
@@ -206,8 +207,8 @@ type staticEntry struct {
 	warned string    // the new key last logged for this entry
 }
 
-func newStaticChecker(dir string, id *Identity, logf func(string, ...any)) *staticChecker {
-	return &staticChecker{dir: dir, id: id, logf: logf, changed: make(chan struct{})}
+func newStaticChecker(dir string, id *Identity, logf func(string, ...any), onChange func(StaticStatus)) *staticChecker {
+	return &staticChecker{dir: dir, id: id, logf: logf, onChange: onChange, changed: make(chan struct{})}
 }
 
 // changes returns a channel that is closed at the next change of the
@@ -253,8 +254,8 @@ func (c *staticChecker) run(ctx context.Context) {
 				defer wg.Done()
 				defer func() { <-slots }()
 				st := CheckStatic(ctx, c.id, e.status.Peer())
-				if ctx.Err() == nil {
-					c.done(e, st, time.Now())
+				if ctx.Err() == nil && c.done(e, st, time.Now()) && c.onChange != nil {
+					c.onChange(st)
 				}
 			}()
 		}
@@ -287,16 +288,16 @@ func (c *staticChecker) due(now time.Time, used, all int) []*staticEntry {
 // done records a check's outcome and schedules the next: staticUpEvery
 // after it answered, doubling from there up to staticDownMax while it
 // does not, each with a fifth of jitter. An entry removed or changed
-// meanwhile is left alone.
-func (c *staticChecker) done(e *staticEntry, st StaticStatus, now time.Time) {
+// meanwhile is left alone. It reports whether the state changed.
+func (c *staticChecker) done(e *staticEntry, st StaticStatus, now time.Time) (changed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e.busy = false
 	if !c.has(e) || e.status.Peer() != st.Peer() {
-		return
+		return false
 	}
 	st.Since = e.status.Since
-	if st.State != e.status.State || st.SeenID != e.status.SeenID {
+	if changed = st.State != e.status.State || st.SeenID != e.status.SeenID; changed {
 		st.Since = now
 	}
 	e.status = st
@@ -317,6 +318,7 @@ func (c *staticChecker) done(e *staticEntry, st StaticStatus, now time.Time) {
 		c.logf("static peer %s at %s now holds key %s, not %s, the one it was added with: nothing is sent to it; if its owner confirms the new id, accept it with: lanshare peers add --replace %s",
 			Escape(st.Peer().Instance()), Escape(st.Addr), GroupID(st.SeenID), GroupID(st.ID), Escape(st.Addr))
 	}
+	return changed
 }
 
 func (c *staticChecker) has(e *staticEntry) bool {

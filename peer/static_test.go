@@ -389,7 +389,7 @@ func waitStaticList(t testing.TB, a *testAgent, what string, ok func([]StaticSta
 // TestStaticBackoff: a peer that answers is checked every 30 s or so; one
 // that does not, ever less often, up to staticDownMax, with jitter.
 func TestStaticBackoff(t *testing.T) {
-	c := newStaticChecker(t.TempDir(), nil, nil)
+	c := newStaticChecker(t.TempDir(), nil, nil, nil)
 	e := &staticEntry{status: StaticStatus{Addr: "10.0.0.1:1", ID: idA, State: StaticUnknown}}
 	c.entries = []*staticEntry{e}
 	now := time.Now()

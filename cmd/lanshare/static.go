@@ -102,8 +102,9 @@ Examples:
 			Description: `Lists the static peers (added with "lanshare peers add"): address, name, id,
 and state: up (it answers with the key it was added with), down, key
 changed (another key answers there: nothing is sent to it), or not checked
-yet. The running agent's last check gives the state; without an agent,
-each peer is checked now, within --wait (at least 2 s).
+yet. Each peer is checked now, within --wait (at least 2 s); "lanshare
+peers" shows the running agent's last check instead, which may be 30 s old
+(some minutes for a peer that is down).
 
 Examples:
    lanshare peers static
@@ -111,7 +112,7 @@ Examples:
 			Flags: []cli.Flag{
 				configFlag,
 				&cli.BoolFlag{Name: "json", Usage: "print JSON: an array of {addr, name, id, state, seen_id, error, checked}"},
-				&cli.DurationFlag{Name: "wait", Usage: "without a running agent, how long to wait for the peers' answers", Value: staticWait},
+				&cli.DurationFlag{Name: "wait", Usage: "how long to wait for the peers' answers", Value: staticWait},
 			},
 			Action: func(c *cli.Context) error {
 				if c.NArg() > 0 {
@@ -288,15 +289,12 @@ func staticStatuses(ctx context.Context, dir string, st *peer.Status, wait time.
 	return out, nil
 }
 
-// listStatic prints the static peers and their state.
+// listStatic checks the static peers now, and prints them and their
+// state.
 func listStatic(ctx context.Context, dir string, asJSON bool, wait time.Duration, w io.Writer) error {
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	var st *peer.Status
-	if s, err := peer.QueryAgent(ctx, dir); err == nil {
-		st = s
-	}
-	statuses, err := staticStatuses(ctx, dir, st, wait)
+	statuses, err := staticStatuses(ctx, dir, nil, wait)
 	if err != nil {
 		return err
 	}
@@ -344,4 +342,18 @@ func staticKeyChanged(t peer.Target, err error) error {
 	}
 	return reworded{err: err, msg: fmt.Sprintf("refusing to send to %s at %s: the key that answers there is not the one it was added with (id %s); nothing was sent to it. If its owner confirms the new id (lanshare id on that device), accept it with: lanshare peers add --replace %s",
 		peer.Escape(t.Name), peer.Escape(t.Static), peer.GroupID(t.ID), peer.Escape(t.Static))}
+}
+
+// logStatic logs a static peer's new state in serve's log: up, or down
+// with why. A changed key is the agent's own warning (Config.Logf).
+func logStatic(lg agentLog, st peer.StaticStatus) {
+	ev := serveEvent{Peer: st.Peer().Instance(), Name: st.Name, PeerID: st.ID, Addrs: []string{st.Addr}}
+	switch st.State {
+	case peer.StaticUp:
+		ev.Event = "static-up"
+		lg.event(st.Checked, prioInfo, ev, "static peer up: %s at %s", peer.Escape(ev.Peer), peer.Escape(st.Addr))
+	case peer.StaticDown:
+		ev.Event, ev.Reason = "static-down", st.Error
+		lg.event(st.Checked, prioInfo, ev, "static peer down: %s at %s: %s", peer.Escape(ev.Peer), peer.Escape(st.Addr), peer.Escape(st.Error))
+	}
 }
