@@ -93,13 +93,28 @@ func portableDefaults(app *cli.App) {
 			text[v] = t
 		}
 	}
-	for _, c := range app.Commands {
+	for _, c := range withSubcommands(app.Commands) {
 		for _, f := range c.Flags {
 			if sf, ok := f.(*cli.StringFlag); ok && text[sf.Value] != "" {
 				sf.DefaultText = text[sf.Value]
 			}
 		}
 	}
+}
+
+// withSubcommands returns commands followed, each, by its subcommands
+// (peers add, remove, static), which name the parent in their Name.
+func withSubcommands(commands []*cli.Command) []*cli.Command {
+	var out []*cli.Command
+	for _, c := range commands {
+		out = append(out, c)
+		for _, sub := range c.Subcommands {
+			named := *sub
+			named.Name = c.Name + " " + sub.Name
+			out = append(out, &named)
+		}
+	}
+	return out
 }
 
 // environment lists the variables lanshare reads: each flag's, with the
@@ -110,7 +125,7 @@ func environment(app *cli.App) [][2]string {
 		commands    []string
 	}
 	vars := map[string]*envFlag{}
-	for _, c := range app.Commands {
+	for _, c := range withSubcommands(app.Commands) {
 		for _, f := range c.Flags {
 			df, ok := f.(cli.DocGenerationFlag)
 			if !ok {

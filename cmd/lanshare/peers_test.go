@@ -83,7 +83,8 @@ func TestPeersJSONGolden(t *testing.T) {
     "host": "h.local",
     "self": false,
     "sendable": false,
-    "suspicious": false
+    "suspicious": false,
+    "static": false
   },
   {
     "name": "mallory",
@@ -96,7 +97,8 @@ func TestPeersJSONGolden(t *testing.T) {
     "host": "m.local",
     "self": false,
     "sendable": true,
-    "suspicious": true
+    "suspicious": true,
+    "static": false
   }
 ]
 `
