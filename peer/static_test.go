@@ -2,8 +2,10 @@ package peer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -412,5 +414,74 @@ func TestStaticBackoff(t *testing.T) {
 	c.done(e, StaticStatus{Addr: "10.0.0.1:1", ID: idB, State: StaticDown}, now)
 	if e.status.State != StaticUp {
 		t.Errorf("a stale check changed the state to %s", e.status.State)
+	}
+}
+
+// TestStaticStallingPeer: a peer that takes the connection and then says
+// nothing (no TLS, or TLS and no hello) holds a check or an add no longer
+// than its deadline.
+func TestStaticStallingPeer(t *testing.T) {
+	alice := testSender(t)
+	bob := testSender(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	stall := func(ln net.Listener, wrap func(net.Conn) net.Conn) {
+		defer wg.Done()
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c = wrap(c)
+			held = append(held, c)
+		}
+	}
+	wg.Add(2)
+	go stall(ln, func(c net.Conn) net.Conn { return c })
+	go stall(tlsLn, func(c net.Conn) net.Conn {
+		tc := tls.Server(c, bob.Identity.ServerTLS())
+		_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+		go func() { _ = tc.Handshake() }() // then nothing, not even a hello
+		return tc
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		tlsLn.Close()
+		wg.Wait()
+	})
+	const limit = 500 * time.Millisecond
+	for _, addr := range []string{ln.Addr().String(), tlsLn.Addr().String()} {
+		ctx, cancel := context.WithTimeout(context.Background(), limit)
+		start := time.Now()
+		st := CheckStatic(ctx, alice.Identity, StaticPeer{Addr: addr, ID: bob.Identity.ID})
+		took := time.Since(start)
+		cancel()
+		if addr == ln.Addr().String() && st.State != StaticDown {
+			t.Errorf("check of a peer that never answers TLS: %+v, want down", st)
+		}
+		if took > limit+2*time.Second {
+			t.Errorf("check of %s took %v, want about %v", addr, took, limit)
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), limit)
+		start = time.Now()
+		_, _, err := ProbeStatic(ctx, alice.Identity, addr, "alice")
+		took = time.Since(start)
+		cancel()
+		if err == nil || took > limit+2*time.Second {
+			t.Errorf("add of a stalling peer at %s: %v after %v; want an error within about %v", addr, err, took, limit)
+		}
 	}
 }

@@ -183,7 +183,9 @@ A record whose instance label is not the one its own name and id make
 ("lanshare peers" marks it suspicious) is never found by that label. A name,
 instance name or id prefix pinned to a key in known_peers reaches that key
 whatever other records claim, or stops with exit 6. Every address of the
-peer is tried; one that answers with another key is skipped.
+peer is tried; one that answers with another key is skipped. Static peers
+(lanshare peers add) are found by name, id or address without discovery,
+and reach only the key they were added with (else exit 6).
 Each relative path is sent once: a file named twice goes once, and two
 different files that would arrive under one name are a usage error.
 Exits 0 only when the receiver confirms that every file was saved.

@@ -6,11 +6,13 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/lanshare/lanshare/discovery"
 	"github.com/lanshare/lanshare/peer"
 )
 
@@ -199,7 +201,7 @@ func flagNamed(c *cli.Command, arg string) cli.Flag {
 }
 
 // agentPeerNames asks the agent that runs with config directory dir for
-// the peers it sees, and returns for each the word to type (its display
+// the peers it sees and its static peers, and returns for each the word to type (its display
 // name; its instance name when several peers share the name; its short id
 // when the name is not plain printable text) and a description. It never
 // browses: without an agent, or when the agent does not answer before
@@ -209,12 +211,19 @@ func agentPeerNames(ctx context.Context, dir string) [][2]string {
 	if err != nil {
 		return nil
 	}
+	peers := st.Peers
+	for _, s := range st.Static {
+		// Static peers that discovery does not find too.
+		if s.ID != "" && !slices.ContainsFunc(peers, func(p discovery.Peer) bool { return p.ID == s.ID }) {
+			peers = append(peers, discovery.Peer{Instance: s.Peer().Instance(), Name: s.Name, ID: s.ID})
+		}
+	}
 	count := map[string]int{}
-	for _, p := range st.Peers {
+	for _, p := range peers {
 		count[p.Name]++
 	}
 	var out [][2]string
-	for _, p := range st.Peers {
+	for _, p := range peers {
 		if p.Instance == st.Instance || p.Name == "" {
 			continue
 		}

@@ -47,7 +47,7 @@ func staticPeersOn(t testing.TB, h *netlab.Host, args ...string) []staticListed 
 // west names east by address (`peers add`). The add pins east's key; the
 // running agent checks east and logs it up; `peers` lists it as static
 // and up; `send east` reaches it through the router and the file arrives
-// whole. Then east is reinstalled (a new key at the same address): the
+// whole (and send completes the name). Then east is reinstalled (a new key at the same address): the
 // agent logs the changed key, `peers` shows it, and a send by name is
 // refused with exit 6 and the way to accept the new key, with nothing
 // sent.
@@ -96,6 +96,11 @@ func TestLabStaticPeerAcrossRouter(t *testing.T) {
 	}
 	if p := list[i]; !p.Static || p.State != peer.StaticUp || p.ID != east.id || p.Name != "east" || !p.Sendable || !slices.Contains(p.Addrs, east.addr.String()) {
 		t.Errorf("east listed as %+v; want static, up, sendable, with its id and address %s", p, east.addr)
+	}
+
+	// send completes its target to the static peer's name.
+	if got := completeOn(t, west.host.CommandContext, "send", "--config", west.config); !slices.Equal(got, []string{"east"}) {
+		t.Errorf("send <TAB> on west completes to %q, want the static peer east", got)
 	}
 
 	src := filepath.Join(t.TempDir(), "across.bin")
