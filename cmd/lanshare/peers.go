@@ -120,7 +120,7 @@ func (a peersArgs) render(found []discovery.Peer, statics []peer.StaticStatus, s
 
 // nobodyHint says what commonly blocks discovery.
 var nobodyHint = fmt.Sprintf("lanshare: no other agent answered. Often a firewall blocks mDNS (5353/udp) or lanshare (%d/tcp), "+
-	"the Wi-Fi isolates its clients, --iface names the wrong interface, or the peer is on another subnet (send to its HOST:PORT).", peer.DefaultPort)
+	"the Wi-Fi isolates its clients, --iface names the wrong interface, or the peer is on another subnet (name it by address: lanshare peers add HOST).", peer.DefaultPort)
 
 // renderPeers prints the peers found, as JSON or as a table.
 func renderPeers(w io.Writer, found []discovery.Peer, selfID string, asJSON bool, wait time.Duration) error {
