@@ -397,7 +397,7 @@ Examples:
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
-						return usageError{msg: "peers takes no arguments"}
+						return usageError{msg: fmt.Sprintf("peers takes no arguments, and has no command %s (its commands: add, remove, static)", peer.Escape(c.Args().First()))}
 					}
 					if c.Duration("wait") <= 0 {
 						return usageError{msg: "--wait must be positive"}

@@ -11,7 +11,9 @@ import (
 // flagsFirst reorders a command line so that a command's flags may follow
 // its arguments, as people type them ("lanshare send bob report.pdf
 // --quiet"): urfave/cli, like Go's flag package, stops at the first
-// argument. Every flag of the command found before "--" moves in front of
+// argument. For a command with subcommands (peers add), the subcommand
+// named after the command's own flags is the command whose flags move.
+// Every flag of the command found before "--" moves in front of
 // the arguments, with its value when it takes one (--wait 2s); the
 // arguments keep their order, behind a "--" so that none is read as a
 // flag. A lone "-" is an argument. Everything after a "--" the user typed
