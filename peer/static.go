@@ -302,21 +302,27 @@ func (s *StaticPeers) reloadLocked() error {
 }
 
 func (s *StaticPeers) saveLocked() error {
+	if err := writeAtomic(s.path, formatStatic(s.peers)); err != nil {
+		return fmt.Errorf("saving static peers: %w", err)
+	}
+	return nil
+}
+
+// formatStatic is the static-peers file that lists peers, which parseStatic
+// reads back as they are.
+func formatStatic(peers []StaticPeer) []byte {
 	var b bytes.Buffer
 	b.WriteString("# lanshare static peers, one per line: HOST:PORT ID NAME\n")
 	b.WriteString("# ID is the key the address must hold (- while unverified: lanshare peers add\n")
 	b.WriteString("# HOST:PORT checks and pins it). Kept by lanshare peers add and remove.\n")
-	for _, p := range s.peers {
+	for _, p := range peers {
 		id := p.ID
 		if id == "" {
 			id = "-"
 		}
 		fmt.Fprintf(&b, "%s %s %s\n", p.Addr, id, p.Name)
 	}
-	if err := writeAtomic(s.path, b.Bytes()); err != nil {
-		return fmt.Errorf("saving static peers: %w", err)
-	}
-	return nil
+	return b.Bytes()
 }
 
 // writeAtomic replaces the file at path with data, owner-only: written

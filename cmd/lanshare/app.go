@@ -97,7 +97,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Description: `Listens for transfers and accepts them into the shared folder, and
 announces itself on the local network (mDNS/DNS-SD, _lanshare._tcp) so that
 peers can send to it by name. The first line of output is the address the
-agent listens on.
+agent listens on. It also checks its static peers (lanshare peers add)
+about every 30 s, less often while one is down, and logs when one comes up,
+goes down, or answers with another key.
 
 Examples:
    lanshare serve
