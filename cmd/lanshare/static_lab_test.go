@@ -98,6 +98,10 @@ func TestLabStaticPeerAcrossRouter(t *testing.T) {
 		t.Errorf("east listed as %+v; want static, up, sendable, with its id and address %s", p, east.addr)
 	}
 
+	r = on(west, "status", "--config", west.config)
+	if want := "  " + east.instance + " at " + east.addr.String() + ": up"; r.code != 0 || !strings.Contains(r.stdout, "\n"+want+"\n") {
+		t.Errorf("status on west: exit %d, lacks %q:\n%s", r.code, want, r.stdout)
+	}
 	// send completes its target to the static peer's name.
 	if got := completeOn(t, west.host.CommandContext, "send", "--config", west.config); !slices.Equal(got, []string{"east"}) {
 		t.Errorf("send <TAB> on west completes to %q, want the static peer east", got)
