@@ -153,6 +153,11 @@ type Received struct {
 type Transfer struct {
 	From    string // the sender's display name, from its hello (not authenticated)
 	Entries []Received
+	// Text is a text message the sender sent instead of files (LocalSend's
+	// text messages), as sent: escape it before showing it.
+	Text string
+	// Via is the protocol it came by: "" for lanshare's, "localsend".
+	Via string
 
 	minor uint8 // the sender's protocol minor version, from its hello
 }
