@@ -93,7 +93,7 @@ type lsSession struct {
 	uploads  int               // uploads running
 	last     time.Time
 	ended    bool
-	endErr   error // the session is to end when its last upload does
+	endErr   error  // the session is to end when its last upload does
 	conn     uint64 // the agent's connection id of the prepare-upload
 	remoteNA net.Addr
 }
