@@ -85,7 +85,7 @@ type lsSession struct {
 	from     string // the alias it gave (not authenticated)
 	start    time.Time
 	batch    *Batch
-	files    map[string]lsFile // by LocalSend file id
+	files    map[string]lsOffered // by LocalSend file id
 	done     chan struct{}     // the session's Policy.Done
 	charge   int64             // memory budget held
 	settle   func(got uint64)  // gives back what a stranger's budget did not use
@@ -98,7 +98,7 @@ type lsSession struct {
 	remoteNA net.Addr
 }
 
-type lsFile struct {
+type lsOffered struct {
 	index int
 	token string
 	sum   []byte
@@ -335,7 +335,7 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, msg)
 		return
 	}
-	ss := &lsSession{remote: remote, senderID: senderID, start: time.Now(), done: make(chan struct{}), files: map[string]lsFile{}}
+	ss := &lsSession{remote: remote, senderID: senderID, start: time.Now(), done: make(chan struct{}), files: map[string]lsOffered{}}
 	if ac != nil {
 		ss.conn, ss.remoteNA = ac.id, ac.RemoteAddr()
 	}
@@ -420,7 +420,7 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	reply := localsend.PrepareUploadReply{SessionID: randomToken(), Files: map[string]string{}}
 	for _, i := range b.Accepted() {
-		f := lsFile{index: i, token: randomToken()}
+		f := lsOffered{index: i, token: randomToken()}
 		if sum := req.Files[ids[i]].SHA256; sum != "" {
 			f.sum, _ = hex.DecodeString(sum)
 		}
@@ -535,7 +535,7 @@ func (s *lsServer) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	ss := s.sessions[sid]
-	var f lsFile
+	var f lsOffered
 	okFile := false
 	if ss != nil {
 		f, okFile = ss.files[fid]
