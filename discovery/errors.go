@@ -16,4 +16,7 @@ var (
 	ErrNoSocket = errors.New("discovery: cannot open an mDNS socket")
 	// ErrMalformed reports an mDNS packet or record that cannot be used.
 	ErrMalformed = errors.New("discovery: malformed mDNS packet")
+	// ErrMalformedAnnouncement reports a LocalSend announcement (or
+	// device) that cannot be used.
+	ErrMalformedAnnouncement = errors.New("discovery: malformed LocalSend announcement")
 )
