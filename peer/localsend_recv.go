@@ -278,7 +278,7 @@ func (s *lsServer) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if id := clientID(r); id == "" || id == LocalSendID(info.Fingerprint) {
-		s.a.noteLocalSendDevice(info, remoteAddr(r), id != "")
+		s.a.noteLocalSendDevice(info, remoteAddr(r))
 	}
 	writeJSON(w, s.ourInfo())
 }
