@@ -251,8 +251,8 @@ type Agent struct {
 	// devices that announce themselves wait in lsAnnounced for our answer.
 	lsdisc      *discovery.LocalSend
 	lsAnnounced chan discovery.LocalSendDevice
-	ctl   *control           // nil when the control socket could not be made
-	since time.Time
+	ctl         *control // nil when the control socket could not be made
+	since       time.Time
 
 	strangers *strangerPool // nil without a StrangerBudget
 	consents  *consents
