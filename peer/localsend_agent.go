@@ -85,6 +85,12 @@ func (a *Agent) noteLocalSendDevice(info localsend.Info, addr netip.Addr) {
 	if a.lsdisc == nil || info.Port == 0 {
 		return
 	}
+	// Add validates what a stranger sent: a bad record is dropped.
+	_ = a.lsdisc.Add(deviceOf(info, addr))
+}
+
+// deviceOf is the device that info (a register body) describes, at addr.
+func deviceOf(info localsend.Info, addr netip.Addr) discovery.LocalSendDevice {
 	model := ""
 	if info.DeviceModel != nil {
 		model = *info.DeviceModel
@@ -97,8 +103,7 @@ func (a *Agent) noteLocalSendDevice(info localsend.Info, addr netip.Addr) {
 	if dev.Protocol == "" {
 		dev.Protocol = discovery.LocalSendHTTPS
 	}
-	// Add validates what a stranger sent: a bad record is dropped.
-	_ = a.lsdisc.Add(dev)
+	return dev
 }
 
 // newLocalSendDiscovery makes the agent's LocalSend announcer and browser,
