@@ -397,16 +397,21 @@ func (l *LocalSend) Close() error {
 }
 
 // Look announces us (at 100 and 600 ms, and 2.6 s when wait allows) and
-// returns, after wait (or when ctx is done, with ctx's error), the devices
-// heard (announcements and multicast answers) or added meanwhile: a
-// one-shot look for a program without a running agent. To hear 1.18 apps,
-// which answer only over HTTP, run a temporary HTTP server whose port is
-// in the announcement and whose /register handler calls Add; stop it after
-// Look returns. It fails as Run does.
+// returns, after wait (zero means DefaultBrowseWait; or when ctx is done,
+// with ctx's error), the devices heard (announcements and multicast
+// answers) or added meanwhile: a one-shot look for a program without a
+// running agent. To hear 1.18 apps, which answer only over HTTP, run a
+// temporary HTTP server whose port is in the announcement and whose
+// /register handler calls Add; stop it after Look returns. If the UDP port
+// cannot be shared, Look announces from an ephemeral port and hears only
+// what is added. It fails as Run does.
 func (l *LocalSend) Look(ctx context.Context, wait time.Duration) ([]LocalSendDevice, error) {
+	if wait <= 0 {
+		wait = DefaultBrowseWait
+	}
 	rctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	if err := l.Run(rctx); err != nil {
+	if err := l.run(rctx, true); err != nil {
 		return nil, err
 	}
 	return l.Devices(), ctx.Err()
@@ -449,7 +454,10 @@ type lsRun struct {
 // interface has an IPv6 address and multicast works. It fails at once with
 // ErrNoSocket if no socket opens, ErrClosed after Close, or ErrRunning
 // while it runs already.
-func (l *LocalSend) Run(ctx context.Context) error {
+func (l *LocalSend) Run(ctx context.Context) error { return l.run(ctx, false) }
+
+// run is Run; oneShot (Look) may fall back to an ephemeral port.
+func (l *LocalSend) run(ctx context.Context, oneShot bool) error {
 	l.mu.Lock()
 	switch {
 	case l.closed:
@@ -474,6 +482,10 @@ func (l *LocalSend) Run(ctx context.Context) error {
 	}()
 
 	socks, err := openLSSockets(l.cfg.Port)
+	if err != nil && oneShot {
+		// Announcing still works, and 1.18 apps answer over HTTP.
+		socks, err = openLSSockets(0)
+	}
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ func init() {
 	extraChildren["lsflood"] = childLSFlood
 	extraChildren["lsunicast"] = childLSUnicast
 	extraChildren["lssniff"] = childLSSniff
+	extraChildren["lsportbusy"] = childLSPortBusy
 }
 
 // childLocalSend runs a LocalSend announcing (Name, ID, Port) until stdin
@@ -442,4 +443,65 @@ func TestLocalSendLookHearsMulticastAnswers(t *testing.T) {
 	}
 	ag.waitFor(time.Second, "the look's announcement", lsAnnounceFrom(fpBob))
 	ag.stopLS()
+}
+
+// TestLocalSendFollowsInterfaces: a LocalSend told to serve eth1 before
+// eth1 exists joins it when it appears and announces there, as the mDNS
+// side does.
+func TestLocalSendFollowsInterfaces(t *testing.T) {
+	lab := netlab.New(t, 2)
+	seg1 := lab.AddSegment()
+	ca := lsCfg("alice", fpAlice, 4001)
+	ca.Ifaces = []string{"eth1"}
+	a := startChild(t, lab.Host(0), "alice", "localsend", ca)
+	a.waitFor(10*time.Second, "ready", isReady)
+	ifa := lab.Attach(lab.Host(0), seg1)
+	lab.Attach(lab.Host(1), seg1)
+	cb := lsCfg("bob", fpBob, 4002)
+	cb.Ifaces = []string{"eth1"}
+	b := startChild(t, lab.Host(1), "bob", "localsend", cb)
+	b.waitFor(10*time.Second, "ready", isReady)
+	d := b.waitFor(6*time.Second, "alice's announcement on eth1", lsAnnounceFrom(fpAlice)).LSDevice
+	if d.Iface != "eth1" || d.Addr != netip.AddrPortFrom(ifa.IPv4.Addr(), 4001) && !d.Addr.Addr().Is6() {
+		t.Errorf("bob heard alice as %+v, want on eth1 at %v:4001", d, ifa.IPv4.Addr())
+	}
+	a.stopLS()
+	b.stopLS()
+}
+
+// childLSPortBusy holds UDP port 53317 exclusively (no SO_REUSEADDR), then
+// reports what Run and Look of a LocalSend make of it.
+func childLSPortBusy(c childCfg, out *childOut) error {
+	c4, err := net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", LocalSendPort))
+	if err != nil {
+		return err
+	}
+	defer c4.Close()
+	c6, err := net.ListenPacket("udp6", fmt.Sprintf("[::]:%d", LocalSendPort))
+	if err == nil {
+		defer c6.Close()
+	}
+	cfg := DefaultLocalSendConfig()
+	cfg.Announcement.Alias, cfg.Announcement.Fingerprint = c.Name, c.ID
+	l, err := NewLocalSend(cfg)
+	if err != nil {
+		return err
+	}
+	runErr := l.Run(context.Background())
+	_, lookErr := l.Look(context.Background(), 200*time.Millisecond)
+	sent := l.Stats().Sent
+	out.put(msg{Ev: "result", Text: fmt.Sprintf("run=%v look=%v sent=%d", runErr, lookErr, sent)})
+	return l.Close()
+}
+
+// TestLocalSendPortBusy: when another program holds the port exclusively,
+// Run fails with ErrNoSocket, and a one-shot Look still announces (from an
+// ephemeral port; 1.18 apps answer over HTTP).
+func TestLocalSendPortBusy(t *testing.T) {
+	h := netlab.Single(t)
+	c := startChild(t, h, "busy", "lsportbusy", lsCfg("look", fpBob, 4002))
+	res := c.waitFor(10*time.Second, "result", func(m msg) bool { return m.Ev == "result" }).Text
+	if !strings.HasPrefix(res, "run="+ErrNoSocket.Error()) || !strings.Contains(res, " look=<nil> ") || strings.HasSuffix(res, " sent=0") {
+		t.Errorf("got %s; want Run to fail with ErrNoSocket, Look to succeed and send", res)
+	}
 }
