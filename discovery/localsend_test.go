@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -504,4 +505,62 @@ func TestLocalSendPortBusy(t *testing.T) {
 	if !strings.HasPrefix(res, "run="+ErrNoSocket.Error()) || !strings.Contains(res, " look=<nil> ") || strings.HasSuffix(res, " sent=0") {
 		t.Errorf("got %s; want Run to fail with ErrNoSocket, Look to succeed and send", res)
 	}
+}
+
+// npmLocalSend returns the npm package localsend's command (LocalSend JS
+// CLI, an independent implementation), or skips t.
+func npmLocalSend(t *testing.T, h *netlab.Host) string {
+	t.Helper()
+	bin, err := exec.LookPath("localsend")
+	if err != nil {
+		t.Skip("needs the npm package localsend (npm install -g localsend)")
+	}
+	// Even --help runs inside the lab (the network rule).
+	if out, err := h.Command(bin, "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "LocalSend JS CLI") {
+		t.Skipf("%s is not the npm localsend CLI: %v: %s", bin, err, out)
+	}
+	return bin
+}
+
+// TestLocalSendInteropNPMDiscover: the npm localsend CLI's discover (its
+// own multicast code) and our LocalSend find each other: it lists us from
+// our announcement, and we hear its announcement (OnAnnounce) and, since
+// nobody serves HTTP on our announced port, its multicast answer.
+func TestLocalSendInteropNPMDiscover(t *testing.T) {
+	lab := netlab.New(t, 2)
+	bin := npmLocalSend(t, lab.Host(1))
+	ag := startChild(t, lab.Host(0), "agent", "localsend", lsCfg("lanshare-agent", fpAlice, 4001))
+	ag.waitFor(10*time.Second, "ready", isReady)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := lab.Host(1).CommandContext(ctx, bin, "discover", "--timeout", "4", "--json", "--alias", "npm scanner")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	done := make(chan []byte, 1)
+	go func() {
+		out, _ := cmd.Output()
+		done <- out
+	}()
+	seen := ag.waitFor(10*time.Second, "the npm CLI's announcement", func(m msg) bool {
+		return m.Ev == "lsannounce" && m.LSDevice.Alias == "npm scanner"
+	}).LSDevice
+	if seen.Addr.Addr() != lab.Host(1).Addr() && !seen.Addr.Addr().Is6() {
+		t.Errorf("heard the npm CLI at %v", seen.Addr)
+	}
+	ag.send("announce")
+	out := <-done
+	t.Logf("npm localsend discover printed: %s", out)
+	if !strings.Contains(string(out), fpAlice) || !strings.Contains(string(out), "lanshare-agent") {
+		t.Errorf("npm localsend discover did not list us; its stderr: %s", stderr.String())
+	}
+	var devs []LocalSendDevice
+	for _, d := range ag.lsDevices() {
+		if d.Alias == "npm scanner" {
+			devs = append(devs, d)
+		}
+	}
+	if len(devs) == 0 {
+		t.Errorf("we do not list the npm CLI")
+	}
+	ag.stopLS()
 }
