@@ -86,6 +86,11 @@ const (
 	lsHandlerQueue = 64
 	// lsMaxSources caps the per-source rate limiters kept.
 	lsMaxSources = 1024
+	// lsSameCall: an announcement of a fingerprint heard within this of
+	// the last one that called OnAnnounce does not call it again. A
+	// dual-stack device's announcement arrives over IPv4 and IPv6 at
+	// once; its repeats come 500 ms and 2 s apart.
+	lsSameCall = 300 * time.Millisecond
 	// lsAnswerGap spaces our multicast answers (AnswerByMulticast) and
 	// owner-requested announcements (Announce) on one interface.
 	lsAnswerGap   = time.Second
@@ -143,7 +148,8 @@ type LocalSendConfig struct {
 	Reannounce time.Duration
 	// OnAnnounce, if set, is called for each accepted announcement
 	// (announce true) of another device, so the owner can answer it with
-	// POST /register to dev.Addr (or AnswerByMulticast). Calls are made
+	// POST /register to dev.Addr (or AnswerByMulticast); an announcement
+	// heard over IPv4 and IPv6 at once calls it once. Calls are made
 	// one at a time on a goroutine of Run; at most ten a second are made
 	// (after a burst of 32), and while 64 wait for a slow handler more are
 	// dropped, so the handler should hand slow work to its own bounded
@@ -224,7 +230,9 @@ type LocalSendStats struct {
 	Accepted    uint64 // announcements and answers that updated the table
 	Evicted     uint64 // devices dropped from a full table or source
 	// Handled counts OnAnnounce calls queued; HandlerDropped those not
-	// made (rate limit, or the queue full).
+	// made (rate limit, or the queue full). An announcement of a device
+	// whose announcement called OnAnnounce less than 300 ms before (the
+	// same one over the other family) counts in neither.
 	Handled        uint64
 	HandlerDropped uint64
 	Sent           uint64 // datagrams sent
@@ -397,16 +405,21 @@ func (l *LocalSend) Close() error {
 }
 
 // Look announces us (at 100 and 600 ms, and 2.6 s when wait allows) and
-// returns, after wait (or when ctx is done, with ctx's error), the devices
-// heard (announcements and multicast answers) or added meanwhile: a
-// one-shot look for a program without a running agent. To hear 1.18 apps,
-// which answer only over HTTP, run a temporary HTTP server whose port is
-// in the announcement and whose /register handler calls Add; stop it after
-// Look returns. It fails as Run does.
+// returns, after wait (zero means DefaultBrowseWait; or when ctx is done,
+// with ctx's error), the devices heard (announcements and multicast
+// answers) or added meanwhile: a one-shot look for a program without a
+// running agent. To hear 1.18 apps, which answer only over HTTP, run a
+// temporary HTTP server whose port is in the announcement and whose
+// /register handler calls Add; stop it after Look returns. If the UDP port
+// cannot be shared, Look announces from an ephemeral port and hears only
+// what is added. It fails as Run does.
 func (l *LocalSend) Look(ctx context.Context, wait time.Duration) ([]LocalSendDevice, error) {
+	if wait <= 0 {
+		wait = DefaultBrowseWait
+	}
 	rctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	if err := l.Run(rctx); err != nil {
+	if err := l.run(rctx, true); err != nil {
 		return nil, err
 	}
 	return l.Devices(), ctx.Err()
@@ -449,7 +462,10 @@ type lsRun struct {
 // interface has an IPv6 address and multicast works. It fails at once with
 // ErrNoSocket if no socket opens, ErrClosed after Close, or ErrRunning
 // while it runs already.
-func (l *LocalSend) Run(ctx context.Context) error {
+func (l *LocalSend) Run(ctx context.Context) error { return l.run(ctx, false) }
+
+// run is Run; oneShot (Look) may fall back to an ephemeral port.
+func (l *LocalSend) run(ctx context.Context, oneShot bool) error {
 	l.mu.Lock()
 	switch {
 	case l.closed:
@@ -474,6 +490,10 @@ func (l *LocalSend) Run(ctx context.Context) error {
 	}()
 
 	socks, err := openLSSockets(l.cfg.Port)
+	if err != nil && oneShot {
+		// Announcing still works, and 1.18 apps answer over HTTP.
+		socks, err = openLSSockets(0)
+	}
 	if err != nil {
 		return err
 	}
@@ -676,6 +696,9 @@ func (l *LocalSend) handle(st *lsIface, p packet, now time.Time) {
 	l.accepted.Add(1)
 	if !a.Announce || l.cfg.OnAnnounce == nil {
 		return
+	}
+	if !l.limits.firstCall(a.Fingerprint, now) {
+		return // the same announcement over the other family
 	}
 	if !l.limits.handler.take(now, lsHandlerEvery, lsHandlerBurst) {
 		l.handlerDropped.Add(1)
@@ -902,10 +925,32 @@ type lsLimits struct {
 	sources map[netip.Addr]*tokenBucket
 	all     tokenBucket
 	handler tokenBucket
+	// called holds when OnAnnounce was last called per fingerprint, for
+	// lsSameCall; entries older than that are dropped when it grows.
+	called map[string]time.Time
 }
 
 func newLSLimits() *lsLimits {
-	return &lsLimits{sources: map[netip.Addr]*tokenBucket{}}
+	return &lsLimits{sources: map[netip.Addr]*tokenBucket{}, called: map[string]time.Time{}}
+}
+
+// firstCall reports whether an announcement of fp at now may call
+// OnAnnounce (none did within lsSameCall), and notes it if so.
+func (l *lsLimits) firstCall(fp string, now time.Time) bool {
+	if t, ok := l.called[fp]; ok && now.Sub(t) < lsSameCall {
+		return false
+	}
+	if len(l.called) >= lsMaxSources {
+		for k, t := range l.called {
+			if now.Sub(t) >= lsSameCall {
+				delete(l.called, k)
+			}
+		}
+	}
+	if len(l.called) < lsMaxSources {
+		l.called[fp] = now
+	}
+	return true
 }
 
 func (l *lsLimits) allow(src netip.Addr, now time.Time) bool {

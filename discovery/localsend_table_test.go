@@ -85,6 +85,29 @@ func TestLocalSendHandleAcceptsAndCallsHandler(t *testing.T) {
 	}
 }
 
+// TestLocalSendDualStackAnnouncementAnsweredOnce: one announcement heard
+// over IPv4 and IPv6 calls the handler once and lists both addresses; the
+// device's next announcement (500 ms later) calls it again.
+func TestLocalSendDualStackAnnouncementAnsweredOnce(t *testing.T) {
+	l := testLocalSend(t, true)
+	eth := *testEth
+	eth.info.Prefixes = append(eth.info.Prefixes, netip.MustParsePrefix("fd77::/64"))
+	now := time.Now()
+	b := lsDatagram(t, "phone", fpN(1), 53317, true)
+	l.handle(&eth, lsPacket(b, "10.77.0.9:53317"), now)
+	l.handle(&eth, lsPacket(b, "[fe80::9%eth0]:53317"), now.Add(time.Millisecond))
+	if calls := drain(l); len(calls) != 1 || calls[0].Addr.Addr() != netip.MustParseAddr("10.77.0.9") {
+		t.Errorf("handler calls %+v, want one, for the IPv4 address", calls)
+	}
+	if devs := l.Devices(); len(devs) != 2 || devs[1].Addr.String() != "[fe80::9%eth0]:53317" {
+		t.Errorf("Devices = %+v, want both addresses", devs)
+	}
+	l.handle(&eth, lsPacket(b, "[fe80::9%eth0]:53317"), now.Add(500*time.Millisecond))
+	if calls := drain(l); len(calls) != 1 {
+		t.Errorf("the next announcement: %d calls", len(calls))
+	}
+}
+
 // TestLocalSendHandleDrops: own datagrams (looped back, or with our
 // fingerprint), off-link sources, oversized and malformed datagrams leave
 // no entry and call no handler.

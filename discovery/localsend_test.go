@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ func init() {
 	extraChildren["lsflood"] = childLSFlood
 	extraChildren["lsunicast"] = childLSUnicast
 	extraChildren["lssniff"] = childLSSniff
+	extraChildren["lsportbusy"] = childLSPortBusy
 }
 
 // childLocalSend runs a LocalSend announcing (Name, ID, Port) until stdin
@@ -441,5 +443,124 @@ func TestLocalSendLookHearsMulticastAnswers(t *testing.T) {
 		t.Errorf("look took %d ms, want about 1500", res.Millis)
 	}
 	ag.waitFor(time.Second, "the look's announcement", lsAnnounceFrom(fpBob))
+	ag.stopLS()
+}
+
+// TestLocalSendFollowsInterfaces: a LocalSend told to serve eth1 before
+// eth1 exists joins it when it appears and announces there, as the mDNS
+// side does.
+func TestLocalSendFollowsInterfaces(t *testing.T) {
+	lab := netlab.New(t, 2)
+	seg1 := lab.AddSegment()
+	ca := lsCfg("alice", fpAlice, 4001)
+	ca.Ifaces = []string{"eth1"}
+	a := startChild(t, lab.Host(0), "alice", "localsend", ca)
+	a.waitFor(10*time.Second, "ready", isReady)
+	ifa := lab.Attach(lab.Host(0), seg1)
+	lab.Attach(lab.Host(1), seg1)
+	cb := lsCfg("bob", fpBob, 4002)
+	cb.Ifaces = []string{"eth1"}
+	b := startChild(t, lab.Host(1), "bob", "localsend", cb)
+	b.waitFor(10*time.Second, "ready", isReady)
+	d := b.waitFor(6*time.Second, "alice's announcement on eth1", lsAnnounceFrom(fpAlice)).LSDevice
+	if d.Iface != "eth1" || d.Addr != netip.AddrPortFrom(ifa.IPv4.Addr(), 4001) && !d.Addr.Addr().Is6() {
+		t.Errorf("bob heard alice as %+v, want on eth1 at %v:4001", d, ifa.IPv4.Addr())
+	}
+	a.stopLS()
+	b.stopLS()
+}
+
+// childLSPortBusy holds UDP port 53317 exclusively (no SO_REUSEADDR), then
+// reports what Run and Look of a LocalSend make of it.
+func childLSPortBusy(c childCfg, out *childOut) error {
+	c4, err := net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", LocalSendPort))
+	if err != nil {
+		return err
+	}
+	defer c4.Close()
+	c6, err := net.ListenPacket("udp6", fmt.Sprintf("[::]:%d", LocalSendPort))
+	if err == nil {
+		defer c6.Close()
+	}
+	cfg := DefaultLocalSendConfig()
+	cfg.Announcement.Alias, cfg.Announcement.Fingerprint = c.Name, c.ID
+	l, err := NewLocalSend(cfg)
+	if err != nil {
+		return err
+	}
+	runErr := l.Run(context.Background())
+	_, lookErr := l.Look(context.Background(), 200*time.Millisecond)
+	sent := l.Stats().Sent
+	out.put(msg{Ev: "result", Text: fmt.Sprintf("run=%v look=%v sent=%d", runErr, lookErr, sent)})
+	return l.Close()
+}
+
+// TestLocalSendPortBusy: when another program holds the port exclusively,
+// Run fails with ErrNoSocket, and a one-shot Look still announces (from an
+// ephemeral port; 1.18 apps answer over HTTP).
+func TestLocalSendPortBusy(t *testing.T) {
+	h := netlab.Single(t)
+	c := startChild(t, h, "busy", "lsportbusy", lsCfg("look", fpBob, 4002))
+	res := c.waitFor(10*time.Second, "result", func(m msg) bool { return m.Ev == "result" }).Text
+	if !strings.HasPrefix(res, "run="+ErrNoSocket.Error()) || !strings.Contains(res, " look=<nil> ") || strings.HasSuffix(res, " sent=0") {
+		t.Errorf("got %s; want Run to fail with ErrNoSocket, Look to succeed and send", res)
+	}
+}
+
+// npmLocalSend returns the npm package localsend's command (LocalSend JS
+// CLI, an independent implementation), or skips t.
+func npmLocalSend(t *testing.T, h *netlab.Host) string {
+	t.Helper()
+	bin, err := exec.LookPath("localsend")
+	if err != nil {
+		t.Skip("needs the npm package localsend (npm install -g localsend)")
+	}
+	// Even --help runs inside the lab (the network rule).
+	if out, err := h.Command(bin, "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "LocalSend JS CLI") {
+		t.Skipf("%s is not the npm localsend CLI: %v: %s", bin, err, out)
+	}
+	return bin
+}
+
+// TestLocalSendInteropNPMDiscover: the npm localsend CLI's discover (its
+// own multicast code) and our LocalSend find each other: it lists us from
+// our announcement, and we hear its announcement (OnAnnounce) and, since
+// nobody serves HTTP on our announced port, its multicast answer.
+func TestLocalSendInteropNPMDiscover(t *testing.T) {
+	lab := netlab.New(t, 2)
+	bin := npmLocalSend(t, lab.Host(1))
+	ag := startChild(t, lab.Host(0), "agent", "localsend", lsCfg("lanshare-agent", fpAlice, 4001))
+	ag.waitFor(10*time.Second, "ready", isReady)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := lab.Host(1).CommandContext(ctx, bin, "discover", "--timeout", "4", "--json", "--alias", "npm scanner")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	done := make(chan []byte, 1)
+	go func() {
+		out, _ := cmd.Output()
+		done <- out
+	}()
+	seen := ag.waitFor(10*time.Second, "the npm CLI's announcement", func(m msg) bool {
+		return m.Ev == "lsannounce" && m.LSDevice.Alias == "npm scanner"
+	}).LSDevice
+	if seen.Addr.Addr() != lab.Host(1).Addr() && !seen.Addr.Addr().Is6() {
+		t.Errorf("heard the npm CLI at %v", seen.Addr)
+	}
+	ag.send("announce")
+	out := <-done
+	t.Logf("npm localsend discover printed: %s", out)
+	if !strings.Contains(string(out), fpAlice) || !strings.Contains(string(out), "lanshare-agent") {
+		t.Errorf("npm localsend discover did not list us; its stderr: %s", stderr.String())
+	}
+	var devs []LocalSendDevice
+	for _, d := range ag.lsDevices() {
+		if d.Alias == "npm scanner" {
+			devs = append(devs, d)
+		}
+	}
+	if len(devs) == 0 {
+		t.Errorf("we do not list the npm CLI")
+	}
 	ag.stopLS()
 }
