@@ -17,6 +17,7 @@ import (
 
 	"github.com/lanshare/lanshare/discovery"
 	"github.com/lanshare/lanshare/proto"
+	"github.com/lanshare/lanshare/proto/localsend"
 )
 
 // DefaultPort is the TCP port an agent listens on unless told otherwise.
@@ -94,6 +95,20 @@ type Config struct {
 	// Ifaces restricts discovery to these interfaces; empty means every
 	// up, multicast-capable one.
 	Ifaces []string
+	// LocalSend makes the agent speak LocalSend's protocol 2.2 as well:
+	// an HTTPS server on LocalSendListen (":53317" by default; ":0" picks
+	// a free port) that LocalSend apps send to, with the agent's inbox and
+	// policy. When that port is taken (a LocalSend app runs here), the
+	// agent logs it and serves without it.
+	LocalSend       bool
+	LocalSendListen string
+	// LocalSendPIN, if set, is asked of LocalSend senders that are not
+	// trusted, as LocalSend's own PIN: three wrong tries from an address
+	// and it is refused until the agent restarts.
+	LocalSendPIN string
+	// LocalSendUDPPort is the UDP port of LocalSend's multicast discovery;
+	// zero means LocalSend's, 53317.
+	LocalSendUDPPort int
 	// DiscoveryTTL is the TTL of our mDNS records: how long a peer keeps
 	// us after we vanish without a goodbye. Zero means discovery.DefaultTTL.
 	DiscoveryTTL time.Duration
@@ -167,6 +182,8 @@ func DefaultConfig() Config {
 		StrangerBudget:   DefaultStrangerBudget,
 		AskTimeout:       DefaultAskTimeout,
 		MaxPending:       DefaultMaxPending,
+		LocalSend:        true,
+		LocalSendListen:  fmt.Sprintf(":%d", localsend.DefaultPort),
 	}
 	if home, err := os.UserHomeDir(); err == nil {
 		c.Dir = filepath.Join(home, "LANShare")
@@ -235,8 +252,13 @@ type Agent struct {
 	inbox *Inbox
 	ln    net.Listener
 	disc  *discovery.Service // nil without Config.Discover
-	ctl   *control           // nil when the control socket could not be made
-	since time.Time
+	ls    *lsServer          // nil without Config.LocalSend, or when its port was taken
+	// lsdisc is LocalSend's discovery, with Config.Discover and ls; the
+	// devices that announce themselves wait in lsAnnounced for our answer.
+	lsdisc      *discovery.LocalSend
+	lsAnnounced chan discovery.LocalSendDevice
+	ctl         *control // nil when the control socket could not be made
+	since       time.Time
 
 	strangers *strangerPool // nil without a StrangerBudget
 	consents  *consents
@@ -366,6 +388,16 @@ func New(cfg Config) (*Agent, error) {
 	a.consents = newConsents(cfg.MaxPending, memory/4)
 	a.static = newStaticChecker(cfg.ConfigDir, id, cfg.Logf, cfg.OnStatic)
 	inbox.mem.pressure = a.evictForMemory
+	if cfg.LocalSend {
+		if err := a.startLocalSend(); err != nil {
+			ln.Close()
+			inbox.Close()
+			if ctl != nil {
+				ctl.close()
+			}
+			return nil, err
+		}
+	}
 	if cfg.Discover {
 		dc := discovery.DefaultConfig()
 		dc.Name, dc.ID, dc.Version = cfg.Name, id.ID, ProtocolVersion
@@ -380,7 +412,21 @@ func New(cfg Config) (*Agent, error) {
 			if ctl != nil {
 				ctl.close()
 			}
+			if a.ls != nil {
+				a.ls.close()
+			}
 			return nil, fmt.Errorf("discovery: %w", err)
+		}
+		if a.ls != nil {
+			if err := a.newLocalSendDiscovery(); err != nil {
+				ln.Close()
+				inbox.Close()
+				if ctl != nil {
+					ctl.close()
+				}
+				a.ls.close()
+				return nil, err
+			}
 		}
 	}
 	return a, nil
@@ -417,6 +463,12 @@ func (a *Agent) Status() Status {
 	a.mu.Unlock()
 	st.Pending = len(a.Pending())
 	st.Static = a.StaticPeers()
+	if a.ls != nil {
+		st.LocalSendListen, st.LocalSendFingerprint = a.ls.ln.Addr().String(), a.ls.ident.Fingerprint
+	}
+	if a.lsdisc != nil {
+		st.LocalSend = a.lsdisc.Devices()
+	}
 	if a.cfg.Accept == AcceptEveryone {
 		st.StrangerBudget = a.cfg.StrangerBudget.String()
 		if left, _, ok := a.StrangersLeft(); ok {
@@ -450,6 +502,17 @@ func (a *Agent) Serve(ctx context.Context) error {
 	defer stop()
 	stopDiscovery := a.startDiscovery(ctx)
 	defer a.startStatic(ctx)()
+	if a.ls != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.ls.serve()
+		}()
+		defer func() {
+			a.ls.close()
+			<-done
+		}()
+	}
 	if a.ctl != nil {
 		done := make(chan struct{})
 		go func() {
@@ -516,6 +579,11 @@ func (a *Agent) Serve(ctx context.Context) error {
 		stopDiscovery()
 		stopDiscovery = nil
 	}
+	if a.ls != nil {
+		// No new LocalSend requests; uploads in flight finish within the
+		// grace (drain), idle connections go now.
+		a.ls.shutdown()
+	}
 	a.drain()
 	if ctx.Err() == nil {
 		a.mu.Lock()
@@ -574,6 +642,13 @@ func (a *Agent) startDiscovery(ctx context.Context) func() {
 		defer wg.Done()
 		errc <- a.disc.Run(ctx)
 	}()
+	if a.lsdisc != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.runLocalSendDiscovery(ctx)
+		}()
+	}
 	return func() {
 		cancel()
 		unsubscribe()
@@ -985,11 +1060,21 @@ func (a *Agent) Close() error {
 		if a.disc != nil {
 			a.disc.Close()
 		}
+		if a.lsdisc != nil {
+			a.lsdisc.Close()
+		}
+		if a.ls != nil {
+			a.ls.shutdown()
+		}
 		// Connections given up stop waiting on anything but the file
 		// system at once, and the inbox is closed after them. One still
 		// stuck abortWait after they were first given up (a file system
 		// that hangs) keeps the inbox open for it: Close returns anyway.
-		if a.waitConns(a.closeConns().Add(abortWait)) {
+		dropped := a.closeConns()
+		if a.ls != nil {
+			a.ls.close()
+		}
+		if a.waitConns(dropped.Add(abortWait)) {
 			a.closeErr = a.inbox.Close()
 		}
 	})

@@ -31,6 +31,8 @@ func startAgent(t testing.TB, edit func(*Config), prep ...func(*Agent)) *testAge
 	cfg := DefaultConfig()
 	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = ta.dir, ta.config, "bob", "127.0.0.1:0"
 	cfg.SpaceMargin = 0
+	// LocalSend's tests turn it on, on loopback (see startLocalSendAgent).
+	cfg.LocalSend, cfg.LocalSendListen = false, "127.0.0.1:0"
 	cfg.OnTransfer = func(in Incoming) {
 		ta.mu.Lock()
 		ta.incoming = append(ta.incoming, in)

@@ -226,15 +226,24 @@ func writeExclusive(path string, data []byte) error {
 
 // ShortID is the first eight characters of id in two groups of four
 // ("ttj3-5jp3"), enough to tell the agents on one LAN apart; it is also an
-// id prefix every command that takes one accepts.
+// id prefix every command that takes one accepts. A LocalSend id keeps
+// its prefix: "ls-3f2a-9c1b".
 func ShortID(id string) string {
-	return GroupID(id[:min(len(id), 8)])
+	n := 8
+	if strings.HasPrefix(id, LocalSendIDPrefix) {
+		n += len(LocalSendIDPrefix)
+	}
+	return GroupID(id[:min(len(id), n)])
 }
 
 // GroupID spells id in groups of four for reading aloud and comparing:
-// "abcd-efgh-...".
+// "abcd-efgh-...", and "ls-3f2a-9c1b-..." for a LocalSend id.
 func GroupID(id string) string {
 	var b strings.Builder
+	if rest, ok := strings.CutPrefix(id, LocalSendIDPrefix); ok {
+		b.WriteString(LocalSendIDPrefix)
+		id = rest
+	}
 	for i := 0; i < len(id); i += 4 {
 		if i > 0 {
 			b.WriteByte('-')
@@ -245,10 +254,18 @@ func GroupID(id string) string {
 }
 
 // ParseID returns the id s spells, in plain or grouped form (any case),
-// or "" when s is not a whole id.
+// or "" when s is not a whole id. A LocalSend id is "ls" and 64 hex
+// digits, dashes anywhere after "ls" ignored ("LS-3F2A-9C1B-...").
 func ParseID(s string) string {
-	id := strings.ToLower(strings.ReplaceAll(s, "-", ""))
-	if !validID(id) {
+	lower := strings.ToLower(s)
+	if rest, ok := strings.CutPrefix(lower, "ls"); ok {
+		hex := strings.ReplaceAll(rest, "-", "")
+		if len(hex) == localSendIDLen-len(LocalSendIDPrefix) && isLowerHex(hex) {
+			return LocalSendIDPrefix + hex
+		}
+	}
+	id := strings.ReplaceAll(lower, "-", "")
+	if !validAgentID(id) {
 		return ""
 	}
 	return id

@@ -153,6 +153,11 @@ type Received struct {
 type Transfer struct {
 	From    string // the sender's display name, from its hello (not authenticated)
 	Entries []Received
+	// Text is a text message the sender sent instead of files (LocalSend's
+	// text messages), as sent: escape it before showing it.
+	Text string
+	// Via is the protocol it came by: "" for lanshare's, "localsend".
+	Via string
 
 	minor uint8 // the sender's protocol minor version, from its hello
 }
@@ -312,10 +317,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		}
 	}()
 	answer, need := t.plan()
-	if answer.Code == proto.CodeOK && pol.MaxSize > 0 && need > pol.MaxSize {
-		answer = proto.Answer{Code: proto.CodeTooLarge, Reason: fmt.Sprintf("transfer of %s is over this receiver's limit of %s",
-			FormatBytes(need), FormatBytes(pol.MaxSize))}
-	}
+	answer = limitSize(answer, need, pol.MaxSize)
 	helloSent := false
 	if answer.Code == proto.CodeOK && pol.Consent != nil {
 		waited := false
@@ -355,11 +357,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		o := t.summary(need, charge, tr.minor >= proto.MinorWait)
 		o.From = tr.From
 		if err := pol.Consent(o, wait); err != nil {
-			answer = proto.Answer{Code: proto.CodeDenied, Reason: trimReason(err.Error())}
-			var re *RefusedError
-			if errors.As(err, &re) {
-				answer = proto.Answer{Code: re.Code, Reason: trimReason(re.Reason)}
-			}
+			answer = refusalAnswer(err)
 		}
 		if waited {
 			// Stop watching the sender, then give the answer a handshake
@@ -648,6 +646,9 @@ type transfer struct {
 	dupOf    map[int]int // entry → the earlier entry of the offer it repeats
 	// outOfSpace: an entry failed for want of space; the transfer stops.
 	outOfSpace bool
+	// noResume: no entry is resumable or looked up as already there
+	// (a Batch: its front end's protocol has no resume).
+	noResume bool
 }
 
 // abort gives the transfer up: it closes its connection, so that its
@@ -806,6 +807,9 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 		offered += e.Size
 		a.Replies[i] = proto.Reply{Status: proto.Accept}
 		t.accepted[i] = true
+		if t.noResume {
+			continue
+		}
 		if t.keys[i] = fileKey(t.policy.SenderID, t.policy.Folder, e); t.keys[i] != "" {
 			ask[t.keys[i]] = true
 		}

@@ -105,8 +105,27 @@ func (k *Known) reloadLocked() error {
 	return nil
 }
 
+// validID reports whether id is an id as the agent writes it: a lanshare
+// agent's or a LocalSend device's (LocalSendID).
 func validID(id string) bool {
+	return validAgentID(id) || IsLocalSendID(id)
+}
+
+func validAgentID(id string) bool {
 	return len(id) == IDLen && strings.Trim(id, "abcdefghijklmnopqrstuvwxyz234567") == ""
+}
+
+// idHasPrefix reports whether typed (dashes ignored, any case) is a prefix
+// of id long enough to name it: four characters, or for a LocalSend id
+// "ls" and four hex digits.
+func idHasPrefix(id, typed string) bool {
+	prefix := strings.ToLower(strings.ReplaceAll(typed, "-", ""))
+	need := 4
+	if IsLocalSendID(id) {
+		id = strings.ReplaceAll(id, "-", "")
+		need = len("ls") + 4
+	}
+	return len(prefix) >= need && strings.HasPrefix(id, prefix)
 }
 
 // List returns the known peers, in file order.
@@ -203,7 +222,8 @@ func (k *Known) trust(id, name string, replace bool) error {
 // PinnedTo returns the ids pinned to exactly what a user typed to name a
 // peer, for Resolve to look for first: those whose name it is, whose
 // instance name it is ("bob (3fa2)", see discovery.InstanceName), or whose
-// id it starts (four characters or more; dashes ignored). A whole id
+// id it starts (four characters or more, "ls" and four hex digits for a
+// LocalSend id; dashes ignored). A whole id
 // returns nil: it names its key without a pin.
 func (k *Known) PinnedTo(typed string) []string {
 	return k.pinned(typed, false)
@@ -222,7 +242,6 @@ func (k *Known) pinned(typed string, namePart bool) []string {
 	}
 	name := cleanName(typed)
 	part, isInstance := splitInstance(name)
-	prefix := strings.ToLower(strings.ReplaceAll(typed, "-", ""))
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var ids []string
@@ -230,7 +249,7 @@ func (k *Known) pinned(typed string, namePart bool) []string {
 		named := p.Name != "" && (strings.EqualFold(p.Name, name) ||
 			strings.EqualFold(discovery.InstanceName(p.Name, p.ID), name) ||
 			(namePart && isInstance && strings.EqualFold(p.Name, part)))
-		if (named || (len(prefix) >= 4 && strings.HasPrefix(p.ID, prefix))) && !slices.Contains(ids, p.ID) {
+		if (named || idHasPrefix(p.ID, typed)) && !slices.Contains(ids, p.ID) {
 			ids = append(ids, p.ID)
 		}
 	}
@@ -292,8 +311,8 @@ func (k *Known) idsByName(name string) []string {
 	return ids
 }
 
-// Forget removes the entries that match: an id, an id prefix of at least
-// four characters, or a name. It returns what it removed.
+// Forget removes the entries that match: an id, an id prefix (as for
+// PinnedTo), or a name. It returns what it removed.
 func (k *Known) Forget(what string) ([]KnownPeer, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -349,8 +368,7 @@ func (k *Known) Untrust(what string) (untrusted, pinned []KnownPeer, err error) 
 }
 
 func matchesKnown(p KnownPeer, what string) bool {
-	id := strings.ToLower(strings.ReplaceAll(what, "-", ""))
-	return (p.Name != "" && strings.EqualFold(p.Name, what)) || (len(id) >= 4 && strings.HasPrefix(p.ID, id))
+	return (p.Name != "" && strings.EqualFold(p.Name, what)) || idHasPrefix(p.ID, what)
 }
 
 // cleanName keeps a name on one line of the file.

@@ -18,6 +18,7 @@ import (
 	"github.com/lanshare/lanshare/discovery"
 	"github.com/lanshare/lanshare/peer"
 	"github.com/lanshare/lanshare/proto"
+	"github.com/lanshare/lanshare/proto/localsend"
 )
 
 // Exit codes.
@@ -119,6 +120,9 @@ Examples:
 					&cli.BoolFlag{Name: "trusted-exec", Usage: "keep the executable bit on files from trusted peers", EnvVars: []string{"LANSHARE_TRUSTED_EXEC"}},
 					&cli.BoolFlag{Name: "per-peer-folders", Usage: "put each sender's files in a folder named after it", EnvVars: []string{"LANSHARE_PER_PEER_FOLDERS"}},
 					&cli.StringFlag{Name: "names", Usage: "names the shared folder can hold: native (this system's), posix, or windows (also for FAT, exFAT, NTFS, SMB folders); other names are saved under a look-alike", Value: string(peer.NamesNative), EnvVars: []string{"LANSHARE_NAMES"}},
+					&cli.BoolFlag{Name: "localsend", Usage: "also speak LocalSend's protocol, so LocalSend apps can send here (--localsend=false turns it off)", Value: true, EnvVars: []string{"LANSHARE_LOCALSEND"}},
+					&cli.IntFlag{Name: "localsend-port", Usage: "TCP port of the LocalSend HTTPS server (LocalSend's own is 53317)", Value: localsend.DefaultPort, EnvVars: []string{"LANSHARE_LOCALSEND_PORT"}},
+					&cli.StringFlag{Name: "pin", Usage: "PIN that LocalSend senders that are not trusted must give, as LocalSend's own PIN (empty: none)", EnvVars: []string{"LANSHARE_PIN"}},
 					&cli.BoolFlag{Name: "json", Usage: "log one JSON object per line (events listening, sharing, peer-up, peer-down, file-saved, error, transfer-done, ...)"},
 					&cli.BoolFlag{Name: "verbose", Usage: "log a line for every file received (default: the first 10 of a transfer, then a count)", EnvVars: []string{"LANSHARE_VERBOSE"}},
 					&cli.BoolFlag{Name: "print-config", Usage: "print every setting, its value and where it comes from (flag, environment, config file, default), and exit"},
@@ -155,6 +159,12 @@ Examples:
 					}
 					cfg.TrustedExec = c.Bool("trusted-exec")
 					cfg.PerPeerFolders = c.Bool("per-peer-folders")
+					cfg.LocalSend = c.Bool("localsend")
+					if p := c.Int("localsend-port"); p < 0 || p > 65535 {
+						return usageError{msg: fmt.Sprintf("--localsend-port %d: want 0 to 65535", p)}
+					}
+					cfg.LocalSendListen = localSendListen(cfg.Listen, c.Int("localsend-port"))
+					cfg.LocalSendPIN = c.String("pin")
 					cfg.NameRules = peer.NameRules(c.String("names"))
 					if err := cfg.Validate(); errors.Is(err, peer.ErrNameRules) {
 						return usageError{msg: "--names: " + err.Error()}
@@ -606,4 +616,14 @@ func formatDuration(d time.Duration) string {
 		return fmt.Sprintf("%d ms", d.Milliseconds())
 	}
 	return fmt.Sprintf("%.1f s", d.Seconds())
+}
+
+// localSendListen is the address of the LocalSend server: the host the
+// agent listens on, and port.
+func localSendListen(listen string, port int) string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		host = ""
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
 }

@@ -121,6 +121,14 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 	if !asJSON {
 		lg.infof(time.Now(), "%s", whoMaySend(cfg, agent, prompt != nil))
 	}
+	if addr := agent.LocalSendAddr(); addr != nil {
+		pin := ""
+		if cfg.LocalSendPIN != "" {
+			pin = "; strangers need the PIN"
+		}
+		lg.event(time.Now(), prioInfo, serveEvent{Event: "localsend", Addr: addr.String(), PeerID: agent.LocalSendFingerprint()},
+			"LocalSend apps can send here: https://%s, certificate %s%s", addr, peer.LocalSendShortFingerprint(agent.LocalSendFingerprint()), pin)
+	}
 	if err := agent.Serve(ctx); err != nil {
 		return err
 	}
@@ -137,7 +145,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 // serveEvent is one line of `serve --json`. Field names are stable; empty
 // fields are left out.
 type serveEvent struct {
-	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, static-up, static-down, file-saved, file-skipped, error, transfer-done, warning, suppressed, stopped
+	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, static-up, static-down, file-saved, file-skipped, text, localsend, error, transfer-done, warning, suppressed, stopped
 	Time    string   `json:"time"`
 	Addr    string   `json:"addr,omitempty"`
 	Dir     string   `json:"dir,omitempty"`
@@ -159,6 +167,8 @@ type serveEvent struct {
 	Count   int      `json:"count,omitempty"`
 	Resumed uint64   `json:"resumed,omitempty"` // file-saved: the bytes it had from an interrupted transfer
 	Offer   string   `json:"offer,omitempty"`   // offer-waiting: the id to answer (lanshare accept)
+	Via     string   `json:"via,omitempty"`     // "localsend" for what came over LocalSend's protocol
+	Text    string   `json:"text,omitempty"`    // text: the message, as sent
 }
 
 func stamp(t time.Time) string { return t.Format(time.RFC3339) }
@@ -269,6 +279,16 @@ func logTransfer(l agentLog, in peer.Incoming, logFailure bool) {
 		from = fmt.Sprintf("%s (%s)", from, in.Remote)
 	}
 	base := serveEvent{Name: name, PeerID: in.PeerID, Remote: fmt.Sprint(in.Remote)}
+	if in.Transfer != nil && in.Transfer.Via != "" {
+		base.Via = in.Transfer.Via
+		from += " via " + in.Transfer.Via
+	}
+	if in.Transfer != nil && in.Transfer.Text != "" {
+		ev := base
+		ev.Event, ev.Text = "text", in.Transfer.Text
+		l.event(in.End, prioInfo, ev, "message from %s: %s", from, peer.Escape(in.Transfer.Text))
+		return
+	}
 	var files, skipped int
 	var bytes, moved, resumed uint64
 	if in.Transfer != nil {

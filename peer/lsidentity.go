@@ -1,0 +1,184 @@
+package peer
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lanshare/lanshare/proto/localsend"
+)
+
+// Files in the config directory that hold the agent's LocalSend identity,
+// next to key.pem and cert.pem. Both are owner-only (0600).
+const (
+	lsKeyFile  = "localsend-key.pem"
+	lsCertFile = "localsend-cert.pem"
+)
+
+// LocalSendIDPrefix starts every LocalSend id (LocalSendID).
+const LocalSendIDPrefix = "ls-"
+
+// localSendIDLen is the length of a LocalSend id: the prefix and a
+// fingerprint's 64 hex digits.
+const localSendIDLen = len(LocalSendIDPrefix) + 64
+
+// LocalSendIdentity is the agent's key pair and self-signed certificate
+// for the LocalSend API, as the official apps make theirs: RSA-2048,
+// CN "LocalSend User", valid from 1975 to 4096. LocalSend names a device by
+// the fingerprint of its certificate (not of its key), so the certificate
+// is kept as long as the key, never reissued while it exists.
+type LocalSendIdentity struct {
+	Cert tls.Certificate
+	// Fingerprint is LocalSend's fingerprint of Cert: upper-case hex
+	// SHA-256 of its DER bytes (localsend.Fingerprint).
+	Fingerprint string
+}
+
+// ID is the identity's id in known_peers: LocalSendID(Fingerprint).
+func (id *LocalSendIdentity) ID() string { return LocalSendID(id.Fingerprint) }
+
+// LoadLocalSendIdentity reads the LocalSend identity kept in dir, creating
+// a new key pair and certificate (owner-only files, written exclusively)
+// the first time. It fails, rather than replacing anything, when the files
+// exist but cannot be used. A key without its certificate (a first start
+// cut short) gets a new certificate, hence a new fingerprint: LocalSend
+// devices then see a new device.
+//
+// RSA-2048 as in the official apps, for the widest compatibility (Ed25519
+// is not accepted by every app version); generating the key takes tens to
+// a few hundred milliseconds, once per config directory.
+func LoadLocalSendIdentity(dir string) (*LocalSendIdentity, error) {
+	id, err := readLocalSendIdentity(dir)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return id, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating config directory: %w", err)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("creating LocalSend key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	// The key goes first, as in LoadIdentity.
+	if err := writeExclusive(filepath.Join(dir, lsKeyFile), keyPEM); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	// If another process wrote the key first, readLocalSendIdentity uses
+	// theirs, and issues the certificate if they have not yet.
+	return readLocalSendIdentity(dir)
+}
+
+func readLocalSendIdentity(dir string) (*LocalSendIdentity, error) {
+	keyPath := filepath.Join(dir, lsKeyFile)
+	kb, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("reading LocalSend identity: %w", err)
+	}
+	key, err := parseRSAKey(kb)
+	if err != nil {
+		return nil, err
+	}
+	certPath := filepath.Join(dir, lsCertFile)
+	cb, err := os.ReadFile(certPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		if cb, err = lsSelfSign(key); err == nil {
+			err = writeExclusive(certPath, cb)
+		}
+		if errors.Is(err, fs.ErrExist) {
+			cb, err = os.ReadFile(certPath)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("LocalSend certificate: %w", err)
+	}
+	cert, err := tls.X509KeyPair(cb, kb)
+	if err != nil {
+		return nil, fmt.Errorf("LocalSend identity in %s is unusable (move %s and %s away to make a new one): %w", dir, lsKeyFile, lsCertFile, err)
+	}
+	return &LocalSendIdentity{Cert: cert, Fingerprint: localsend.Fingerprint(cert.Certificate[0])}, nil
+}
+
+func parseRSAKey(b []byte) (*rsa.PrivateKey, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return nil, errors.New("LocalSend key: not a PEM private key")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("LocalSend key: %w", err)
+	}
+	key, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("LocalSend key: not an RSA key")
+	}
+	return key, nil
+}
+
+// lsSelfSign issues the certificate as the apps do (rcgen's defaults: no
+// names but the CN, valid 1975 to 4096); it serves as server and client
+// certificate.
+func lsSelfSign(key *rsa.PrivateKey) ([]byte, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "LocalSend User"},
+		NotBefore:    time.Date(1975, 1, 1, 0, 0, 0, 0, time.UTC),
+		NotAfter:     time.Date(4096, 1, 1, 0, 0, 0, 0, time.UTC),
+		// No key usage extensions, as rcgen's default: whatever a peer
+		// checks, an unrestricted certificate passes.
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("creating LocalSend certificate: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// LocalSendID is the id of a LocalSend device in known_peers, history and
+// output: "ls-" and its certificate fingerprint in lower-case hex. It
+// returns "" when fingerprint is not 64 hex digits (a plain-HTTP device's
+// random string names no key, so it gets no id).
+func LocalSendID(fingerprint string) string {
+	if !localsend.IsCertFingerprint(fingerprint) {
+		return ""
+	}
+	return LocalSendIDPrefix + strings.ToLower(fingerprint)
+}
+
+// IsLocalSendID reports whether id is a LocalSend id (as LocalSendID
+// makes them), not a lanshare agent's.
+func IsLocalSendID(id string) bool {
+	return len(id) == localSendIDLen && strings.HasPrefix(id, LocalSendIDPrefix) && isLowerHex(id[len(LocalSendIDPrefix):])
+}
+
+// LocalSendFingerprint is the fingerprint a LocalSend id names, in
+// upper-case hex as LocalSend writes it, or "" when id is not one.
+func LocalSendFingerprint(id string) string {
+	if !IsLocalSendID(id) {
+		return ""
+	}
+	return strings.ToUpper(id[len(LocalSendIDPrefix):])
+}
+
+func isLowerHex(s string) bool {
+	return strings.Trim(s, "0123456789abcdef") == ""
+}
