@@ -247,13 +247,14 @@ func (c *staticChecker) run(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		c.reload(time.Now())
-		for _, e := range c.due(time.Now(), len(slots), cap(slots)) {
+		for _, d := range c.due(time.Now(), len(slots), cap(slots)) {
 			slots <- struct{}{}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer func() { <-slots }()
-				st := CheckStatic(ctx, c.id, e.status.Peer())
+				st := CheckStatic(ctx, c.id, d.peer)
+				e := d.entry
 				if ctx.Err() == nil && c.done(e, st, time.Now()) && c.onChange != nil {
 					c.onChange(st)
 				}
@@ -267,19 +268,25 @@ func (c *staticChecker) run(ctx context.Context) {
 	}
 }
 
+// dueCheck is a check to run: the entry, and the peer it is of.
+type dueCheck struct {
+	entry *staticEntry
+	peer  StaticPeer
+}
+
 // due marks busy and returns the entries whose check is due, as many as
 // free slots of all there are.
-func (c *staticChecker) due(now time.Time, used, all int) []*staticEntry {
+func (c *staticChecker) due(now time.Time, used, all int) []dueCheck {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []*staticEntry
+	var out []dueCheck
 	for _, e := range c.entries {
 		if used+len(out) >= all {
 			break
 		}
 		if !e.busy && !now.Before(e.next) {
 			e.busy = true
-			out = append(out, e)
+			out = append(out, dueCheck{e, e.status.Peer()})
 		}
 	}
 	return out
@@ -287,7 +294,7 @@ func (c *staticChecker) due(now time.Time, used, all int) []*staticEntry {
 
 // done records a check's outcome and schedules the next: staticUpEvery
 // after it answered, doubling from there up to staticDownMax while it
-// does not, each with a fifth of jitter. An entry removed or changed
+// does not, each give or take a tenth. An entry removed or changed
 // meanwhile is left alone. It reports whether the state changed.
 func (c *staticChecker) done(e *staticEntry, st StaticStatus, now time.Time) (changed bool) {
 	c.mu.Lock()
