@@ -255,8 +255,9 @@ type Agent struct {
 	ls    *lsServer          // nil without Config.LocalSend, or when its port was taken
 	// lsdisc is LocalSend's discovery, with Config.Discover and ls; the
 	// devices that announce themselves wait in lsAnnounced for our answer.
-	lsdisc      *discovery.LocalSend
-	lsAnnounced chan discovery.LocalSendDevice
+	lsdisc        *discovery.LocalSend
+	lsAnnounced   chan discovery.LocalSendDevice
+	lsUnavailable error // why there is no ls although Config.LocalSend asked for it
 	ctl         *control // nil when the control socket could not be made
 	since       time.Time
 

@@ -35,9 +35,7 @@ func (a *Agent) startLocalSend() error {
 	}
 	s, err := newLocalSendServer(a, listen, ident)
 	if errors.Is(err, syscall.EADDRINUSE) {
-		if a.cfg.Logf != nil {
-			a.cfg.Logf("LocalSend: %s is in use (a LocalSend app on this machine?); serving without LocalSend (--localsend-port picks another)", listen)
-		}
+		a.lsUnavailable = fmt.Errorf("LocalSend: %s is in use (a LocalSend app on this machine?); serving without LocalSend (--localsend-port picks another port)", listen)
 		return nil
 	}
 	if err != nil {
@@ -46,6 +44,10 @@ func (a *Agent) startLocalSend() error {
 	a.ls = s
 	return nil
 }
+
+// LocalSendUnavailable says why the agent serves without LocalSend although
+// Config.LocalSend asked for it (its port was taken), or is nil.
+func (a *Agent) LocalSendUnavailable() error { return a.lsUnavailable }
 
 // LocalSendAddr is the address of the agent's LocalSend server, or nil
 // when it has none.

@@ -121,6 +121,9 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 	if !asJSON {
 		lg.infof(time.Now(), "%s", whoMaySend(cfg, agent, prompt != nil))
 	}
+	if err := agent.LocalSendUnavailable(); err != nil {
+		lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: err.Error()}, "warning: %s", oneLine(err))
+	}
 	if addr := agent.LocalSendAddr(); addr != nil {
 		pin := ""
 		if cfg.LocalSendPIN != "" {
