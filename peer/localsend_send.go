@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,7 +79,10 @@ type PINRequest struct {
 }
 
 // LocalSendOptions configure SendLocalSend. Of SendOptions it uses Name,
-// IdleTimeout, Progress, Retries, OnRetry and OnWait; Dial does not apply.
+// IdleTimeout (per upload, and for an answer's body), Progress (called
+// from the uploads' goroutines, one call at a time), Retries, OnRetry and
+// OnWait (Waiting.Timeout is 0: a LocalSend device names no limit); Dial
+// does not apply.
 type LocalSendOptions struct {
 	SendOptions
 	// Identity is our LocalSend certificate, presented to HTTPS devices
@@ -232,7 +236,6 @@ func newLSSender(dev LocalSendTarget, opt LocalSendOptions) (*lsSender, error) {
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return d.DialContext(ctx, "tcp", dev.Addr.String())
 		},
-		TLSHandshakeTimeout: lsDialTimeout,
 		MaxIdleConnsPerHost: lsParallel,
 		DisableCompression:  true,
 		// Proxy stays nil: a LAN device is never reached through a proxy.
@@ -653,11 +656,7 @@ func (s *lsSender) session(ctx context.Context, files []*lsFile) (uploading bool
 }
 
 func sortByItem(fs []*lsFile) {
-	for i := 1; i < len(fs); i++ {
-		for j := i; j > 0 && fs[j].item < fs[j-1].item; j-- {
-			fs[j], fs[j-1] = fs[j-1], fs[j]
-		}
-	}
+	slices.SortFunc(fs, func(a, b *lsFile) int { return a.item - b.item })
 }
 
 // prepare sends prepare-upload and waits, without a time limit, for the
@@ -673,27 +672,15 @@ func (s *lsSender) prepare(ctx context.Context, pu localsend.PrepareUpload) (*lo
 	}
 	var query url.Values // no PIN until the device asks for one
 	for pins := 0; ; {
-		resp, err := s.post(ctx, localsend.PathPrepareUpload, query, bytes.NewReader(body.Bytes()), int64(body.Len()), "application/json")
-		if err != nil {
+		reply, status, err := s.prepareOnce(ctx, query, body.Bytes(), len(pu.Files))
+		switch {
+		case err != nil:
 			if ctx.Err() != nil {
 				// A pending prepare-upload is cancelled by address.
 				s.cancel("")
 			}
-			return nil, s.connErr("offering files to", err)
-		}
-		switch resp.StatusCode {
-		case http.StatusOK:
-			reply, err := localsend.DecodePrepareUploadReply(resp.Body, localsend.Limits{MaxFiles: len(pu.Files)})
-			drain(resp)
-			if err != nil {
-				return nil, fmt.Errorf("%s's answer to our offer: %w", s.name(), err)
-			}
-			return &reply, nil
-		case http.StatusNoContent:
-			drain(resp)
-			return nil, nil
-		case http.StatusUnauthorized:
-			drain(resp)
+			return nil, err
+		case status == http.StatusUnauthorized:
 			pin, err := s.askPIN(ctx, pins)
 			if err != nil {
 				return nil, err
@@ -702,10 +689,40 @@ func (s *lsSender) prepare(ctx context.Context, pu localsend.PrepareUpload) (*lo
 			query = url.Values{localsend.QueryPIN: {pin}}
 			continue
 		}
-		err = s.prepareErr(resp)
-		drain(resp)
-		return nil, err
+		return reply, nil
 	}
+}
+
+// prepareOnce posts the offer once: a reply for 200, nil for 204 and 401
+// (status says which), an error for the rest. Once the answer's header
+// has come, its body must come within the idle timeout.
+func (s *lsSender) prepareOnce(ctx context.Context, query url.Values, body []byte, files int) (*localsend.PrepareUploadReply, int, error) {
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	resp, err := s.post(pctx, localsend.PathPrepareUpload, query, bytes.NewReader(body), int64(len(body)), "application/json")
+	if err != nil {
+		return nil, 0, s.connErr("offering files to", err)
+	}
+	stalled := time.AfterFunc(s.idle, func() { cancel(fmt.Errorf("its answer stalled for %s", s.idle)) })
+	defer stalled.Stop()
+	defer drain(resp)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		// Ids and tokens of the files offered, at most.
+		lim := localsend.Limits{MaxFiles: files,
+			MaxBytes: min(localsend.DefaultMaxBytes, int64(files)*(localsend.MaxIDLen+localsend.MaxTokenLen+16)+localsend.MaxTokenLen+4096)}
+		reply, err := localsend.DecodePrepareUploadReply(resp.Body, lim)
+		if err != nil {
+			if c := context.Cause(pctx); c != nil && ctx.Err() == nil {
+				err = fmt.Errorf("%w (%w)", err, c)
+			}
+			return nil, 0, fmt.Errorf("%s's answer to our offer: %w", s.name(), err)
+		}
+		return &reply, http.StatusOK, nil
+	case http.StatusNoContent, http.StatusUnauthorized:
+		return nil, resp.StatusCode, nil
+	}
+	return nil, resp.StatusCode, s.prepareErr(resp)
 }
 
 func (s *lsSender) askPIN(ctx context.Context, given int) (string, error) {

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -872,5 +873,26 @@ func TestSendLocalSendCancelWhileWaitingForAccept(t *testing.T) {
 	}
 	if len(d.cancels) != 1 || d.cancels[0] != "" {
 		t.Errorf("cancels %q, want one without a session (the pending offer's)", d.cancels)
+	}
+}
+
+// TestSendLocalSendUnreadableFileIsOurs: a file gone since Collect is not
+// offered, the rest arrives, and the error is ours (send exits 7).
+func TestSendLocalSendUnreadableFileIsOurs(t *testing.T) {
+	dir := writeTree(t, map[string]string{"keep.txt": "kept", "gone.txt": "gone"})
+	items := collect(t, filepath.Join(dir, "keep.txt"), filepath.Join(dir, "gone.txt"))
+	if err := os.Remove(filepath.Join(dir, "gone.txt")); err != nil {
+		t.Fatal(err)
+	}
+	d := newLSDevice(t, true, nil)
+	rep, err := SendLocalSend(context.Background(), d.target(), items, lsOptions(t))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var se *SourceError
+	if !errors.Is(err, ErrSourceUnreadable) || !errors.As(err, &se) || !strings.HasSuffix(se.Path, "gone.txt") {
+		t.Fatalf("err = %v, want our own file unreadable", err)
+	}
+	if len(d.offers) != 1 || len(d.offers[0].Files) != 1 || d.received["keep.txt"] != "kept" || rep.Saved() != 1 {
+		t.Errorf("offers %+v, received %v, saved %d", d.offers, d.received, rep.Saved())
 	}
 }
