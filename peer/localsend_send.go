@@ -371,7 +371,9 @@ func (s *lsSender) send(ctx context.Context, items []Item) (*Report, error) {
 		}
 		// Nothing of any file went out: another session duplicates nothing.
 		if fails++; retries < 0 || fails > retries {
-			err = fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+			if attempt > 1 {
+				err = fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+			}
 			break
 		}
 		wait := s.opt.retryBase
