@@ -162,15 +162,15 @@ func (a *Agent) runLocalSendDiscovery(ctx context.Context) {
 	wg.Wait()
 }
 
-// lsRegisterTimeout bounds a POST /register to a device that announced
+// lsAnswerTimeout bounds a POST /register to a device that announced
 // itself.
-const lsRegisterTimeout = 3 * time.Second
+const lsAnswerTimeout = 3 * time.Second
 
 // answerLocalSend answers a device's announcement as app 1.18 does, with
 // POST /register to it; when that fails (an older app, a firewall), by
 // multicast, as apps up to 1.17 do.
 func (a *Agent) answerLocalSend(ctx context.Context, dev discovery.LocalSendDevice) {
-	ctx, cancel := context.WithTimeout(ctx, lsRegisterTimeout)
+	ctx, cancel := context.WithTimeout(ctx, lsAnswerTimeout)
 	defer cancel()
 	info := a.localSendInfo(a.ls.port)
 	info.Port, info.Protocol = uint16(a.ls.port), localsend.ProtocolHTTPS
