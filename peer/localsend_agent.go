@@ -1,15 +1,11 @@
 package peer
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
-	"net/url"
 	"sync"
 	"syscall"
 	"time"
@@ -174,7 +170,7 @@ func (a *Agent) answerLocalSend(ctx context.Context, dev discovery.LocalSendDevi
 	defer cancel()
 	info := a.localSendInfo(a.ls.port)
 	info.Port, info.Protocol = uint16(a.ls.port), localsend.ProtocolHTTPS
-	if _, err := registerWith(ctx, a.ls.ident, dev, info); err != nil {
+	if err := registerWith(ctx, a.ls.ident, dev, info); err != nil {
 		a.lsdisc.AnswerByMulticast(dev)
 	}
 }
@@ -241,64 +237,14 @@ func LocalSendShortFingerprint(fp string) string {
 	return GroupID(fp[:min(len(fp), 8)])
 }
 
-// localSendClientTLS is the TLS configuration to reach a LocalSend device:
-// ours is the certificate we present (given through GetClientCertificate:
-// a 2.2 app's server names its own certificate as the only acceptable
-// issuer, and Go would then present none from Certificates), and a device
-// with an HTTPS fingerprint must present the certificate it names, as
-// LocalSend checks (the certificates are self-signed: there is no chain
-// to check). want "" accepts any certificate (trust on first use); seen,
-// if set, learns the fingerprint presented.
-func localSendClientTLS(ours *LocalSendIdentity, want string, seen func(fp string)) *tls.Config {
-	return &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: true, // self-signed: the fingerprint is checked below
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return &ours.Cert, nil
-		},
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return fmt.Errorf("%w: the device presented no certificate", ErrWrongKey)
-			}
-			fp := localsend.Fingerprint(cs.PeerCertificates[0].Raw)
-			if want != "" && !localsend.SameFingerprint(fp, want) {
-				return fmt.Errorf("%w: the device presented certificate %s, not %s", ErrWrongKey, LocalSendShortFingerprint(fp), LocalSendShortFingerprint(want))
-			}
-			if seen != nil {
-				seen(fp)
-			}
-			return nil
-		},
-	}
-}
-
-// registerWith posts our info to dev's /register and returns its answer.
-func registerWith(ctx context.Context, ours *LocalSendIdentity, dev discovery.LocalSendDevice, info localsend.Info) (localsend.Info, error) {
-	var body bytes.Buffer
-	if err := localsend.EncodeInfo(&body, info); err != nil {
-		return localsend.Info{}, err
-	}
-	scheme := "https"
-	tr := &http.Transport{DisableKeepAlives: true, MaxResponseHeaderBytes: 16 << 10}
-	if dev.Protocol == discovery.LocalSendHTTP {
-		scheme = "http"
-	} else {
-		tr.TLSClientConfig = localSendClientTLS(ours, dev.Fingerprint, nil)
-	}
-	defer tr.CloseIdleConnections()
-	u := url.URL{Scheme: scheme, Host: dev.Addr.String(), Path: localsend.PathRegister}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), &body)
+// registerWith posts info to dev's /register, as a send would, checking
+// its certificate against the fingerprint it announced.
+func registerWith(ctx context.Context, ours *LocalSendIdentity, dev discovery.LocalSendDevice, info localsend.Info) error {
+	s, err := newLSSender(LocalSendTarget{Addr: dev.Addr, Protocol: string(dev.Protocol), Fingerprint: dev.Fingerprint, Alias: dev.Alias},
+		LocalSendOptions{Identity: ours, Info: info})
 	if err != nil {
-		return localsend.Info{}, err
+		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return localsend.Info{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return localsend.Info{}, fmt.Errorf("register: %s", resp.Status)
-	}
-	return localsend.DecodeInfo(resp.Body)
+	defer s.tr.CloseIdleConnections()
+	return s.register(ctx)
 }
