@@ -65,16 +65,16 @@ func (a *Agent) LocalSendFingerprint() string {
 
 // localSendInfo is what the agent says of itself to LocalSend devices.
 func (a *Agent) localSendInfo(port int) localsend.Info {
-	model := lsDeviceModel
+	model := LocalSendModel
 	return localsend.Info{
 		Alias: a.cfg.Name, Version: localsend.Version, DeviceModel: &model, DeviceType: localsend.DeviceHeadless,
 		Fingerprint: a.ls.ident.Fingerprint, Port: uint16(port), Protocol: localsend.ProtocolHTTPS, Download: false,
 	}
 }
 
-// lsDeviceModel is the model lanshare agents announce to LocalSend: the
+// LocalSendModel is the model lanshare agents announce to LocalSend: the
 // apps show it, and lanshare agents know one another by it.
-const lsDeviceModel = "lanshare"
+const LocalSendModel = "lanshare"
 
 // noteLocalSendDevice records a LocalSend device that registered with us
 // (its fingerprint checked against its certificate by the caller, when it
@@ -109,7 +109,7 @@ func deviceOf(info localsend.Info, addr netip.Addr) discovery.LocalSendDevice {
 func (a *Agent) newLocalSendDiscovery() error {
 	lc := discovery.DefaultLocalSendConfig()
 	lc.Announcement.Alias = a.cfg.Name
-	lc.Announcement.DeviceModel = lsDeviceModel
+	lc.Announcement.DeviceModel = LocalSendModel
 	lc.Announcement.Fingerprint = a.ls.ident.Fingerprint
 	lc.Announcement.Port = uint16(a.ls.port)
 	lc.Ifaces, lc.Logf = a.cfg.Ifaces, a.cfg.Logf

@@ -205,9 +205,15 @@ Files the receiver already has from us are skipped; when the connection
 drops, send tries again (--retries, with growing pauses) and the receiver
 resumes a large file where it was cut. Sending the same paths again later
 resumes the same way.
+LocalSend devices (phones and computers running the LocalSend app) are
+targets too, by alias, id (ls-...) or IP:PORT with --localsend: a name no
+lanshare peer has is looked up among them. Their certificate is pinned on
+first use like a lanshare key. LocalSend has no resume: a send that
+started uploading is never repeated, and empty folders cannot be sent.
 
 Examples:
    lanshare send bob report.pdf
+   lanshare send "Pixel 9" photo.jpg
    lanshare send "bob (3fa2)" photos/ notes.txt
    lanshare send 192.168.1.20:52741 report.pdf`,
 				Flags: []cli.Flag{
@@ -216,6 +222,8 @@ Examples:
 					&cli.BoolFlag{Name: "verbose", Usage: "when not on a terminal, print a line for every file sent (default: the first 10, then the summary)"},
 					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line: offer, retry, file-saved, file-skipped, error, transfer-done"},
 					&cli.IntFlag{Name: "retries", Usage: "how many times in a row to reconnect after the connection drops without progress (0: never)", Value: peer.DefaultRetries},
+					&cli.BoolFlag{Name: "localsend", Usage: "the target is a LocalSend device (its alias, id or IP:PORT); without it, a name no lanshare peer has is looked up among LocalSend devices"},
+					&cli.StringFlag{Name: "pin", Usage: "PIN to give a LocalSend device that asks for one (on a terminal you are asked)", EnvVars: []string{"LANSHARE_SEND_PIN"}},
 					waitFlag,
 					ifaceFlag,
 					configFlag,
@@ -239,6 +247,7 @@ Examples:
 						quiet: c.Bool("quiet"), json: c.Bool("json"), verbose: c.Bool("verbose"), stdout: stdout, stderr: stderr,
 						configDir: expandHome(c.String("config")),
 						resolve:   peer.ResolveOptions{Ifaces: ifs, Wait: c.Duration("wait")},
+						localsend: c.Bool("localsend"), pin: c.String("pin"),
 					})
 				},
 			},
@@ -420,7 +429,7 @@ Examples:
 					}
 					return peers(c.Context, peersArgs{
 						wait: c.Duration("wait"), json: c.Bool("json"), watch: c.Bool("watch"),
-						ifaces: ifs, configDir: expandHome(c.String("config")), stdout: stdout, stderr: stderr,
+						ifaces: ifs, configDir: expandHome(c.String("config")), stdout: stdout, stderr: stderr, name: def.Name,
 					})
 				},
 				Subcommands: staticCommands(configFlag, stdout),

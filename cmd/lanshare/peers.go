@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 )
 
 type peersArgs struct {
+	name           string // what a LocalSend look announces us as
 	wait           time.Duration
 	json, watch    bool
 	ifaces         []string
@@ -44,12 +46,19 @@ type peerJSON struct {
 	Static bool   `json:"static"`
 	State  string `json:"state,omitempty"`
 	SeenID string `json:"seen_id,omitempty"`
+	// Kind is "lanshare", or "localsend" for a LocalSend device (an app on
+	// a phone or computer), which also has Protocol (https, or http: not
+	// authenticated, no id), DeviceType and Model as it announced them.
+	Kind       string `json:"kind"`
+	Protocol   string `json:"protocol,omitempty"`
+	DeviceType string `json:"device_type,omitempty"`
+	Model      string `json:"model,omitempty"`
 }
 
 func toJSON(p discovery.Peer, selfID string) peerJSON {
 	j := peerJSON{
 		Name: p.Name, Instance: p.Instance, ID: p.ID, Version: p.Version, Host: p.Host,
-		Addrs: []string{}, Self: selfID != "" && p.ID == selfID,
+		Addrs: []string{}, Self: selfID != "" && p.ID == selfID, Kind: "lanshare",
 	}
 	for _, a := range p.Addrs {
 		j.Addrs = append(j.Addrs, a.String())
@@ -76,21 +85,31 @@ func peers(ctx context.Context, a peersArgs) error {
 			selfID = self.ID
 		}
 		slices.SortFunc(found, func(x, y discovery.Peer) int { return strings.Compare(x.Instance, y.Instance) })
-		return a.render(found, a.statics(ctx, st), selfID)
+		return a.render(found, a.statics(ctx, st), st.LocalSend, selfID)
 	}
-	// Static peers are checked while the browse runs.
+	// Static peers are checked, and LocalSend devices looked for, while
+	// the browse runs.
 	var statics []peer.StaticStatus
-	checked := make(chan struct{})
+	var ls []discovery.LocalSendDevice
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		defer close(checked)
+		defer wg.Done()
 		statics = a.statics(ctx, nil)
 	}()
+	go func() {
+		defer wg.Done()
+		var err error
+		if ls, err = peer.LookLocalSend(ctx, a.configDir, a.name, a.ifaces, a.wait); err != nil && ctx.Err() == nil && a.stderr != nil {
+			fmt.Fprintf(a.stderr, "lanshare: warning: LocalSend devices not listed: %s\n", oneLine(err))
+		}
+	}()
 	found, err := discovery.Browse(ctx, a.ifaces, a.wait)
-	<-checked
+	wg.Wait()
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("looking for peers: %w", err)
 	}
-	return a.render(found, statics, selfID)
+	return a.render(found, statics, ls, selfID)
 }
 
 // statics returns the static peers and their state (see staticStatuses);
@@ -107,11 +126,11 @@ func (a peersArgs) statics(ctx context.Context, st *peer.Status) []peer.StaticSt
 // render prints the peers found and the static peers and, in a table with
 // no other agent in it, what commonly keeps peers from being found, on
 // stderr.
-func (a peersArgs) render(found []discovery.Peer, statics []peer.StaticStatus, selfID string) error {
-	if err := renderListing(a.stdout, found, statics, selfID, a.json, a.wait); err != nil {
+func (a peersArgs) render(found []discovery.Peer, statics []peer.StaticStatus, ls []discovery.LocalSendDevice, selfID string) error {
+	if err := renderListing(a.stdout, found, statics, ls, selfID, a.json, a.wait); err != nil {
 		return err
 	}
-	others := len(statics) > 0 || slices.ContainsFunc(found, func(p discovery.Peer) bool { return selfID == "" || p.ID != selfID })
+	others := len(statics) > 0 || len(localSendRows(ls)) > 0 || slices.ContainsFunc(found, func(p discovery.Peer) bool { return selfID == "" || p.ID != selfID })
 	if !a.json && !others && a.stderr != nil {
 		fmt.Fprintln(a.stderr, nobodyHint)
 	}
@@ -124,7 +143,7 @@ var nobodyHint = fmt.Sprintf("lanshare: no other agent answered. Often a firewal
 
 // renderPeers prints the peers found, as JSON or as a table.
 func renderPeers(w io.Writer, found []discovery.Peer, selfID string, asJSON bool, wait time.Duration) error {
-	return renderListing(w, found, nil, selfID, asJSON, wait)
+	return renderListing(w, found, nil, nil, selfID, asJSON, wait)
 }
 
 // listed is one entry of the listing: a record found, a static peer, or
@@ -170,8 +189,8 @@ func listing(found []discovery.Peer, statics []peer.StaticStatus, selfID string)
 
 // renderListing prints the peers found and the static peers, as JSON or
 // as a table.
-func renderListing(w io.Writer, found []discovery.Peer, statics []peer.StaticStatus, selfID string, asJSON bool, wait time.Duration) error {
-	rows := listing(found, statics, selfID)
+func renderListing(w io.Writer, found []discovery.Peer, statics []peer.StaticStatus, ls []discovery.LocalSendDevice, selfID string, asJSON bool, wait time.Duration) error {
+	rows := append(listing(found, statics, selfID), localSendRows(ls)...)
 	if asJSON {
 		out := make([]peerJSON, 0, len(rows))
 		for _, l := range rows {
@@ -198,6 +217,15 @@ func renderListing(w io.Writer, found []discovery.Peer, statics []peer.StaticSta
 			note = "(this device)"
 		case l.static != nil:
 			note = "(static, " + staticState(*l.static) + ")"
+		case j.Kind == "localsend":
+			note = "(LocalSend " + j.DeviceType
+			if j.Model != "" {
+				note += ", " + peer.Escape(j.Model)
+			}
+			if j.Protocol == "http" {
+				note += ", plain HTTP: not authenticated"
+			}
+			note += ")"
 		case !j.Sendable:
 			note = "(cannot receive from us)"
 		}
@@ -274,4 +302,28 @@ func peerLine(p discovery.Peer, selfID string) string {
 		s += " (this device)"
 	}
 	return s
+}
+
+// localSendRows are the LocalSend devices to list: one row per device
+// (one heard over IPv4 and IPv6 has both addresses), sorted by alias,
+// without lanshare agents' own LocalSend side (listed as lanshare peers).
+func localSendRows(devs []discovery.LocalSendDevice) []listed {
+	var rows []listed
+	for _, d := range devs {
+		if d.DeviceModel == peer.LocalSendModel {
+			continue
+		}
+		id := peer.LocalSendID(d.Fingerprint)
+		k := slices.IndexFunc(rows, func(l listed) bool {
+			return l.j.Protocol == string(d.Protocol) && (id != "" && l.j.ID == id || id == "" && l.j.Name == d.Alias && l.j.Addrs[0] == d.Addr.String())
+		})
+		if k >= 0 {
+			rows[k].j.Addrs = append(rows[k].j.Addrs, d.Addr.String())
+			continue
+		}
+		rows = append(rows, listed{j: peerJSON{Kind: "localsend", Name: d.Alias, Instance: d.Alias, ID: id, Addrs: []string{d.Addr.String()},
+			Version: "LocalSend " + d.Version, Sendable: true, Protocol: string(d.Protocol), DeviceType: string(d.DeviceType), Model: d.DeviceModel}})
+	}
+	slices.SortStableFunc(rows, func(x, y listed) int { return strings.Compare(x.j.Name, y.j.Name) })
+	return rows
 }

@@ -54,7 +54,7 @@ func TestPeersListingWithStatic(t *testing.T) {
 		{Addr: "10.0.5.11:52741", ID: strings.Repeat("i", peer.IDLen), Name: "ivy", State: peer.StaticUnknown},
 	}
 	var b bytes.Buffer
-	if err := renderListing(&b, found, statics, self, false, time.Second); err != nil {
+	if err := renderListing(&b, found, statics, nil, self, false, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	want := `NAME             ID         ADDRESSES                                                VERSION
@@ -70,7 +70,7 @@ ivy (iiii)       iiii-iiii  10.0.5.11:52741                                     
 		t.Errorf("table:\n%s\nwant:\n%s", got, want)
 	}
 	b.Reset()
-	if err := renderListing(&b, found, statics, self, true, time.Second); err != nil {
+	if err := renderListing(&b, found, statics, nil, self, true, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	var list []staticListed
