@@ -257,9 +257,9 @@ type Agent struct {
 	// devices that announce themselves wait in lsAnnounced for our answer.
 	lsdisc        *discovery.LocalSend
 	lsAnnounced   chan discovery.LocalSendDevice
-	lsUnavailable error // why there is no ls although Config.LocalSend asked for it
-	ctl         *control // nil when the control socket could not be made
-	since       time.Time
+	lsUnavailable error    // why there is no ls although Config.LocalSend asked for it
+	ctl           *control // nil when the control socket could not be made
+	since         time.Time
 
 	strangers *strangerPool // nil without a StrangerBudget
 	consents  *consents
