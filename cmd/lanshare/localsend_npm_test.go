@@ -37,6 +37,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,15 @@ func needLocalSendNpm(t testing.TB) string {
 		if len(missing) > 0 {
 			npmToolErr = fmt.Errorf("%s not on PATH (apt-get install nodejs npm; npm install -g localsend@%s)",
 				strings.Join(missing, " and "), npmLocalSendVersion)
+			return
+		}
+		// Older versions of node cannot run it: it dies at start with
+		// "File is not defined" (Debian 12's node is 18).
+		out, err := exec.Command("node", "-p", "process.versions.node").Output()
+		v := strings.TrimSpace(string(out))
+		major, _, _ := strings.Cut(v, ".")
+		if n, perr := strconv.Atoi(major); err != nil || perr != nil || n < 20 {
+			npmToolErr = fmt.Errorf("localsend needs node 20 or later; node -p process.versions.node: %q, %v", v, err)
 		}
 	})
 	if npmToolErr != nil {
