@@ -139,6 +139,22 @@
 // once per 30 s. Records about other service types, and records carrying
 // our own id, are ignored.
 //
+// # LocalSend
+//
+// LocalSend (localsend.go) speaks the multicast half of LocalSend's
+// discovery, next to mDNS and on the same interfaces: it announces us on
+// 224.0.0.167 and ff12::fd3a:e420, UDP port 53317 (shared), three times at
+// start and every five minutes, and lists the LocalSend devices it hears
+// or that the owner adds from their POST /register requests. LocalSend has
+// no TTL and no goodbye: a device not heard for 12 minutes is forgotten
+// (our re-announcements make live devices register again). It tells the
+// owner, through OnAnnounce, which announcements to answer; the HTTP
+// answer is the owner's. Its codec (ParseLocalSendAnnouncement,
+// LocalSendAnnouncement.Marshal) is pure. The same rules as above hold:
+// only on-link sources, datagrams capped at 4 KiB before decoding, rate
+// limits per source and overall before decoding, a capped table (256
+// devices, 8 per source), rate-limited answers and logs.
+//
 // # hashicorp/mdns
 //
 // The library's Zone interface is how our responder asks for records, but

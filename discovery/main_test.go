@@ -69,18 +69,25 @@ type childCfg struct {
 	WaitMillis              int
 	// Target is an address a hostile child sends to (unicast).
 	Target string
+	// AnswerMulticast makes a LocalSend child answer announcements by
+	// multicast (AnswerByMulticast), as apps up to 1.17 do.
+	AnswerMulticast bool
 }
 
 // msg is one line a child prints.
 type msg struct {
-	Ev       string    `json:"ev"`
-	Instance string    `json:"instance,omitempty"`
-	Peer     *Peer     `json:"peer,omitempty"`
-	Peers    []Peer    `json:"peers,omitempty"`
-	Stats    *Stats    `json:"stats,omitempty"`
-	Text     string    `json:"text,omitempty"`
-	Millis   int64     `json:"ms,omitempty"`
-	At       time.Time `json:"at"`
+	Ev       string `json:"ev"`
+	Instance string `json:"instance,omitempty"`
+	Peer     *Peer  `json:"peer,omitempty"`
+	Peers    []Peer `json:"peers,omitempty"`
+	Stats    *Stats `json:"stats,omitempty"`
+	// LocalSend children.
+	LSDevice  *LocalSendDevice  `json:"lsdev,omitempty"`
+	LSDevices []LocalSendDevice `json:"lsdevs,omitempty"`
+	LSStats   *LocalSendStats   `json:"lsstats,omitempty"`
+	Text      string            `json:"text,omitempty"`
+	Millis    int64             `json:"ms,omitempty"`
+	At        time.Time         `json:"at"`
 }
 
 type childOut struct {

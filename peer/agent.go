@@ -106,6 +106,9 @@ type Config struct {
 	// trusted, as LocalSend's own PIN: three wrong tries from an address
 	// and it is refused until the agent restarts.
 	LocalSendPIN string
+	// LocalSendUDPPort is the UDP port of LocalSend's multicast discovery;
+	// zero means LocalSend's, 53317.
+	LocalSendUDPPort int
 	// DiscoveryTTL is the TTL of our mDNS records: how long a peer keeps
 	// us after we vanish without a goodbye. Zero means discovery.DefaultTTL.
 	DiscoveryTTL time.Duration
@@ -244,8 +247,12 @@ type Agent struct {
 	ln    net.Listener
 	disc  *discovery.Service // nil without Config.Discover
 	ls    *lsServer          // nil without Config.LocalSend, or when its port was taken
-	ctl   *control           // nil when the control socket could not be made
-	since time.Time
+	// lsdisc is LocalSend's discovery, with Config.Discover and ls; the
+	// devices that announce themselves wait in lsAnnounced for our answer.
+	lsdisc      *discovery.LocalSend
+	lsAnnounced chan discovery.LocalSendDevice
+	ctl         *control // nil when the control socket could not be made
+	since       time.Time
 
 	strangers *strangerPool // nil without a StrangerBudget
 	consents  *consents
@@ -402,6 +409,17 @@ func New(cfg Config) (*Agent, error) {
 			}
 			return nil, fmt.Errorf("discovery: %w", err)
 		}
+		if a.ls != nil {
+			if err := a.newLocalSendDiscovery(); err != nil {
+				ln.Close()
+				inbox.Close()
+				if ctl != nil {
+					ctl.close()
+				}
+				a.ls.close()
+				return nil, err
+			}
+		}
 	}
 	return a, nil
 }
@@ -436,6 +454,12 @@ func (a *Agent) Status() Status {
 	st.Transfers = len(a.conns)
 	a.mu.Unlock()
 	st.Pending = len(a.Pending())
+	if a.ls != nil {
+		st.LocalSendListen, st.LocalSendFingerprint = a.ls.ln.Addr().String(), a.ls.ident.Fingerprint
+	}
+	if a.lsdisc != nil {
+		st.LocalSend = a.lsdisc.Devices()
+	}
 	if a.cfg.Accept == AcceptEveryone {
 		st.StrangerBudget = a.cfg.StrangerBudget.String()
 		if left, _, ok := a.StrangersLeft(); ok {
@@ -608,6 +632,13 @@ func (a *Agent) startDiscovery(ctx context.Context) func() {
 		defer wg.Done()
 		errc <- a.disc.Run(ctx)
 	}()
+	if a.lsdisc != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.runLocalSendDiscovery(ctx)
+		}()
+	}
 	return func() {
 		cancel()
 		unsubscribe()
@@ -1018,6 +1049,9 @@ func (a *Agent) Close() error {
 		}
 		if a.disc != nil {
 			a.disc.Close()
+		}
+		if a.lsdisc != nil {
+			a.lsdisc.Close()
 		}
 		if a.ls != nil {
 			a.ls.shutdown()

@@ -52,6 +52,12 @@ type Status struct {
 	// today (absent without a budget).
 	StrangerBudget string  `json:"stranger_budget,omitempty"`
 	StrangersLeft  *uint64 `json:"strangers_left,omitempty"`
+	// LocalSendListen is where the agent serves LocalSend's API, and
+	// LocalSendFingerprint its certificate's fingerprint; both are absent
+	// without LocalSend. LocalSend are the LocalSend devices it knows.
+	LocalSendListen      string                      `json:"localsend_listen,omitempty"`
+	LocalSendFingerprint string                      `json:"localsend_fingerprint,omitempty"`
+	LocalSend            []discovery.LocalSendDevice `json:"localsend,omitempty"`
 }
 
 // Self is the agent as a discovery record, as peers see it; ok is false

@@ -86,11 +86,11 @@ type lsSession struct {
 	start    time.Time
 	batch    *Batch
 	files    map[string]lsOffered // by LocalSend file id
-	done     chan struct{}     // the session's Policy.Done
-	charge   int64             // memory budget held
-	settle   func(got uint64)  // gives back what a stranger's budget did not use
-	got      uint64            // bytes received
-	uploads  int               // uploads running
+	done     chan struct{}        // the session's Policy.Done
+	charge   int64                // memory budget held
+	settle   func(got uint64)     // gives back what a stranger's budget did not use
+	got      uint64               // bytes received
+	uploads  int                  // uploads running
 	last     time.Time
 	ended    bool
 	endErr   error  // the session is to end when its last upload does
@@ -278,7 +278,7 @@ func (s *lsServer) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if id := clientID(r); id == "" || id == LocalSendID(info.Fingerprint) {
-		s.a.noteLocalSendDevice(info, remoteAddr(r), id != "")
+		s.a.noteLocalSendDevice(info, remoteAddr(r))
 	}
 	writeJSON(w, s.ourInfo())
 }
