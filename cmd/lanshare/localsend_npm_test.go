@@ -8,7 +8,9 @@ package main
 //   - `localsend send IP FILE` sends one file per run, under its base name
 //     (so no folders), over --protocol (GET /info tried over that protocol,
 //     then the other) to port --port (default 53317), with no client
-//     certificate and with ?pin=123456 unless --pin says otherwise. It
+//     certificate and with ?pin=123456 unless --pin says otherwise. A file
+//     over 50 MiB goes in 10 MiB uploads marked with a header of its own
+//     (X-Content-Range), which LocalSend's protocol does not have. It
 //     exits 0 once the upload was answered 200, 1 otherwise.
 //   - `localsend receive` serves plain HTTP on 53317, announces itself by
 //     multicast three times at start, answers others' announcements with
@@ -17,9 +19,10 @@ package main
 //     peer only). It answers an upload before the file is flushed, so the
 //     tests wait for the bytes to be there.
 //   - `localsend discover` binds 53317 itself (UDP, and an HTTP server for
-//     /register), announces, scans its /24 with GET /info over HTTP and
-//     HTTPS, waits --timeout seconds, and prints what it found as a JSON
-//     array (or "No devices found").
+//     /register, which under node answers 200 but records nobody),
+//     announces, scans its /24 with GET /info over HTTP and HTTPS, waits
+//     --timeout seconds, and prints what it found as a JSON array (or "No
+//     devices found").
 //
 // Every process of the tool binds the fixed port 53317, and so do the
 // agents' LocalSend servers: each of them runs on a lab host of its own
@@ -29,10 +32,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -551,6 +558,94 @@ func TestLocalSendNpmPendingShowsStranger(t *testing.T) {
 	})
 	if strings.Contains(logged, "phone ()") {
 		t.Errorf("serve logs the offer as %q: empty parentheses", logged)
+	}
+}
+
+// lsPost sends one POST to a LocalSend server at addr (HTTPS, without a
+// client certificate, as an app before 2.2) from the host h, on a
+// connection of its own, and returns the status and body. The socket is
+// made inside h (Host.Do); net/http's client would dial elsewhere.
+func lsPost(t testing.TB, h *netlab.Host, addr, pathAndQuery string, body []byte) (int, []byte) {
+	t.Helper()
+	var c net.Conn
+	if err := h.Do(func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", addr, failAfter)
+		return err
+	}); err != nil {
+		t.Fatalf("dialling %s from %s: %v", addr, h.NS, err)
+	}
+	defer c.Close()
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true}) // the test checks no identity
+	if err := tc.SetDeadline(time.Now().Add(failAfter)); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, "https://"+addr+pathAndQuery, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Close = true
+	if err := req.Write(tc); err != nil {
+		t.Fatalf("POST %s: %v", pathAndQuery, err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(tc), req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", pathAndQuery, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		t.Fatalf("POST %s: reading the answer: %v", pathAndQuery, err)
+	}
+	return resp.StatusCode, b
+}
+
+// TestLocalSendNpmSecondSenderOnOneHost: two LocalSend devices without
+// certificates on one host (two apps on a PC, or the npm tool run twice):
+// the first, "tablet", has its prepare-upload answered and is about to
+// upload when the second, the npm tool as "phone", prepares its own. The
+// second may be told the receiver is busy (409), or served too; but the
+// first's session is not taken from it, since it is another device: its
+// upload is answered 200 and its file saved.
+//
+// The agent now treats every certificate-less sender of an address as
+// the same one, and a session whose upload has not begun as idle, so
+// the phone's offer ends the tablet's session ("the sender started
+// again") and the tablet's upload gets 403 (peer/localsend_recv.go,
+// makeRoom).
+func TestLocalSendNpmSecondSenderOnOneHost(t *testing.T) {
+	t.Parallel()
+	needLocalSendNpm(t)
+	lab := netlab.New(t, 2)
+	bob := launchAgent(t, lab.Host(0), "bob")
+	bob.ready(t)
+	bob.waitLocalSend(t)
+	pc := lab.Host(1)
+	addr := fmt.Sprintf("%s:53317", bob.host.Addr())
+
+	tablet := []byte("from the tablet\n")
+	offer := fmt.Sprintf(`{"info":{"alias":"tablet","version":"2.1","deviceModel":null,"deviceType":"mobile","fingerprint":"tablet-0001","port":53317,"protocol":"https","download":false},`+
+		`"files":{"t1":{"id":"t1","fileName":"tablet.txt","size":%d,"fileType":"application/octet-stream"}}}`, len(tablet))
+	code, body := lsPost(t, pc, addr, "/api/localsend/v2/prepare-upload", []byte(offer))
+	var reply struct {
+		SessionID string            `json:"sessionId"`
+		Files     map[string]string `json:"files"`
+	}
+	if code != http.StatusOK || json.Unmarshal(body, &reply) != nil || reply.Files["t1"] == "" {
+		t.Fatalf("the tablet's prepare-upload: %d %s, want 200 with a token for t1", code, body)
+	}
+
+	phone := filepath.Join(t.TempDir(), "phone.txt")
+	randomFile(t, phone, 100)
+	r := npmSend(t, pc, bob, phone)
+	t.Logf("the phone's send meanwhile: exit %d; stderr: %s", r.code, strings.TrimSpace(r.stderr))
+
+	code, body = lsPost(t, pc, addr, "/api/localsend/v2/upload?sessionId="+url.QueryEscape(reply.SessionID)+"&fileId=t1&token="+url.QueryEscape(reply.Files["t1"]), tablet)
+	if code != http.StatusOK {
+		t.Errorf("the tablet's upload after the phone's offer: %d %s, want 200; bob's log:\n%s", code, body, bob.out)
+	}
+	if got, err := os.ReadFile(filepath.Join(bob.dir, "tablet.txt")); err != nil || !bytes.Equal(got, tablet) {
+		t.Errorf("tablet.txt in bob's folder: %q (%v), want %q", got, err, tablet)
 	}
 }
 
