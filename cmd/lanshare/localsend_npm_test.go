@@ -561,6 +561,48 @@ func TestLocalSendNpmPendingShowsStranger(t *testing.T) {
 	}
 }
 
+// TestLocalSendNpmAcceptTrustWithoutCertificate: `lanshare accept
+// --trust` on an offer from a LocalSend sender that presented no
+// certificate has no id to trust. It must not write one: known_peers
+// stays readable (`lanshare trusted` works and does not list the sender),
+// and the sender's next offer waits for an answer again.
+//
+// The agent now writes the line " trusted phone", with an empty id, and
+// says "(and trusted its sender)"; from then on `lanshare trusted` fails
+// with "bad known_peers file".
+func TestLocalSendNpmAcceptTrustWithoutCertificate(t *testing.T) {
+	t.Parallel()
+	needLocalSendNpm(t)
+	lab := netlab.New(t, 2)
+	bob := launchAgent(t, lab.Host(0), "bob", "--accept", "ask", "--ask-timeout", "1m")
+	bob.ready(t)
+	bob.waitLocalSend(t)
+	phone := lab.Host(1)
+	src := t.TempDir()
+	for i, name := range []string{"first.jpg", "second.jpg"} {
+		randomFile(t, filepath.Join(src, name), 1000)
+		send := startNpmTool(t, phone, t.TempDir(), "send", "--alias", "phone", "--protocol", "https", "--pin", "", bob.host.Addr().String(), filepath.Join(src, name))
+		id := fmt.Sprint(i + 1)
+		waitPending(t, bob, id, name)
+		if i == 1 {
+			break // it waits: nobody trusted it
+		}
+		a := runLanshareOn(t, bob.host.CommandContext, bob.tmp, nil, "accept", "--trust", "--config", bob.config, id)
+		t.Logf("lanshare accept --trust %s: exit %d\n%s%s", id, a.code, a.stdout, a.stderr)
+		select {
+		case <-send.done:
+		case <-time.After(failAfter):
+			t.Fatalf("the tool's send still runs %v after accept; output:\n%s", failAfter, send.out)
+		}
+		r := runLanshareOn(t, bob.host.CommandContext, bob.tmp, nil, "trusted", "--config", bob.config)
+		if r.code != 0 || strings.Contains(r.stdout, "phone") {
+			kp, _ := os.ReadFile(filepath.Join(bob.config, "known_peers"))
+			t.Errorf("lanshare trusted after accept --trust of a sender without certificate: exit %d, want 0 and no \"phone\":\n%s%s\nknown_peers:\n%s",
+				r.code, r.stdout, r.stderr, kp)
+		}
+	}
+}
+
 // lsPost sends one POST to a LocalSend server at addr (HTTPS, without a
 // client certificate, as an app before 2.2) from the host h, on a
 // connection of its own, and returns the status and body. The socket is
