@@ -228,7 +228,11 @@ func (d *Device) multicastAnswer(s *mcSock, a Announcement) {
 // announcement returns the datagram: 1.18 sends announce only; with
 // legacy set, the v1 "announcement" member is added (1.17 sent both).
 func (d *Device) announcement(announce bool, legacy *bool) []byte {
-	b, _ := json.Marshal(wireAnnouncement{wireInfo: d.Info().wire(), Announce: announce, Announcement: legacy})
+	return d.announcementWith(d.Info(), announce, legacy)
+}
+
+func (d *Device) announcementWith(info PeerInfo, announce bool, legacy *bool) []byte {
+	b, _ := json.Marshal(wireAnnouncement{wireInfo: info.wire(), Announce: announce, Announcement: legacy})
 	return b
 }
 
