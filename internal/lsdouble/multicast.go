@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -97,7 +98,9 @@ func (d *Device) openMulticast() (*multicast, error) {
 				errs = append(errs, fmt.Errorf("%s IPv6: %w", ifi.Name, err))
 				continue
 			}
-			g := netip.AddrPortFrom(GroupV6.WithZone(ifi.Name), uint16(d.cfg.MulticastPort))
+			// A numeric zone: names are looked up in the namespace of whatever
+			// thread sends, which need not be the socket's.
+			g := netip.AddrPortFrom(GroupV6.WithZone(strconv.Itoa(ifi.Index)), uint16(d.cfg.MulticastPort))
 			m.socks = append(m.socks, &mcSock{conn: c, group: g, ifName: ifi.Name})
 		}
 	}

@@ -3,6 +3,7 @@
 package lsdouble
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"testing"
@@ -112,5 +113,48 @@ func TestAnswerModes(t *testing.T) {
 	}
 	if n := len(old.Snapshot().Answers); n != 1 {
 		t.Fatalf("1.17 answered %d times, want once (the announcement only)", n)
+	}
+}
+
+// TestDiscoveryLab: two devices in two lab hosts on one bridge, IPv4 and
+// IPv6 (link-local sources): each announcement is heard on both groups and
+// answered with /register over both families; then a Send crosses the lab.
+func TestDiscoveryLab(t *testing.T) {
+	netlab.SkipUnlessIsolated(t)
+	lab := netlab.New(t, 2)
+	h0, h1 := lab.Host(0), lab.Host(1)
+	a := StartIn(t, h0, Config{Alias: "a", Multicast: true, Addr: ":0", Interfaces: []string{"eth0"}})
+	b := StartIn(t, h1, Config{Alias: "b", Multicast: true, Addr: ":0", Interfaces: []string{"eth0"}, Dir: t.TempDir()})
+	t.Logf("a joined %q", a.MulticastInterfaces())
+	ctx := testCtx(t)
+	// The app's burst of three: a fresh link may lose the first datagram.
+	bctx, stop := context.WithCancel(ctx)
+	burst := make(chan error, 1)
+	go func() { burst <- a.Announce(bctx) }()
+	t.Cleanup(func() { stop(); <-burst })
+	for _, g := range []netip.Addr{GroupV4, GroupV6} {
+		if s, err := b.Wait(ctx, announcedBy(a.Fingerprint(), g)); err != nil {
+			t.Fatalf("b heard nothing on %v: %+v", g, s.Announcements)
+		}
+	}
+	s, err := a.Wait(ctx, func(s Snapshot) bool {
+		var v4, v6 bool
+		for _, r := range s.Registrations {
+			if r.Valid && r.ClientFingerprint == b.Fingerprint() {
+				v4 = v4 || r.From.Addr() == h1.Addr()
+				v6 = v6 || r.From.Addr().WithZone("") == h1.Ifaces[0].LinkLocal
+			}
+		}
+		return v4 && v6
+	})
+	if err != nil {
+		t.Fatalf("want registrations of b from %v and %v: %+v; b answered %+v", h1.Addr(), h1.Ifaces[0].LinkLocal, s.Registrations, b.Snapshot().Answers)
+	}
+	target := Target{Addr: netip.AddrPortFrom(h1.Addr(), b.Addr().Port()), Fingerprint: b.Fingerprint()}
+	if _, err := a.Send(ctx, target, []File{{Name: "x/y.txt", Data: []byte("across the lab")}}, SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.Snapshot(); len(s.Files) != 1 || s.Uploads[0].From != h0.Addr() {
+		t.Fatalf("b received %+v", s.Uploads)
 	}
 }

@@ -46,11 +46,8 @@ func (t Target) protocol() string {
 
 // URL returns the address of an API path on the target, with query q.
 func (t Target) URL(apiPath string, q url.Values) string {
-	host := t.Addr.String()
-	if z := t.Addr.Addr().Zone(); z != "" {
-		host = strings.Replace(host, "%"+z, "%25"+z, 1)
-	}
-	u := url.URL{Scheme: t.protocol(), Host: host, Path: apiPath, RawQuery: q.Encode()}
+	// url.URL escapes an IPv6 zone itself ("%25").
+	u := url.URL{Scheme: t.protocol(), Host: t.Addr.String(), Path: apiPath, RawQuery: q.Encode()}
 	return u.String()
 }
 
