@@ -235,28 +235,11 @@ func TestDeclined(t *testing.T) {
 	}
 }
 
-// holdOffers returns an Accept hook that reports each offer and holds it
-// until release is closed.
-func holdOffers() (accept func(context.Context, Offer) Decision, offers chan Offer, release chan struct{}) {
-	offers = make(chan Offer, 4)
-	release = make(chan struct{})
-	accept = func(ctx context.Context, o Offer) Decision {
-		offers <- o
-		select {
-		case <-release:
-			return Decision{}
-		case <-ctx.Done():
-			return Decision{Decline: true}
-		}
-	}
-	return accept, offers, release
-}
-
 // TestBusyWhileWaiting: a sender waits while the receiver decides; a second
 // sender meanwhile gets 409; the first succeeds once accepted.
 func TestBusyWhileWaiting(t *testing.T) {
-	accept, offers, release := holdOffers()
-	rx := Start(t, Config{Dir: t.TempDir(), Behaviour: Behaviour{Accept: accept}})
+	gate := NewGate()
+	rx := Start(t, Config{Dir: t.TempDir(), Behaviour: Behaviour{Accept: gate.Accept}})
 	tx1 := Start(t, Config{Alias: "first"})
 	tx2 := Start(t, Config{Alias: "second"})
 	ctx := testCtx(t)
@@ -266,8 +249,8 @@ func TestBusyWhileWaiting(t *testing.T) {
 		done <- err
 	}()
 	select {
-	case o := <-offers:
-		if o.Info.Alias != "first" || o.ClientFingerprint != tx1.Fingerprint() {
+	case o := <-gate.Offers():
+		if o.Info.Alias != "first" || o.ClientFingerprint != tx1.Fingerprint() || len(o.Files) != 1 || o.Files[0].FileName != "one.txt" {
 			t.Fatalf("offer %+v", o)
 		}
 	case <-ctx.Done():
@@ -277,13 +260,16 @@ func TestBusyWhileWaiting(t *testing.T) {
 	if !errors.Is(err, ErrBusy) {
 		t.Fatalf("second sender: %v, want 409", err)
 	}
-	close(release)
+	if err := gate.Answer(ctx, Decision{}); err != nil {
+		t.Fatal(err)
+	}
 	if err := <-done; err != nil {
 		t.Fatalf("first sender: %v", err)
 	}
 	if got := dirNames(t, rx.cfg.Dir); !slices.Equal(got, []string{"one.txt"}) {
 		t.Fatalf("received %q", got)
 	}
+	rx.SetBehaviour(Behaviour{}) // accept at once
 	if _, err := tx2.Send(ctx, rx.Target(), []File{{Name: "two.txt", Data: []byte("2")}}, SendOptions{}); err != nil {
 		t.Fatalf("second sender after the first session: %v", err)
 	}
@@ -292,8 +278,8 @@ func TestBusyWhileWaiting(t *testing.T) {
 // TestCancelPending: a sender cancels while the receiver decides (POST
 // /cancel without sessionId): the waiting prepare-upload ends 403.
 func TestCancelPending(t *testing.T) {
-	accept, offers, _ := holdOffers()
-	rx := Start(t, Config{Behaviour: Behaviour{Accept: accept}})
+	gate := NewGate()
+	rx := Start(t, Config{Behaviour: Behaviour{Accept: gate.Accept}})
 	tx := Start(t, Config{})
 	ctx := testCtx(t)
 	done := make(chan error, 1)
@@ -301,7 +287,7 @@ func TestCancelPending(t *testing.T) {
 		_, err := tx.Send(ctx, rx.Target(), []File{{Name: "one.txt", Data: []byte("1")}}, SendOptions{})
 		done <- err
 	}()
-	<-offers
+	<-gate.Offers()
 	if err := tx.Cancel(ctx, rx.Target(), ""); err != nil {
 		t.Fatal(err)
 	}
@@ -688,4 +674,66 @@ func expiredIdentity(t testing.TB) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestSenderGoneWhilePending: a sender that gives up while the receiver
+// decides frees the session slot.
+func TestSenderGoneWhilePending(t *testing.T) {
+	gate := NewGate()
+	rx := Start(t, Config{Behaviour: Behaviour{Accept: gate.Accept}})
+	tx := Start(t, Config{})
+	ctx := testCtx(t)
+	sctx, giveUp := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := tx.Send(sctx, rx.Target(), []File{{Name: "one.txt", Data: []byte("1")}}, SendOptions{})
+		done <- err
+	}()
+	<-gate.Offers()
+	giveUp()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+	if s, err := rx.Wait(ctx, func(s Snapshot) bool { return s.Sessions[0].State == SessionAborted }); err != nil {
+		t.Fatalf("session %+v", s.Sessions[0])
+	}
+	rx.SetBehaviour(Behaviour{})
+	if _, err := tx.Send(ctx, rx.Target(), []File{{Name: "two.txt", Data: []byte("2")}}, SendOptions{}); err != nil {
+		t.Fatalf("after an abandoned offer: %v", err)
+	}
+}
+
+func TestCheckCertificate(t *testing.T) {
+	good, err := NewIdentity(OfficialCN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewIdentity("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A certificate for good's key signed by other's: not self-signed.
+	tmpl := *good.Leaf
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, other.Leaf, good.Leaf.PublicKey, other.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for name, tc := range map[string]struct {
+		der []byte
+		at  time.Time
+		ok  bool
+	}{
+		"valid":          {good.Certificate[0], now, true},
+		"year 4000":      {good.Certificate[0], time.Date(4000, 1, 1, 0, 0, 0, 0, time.UTC), true},
+		"expired":        {expiredIdentity(t).Certificate[0], now, false},
+		"not yet valid":  {good.Certificate[0], time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		"foreign signer": {der, now, false},
+		"garbage":        {[]byte("not a certificate"), now, false},
+	} {
+		err := CheckCertificate(tc.der, tc.at)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrBadCertificate)) {
+			t.Errorf("%s: %v, want ok=%v", name, err, tc.ok)
+		}
+	}
 }
