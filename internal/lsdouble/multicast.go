@@ -196,8 +196,8 @@ func (d *Device) answer(m *multicast, s *mcSock, a Announcement) {
 		}
 		ctx, cancel := context.WithTimeout(d.ctx, d.cfg.RegisterTimeout)
 		defer cancel()
-		var fp string
-		c := d.client(t, clientCfg{}, func(s string) { fp = s })
+		var fp seenFP
+		c := d.client(t, clientCfg{}, fp.set)
 		ans, err := d.register(ctx, c, t, &fp)
 		c.CloseIdleConnections()
 		rec := Answer{At: time.Now(), To: t.Addr, Protocol: t.protocol(), Via: "register", Answer: ans.Info}

@@ -78,6 +78,19 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// abort records the request with status 0 and closes the connection
+// without an answer (net/http would otherwise send an implicit 200).
+func (w *statusWriter) abort() {
+	if w.status != 0 {
+		return
+	}
+	w.status = -1
+	w.record(0)
+	if conn, _, err := http.NewResponseController(w.ResponseWriter).Hijack(); err == nil {
+		conn.Close()
+	}
+}
+
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // peer is what the receiver knows of a request's sender.
@@ -306,6 +319,9 @@ func (d *Device) handlePrepare(w http.ResponseWriter, r *http.Request, p peer) {
 	d.mu.Unlock()
 	switch {
 	case code == 0:
+		if sw, ok := w.(*statusWriter); ok {
+			sw.abort()
+		}
 	case answer != nil:
 		writeJSON(w, code, answer)
 	default:

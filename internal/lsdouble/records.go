@@ -45,8 +45,8 @@ type Request struct {
 	Method, Path      string
 	Query             string // raw query
 	From              netip.AddrPort
-	ClientFingerprint string // "" without a client certificate
-	Status            int
+	ClientFingerprint string   // "" without a client certificate
+	Status            int      // 0: closed without an answer (the sender had gone)
 	ContentLength     int64    // -1 when unknown (chunked)
 	TransferEncoding  []string // e.g. ["chunked"]
 	ContentType       string

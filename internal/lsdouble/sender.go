@@ -173,6 +173,28 @@ type RegisterAnswer struct {
 	CertFingerprint string // "" over http
 }
 
+// seenFP keeps the first certificate fingerprint a client saw. Handshakes
+// may still run in the transport after a call returned (it dials ahead),
+// hence the lock.
+type seenFP struct {
+	mu sync.Mutex
+	fp string
+}
+
+func (s *seenFP) set(fp string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fp == "" {
+		s.fp = fp
+	}
+}
+
+func (s *seenFP) get() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fp
+}
+
 // clientCfg selects a client's TLS behaviour.
 type clientCfg struct {
 	noCert, legacyCert bool
@@ -277,13 +299,13 @@ func statusError(op string, code int, body []byte) *StatusError {
 // answer. Over https the receiver's certificate must match t.Fingerprint
 // when set.
 func (d *Device) Register(ctx context.Context, t Target) (RegisterAnswer, error) {
-	var fp string
-	c := d.client(t, clientCfg{}, func(s string) { fp = s })
+	var fp seenFP
+	c := d.client(t, clientCfg{}, fp.set)
 	defer c.CloseIdleConnections()
 	return d.register(ctx, c, t, &fp)
 }
 
-func (d *Device) register(ctx context.Context, c *http.Client, t Target, fp *string) (RegisterAnswer, error) {
+func (d *Device) register(ctx context.Context, c *http.Client, t Target, fp *seenFP) (RegisterAnswer, error) {
 	body, err := json.Marshal(d.Info().wire())
 	if err != nil {
 		return RegisterAnswer{}, err
@@ -299,7 +321,7 @@ func (d *Device) register(ctx context.Context, c *http.Client, t Target, fp *str
 	if err != nil {
 		return RegisterAnswer{}, fmt.Errorf("lsdouble: register answer of %v: %w", t.Addr, err)
 	}
-	return RegisterAnswer{Info: info, CertFingerprint: *fp}, nil
+	return RegisterAnswer{Info: info, CertFingerprint: fp.get()}, nil
 }
 
 // Cancel sends POST /cancel, with ?sessionId= unless sessionID is empty
@@ -341,14 +363,16 @@ func (d *Device) Send(ctx context.Context, t Target, files []File, opts SendOpti
 	if opts.Attempts <= 0 {
 		opts.Attempts = MaxUploadAttempt
 	}
-	res := &SendResult{}
-	var fpMu sync.Mutex
-	c := d.client(t, clientCfg{noCert: opts.NoClientCert, legacyCert: opts.LegacyClientCert}, func(fp string) {
-		fpMu.Lock()
-		res.ReceiverFingerprint = fp
-		fpMu.Unlock()
-	})
+	var fp seenFP
+	c := d.client(t, clientCfg{noCert: opts.NoClientCert, legacyCert: opts.LegacyClientCert}, fp.set)
 	defer c.CloseIdleConnections()
+	res, err := d.send(ctx, c, t, files, opts, &fp)
+	res.ReceiverFingerprint = fp.get()
+	return res, err
+}
+
+func (d *Device) send(ctx context.Context, c *http.Client, t Target, files []File, opts SendOptions, fp *seenFP) (*SendResult, error) {
+	res := &SendResult{}
 
 	wires := map[string]WireFile{}
 	byID := map[string]*File{}
@@ -377,8 +401,7 @@ func (d *Device) Send(ctx context.Context, t Target, files []File, opts SendOpti
 	}
 
 	if !opts.SkipRegister {
-		var fp string
-		ans, err := d.register(ctx, c, t, &fp)
+		ans, err := d.register(ctx, c, t, fp)
 		if err != nil {
 			return res, err
 		}
