@@ -66,7 +66,12 @@
 // announced fingerprint, whatever its announce flag. AnswerRegisterOrMulticast
 // and AnswerMulticast behave like 1.17.
 //
-// # Where it is simpler than the app
+// # Where it differs from the app
+//
+// The app ignores loopback interfaces for discovery; the double uses every
+// up, multicast-capable interface (Config.Interfaces narrows it), so that
+// two doubles can meet on a namespace's lo. IPv6 multicast does not leave
+// lo (the kernel finds no route), so on lo only IPv4 discovery works.
 //
 // Received files are written under Config.Dir by their offered name; a name
 // with an empty, "." or ".." element, a leading '/', a backslash or a NUL is
@@ -79,14 +84,19 @@
 // # Using it
 //
 // A Device is both sides at once and records everything it sees (Snapshot,
-// Wait). Typical test:
+// and Wait to block on a condition instead of sleeping). Typical test:
 //
 //	rx := lsdouble.Start(t, lsdouble.Config{Dir: t.TempDir()})
 //	tx := lsdouble.Start(t, lsdouble.Config{})
 //	res, err := tx.Send(ctx, rx.Target(), files, lsdouble.SendOptions{})
 //
+// To hold a sender at prepare-upload as a person who has not tapped accept
+// yet, set Behaviour.Accept to a Gate's Accept and answer with Gate.Answer.
+// Behaviour can be changed between steps with SetBehaviour.
+//
 // Multicast needs a network namespace (THE NETWORK RULE): run the test
-// binary under netlab.MainIsolated. Every socket a Device opens later
-// (Send, Register, answers) is made by whatever thread runs the goroutine;
-// Config.DialContext lets a test dial from inside a lab host instead.
+// binary under netlab.MainIsolated, where lo carries multicast. In a
+// netlab lab, StartIn makes a device inside a host: its listener and
+// discovery sockets belong to the host's namespace and its dials are made
+// there too (Config.DialContext).
 package lsdouble

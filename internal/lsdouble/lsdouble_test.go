@@ -737,3 +737,19 @@ func TestCheckCertificate(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizedJSON: bodies beyond MaxJSON are refused before they are
+// parsed.
+func TestOversizedJSON(t *testing.T) {
+	rx := Start(t, Config{MaxJSON: 1 << 10})
+	tx := Start(t, Config{})
+	big := strings.Repeat("x", 2<<10)
+	_, err := tx.Send(testCtx(t), rx.Target(), []File{{Name: big, Data: []byte("a")}}, SendOptions{SkipRegister: true})
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("got %v, want 413", err)
+	}
+	if s := rx.Snapshot(); len(s.Sessions) != 0 {
+		t.Fatalf("sessions %+v", s.Sessions)
+	}
+}
