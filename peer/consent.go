@@ -129,6 +129,11 @@ func (cs *consents) decide(id string, d Decision) (PendingOffer, error) {
 	if !ok {
 		return PendingOffer{}, fmt.Errorf("%w %s", ErrNoPending, Escape(id))
 	}
+	if d.Trust && p.PeerID == "" {
+		// Nothing names the sender: an old LocalSend app presents no
+		// certificate.
+		return PendingOffer{}, fmt.Errorf("%w: %s presented no key or certificate to trust; accept it without --trust", ErrCannotTrust, Escape(p.From))
+	}
 	select {
 	case p.decided <- d:
 		return p.PendingOffer, nil

@@ -55,6 +55,9 @@ var (
 	ErrTurnedAway = errors.New("the receiver closed the connection at once (all its connection slots may be taken)")
 	// ErrUnknownPeer means no peer on the network matched a target name.
 	ErrUnknownPeer = errors.New("no peer named")
+	// ErrCannotTrust means a sender cannot be trusted: it presented no
+	// key (an old LocalSend app, a device over plain HTTP).
+	ErrCannotTrust = errors.New("cannot trust this sender")
 	// ErrAmbiguousPeer means a target name matched more than one peer.
 	ErrAmbiguousPeer = errors.New("ambiguous peer")
 	// ErrNotSendable means the peer a target names cannot receive from us:

@@ -170,6 +170,9 @@ func (k *Known) IsTrusted(id string) bool {
 // id pinned to the same name is left alone: the caller decides what a
 // changed key means (see Check).
 func (k *Known) Pin(id, name string) error {
+	if !validID(id) {
+		return fmt.Errorf("%w: %q is not a peer id", ErrCannotTrust, id)
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.reloadLocked(); err != nil {
@@ -203,6 +206,9 @@ func (k *Known) trust(id, name string, replace bool) error {
 	defer k.mu.Unlock()
 	if err := k.reloadLocked(); err != nil {
 		return err
+	}
+	if !validID(id) {
+		return fmt.Errorf("%w: %q is not a peer id", ErrCannotTrust, id)
 	}
 	name = cleanName(name)
 	entry := KnownPeer{ID: id, Level: Trusted, Name: name}

@@ -329,8 +329,8 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, reason)
 		return
 	}
-	// One session per address at a time; a new one from the same sender
-	// replaces an idle one (the app tried again).
+	// One session per address at a time; a new one from the same device
+	// replaces one it never uploaded to (the app tried again).
 	if code, msg := s.makeRoom(remote, senderID); code != 0 {
 		writeError(w, code, msg)
 		return
@@ -467,7 +467,11 @@ func (s *lsServer) makeRoom(remote netip.Addr, senderID string) (int, string) {
 		if ss.remote != remote {
 			continue
 		}
-		if ss.senderID == senderID && ss.uploads == 0 {
+		if senderID != "" && ss.senderID == senderID && ss.uploads == 0 && ss.got == 0 {
+			// The same device (its certificate says so) starting
+			// again before it uploaded anything: it gave up on the
+			// old session. Devices without a certificate cannot be
+			// told apart, and wait their turn.
 			replace = ss
 			continue
 		}

@@ -128,7 +128,7 @@ func decide(ctx context.Context, dir string, req peer.ControlRequest, w io.Write
 // 1.2 MB: "a.txt", "b.txt", ...`.
 func describeOffer(p peer.PendingOffer) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s) offers %s, %s", shownSender(p.From), peer.ShortID(p.PeerID), plural(p.Files, "file"), peer.FormatBytes(p.Bytes))
+	fmt.Fprintf(&b, "%s (%s) offers %s, %s", shownSender(p.From), senderTag(p.PeerID), plural(p.Files, "file"), peer.FormatBytes(p.Bytes))
 	if p.Dirs > 0 {
 		fmt.Fprintf(&b, " in %s", plural(p.Dirs, "folder"))
 	}
@@ -196,4 +196,13 @@ func parseStrangerBudget(s string) (peer.StrangerBudget, error) {
 		return peer.StrangerBudget{}, fmt.Errorf("%q: want a size such as 2G, a percentage such as 10%%, or off", s)
 	}
 	return peer.StrangerBudget{Bytes: n}, nil
+}
+
+// senderTag is how a sender's id is shown after its name: its short id,
+// or what stands in for one that presented no key (an old LocalSend app).
+func senderTag(id string) string {
+	if id == "" {
+		return "no id: presented no certificate"
+	}
+	return peer.ShortID(id)
 }

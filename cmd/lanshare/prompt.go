@@ -123,7 +123,7 @@ func (p *prompter) ask(o peer.PendingOffer) {
 		}
 		switch {
 		case d.Trust:
-			fmt.Fprintf(p.out, "accepted offer %s, and trusted %s (%s)\n", o.ID, peer.Escape(o.From), peer.ShortID(o.PeerID))
+			fmt.Fprintf(p.out, "accepted offer %s, and trusted %s (%s)\n", o.ID, peer.Escape(o.From), senderTag(o.PeerID))
 		case d.Accept:
 			fmt.Fprintf(p.out, "accepted offer %s\n", o.ID)
 		default:
