@@ -1036,7 +1036,8 @@ func folderName(name string) string {
 		b.WriteRune(r)
 	}
 	out := strings.Trim(b.String(), ". ")
-	const room = proto.MaxComponentLen - len(" ()") - ShortIDLen
+	// Room for the longest short id, a LocalSend one ("ls-3f2a-9c1b").
+	const room = proto.MaxComponentLen - len(" ()") - len(LocalSendIDPrefix) - ShortIDLen
 	for len(out) > room {
 		_, size := utf8.DecodeLastRuneInString(out)
 		out = out[:len(out)-size]

@@ -145,4 +145,8 @@ func TestServeAnswersLocalSendAnnouncements(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, `"kind": "localsend"`) || !strings.Contains(r.stdout, `"name": "Pixel 9"`) {
 		t.Errorf("peers (through the agent): exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	r = runLanshareOn(t, lab.Host(0).CommandContext, bob.tmp, nil, "status", "--config", bob.config)
+	if r.code != 0 || !strings.Contains(r.stdout, "localsend: https://") || !strings.Contains(r.stdout, "  Pixel 9 (ls-") {
+		t.Errorf("status shows no LocalSend side: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/lanshare/lanshare/peer"
@@ -40,6 +41,14 @@ func status(ctx context.Context, configDir string, asJSON bool, w io.Writer) err
 	fmt.Fprintf(w, "peers:     %d\n", len(st.Peers))
 	for _, p := range st.Peers {
 		fmt.Fprintf(w, "  %s\n", peerLine(p, ""))
+	}
+	if st.LocalSendListen != "" {
+		fmt.Fprintf(w, "localsend: https://%s, certificate %s\n", st.LocalSendListen, peer.LocalSendShortFingerprint(st.LocalSendFingerprint))
+		rows := localSendRows(st.LocalSend)
+		fmt.Fprintf(w, "localsend devices: %d\n", len(rows))
+		for _, r := range rows {
+			fmt.Fprintf(w, "  %s (%s) at %s\n", peer.Escape(r.j.Name), orDash(peer.ShortID(r.j.ID)), strings.Join(r.j.Addrs, " "))
+		}
 	}
 	if len(st.Static) > 0 {
 		fmt.Fprintf(w, "static:    %d (lanshare peers static)\n", len(st.Static))
