@@ -52,7 +52,14 @@ type Arrival struct {
 	Path    string    `json:"path"`     // as offered
 	SavedAs string    `json:"saved_as"` // under the shared folder
 	Size    uint64    `json:"size"`
+	// Text is a text message that arrived instead of a file (Path, SavedAs
+	// and Size are then empty), as sent: escape it before showing it. At
+	// most HistoryTextMax bytes of it are kept.
+	Text string `json:"text,omitempty"`
 }
+
+// HistoryTextMax is how much of a text message the history keeps.
+const HistoryTextMax = 16 << 10
 
 // historyRecord is one line of a history segment: the files of one
 // transfer (or a part of them) under one header. A line without files is
@@ -63,6 +70,8 @@ type historyRecord struct {
 	ID     string         `json:"id"`
 	Remote string         `json:"remote"`
 	Files  []historyEntry `json:"files,omitempty"`
+	// Text: a line of one text message.
+	Text string `json:"text,omitempty"`
 	// A line of the older format: one file.
 	Path    string `json:"path,omitempty"`
 	SavedAs string `json:"saved_as,omitempty"`
@@ -133,6 +142,15 @@ func historyLines(arrivals []Arrival) [][]byte {
 		rec.Files, size = nil, 0
 	}
 	for _, a := range arrivals {
+		if a.Text != "" {
+			flush()
+			b, err := json.Marshal(historyRecord{Time: a.Time, From: a.From, ID: a.ID, Remote: a.Remote, Text: cutUTF8(a.Text, HistoryTextMax)})
+			if err == nil {
+				lines = append(lines, append(b, '\n'))
+			}
+			rec = historyRecord{}
+			continue
+		}
 		if !a.Time.Equal(rec.Time) || a.From != rec.From || a.ID != rec.ID || a.Remote != rec.Remote || size >= historyLineBytes {
 			flush()
 			rec = historyRecord{Time: a.Time, From: a.From, ID: a.ID, Remote: a.Remote}
@@ -207,7 +225,7 @@ func (h *History) Read() ([]Arrival, error) {
 				return
 			}
 			if r.Files == nil {
-				out = append(out, Arrival{Time: r.Time, From: r.From, ID: r.ID, Remote: r.Remote, Path: r.Path, SavedAs: r.SavedAs, Size: r.Size})
+				out = append(out, Arrival{Time: r.Time, From: r.From, ID: r.ID, Remote: r.Remote, Path: r.Path, SavedAs: r.SavedAs, Size: r.Size, Text: r.Text})
 				return
 			}
 			for _, fl := range r.Files {

@@ -214,3 +214,26 @@ func TestHistoryReadSkipsCorruptLongLinesAndBoundsSegments(t *testing.T) {
 		t.Errorf("read %d records of a segment of %d bytes, want at most %d (the bound)", n, len(huge), limit)
 	}
 }
+
+// TestHistoryKeepsTextMessages: a text message is a history entry of its
+// own, read back as sent (cut to HistoryTextMax), between files.
+func TestHistoryKeepsTextMessages(t *testing.T) {
+	h := OpenHistory(t.TempDir())
+	now := time.Unix(1700000000, 0).UTC()
+	long := strings.Repeat("x", HistoryTextMax+10)
+	in := []Arrival{
+		{Time: now, From: "Pixel 9", ID: "ls-" + strings.Repeat("ab", 32), Path: "a.txt", SavedAs: "a.txt", Size: 1},
+		{Time: now, From: "Pixel 9", Text: "door \x1b[31m4711"},
+		{Time: now, From: "Pixel 9", Text: long},
+	}
+	if err := h.Append(in...); err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Path != "a.txt" || got[1].Text != "door \x1b[31m4711" || got[1].Path != "" || got[2].Text != long[:HistoryTextMax] {
+		t.Fatalf("read back %+v", got)
+	}
+}

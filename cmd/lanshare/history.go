@@ -32,8 +32,12 @@ func showHistory(configDir string, asJSON bool, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tFROM\tID\tSIZE\tSAVED AS")
 	for _, a := range arrivals {
+		size, saved := peer.FormatBytes(a.Size), peer.Escape(a.SavedAs)
+		if a.Text != "" {
+			size, saved = "-", "message: "+peer.Escape(a.Text)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", stamp(a.Time.Local()), orDash(peer.Escape(a.From)),
-			orDash(peer.ShortID(a.ID)), peer.FormatBytes(a.Size), peer.Escape(a.SavedAs))
+			orDash(peer.ShortID(a.ID)), size, saved)
 	}
 	return tw.Flush()
 }

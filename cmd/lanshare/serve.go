@@ -252,6 +252,9 @@ func arrivals(in peer.Incoming) []peer.Arrival {
 		return nil
 	}
 	var out []peer.Arrival
+	if in.Transfer.Text != "" {
+		out = append(out, peer.Arrival{Time: in.End, From: in.Transfer.From, ID: in.PeerID, Remote: fmt.Sprint(in.Remote), Text: in.Transfer.Text})
+	}
 	for _, e := range in.Transfer.Entries {
 		if e.Kind == proto.KindFile && e.Result.Status == proto.Saved {
 			out = append(out, peer.Arrival{Time: in.End, From: in.Transfer.From, ID: in.PeerID,
