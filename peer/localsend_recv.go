@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -361,6 +362,13 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 	req, err := localsend.DecodePrepareUpload(r.Body, lim)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad prepare-upload body: "+err.Error())
+		return
+	}
+	// The body read to its end lets the server watch the connection, so
+	// that a sender that hangs up while its offer waits for the owner
+	// ends the wait (the request's context).
+	if rest, _ := io.ReadAll(io.LimitReader(r.Body, 1<<10)); len(bytes.TrimSpace(rest)) > 0 {
+		writeError(w, http.StatusBadRequest, "bad prepare-upload body: data after the JSON")
 		return
 	}
 	if senderID != "" && !strings.EqualFold(req.Info.Fingerprint, LocalSendFingerprint(senderID)) && a.cfg.Logf != nil {
