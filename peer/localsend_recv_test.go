@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -303,4 +304,29 @@ func TestLocalSendTextMessage(t *testing.T) {
 		t.Fatalf("reported %+v", in.Transfer)
 	}
 	assertEmpty(t, ta.dir)
+}
+
+// TestLocalSendSenderGoneWhileAskedIsNoLongerPending: under --accept ask,
+// a LocalSend sender that hangs up while its offer waits for the owner
+// takes its offer off the pending list.
+func TestLocalSendSenderGoneWhileAskedIsNoLongerPending(t *testing.T) {
+	ta := startLocalSendAgent(t, func(c *Config) { c.Accept = AcceptAsk })
+	c := newLSClient(t, ta, true)
+	req := localsend.PrepareUpload{Info: localsend.Info{Alias: "Pixel 9", Version: "2.2", Fingerprint: c.fp},
+		Files: map[string]localsend.File{"a": {ID: "a", FileName: "a.txt", Size: 1, FileType: "text/plain"}}}
+	body, _ := json.Marshal(req)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		r, _ := http.NewRequestWithContext(ctx, "POST", c.base+localsend.PathPrepareUpload, bytes.NewReader(body))
+		resp, err := c.hc.Do(r)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	waitFor(t, func() bool { return len(ta.Pending()) == 1 })
+	cancel()
+	<-done
+	waitFor(t, func() bool { return len(ta.Pending()) == 0 })
 }
