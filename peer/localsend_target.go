@@ -138,7 +138,7 @@ func (s *LocalSendSender) Send(ctx context.Context, dev discovery.LocalSendDevic
 // ProbeLocalSend asks the LocalSend device at addr (HOST:PORT) who it is
 // (GET info): over HTTPS, learning its certificate's fingerprint (to be
 // pinned when the send registers), else over plain HTTP.
-func ProbeLocalSend(ctx context.Context, addr string) (discovery.LocalSendDevice, error) {
+func ProbeLocalSend(ctx context.Context, ours *LocalSendIdentity, addr string) (discovery.LocalSendDevice, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return discovery.LocalSendDevice{}, fmt.Errorf("%w: %s is not a LocalSend device's IP:PORT", ErrUnknownPeer, Escape(addr))
@@ -146,11 +146,11 @@ func ProbeLocalSend(ctx context.Context, addr string) (discovery.LocalSendDevice
 	ctx, cancel := context.WithTimeout(ctx, lsProbeTimeout)
 	defer cancel()
 	dev := discovery.LocalSendDevice{Addr: ap, Protocol: discovery.LocalSendHTTPS}
-	info, fp, err := getInfo(ctx, "https", ap)
+	info, fp, err := getInfo(ctx, ours, "https", ap)
 	if err != nil {
 		dev.Protocol = discovery.LocalSendHTTP
 		var herr error
-		if info, _, herr = getInfo(ctx, "http", ap); herr != nil {
+		if info, _, herr = getInfo(ctx, ours, "http", ap); herr != nil {
 			return discovery.LocalSendDevice{}, fmt.Errorf("%w: no LocalSend device answers at %s: %w", ErrUnknownPeer, ap, err)
 		}
 		fp = info.Fingerprint
@@ -166,11 +166,13 @@ func ProbeLocalSend(ctx context.Context, addr string) (discovery.LocalSendDevice
 const lsProbeTimeout = 5 * time.Second
 
 // getInfo fetches a device's info; over HTTPS it also returns the
-// fingerprint of the certificate it presented.
-func getInfo(ctx context.Context, scheme string, ap netip.AddrPort) (localsend.Info, string, error) {
+// fingerprint of the certificate it presented, and presents ours.
+func getInfo(ctx context.Context, ours *LocalSendIdentity, scheme string, ap netip.AddrPort) (localsend.Info, string, error) {
 	var fp string
 	tr := &http.Transport{DisableKeepAlives: true, MaxResponseHeaderBytes: 16 << 10,
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, // self-signed: we learn the fingerprint instead
+			// 2.2 apps require a client certificate even for info.
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &ours.Cert, nil },
 			VerifyConnection: func(cs tls.ConnectionState) error {
 				if len(cs.PeerCertificates) > 0 {
 					fp = localsend.Fingerprint(cs.PeerCertificates[0].Raw)

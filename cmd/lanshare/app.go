@@ -413,6 +413,7 @@ Examples:
 					waitFlag,
 					&cli.BoolFlag{Name: "json", Usage: "print JSON (an array; with --watch, one event object per line)"},
 					&cli.BoolFlag{Name: "watch", Usage: "keep watching: print peers as they join and leave"},
+					&cli.BoolFlag{Name: "scan", Usage: "also ask every address of the local /24 for a LocalSend device on port 53317 (for networks where multicast does not pass; takes a few seconds)"},
 					ifaceFlag,
 					configFlag,
 				},
@@ -429,7 +430,7 @@ Examples:
 					}
 					return peers(c.Context, peersArgs{
 						wait: c.Duration("wait"), json: c.Bool("json"), watch: c.Bool("watch"),
-						ifaces: ifs, configDir: expandHome(c.String("config")), stdout: stdout, stderr: stderr, name: def.Name,
+						ifaces: ifs, configDir: expandHome(c.String("config")), stdout: stdout, stderr: stderr, name: def.Name, scan: c.Bool("scan"),
 					})
 				},
 				Subcommands: staticCommands(configFlag, stdout),

@@ -150,3 +150,37 @@ func TestServeAnswersLocalSendAnnouncements(t *testing.T) {
 		t.Errorf("status shows no LocalSend side: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestPeersScanFindsLocalSendWithoutMulticast: `peers --scan` finds a
+// LocalSend app that announces nothing (multicast blocked), by asking the
+// addresses of the /24, over HTTPS and over plain HTTP.
+func TestPeersScanFindsLocalSendWithoutMulticast(t *testing.T) {
+	t.Parallel()
+	lab := netlab.New(t, 3)
+	quiet := lsdouble.StartIn(t, lab.Host(1), lsdouble.Config{Alias: "quiet phone", Addr: ":53317"})
+	lsdouble.StartIn(t, lab.Host(2), lsdouble.Config{Alias: "old laptop", Addr: ":53317", Protocol: "http"})
+	tmp := t.TempDir()
+	r := runLanshareOn(t, lab.Host(0).CommandContext, tmp, nil, "peers", "--config", filepath.Join(tmp, "config"), "--wait", "300ms", "--scan", "--json")
+	if r.code != 0 {
+		t.Fatalf("peers --scan: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{`"name": "quiet phone"`, `"protocol": "https"`, `"name": "old laptop"`, `"protocol": "http"`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("peers --scan lacks %s:\n%s", want, r.stdout)
+		}
+	}
+	r = runLanshareOn(t, lab.Host(0).CommandContext, tmp, nil, "peers", "--config", filepath.Join(tmp, "config"), "--wait", "300ms", "--json")
+	if strings.Contains(r.stdout, "quiet phone") {
+		t.Errorf("without --scan, a device that never announced is listed:\n%s", r.stdout)
+	}
+	// By address, with --localsend: asked who it is, then sent to.
+	paths, _ := lsTree(t, tmp, "src")
+	addr := netip.AddrPortFrom(lab.Host(1).Addr(), 53317).String()
+	r = runLanshareOn(t, lab.Host(0).CommandContext, tmp, nil, append([]string{"send", "--config", filepath.Join(tmp, "config"), "--localsend", addr}, paths...)...)
+	if r.code != 0 {
+		t.Fatalf("send --localsend %s: exit %d\n%s%s", addr, r.code, r.stdout, r.stderr)
+	}
+	if n := len(quiet.Snapshot().Files); n != 3 {
+		t.Errorf("the app got %d files, want 3", n)
+	}
+}

@@ -13,12 +13,14 @@ import (
 
 	"github.com/lanshare/lanshare/discovery"
 	"github.com/lanshare/lanshare/peer"
+	"github.com/lanshare/lanshare/proto/localsend"
 )
 
 type peersArgs struct {
 	name           string // what a LocalSend look announces us as
 	wait           time.Duration
 	json, watch    bool
+	scan           bool // also ask every address of the /24 for LocalSend
 	ifaces         []string
 	configDir      string
 	stdout, stderr io.Writer
@@ -85,7 +87,7 @@ func peers(ctx context.Context, a peersArgs) error {
 			selfID = self.ID
 		}
 		slices.SortFunc(found, func(x, y discovery.Peer) int { return strings.Compare(x.Instance, y.Instance) })
-		return a.render(found, a.statics(ctx, st), st.LocalSend, selfID)
+		return a.render(found, a.statics(ctx, st), append(st.LocalSend, a.scanned(ctx)...), selfID)
 	}
 	// Static peers are checked, and LocalSend devices looked for, while
 	// the browse runs.
@@ -103,6 +105,7 @@ func peers(ctx context.Context, a peersArgs) error {
 		if ls, err = peer.LookLocalSend(ctx, a.configDir, a.name, a.ifaces, a.wait); err != nil && ctx.Err() == nil && a.stderr != nil {
 			fmt.Fprintf(a.stderr, "lanshare: warning: LocalSend devices not listed: %s\n", oneLine(err))
 		}
+		ls = append(ls, a.scanned(ctx)...)
 	}()
 	found, err := discovery.Browse(ctx, a.ifaces, a.wait)
 	wg.Wait()
@@ -110,6 +113,27 @@ func peers(ctx context.Context, a peersArgs) error {
 		return fmt.Errorf("looking for peers: %w", err)
 	}
 	return a.render(found, statics, ls, selfID)
+}
+
+// scanned returns, with --scan, the LocalSend devices that answer on the
+// /24 around our addresses (see peer.ScanLocalSend); a failed scan is a
+// warning.
+func (a peersArgs) scanned(ctx context.Context) []discovery.LocalSendDevice {
+	if !a.scan {
+		return nil
+	}
+	ident, err := peer.LoadLocalSendIdentity(a.configDir)
+	if err != nil {
+		if a.stderr != nil {
+			fmt.Fprintf(a.stderr, "lanshare: warning: LocalSend scan: %s\n", oneLine(err))
+		}
+		return nil
+	}
+	devs, err := peer.ScanLocalSend(ctx, ident, a.ifaces, localsend.DefaultPort)
+	if err != nil && ctx.Err() == nil && a.stderr != nil {
+		fmt.Fprintf(a.stderr, "lanshare: warning: LocalSend scan: %s\n", oneLine(err))
+	}
+	return devs
 }
 
 // statics returns the static peers and their state (see staticStatuses);

@@ -30,7 +30,11 @@ func findLocalSendDevice(ctx context.Context, a sendArgs) (discovery.LocalSendDe
 	dev, err := peer.FindLocalSend(devs, a.target)
 	if errors.Is(err, peer.ErrUnknownPeer) && a.localsend {
 		// An address no table has: ask it.
-		return peer.ProbeLocalSend(ctx, a.target)
+		ident, err := peer.LoadLocalSendIdentity(a.configDir)
+		if err != nil {
+			return discovery.LocalSendDevice{}, err
+		}
+		return peer.ProbeLocalSend(ctx, ident, a.target)
 	}
 	return dev, err
 }
