@@ -477,7 +477,8 @@ func waitPending(t testing.TB, a *labAgent, id, file string) string {
 // prepare-upload waits for the agent's owner, as LocalSend's does for a
 // tap: `lanshare pending` lists the offer under the tool's alias,
 // `accept` lets the file through byte for byte, `decline` makes the
-// tool's send fail with nothing saved.
+// tool's send fail with nothing saved, and an offer whose sender is
+// killed leaves the list.
 func TestLocalSendNpmSendsToAgentAsk(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
@@ -528,6 +529,33 @@ func TestLocalSendNpmSendsToAgentAsk(t *testing.T) {
 			checkNoTemps(t, bob.dir)
 		})
 	}
+
+	t.Run("sender gone", func(t *testing.T) {
+		// The offer leaves the list when its sender hangs up.
+		randomFile(t, filepath.Join(src, "gone.jpg"), 1000)
+		send := startNpmTool(t, phone, t.TempDir(), "send", "--alias", "phone", "--protocol", "https", "--pin", "", bob.host.Addr().String(), filepath.Join(src, "gone.jpg"))
+		waitPending(t, bob, "3", "gone.jpg")
+		if err := send.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-send.done
+		deadline := time.Now().Add(failAfter)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			r := runLanshareOn(t, bob.host.CommandContext, bob.tmp, nil, "pending", "--config", bob.config)
+			if r.code == 0 && !strings.Contains(r.stdout, "gone.jpg") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("lanshare pending still lists the offer of a sender killed %v ago (exit %d):\n%s%s", failAfter, r.code, r.stdout, r.stderr)
+			}
+			<-tick.C
+		}
+		if _, err := os.Stat(filepath.Join(bob.dir, "gone.jpg")); err == nil {
+			t.Error("gone.jpg reached bob's folder")
+		}
+	})
 }
 
 // TestLocalSendNpmPendingShowsStranger: an offer from a LocalSend sender
