@@ -114,7 +114,9 @@ type Config struct {
 	DiscoveryTTL time.Duration
 
 	// OnTransfer, if set, is called once per connection when its transfer
-	// ends, from that connection's goroutine; calls may be concurrent.
+	// ends, from that connection's goroutine; calls may be concurrent. A
+	// probe (a peer that proves its key and closes before its hello, as
+	// static-peer checks do) is not reported.
 	OnTransfer func(Incoming)
 	// OnReceiving, if set, is called when a transfer's files start to
 	// arrive, from that connection's goroutine; it must return quickly.
@@ -123,6 +125,10 @@ type Config struct {
 	// OnPeer, if set, is called for every change in the peer table, one
 	// call at a time, from a goroutine that Serve owns.
 	OnPeer func(discovery.Event)
+	// OnStatic, if set, is called when a check of a static peer (see
+	// StaticPeers) finds it in another state than before, from the
+	// check's goroutine; calls may be concurrent.
+	OnStatic func(StaticStatus)
 	// Logf, if set, receives rare diagnostic lines (rate-limited).
 	Logf func(format string, args ...any)
 }
@@ -249,13 +255,15 @@ type Agent struct {
 	ls    *lsServer          // nil without Config.LocalSend, or when its port was taken
 	// lsdisc is LocalSend's discovery, with Config.Discover and ls; the
 	// devices that announce themselves wait in lsAnnounced for our answer.
-	lsdisc      *discovery.LocalSend
-	lsAnnounced chan discovery.LocalSendDevice
-	ctl         *control // nil when the control socket could not be made
-	since       time.Time
+	lsdisc        *discovery.LocalSend
+	lsAnnounced   chan discovery.LocalSendDevice
+	lsUnavailable error    // why there is no ls although Config.LocalSend asked for it
+	ctl           *control // nil when the control socket could not be made
+	since         time.Time
 
 	strangers *strangerPool // nil without a StrangerBudget
 	consents  *consents
+	static    *staticChecker
 
 	mu       sync.Mutex
 	conns    map[*agentConn]struct{} // every connection whose goroutine runs
@@ -379,6 +387,7 @@ func New(cfg Config) (*Agent, error) {
 		memory = DefaultMemoryBudget
 	}
 	a.consents = newConsents(cfg.MaxPending, memory/4)
+	a.static = newStaticChecker(cfg.ConfigDir, id, cfg.Logf, cfg.OnStatic)
 	inbox.mem.pressure = a.evictForMemory
 	if cfg.LocalSend {
 		if err := a.startLocalSend(); err != nil {
@@ -454,6 +463,7 @@ func (a *Agent) Status() Status {
 	st.Transfers = len(a.conns)
 	a.mu.Unlock()
 	st.Pending = len(a.Pending())
+	st.Static = a.StaticPeers()
 	if a.ls != nil {
 		st.LocalSendListen, st.LocalSendFingerprint = a.ls.ln.Addr().String(), a.ls.ident.Fingerprint
 	}
@@ -492,6 +502,7 @@ func (a *Agent) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { a.ln.Close() })
 	defer stop()
 	stopDiscovery := a.startDiscovery(ctx)
+	defer a.startStatic(ctx)()
 	if a.ls != nil {
 		done := make(chan struct{})
 		go func() {
@@ -898,7 +909,7 @@ func (a *Agent) handle(c *agentConn) {
 		delete(a.perHost, c.host)
 	}
 	a.mu.Unlock()
-	if a.cfg.OnTransfer != nil {
+	if a.cfg.OnTransfer != nil && !isProbe(peerID, tr, err) {
 		a.cfg.OnTransfer(Incoming{ID: c.id, Remote: c.RemoteAddr(), PeerID: peerID, Transfer: tr, Err: err, Start: c.start, End: time.Now()})
 	}
 	a.mu.Lock()

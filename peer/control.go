@@ -52,6 +52,9 @@ type Status struct {
 	// today (absent without a budget).
 	StrangerBudget string  `json:"stranger_budget,omitempty"`
 	StrangersLeft  *uint64 `json:"strangers_left,omitempty"`
+	// Static are the static peers (lanshare peers add) and what the
+	// agent's last check of each found.
+	Static []StaticStatus `json:"static,omitempty"`
 	// LocalSendListen is where the agent serves LocalSend's API, and
 	// LocalSendFingerprint its certificate's fingerprint; both are absent
 	// without LocalSend. LocalSend are the LocalSend devices it knows.

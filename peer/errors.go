@@ -70,6 +70,14 @@ var (
 	// ErrKnownFile means the known-peers file holds a line that cannot be
 	// used; the error names the line.
 	ErrKnownFile = errors.New("bad known_peers file")
+	// ErrStaticFile means the static-peers file cannot be used: a line
+	// that does not parse (the error names it), or a file over its caps.
+	ErrStaticFile = errors.New("bad static_peers file")
+	// ErrStaticFull means the static-peers list holds MaxStaticPeers
+	// already.
+	ErrStaticFull = errors.New("too many static peers")
+	// ErrNotStatic means no static peer matches what was named.
+	ErrNotStatic = errors.New("no static peer matches")
 	// ErrSourceUnreadable means a file offered could not be read in full
 	// while it was sent (it became unreadable, shrank or changed): the
 	// sender's own failure, not the receiver's refusal; see SourceError.

@@ -1,15 +1,11 @@
 package peer
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
-	"net/url"
 	"sync"
 	"syscall"
 	"time"
@@ -35,9 +31,7 @@ func (a *Agent) startLocalSend() error {
 	}
 	s, err := newLocalSendServer(a, listen, ident)
 	if errors.Is(err, syscall.EADDRINUSE) {
-		if a.cfg.Logf != nil {
-			a.cfg.Logf("LocalSend: %s is in use (a LocalSend app on this machine?); serving without LocalSend (--localsend-port picks another)", listen)
-		}
+		a.lsUnavailable = fmt.Errorf("LocalSend: %s is in use (a LocalSend app on this machine?); serving without LocalSend (--localsend-port picks another port)", listen)
 		return nil
 	}
 	if err != nil {
@@ -46,6 +40,10 @@ func (a *Agent) startLocalSend() error {
 	a.ls = s
 	return nil
 }
+
+// LocalSendUnavailable says why the agent serves without LocalSend although
+// Config.LocalSend asked for it (its port was taken), or is nil.
+func (a *Agent) LocalSendUnavailable() error { return a.lsUnavailable }
 
 // LocalSendAddr is the address of the agent's LocalSend server, or nil
 // when it has none.
@@ -67,16 +65,16 @@ func (a *Agent) LocalSendFingerprint() string {
 
 // localSendInfo is what the agent says of itself to LocalSend devices.
 func (a *Agent) localSendInfo(port int) localsend.Info {
-	model := lsDeviceModel
+	model := LocalSendModel
 	return localsend.Info{
 		Alias: a.cfg.Name, Version: localsend.Version, DeviceModel: &model, DeviceType: localsend.DeviceHeadless,
 		Fingerprint: a.ls.ident.Fingerprint, Port: uint16(port), Protocol: localsend.ProtocolHTTPS, Download: false,
 	}
 }
 
-// lsDeviceModel is the model lanshare agents announce to LocalSend: the
+// LocalSendModel is the model lanshare agents announce to LocalSend: the
 // apps show it, and lanshare agents know one another by it.
-const lsDeviceModel = "lanshare"
+const LocalSendModel = "lanshare"
 
 // noteLocalSendDevice records a LocalSend device that registered with us
 // (its fingerprint checked against its certificate by the caller, when it
@@ -111,7 +109,7 @@ func deviceOf(info localsend.Info, addr netip.Addr) discovery.LocalSendDevice {
 func (a *Agent) newLocalSendDiscovery() error {
 	lc := discovery.DefaultLocalSendConfig()
 	lc.Announcement.Alias = a.cfg.Name
-	lc.Announcement.DeviceModel = lsDeviceModel
+	lc.Announcement.DeviceModel = LocalSendModel
 	lc.Announcement.Fingerprint = a.ls.ident.Fingerprint
 	lc.Announcement.Port = uint16(a.ls.port)
 	lc.Ifaces, lc.Logf = a.cfg.Ifaces, a.cfg.Logf
@@ -160,19 +158,19 @@ func (a *Agent) runLocalSendDiscovery(ctx context.Context) {
 	wg.Wait()
 }
 
-// lsRegisterTimeout bounds a POST /register to a device that announced
+// lsAnswerTimeout bounds a POST /register to a device that announced
 // itself.
-const lsRegisterTimeout = 3 * time.Second
+const lsAnswerTimeout = 3 * time.Second
 
 // answerLocalSend answers a device's announcement as app 1.18 does, with
 // POST /register to it; when that fails (an older app, a firewall), by
 // multicast, as apps up to 1.17 do.
 func (a *Agent) answerLocalSend(ctx context.Context, dev discovery.LocalSendDevice) {
-	ctx, cancel := context.WithTimeout(ctx, lsRegisterTimeout)
+	ctx, cancel := context.WithTimeout(ctx, lsAnswerTimeout)
 	defer cancel()
 	info := a.localSendInfo(a.ls.port)
 	info.Port, info.Protocol = uint16(a.ls.port), localsend.ProtocolHTTPS
-	if _, err := registerWith(ctx, a.ls.ident, dev, info); err != nil {
+	if err := registerWith(ctx, a.ls.ident, dev, info); err != nil {
 		a.lsdisc.AnswerByMulticast(dev)
 	}
 }
@@ -239,64 +237,14 @@ func LocalSendShortFingerprint(fp string) string {
 	return GroupID(fp[:min(len(fp), 8)])
 }
 
-// localSendClientTLS is the TLS configuration to reach a LocalSend device:
-// ours is the certificate we present (given through GetClientCertificate:
-// a 2.2 app's server names its own certificate as the only acceptable
-// issuer, and Go would then present none from Certificates), and a device
-// with an HTTPS fingerprint must present the certificate it names, as
-// LocalSend checks (the certificates are self-signed: there is no chain
-// to check). want "" accepts any certificate (trust on first use); seen,
-// if set, learns the fingerprint presented.
-func localSendClientTLS(ours *LocalSendIdentity, want string, seen func(fp string)) *tls.Config {
-	return &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: true, // self-signed: the fingerprint is checked below
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return &ours.Cert, nil
-		},
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return fmt.Errorf("%w: the device presented no certificate", ErrWrongKey)
-			}
-			fp := localsend.Fingerprint(cs.PeerCertificates[0].Raw)
-			if want != "" && !localsend.SameFingerprint(fp, want) {
-				return fmt.Errorf("%w: the device presented certificate %s, not %s", ErrWrongKey, LocalSendShortFingerprint(fp), LocalSendShortFingerprint(want))
-			}
-			if seen != nil {
-				seen(fp)
-			}
-			return nil
-		},
-	}
-}
-
-// registerWith posts our info to dev's /register and returns its answer.
-func registerWith(ctx context.Context, ours *LocalSendIdentity, dev discovery.LocalSendDevice, info localsend.Info) (localsend.Info, error) {
-	var body bytes.Buffer
-	if err := localsend.EncodeInfo(&body, info); err != nil {
-		return localsend.Info{}, err
-	}
-	scheme := "https"
-	tr := &http.Transport{DisableKeepAlives: true, MaxResponseHeaderBytes: 16 << 10}
-	if dev.Protocol == discovery.LocalSendHTTP {
-		scheme = "http"
-	} else {
-		tr.TLSClientConfig = localSendClientTLS(ours, dev.Fingerprint, nil)
-	}
-	defer tr.CloseIdleConnections()
-	u := url.URL{Scheme: scheme, Host: dev.Addr.String(), Path: localsend.PathRegister}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), &body)
+// registerWith posts info to dev's /register, as a send would, checking
+// its certificate against the fingerprint it announced.
+func registerWith(ctx context.Context, ours *LocalSendIdentity, dev discovery.LocalSendDevice, info localsend.Info) error {
+	s, err := newLSSender(LocalSendTarget{Addr: dev.Addr, Protocol: string(dev.Protocol), Fingerprint: dev.Fingerprint, Alias: dev.Alias},
+		LocalSendOptions{Identity: ours, Info: info})
 	if err != nil {
-		return localsend.Info{}, err
+		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return localsend.Info{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return localsend.Info{}, fmt.Errorf("register: %s", resp.Status)
-	}
-	return localsend.DecodeInfo(resp.Body)
+	defer s.tr.CloseIdleConnections()
+	return s.register(ctx)
 }

@@ -32,7 +32,7 @@ func LookLocalSend(ctx context.Context, configDir, name string, ifaces []string,
 	port := ln.Addr().(*net.TCPAddr).Port
 	lc := discovery.DefaultLocalSendConfig()
 	lc.Announcement.Alias = name
-	lc.Announcement.DeviceModel = lsDeviceModel
+	lc.Announcement.DeviceModel = LocalSendModel
 	lc.Announcement.Fingerprint = ident.Fingerprint
 	lc.Announcement.Port = uint16(port)
 	lc.Ifaces = ifaces
@@ -42,7 +42,7 @@ func LookLocalSend(ctx context.Context, configDir, name string, ifaces []string,
 		return nil, fmt.Errorf("LocalSend look: %w", err)
 	}
 	defer l.Close()
-	model := lsDeviceModel
+	model := LocalSendModel
 	self := localsend.Info{Alias: name, Version: localsend.Version, DeviceModel: &model, DeviceType: localsend.DeviceHeadless,
 		Fingerprint: ident.Fingerprint}
 	mux := http.NewServeMux()

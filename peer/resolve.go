@@ -37,6 +37,10 @@ type Target struct {
 	// Typed is what the user typed to name the target; Known.Check holds
 	// it against the pins, whatever the records said.
 	Typed string
+	// Static is the address of the static peer (see StaticPeers) the
+	// target is, when it is one: that address is among Addrs, and ID is
+	// the key it was added with.
+	Static string
 }
 
 // ResolveOptions tunes Resolve.
@@ -55,6 +59,11 @@ type ResolveOptions struct {
 	// it looked up as usual (and then refused by Known.Check, unless the
 	// record found is pinned too).
 	Pins *Known
+	// Static are the static peers (see LoadStatic). One that what the
+	// user typed names (its name, instance name, id, id prefix or
+	// address) is found without discovery, and its address is added to
+	// those of a record of its id; see Resolve.
+	Static []StaticPeer
 	// Browse replaces discovery.BrowseUntil (tests).
 	Browse func(ctx context.Context, ifaces []string, wait time.Duration, enough func([]discovery.Peer, time.Duration) bool) ([]discovery.Peer, error)
 }
@@ -68,15 +77,25 @@ type ResolveOptions struct {
 const resolveSettle = 600 * time.Millisecond
 
 // Resolve turns what the user typed into a Target. HOST:PORT (with a
-// numeric port) is used as it is, without any browsing. Anything else is
-// looked up on the network and matched by FindPeer (steered to pinned ids
-// by opt.Pins): a whole id as soon as it answers, a name once it has
-// matched for resolveSettle, and an unknown name after opt.Wait. The error
+// numeric port) is used as it is, without any browsing, unless it is the
+// address of a static peer (opt.Static), which is then held to the key it
+// was added with. Anything else is looked up on the network and matched
+// by FindPeer (steered to pinned ids by opt.Pins): a whole id as soon as
+// it answers, a name once it has matched for resolveSettle, and an
+// unknown name after opt.Wait. Static peers that target names are found
+// without discovery: a whole id of one at once, a name once no other
+// pinned key is awaited and resolveSettle has passed; a record of the
+// same id adds its addresses, and one that matches only by label, name
+// or prefix gives way to the static peer, whose key is pinned. The error
 // wraps ErrUnknownPeer, ErrAmbiguousPeer or ErrNotSendable with a message
 // that lists what was seen.
 func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, error) {
+	statics := matchStatic(opt.Static, target)
 	if host, port, err := net.SplitHostPort(target); err == nil && host != "" {
 		if _, perr := strconv.ParseUint(port, 10, 16); perr == nil {
+			if ids := staticIDs(statics); len(ids) == 1 {
+				return staticTarget(statics, ids[0], target), nil
+			}
 			return Target{Name: target, Addrs: []string{target}, Typed: target}, nil
 		}
 	}
@@ -88,8 +107,12 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 		// With pins, only a pinned id is taken from the table at once: the
 		// table may not hold every peer.
 		if m, err := findPeer(opt.Known(ctx), target, steer); err == nil && (len(steer) == 0 || m.by == byPin) {
-			return m.target(target), nil
+			return withStatic(m, target, statics)
 		}
+	}
+	wholeID := ParseID(target)
+	if wholeID != "" && slices.Contains(staticIDs(statics), wholeID) {
+		return staticTarget(statics, wholeID, target), nil
 	}
 	browse := opt.Browse
 	if browse == nil {
@@ -99,7 +122,8 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 	if wait <= 0 {
 		wait = discovery.DefaultBrowseWait
 	}
-	wholeID := ParseID(target)
+	// Pinned ids that are static peers need not answer on the LAN.
+	awaited := slices.DeleteFunc(slices.Clone(steer), func(id string) bool { return slices.Contains(staticIDs(statics), id) })
 	enough := func(peers []discovery.Peer, elapsed time.Duration) bool {
 		m, err := findPeer(peers, target, steer)
 		switch {
@@ -107,19 +131,25 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 			return true
 		case elapsed < min(wait, resolveSettle):
 			return false
-		case len(steer) > 0 && (err != nil || m.by != byPin):
+		case len(awaited) > 0 && (err != nil || m.by != byPin):
 			// A pinned id may still answer, and it wins.
 			return false
 		}
 		// More answers cannot turn a match into no match, nor resolve an
 		// ambiguity; only an unknown name is worth the whole wait.
-		return !errors.Is(err, ErrUnknownPeer)
+		return len(statics) > 0 || !errors.Is(err, ErrUnknownPeer)
 	}
 	peers, err := browse(ctx, opt.Ifaces, wait, enough)
 	if err != nil {
 		return Target{}, fmt.Errorf("looking for %q: %w", target, err)
 	}
 	m, err := findPeer(peers, target, steer)
+	if err == nil {
+		return withStatic(m, target, statics)
+	}
+	if errors.Is(err, ErrUnknownPeer) && len(statics) > 0 {
+		return onlyStatic(statics, target)
+	}
 	if errors.Is(err, ErrUnknownPeer) {
 		if i := slices.IndexFunc(peers, func(p discovery.Peer) bool {
 			return Suspicious(p) && strings.EqualFold(p.Instance, target)
@@ -135,10 +165,101 @@ func Resolve(ctx context.Context, target string, opt ResolveOptions) (Target, er
 		}
 		return Target{}, fmt.Errorf("%w %s within %v (%s)", ErrUnknownPeer, Escape(target), wait, seen(peers))
 	}
-	if err != nil {
-		return Target{}, err
+	return Target{}, err
+}
+
+// matchStatic returns the static peers that typed names (see
+// StaticPeer.matches).
+func matchStatic(peers []StaticPeer, typed string) []StaticPeer {
+	var out []StaticPeer
+	for _, p := range peers {
+		if p.matches(typed) {
+			out = append(out, p)
+		}
 	}
-	return m.target(target), nil
+	return out
+}
+
+// staticIDs returns the ids of the verified peers among peers, once each.
+func staticIDs(peers []StaticPeer) []string {
+	var ids []string
+	for _, p := range peers {
+		if p.ID != "" && !slices.Contains(ids, p.ID) {
+			ids = append(ids, p.ID)
+		}
+	}
+	return ids
+}
+
+// staticTarget is the Target for the static peers among peers whose id
+// is id (one device may be added at several addresses), named by typed;
+// an empty id takes the first of peers, unverified.
+func staticTarget(peers []StaticPeer, id, typed string) Target {
+	var t Target
+	for _, p := range peers {
+		if p.ID != id {
+			continue
+		}
+		if t.Static == "" {
+			t = Target{Name: p.Instance(), DisplayName: p.Name, ID: p.ID, Typed: typed, Static: p.Addr,
+				ByName: id == "" || ParseID(typed) != id}
+		}
+		t.Addrs = append(t.Addrs, p.Addr)
+		if id == "" {
+			break
+		}
+	}
+	return t
+}
+
+// onlyStatic resolves typed to a static peer when no record matched: the
+// one verified peer it names, else the unverified one its address names.
+func onlyStatic(statics []StaticPeer, typed string) (Target, error) {
+	switch ids := staticIDs(statics); len(ids) {
+	case 0:
+		return staticTarget(statics, "", typed), nil
+	case 1:
+		return staticTarget(statics, ids[0], typed), nil
+	}
+	return Target{}, fmt.Errorf("%w: %s matches %s; name one by instance or id", ErrAmbiguousPeer, Escape(typed), describeStatic(statics))
+}
+
+// withStatic is m's Target, with the static peers that typed names: the
+// addresses of those of m's id are added to it; one of another id takes
+// its place when m matched by anything but a whole id or a pin, as the
+// static peer's key is pinned; otherwise two keys answer to typed, which
+// is ErrAmbiguousPeer.
+func withStatic(m match, typed string, statics []StaticPeer) (Target, error) {
+	t := m.target(typed)
+	ids := staticIDs(statics)
+	switch {
+	case len(ids) == 0:
+		return t, nil
+	case slices.Contains(ids, t.ID):
+		st := staticTarget(statics, t.ID, typed)
+		for _, a := range st.Addrs {
+			if !slices.Contains(t.Addrs, a) {
+				t.Addrs = append(t.Addrs, a)
+			}
+		}
+		t.Static = st.Static
+		return t, nil
+	case len(ids) == 1 && m.by != byID && m.by != byPin:
+		return staticTarget(statics, ids[0], typed), nil
+	}
+	return Target{}, fmt.Errorf("%w: %s matches %s and %s; name one by instance or id", ErrAmbiguousPeer, Escape(typed), describe(m.records[:1]), describeStatic(statics))
+}
+
+func describeStatic(peers []StaticPeer) string {
+	var parts []string
+	for _, p := range peers {
+		s := "static peer " + Escape(p.Instance())
+		if p.ID != "" {
+			s += " id " + ShortID(p.ID)
+		}
+		parts = append(parts, s+" at "+Escape(p.Addr))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Suspicious reports whether p's instance label is not the one its own

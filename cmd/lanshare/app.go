@@ -98,7 +98,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Description: `Listens for transfers and accepts them into the shared folder, and
 announces itself on the local network (mDNS/DNS-SD, _lanshare._tcp) so that
 peers can send to it by name. The first line of output is the address the
-agent listens on.
+agent listens on. It also checks its static peers (lanshare peers add)
+about every 30 s, less often while one is down, and logs when one comes up,
+goes down, or answers with another key.
 
 Examples:
    lanshare serve
@@ -193,7 +195,9 @@ A record whose instance label is not the one its own name and id make
 ("lanshare peers" marks it suspicious) is never found by that label. A name,
 instance name or id prefix pinned to a key in known_peers reaches that key
 whatever other records claim, or stops with exit 6. Every address of the
-peer is tried; one that answers with another key is skipped.
+peer is tried; one that answers with another key is skipped. Static peers
+(lanshare peers add) are found by name, id or address without discovery,
+and reach only the key they were added with (else exit 6).
 Each relative path is sent once: a file named twice goes once, and two
 different files that would arrive under one name are a usage error.
 Exits 0 only when the receiver confirms that every file was saved.
@@ -201,9 +205,15 @@ Files the receiver already has from us are skipped; when the connection
 drops, send tries again (--retries, with growing pauses) and the receiver
 resumes a large file where it was cut. Sending the same paths again later
 resumes the same way.
+LocalSend devices (phones and computers running the LocalSend app) are
+targets too, by alias, id (ls-...) or IP:PORT with --localsend: a name no
+lanshare peer has is looked up among them. Their certificate is pinned on
+first use like a lanshare key. LocalSend has no resume: a send that
+started uploading is never repeated, and empty folders cannot be sent.
 
 Examples:
    lanshare send bob report.pdf
+   lanshare send "Pixel 9" photo.jpg
    lanshare send "bob (3fa2)" photos/ notes.txt
    lanshare send 192.168.1.20:52741 report.pdf`,
 				Flags: []cli.Flag{
@@ -212,6 +222,8 @@ Examples:
 					&cli.BoolFlag{Name: "verbose", Usage: "when not on a terminal, print a line for every file sent (default: the first 10, then the summary)"},
 					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line: offer, retry, file-saved, file-skipped, error, transfer-done"},
 					&cli.IntFlag{Name: "retries", Usage: "how many times in a row to reconnect after the connection drops without progress (0: never)", Value: peer.DefaultRetries},
+					&cli.BoolFlag{Name: "localsend", Usage: "the target is a LocalSend device (its alias, id or IP:PORT); without it, a name no lanshare peer has is looked up among LocalSend devices"},
+					&cli.StringFlag{Name: "pin", Usage: "PIN to give a LocalSend device that asks for one (on a terminal you are asked)", EnvVars: []string{"LANSHARE_SEND_PIN"}},
 					waitFlag,
 					ifaceFlag,
 					configFlag,
@@ -235,6 +247,7 @@ Examples:
 						quiet: c.Bool("quiet"), json: c.Bool("json"), verbose: c.Bool("verbose"), stdout: stdout, stderr: stderr,
 						configDir: expandHome(c.String("config")),
 						resolve:   peer.ResolveOptions{Ifaces: ifs, Wait: c.Duration("wait")},
+						localsend: c.Bool("localsend"), pin: c.String("pin"),
 					})
 				},
 			},
@@ -384,10 +397,18 @@ short id, addresses and protocol version. This device's own agent is marked.
 Needs no running agent. With --watch it keeps listing peers as they come and
 go until interrupted.
 
+Static peers, named by address where discovery does not reach (see
+"lanshare peers add"), are listed too, marked static with their state: up,
+down, or key changed (never sent to). The running agent's last check gives
+the state; without one they are checked now. --watch lists only what
+discovery finds.
+
 Examples:
    lanshare peers
    lanshare peers --json
-   lanshare peers --watch --iface wlan0`,
+   lanshare peers --watch --iface wlan0
+   lanshare peers add 10.0.5.7
+   lanshare peers static`,
 				Flags: []cli.Flag{
 					waitFlag,
 					&cli.BoolFlag{Name: "json", Usage: "print JSON (an array; with --watch, one event object per line)"},
@@ -397,7 +418,7 @@ Examples:
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
-						return usageError{msg: "peers takes no arguments"}
+						return usageError{msg: fmt.Sprintf("peers takes no arguments, and has no command %s (its commands: add, remove, static)", peer.Escape(c.Args().First()))}
 					}
 					if c.Duration("wait") <= 0 {
 						return usageError{msg: "--wait must be positive"}
@@ -408,9 +429,10 @@ Examples:
 					}
 					return peers(c.Context, peersArgs{
 						wait: c.Duration("wait"), json: c.Bool("json"), watch: c.Bool("watch"),
-						ifaces: ifs, configDir: expandHome(c.String("config")), stdout: stdout, stderr: stderr,
+						ifaces: ifs, configDir: expandHome(c.String("config")), stdout: stdout, stderr: stderr, name: def.Name,
 					})
 				},
+				Subcommands: staticCommands(configFlag, stdout),
 			},
 		},
 	}
@@ -446,11 +468,19 @@ Examples:
 			},
 		})
 	addCompletion(app)
+	var commands []*cli.Command // with the subcommands, and the prefix of their synopsis
+	var prefixes []string
 	for _, c := range app.Commands {
-		// No command has subcommands, so none needs a "help" one, and
+		commands, prefixes = append(commands, c), append(prefixes, "lanshare ")
+		for _, sub := range c.Subcommands {
+			commands, prefixes = append(commands, sub), append(prefixes, "lanshare "+c.Name+" ")
+		}
+	}
+	for i, c := range commands {
+		// No command needs a "help" subcommand (help is --help), and
 		// completion must not offer it in place of file names.
 		c.HideHelpCommand = true
-		action, synopsis := c.Action, strings.TrimSpace("lanshare "+c.Name+" [options] "+c.ArgsUsage)
+		action, synopsis := c.Action, strings.TrimSpace(prefixes[i]+c.Name+" [options] "+c.ArgsUsage)
 		c.Action = func(ctx *cli.Context) error {
 			err := error(nil)
 			if c.Name != "serve" { // serve reads the whole file itself

@@ -11,7 +11,9 @@ import (
 // flagsFirst reorders a command line so that a command's flags may follow
 // its arguments, as people type them ("lanshare send bob report.pdf
 // --quiet"): urfave/cli, like Go's flag package, stops at the first
-// argument. Every flag of the command found before "--" moves in front of
+// argument. For a command with subcommands (peers add), the subcommand
+// named after the command's own flags is the command whose flags move.
+// Every flag of the command found before "--" moves in front of
 // the arguments, with its value when it takes one (--wait 2s); the
 // arguments keep their order, behind a "--" so that none is read as a
 // flag. A lone "-" is an argument. Everything after a "--" the user typed
@@ -33,8 +35,13 @@ func flagsFirst(app *cli.App, args []string) []string {
 	if cmd == nil {
 		return args
 	}
+	prefix, rest := args[:ci+1], args[ci+1:]
+	if sub, n := subcommand(cmd, rest); sub != nil {
+		// "peers add HOST --unverified": the subcommand's flags move;
+		// the command's own, before the subcommand's name, stay.
+		prefix, rest, cmd = args[:ci+1+n], args[ci+1+n:], sub
+	}
 	var flags, plain []string
-	rest := args[ci+1:]
 	dashes, moved := false, false
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
@@ -60,12 +67,35 @@ func flagsFirst(app *cli.App, args []string) []string {
 	if !dashes && !moved {
 		return args // nothing to move
 	}
-	out := append([]string{}, args[:ci+1]...)
+	out := append([]string{}, prefix...)
 	out = append(out, flags...)
 	if len(plain) > 0 {
 		out = append(out, "--")
 	}
 	return append(out, plain...)
+}
+
+// subcommand returns the subcommand of cmd that rest names after cmd's
+// own flags, and how many tokens of rest it takes up to its name; nil if
+// rest names none.
+func subcommand(cmd *cli.Command, rest []string) (*cli.Command, int) {
+	if len(cmd.Subcommands) == 0 {
+		return nil, 0
+	}
+	i := 0
+	for i < len(rest) && strings.HasPrefix(rest[i], "-") && rest[i] != "-" && rest[i] != "--" {
+		if takesValue(cmd, rest[i]) {
+			i++
+		}
+		i++
+	}
+	if i >= len(rest) {
+		return nil, 0
+	}
+	if sub := cmd.Command(rest[i]); sub != nil {
+		return sub, i + 1
+	}
+	return nil, 0
 }
 
 // takesValue reports whether the flag token a ("--wait", "-q") of cmd

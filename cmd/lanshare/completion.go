@@ -6,11 +6,13 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/lanshare/lanshare/discovery"
 	"github.com/lanshare/lanshare/peer"
 )
 
@@ -136,8 +138,8 @@ func addCompletion(app *cli.App) {
 // completeArgs is c's completion: after a flag that takes a value, the
 // values flagValues knows (else nothing, so the shell offers file names);
 // while a flag name is being typed, the flags (urfave/cli's completion);
-// for the first argument when peerArg is set, the peers the local agent
-// sees. Like urfave/cli's own completion it reads the word before
+// for the first argument, c's subcommands, and when peerArg is set, the
+// peers the local agent sees. Like urfave/cli's own completion it reads the word before
 // --generate-bash-completion from os.Args: after a flag that lacks its
 // value, the parsed context cannot tell.
 func completeArgs(c *cli.Command, peerArg bool) cli.BashCompleteFunc {
@@ -161,6 +163,14 @@ func completeArgs(c *cli.Command, peerArg bool) cli.BashCompleteFunc {
 					}
 				}
 				return
+			}
+		}
+		if ctx.NArg() == 0 {
+			// peers add, remove, static.
+			for _, sub := range c.Subcommands {
+				if !sub.Hidden {
+					fmt.Fprintln(w, sub.Name)
+				}
 			}
 		}
 		if peerArg && ctx.NArg() == 0 {
@@ -191,7 +201,7 @@ func flagNamed(c *cli.Command, arg string) cli.Flag {
 }
 
 // agentPeerNames asks the agent that runs with config directory dir for
-// the peers it sees, and returns for each the word to type (its display
+// the peers it sees and its static peers, and returns for each the word to type (its display
 // name; its instance name when several peers share the name; its short id
 // when the name is not plain printable text) and a description. It never
 // browses: without an agent, or when the agent does not answer before
@@ -201,12 +211,19 @@ func agentPeerNames(ctx context.Context, dir string) [][2]string {
 	if err != nil {
 		return nil
 	}
+	peers := st.Peers
+	for _, s := range st.Static {
+		// Static peers that discovery does not find too.
+		if s.ID != "" && !slices.ContainsFunc(peers, func(p discovery.Peer) bool { return p.ID == s.ID }) {
+			peers = append(peers, discovery.Peer{Instance: s.Peer().Instance(), Name: s.Name, ID: s.ID})
+		}
+	}
 	count := map[string]int{}
-	for _, p := range st.Peers {
+	for _, p := range peers {
 		count[p.Name]++
 	}
 	var out [][2]string
-	for _, p := range st.Peers {
+	for _, p := range peers {
 		if p.Instance == st.Instance || p.Name == "" {
 			continue
 		}

@@ -227,7 +227,7 @@ func TestCompletionPeerNamesFromAgent(t *testing.T) {
 			t.Errorf("%q completes to %q, want the peer there", args, got)
 		}
 	}
-	for _, args := range [][]string{{"send", "--config", here.config, "there"}, {"peers", "--config", here.config}, {"send"}} {
+	for _, args := range [][]string{{"send", "--config", here.config, "there"}, {"peers", "--config", here.config, "static"}, {"send"}} {
 		if got := completeOn(t, run, args...); len(got) != 0 {
 			t.Errorf("%q completes to %q, want nothing", args, got)
 		}

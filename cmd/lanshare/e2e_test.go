@@ -67,7 +67,10 @@ func goTool() string {
 // baseEnv is the test process's environment without LANSHARE_ variables
 // and JOURNAL_STREAM (which switches serve to journal lines),
 // with HOME and the config home moved into dir, so that no default can
-// reach the user's real folders.
+// reach the user's real folders. LocalSend is off (LANSHARE_LOCALSEND=
+// false): the tests' agents share one namespace, where only one could
+// have LocalSend's fixed port 53317; the LocalSend tests turn it on, each
+// in a lab host of its own or on a free port.
 func baseEnv(dir string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -76,7 +79,7 @@ func baseEnv(dir string) []string {
 		}
 		env = append(env, kv)
 	}
-	return append(env, "HOME="+filepath.Join(dir, "home"), "XDG_CONFIG_HOME="+filepath.Join(dir, "xdg"))
+	return append(env, "HOME="+filepath.Join(dir, "home"), "XDG_CONFIG_HOME="+filepath.Join(dir, "xdg"), "LANSHARE_LOCALSEND=false")
 }
 
 // lineLog collects a process's output lines and lets a test wait for one.

@@ -77,6 +77,7 @@ var manFiles = [][2]string{
 	{"$XDG_CONFIG_HOME/lanshare/config", "Optional settings for serve, one flag = value per line (# comments, lists comma-separated)."},
 	{"$XDG_CONFIG_HOME/lanshare/key.pem, cert.pem", "This device's identity: an Ed25519 key and self-signed certificate, created on first use, owner-only. The id is the SHA-256 of the public key."},
 	{"$XDG_CONFIG_HOME/lanshare/known_peers", "Trusted peers and names pinned to keys, one per line (lanshare trust, untrust, trusted)."},
+	{"$XDG_CONFIG_HOME/lanshare/static_peers", "Static peers, named by address where discovery does not reach, one per line: HOST:PORT ID NAME (lanshare peers add, remove, static; the running agent checks them)."},
 	{"$XDG_CONFIG_HOME/lanshare/history.jsonl", "What arrived (lanshare history)."},
 	{"$XDG_CONFIG_HOME/lanshare/agent.sock", "The running agent's owner-only control socket (lanshare status, and completion of peer names)."},
 	{"/usr/lib/systemd/user/lanshare.service", "The systemd user unit that runs lanshare serve from login: systemctl --user enable --now lanshare."},
@@ -92,13 +93,28 @@ func portableDefaults(app *cli.App) {
 			text[v] = t
 		}
 	}
-	for _, c := range app.Commands {
+	for _, c := range withSubcommands(app.Commands) {
 		for _, f := range c.Flags {
 			if sf, ok := f.(*cli.StringFlag); ok && text[sf.Value] != "" {
 				sf.DefaultText = text[sf.Value]
 			}
 		}
 	}
+}
+
+// withSubcommands returns commands followed, each, by its subcommands
+// (peers add, remove, static), which name the parent in their Name.
+func withSubcommands(commands []*cli.Command) []*cli.Command {
+	var out []*cli.Command
+	for _, c := range commands {
+		out = append(out, c)
+		for _, sub := range c.Subcommands {
+			named := *sub
+			named.Name = c.Name + " " + sub.Name
+			out = append(out, &named)
+		}
+	}
+	return out
 }
 
 // environment lists the variables lanshare reads: each flag's, with the
@@ -109,7 +125,7 @@ func environment(app *cli.App) [][2]string {
 		commands    []string
 	}
 	vars := map[string]*envFlag{}
-	for _, c := range app.Commands {
+	for _, c := range withSubcommands(app.Commands) {
 		for _, f := range c.Flags {
 			df, ok := f.(cli.DocGenerationFlag)
 			if !ok {

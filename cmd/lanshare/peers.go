@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 )
 
 type peersArgs struct {
+	name           string // what a LocalSend look announces us as
 	wait           time.Duration
 	json, watch    bool
 	ifaces         []string
@@ -36,12 +38,27 @@ type peerJSON struct {
 	// Suspicious: the instance label is not the one the record's own name
 	// and id make (see peer.Suspicious); send and trust ignore the label.
 	Suspicious bool `json:"suspicious"`
+	// Static: a static peer (lanshare peers add), reached by address;
+	// State is what its last check found (up, down, key-changed, or
+	// unknown: not checked yet), SeenID the key that answered when it is
+	// not ID (an unverified peer's, or a changed one). A static peer that
+	// discovery finds too is one entry, with both kinds of addresses.
+	Static bool   `json:"static"`
+	State  string `json:"state,omitempty"`
+	SeenID string `json:"seen_id,omitempty"`
+	// Kind is "lanshare", or "localsend" for a LocalSend device (an app on
+	// a phone or computer), which also has Protocol (https, or http: not
+	// authenticated, no id), DeviceType and Model as it announced them.
+	Kind       string `json:"kind"`
+	Protocol   string `json:"protocol,omitempty"`
+	DeviceType string `json:"device_type,omitempty"`
+	Model      string `json:"model,omitempty"`
 }
 
 func toJSON(p discovery.Peer, selfID string) peerJSON {
 	j := peerJSON{
 		Name: p.Name, Instance: p.Instance, ID: p.ID, Version: p.Version, Host: p.Host,
-		Addrs: []string{}, Self: selfID != "" && p.ID == selfID,
+		Addrs: []string{}, Self: selfID != "" && p.ID == selfID, Kind: "lanshare",
 	}
 	for _, a := range p.Addrs {
 		j.Addrs = append(j.Addrs, a.String())
@@ -68,22 +85,52 @@ func peers(ctx context.Context, a peersArgs) error {
 			selfID = self.ID
 		}
 		slices.SortFunc(found, func(x, y discovery.Peer) int { return strings.Compare(x.Instance, y.Instance) })
-		return a.render(found, selfID)
+		return a.render(found, a.statics(ctx, st), st.LocalSend, selfID)
 	}
+	// Static peers are checked, and LocalSend devices looked for, while
+	// the browse runs.
+	var statics []peer.StaticStatus
+	var ls []discovery.LocalSendDevice
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		statics = a.statics(ctx, nil)
+	}()
+	go func() {
+		defer wg.Done()
+		var err error
+		if ls, err = peer.LookLocalSend(ctx, a.configDir, a.name, a.ifaces, a.wait); err != nil && ctx.Err() == nil && a.stderr != nil {
+			fmt.Fprintf(a.stderr, "lanshare: warning: LocalSend devices not listed: %s\n", oneLine(err))
+		}
+	}()
 	found, err := discovery.Browse(ctx, a.ifaces, a.wait)
+	wg.Wait()
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("looking for peers: %w", err)
 	}
-	return a.render(found, selfID)
+	return a.render(found, statics, ls, selfID)
 }
 
-// render prints the peers found and, in a table with no other agent in
-// it, what commonly keeps peers from being found, on stderr.
-func (a peersArgs) render(found []discovery.Peer, selfID string) error {
-	if err := renderPeers(a.stdout, found, selfID, a.json, a.wait); err != nil {
+// statics returns the static peers and their state (see staticStatuses);
+// a static-peers file that cannot be read is a warning on stderr, not the
+// end of the listing.
+func (a peersArgs) statics(ctx context.Context, st *peer.Status) []peer.StaticStatus {
+	statics, err := staticStatuses(ctx, a.configDir, st, a.wait)
+	if err != nil && a.stderr != nil {
+		fmt.Fprintf(a.stderr, "lanshare: warning: static peers not listed: %s\n", oneLine(err))
+	}
+	return statics
+}
+
+// render prints the peers found and the static peers and, in a table with
+// no other agent in it, what commonly keeps peers from being found, on
+// stderr.
+func (a peersArgs) render(found []discovery.Peer, statics []peer.StaticStatus, ls []discovery.LocalSendDevice, selfID string) error {
+	if err := renderListing(a.stdout, found, statics, ls, selfID, a.json, a.wait); err != nil {
 		return err
 	}
-	others := slices.ContainsFunc(found, func(p discovery.Peer) bool { return selfID == "" || p.ID != selfID })
+	others := len(statics) > 0 || len(localSendRows(ls)) > 0 || slices.ContainsFunc(found, func(p discovery.Peer) bool { return selfID == "" || p.ID != selfID })
 	if !a.json && !others && a.stderr != nil {
 		fmt.Fprintln(a.stderr, nobodyHint)
 	}
@@ -92,43 +139,102 @@ func (a peersArgs) render(found []discovery.Peer, selfID string) error {
 
 // nobodyHint says what commonly blocks discovery.
 var nobodyHint = fmt.Sprintf("lanshare: no other agent answered. Often a firewall blocks mDNS (5353/udp) or lanshare (%d/tcp), "+
-	"the Wi-Fi isolates its clients, --iface names the wrong interface, or the peer is on another subnet (send to its HOST:PORT).", peer.DefaultPort)
+	"the Wi-Fi isolates its clients, --iface names the wrong interface, or the peer is on another subnet (name it by address: lanshare peers add HOST).", peer.DefaultPort)
 
 // renderPeers prints the peers found, as JSON or as a table.
 func renderPeers(w io.Writer, found []discovery.Peer, selfID string, asJSON bool, wait time.Duration) error {
+	return renderListing(w, found, nil, nil, selfID, asJSON, wait)
+}
+
+// listed is one entry of the listing: a record found, a static peer, or
+// both.
+type listed struct {
+	j      peerJSON
+	static *peer.StaticStatus
+}
+
+// listing merges the static peers into the records found: a static peer
+// whose id a record (with a label of its own) carries marks that record,
+// and adds its address to it; the others follow, in file order.
+func listing(found []discovery.Peer, statics []peer.StaticStatus, selfID string) []listed {
+	out := make([]listed, 0, len(found)+len(statics))
+	for _, p := range found {
+		out = append(out, listed{j: toJSON(p, selfID)})
+	}
+	for i := range statics {
+		s := &statics[i]
+		k := slices.IndexFunc(out, func(l listed) bool { return s.ID != "" && l.j.ID == s.ID && !l.j.Suspicious && l.static == nil })
+		if k < 0 {
+			out = append(out, listed{j: peerJSON{Name: s.Name, Instance: s.Peer().Instance(), ID: s.ID, Addrs: []string{}}})
+			k = len(out) - 1
+		}
+		l := &out[k]
+		l.static = s
+		l.j.Static, l.j.State, l.j.SeenID = true, s.State, s.SeenID
+		if !slices.Contains(l.j.Addrs, s.Addr) {
+			l.j.Addrs = append(l.j.Addrs, s.Addr)
+		}
+		if l.j.Version == "" {
+			// Nothing but a record says what a peer speaks: one that
+			// answers with its pinned key can be sent to, and the send
+			// finds out.
+			l.j.Sendable = s.State == peer.StaticUp
+		}
+		if s.State == peer.StaticKeyChanged {
+			l.j.Sendable = false
+		}
+	}
+	return out
+}
+
+// renderListing prints the peers found and the static peers, as JSON or
+// as a table.
+func renderListing(w io.Writer, found []discovery.Peer, statics []peer.StaticStatus, ls []discovery.LocalSendDevice, selfID string, asJSON bool, wait time.Duration) error {
+	rows := append(listing(found, statics, selfID), localSendRows(ls)...)
 	if asJSON {
-		out := make([]peerJSON, 0, len(found))
-		for _, p := range found {
-			out = append(out, toJSON(p, selfID))
+		out := make([]peerJSON, 0, len(rows))
+		for _, l := range rows {
+			out = append(out, l.j)
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	if len(found) == 0 {
+	if len(rows) == 0 {
 		fmt.Fprintf(w, "no peers found within %v\n", wait)
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tID\tADDRESSES\tVERSION")
-	for _, p := range found {
-		j := toJSON(p, selfID)
+	for _, l := range rows {
+		j := l.j
 		note := ""
 		switch {
 		case j.Suspicious:
 			// Before self: a record of our id under another label is not us.
-			note = "(suspicious label: its name and id make " + peer.Escape(discovery.InstanceName(p.Name, p.ID)) + ")"
+			note = "(suspicious label: its name and id make " + peer.Escape(discovery.InstanceName(j.Name, j.ID)) + ")"
 		case j.Self:
 			note = "(this device)"
+		case l.static != nil:
+			note = "(static, " + staticState(*l.static) + ")"
+		case j.Kind == "localsend":
+			note = "(LocalSend " + j.DeviceType
+			if j.Model != "" {
+				note += ", " + peer.Escape(j.Model)
+			}
+			if j.Protocol == "http" {
+				note += ", plain HTTP: not authenticated"
+			}
+			note += ")"
 		case !j.Sendable:
 			note = "(cannot receive from us)"
 		}
-		id := peer.ShortID(p.ID)
+		id := peer.ShortID(j.ID)
 		if id == "" {
 			id = "-"
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s", peer.Escape(p.Instance), peer.Escape(id),
-			strings.Join(j.Addrs, " "), orDash(peer.Escape(p.Version)))
+		line := fmt.Sprintf("%s\t%s\t%s\t%s", peer.Escape(j.Instance), peer.Escape(id),
+			peer.Escape(strings.Join(j.Addrs, " ")), orDash(peer.Escape(j.Version)))
 		if note != "" {
 			line += "\t" + note
 		}
@@ -196,4 +302,28 @@ func peerLine(p discovery.Peer, selfID string) string {
 		s += " (this device)"
 	}
 	return s
+}
+
+// localSendRows are the LocalSend devices to list: one row per device
+// (one heard over IPv4 and IPv6 has both addresses), sorted by alias,
+// without lanshare agents' own LocalSend side (listed as lanshare peers).
+func localSendRows(devs []discovery.LocalSendDevice) []listed {
+	var rows []listed
+	for _, d := range devs {
+		if d.DeviceModel == peer.LocalSendModel {
+			continue
+		}
+		id := peer.LocalSendID(d.Fingerprint)
+		k := slices.IndexFunc(rows, func(l listed) bool {
+			return l.j.Protocol == string(d.Protocol) && (id != "" && l.j.ID == id || id == "" && l.j.Name == d.Alias && l.j.Addrs[0] == d.Addr.String())
+		})
+		if k >= 0 {
+			rows[k].j.Addrs = append(rows[k].j.Addrs, d.Addr.String())
+			continue
+		}
+		rows = append(rows, listed{j: peerJSON{Kind: "localsend", Name: d.Alias, Instance: d.Alias, ID: id, Addrs: []string{d.Addr.String()},
+			Version: "LocalSend " + d.Version, Sendable: true, Protocol: string(d.Protocol), DeviceType: string(d.DeviceType), Model: d.DeviceModel}})
+	}
+	slices.SortStableFunc(rows, func(x, y listed) int { return strings.Compare(x.j.Name, y.j.Name) })
+	return rows
 }

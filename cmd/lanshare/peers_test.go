@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/netip"
 	"strings"
 	"testing"
@@ -83,7 +84,9 @@ func TestPeersJSONGolden(t *testing.T) {
     "host": "h.local",
     "self": false,
     "sendable": false,
-    "suspicious": false
+    "suspicious": false,
+    "static": false,
+    "kind": "lanshare"
   },
   {
     "name": "mallory",
@@ -96,7 +99,9 @@ func TestPeersJSONGolden(t *testing.T) {
     "host": "m.local",
     "self": false,
     "sendable": true,
-    "suspicious": true
+    "suspicious": true,
+    "static": false,
+    "kind": "lanshare"
   }
 ]
 `
@@ -106,5 +111,53 @@ func TestPeersJSONGolden(t *testing.T) {
 	b.Reset()
 	if err := renderPeers(&b, nil, self, true, time.Second); err != nil || b.String() != "[]\n" {
 		t.Errorf("empty json: %q, %v", b.String(), err)
+	}
+}
+
+// TestPeersListsLocalSendDevices: LocalSend devices are listed as such,
+// one row per device (its IPv4 and IPv6 addresses together), plain-HTTP
+// ones marked unauthenticated, lanshare agents' own LocalSend side left
+// out (they are listed as lanshare peers), and names escaped.
+func TestPeersListsLocalSendDevices(t *testing.T) {
+	fp := strings.Repeat("AB", 32)
+	devs := []discovery.LocalSendDevice{
+		{Alias: "Pixel 9", Version: "2.2", DeviceModel: "Google", DeviceType: discovery.LocalSendMobile, Fingerprint: fp,
+			Addr: netip.MustParseAddrPort("10.77.0.9:53317"), Protocol: discovery.LocalSendHTTPS},
+		{Alias: "Pixel 9", Version: "2.2", DeviceModel: "Google", DeviceType: discovery.LocalSendMobile, Fingerprint: fp,
+			Addr: netip.MustParseAddrPort("[fd00::9]:53317"), Protocol: discovery.LocalSendHTTPS},
+		{Alias: "old\x1b[2Jphone", Version: "2.1", DeviceType: discovery.LocalSendDesktop, Fingerprint: "random-string",
+			Addr: netip.MustParseAddrPort("10.77.0.8:53317"), Protocol: discovery.LocalSendHTTP},
+		{Alias: "bob", Version: "2.2", DeviceModel: peer.LocalSendModel, DeviceType: discovery.LocalSendHeadless, Fingerprint: strings.Repeat("CD", 32),
+			Addr: netip.MustParseAddrPort("10.77.0.2:53317"), Protocol: discovery.LocalSendHTTPS},
+	}
+	var b bytes.Buffer
+	if err := renderListing(&b, nil, nil, devs, "", false, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.Contains(out, "bob") {
+		t.Errorf("a lanshare agent's LocalSend side is listed:\n%s", out)
+	}
+	if strings.Contains(out, "\x1b") {
+		t.Errorf("an alias reached the terminal raw:\n%q", out)
+	}
+	if n := strings.Count(out, "Pixel 9"); n != 1 {
+		t.Errorf("Pixel 9 listed %d times, want once with both addresses:\n%s", n, out)
+	}
+	for _, want := range []string{"ls-abab-abab", "10.77.0.9:53317 [fd00::9]:53317", "(LocalSend mobile, Google)", "plain HTTP: not authenticated", "LocalSend 2.2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("listing lacks %q:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	if err := renderListing(&b, nil, nil, devs, "", true, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var got []peerJSON
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Kind != "localsend" || got[0].ID != "ls-"+strings.ToLower(fp) || got[0].Protocol != "https" || len(got[0].Addrs) != 2 || got[1].ID != "" || got[1].Protocol != "http" {
+		t.Errorf("--json: %+v", got)
 	}
 }

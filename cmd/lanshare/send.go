@@ -28,6 +28,8 @@ type sendArgs struct {
 	verbose        bool // into a pipe: a line for every file
 	stdout, stderr io.Writer
 	resolve        peer.ResolveOptions
+	localsend      bool   // the target is a LocalSend device
+	pin            string // a LocalSend device's PIN, given before it asks
 }
 
 func send(ctx context.Context, a sendArgs) error {
@@ -75,7 +77,28 @@ func send(ctx context.Context, a sendArgs) error {
 	// A name pinned to keys resolves to those keys first, whatever other
 	// records claim; Send refuses anything else it resolves to.
 	a.resolve.Pins = known
-	target, err := peer.Resolve(ctx, a.target, a.resolve)
+	// Static peers are found by name or id without discovery.
+	static, err := peer.LoadStatic(a.configDir)
+	if err != nil {
+		return err
+	}
+	a.resolve.Static = static.List()
+	var target peer.Target
+	if !a.localsend {
+		target, err = peer.Resolve(ctx, a.target, a.resolve)
+	}
+	// A name no lanshare peer answers to may be a LocalSend device's.
+	var dev *discovery.LocalSendDevice
+	if a.localsend || errors.Is(err, peer.ErrUnknownPeer) {
+		d, lerr := findLocalSendDevice(ctx, a)
+		switch {
+		case lerr == nil:
+			dev, err = &d, nil
+			target = peer.Target{Name: peer.Escape(d.Alias), DisplayName: d.Alias, ID: peer.LocalSendID(d.Fingerprint)}
+		case a.localsend || !errors.Is(lerr, peer.ErrUnknownPeer):
+			err = lerr
+		}
+	}
 	if sig, ok := interruption(ctx); ok && err != nil {
 		return interruptedError{sig: sig, what: "nothing was sent: still looking for " + peer.Escape(a.target)}
 	}
@@ -145,13 +168,19 @@ func send(ctx context.Context, a sendArgs) error {
 			_ = events.Encode(sendEvent{Event: "waiting", Peer: w.Peer, Wait: w.Timeout.Seconds(), Reason: w.Reason})
 		case a.quiet:
 		case bar != nil:
-			bar.Set("note", fmt.Sprintf("waiting for %s's owner to accept (up to %s)... ", w.Peer, w.Timeout))
+			bar.Set("note", waitingLine(w)+" ")
 		default:
-			fmt.Fprintf(a.stdout, "waiting for %s's owner to accept (up to %s)...\n", w.Peer, w.Timeout)
+			fmt.Fprintln(a.stdout, waitingLine(w))
 		}
 	}
 	start := time.Now()
-	rep, err := sender.Send(ctx, target, items, opt)
+	var rep *peer.Report
+	if dev != nil {
+		rep, err = sendLocalSend(ctx, a, *dev, known, items, opt)
+	} else {
+		rep, err = sender.Send(ctx, target, items, opt)
+		err = staticKeyChanged(target, err)
+	}
 	if bar != nil {
 		if err == nil {
 			bar.SetCurrent(int64(total))

@@ -67,6 +67,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 		lg.event(time.Now(), prioInfo, serveEvent{Event: kind, Peer: j.Instance, Name: j.Name, PeerID: j.ID, Addrs: j.Addrs, Version: j.Version},
 			"%s", describeEvent(ev, ""))
 	}
+	cfg.OnStatic = func(st peer.StaticStatus) { logStatic(lg, st) }
 	cfg.Logf = func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: msg}, "%s", peer.Escape(msg))
@@ -120,6 +121,9 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 	if !asJSON {
 		lg.infof(time.Now(), "%s", whoMaySend(cfg, agent, prompt != nil))
 	}
+	if err := agent.LocalSendUnavailable(); err != nil {
+		lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: err.Error()}, "warning: %s", oneLine(err))
+	}
 	if addr := agent.LocalSendAddr(); addr != nil {
 		pin := ""
 		if cfg.LocalSendPIN != "" {
@@ -144,7 +148,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 // serveEvent is one line of `serve --json`. Field names are stable; empty
 // fields are left out.
 type serveEvent struct {
-	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, file-saved, file-skipped, text, localsend, error, transfer-done, warning, suppressed, stopped
+	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, static-up, static-down, file-saved, file-skipped, text, localsend, error, transfer-done, warning, suppressed, stopped
 	Time    string   `json:"time"`
 	Addr    string   `json:"addr,omitempty"`
 	Dir     string   `json:"dir,omitempty"`

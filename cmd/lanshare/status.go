@@ -41,5 +41,11 @@ func status(ctx context.Context, configDir string, asJSON bool, w io.Writer) err
 	for _, p := range st.Peers {
 		fmt.Fprintf(w, "  %s\n", peerLine(p, ""))
 	}
+	if len(st.Static) > 0 {
+		fmt.Fprintf(w, "static:    %d (lanshare peers static)\n", len(st.Static))
+		for _, s := range st.Static {
+			fmt.Fprintf(w, "  %s at %s: %s\n", peer.Escape(s.Peer().Instance()), peer.Escape(s.Addr), staticState(s))
+		}
+	}
 	return nil
 }

@@ -59,6 +59,11 @@ func trust(ctx context.Context, configDir, what string, replace bool, opt peer.R
 		return usageError{msg: "--replace needs the peer's whole id: check it with its owner (lanshare id), then run: lanshare trust --replace ID"}
 	default:
 		opt.Pins = known
+		static, err := peer.LoadStatic(configDir)
+		if err != nil {
+			return err
+		}
+		opt.Static = static.List()
 		t, err := peer.Resolve(ctx, what, opt)
 		if err != nil {
 			return err
