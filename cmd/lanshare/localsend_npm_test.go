@@ -244,6 +244,13 @@ func startNpmReceiver(t testing.TB, h *netlab.Host, alias string) *npmReceiver {
 	return r
 }
 
+// launchLSAgent is launchAgent with LocalSend on (the tests' agents run
+// without it unless told: see baseEnv).
+func launchLSAgent(t testing.TB, h *netlab.Host, name string, extra ...string) *labAgent {
+	t.Helper()
+	return launchAgent(t, h, name, append([]string{"--localsend"}, extra...)...)
+}
+
 // waitLocalSend waits for the agent's line "LocalSend apps can send here:
 // https://ADDR, certificate SHORT-FINGERPRINT" and returns the short
 // fingerprint without its dash, upper-case, as LocalSend spells
@@ -321,7 +328,7 @@ func TestLocalSendNpmSendsToAgent(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
-	bob := launchAgent(t, lab.Host(0), "bob")
+	bob := launchLSAgent(t, lab.Host(0), "bob")
 	bob.ready(t)
 	bob.waitLocalSend(t)
 
@@ -384,7 +391,7 @@ func TestLocalSendNpmSendsToAgentRules(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
-	bob := launchAgent(t, lab.Host(0), "bob", "--pin", "4321")
+	bob := launchLSAgent(t, lab.Host(0), "bob", "--pin", "4321")
 	bob.ready(t)
 	bob.waitLocalSend(t)
 	phone := lab.Host(1)
@@ -483,7 +490,7 @@ func TestLocalSendNpmSendsToAgentAsk(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
-	bob := launchAgent(t, lab.Host(0), "bob", "--accept", "ask", "--ask-timeout", "1m")
+	bob := launchLSAgent(t, lab.Host(0), "bob", "--accept", "ask", "--ask-timeout", "1m")
 	bob.ready(t)
 	bob.waitLocalSend(t)
 	phone := lab.Host(1)
@@ -566,7 +573,7 @@ func TestLocalSendNpmPendingShowsStranger(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
-	bob := launchAgent(t, lab.Host(0), "bob", "--accept", "ask", "--ask-timeout", "1m")
+	bob := launchLSAgent(t, lab.Host(0), "bob", "--accept", "ask", "--ask-timeout", "1m")
 	bob.ready(t)
 	bob.waitLocalSend(t)
 	src := filepath.Join(t.TempDir(), "photo.jpg")
@@ -602,7 +609,7 @@ func TestLocalSendNpmAcceptTrustWithoutCertificate(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
-	bob := launchAgent(t, lab.Host(0), "bob", "--accept", "ask", "--ask-timeout", "1m")
+	bob := launchLSAgent(t, lab.Host(0), "bob", "--accept", "ask", "--ask-timeout", "1m")
 	bob.ready(t)
 	bob.waitLocalSend(t)
 	phone := lab.Host(1)
@@ -687,7 +694,7 @@ func TestLocalSendNpmSecondSenderOnOneHost(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
-	bob := launchAgent(t, lab.Host(0), "bob")
+	bob := launchLSAgent(t, lab.Host(0), "bob")
 	bob.ready(t)
 	bob.waitLocalSend(t)
 	pc := lab.Host(1)
@@ -795,7 +802,7 @@ func TestLocalSendNpmDiscoverListsAgent(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
-	bob := launchAgent(t, lab.Host(0), "bob")
+	bob := launchLSAgent(t, lab.Host(0), "bob")
 	bob.ready(t)
 	fp := bob.waitLocalSend(t)
 	devs, r := npmDiscover(t, lab.Host(1))
@@ -820,7 +827,7 @@ func TestLocalSendNpmDiscoverHearsAgent(t *testing.T) {
 	disc.out.waitFor(t, "discover's \"Device discovery started\" line (it has joined the group)", func(ls []string) bool {
 		return slices.Contains(ls, "Device discovery started")
 	})
-	bob := launchAgent(t, lab.Host(0), "bob")
+	bob := launchLSAgent(t, lab.Host(0), "bob")
 	bob.ready(t)
 	fp := bob.waitLocalSend(t)
 	select {
@@ -860,10 +867,15 @@ func sendTree(t testing.TB, dir, tag string) ([]string, map[string]entry) {
 
 // TestAgentSendsToLocalSendNpm: `lanshare send` reaches the npm tool's
 // receiver (plain HTTP), by address and, once discovered, by its alias; a
-// folder arrives with its structure, every file byte for byte, and the
-// receiver names the sender by our --name.
+// folder arrives with its structure, every file byte for byte, the
+// receiver names the sender by our --name, and send says nothing on
+// stderr.
+//
+// It fails now: send's prepare-upload (and register) body leaves
+// "deviceModel" out when it has none, and the tool's schema wants the key
+// (null allowed, absence not), so it answers 400. The apps send the key
+// always; the agent's own info sends "lanshare".
 func TestAgentSendsToLocalSendNpm(t *testing.T) {
-	t.Skip("waits for `lanshare send` to LocalSend devices, plain HTTP ones included (the lead's wiring (c)); remove this line once it is merged")
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
@@ -875,6 +887,9 @@ func TestAgentSendsToLocalSendNpm(t *testing.T) {
 		t.Helper()
 		if r.code != 0 {
 			t.Fatalf("%s: exit %d, want 0; stderr:\n%s\nreceiver's output:\n%s", what, r.code, r.stderr, rcv.out)
+		}
+		if r.stderr != "" {
+			t.Errorf("%s said on stderr:\n%s", what, r.stderr)
 		}
 		for p, e := range sent {
 			want[p] = e
@@ -893,7 +908,7 @@ func TestAgentSendsToLocalSendNpm(t *testing.T) {
 	})
 
 	t.Run("by alias", func(t *testing.T) {
-		alice := launchAgent(t, from, "alice")
+		alice := launchLSAgent(t, from, "alice")
 		alice.ready(t)
 		paths, sent := sendTree(t, tmp, "alias")
 		r := runLanshareOn(t, from.CommandContext, alice.tmp, nil,
@@ -952,13 +967,16 @@ func waitPeersListNpm(t testing.TB, h *netlab.Host, rcv *npmReceiver, args ...st
 // from an agent's table, the agent having started after the receiver
 // (the receiver answers its announcement), and from a one-shot look on a
 // host without an agent, where the agent is listed as a lanshare peer.
+//
+// It fails now: the receiver is listed with the id "ls-" + the random
+// fingerprint it announces, which peers.go's own doc says a plain-HTTP
+// device does not have (nothing proves it: any device can announce it).
 func TestPeersListsLocalSendNpm(t *testing.T) {
-	t.Skip("waits for `lanshare peers` to list LocalSend devices (the lead's wiring (a) and (b)); remove this line once it is merged")
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 3)
 	rcv := startNpmReceiver(t, lab.Host(1), "phone")
-	alice := launchAgent(t, lab.Host(0), "alice")
+	alice := launchLSAgent(t, lab.Host(0), "alice")
 	alice.ready(t)
 	alice.waitLocalSend(t)
 
