@@ -912,7 +912,7 @@ func TestAgentSendsToLocalSendNpm(t *testing.T) {
 		alice.ready(t)
 		paths, sent := sendTree(t, tmp, "alias")
 		r := runLanshareOn(t, from.CommandContext, alice.tmp, nil,
-			append([]string{"send", "--config", alice.config, "--name", "alice", "--wait", "5s", "phone"}, paths...)...)
+			append([]string{"send", "--config", alice.config, "--name", "alice", "--wait", "2s", "phone"}, paths...)...)
 		check(t, r, "lanshare send phone (from an agent's host)", sent)
 	})
 }
