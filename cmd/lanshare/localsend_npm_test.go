@@ -244,6 +244,13 @@ func startNpmReceiver(t testing.TB, h *netlab.Host, alias string) *npmReceiver {
 	return r
 }
 
+// launchLSAgent is launchAgent with LocalSend on (the tests' agents run
+// without it unless told: see baseEnv).
+func launchLSAgent(t testing.TB, h *netlab.Host, name string, extra ...string) *labAgent {
+	t.Helper()
+	return launchAgent(t, h, name, append([]string{"--localsend"}, extra...)...)
+}
+
 // waitLocalSend waits for the agent's line "LocalSend apps can send here:
 // https://ADDR, certificate SHORT-FINGERPRINT" and returns the short
 // fingerprint without its dash, upper-case, as LocalSend spells
@@ -321,7 +328,7 @@ func TestLocalSendNpmSendsToAgent(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
-	bob := launchAgent(t, lab.Host(0), "bob")
+	bob := launchLSAgent(t, lab.Host(0), "bob")
 	bob.ready(t)
 	bob.waitLocalSend(t)
 
@@ -384,7 +391,7 @@ func TestLocalSendNpmSendsToAgentRules(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
-	bob := launchAgent(t, lab.Host(0), "bob", "--pin", "4321")
+	bob := launchLSAgent(t, lab.Host(0), "bob", "--pin", "4321")
 	bob.ready(t)
 	bob.waitLocalSend(t)
 	phone := lab.Host(1)
@@ -477,12 +484,13 @@ func waitPending(t testing.TB, a *labAgent, id, file string) string {
 // prepare-upload waits for the agent's owner, as LocalSend's does for a
 // tap: `lanshare pending` lists the offer under the tool's alias,
 // `accept` lets the file through byte for byte, `decline` makes the
-// tool's send fail with nothing saved.
+// tool's send fail with nothing saved, and an offer whose sender is
+// killed leaves the list.
 func TestLocalSendNpmSendsToAgentAsk(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
-	bob := launchAgent(t, lab.Host(0), "bob", "--accept", "ask", "--ask-timeout", "1m")
+	bob := launchLSAgent(t, lab.Host(0), "bob", "--accept", "ask", "--ask-timeout", "1m")
 	bob.ready(t)
 	bob.waitLocalSend(t)
 	phone := lab.Host(1)
@@ -528,6 +536,33 @@ func TestLocalSendNpmSendsToAgentAsk(t *testing.T) {
 			checkNoTemps(t, bob.dir)
 		})
 	}
+
+	t.Run("sender gone", func(t *testing.T) {
+		// The offer leaves the list when its sender hangs up.
+		randomFile(t, filepath.Join(src, "gone.jpg"), 1000)
+		send := startNpmTool(t, phone, t.TempDir(), "send", "--alias", "phone", "--protocol", "https", "--pin", "", bob.host.Addr().String(), filepath.Join(src, "gone.jpg"))
+		waitPending(t, bob, "3", "gone.jpg")
+		if err := send.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-send.done
+		deadline := time.Now().Add(failAfter)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			r := runLanshareOn(t, bob.host.CommandContext, bob.tmp, nil, "pending", "--config", bob.config)
+			if r.code == 0 && !strings.Contains(r.stdout, "gone.jpg") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("lanshare pending still lists the offer of a sender killed %v ago (exit %d):\n%s%s", failAfter, r.code, r.stdout, r.stderr)
+			}
+			<-tick.C
+		}
+		if _, err := os.Stat(filepath.Join(bob.dir, "gone.jpg")); err == nil {
+			t.Error("gone.jpg reached bob's folder")
+		}
+	})
 }
 
 // TestLocalSendNpmPendingShowsStranger: an offer from a LocalSend sender
@@ -538,7 +573,7 @@ func TestLocalSendNpmPendingShowsStranger(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
-	bob := launchAgent(t, lab.Host(0), "bob", "--accept", "ask", "--ask-timeout", "1m")
+	bob := launchLSAgent(t, lab.Host(0), "bob", "--accept", "ask", "--ask-timeout", "1m")
 	bob.ready(t)
 	bob.waitLocalSend(t)
 	src := filepath.Join(t.TempDir(), "photo.jpg")
@@ -574,7 +609,7 @@ func TestLocalSendNpmAcceptTrustWithoutCertificate(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
-	bob := launchAgent(t, lab.Host(0), "bob", "--accept", "ask", "--ask-timeout", "1m")
+	bob := launchLSAgent(t, lab.Host(0), "bob", "--accept", "ask", "--ask-timeout", "1m")
 	bob.ready(t)
 	bob.waitLocalSend(t)
 	phone := lab.Host(1)
@@ -659,7 +694,7 @@ func TestLocalSendNpmSecondSenderOnOneHost(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
-	bob := launchAgent(t, lab.Host(0), "bob")
+	bob := launchLSAgent(t, lab.Host(0), "bob")
 	bob.ready(t)
 	bob.waitLocalSend(t)
 	pc := lab.Host(1)
@@ -767,7 +802,7 @@ func TestLocalSendNpmDiscoverListsAgent(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
-	bob := launchAgent(t, lab.Host(0), "bob")
+	bob := launchLSAgent(t, lab.Host(0), "bob")
 	bob.ready(t)
 	fp := bob.waitLocalSend(t)
 	devs, r := npmDiscover(t, lab.Host(1))
@@ -792,7 +827,7 @@ func TestLocalSendNpmDiscoverHearsAgent(t *testing.T) {
 	disc.out.waitFor(t, "discover's \"Device discovery started\" line (it has joined the group)", func(ls []string) bool {
 		return slices.Contains(ls, "Device discovery started")
 	})
-	bob := launchAgent(t, lab.Host(0), "bob")
+	bob := launchLSAgent(t, lab.Host(0), "bob")
 	bob.ready(t)
 	fp := bob.waitLocalSend(t)
 	select {
@@ -832,10 +867,15 @@ func sendTree(t testing.TB, dir, tag string) ([]string, map[string]entry) {
 
 // TestAgentSendsToLocalSendNpm: `lanshare send` reaches the npm tool's
 // receiver (plain HTTP), by address and, once discovered, by its alias; a
-// folder arrives with its structure, every file byte for byte, and the
-// receiver names the sender by our --name.
+// folder arrives with its structure, every file byte for byte, the
+// receiver names the sender by our --name, and send says nothing on
+// stderr.
+//
+// It fails now: send's prepare-upload (and register) body leaves
+// "deviceModel" out when it has none, and the tool's schema wants the key
+// (null allowed, absence not), so it answers 400. The apps send the key
+// always; the agent's own info sends "lanshare".
 func TestAgentSendsToLocalSendNpm(t *testing.T) {
-	t.Skip("waits for `lanshare send` to LocalSend devices, plain HTTP ones included (the lead's wiring (c)); remove this line once it is merged")
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 2)
@@ -847,6 +887,9 @@ func TestAgentSendsToLocalSendNpm(t *testing.T) {
 		t.Helper()
 		if r.code != 0 {
 			t.Fatalf("%s: exit %d, want 0; stderr:\n%s\nreceiver's output:\n%s", what, r.code, r.stderr, rcv.out)
+		}
+		if r.stderr != "" {
+			t.Errorf("%s said on stderr:\n%s", what, r.stderr)
 		}
 		for p, e := range sent {
 			want[p] = e
@@ -865,11 +908,11 @@ func TestAgentSendsToLocalSendNpm(t *testing.T) {
 	})
 
 	t.Run("by alias", func(t *testing.T) {
-		alice := launchAgent(t, from, "alice")
+		alice := launchLSAgent(t, from, "alice")
 		alice.ready(t)
 		paths, sent := sendTree(t, tmp, "alias")
 		r := runLanshareOn(t, from.CommandContext, alice.tmp, nil,
-			append([]string{"send", "--config", alice.config, "--name", "alice", "--wait", "5s", "phone"}, paths...)...)
+			append([]string{"send", "--config", alice.config, "--name", "alice", "--wait", "2s", "phone"}, paths...)...)
 		check(t, r, "lanshare send phone (from an agent's host)", sent)
 	})
 }
@@ -924,13 +967,16 @@ func waitPeersListNpm(t testing.TB, h *netlab.Host, rcv *npmReceiver, args ...st
 // from an agent's table, the agent having started after the receiver
 // (the receiver answers its announcement), and from a one-shot look on a
 // host without an agent, where the agent is listed as a lanshare peer.
+//
+// It fails now: the receiver is listed with the id "ls-" + the random
+// fingerprint it announces, which peers.go's own doc says a plain-HTTP
+// device does not have (nothing proves it: any device can announce it).
 func TestPeersListsLocalSendNpm(t *testing.T) {
-	t.Skip("waits for `lanshare peers` to list LocalSend devices (the lead's wiring (a) and (b)); remove this line once it is merged")
 	t.Parallel()
 	needLocalSendNpm(t)
 	lab := netlab.New(t, 3)
 	rcv := startNpmReceiver(t, lab.Host(1), "phone")
-	alice := launchAgent(t, lab.Host(0), "alice")
+	alice := launchLSAgent(t, lab.Host(0), "alice")
 	alice.ready(t)
 	alice.waitLocalSend(t)
 
