@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"time"
@@ -57,7 +59,7 @@ func LookLocalSend(ctx context.Context, configDir, name string, ifaces []string,
 		}
 		writeJSON(w, self)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 2 * time.Second, MaxHeaderBytes: 16 << 10,
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 2 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: log.New(io.Discard, "", 0),
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{ident.Cert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12}}
 	done := make(chan struct{})
 	go func() {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"mime"
 	"net"
 	"net/http"
@@ -160,7 +161,8 @@ func newLocalSendServer(a *Agent, addr string, ident *LocalSendIdentity) (*lsSer
 				a.releaseConn(ac)
 			}
 		},
-		ErrorLog: nil,
+		// A stranger's bad handshakes must not reach the log.
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	return s, nil
 }

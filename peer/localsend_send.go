@@ -215,6 +215,11 @@ func newLSSender(dev LocalSendTarget, opt LocalSendOptions) (*lsSender, error) {
 	if s.info.DeviceType == "" {
 		s.info.DeviceType = localsend.DeviceHeadless
 	}
+	if s.info.DeviceModel == nil {
+		// Some receivers (the npm tool) refuse a body without one.
+		model := LocalSendModel
+		s.info.DeviceModel = &model
+	}
 	if s.info.Fingerprint == "" {
 		if opt.Identity != nil {
 			s.info.Fingerprint = opt.Identity.Fingerprint

@@ -69,7 +69,7 @@ func addrPreference(ap netip.AddrPort) int {
 }
 
 func localSendIDOrDash(d discovery.LocalSendDevice) string {
-	if id := LocalSendID(d.Fingerprint); id != "" {
+	if id := LocalSendID(d.Fingerprint); id != "" && d.Protocol == discovery.LocalSendHTTPS {
 		return ShortID(id)
 	}
 	return "no id: plain HTTP"
@@ -83,7 +83,7 @@ func localSendMatches(d discovery.LocalSendDevice, target string) bool {
 		return true
 	}
 	id := LocalSendID(d.Fingerprint)
-	if id == "" {
+	if id == "" || d.Protocol != discovery.LocalSendHTTPS {
 		return false
 	}
 	t := strings.ToLower(strings.ReplaceAll(target, "-", ""))

@@ -598,13 +598,12 @@ func TestLocalSendNpmPendingShowsStranger(t *testing.T) {
 
 // TestLocalSendNpmAcceptTrustWithoutCertificate: `lanshare accept
 // --trust` on an offer from a LocalSend sender that presented no
-// certificate has no id to trust. It must not write one: known_peers
-// stays readable (`lanshare trusted` works and does not list the sender),
-// and the sender's next offer waits for an answer again.
-//
-// The agent now writes the line " trusted phone", with an empty id, and
-// says "(and trusted its sender)"; from then on `lanshare trusted` fails
-// with "bad known_peers file".
+// certificate has no id to trust: it is refused with a one-line reason
+// and the offer keeps waiting (a plain accept then takes it); nothing is
+// written, so known_peers stays readable (`lanshare trusted` works and
+// does not list the sender), and the sender's next offer waits for an
+// answer again. (It once wrote " trusted phone", with an empty id, after
+// which `lanshare trusted` failed with "bad known_peers file".)
 func TestLocalSendNpmAcceptTrustWithoutCertificate(t *testing.T) {
 	t.Parallel()
 	needLocalSendNpm(t)
@@ -622,8 +621,16 @@ func TestLocalSendNpmAcceptTrustWithoutCertificate(t *testing.T) {
 		if i == 1 {
 			break // it waits: nobody trusted it
 		}
+		// Nothing names the sender: --trust is refused with a clear
+		// line, the offer still waits, and a plain accept takes it.
 		a := runLanshareOn(t, bob.host.CommandContext, bob.tmp, nil, "accept", "--trust", "--config", bob.config, id)
-		t.Logf("lanshare accept --trust %s: exit %d\n%s%s", id, a.code, a.stdout, a.stderr)
+		if a.code == 0 || !strings.Contains(a.stderr, "presented no key or certificate to trust; accept it without --trust") {
+			t.Errorf("lanshare accept --trust %s of a sender without a certificate: exit %d, want a refusal\n%s%s", id, a.code, a.stdout, a.stderr)
+		}
+		a = runLanshareOn(t, bob.host.CommandContext, bob.tmp, nil, "accept", "--config", bob.config, id)
+		if a.code != 0 {
+			t.Errorf("lanshare accept %s: exit %d\n%s%s", id, a.code, a.stdout, a.stderr)
+		}
 		select {
 		case <-send.done:
 		case <-time.After(failAfter):

@@ -337,7 +337,11 @@ func localSendRows(devs []discovery.LocalSendDevice) []listed {
 		if d.DeviceModel == peer.LocalSendModel {
 			continue
 		}
-		id := peer.LocalSendID(d.Fingerprint)
+		id := ""
+		if d.Protocol == discovery.LocalSendHTTPS {
+			// Over plain HTTP the fingerprint is a random string: no key.
+			id = peer.LocalSendID(d.Fingerprint)
+		}
 		k := slices.IndexFunc(rows, func(l listed) bool {
 			return l.j.Protocol == string(d.Protocol) && (id != "" && l.j.ID == id || id == "" && l.j.Name == d.Alias && l.j.Addrs[0] == d.Addr.String())
 		})
