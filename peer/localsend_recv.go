@@ -138,7 +138,13 @@ func newLocalSendServer(a *Agent, addr string, ident *LocalSendIdentity) (*lsSer
 			ClientAuth: tls.RequestClientCert,
 			MinVersion: tls.VersionTLS12,
 		},
+		// A request and its answer have the handshake's time, as on the
+		// lanshare port; an upload's body has the idle deadline per
+		// read instead, and an offer that waits for the owner has its
+		// wait (see prepareUpload and upload).
 		ReadHeaderTimeout: a.cfg.HandshakeTimeout,
+		ReadTimeout:       a.cfg.HandshakeTimeout,
+		WriteTimeout:      a.cfg.HandshakeTimeout,
 		IdleTimeout:       30 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
@@ -398,7 +404,13 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	wait := func(d time.Duration) (<-chan struct{}, error) {
 		// The app waits for a person to tap accept; so do we.
-		if err := rc.SetWriteDeadline(time.Now().Add(d + consentSlack)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		// Both ways: the server watches the connection for a hang-up
+		// while we wait, and a read deadline passing would count as one.
+		until := time.Now().Add(d + consentSlack)
+		if err := rc.SetWriteDeadline(until); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return nil, err
+		}
+		if err := rc.SetReadDeadline(until); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return nil, err
 		}
 		return r.Context().Done(), nil
@@ -568,6 +580,8 @@ func (s *lsServer) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	body := &deadlineReader{r: r.Body, rc: http.NewResponseController(w), idle: s.a.cfg.IdleTimeout}
 	err := ss.batch.Receive(f.index, body, f.sum)
+	// The answer gets its own time, however long the body took.
+	_ = body.rc.SetWriteDeadline(time.Now().Add(s.a.cfg.HandshakeTimeout))
 	s.mu.Lock()
 	ss.uploads--
 	ss.got += body.n

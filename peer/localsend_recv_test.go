@@ -330,3 +330,41 @@ func TestLocalSendSenderGoneWhileAskedIsNoLongerPending(t *testing.T) {
 	<-done
 	waitFor(t, func() bool { return len(ta.Pending()) == 0 })
 }
+
+// TestLocalSendOfferWaitsLongerThanTheHandshake: under --accept ask, an
+// offer waits for the owner beyond the handshake deadline (a person takes
+// longer to tap accept), and is then answered and received.
+func TestLocalSendOfferWaitsLongerThanTheHandshake(t *testing.T) {
+	ta := startLocalSendAgent(t, func(c *Config) { c.Accept, c.HandshakeTimeout = AcceptAsk, 300*time.Millisecond })
+	c := newLSClient(t, ta, true)
+	type answer struct {
+		code  int
+		reply localsend.PrepareUploadReply
+	}
+	got := make(chan answer, 1)
+	go func() {
+		code, reply, _ := c.prepare([]lsUpload{{name: "a.txt", content: "a"}}, "")
+		got <- answer{code, reply}
+	}()
+	waitFor(t, func() bool { return len(ta.Pending()) == 1 })
+	// Three handshake deadlines go by while the owner thinks.
+	timer := time.NewTimer(3 * ta.cfg.HandshakeTimeout)
+	select {
+	case a := <-got:
+		t.Fatalf("answered %d before the owner decided", a.code)
+	case <-timer.C:
+	}
+	if len(ta.Pending()) != 1 {
+		t.Fatal("the offer left the pending list while it waited")
+	}
+	if err := ta.Decide(ta.Pending()[0].ID, Decision{Accept: true}); err != nil {
+		t.Fatal(err)
+	}
+	a := <-got
+	if a.code != http.StatusOK {
+		t.Fatalf("after accept: %d", a.code)
+	}
+	if code := c.upload(a.reply.SessionID, "id0", a.reply.Files["id0"], strings.NewReader("a")); code != http.StatusOK {
+		t.Fatalf("upload: %d", code)
+	}
+}
