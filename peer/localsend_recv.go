@@ -72,6 +72,10 @@ type lsServer struct {
 	mu       sync.Mutex
 	sessions map[string]*lsSession
 	pinFails map[netip.Addr]int
+	// texts counts the text messages per address since textsSince (a
+	// minute at most).
+	texts      map[netip.Addr]int
+	textsSince time.Time
 	closed   bool
 	wg       sync.WaitGroup // the session sweeper
 	handlers sync.WaitGroup // requests being handled
@@ -379,13 +383,14 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad prepare-upload body: data after the JSON")
 		return
 	}
-	if senderID != "" && !strings.EqualFold(req.Info.Fingerprint, LocalSendFingerprint(senderID)) && a.cfg.Logf != nil {
-		// The certificate is what identifies the device; the JSON's
-		// fingerprint is only noted.
-		a.cfg.Logf("LocalSend sender %s: its offer names fingerprint %s, its certificate another", Escape(req.Info.Alias), Escape(req.Info.Fingerprint))
-	}
+	// The certificate is what identifies the device: the fingerprint its
+	// JSON names is not used (nor logged: a stranger could fill the log).
 	ss.from = req.Info.Alias
 	if text, ok := textMessage(req); ok {
+		if !s.allowText(remote) {
+			writeError(w, http.StatusTooManyRequests, "too many messages; try again in a minute")
+			return
+		}
 		a.receivedText(ss, text)
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -478,6 +483,28 @@ func prepareLimits(n int64) localsend.Limits {
 	}
 	lim.MaxFiles = int(min(int64(lim.MaxFiles), lim.MaxBytes/32+1))
 	return lim
+}
+
+// Text messages are logged, so each address may send lsTextsPerMinute a
+// minute; lsMaxTextAddrs addresses are counted at once.
+const (
+	lsTextsPerMinute = 10
+	lsMaxTextAddrs   = 4096
+)
+
+// allowText reports whether remote may send a text message now.
+func (s *lsServer) allowText(remote netip.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if s.texts == nil || now.Sub(s.textsSince) > time.Minute {
+		s.texts, s.textsSince = map[netip.Addr]int{}, now
+	}
+	if len(s.texts) >= lsMaxTextAddrs && s.texts[remote] == 0 {
+		return false
+	}
+	s.texts[remote]++
+	return s.texts[remote] <= lsTextsPerMinute
 }
 
 // makeRoom checks that a new session from remote may start: 0, or the

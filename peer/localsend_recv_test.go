@@ -368,3 +368,31 @@ func TestLocalSendOfferWaitsLongerThanTheHandshake(t *testing.T) {
 		t.Fatalf("upload: %d", code)
 	}
 }
+
+// TestLocalSendTextFloodIsBounded: text messages are logged, so an
+// address sends only so many a minute; the rest get 429 and are not
+// reported.
+func TestLocalSendTextFloodIsBounded(t *testing.T) {
+	ta := startLocalSendAgent(t, nil)
+	c := newLSClient(t, ta, true)
+	body, _ := json.Marshal(localsend.PrepareUpload{Info: localsend.Info{Alias: "spammer", Version: "2.2", Fingerprint: c.fp},
+		Files: map[string]localsend.File{"t": {ID: "t", FileName: "m.txt", Size: 1, FileType: "text/plain", Preview: "hi"}}})
+	codes := map[int]int{}
+	for range lsTextsPerMinute + 5 {
+		resp, err := c.hc.Post(c.base+localsend.PathPrepareUpload, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes[resp.StatusCode]++
+	}
+	if codes[http.StatusNoContent] != lsTextsPerMinute || codes[http.StatusTooManyRequests] != 5 {
+		t.Errorf("answers %v, want %d × 204 then 5 × 429", codes, lsTextsPerMinute)
+	}
+	ta.mu.Lock()
+	n := len(ta.incoming)
+	ta.mu.Unlock()
+	if n != lsTextsPerMinute {
+		t.Errorf("%d messages reported, want %d", n, lsTextsPerMinute)
+	}
+}
