@@ -76,10 +76,10 @@ type lsServer struct {
 	// minute at most).
 	texts      map[netip.Addr]int
 	textsSince time.Time
-	closed   bool
-	wg       sync.WaitGroup // the session sweeper
-	handlers sync.WaitGroup // requests being handled
-	stop     chan struct{}
+	closed     bool
+	wg         sync.WaitGroup // the session sweeper
+	handlers   sync.WaitGroup // requests being handled
+	stop       chan struct{}
 }
 
 // lsSession is one prepare-upload's accepted files, until they are all
