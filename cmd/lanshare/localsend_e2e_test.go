@@ -145,6 +145,15 @@ func TestServeAnswersLocalSendAnnouncements(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, `"kind": "localsend"`) || !strings.Contains(r.stdout, `"name": "Pixel 9"`) {
 		t.Errorf("peers (through the agent): exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// Trusted by its alias, as a lanshare peer is by its name.
+	r = runLanshareOn(t, lab.Host(0).CommandContext, bob.tmp, nil, "trust", "--config", bob.config, "Pixel 9")
+	if r.code != 0 {
+		t.Errorf("trust \"Pixel 9\": exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runLanshareOn(t, lab.Host(0).CommandContext, bob.tmp, nil, "trusted", "--config", bob.config)
+	if !strings.Contains(r.stdout, "Pixel 9") || !strings.Contains(r.stdout, "ls-") {
+		t.Errorf("trusted does not list the app:\n%s%s", r.stdout, r.stderr)
+	}
 	r = runLanshareOn(t, lab.Host(0).CommandContext, bob.tmp, nil, "status", "--config", bob.config)
 	if r.code != 0 || !strings.Contains(r.stdout, "localsend: https://") || !strings.Contains(r.stdout, "  Pixel 9 (ls-") {
 		t.Errorf("status shows no LocalSend side: exit %d\n%s%s", r.code, r.stdout, r.stderr)

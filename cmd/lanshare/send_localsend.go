@@ -18,14 +18,9 @@ import (
 // running agent's table, else by a look on the LAN (--wait), else, for
 // HOST:PORT, by asking that address.
 func findLocalSendDevice(ctx context.Context, a sendArgs) (discovery.LocalSendDevice, error) {
-	var devs []discovery.LocalSendDevice
-	if st, err := peer.QueryAgent(ctx, a.configDir); err == nil && len(a.resolve.Ifaces) == 0 {
-		devs = st.LocalSend
-	} else {
-		devs, err = peer.LookLocalSend(ctx, a.configDir, a.name, a.resolve.Ifaces, a.resolve.Wait)
-		if err != nil && ctx.Err() == nil {
-			return discovery.LocalSendDevice{}, fmt.Errorf("looking for LocalSend devices: %w", err)
-		}
+	devs, err := localSendDevices(ctx, a.configDir, a.name, a.resolve)
+	if err != nil {
+		return discovery.LocalSendDevice{}, err
 	}
 	dev, err := peer.FindLocalSend(devs, a.target)
 	if errors.Is(err, peer.ErrUnknownPeer) && a.localsend {
@@ -37,6 +32,20 @@ func findLocalSendDevice(ctx context.Context, a sendArgs) (discovery.LocalSendDe
 		return peer.ProbeLocalSend(ctx, ident, a.target)
 	}
 	return dev, err
+}
+
+// localSendDevices returns the LocalSend devices known now: the running
+// agent's table (unless opt restricts interfaces), else what a look on
+// the LAN for opt.Wait finds, announcing us as name.
+func localSendDevices(ctx context.Context, configDir, name string, opt peer.ResolveOptions) ([]discovery.LocalSendDevice, error) {
+	if st, err := peer.QueryAgent(ctx, configDir); err == nil && len(opt.Ifaces) == 0 {
+		return st.LocalSend, nil
+	}
+	devs, err := peer.LookLocalSend(ctx, configDir, name, opt.Ifaces, opt.Wait)
+	if err != nil && ctx.Err() == nil {
+		return nil, fmt.Errorf("looking for LocalSend devices: %w", err)
+	}
+	return devs, nil
 }
 
 // sendLocalSend sends to a LocalSend device with the agent's LocalSend

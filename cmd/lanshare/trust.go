@@ -65,6 +65,16 @@ func trust(ctx context.Context, configDir, what string, replace bool, opt peer.R
 		}
 		opt.Static = static.List()
 		t, err := peer.Resolve(ctx, what, opt)
+		if errors.Is(err, peer.ErrUnknownPeer) {
+			// A LocalSend device, by alias or id prefix?
+			if devs, lerr := localSendDevices(ctx, configDir, peer.DefaultConfig().Name, opt); lerr == nil {
+				if d, ferr := peer.FindLocalSend(devs, what); ferr == nil && d.Protocol == discovery.LocalSendHTTPS {
+					t, err = peer.Target{Name: peer.Escape(d.Alias), DisplayName: d.Alias, ID: peer.LocalSendID(d.Fingerprint), ByName: true, Typed: what}, nil
+				} else if !errors.Is(ferr, peer.ErrUnknownPeer) {
+					err = ferr
+				}
+			}
+		}
 		if err != nil {
 			return err
 		}
