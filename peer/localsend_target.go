@@ -137,8 +137,10 @@ func (s *LocalSendSender) Send(ctx context.Context, dev discovery.LocalSendDevic
 
 // ProbeLocalSend asks the LocalSend device at addr (HOST:PORT) who it is
 // (GET info): over HTTPS, learning its certificate's fingerprint (to be
-// pinned when the send registers), else over plain HTTP.
-func ProbeLocalSend(ctx context.Context, addr string) (discovery.LocalSendDevice, error) {
+// pinned when the send registers), else over plain HTTP. It presents
+// ident's certificate when ident is not nil: a 2.2 device refuses a
+// handshake without one.
+func ProbeLocalSend(ctx context.Context, addr string, ident *LocalSendIdentity) (discovery.LocalSendDevice, error) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return discovery.LocalSendDevice{}, fmt.Errorf("%w: %s is not a LocalSend device's IP:PORT", ErrUnknownPeer, Escape(addr))
@@ -146,11 +148,11 @@ func ProbeLocalSend(ctx context.Context, addr string) (discovery.LocalSendDevice
 	ctx, cancel := context.WithTimeout(ctx, lsProbeTimeout)
 	defer cancel()
 	dev := discovery.LocalSendDevice{Addr: ap, Protocol: discovery.LocalSendHTTPS}
-	info, fp, err := getInfo(ctx, "https", ap)
+	info, fp, err := getInfo(ctx, "https", ap, ident)
 	if err != nil {
 		dev.Protocol = discovery.LocalSendHTTP
 		var herr error
-		if info, _, herr = getInfo(ctx, "http", ap); herr != nil {
+		if info, _, herr = getInfo(ctx, "http", ap, nil); herr != nil {
 			return discovery.LocalSendDevice{}, fmt.Errorf("%w: no LocalSend device answers at %s: %w", ErrUnknownPeer, ap, err)
 		}
 		fp = info.Fingerprint
@@ -166,17 +168,23 @@ func ProbeLocalSend(ctx context.Context, addr string) (discovery.LocalSendDevice
 const lsProbeTimeout = 5 * time.Second
 
 // getInfo fetches a device's info; over HTTPS it also returns the
-// fingerprint of the certificate it presented.
-func getInfo(ctx context.Context, scheme string, ap netip.AddrPort) (localsend.Info, string, error) {
+// fingerprint of the certificate it presented. It presents ident's
+// certificate (through GetClientCertificate, as tlsConfig explains) when
+// ident is not nil.
+func getInfo(ctx context.Context, scheme string, ap netip.AddrPort, ident *LocalSendIdentity) (localsend.Info, string, error) {
 	var fp string
-	tr := &http.Transport{DisableKeepAlives: true, MaxResponseHeaderBytes: 16 << 10,
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, // self-signed: we learn the fingerprint instead
-			VerifyConnection: func(cs tls.ConnectionState) error {
-				if len(cs.PeerCertificates) > 0 {
-					fp = localsend.Fingerprint(cs.PeerCertificates[0].Raw)
-				}
-				return nil
-			}}}
+	tc := &tls.Config{InsecureSkipVerify: true, // self-signed: we learn the fingerprint instead
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) > 0 {
+				fp = localsend.Fingerprint(cs.PeerCertificates[0].Raw)
+			}
+			return nil
+		}}
+	if ident != nil {
+		cert := ident.Cert
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+	}
+	tr := &http.Transport{DisableKeepAlives: true, MaxResponseHeaderBytes: 16 << 10, TLSClientConfig: tc}
 	defer tr.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+ap.String()+localsend.PathInfo, nil)
 	if err != nil {
