@@ -55,8 +55,7 @@ func (b *bench) localSend(ctx context.Context) ([]row, error) {
 	rows = append(rows,
 		subjectRow(fmt.Sprintf("8 %d files of %s over LocalSend, loopback", small.files, formatBytes(b.sizes.smallSize)), "lanshare serve ← send --localsend", fm, s[0], small.bytes),
 		baselineRow("lanshare protocol", fm, s[1], s[0], small.bytes, nil))
-	b.note("scenario 8: RATIO is LocalSend's figure over the lanshare protocol's (lanshare on both ends of both); " +
-		"send --localsend HOST:PORT also spends its --wait (default 1 s) looking for LocalSend devices by multicast before it asks HOST:PORT")
+	b.note("scenario 8: RATIO is LocalSend's figure over the lanshare protocol's (lanshare serve receiving, lanshare send sending, in both)")
 	return rows, nil
 }
 
