@@ -218,6 +218,7 @@ func startBenchAgent(b *testing.B) (*Agent, *Sender) {
 	cfg := DefaultConfig()
 	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = b.TempDir(), b.TempDir(), "bench", "127.0.0.1:0"
 	cfg.SpaceMargin, cfg.Accept, cfg.Discover = 0, AcceptEveryone, false
+	cfg.LocalSend = false // no listener on every interface of this namespace
 	agent, err := New(cfg)
 	must(b, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -57,6 +57,7 @@ func TestSendStopsWhenReceiverStops(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
 	cfg.SpaceMargin, cfg.ShutdownGrace = 0, time.Millisecond
+	cfg.LocalSend = false // no listener on every interface of this namespace
 	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

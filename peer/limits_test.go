@@ -67,6 +67,7 @@ func serveAgent(t testing.TB, edit func(*Config)) (*Agent, context.CancelFunc, <
 	cfg := DefaultConfig()
 	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
 	cfg.SpaceMargin = 0
+	cfg.LocalSend = false // no listener on every interface of this namespace
 	if edit != nil {
 		edit(&cfg)
 	}

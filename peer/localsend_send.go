@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"mime"
 	"net"
@@ -787,7 +786,7 @@ func (s *lsSender) upload(ctx context.Context, session string, f *lsFile, starte
 			s.failSent(f, proto.CodeAborted, a.err, a.sent)
 		case a.status == http.StatusOK:
 			s.finish(f, proto.Result{Status: proto.Saved}, a.sent)
-		case a.status == http.StatusUnprocessableEntity && a.sum != f.dto.SHA256:
+		case a.status == http.StatusUnprocessableEntity && s.changed(f):
 			// Not what we hashed before the offer: it changed meanwhile.
 			f.unread = errors.New("it changed while being sent")
 			s.failSent(f, proto.CodeSourceChanged, f.unread, a.sent)
@@ -809,11 +808,19 @@ func (s *lsSender) upload(ctx context.Context, session string, f *lsFile, starte
 
 // uploadAttempt is how one upload of a file went.
 type uploadAttempt struct {
-	sum    string // sha256 of the bytes sent, when all were
 	sent   uint64 // bytes that went out
 	status int    // the answer's, when one came
 	unread error  // our file could not be read in full
 	err    error  // the request failed
+}
+
+// changed tells whether f's file no longer has the sha256 offered for it,
+// so that a 422 means it changed since, not that bytes were damaged. It
+// is hashed again only then: hashing every upload's body as it went
+// cost a third of the SHA-256 work of a send, on the path of every byte.
+func (s *lsSender) changed(f *lsFile) bool {
+	sum, err := sha256File(f.it.Source, uint64(f.dto.Size), make([]byte, 256<<10))
+	return err != nil || sum != f.dto.SHA256
 }
 
 // uploadOnce posts f's bytes, streamed from disk. It stops when nothing
@@ -830,7 +837,7 @@ func (s *lsSender) uploadOnce(ctx context.Context, session string, f *lsFile, st
 		cancel(fmt.Errorf("nothing moved for %s", s.idle))
 	})
 	defer idle.Stop()
-	body := &lsBody{r: io.LimitReader(fh, f.dto.Size), want: f.dto.Size, h: sha256.New(),
+	body := &lsBody{r: io.LimitReader(fh, f.dto.Size), want: f.dto.Size,
 		moved: func(n int) {
 			idle.Reset(s.idle)
 			started.Store(true)
@@ -849,7 +856,7 @@ func (s *lsSender) uploadOnce(ctx context.Context, session string, f *lsFile, st
 		drain(resp)
 	}
 	body.Close()
-	a.sum, a.sent, a.unread = body.result()
+	a.sent, a.unread = body.result()
 	if err != nil && a.unread == nil {
 		if c := context.Cause(uctx); c != nil && ctx.Err() == nil {
 			err = c
@@ -859,8 +866,7 @@ func (s *lsSender) uploadOnce(ctx context.Context, session string, f *lsFile, st
 	return a
 }
 
-// lsBody is an upload's body: the file's declared bytes, hashed and
-// counted. A file that shrank fails the request (the device then has a
+// lsBody is an upload's body: the file's declared bytes, counted. A file that shrank fails the request (the device then has a
 // short body and keeps nothing). The transport reads it on its own
 // goroutine, so its state is under mu.
 type lsBody struct {
@@ -869,7 +875,6 @@ type lsBody struct {
 	moved func(int)
 
 	mu     sync.Mutex
-	h      hash.Hash
 	n      uint64
 	unread error
 	closed bool
@@ -883,7 +888,6 @@ func (b *lsBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	if n > 0 {
-		b.h.Write(p[:n])
 		b.n += uint64(n)
 		b.moved(n)
 	}
@@ -905,15 +909,12 @@ func (b *lsBody) Close() error {
 	return nil
 }
 
-// result is the sha256 of the bytes read (when all were), their count,
-// and the reason the file could not be read in full.
-func (b *lsBody) result() (sum string, n uint64, unread error) {
+// result is the count of bytes read, and the reason the file could not
+// be read in full.
+func (b *lsBody) result() (n uint64, unread error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if int64(b.n) == b.want {
-		sum = hex.EncodeToString(b.h.Sum(nil))
-	}
-	return sum, b.n, b.unread
+	return b.n, b.unread
 }
 
 // cancel ends the session on the device (or, with no session, our

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -14,10 +15,22 @@ import (
 	"github.com/lanshare/lanshare/peer"
 )
 
-// findLocalSendDevice finds the LocalSend device a.target names: in the
+// findLocalSendDevice finds the LocalSend device a.target names: with
+// --localsend, an IP:PORT by asking that address at once; else in the
 // running agent's table, else by a look on the LAN (--wait), else, for
 // HOST:PORT, by asking that address.
 func findLocalSendDevice(ctx context.Context, a sendArgs) (discovery.LocalSendDevice, error) {
+	// A 2.2 device answers only a client that presents a certificate.
+	ident, err := peer.LoadLocalSendIdentity(a.configDir)
+	if err != nil {
+		return discovery.LocalSendDevice{}, err
+	}
+	if _, err := netip.ParseAddrPort(a.target); err == nil && a.localsend {
+		// An address names one device: ask it, rather than spend --wait
+		// looking for devices first. Its certificate is checked against
+		// a pin as for a device found by a look.
+		return peer.ProbeLocalSend(ctx, ident, a.target)
+	}
 	devs, err := localSendDevices(ctx, a.configDir, a.name, a.resolve)
 	if err != nil {
 		return discovery.LocalSendDevice{}, err
@@ -25,10 +38,6 @@ func findLocalSendDevice(ctx context.Context, a sendArgs) (discovery.LocalSendDe
 	dev, err := peer.FindLocalSend(devs, a.target)
 	if errors.Is(err, peer.ErrUnknownPeer) && a.localsend {
 		// An address no table has: ask it.
-		ident, err := peer.LoadLocalSendIdentity(a.configDir)
-		if err != nil {
-			return discovery.LocalSendDevice{}, err
-		}
 		return peer.ProbeLocalSend(ctx, ident, a.target)
 	}
 	return dev, err

@@ -1,0 +1,484 @@
+package peer
+
+// Hostile LocalSend requests against the agent's LocalSend server: each
+// is refused or bounded, nothing lands under a final name that should
+// not, and the agent keeps serving real senders. Clients bind to other
+// loopback addresses (127.0.0.0/8 is all loopback on Linux) to play other
+// devices.
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lanshare/lanshare/proto/localsend"
+)
+
+// from returns a client with c's certificate whose connections come from
+// ip (a loopback address): the same device seen at another address.
+func (c *lsClient) from(t testing.TB, ip string) *lsClient {
+	t.Helper()
+	tr := c.hc.Transport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext
+	o := *c
+	o.t = t
+	o.hc = &http.Client{Transport: tr, Timeout: c.hc.Timeout}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &o
+}
+
+// newLSClientFrom is newLSClient for a device at ip, with a certificate
+// of its own.
+func newLSClientFrom(t testing.TB, ta *testAgent, ip string) *lsClient {
+	t.Helper()
+	return newLSClient(t, ta, true).from(t, ip)
+}
+
+// lsDial opens a TLS connection to the agent's LocalSend server from ip
+// ("" for any), presenting a certificate, and closes it when the test
+// ends.
+func lsDial(t testing.TB, ta *testAgent, ip string) *tls.Conn {
+	t.Helper()
+	cert := selfSigned(t)
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if ip != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
+	}
+	c, err := tls.DialWithDialer(d, "tcp", ta.LocalSendAddr().String(), &tls.Config{InsecureSkipVerify: true,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }})
+	if err != nil {
+		t.Fatalf("dialing the LocalSend server: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitFor polls cond until it holds, failing the test after d.
+func lsEventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		runtime.Gosched()
+		time.Sleep(5 * time.Millisecond) // polling interval, not ordering
+	}
+}
+
+// waitDropped reads from c until the server closes it, and fails the test
+// if that takes longer than within. It returns what the server sent.
+func waitDropped(t testing.TB, c net.Conn, within time.Duration, what string) string {
+	t.Helper()
+	start := time.Now()
+	_ = c.SetReadDeadline(start.Add(within))
+	got, err := io.ReadAll(io.LimitReader(c, 64<<10))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("%s: the agent still held the connection after %v (it sent %q)", what, within, got)
+	}
+	return string(got)
+}
+
+// assertServes checks that the agent still takes a whole session from a
+// fresh device at ip.
+func assertServes(t testing.TB, ta *testAgent, ip, name string) {
+	t.Helper()
+	c := newLSClientFrom(t, ta, ip)
+	code, reply, body := c.prepare([]lsUpload{{name: name, content: "still here"}}, "")
+	if code != http.StatusOK {
+		t.Fatalf("a real sender afterwards: prepare-upload %d %s", code, body)
+	}
+	if got := c.upload(reply.SessionID, "id0", reply.Files["id0"], strings.NewReader("still here")); got != http.StatusOK {
+		t.Fatalf("a real sender afterwards: upload %d", got)
+	}
+	lsEventually(t, 10*time.Second, name+" saved", func() bool {
+		b, err := os.ReadFile(filepath.Join(ta.dir, name))
+		return err == nil && string(b) == "still here"
+	})
+}
+
+// TestLocalSendUploadFromAnotherAddress: a token is good only from the
+// address that prepared the session. The same device (same certificate)
+// at another address gets 403, nothing is written, and the token still
+// works from the right address.
+func TestLocalSendUploadFromAnotherAddress(t *testing.T) {
+	ta := startLocalSendAgent(t, nil)
+	c := newLSClient(t, ta, true)
+	code, reply, body := c.prepare([]lsUpload{{name: "a.txt", content: "alpha"}}, "")
+	if code != http.StatusOK {
+		t.Fatalf("prepare-upload: %d %s", code, body)
+	}
+	other := c.from(t, "127.0.0.2")
+	if got := other.upload(reply.SessionID, "id0", reply.Files["id0"], strings.NewReader("evil!")); got != http.StatusForbidden {
+		t.Fatalf("upload from another address: %d, want 403", got)
+	}
+	assertEmpty(t, ta.dir)
+	if got := c.upload(reply.SessionID, "id0", reply.Files["id0"], strings.NewReader("alpha")); got != http.StatusOK {
+		t.Fatalf("upload from the preparing address afterwards: %d", got)
+	}
+	if in := ta.next(t); in.Err != nil {
+		t.Fatalf("session reported %v", in.Err)
+	}
+	assertTree(t, ta.dir, map[string]string{"a.txt": "alpha"})
+}
+
+// TestLocalSendPrepareUploadThatNeverEnds: a prepare-upload whose body
+// starts and then stalls (Content-Length or chunked) is dropped within the
+// handshake timeout, gives back its share of the memory budget, and the
+// agent keeps serving. (Fails until prepareUpload puts a deadline on its
+// body: the server has no ReadTimeout, so nothing bounds that read, and a
+// stranger holds a connection slot and up to 89 MiB of the budget with a
+// few bytes.)
+func TestLocalSendPrepareUploadThatNeverEnds(t *testing.T) {
+	const handshake = time.Second
+	for _, framing := range []string{"Content-Length: 100000\r\n", "Transfer-Encoding: chunked\r\n"} {
+		name, _, _ := strings.Cut(framing, ":")
+		t.Run(name, func(t *testing.T) {
+			ta := startLocalSendAgent(t, func(c *Config) { c.HandshakeTimeout = handshake })
+			conn := lsDial(t, ta, "127.0.0.2")
+			head := "POST " + localsend.PathPrepareUpload + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + framing + "\r\n"
+			start := `{"info":{"alias":"slow","version":"2.2","fingerprint":"x"},"files":{"a":{"id":"a","fileName":"a.txt"`
+			if strings.HasPrefix(framing, "Transfer") {
+				start = fmt.Sprintf("%x\r\n%s\r\n", len(start), start)
+			}
+			if _, err := io.WriteString(conn, head+start); err != nil {
+				t.Fatal(err)
+			}
+			// The body's share is taken once the headers are in.
+			lsEventually(t, 5*time.Second, "the prepare-upload's share of the memory budget taken", func() bool { return ta.inbox.mem.inUse() > 0 })
+			t0 := time.Now()
+			got := waitDropped(t, conn, handshake+5*time.Second, "a prepare-upload that never ends")
+			t.Logf("dropped after %v, having sent %q", time.Since(t0).Round(time.Millisecond), firstLine(got))
+			lsEventually(t, 5*time.Second, "the share of the memory budget given back", func() bool { return ta.inbox.mem.inUse() == 0 })
+			assertServes(t, ta, "127.0.0.3", "after.txt")
+		})
+	}
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\r\n")
+	return l
+}
+
+// endlessOffer is a prepare-upload body of about n bytes, made as it is
+// read: an info, then files of about 300 bytes each until n, then the end.
+type endlessOffer struct {
+	n, sent int64
+	i       int
+	pending []byte
+}
+
+func (e *endlessOffer) Read(p []byte) (int, error) {
+	if len(e.pending) == 0 {
+		switch {
+		case e.sent == 0:
+			e.pending = []byte(`{"info":{"alias":"big","version":"2.2","fingerprint":"x","deviceType":"mobile"},"files":{`)
+		case e.sent >= e.n && e.i >= 0:
+			e.pending, e.i = []byte("}}"), -1
+		case e.i < 0:
+			return 0, io.EOF
+		default:
+			sep := ","
+			if e.i == 0 {
+				sep = ""
+			}
+			e.pending = fmt.Appendf(nil, `%s"f%d":{"id":"f%d","fileName":"dir/%s-%d.bin","size":1,"fileType":"application/octet-stream"}`,
+				sep, e.i, e.i, strings.Repeat("n", 200), e.i)
+			e.i++
+		}
+	}
+	k := copy(p, e.pending)
+	e.pending = e.pending[k:]
+	e.sent += int64(k)
+	return k, nil
+}
+
+// heapObjects is the bytes of live and not yet swept heap objects.
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// TestLocalSendOversizedPrepareUpload: a prepare-upload body over the
+// 16 MiB cap, with its length said or chunked, is refused with 4xx; the
+// agent's memory budget holds at most the capped body's share while it is
+// read and gets it all back, the heap grows by no more than that share,
+// and the agent keeps serving.
+func TestLocalSendOversizedPrepareUpload(t *testing.T) {
+	const size = 48 << 20 // three times the cap
+	for _, chunked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
+			ta := startLocalSendAgent(t, nil)
+			c := newLSClientFrom(t, ta, "127.0.0.2")
+			runtime.GC()
+			base := heapObjects()
+			var peakBudget int64
+			var peakHeap uint64
+			stop := make(chan struct{})
+			var watcher sync.WaitGroup
+			watcher.Add(1)
+			go func() {
+				defer watcher.Done()
+				tick := time.NewTicker(time.Millisecond)
+				defer tick.Stop()
+				for {
+					peakBudget = max(peakBudget, ta.inbox.mem.inUse())
+					peakHeap = max(peakHeap, heapObjects())
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+					}
+				}
+			}()
+			req, _ := http.NewRequest("POST", c.base+localsend.PathPrepareUpload, &endlessOffer{n: size})
+			req.ContentLength = -1
+			if !chunked {
+				// Count what the generator makes, to say it right.
+				n, _ := io.Copy(io.Discard, &endlessOffer{n: size})
+				req.ContentLength = n
+				req.Body = io.NopCloser(&endlessOffer{n: size})
+			}
+			resp, err := c.hc.Do(req)
+			close(stop)
+			watcher.Wait()
+			if err != nil {
+				t.Fatalf("oversized prepare-upload: no answer: %v", err)
+			}
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusRequestEntityTooLarge {
+				t.Fatalf("oversized prepare-upload: %d %s, want 400 or 413", resp.StatusCode, msg)
+			}
+			share := prepareLimits(-1).Memory()
+			t.Logf("answer %d %s; budget peak %d MiB (share %d MiB); heap objects %d → peak %d MiB",
+				resp.StatusCode, strings.TrimSpace(string(msg)), peakBudget>>20, share>>20, base>>20, peakHeap>>20)
+			if peakBudget > share {
+				t.Errorf("memory budget in use peaked at %d bytes, over the capped body's share %d", peakBudget, share)
+			}
+			// What the budget accounts for bounds the heap the body made.
+			if grew := int64(peakHeap) - int64(base); grew > share {
+				t.Errorf("heap grew by %d MiB for a %d MiB body, over its budget share of %d MiB", grew>>20, size>>20, share>>20)
+			}
+			lsEventually(t, 5*time.Second, "the memory budget given back", func() bool { return ta.inbox.mem.inUse() == 0 })
+			assertEmpty(t, ta.dir)
+			assertServes(t, ta, "127.0.0.3", "after.txt")
+		})
+	}
+}
+
+// stallingReader gives head, then blocks until release is closed.
+type stallingReader struct {
+	head    *strings.Reader
+	release <-chan struct{}
+}
+
+func (s *stallingReader) Read(p []byte) (int, error) {
+	if s.head.Len() > 0 {
+		return s.head.Read(p)
+	}
+	<-s.release
+	return 0, io.ErrUnexpectedEOF
+}
+
+// TestLocalSendUploadStallsMidBody: an upload that stops sending in the
+// middle of its body is dropped by the idle timeout; nothing lands under
+// its final name or stays in staging, and the session's other file is
+// still accepted.
+func TestLocalSendUploadStallsMidBody(t *testing.T) {
+	const idle = time.Second
+	ta := startLocalSendAgent(t, func(c *Config) { c.IdleTimeout = idle })
+	c := newLSClient(t, ta, true)
+	big := strings.Repeat("s", 256<<10)
+	code, reply, body := c.prepare([]lsUpload{{name: "stalled.bin", content: big}, {name: "ok.txt", content: "fine"}}, "")
+	if code != http.StatusOK {
+		t.Fatalf("prepare-upload: %d %s", code, body)
+	}
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	q := url.Values{"sessionId": {reply.SessionID}, "fileId": {"id0"}, "token": {reply.Files["id0"]}}
+	req, _ := http.NewRequest("POST", c.base+localsend.PathUpload+"?"+q.Encode(), &stallingReader{head: strings.NewReader(big[:100<<10]), release: release})
+	req.ContentLength = -1
+	done := make(chan error, 1)
+	go func() {
+		resp, err := c.hc.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				err = errors.New("200 OK for a body that stalled")
+			}
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Logf("the stalled upload ended: %v", err)
+	case <-time.After(idle + 10*time.Second):
+		t.Fatalf("an upload stalled mid-body was still held after %v (idle timeout %v)", idle+10*time.Second, idle)
+	}
+	if _, err := os.Stat(filepath.Join(ta.dir, "stalled.bin")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stalled.bin under its final name: %v", err)
+	}
+	if got := c.upload(reply.SessionID, "id1", reply.Files["id1"], strings.NewReader("fine")); got != http.StatusOK {
+		t.Fatalf("the session's other file after the stall: %d", got)
+	}
+	lsEventually(t, 10*time.Second, "ok.txt saved", func() bool {
+		b, err := os.ReadFile(filepath.Join(ta.dir, "ok.txt"))
+		return err == nil && string(b) == "fine"
+	})
+	if _, err := os.Stat(filepath.Join(ta.dir, "stalled.bin")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stalled.bin under its final name: %v", err)
+	}
+	// Ending the session (as the app does when a file failed) leaves no
+	// temporary file behind.
+	resp, err := c.hc.Post(c.base+localsend.PathCancel+"?sessionId="+reply.SessionID, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	ta.next(t)
+	assertTree(t, ta.dir, map[string]string{"ok.txt": "fine"})
+}
+
+// TestLocalSendSessionsFromManyAddresses: devices at different addresses
+// each hold a session; beyond the cap the next gets 409, the sessions
+// held still upload, and once one ends a new device gets in.
+func TestLocalSendSessionsFromManyAddresses(t *testing.T) {
+	ta := startLocalSendAgent(t, nil)
+	type held struct {
+		c     *lsClient
+		reply localsend.PrepareUploadReply
+	}
+	var sessions []held
+	for i := range lsMaxSessions {
+		c := newLSClientFrom(t, ta, fmt.Sprintf("127.0.0.%d", 2+i))
+		code, reply, body := c.prepare([]lsUpload{{name: fmt.Sprintf("s%d.txt", i), content: "x"}}, "")
+		if code != http.StatusOK {
+			t.Fatalf("session %d of %d: %d %s", i+1, lsMaxSessions, code, body)
+		}
+		sessions = append(sessions, held{c, reply})
+	}
+	late := newLSClientFrom(t, ta, fmt.Sprintf("127.0.0.%d", 2+lsMaxSessions))
+	if code, _, body := late.prepare([]lsUpload{{name: "late.txt", content: "late"}}, ""); code != http.StatusConflict {
+		t.Fatalf("session %d: %d %s, want 409", lsMaxSessions+1, code, body)
+	}
+	// The first session finishes; the others still hold theirs.
+	s := sessions[0]
+	if got := s.c.upload(s.reply.SessionID, "id0", s.reply.Files["id0"], strings.NewReader("x")); got != http.StatusOK {
+		t.Fatalf("upload of a held session: %d", got)
+	}
+	ta.next(t)
+	code, reply, body := late.prepare([]lsUpload{{name: "late.txt", content: "late"}}, "")
+	if code != http.StatusOK {
+		t.Fatalf("after a session ended: %d %s", code, body)
+	}
+	if got := late.upload(reply.SessionID, "id0", reply.Files["id0"], strings.NewReader("late")); got != http.StatusOK {
+		t.Fatalf("late upload: %d", got)
+	}
+	ta.next(t)
+	for i, s := range sessions[1:] {
+		if got := s.c.upload(s.reply.SessionID, "id0", s.reply.Files["id0"], strings.NewReader("x")); got != http.StatusOK {
+			t.Errorf("upload of held session %d: %d", i+2, got)
+		}
+	}
+}
+
+// TestLocalSendConnectionFlood: connections that send nothing, from many
+// addresses, hold at most the agent's slots (MaxConns, MaxConnsPerHost),
+// and a real sender still gets through (a stranger's connection that has
+// sent no offer gives way to a newcomer).
+func TestLocalSendConnectionFlood(t *testing.T) {
+	const maxConns, perHost, hosts = 8, 4, 5
+	ta := startLocalSendAgent(t, func(c *Config) {
+		c.MaxConns, c.MaxConnsPerHost = maxConns, perHost
+		c.HandshakeTimeout = time.Minute // the flood is not dropped by a deadline during the test
+	})
+	var flood []net.Conn
+	for h := range hosts {
+		for range perHost + 1 {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.0.%d", 2+h))}, Timeout: 5 * time.Second}
+			c, err := d.Dial("tcp", ta.LocalSendAddr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			flood = append(flood, c)
+		}
+	}
+	t.Cleanup(func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	})
+	admitted := func() (open, all int) {
+		ta.Agent.mu.Lock()
+		defer ta.Agent.mu.Unlock()
+		return ta.open, len(ta.conns)
+	}
+	// Every slot taken by the flood; the rest closed at once.
+	lsEventually(t, 10*time.Second, "the flood filling the slots", func() bool { open, _ := admitted(); return open == maxConns })
+	if open, all := admitted(); open > maxConns || all > maxConns+trustedReserve {
+		t.Fatalf("%d connections admitted (%d in the slots), cap %d", all, open, maxConns)
+	}
+	// A real sender, retrying as its dials are refused until a flood
+	// connection is old enough to give way.
+	c := newLSClient(t, ta, true)
+	c.hc.Timeout = 5 * time.Second
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(context.Background(), "POST", c.base+localsend.PathPrepareUpload,
+			strings.NewReader(`{"info":{"alias":"real","version":"2.2","fingerprint":"`+c.fp+`"},"files":{"id0":{"id":"id0","fileName":"real.txt","size":4,"fileType":"text/x-real"}}}`))
+		resp, err := c.hc.Do(req)
+		if err == nil {
+			var reply localsend.PrepareUploadReply
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("real sender: %d %s", resp.StatusCode, raw)
+			}
+			if reply, err = localsend.DecodePrepareUploadReply(strings.NewReader(string(raw)), localsend.Limits{}); err != nil {
+				t.Fatalf("real sender's reply %q: %v", raw, err)
+			}
+			if got := c.upload(reply.SessionID, "id0", reply.Files["id0"], strings.NewReader("real")); got != http.StatusOK {
+				t.Fatalf("real sender's upload: %d", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a real sender did not get through the flood: %v", err)
+		}
+	}
+	if in := ta.next(t); in.Err != nil {
+		t.Fatalf("real sender's session: %v", in.Err)
+	}
+	assertTree(t, ta.dir, map[string]string{"real.txt": "real"})
+	if open, all := admitted(); open > maxConns || all > maxConns+trustedReserve {
+		t.Errorf("after the real sender: %d connections admitted (%d in the slots), cap %d", all, open, maxConns)
+	}
+	// The flood connections the agent dropped are closed on its side.
+	dropped := 0
+	for _, fc := range flood {
+		_ = fc.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		if _, err := bufio.NewReader(fc).ReadByte(); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			dropped++
+		}
+	}
+	if dropped < len(flood)-maxConns {
+		t.Errorf("the agent dropped %d of %d flood connections; at most %d may be held", dropped, len(flood), maxConns)
+	}
+}
