@@ -223,7 +223,10 @@ func TestLocalSendOversizedPrepareUpload(t *testing.T) {
 	const size = 48 << 20 // three times the cap
 	for _, chunked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
-			ta := startLocalSendAgent(t, nil)
+			// Memory is what this test is about: the whole body gets
+			// time even under -race on a loaded machine (the handshake
+			// deadline has its own test).
+			ta := startLocalSendAgent(t, func(c *Config) { c.HandshakeTimeout = time.Minute })
 			c := newLSClientFrom(t, ta, "127.0.0.2")
 			runtime.GC()
 			base := heapObjects()

@@ -358,6 +358,11 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 			a.inbox.mem.release(ss.charge, ss.done)
 		}
 	}()
+	if r.ContentLength > lsMaxPrepare {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("offer of %s is over this receiver's limit of %s", FormatBytes(uint64(r.ContentLength)), FormatBytes(lsMaxPrepare)))
+		return
+	}
 	// The body's share of the memory budget before the body is read.
 	lim := prepareLimits(r.ContentLength)
 	if err := a.inbox.mem.acquire(lim.Memory(), ss.done, r.Context().Done(), time.Now().Add(a.cfg.HandshakeTimeout)); err != nil {
