@@ -29,6 +29,7 @@ var scenarios = []scenario{
 	{"small files across a 2 ms round trip", (*bench).longRTT},
 	{"start-up to the first byte on the wire", (*bench).startUp},
 	{"strangers holding the memory budget", (*bench).strangers},
+	{"resume of a file cut at 90%", (*bench).resume},
 }
 
 // The emulated LAN of scenarios 4 and 5.
