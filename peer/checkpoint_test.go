@@ -274,3 +274,40 @@ func TestUnusableStateFallsBack(t *testing.T) {
 		})
 	}
 }
+
+// TestResumedSourceChangedInPrefixCaught: the sender's digest of a
+// resumed file, made while the rest streams, still covers the part the
+// receiver has, as the source holds it now: a source changed there since
+// the cut (its size and mtime kept) fails the digest, and the retry sends
+// the new file whole.
+func TestResumedSourceChangedInPrefixCaught(t *testing.T) {
+	const size = 12 << 20
+	content := randomBytes(t, size)
+	in := newInbox(t, InboxConfig{})
+	addr, ended := serveInbox(t, in, senderPolicy)
+	items, _, _ := cutPartial(t, in, addr, ended, content, 9<<20)
+
+	src := items[0].Source
+	changed := []byte(content)
+	changed[1<<20] ^= 0xff
+	if err := os.WriteFile(src, changed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(src, items[0].Entry.MTime, items[0].Entry.MTime); err != nil {
+		t.Fatal(err)
+	}
+	var retries []Retry
+	rep, err := SendTo(context.Background(), addr, items, SendOptions{Name: "s", retryBase: 1,
+		OnRetry: func(r Retry) { retries = append(retries, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var re *RefusedError
+	if len(retries) != 1 || !errors.As(retries[0].Err, &re) || re.Code != proto.CodeDigest {
+		t.Fatalf("retries %+v, want one after a digest failure", retries)
+	}
+	if rep.Sent < size {
+		t.Fatalf("sent %d bytes, want the rest and then the whole file", rep.Sent)
+	}
+	assertTree(t, in.Dir(), map[string]string{"big.bin": string(changed)})
+}
