@@ -86,7 +86,7 @@ var layout = sync.OnceValue(func() hasherLayout {
 	l.bufn, _, ok[4] = find(reflect.Int, "h", "stack", "bufn")
 	l.lvls, lvls, ok[5] = find(reflect.Array, "h", "stack", "lvls")
 	if _, buf, _ = find(reflect.Array, "h", "buf"); buf == nil || lvls == nil || ok != [6]bool{true, true, true, true, true, true} ||
-		lvls.Elem().Kind() != reflect.Uint8 || l.size.size != 8 || l.bufn.size != 8 {
+		lvls.Elem().Kind() != reflect.Uint8 || (l.bufn.size != 8 && l.bufn.size != 4) {
 		return l
 	}
 	l.bufCap, l.lvlsCap = uint64(buf.Len()), uint64(lvls.Len())
@@ -118,7 +118,12 @@ func plain(t reflect.Type) bool {
 // the library misbehaving: see hasherLayout.
 func (l *hasherLayout) sane(b *hasherBytes) bool {
 	same := func(f field) bool { return bytes.Equal(b[f.off:f.off+f.size], l.fresh[f.off:f.off+f.size]) }
-	num := func(f field) uint64 { return binary.NativeEndian.Uint64(b[f.off : f.off+8]) }
+	num := func(f field) uint64 {
+		if f.size == 4 {
+			return uint64(binary.NativeEndian.Uint32(b[f.off : f.off+4]))
+		}
+		return binary.NativeEndian.Uint64(b[f.off : f.off+8])
+	}
 	if !same(l.size) || !same(l.flags) || !same(l.key) || num(l.buflen) > l.bufCap {
 		return false
 	}
