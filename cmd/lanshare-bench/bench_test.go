@@ -28,8 +28,8 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{args: nil, only: []int{1, 2, 3, 4, 5, 6, 7}, runs: 3},
 		{args: []string{"-only", "4, 1,4", "-runs", "7"}, only: []int{1, 4}, runs: 7},
-		{args: []string{"-only", "8"}, wantErr: "from 1 to 7"},
-		{args: []string{"-only", "x"}, wantErr: "from 1 to 7"},
+		{args: []string{"-only", "9"}, wantErr: "from 1 to 8"},
+		{args: []string{"-only", "x"}, wantErr: "from 1 to 8"},
 		{args: []string{"-runs", "0"}, wantErr: "at least 1"},
 		{args: []string{"extra"}, wantErr: "unexpected argument"},
 	} {
