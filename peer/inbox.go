@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"math"
@@ -1005,8 +1006,7 @@ func (t *transfer) commitSynced(i int, err error) {
 func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, error) {
 	e := t.offer.Entries[i]
 	off := t.offsets[i]
-	h := proto.NewDigest()
-	f, werr := t.openTemp(i, h, buf)
+	f, h, werr := t.openTemp(i, buf)
 	if tempFileHook != nil && werr == nil {
 		f = tempFileHook(e, f)
 	}
@@ -1017,10 +1017,10 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 	sink := newSink(w, h, int64(off), e.Size-off, buf)
 	if err := sink.fill(br, e.Size-off); err != nil {
 		_, serr := sink.close()
+		t.keepPartial(i, f, errors.Join(werr, serr), sink)
 		if f != nil {
 			f.Close()
 		}
-		t.keepPartial(i, errors.Join(werr, serr), sink.end())
 		return nil, fmt.Errorf("receiving %s: %w", Escape(e.Path), unexpected(err))
 	}
 	digest, serr := sink.close()
@@ -1032,12 +1032,12 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 		err = fmt.Errorf("file-end for entry %d: %w", fe.Index, proto.ErrMalformed)
 	}
 	if err != nil {
+		// Every byte arrived, only the end is missing: a resume asks
+		// for nothing but the file-end, which checks the whole file.
+		t.keepPartial(i, f, werr, sink)
 		if f != nil {
 			f.Close()
 		}
-		// Every byte arrived, only the end is missing: a resume asks
-		// for nothing but the file-end, which checks the whole file.
-		t.keepPartial(i, werr, sink.end())
 		return nil, fmt.Errorf("receiving %s: %w", Escape(e.Path), unexpected(err))
 	}
 	if fe.Status != proto.Aborted && werr == nil && digest == fe.Digest {
@@ -1070,41 +1070,52 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 // each entry before its bytes are written.
 var tempFileHook func(e proto.Entry, f *os.File) *os.File
 
-// keepPartial keeps resumable entry i's partial file for a resume when its
-// connection ended: written bytes of it are surely on disk, unless werr
-// (the first write error) says otherwise.
-func (t *transfer) keepPartial(i int, werr error, written int64) {
+// keepPartial keeps resumable entry i's partial file f for a resume when
+// its connection ended: the bytes s handed to its writes are surely
+// written, unless werr (the first write error) says otherwise, and the
+// record keeps the digest state of those s hashed (see digestCheckpoint).
+// Call it once s is closed, before f is.
+func (t *transfer) keepPartial(i int, f *os.File, werr error, s *sink) {
 	if !t.claimed[i] || werr != nil {
 		return
 	}
 	rec := newRecord(t.policy.SenderID, t.policy.Folder, t.offer.Entries[i])
-	rec.Written = uint64(written)
+	rec.Written = uint64(s.end())
+	if f != nil {
+		rec.Digest = checkpoint(f, s.h, uint64(s.hashed()))
+	}
 	if t.in.writeRecord(t.keys[i], rec) == nil {
 		t.keep[i] = true
 	}
 }
 
-// openTemp opens entry i's temporary file: for a resumed file its partial
-// file, cut to the offset, whose bytes it hashes into h; for a resumable
-// one a new partial file and its record; otherwise a new temporary file.
-func (t *transfer) openTemp(i int, h io.Writer, buf []byte) (*os.File, error) {
+// openTemp opens entry i's temporary file and returns it with the hash of
+// its digest: for a resumed file its partial file, cut to the offset,
+// with the digest state kept in its record or else a hash of its bytes
+// up to the offset; for a resumable one a new partial file and its
+// record; otherwise a new temporary file. The hash is returned even with
+// an error.
+func (t *transfer) openTemp(i int, buf []byte) (*os.File, hash.Hash, error) {
+	h := proto.NewDigest()
 	if err := t.in.ensureStaging(); err != nil {
-		return nil, err
+		return nil, h, err
 	}
 	e := t.offer.Entries[i]
 	if !t.claimed[i] {
 		f, name, err := t.in.createStagingTemp()
 		t.temps[i] = name
-		return f, err
+		return f, h, err
 	}
 	key := t.keys[i]
 	t.temps[i] = partPath(key)
 	if off := t.offsets[i]; off > 0 {
 		f, err := t.in.openStaging(partPath(key), os.O_RDWR, 0)
+		saved := hash.Hash(nil)
 		if err == nil {
+			saved = t.in.resumeDigest(key, f, off)
 			err = f.Truncate(int64(off))
 		}
-		if err == nil {
+		if err == nil && saved == nil {
 			err = hashPrefix(f, h, off, buf)
 		}
 		if err == nil {
@@ -1112,19 +1123,22 @@ func (t *transfer) openTemp(i int, h io.Writer, buf []byte) (*os.File, error) {
 		}
 		if err == nil {
 			// The record stays as it was until the transfer ends.
-			return f, nil
+			if saved != nil {
+				h = saved
+			}
+			return f, h, nil
 		}
 		if f != nil {
 			f.Close()
 		}
-		return nil, err
+		return nil, h, err
 	}
 	// The record first: a partial file is never without one.
 	if err := t.in.writeRecord(key, newRecord(t.policy.SenderID, t.policy.Folder, e)); err != nil {
-		return nil, err
+		return nil, h, err
 	}
 	f, err := t.in.openStaging(partPath(key), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	return f, err
+	return f, h, err
 }
 
 // unexpected turns a clean EOF inside a file's bytes into ErrUnexpectedEOF.

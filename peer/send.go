@@ -793,12 +793,14 @@ func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 	if f != nil {
 		defer f.Close()
 	}
-	// The digest covers the whole file: hash what the receiver already has.
+	// The digest covers the whole file, what the receiver already has
+	// too: for a resumed file it is hashed while the rest streams.
+	var whole *fileDigest
 	if rerr == nil && offset > 0 {
-		rerr = hashPrefix(f, h, offset, s.buf)
-		if rerr == nil {
-			_, rerr = f.Seek(int64(offset), io.SeekStart)
-		}
+		whole = startFileDigest(f, e.Size)
+		defer whole.cancel()
+		h = discardHash{}
+		_, rerr = f.Seek(int64(offset), io.SeekStart)
 	}
 	s.prog.Bytes += offset
 	s.prog.Resumed += offset
@@ -819,11 +821,14 @@ func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 			rerr = errors.New("it changed while being sent")
 		}
 	}
+	if rerr == nil && whole != nil {
+		fe.Digest, rerr = whole.wait()
+	}
 	if rerr != nil {
 		s.unread = append(s.unread, unreadFile{Source: it.Source, err: rerr})
 		fe = proto.FileEnd{Index: index, Status: proto.Aborted, Code: proto.CodeSourceChanged,
 			Reason: trimReason(strings.TrimPrefix(errReason(rerr), "open "))}
-	} else {
+	} else if whole == nil {
 		copy(fe.Digest[:], h.Sum(nil))
 	}
 	return proto.WriteFileEnd(s.bw, fe)

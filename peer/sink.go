@@ -48,8 +48,9 @@ type sink struct {
 	w io.Writer
 	h hash.Hash
 
-	cur []byte // unpipelined: the one buffer
-	off int64  // offset in the file of the next byte to write
+	cur    []byte // unpipelined: the one buffer
+	off    int64  // offset in the file of the next byte to write
+	hashTo int64  // offset in the file of the next byte to hash
 
 	// Pipelined mode only.
 	taken      int // buffers taken from sinkChunksFree
@@ -82,7 +83,7 @@ type block struct {
 // the bytes go to w.Write, which must be at off already. Small files are
 // read into buf, which the caller reuses from file to file.
 func newSink(w io.Writer, h hash.Hash, off int64, n uint64, buf []byte) *sink {
-	s := &sink{w: w, h: h, off: off}
+	s := &sink{w: w, h: h, off: off, hashTo: off}
 	if n < pipelineMin {
 		s.cur = buf
 		return s
@@ -176,21 +177,32 @@ func (s *sink) fill(r io.Reader, n uint64) error {
 		buf := s.next()
 		buf = buf[:min(uint64(len(buf)), n)]
 		// Read into the rest of the buffer, which is larger than a
-		// bufio.Reader's and so bypasses it, and hash each piece as soon
-		// as it arrives, while it is in the CPU's cache.
+		// bufio.Reader's and so bypasses it, and hash the bytes as soon
+		// as they arrive, while they are in the CPU's cache, up to the
+		// last directAlign boundary of the file they reach: should the
+		// stream break, the digest covers the bytes up to such a
+		// boundary, from which a resume can go on with direct I/O (see
+		// hashed).
+		hashed := 0
 		for got := 0; got < len(buf); {
 			k, err := r.Read(buf[got:])
-			s.h.Write(buf[got : got+k])
 			got += k
+			if to := int((s.off+int64(got))&^(directAlign-1) - s.off); to > hashed {
+				s.h.Write(buf[hashed:to])
+				hashed = to
+			}
 			if err != nil && got < len(buf) {
 				// Keep what arrived: a resume continues after it.
+				s.hashTo = s.off + int64(hashed)
 				if got > 0 {
 					s.write(buf[:got])
 				}
 				return err
 			}
 		}
+		s.h.Write(buf[hashed:])
 		s.write(buf)
+		s.hashTo = s.off
 		n -= uint64(len(buf))
 	}
 	return nil
@@ -289,6 +301,12 @@ func (s *sink) spill(blk block) bool {
 // end is the offset after the last byte handed to the sink's writes; once
 // close has returned without an error, every byte before it is written.
 func (s *sink) end() int64 { return s.off }
+
+// hashed is the offset after the last byte hashed, at most end: the
+// bytes before it, and only those, are in the digest. After fill returned
+// an error it is a multiple of directAlign (or the offset the sink started
+// at); after fill returned nil, it is end.
+func (s *sink) hashed() int64 { return s.hashTo }
 
 // close waits for pending writes and returns the digest of all bytes
 // written and the first write error.

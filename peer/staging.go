@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"io/fs"
@@ -35,7 +36,8 @@ import (
 //	.lanshare/<key>.part   the bytes received so far
 //	.lanshare/<key>.rec    JSON: sender id, folder, path, size, mtime, and,
 //	                       when the transfer stopped cleanly, the bytes
-//	                       known to be written
+//	                       known to be written and the digest state of
+//	                       the first of them (see digestCheckpoint)
 //
 // When the same sender offers the same file again (same path, size and
 // mtime), the answer carries the offset to continue from. Other temporary
@@ -83,12 +85,88 @@ func fileKey(sender, folder string, e proto.Entry) string {
 
 // partialRecord is what a resumable partial file belongs to.
 type partialRecord struct {
-	Sender  string `json:"sender"`
-	Folder  string `json:"folder,omitempty"`
-	Path    string `json:"path"`
-	Size    uint64 `json:"size"`
-	MTime   int64  `json:"mtime"`
-	Written uint64 `json:"written,omitempty"`
+	Sender  string            `json:"sender"`
+	Folder  string            `json:"folder,omitempty"`
+	Path    string            `json:"path"`
+	Size    uint64            `json:"size"`
+	MTime   int64             `json:"mtime"`
+	Written uint64            `json:"written,omitempty"`
+	Digest  *digestCheckpoint `json:"digest,omitempty"`
+}
+
+// digestCheckpoint is the digest state of a partial file's first At
+// bytes (proto.AppendDigestState), kept in its record so that a resume
+// goes on from it instead of reading and hashing those bytes again,
+// which for a large file kept the stream waiting for seconds.
+//
+// The digest of a resumed file then covers its first At bytes as they
+// arrived rather than as they are on disk, so the state is used only
+// while nothing can have changed them since:
+//   - It is saved only when the transfer stopped cleanly (the sink's
+//     writes all done without error), after the partial file is synced,
+//     so that a crash cannot leave a state for bytes that did not reach
+//     the disk; and the record is replaced whole (written aside, synced,
+//     renamed), so a crash leaves the old record or the new one.
+//   - It carries File, the partial file's stamp when it was saved: its
+//     identity, size, mtime and change time. Any write to the file after
+//     that (a crash in the middle of a resumed transfer, another program)
+//     changes the stamp, and the state is not used: the partial file is
+//     hashed again from disk as before, which catches a damaged one.
+//   - A resume that does not use the state (it goes on from another
+//     offset) removes it before writing, since it may write again bytes
+//     that the state covers.
+//
+// Who could forge a state could as well write the file it covers: the
+// staging folder is this user's alone (see stagingFolder).
+type digestCheckpoint struct {
+	At    uint64       `json:"at"`
+	State []byte       `json:"state"`
+	File  partialStamp `json:"file"`
+}
+
+// partialStamp is what changes when a file's bytes change: its identity,
+// size, mtime and change time (which, unlike mtime, no program sets).
+type partialStamp struct {
+	Dev   uint64 `json:"dev"`
+	Ino   uint64 `json:"ino"`
+	Size  int64  `json:"size"`
+	MTime int64  `json:"mtime"`
+	CTime int64  `json:"ctime"`
+}
+
+// matches reports whether ck can be used for a partial file described by
+// fi, with the resume going on from its end.
+func (ck *digestCheckpoint) matches(fi fs.FileInfo) bool {
+	if ck == nil || ck.At == 0 || ck.At > uint64(fi.Size()) {
+		return false
+	}
+	st, ok := stampOf(fi)
+	return ok && st == ck.File
+}
+
+// checkpoint returns the digest state h, which covers the first at bytes
+// of the partial file f, ready to be kept in f's record: it syncs f,
+// so that those bytes are on disk before a record says so, and stamps
+// it. It returns nil when it cannot (the sync fails, the platform gives no
+// stamp, the state cannot be saved): a resume then hashes the partial
+// file again.
+func checkpoint(f *os.File, h hash.Hash, at uint64) *digestCheckpoint {
+	if at == 0 || f.Sync() != nil {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	st, ok := stampOf(fi)
+	if !ok || at > uint64(st.Size) {
+		return nil
+	}
+	state, err := proto.AppendDigestState(nil, h)
+	if err != nil {
+		return nil
+	}
+	return &digestCheckpoint{At: at, State: state, File: st}
 }
 
 func newRecord(sender, folder string, e proto.Entry) partialRecord {
@@ -477,12 +555,18 @@ func (in *Inbox) resumeOffset(key string, rec partialRecord, done arrival) uint6
 		in.dropPartial(key)
 		return 0
 	}
-	written := old.Written
-	old.Written = 0
+	written, ck := old.Written, old.Digest
+	old.Written, old.Digest = 0, nil
 	fi, err := in.lstatStaging(partPath(key))
 	if err != nil || !fi.Mode().IsRegular() || old != rec || uint64(fi.Size()) > rec.Size || in.isArrival(key, done) {
 		in.dropPartial(key)
 		return 0
+	}
+	if ck.matches(fi) {
+		// Where its digest state is: at a directAlign boundary, or at
+		// the end of a file whose bytes all arrived. (openTemp checks
+		// the stamp again on the file it opens.)
+		return ck.At
 	}
 	have := uint64(fi.Size())
 	off := written
@@ -512,13 +596,56 @@ func (in *Inbox) isArrival(key string, done arrival) bool {
 	return err == nil && id == done.id
 }
 
-// writeRecord writes key's record.
+// writeRecord writes key's record. A record with a digest state replaces
+// the old one whole, durably: see digestCheckpoint.
 func (in *Inbox) writeRecord(key string, rec partialRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	return in.writeStaging(recPath(key), append(b, '\n'), 0o600)
+	b = append(b, '\n')
+	if rec.Digest == nil {
+		return in.writeStaging(recPath(key), b, 0o600)
+	}
+	f, tmp, err := in.createStagingTemp()
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = in.renameStaging(tmp, recPath(key))
+	}
+	if err != nil {
+		_ = in.remove(tmp)
+	}
+	return err
+}
+
+// resumeDigest returns the digest state kept in key's record if it is
+// for exactly off bytes of f, key's partial file, open, as f is now;
+// else nil, and the record no longer holds a state (the bytes it covers
+// may be written again). Call it before writing to f.
+func (in *Inbox) resumeDigest(key string, f *os.File, off uint64) hash.Hash {
+	b, err := in.readStaging(recPath(key), maxRecord)
+	var rec partialRecord
+	if err != nil || json.Unmarshal(b, &rec) != nil || rec.Digest == nil {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err == nil && rec.Digest.At == off && rec.Digest.matches(fi) {
+		if h, _, err := proto.ResumeDigest(rec.Digest.State); err == nil {
+			return h
+		}
+	}
+	rec.Digest = nil
+	_ = in.writeRecord(key, rec)
+	return nil
 }
 
 // dropPartial removes key's partial file and record.
@@ -618,7 +745,7 @@ func (in *Inbox) Partials() []partialRecord {
 		if err != nil || serr != nil || json.Unmarshal(b, &rec) != nil {
 			continue
 		}
-		rec.Written = uint64(fi.Size())
+		rec.Written, rec.Digest = uint64(fi.Size()), nil
 		out = append(out, rec)
 	}
 	return out

@@ -30,6 +30,7 @@ var scenarios = []scenario{
 	{"start-up to the first byte on the wire", (*bench).startUp},
 	{"strangers holding the memory budget", (*bench).strangers},
 	{"LocalSend next to the lanshare protocol", (*bench).localSend},
+	{"resume of a file cut at 90%", (*bench).resume},
 }
 
 // The emulated LAN of scenarios 4 and 5.
