@@ -932,7 +932,7 @@ func (t *transfer) receive(br *bufio.Reader) error {
 		}
 		if f != nil {
 			root, name := t.in.stagingRef(t.temps[i])
-			syncs.put(syncJob{i: i, f: f, root: root, name: name, mode: t.fileMode(e), mtime: e.MTime})
+			syncs.put(syncJob{i: i, f: f, root: root, name: name, mode: t.fileMode(e), mtime: e.MTime, size: e.Size})
 		} else {
 			t.elapsed[i] = time.Since(t.start)
 		}
