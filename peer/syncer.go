@@ -30,9 +30,12 @@ const (
 	// syncPending bounds the files handed over one by one and not yet
 	// linked, and so the open files they hold.
 	syncPending = 32
-	// syncOpen bounds the entries handed over and not yet linked, grouped
-	// or not: each holds an open file.
-	syncOpen = 3 * groupFiles
+	// syncOpen bounds the entries handed to the workers whose outcomes
+	// have not arrived, grouped or not: each holds an open file, and so
+	// does each file of the group being gathered. A transfer holds at
+	// most 2 × groupFiles open files: one group syncs while the next
+	// gathers.
+	syncOpen = groupFiles
 	// groupMax is the largest file synced in a group: larger ones are
 	// written through a pipeline or directly (see sink), and a fsync of
 	// their own costs little next to their bytes.
@@ -40,7 +43,7 @@ const (
 	// A group is handed over once it holds groupFiles files or groupBytes
 	// bytes, or when a file arrives groupAge after its first: a slow
 	// trickle of files still gets its names promptly.
-	groupFiles = 256
+	groupFiles = 128
 	groupBytes = 8 << 20
 	groupAge   = 50 * time.Millisecond
 )
@@ -156,8 +159,8 @@ func (s *syncer) flush() {
 	s.hand(syncUnit{jobs: g, group: true})
 }
 
-// hand gives u to the workers, first waiting for outcomes while syncOpen
-// entries are out.
+// hand gives u to the workers, first waiting for outcomes while more than
+// syncOpen entries would be out.
 func (s *syncer) hand(u syncUnit) {
 	for s.open > 0 && s.open+len(u.jobs) > syncOpen {
 		s.takeUnit(<-s.done)

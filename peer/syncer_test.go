@@ -43,7 +43,7 @@ func TestSyncerSyncsAndReports(t *testing.T) {
 	must(t, err)
 	defer root.Close()
 	mtime := time.Date(2021, 3, 4, 5, 6, 7, 8, time.UTC)
-	const n, broken = 3*syncPending + 5, syncPending + 1
+	const n, broken = 3*groupFiles + 5, groupFiles + 1
 	type outcome struct {
 		i   int
 		err error
@@ -60,8 +60,8 @@ func TestSyncerSyncsAndReports(t *testing.T) {
 			f.Close()
 		}
 		s.put(syncJob{i: i, f: f, root: root, name: name, mode: 0o644, mtime: mtime})
-		if len(s.queue) > syncOpen {
-			t.Fatalf("%d entries wait, at most %d may", len(s.queue), syncOpen)
+		if len(s.queue) > 2*groupFiles {
+			t.Fatalf("%d entries wait, at most %d may", len(s.queue), 2*groupFiles)
 		}
 	}
 	s.drain()
