@@ -67,8 +67,9 @@
 // program started again in a helper role (with tar as their child). A
 // run's time is from starting the sender to its exit, which both lanshare
 // and the baselines reach only once the receiver has every file durable:
-// lanshare's receiver syncs each file and the folders it touched before
-// its receipt, and every baseline receiver makes what it wrote durable
+// lanshare's receiver makes each file durable before naming it (small
+// files a group at a time, with one syncfs) and syncs the folders it
+// touched before its receipt, and every baseline receiver makes what it wrote durable
 // before its acknowledgment (a file: fsync of it and its folder; a tree:
 // one syncfs of its file system, cheaper than a fsync per file). The ways alternate within a
 // round, and the order turns each round (A B, B A, ...): outputs are kept
