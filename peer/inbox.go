@@ -1634,6 +1634,41 @@ func syncDir(root *os.Root, dir string) {
 	f.Close()
 }
 
+// syncDirs makes the entries of the directories t touched durable. A
+// directory's fsync costs a disk flush, as a file's does, and a tree of
+// small files touches many: where there is a barrier (see syncer), one a
+// file system does for them all.
+func (t *transfer) syncDirs() {
+	barrier := fileSystemBarrier()
+	if barrier == nil || len(t.touched) < 2 {
+		for d := range t.touched {
+			syncDir(t.in.root, d)
+		}
+		return
+	}
+	seen := map[uint64]bool{} // devices synced
+	for d := range t.touched {
+		id, _, err := fileIdentity(t.in.root, pathOrDot(d))
+		if err != nil || seen[id.dev] {
+			continue
+		}
+		seen[id.dev] = true
+		f, err := t.in.root.Open(pathOrDot(d))
+		if err != nil {
+			continue
+		}
+		if barrier(f) != nil {
+			// Which one failed is not told: each, as without a barrier.
+			for d := range t.touched {
+				syncDir(t.in.root, d)
+			}
+			f.Close()
+			return
+		}
+		f.Close()
+	}
+}
+
 // finish ends the transfer. Files already given their final names stay:
 // they are complete and verified. A temporary file is removed, unless it
 // is a resumable file's partial bytes kept for a resume; when the transfer
@@ -1662,9 +1697,7 @@ func (t *transfer) finish(ok bool) {
 			}
 		}
 	}
-	for d := range t.touched {
-		syncDir(t.in.root, d)
-	}
+	t.syncDirs()
 	t.in.mu.Lock()
 	t.in.syncArrived()
 	t.in.mu.Unlock()
