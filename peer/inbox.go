@@ -80,8 +80,11 @@ type Inbox struct {
 	// indexTorn: the index may not end in a newline (an append failed,
 	// or the agent died in one); indexDirty: appends not yet synced.
 	indexTorn, indexDirty bool
-	recent                map[string]arrival // key → the files this process committed (bounded)
-	dirs                  map[string]*dirUse // directories that live transfers resolved, by path under the root
+	// indexSize is the index's size, as this inbox wrote it; -1 when
+	// unknown. The index is this inbox's alone.
+	indexSize int64
+	recent    map[string]arrival // key → the files this process committed (bounded)
+	dirs      map[string]*dirUse // directories that live transfers resolved, by path under the root
 
 	smu  sync.Mutex           // guards busy
 	busy map[string]*transfer // keys of the resumable files being received, and by whom
@@ -633,8 +636,9 @@ type transfer struct {
 	results  []proto.Result             // entry → outcome
 	elapsed  []time.Duration
 	accepted []bool
-	touched  map[string]bool // directories that got new entries, to sync
-	dirTimes []dirTime       // offered directories' mtimes, applied last
+	touched  map[string]bool     // directories that got new entries, to sync
+	linkDirs map[string]*os.File // directories open for linkFinal
+	dirTimes []dirTime           // offered directories' mtimes, applied last
 
 	pmu      sync.Mutex    // guards prog and wire
 	prog     InProgress    // Bytes: of the files done, and of those not sent
@@ -909,7 +913,11 @@ func (t *transfer) discard(i int) {
 func (t *transfer) receive(br *bufio.Reader) error {
 	buf := make([]byte, bufSize)
 	syncs := newSyncer(t.commitSynced)
-	defer syncs.drain()
+	t.linkDirs = map[string]*os.File{}
+	defer func() {
+		syncs.drain()
+		t.closeLinkDirs()
+	}()
 	for i, e := range t.offer.Entries {
 		if !t.accepted[i] {
 			continue
@@ -933,7 +941,8 @@ func (t *transfer) receive(br *bufio.Reader) error {
 		}
 		if f != nil {
 			root, name := t.in.stagingRef(t.temps[i])
-			syncs.put(syncJob{i: i, f: f, root: root, name: name, mode: t.fileMode(e), mtime: e.MTime})
+			syncs.put(syncJob{i: i, f: f, root: root, name: name, mode: t.fileMode(e), mtime: e.MTime, size: e.Size})
+			t.closeLinkDirs()
 		} else {
 			t.elapsed[i] = time.Since(t.start)
 		}
@@ -1476,7 +1485,7 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 		}
 		var err error = syscall.EINVAL
 		if badName == nil || !badName(cand) {
-			err = t.in.link(tmp, final)
+			err = t.linkFinal(tmp, dir, final)
 		}
 		if m, ok := windowsFallback(name, err); ok {
 			name, n = m, -1
@@ -1532,6 +1541,35 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 		return a, nil
 	}
 	return arrival{}, fmt.Errorf("%s: %d names taken: %w", Escape(path.Join(dir, name)), maxCollisions, fs.ErrExist)
+}
+
+// linkFinal is in.link, with final's directory dir held open while the
+// commits of one hand-over run (see closeLinkDirs): it is opened once for
+// the files of a group, not once a file (the opening walks the path from
+// the shared folder's top, a system call a component).
+// Only receive's commits hold directories (linkDirs not nil): others
+// open and close one for each link.
+func (t *transfer) linkFinal(tmp, dir, final string) error {
+	if t.linkDirs == nil {
+		return t.in.link(tmp, final)
+	}
+	d := t.linkDirs[dir]
+	if d == nil {
+		var err error
+		if d, err = t.in.root.Open(pathOrDot(dir)); err != nil {
+			return err
+		}
+		t.linkDirs[dir] = d
+	}
+	return t.in.linkIn(tmp, d, final)
+}
+
+// closeLinkDirs closes the directories linkFinal holds open.
+func (t *transfer) closeLinkDirs() {
+	for dir, d := range t.linkDirs {
+		d.Close()
+		delete(t.linkDirs, dir)
+	}
 }
 
 // windowsFallback returns the name under which to try again a name the
@@ -1610,6 +1648,41 @@ func syncDir(root *os.Root, dir string) {
 	f.Close()
 }
 
+// syncDirs makes the entries of the directories t touched durable. A
+// directory's fsync costs a disk flush, as a file's does, and a tree of
+// small files touches many: where there is a barrier (see syncer), one a
+// file system does for them all.
+func (t *transfer) syncDirs() {
+	barrier := fileSystemBarrier()
+	if barrier == nil || len(t.touched) < 2 {
+		for d := range t.touched {
+			syncDir(t.in.root, d)
+		}
+		return
+	}
+	seen := map[uint64]bool{} // devices synced
+	for d := range t.touched {
+		id, _, err := fileIdentity(t.in.root, pathOrDot(d))
+		if err != nil || seen[id.dev] {
+			continue
+		}
+		seen[id.dev] = true
+		f, err := t.in.root.Open(pathOrDot(d))
+		if err != nil {
+			continue
+		}
+		if barrier(f) != nil {
+			// Which one failed is not told: each, as without a barrier.
+			for d := range t.touched {
+				syncDir(t.in.root, d)
+			}
+			f.Close()
+			return
+		}
+		f.Close()
+	}
+}
+
 // finish ends the transfer. Files already given their final names stay:
 // they are complete and verified. A temporary file is removed, unless it
 // is a resumable file's partial bytes kept for a resume; when the transfer
@@ -1638,9 +1711,7 @@ func (t *transfer) finish(ok bool) {
 			}
 		}
 	}
-	for d := range t.touched {
-		syncDir(t.in.root, d)
-	}
+	t.syncDirs()
 	t.in.mu.Lock()
 	t.in.syncArrived()
 	t.in.mu.Unlock()

@@ -197,6 +197,9 @@ type stagingFolder struct {
 	root *os.Root        // the folder itself, not its name
 	dir  *os.File        // the same directory, for the *at system calls
 	conn syscall.RawConn // dir's descriptor, held while in use
+	// seen is when the folder was last seen to have its name (see
+	// staging); guarded by Inbox.gmu.
+	seen time.Time
 }
 
 func (s *stagingFolder) close() {
@@ -297,7 +300,11 @@ func (s *stagingFolder) names() []string {
 func (in *Inbox) staging() (*stagingFolder, error) {
 	in.gmu.Lock()
 	defer in.gmu.Unlock()
+	if in.stg != nil && time.Since(in.stg.seen) < stagingLook {
+		return in.stg, nil
+	}
 	if in.stg != nil && in.stg.live() {
+		in.stg.seen = time.Now()
 		return in.stg, nil
 	}
 	if in.closed {
@@ -312,9 +319,16 @@ func (in *Inbox) staging() (*stagingFolder, error) {
 		// closed when the last use ends.
 		in.stg.close()
 	}
+	s.seen = time.Now()
 	in.stg = s
 	return s, nil
 }
+
+// stagingLook is how often staging looks whether the staging folder was
+// removed: it is used several times for each file received, and a look
+// is a system call. A file created meanwhile in a removed folder makes
+// it look at once (see openStaging).
+const stagingLook = 100 * time.Millisecond
 
 // ensureStaging opens the staging folder, creating it if it is missing; see
 // staging.
@@ -356,7 +370,19 @@ func (in *Inbox) openStaging(name string, flag int, perm fs.FileMode) (*os.File,
 	if err != nil {
 		return nil, err
 	}
-	return s.openFile(base, flag, perm)
+	f, err := s.openFile(base, flag, perm)
+	if flag&os.O_CREATE != 0 && errors.Is(err, fs.ErrNotExist) {
+		// The folder was removed since staging last looked: look now,
+		// and make it again.
+		in.gmu.Lock()
+		s.seen = time.Time{}
+		in.gmu.Unlock()
+		if s, err = in.staging(); err != nil {
+			return nil, err
+		}
+		f, err = s.openFile(base, flag, perm)
+	}
+	return f, err
 }
 
 // readStaging returns the contents of name, a file of the staging folder
@@ -446,6 +472,20 @@ func (in *Inbox) link(tmp, final string) error {
 		return err
 	}
 	return s.link(base, in.root, final)
+}
+
+// linkIn is link with final's directory open as d (see
+// transfer.linkFinal).
+func (in *Inbox) linkIn(tmp string, d *os.File, final string) error {
+	base, ok := inStaging(tmp)
+	if !ok {
+		return in.root.Link(tmp, final)
+	}
+	s, err := in.staging()
+	if err != nil {
+		return err
+	}
+	return s.linkIn(base, d, in.root, final)
 }
 
 // rename is link for file systems without hard links: it moves tmp to
@@ -903,11 +943,16 @@ func (in *Inbox) recordArrival(a arrival) error {
 		}
 		in.index = f
 		in.indexTorn = !endsLine(f)
+		in.indexSize = -1
 	}
-	fi, err := in.index.Stat()
-	if err != nil {
-		return err
+	if in.indexSize < 0 {
+		fi, err := in.index.Stat()
+		if err != nil {
+			return err
+		}
+		in.indexSize = fi.Size()
 	}
+	size := in.indexSize
 	b := a.line()
 	if in.indexTorn {
 		b = append([]byte{'\n'}, b...)
@@ -918,12 +963,14 @@ func (in *Inbox) recordArrival(a arrival) error {
 		write = func(b []byte) (int, error) { return indexWriteHook(in.index, b) }
 	}
 	if _, err := write(b); err != nil {
-		in.indexTorn = in.index.Truncate(fi.Size()) != nil
+		in.indexTorn = in.index.Truncate(size) != nil
+		in.indexSize = -1
 		return fmt.Errorf("recording the arrival: %w", err)
 	}
 	in.indexTorn = false
 	in.indexDirty = true
-	if fi.Size()+int64(len(b)) <= arrivedMax {
+	in.indexSize = size + int64(len(b))
+	if in.indexSize <= arrivedMax {
 		return nil
 	}
 	// The record is in: a failed cut only leaves the index long.

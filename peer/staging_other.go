@@ -44,6 +44,11 @@ func (s *stagingFolder) link(name string, dst *os.Root, final string) error {
 	return dst.Link(path.Join(stagingDir, name), final)
 }
 
+// linkIn is link: d, final's directory, is not used here.
+func (s *stagingFolder) linkIn(name string, _ *os.File, dst *os.Root, final string) error {
+	return s.link(name, dst, final)
+}
+
 // rename moves name, a file of the staging folder, to final in dst.
 func (s *stagingFolder) rename(name string, dst *os.Root, final string) error {
 	return dst.Rename(path.Join(stagingDir, name), final)

@@ -7,21 +7,45 @@ import (
 )
 
 // A received file is durable before it gets its final name: its mode and
-// times are set and it is fsynced, then linked. The fsync waits for the
+// times are set and it is synced, then linked. The sync waits for the
 // disk, which for a small file costs more than receiving it, so it does
 // not run on the transfer's goroutine: a verified file is handed to a
 // syncer, whose goroutines set it up and sync it while the next files
 // arrive, and the transfer's goroutine links the synced files, in offer
 // order, between files and at the end. All names are still made by that
 // one goroutine, so naming stays as if nothing ran alongside it.
+//
+// Small files are synced in groups: a fsync costs a disk flush (and, on
+// ext4 without a journal, a write of the staging folder's blocks) however
+// little it syncs, which made per-file fsyncs a quarter of the receiver's
+// time on 4 KiB files. Where the system can (Linux: syncfs), one barrier
+// makes every file of a group durable at once; should it report an
+// error, each file of the group is fsynced, which tells whose it was. No
+// file of a group is linked before the group's barrier returned.
 
 const (
-	// syncWorkers is how many fsyncs may be in flight at once: the disk
+	// syncWorkers is how many syncs may be in flight at once: the disk
 	// takes several together about as fast as one.
 	syncWorkers = 4
-	// syncPending bounds the files handed over and not yet linked, and so
-	// the open files a transfer holds.
+	// syncPending bounds the files handed over one by one and not yet
+	// linked, and so the open files they hold.
 	syncPending = 32
+	// syncOpen bounds the entries handed to the workers whose outcomes
+	// have not arrived, grouped or not: each holds an open file, and so
+	// does each file of the group being gathered. A transfer holds at
+	// most 2 × groupFiles open files: one group syncs while the next
+	// gathers.
+	syncOpen = groupFiles
+	// groupMax is the largest file synced in a group: larger ones are
+	// written through a pipeline or directly (see sink), and a fsync of
+	// their own costs little next to their bytes.
+	groupMax = pipelineMin
+	// A group is handed over once it holds groupFiles files or groupBytes
+	// bytes, or when a file arrives groupAge after its first: a slow
+	// trickle of files still gets its names promptly.
+	groupFiles = 128
+	groupBytes = 8 << 20
+	groupAge   = 50 * time.Millisecond
 )
 
 // syncJob is a verified file to make durable.
@@ -33,6 +57,8 @@ type syncJob struct {
 	mode os.FileMode
 	// mtime is the time it takes, unless zero.
 	mtime time.Time
+	// size is the file's size: a small one is synced in a group.
+	size uint64
 }
 
 // syncDone is the outcome of a syncJob.
@@ -41,48 +67,119 @@ type syncDone struct {
 	err error
 }
 
+// syncUnit is what a worker takes at once: a group, or one file.
+type syncUnit struct {
+	jobs  []syncJob
+	group bool
+}
+
+// syncUnitDone is the outcome of a syncUnit.
+type syncUnitDone struct {
+	done  []syncDone
+	group bool
+}
+
 // syncer runs syncJobs on goroutines it starts with the first job. Its
 // owner, one goroutine, calls put and then drain, which waits for them.
 type syncer struct {
-	jobs  chan syncJob
-	done  chan syncDone
+	jobs  chan syncUnit
+	done  chan syncUnitDone
 	wg    sync.WaitGroup
-	queue []int         // entries handed over, in order, not yet committed
+	queue []int         // entries put, in order, not yet committed
 	out   map[int]error // outcomes that arrived for entries in queue
+	// open counts the entries handed to the workers whose outcomes have
+	// not arrived; single, the files handed over one by one among them.
+	open, single int
+	// group gathers small files until it is handed over (see groupFiles).
+	group      []syncJob
+	groupSize  uint64
+	groupStart time.Time
 	// commit gets each entry's outcome, in the order the entries were
 	// put.
 	commit func(i int, err error)
+	// barrier, if not nil, makes every file of f's file system durable
+	// (syncfs); without it, nothing is grouped.
+	barrier func(f *os.File) error
 }
 
 func newSyncer(commit func(i int, err error)) *syncer {
-	return &syncer{commit: commit, out: map[int]error{}}
+	return &syncer{commit: commit, out: map[int]error{}, barrier: fileSystemBarrier()}
 }
 
 // put hands job over. Before it returns, it commits the entries synced so
-// far; when syncPending entries wait, it first waits for the oldest.
+// far; when too many entries wait, it first waits for the oldest.
 func (s *syncer) put(job syncJob) {
 	if s.jobs == nil {
-		// Both channels hold every pending entry: a worker never waits
-		// to report, and put never waits to hand over.
-		s.jobs = make(chan syncJob, syncPending)
-		s.done = make(chan syncDone, syncPending)
+		// Both channels hold every unit that may be pending: a worker
+		// never waits to report, and a hand-over never waits for room.
+		s.jobs = make(chan syncUnit, syncOpen)
+		s.done = make(chan syncUnitDone, syncOpen)
 		for range syncWorkers {
 			s.wg.Add(1)
 			go s.work() // owned by s: drain waits for it
 		}
 	}
-	for len(s.queue) >= syncPending {
-		s.take(<-s.done)
-	}
 	s.queue = append(s.queue, job.i)
-	s.jobs <- job
+	if s.barrier != nil && job.size < groupMax {
+		if len(s.group) > 0 && job.root != s.group[0].root {
+			s.flush() // the staging folder was made again: a group is one folder's
+		}
+		if len(s.group) == 0 {
+			s.groupStart = time.Now()
+		}
+		s.group = append(s.group, job)
+		s.groupSize += job.size
+		if len(s.group) >= groupFiles || s.groupSize >= groupBytes || time.Since(s.groupStart) >= groupAge {
+			s.flush()
+		}
+	} else {
+		s.flush()
+		for s.single >= syncPending {
+			s.takeUnit(<-s.done)
+		}
+		s.hand(syncUnit{jobs: []syncJob{job}})
+	}
 	for {
 		select {
 		case d := <-s.done:
-			s.take(d)
+			s.takeUnit(d)
 		default:
 			return
 		}
+	}
+}
+
+// flush hands the group over.
+func (s *syncer) flush() {
+	if len(s.group) == 0 {
+		return
+	}
+	g := s.group
+	s.group, s.groupSize = nil, 0
+	s.hand(syncUnit{jobs: g, group: true})
+}
+
+// hand gives u to the workers, first waiting for outcomes while more than
+// syncOpen entries would be out.
+func (s *syncer) hand(u syncUnit) {
+	for s.open > 0 && s.open+len(u.jobs) > syncOpen {
+		s.takeUnit(<-s.done)
+	}
+	s.open += len(u.jobs)
+	if !u.group {
+		s.single++
+	}
+	s.jobs <- u
+}
+
+// takeUnit records the outcomes of a unit.
+func (s *syncer) takeUnit(d syncUnitDone) {
+	s.open -= len(d.done)
+	if !d.group {
+		s.single--
+	}
+	for _, o := range d.done {
+		s.take(o)
 	}
 }
 
@@ -102,14 +199,15 @@ func (s *syncer) take(d syncDone) {
 	}
 }
 
-// drain waits for every entry handed over, commits it, and stops the
-// workers. It is safe to call more than once.
+// drain hands over the group, waits for every entry handed over, commits
+// it, and stops the workers. It is safe to call more than once.
 func (s *syncer) drain() {
 	if s.jobs == nil {
 		return
 	}
+	s.flush()
 	for len(s.queue) > 0 {
-		s.take(<-s.done)
+		s.takeUnit(<-s.done)
 	}
 	close(s.jobs)
 	s.wg.Wait()
@@ -118,18 +216,55 @@ func (s *syncer) drain() {
 
 func (s *syncer) work() {
 	defer s.wg.Done()
-	for job := range s.jobs {
-		s.done <- syncDone{i: job.i, err: job.run()}
+	for u := range s.jobs {
+		if !u.group {
+			s.done <- syncUnitDone{done: []syncDone{{i: u.jobs[0].i, err: u.jobs[0].run()}}}
+			continue
+		}
+		s.done <- syncUnitDone{done: syncGroup(u.jobs, s.barrier), group: true}
 	}
 }
 
-// run gives the file its mode and times and makes it durable.
-func (job syncJob) run() error {
+// syncGroup gives each file of g its mode and times, makes them all
+// durable with one barrier, and closes them. Should the barrier fail,
+// each file is fsynced: the error is then the file's own, if any.
+func syncGroup(g []syncJob, barrier func(*os.File) error) []syncDone {
+	out := make([]syncDone, len(g))
+	var first *os.File
+	for k, job := range g {
+		out[k] = syncDone{i: job.i, err: job.setUp()}
+		if out[k].err == nil && first == nil {
+			first = job.f
+		}
+	}
+	berr := error(nil)
+	if first != nil {
+		berr = barrier(first)
+	}
+	for k, job := range g {
+		if out[k].err == nil && berr != nil {
+			out[k].err = job.f.Sync()
+		}
+		if cerr := job.f.Close(); out[k].err == nil {
+			out[k].err = cerr
+		}
+	}
+	return out
+}
+
+// setUp gives the file its mode and times.
+func (job syncJob) setUp() error {
 	err := job.f.Chmod(job.mode)
 	if err == nil && !job.mtime.IsZero() {
 		// Before the sync, so that the times are durable with the rest.
 		err = job.root.Chtimes(job.name, job.mtime, job.mtime)
 	}
+	return err
+}
+
+// run gives the file its mode and times and makes it durable.
+func (job syncJob) run() error {
+	err := job.setUp()
 	if err == nil {
 		err = job.f.Sync()
 	}

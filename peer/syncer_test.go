@@ -1,9 +1,11 @@
 package peer
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -41,7 +43,7 @@ func TestSyncerSyncsAndReports(t *testing.T) {
 	must(t, err)
 	defer root.Close()
 	mtime := time.Date(2021, 3, 4, 5, 6, 7, 8, time.UTC)
-	const n, broken = 3*syncPending + 5, syncPending + 1
+	const n, broken = 3*groupFiles + 5, groupFiles + 1
 	type outcome struct {
 		i   int
 		err error
@@ -58,8 +60,8 @@ func TestSyncerSyncsAndReports(t *testing.T) {
 			f.Close()
 		}
 		s.put(syncJob{i: i, f: f, root: root, name: name, mode: 0o644, mtime: mtime})
-		if len(s.queue) > syncPending {
-			t.Fatalf("%d entries wait, at most %d may", len(s.queue), syncPending)
+		if len(s.queue) > 2*groupFiles {
+			t.Fatalf("%d entries wait, at most %d may", len(s.queue), 2*groupFiles)
 		}
 	}
 	s.drain()
@@ -82,5 +84,92 @@ func TestSyncerSyncsAndReports(t *testing.T) {
 		if fi.Mode().Perm() != 0o644 || !fi.ModTime().Equal(mtime) {
 			t.Fatalf("entry %d: mode %v, mtime %v", i, fi.Mode(), fi.ModTime())
 		}
+	}
+}
+
+// TestSyncerGroupsSmallFiles: small files are made durable by one barrier
+// per group, set up and not committed when it runs,
+// a group holds at most groupFiles files, and a file too large for a
+// group is synced on its own. When a barrier fails, each file of its
+// group is fsynced instead, and committed as that says.
+func TestSyncerGroupsSmallFiles(t *testing.T) {
+	for _, failing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("barrier fails %v", failing), func(t *testing.T) {
+			root, err := os.OpenRoot(t.TempDir())
+			must(t, err)
+			defer root.Close()
+			const n, large = groupFiles + 10, 3
+			var (
+				mu        sync.Mutex
+				committed = map[int]bool{}
+				barriers  int
+				got       []int
+			)
+			s := newSyncer(func(i int, err error) {
+				if err != nil {
+					t.Errorf("entry %d: %v", i, err)
+				}
+				mu.Lock()
+				committed[i] = true
+				mu.Unlock()
+				got = append(got, i)
+			})
+			s.barrier = func(f *os.File) error {
+				mu.Lock()
+				defer mu.Unlock()
+				barriers++
+				// Its group is set up, and not one file of it named.
+				fi, err := f.Stat()
+				must(t, err)
+				var i int
+				_, err = fmt.Sscanf(fi.Name(), "f%03d", &i)
+				must(t, err)
+				if fi.Mode().Perm() != 0o644 || committed[i] {
+					t.Errorf("barrier for entry %d: mode %v, committed %v", i, fi.Mode(), committed[i])
+				}
+				if failing {
+					return errors.New("a write-back error somewhere")
+				}
+				return nil
+			}
+			for i := range n {
+				name := fmt.Sprintf("f%03d", i)
+				f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+				must(t, err)
+				_, err = f.WriteString(name)
+				must(t, err)
+				size := uint64(len(name))
+				if i == large {
+					size = groupMax
+				}
+				s.put(syncJob{i: i, f: f, root: root, name: name, mode: 0o644, size: size})
+				if len(s.group) > groupFiles {
+					t.Fatalf("a group of %d files, at most %d", len(s.group), groupFiles)
+				}
+			}
+			s.drain()
+			if !slices.Equal(got, slices.Collect(func(yield func(int) bool) {
+				for i := range n {
+					if !yield(i) {
+						return
+					}
+				}
+			})) {
+				t.Fatalf("committed %v", got)
+			}
+			// The large file split the first group; the groupFiles
+			// bound and the end split the rest: at least 3 groups, and
+			// far fewer barriers than files.
+			if barriers < 3 || barriers > 3+n/50 {
+				t.Fatalf("%d barriers for %d files", barriers, n)
+			}
+			for i := range n {
+				fi, err := root.Stat(fmt.Sprintf("f%03d", i))
+				must(t, err)
+				if fi.Mode().Perm() != 0o644 {
+					t.Fatalf("entry %d: mode %v", i, fi.Mode())
+				}
+			}
+		})
 	}
 }

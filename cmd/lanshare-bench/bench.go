@@ -287,7 +287,7 @@ func (b *bench) baselineWay(name, mode string, snd, rcv place, ds dataset) way {
 		s, err := b.runBaseline(ctx, mode, snd, rcv, ds.path, out)
 		if err == nil {
 			want := out
-			if mode == "tar" {
+			if mode == "tar" || mode == "tar-socat" {
 				want = filepath.Join(out, filepath.Base(ds.path))
 			}
 			err = checkOutput(want, ds)

@@ -5,14 +5,15 @@ package main
 // The baselines' two ends: this program started again (in a lab host or
 // in the benchmark's namespace) in a helper role, chosen by envHelper.
 //
-//	receive -mode tcp|tls|tar -listen ADDR -out PATH
-//	send    -mode tcp|tls|tar -to ADDR -src PATH
+//	receive -mode tcp|tls|tar|tar-socat -listen ADDR -out PATH
+//	send    -mode tcp|tls|tar|tar-socat -to ADDR -src PATH
 //	dial    -to ADDR
 //	strangers -to ADDR -entries N -payload BYTES
 //
 // The receiver prints "listening on ADDR" first, takes one connection,
 // writes what it receives (a file for tcp and tls, a tree under -out for
-// tar), syncs every file and folder it wrote, sends one byte of
+// tar, through socat -b 262144 for tar-socat), makes it durable (a file:
+// fsync of it and its folder; a tree: one syncfs), sends one byte of
 // acknowledgment, and prints a JSON line (receiveResult) last. The sender
 // sends -src, closes its side and waits for that byte. dial dials and
 // writes one byte (scenario 6's baseline). strangers is scenario 7's
@@ -24,10 +25,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/big"
 	"net"
 	"os"
@@ -111,8 +112,8 @@ func receive(mode, listen, out string) error {
 		tc := tls.Server(conn, cfg)
 		ack = tc
 		sync, err = receiveFile(tc, out)
-	case "tar":
-		sync, err = receiveTar(conn, out)
+	case "tar", "tar-socat":
+		sync, err = receiveTar(conn, out, mode == "tar-socat")
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
@@ -158,9 +159,13 @@ func receiveFile(r io.Reader, path string) (sync func() error, err error) {
 	}, nil
 }
 
-// receiveTar unpacks the stream on conn into dir with GNU tar reading the
-// socket itself, and returns the function that syncs what it wrote.
-func receiveTar(conn *net.TCPConn, dir string) (sync func() error, err error) {
+// receiveTar unpacks the stream on conn into dir with GNU tar, reading
+// the socket itself or, with socat, through socat -b 262144 (see
+// socatBuffer), and returns the function that makes what it wrote
+// durable: one syncfs of dir's file system, the cheapest way a simple
+// pipe has (tar x; sync -f dir), where syncing each file costs a disk
+// flush per file.
+func receiveTar(conn *net.TCPConn, dir string, socat bool) (sync func() error, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -169,40 +174,50 @@ func receiveTar(conn *net.TCPConn, dir string) (sync func() error, err error) {
 		return nil, err
 	}
 	defer sock.Close()
-	// -B: the socket returns short reads, which tar must put together.
+	// -B: a socket or pipe returns short reads, which tar must put
+	// together.
 	tar := exec.Command("tar", "-x", "-B", "-f", "-", "-C", dir)
-	tar.Stdin, tar.Stderr = sock, os.Stderr
-	if err := tar.Run(); err != nil {
-		return nil, fmt.Errorf("tar -x: %w", err)
+	tar.Stderr = os.Stderr
+	if !socat {
+		tar.Stdin = sock
+		if err := tar.Run(); err != nil {
+			return nil, fmt.Errorf("tar -x: %w", err)
+		}
+	} else {
+		relay := exec.Command("socat", "-b", socatBuffer, "-u", "FD:3", "STDOUT")
+		relay.ExtraFiles, relay.Stderr = []*os.File{sock}, os.Stderr
+		if err := pipeline(relay, tar); err != nil {
+			return nil, fmt.Errorf("socat | tar -x: %w", err)
+		}
 	}
-	return func() error { return syncTree(dir) }, nil
+	return func() error { return syncFS(dir) }, nil
 }
 
-// syncTree syncs every file and then every folder under dir, dir
-// included.
-func syncTree(dir string) error {
-	var dirs []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		switch {
-		case err != nil:
-			return err
-		case d.IsDir():
-			dirs = append(dirs, path)
-			return nil
-		case d.Type().IsRegular():
-			return syncPath(path)
-		}
-		return nil
-	})
+// socatBuffer is the buffer socat relays with in the tar baseline: 256
+// KiB, against its default 8 KiB, as tuned by whoever pipes tar through
+// it for speed.
+const socatBuffer = "262144"
+
+// pipeline runs a | b, and waits for both.
+func pipeline(a, b *exec.Cmd) error {
+	r, w, err := os.Pipe()
 	if err != nil {
 		return err
 	}
-	for _, d := range dirs {
-		if err := syncPath(d); err != nil {
-			return err
-		}
+	a.Stdout, b.Stdin = w, r
+	if err := a.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return err
 	}
-	return nil
+	err = b.Start()
+	r.Close()
+	w.Close()
+	aerr := a.Wait()
+	if err != nil {
+		return err
+	}
+	return errors.Join(aerr, b.Wait())
 }
 
 func syncPath(path string) error {
@@ -251,8 +266,8 @@ func send(mode, to, src string) error {
 		if err == nil {
 			err = awaitAck(tc)
 		}
-	case "tar":
-		err = sendTar(conn, src)
+	case "tar", "tar-socat":
+		err = sendTar(conn, src, mode == "tar-socat")
 		if err == nil {
 			err = conn.CloseWrite()
 		}
@@ -280,17 +295,27 @@ func sendFile(w io.Writer, path string) error {
 }
 
 // sendTar writes a tar stream of dir (named by its base name) to conn,
-// with GNU tar writing to the socket itself.
-func sendTar(conn *net.TCPConn, dir string) error {
+// with GNU tar writing to the socket itself or, with socat, through socat
+// -b 262144.
+func sendTar(conn *net.TCPConn, dir string, socat bool) error {
 	sock, err := conn.File()
 	if err != nil {
 		return err
 	}
 	defer sock.Close()
 	tar := exec.Command("tar", "-c", "-f", "-", "-C", filepath.Dir(dir), filepath.Base(dir))
-	tar.Stdout, tar.Stderr = sock, os.Stderr
-	if err := tar.Run(); err != nil {
-		return fmt.Errorf("tar -c: %w", err)
+	tar.Stderr = os.Stderr
+	if !socat {
+		tar.Stdout = sock
+		if err := tar.Run(); err != nil {
+			return fmt.Errorf("tar -c: %w", err)
+		}
+		return nil
+	}
+	relay := exec.Command("socat", "-b", socatBuffer, "-u", "STDIN", "FD:3")
+	relay.ExtraFiles, relay.Stderr = []*os.File{sock}, os.Stderr
+	if err := pipeline(tar, relay); err != nil {
+		return fmt.Errorf("tar -c | socat: %w", err)
 	}
 	return nil
 }
