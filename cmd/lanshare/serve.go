@@ -131,6 +131,9 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 		}
 		lg.event(time.Now(), prioInfo, serveEvent{Event: "localsend", Addr: addr.String(), PeerID: agent.LocalSendFingerprint()},
 			"LocalSend apps can send here: https://%s, certificate %s%s", addr, peer.LocalSendShortFingerprint(agent.LocalSendFingerprint()), pin)
+		if cfg.Web {
+			logDropPage(lg, cfg, addr)
+		}
 	}
 	if err := agent.Serve(ctx); err != nil {
 		return err
@@ -148,7 +151,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 // serveEvent is one line of `serve --json`. Field names are stable; empty
 // fields are left out.
 type serveEvent struct {
-	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, static-up, static-down, file-saved, file-skipped, text, localsend, error, transfer-done, warning, suppressed, stopped
+	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, static-up, static-down, file-saved, file-skipped, text, localsend, web, error, transfer-done, warning, suppressed, stopped
 	Time    string   `json:"time"`
 	Addr    string   `json:"addr,omitempty"`
 	Dir     string   `json:"dir,omitempty"`
@@ -172,6 +175,7 @@ type serveEvent struct {
 	Offer   string   `json:"offer,omitempty"`   // offer-waiting: the id to answer (lanshare accept)
 	Via     string   `json:"via,omitempty"`     // "localsend" for what came over LocalSend's protocol
 	Text    string   `json:"text,omitempty"`    // text: the message, as sent
+	PIN     string   `json:"pin,omitempty"`     // web: the drop page's PIN
 }
 
 func stamp(t time.Time) string { return t.Format(time.RFC3339) }

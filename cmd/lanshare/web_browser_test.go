@@ -1,0 +1,201 @@
+package main
+
+// The drop page in a real browser: Debian's chromium, headless, driven
+// with chromedp through a pipe (no debugging port). Like everything in
+// this package it runs inside the private network namespace TestMain
+// made (netlab.MainIsolated), and so does the agent: the browser never
+// sees the machine's network.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+
+	"github.com/lanshare/lanshare/internal/netlab"
+)
+
+// chromiumPath finds Debian's chromium (or another Chromium build), or
+// skips t saying how to install it.
+func chromiumPath(t testing.TB) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("no chromium on PATH: the real-browser tests need it (apt-get install chromium)")
+	return ""
+}
+
+// newBrowser starts a headless chromium that takes the agent's
+// self-signed certificate, and returns a tab's context.
+func newBrowser(t testing.TB) context.Context {
+	t.Helper()
+	netlab.SkipUnlessIsolated(t) // never a browser in the machine's own namespace
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.NoSandbox, // tests run as root, where chromium's sandbox refuses to start
+		chromedp.WindowSize(1280, 800),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	ctx, cancelTime := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(cancelTime)
+	return ctx
+}
+
+// waitDropPage waits for serve's "drop page URL  PIN N" line and returns
+// the URL and the PIN.
+func waitDropPage(t testing.TB, s *server) (string, string) {
+	t.Helper()
+	var line string
+	s.out.waitFor(t, `"drop page" line`, func(ls []string) bool {
+		i := slices.IndexFunc(ls, func(l string) bool { return strings.Contains(l, " drop page https://") })
+		if i >= 0 {
+			line = ls[i]
+		}
+		return i >= 0
+	})
+	_, rest, _ := strings.Cut(line, " drop page ")
+	url, pin, ok := strings.Cut(rest, "  PIN ")
+	if !ok {
+		t.Fatalf("drop page line %q has no PIN", line)
+	}
+	return url, pin
+}
+
+// screenshot saves the tab's viewport as name.png under
+// $LANSHARE_ARTEFACTS, when it is set.
+func screenshot(t testing.TB, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("LANSHARE_ARTEFACTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitText waits until the element with id holds text containing want,
+// and returns the text.
+func waitText(t testing.TB, ctx context.Context, id, want string) string {
+	t.Helper()
+	js := fmt.Sprintf(`(() => { const e = document.getElementById(%q); return e && e.textContent.includes(%q) ? e.textContent : ""; })()`, id, want)
+	got, err := chromedp.Run(ctx, chromedp.Poll[string](js, chromedp.WithPollingTimeout(failAfter*6)))
+	if err != nil {
+		now, _ := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.getElementById(%q).textContent`, id)))
+		t.Fatalf("#%s never said %q; it says %q: %v", id, want, now, err)
+	}
+	return got
+}
+
+// TestDropPageInChromium: a browser opens the drop page, a wrong PIN is
+// refused, the right one lets it upload two files (one too big for the
+// page to hash) and a folder, which land byte-identical with the folder
+// kept; the serve log shows them come via the web; five more wrong PINs
+// lock the address out (429). Screenshots at a phone's and a desktop's
+// size go to $LANSHARE_ARTEFACTS.
+func TestDropPageInChromium(t *testing.T) {
+	ctx := newBrowser(t)
+	tmp := t.TempDir()
+	share := filepath.Join(tmp, "share")
+	srv := startLanshare(t, exec.CommandContext, tmp, nil, "serve", "--dir", share, "--config", filepath.Join(tmp, "config"),
+		"--name", "bob", "--listen", "127.0.0.1:0", "--localsend", "--localsend-port", "0", "--web-pin", "482193")
+	url, pin := waitDropPage(t, srv)
+	if pin != "482193" {
+		t.Fatalf("serve shows PIN %q, want the --web-pin", pin)
+	}
+
+	src := filepath.Join(tmp, "src")
+	want := map[string]entry{}
+	for p, size := range map[string]int{"report.pdf": 20<<20 + 7, "notes.txt": 3000, "album/a.jpg": 70_000, "album/2024/b.txt": 11} {
+		want[p] = entry{data: string(randomFile(t, filepath.Join(src, p), size))}
+	}
+	want["album"], want["album/2024"] = entry{dir: true}, entry{dir: true}
+
+	if err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.ID("pin")),
+	); err != nil {
+		t.Fatalf("opening %s: %v", url, err)
+	}
+	screenshot(t, ctx, "drop-phone-pin")
+
+	// A wrong PIN, then the right one.
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("pin"), "000000\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "pin-status", "wrong PIN")
+	if err := chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("pin").value = ""`),
+		chromedp.SendKeys(chromedp.ID("pin"), pin+"\n"),
+		chromedp.WaitVisible(chromedp.ID("upload")),
+	); err != nil {
+		t.Fatalf("unlocking with the right PIN: %v", err)
+	}
+
+	// Two files, then a folder.
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("files"),
+		[]string{filepath.Join(src, "report.pdf"), filepath.Join(src, "notes.txt")})); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "status", "Sent 2 of 2 files.")
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("folder"), []string{filepath.Join(src, "album")})); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "status", "Sent 2 of 2 files.")
+	waitTree(t, share, want)
+	srv.out.waitFor(t, "a transfer line via web", func(ls []string) bool {
+		return slices.ContainsFunc(ls, func(l string) bool { return strings.Contains(l, "via web done") })
+	})
+	screenshot(t, ctx, "drop-phone-sent")
+
+	// The desktop size, in dark mode.
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "drop-desktop-dark")
+
+	// Guessing from the page's own origin: five wrong PINs, then 429.
+	codes, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`(async () => {
+		const codes = [];
+		for (let i = 0; i < 6; i++) {
+			const r = await fetch('/web/api/login', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({pin: '11111' + i})});
+			codes.push(r.status);
+		}
+		return codes;
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(codes, []int{401, 401, 401, 401, 401, 429}) {
+		t.Errorf("six wrong PINs got %v, want five 401 and a 429", codes)
+	}
+	waitTree(t, share, want) // nothing else landed
+}
