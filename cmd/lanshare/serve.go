@@ -132,7 +132,11 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 		lg.event(time.Now(), prioInfo, serveEvent{Event: "localsend", Addr: addr.String(), PeerID: agent.LocalSendFingerprint()},
 			"LocalSend apps can send here: https://%s, certificate %s%s", addr, peer.LocalSendShortFingerprint(agent.LocalSendFingerprint()), pin)
 		if cfg.Web {
-			logDropPage(lg, cfg, addr)
+			var qr io.Writer
+			if !asJSON && isTerminal(out) {
+				qr = out
+			}
+			logDropPage(lg, cfg, addr, qr)
 		}
 	}
 	if err := agent.Serve(ctx); err != nil {

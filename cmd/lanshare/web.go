@@ -3,10 +3,12 @@ package main
 import (
 	"crypto/rand"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"time"
 
+	"github.com/skip2/go-qrcode"
 	"github.com/urfave/cli/v2"
 
 	"github.com/lanshare/lanshare/peer"
@@ -53,14 +55,22 @@ func randomPIN(n int) string {
 }
 
 // logDropPage logs the drop page's address and PIN, after the LocalSend
-// line: "drop page https://192.168.1.20:53317/  PIN 482193".
-func logDropPage(lg agentLog, cfg peer.Config, addr net.Addr) {
+// line: "drop page https://192.168.1.20:53317/  PIN 482193"; and with qr
+// (a terminal), the address as a QR code for a phone's camera.
+func logDropPage(lg agentLog, cfg peer.Config, addr net.Addr, qr io.Writer) {
 	url := dropPageURL(addr)
 	pin := "PIN " + cfg.WebPIN
 	if cfg.WebPIN == "" {
 		pin = "no PIN: anyone on the network can send"
 	}
 	lg.event(time.Now(), prioInfo, serveEvent{Event: "web", Addr: url, PIN: cfg.WebPIN}, "drop page %s  %s", url, pin)
+	if qr != nil {
+		if q, err := qrcode.New(url, qrcode.Low); err == nil {
+			// Light modules drawn, dark ones left blank: right on a
+			// dark terminal, and cameras read the inverse too.
+			fmt.Fprint(qr, q.ToSmallString(false))
+		}
+	}
 }
 
 // dropPageURL is the drop page's address for a person to type: the
