@@ -396,3 +396,35 @@ func TestWebTrustedOnly(t *testing.T) {
 	}
 	assertEmpty(t, ta.dir)
 }
+
+// TestWebHostileRequests: an oversized login body is refused before it
+// is read whole, a login whose body stalls is cut off after the
+// handshake's time, and an upload without a session's file token gets
+// nothing.
+func TestWebHostileRequests(t *testing.T) {
+	ta := startWebAgent(t, "482193", func(c *Config) { c.HandshakeTimeout = 500 * time.Millisecond })
+	c := newWebClient(t, ta, "")
+	big := `{"pin":"` + strings.Repeat("1", 2*webMaxLogin) + `"}`
+	if code, _, _ := c.do("POST", "/web/api/login", strings.NewReader(big)); code != http.StatusBadRequest {
+		t.Errorf("oversized login body: %d, want 400", code)
+	}
+	if code := c.upload("nosuch", "0", "forged", "x"); code != http.StatusUnauthorized {
+		t.Errorf("upload without a session: %d, want 401", code)
+	}
+
+	conn, err := tls.Dial("tcp", ta.LocalSendAddr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	fmt.Fprintf(conn, "POST /web/api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"pin\":")
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.ReadAll(conn) // the server answers or hangs up
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a stalled login body held the connection for %v", d)
+	}
+	if code, _, body := c.login("482193"); code != http.StatusNoContent {
+		t.Errorf("login after the hostile requests: %d %s", code, body)
+	}
+}
