@@ -2,7 +2,12 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -40,5 +45,59 @@ func TestDropPageLine(t *testing.T) {
 		if u := dropPageURL(tcp); strings.Contains(u, "0.0.0.0") || strings.Contains(u, "[::]") || !strings.HasSuffix(u, ":53317/") {
 			t.Errorf("%s: drop page URL %q", a, u)
 		}
+	}
+}
+
+// TestDropPageFlags: by default serve makes a random six-digit PIN at
+// each start; --web=false leaves the page out (GET / is 404 on the
+// LocalSend port) and prints no drop page line; --web-pin "" needs
+// --accept everyone or ask.
+func TestDropPageFlags(t *testing.T) {
+	tmp := t.TempDir()
+	serveArgs := func(extra ...string) []string {
+		dir := t.TempDir()
+		return append([]string{"serve", "--dir", filepath.Join(dir, "share"), "--config", filepath.Join(dir, "config"),
+			"--name", "bob", "--listen", "127.0.0.1:0", "--localsend", "--localsend-port", "0"}, extra...)
+	}
+	var pins []string
+	for range 2 {
+		srv := startLanshare(t, exec.CommandContext, tmp, nil, serveArgs()...)
+		_, pin := waitDropPage(t, srv)
+		if len(pin) != webPINDigits || strings.Trim(pin, "0123456789") != "" {
+			t.Errorf("random PIN %q, want %d digits", pin, webPINDigits)
+		}
+		pins = append(pins, pin)
+		_ = srv.cmd.Process.Kill()
+	}
+	if pins[0] == pins[1] {
+		t.Errorf("two starts made the same PIN %s (one chance in a million)", pins[0])
+	}
+
+	srv := startLanshare(t, exec.CommandContext, tmp, nil, serveArgs("--web=false")...)
+	var ls string
+	srv.out.waitFor(t, "the LocalSend line", func(lines []string) bool {
+		i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "LocalSend apps can send here: https://") })
+		if i >= 0 {
+			_, ls, _ = strings.Cut(lines[i], "https://")
+			ls, _, _ = strings.Cut(ls, ",")
+		}
+		return i >= 0
+	})
+	hc := &http.Client{Timeout: failAfter, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := hc.Get("https://" + ls + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET / with --web=false: %d, want 404", resp.StatusCode)
+	}
+	if slices.ContainsFunc(srv.out.Lines(), func(l string) bool { return strings.Contains(l, "drop page") }) {
+		t.Errorf("--web=false printed a drop page line:\n%s", strings.Join(srv.out.Lines(), "\n"))
+	}
+
+	r := runLanshareOn(t, exec.CommandContext, tmp, nil, serveArgs("--accept", "trusted", "--web-pin", "")...)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--accept everyone or ask") {
+		t.Errorf("--web-pin \"\" under --accept trusted: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
