@@ -21,24 +21,26 @@ const webPINDigits = 6
 
 // webSettings turns --web and --web-pin into Config.Web and WebPIN. The
 // page lives on the LocalSend server, so --localsend=false turns it off
-// too; without --web-pin it gets a random PIN. No PIN ("") is allowed
-// only where a stranger's offer is accepted anyway (--accept everyone)
-// or waits for the owner (--accept ask).
+// too; under --accept trusted it is off (a browser cannot prove a trusted
+// key, so the page could take nothing), and asking for it there is a
+// usage error. Without --web-pin it gets a random PIN.
 func webSettings(c *cli.Context, cfg peer.Config) (bool, string, error) {
 	if !c.Bool("web") || !cfg.LocalSend {
+		return false, "", nil
+	}
+	if cfg.Accept == peer.AcceptTrusted {
+		if c.IsSet("web") || c.IsSet("web-pin") {
+			return false, "", usageError{msg: "--web, --web-pin: the drop page needs --accept everyone or ask (a browser cannot be a trusted peer)"}
+		}
 		return false, "", nil
 	}
 	if !c.IsSet("web-pin") {
 		return true, randomPIN(webPINDigits), nil
 	}
-	pin := c.String("web-pin")
-	switch {
-	case pin == "" && cfg.Accept == peer.AcceptTrusted:
-		return false, "", usageError{msg: `--web-pin "": a drop page without a PIN needs --accept everyone or ask`}
-	case pin != "" && (len(pin) < 4 || len(pin) > 64):
+	if pin := c.String("web-pin"); pin != "" && (len(pin) < 4 || len(pin) > 64) {
 		return false, "", usageError{msg: "--web-pin: want 4 to 64 characters"}
 	}
-	return true, pin, nil
+	return true, c.String("web-pin"), nil
 }
 
 // randomPIN returns n random decimal digits.

@@ -50,8 +50,8 @@ func TestDropPageLine(t *testing.T) {
 
 // TestDropPageFlags: by default serve makes a random six-digit PIN at
 // each start; --web=false leaves the page out (GET / is 404 on the
-// LocalSend port) and prints no drop page line; --web-pin "" needs
-// --accept everyone or ask.
+// LocalSend port) and prints no drop page line; under --accept trusted
+// the page is off, and asking for it is a usage error.
 func TestDropPageFlags(t *testing.T) {
 	tmp := t.TempDir()
 	serveArgs := func(extra ...string) []string {
@@ -96,8 +96,10 @@ func TestDropPageFlags(t *testing.T) {
 		t.Errorf("--web=false printed a drop page line:\n%s", strings.Join(srv.out.Lines(), "\n"))
 	}
 
-	r := runLanshareOn(t, exec.CommandContext, tmp, nil, serveArgs("--accept", "trusted", "--web-pin", "")...)
-	if r.code != exitUsage || !strings.Contains(r.stderr, "--accept everyone or ask") {
-		t.Errorf("--web-pin \"\" under --accept trusted: exit %d, stderr %q", r.code, r.stderr)
+	for _, extra := range [][]string{{"--web-pin", ""}, {"--web"}} {
+		r := runLanshareOn(t, exec.CommandContext, tmp, nil, serveArgs(append([]string{"--accept", "trusted"}, extra...)...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--accept everyone or ask") {
+			t.Errorf("%q under --accept trusted: exit %d, stderr %q", extra, r.code, r.stderr)
+		}
 	}
 }

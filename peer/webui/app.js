@@ -9,6 +9,7 @@
   // ones would have to be read whole into memory first.
   const HASH_MAX = 16 << 20;
   let queue = Promise.resolve();
+  let session = ''; // the session whose files are being sent, if any
 
   function setStatus(text) { $('status').textContent = text; }
 
@@ -151,6 +152,7 @@
       return;
     }
     const reply = await resp.json();
+    session = reply.sessionId;
     let sent = 0;
     let failed = 0;
     for (let i = 0; i < picked.length; i++) {
@@ -171,6 +173,7 @@
         failed++;
       }
     }
+    session = '';
     if (failed > 0) {
       // Ends the session at once, so that the next batch need not wait.
       fetch('/web/api/cancel?' + new URLSearchParams({ sessionId: reply.sessionId }), { method: 'POST' }).catch(() => {});
@@ -213,6 +216,14 @@
       });
     return more();
   }
+
+  // Leaving the page ends its session at once, rather than when the
+  // receiver gives up on it: the next visit need not wait.
+  window.addEventListener('pagehide', () => {
+    if (session && navigator.sendBeacon) {
+      navigator.sendBeacon('/web/api/cancel?' + new URLSearchParams({ sessionId: session }));
+    }
+  });
 
   const drop = $('drop');
   window.addEventListener('dragover', (ev) => ev.preventDefault());
