@@ -80,6 +80,7 @@ type lsServer struct {
 	wg         sync.WaitGroup // the session sweeper
 	handlers   sync.WaitGroup // requests being handled
 	stop       chan struct{}
+	web        *webGate // the drop page (web.go), with Config.Web
 }
 
 // lsSession is one prepare-upload's accepted files, until they are all

@@ -80,6 +80,8 @@ type webGate struct {
 	mu     sync.Mutex
 	fails  map[netip.Addr]*webFails
 	tokens map[string]time.Time // token → expiry
+
+	shares shareTable // share.go
 }
 
 type webFails struct {
@@ -95,12 +97,15 @@ func (s *lsServer) mountWeb(mux *http.ServeMux) {
 		return
 	}
 	g := &webGate{s: s, pin: s.a.cfg.WebPIN, cookie: "lanshare_web_" + strconv.Itoa(s.port),
-		fails: map[netip.Addr]*webFails{}, tokens: map[string]time.Time{}}
+		fails: map[netip.Addr]*webFails{}, tokens: map[string]time.Time{}, shares: shareTable{shares: map[string]*ShareLink{}}}
+	s.web = g
 	same := http.NewCrossOriginProtection()
 	post := func(h http.HandlerFunc) http.Handler { return webHeaders(same.Handler(h)) }
 	mux.Handle("GET /{$}", webHeaders(http.HandlerFunc(g.index)))
 	mux.Handle("GET /web/app.js", webHeaders(webAsset("webui/app.js", "text/javascript; charset=utf-8")))
 	mux.Handle("GET /web/style.css", webHeaders(webAsset("webui/style.css", "text/css; charset=utf-8")))
+	mux.Handle("GET /s/{id}/{$}", webHeaders(http.HandlerFunc(g.shareList)))
+	mux.Handle("GET /s/{id}/{n}", webHeaders(http.HandlerFunc(g.shareGet)))
 	mux.Handle("POST /web/api/login", post(g.login))
 	mux.Handle("POST /web/api/offer", post(g.authed(s.prepareUpload)))
 	mux.Handle("POST /web/api/upload", post(g.authed(s.upload)))
