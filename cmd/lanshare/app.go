@@ -443,6 +443,7 @@ Examples:
 		},
 	}
 	app.Commands = append(app.Commands, consentCommands(configFlag, stdout)...)
+	app.Commands = append(app.Commands, shareCommand(configFlag, stdout))
 	app.Commands = append(app.Commands,
 		&cli.Command{
 			Name:      "completion",

@@ -7,8 +7,14 @@ package main
 // sees the machine's network.
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,4 +209,136 @@ func TestDropPageInChromium(t *testing.T) {
 		t.Errorf("six wrong PINs got %v, want five 401 and a 429", codes)
 	}
 	waitTree(t, share, want) // nothing else landed
+}
+
+// TestShareLinkInChromium: `lanshare share FILE FOLDER` prints a link;
+// a browser opens its page, downloads the file whole and in part (a
+// Range, as a resume asks) and the folder as a zip, all byte-identical;
+// --list shows the share; once `share` is interrupted (Ctrl-C) the link
+// is gone, and a share whose --for has passed is gone by itself.
+func TestShareLinkInChromium(t *testing.T) {
+	ctx := newBrowser(t)
+	tmp := t.TempDir()
+	config := filepath.Join(tmp, "config")
+	srv := startLanshare(t, exec.CommandContext, tmp, nil, "serve", "--dir", filepath.Join(tmp, "share"), "--config", config,
+		"--name", "bob", "--listen", "127.0.0.1:0", "--localsend", "--localsend-port", "0")
+	waitDropPage(t, srv)
+
+	src := filepath.Join(tmp, "src")
+	report := randomFile(t, filepath.Join(src, "report.pdf"), 3<<20+1)
+	album := map[string][]byte{"album/a.jpg": randomFile(t, filepath.Join(src, "album/a.jpg"), 50_000), "album/2024/b.txt": randomFile(t, filepath.Join(src, "album/2024/b.txt"), 11)}
+
+	sh := startLanshare(t, exec.CommandContext, tmp, nil, "share", "--config", config, "--for", "1h", filepath.Join(src, "report.pdf"), filepath.Join(src, "album"))
+	id, link := waitShare(t, sh)
+
+	if err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
+		chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.CSS("a[href='1']")),
+	); err != nil {
+		t.Fatalf("opening %s: %v", link, err)
+	}
+	screenshot(t, ctx, "share-phone")
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`(async () => {
+		const hex = (b) => Array.from(new Uint8Array(b), (x) => x.toString(16).padStart(2, '0')).join('');
+		const file = await (await fetch('0')).arrayBuffer();
+		const part = await fetch('0', {headers: {Range: 'bytes=1000-1999'}});
+		const zip = new Uint8Array(await (await fetch('1')).arrayBuffer());
+		let bin = '';
+		for (const x of zip) bin += String.fromCharCode(x);
+		return {
+			file: hex(await crypto.subtle.digest('SHA-256', file)),
+			partStatus: String(part.status),
+			part: hex(await crypto.subtle.digest('SHA-256', await part.arrayBuffer())),
+			zip: btoa(bin),
+		};
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["file"] != sha256hex(report) {
+		t.Error("the downloaded file differs from report.pdf")
+	}
+	if got["partStatus"] != "206" || got["part"] != sha256hex(report[1000:2000]) {
+		t.Errorf("range: status %s, bytes match %v", got["partStatus"], got["part"] == sha256hex(report[1000:2000]))
+	}
+	zipBytes, err := base64.StdEncoding.DecodeString(got["zip"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(zipBytes), int64(len(zipBytes)))
+	if err != nil {
+		t.Fatalf("the folder's zip: %v", err)
+	}
+	files := 0
+	for _, f := range zr.File {
+		if strings.HasSuffix(f.Name, "/") {
+			continue
+		}
+		files++
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(rc)
+		rc.Close()
+		if want, ok := album[f.Name]; !ok || !bytes.Equal(data, want) {
+			t.Errorf("zip entry %s: expected %v, bytes match %v", f.Name, ok, bytes.Equal(data, want))
+		}
+	}
+	if files != len(album) {
+		t.Errorf("the zip holds %d files, want %d", files, len(album))
+	}
+
+	if r := runLanshareOn(t, exec.CommandContext, tmp, nil, "share", "--config", config, "--list"); r.code != 0 || !strings.Contains(r.stdout, id) {
+		t.Errorf("share --list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if err := sh.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	sh.out.waitFor(t, "share's \"ended\" line", func(ls []string) bool {
+		return slices.Contains(ls, "share "+id+" ended")
+	})
+	if code := fetchStatus(t, ctx, link+"0"); code != 404 {
+		t.Errorf("after Ctrl-C: %d, want 404", code)
+	}
+
+	short := startLanshare(t, exec.CommandContext, tmp, nil, "share", "--config", config, "--for", "1s", filepath.Join(src, "report.pdf"))
+	id, link = waitShare(t, short)
+	short.out.waitFor(t, "the short share's \"ended\" line", func(ls []string) bool {
+		return slices.Contains(ls, "share "+id+" ended")
+	})
+	if code := fetchStatus(t, ctx, link+"0"); code != 404 {
+		t.Errorf("after --for passed: %d, want 404", code)
+	}
+}
+
+// waitShare waits for `share`'s "share ID LINK  until ..." line.
+func waitShare(t testing.TB, s *server) (id, link string) {
+	t.Helper()
+	s.out.waitFor(t, `"share" line`, func(ls []string) bool {
+		for _, l := range ls {
+			if f := strings.Fields(l); len(f) >= 3 && f[0] == "share" && strings.HasPrefix(f[2], "https://") {
+				id, link = f[1], f[2]
+				return true
+			}
+		}
+		return false
+	})
+	return id, link
+}
+
+// fetchStatus fetches url from the page and returns the status.
+func fetchStatus(t testing.TB, ctx context.Context, url string) int {
+	t.Helper()
+	code, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`fetch(%q).then((r) => r.status)`, url), chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+func sha256hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }
