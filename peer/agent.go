@@ -115,6 +115,9 @@ type Config struct {
 	// certificate would (web.go). WebPIN "" asks for no PIN.
 	Web    bool
 	WebPIN string
+	// OnDownload, if set, is called when a download of a share link
+	// (Agent.Share) ends, from its request's goroutine.
+	OnDownload func(Download)
 	// DiscoveryTTL is the TTL of our mDNS records: how long a peer keeps
 	// us after we vanish without a goodbye. Zero means discovery.DefaultTTL.
 	DiscoveryTTL time.Duration

@@ -7,7 +7,9 @@ import (
 	"html/template"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -43,6 +45,17 @@ type ShareItem struct {
 	Dir  bool   `json:"dir,omitempty"`
 	Size int64  `json:"size,omitempty"` // a file's size when shared
 	path string // absolute
+}
+
+// Download is one download of a share's item, as Config.OnDownload
+// reports it.
+type Download struct {
+	Remote net.Addr
+	Share  string // the share's id
+	Name   string // what was downloaded: a file's name, or "folder.zip"
+	Bytes  int64  // bytes of the body sent
+	Err    error  // nil when the body was sent whole
+	Start  time.Time
 }
 
 // shareTable holds the shares of one drop page.
@@ -173,7 +186,7 @@ func (g *webGate) shareList(w http.ResponseWriter, r *http.Request) {
 	_ = sharePage.Execute(w, struct {
 		Name, Fingerprint, Until string
 		Items                    []row
-	}{g.s.a.cfg.Name, LocalSendShortFingerprint(g.s.ident.Fingerprint), l.Until.Format("15:04"), rows})
+	}{g.s.a.cfg.Name, LocalSendShortFingerprint(g.s.ident.Fingerprint), l.Until.Format("15:04 MST"), rows})
 }
 
 // shareGet serves one item of a share: a file with ranges, a folder as a
@@ -190,6 +203,19 @@ func (g *webGate) shareGet(w http.ResponseWriter, r *http.Request) {
 	}
 	it := l.Items[n]
 	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), idle: g.s.a.cfg.IdleTimeout}
+	if cb := g.s.a.cfg.OnDownload; cb != nil {
+		d := Download{Share: l.ID, Name: it.Name, Start: time.Now()}
+		if it.Dir {
+			d.Name += ".zip"
+		}
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			d.Remote = net.TCPAddrFromAddrPort(ap)
+		}
+		defer func() {
+			d.Bytes, d.Err = dw.n, dw.err
+			cb(d)
+		}()
+	}
 	if !it.Dir {
 		f, err := os.Open(it.path)
 		if err != nil {
@@ -204,6 +230,9 @@ func (g *webGate) shareGet(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(it.Name))
 		http.ServeContent(dw, r, it.Name, st.ModTime(), f)
+		if dw.err == nil && r.Context().Err() != nil {
+			dw.err = r.Context().Err()
+		}
 		return
 	}
 	root, err := os.OpenRoot(it.path)
@@ -217,7 +246,9 @@ func (g *webGate) shareGet(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	_ = writeZip(dw, root, it.Name) // a failure mid-stream can only cut the response
+	if err := writeZip(dw, root, it.Name); err != nil && dw.err == nil {
+		dw.err = err // mid-stream, it can only cut the response
+	}
 }
 
 // writeZip streams the regular files and folders under root into a zip
@@ -270,15 +301,23 @@ func writeZip(w io.Writer, root *os.Root, top string) error {
 
 // deadlineWriter gives every write of a response an idle deadline (the
 // server's WriteTimeout is the handshake's, far too short for a download).
+// It counts the bytes written, and keeps the first error.
 type deadlineWriter struct {
 	http.ResponseWriter
 	rc   *http.ResponseController
 	idle time.Duration
+	n    int64
+	err  error
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
 	if d.idle > 0 {
 		_ = d.rc.SetWriteDeadline(time.Now().Add(d.idle))
 	}
-	return d.ResponseWriter.Write(p)
+	n, err := d.ResponseWriter.Write(p)
+	d.n += int64(n)
+	if err != nil && d.err == nil {
+		d.err = err
+	}
+	return n, err
 }

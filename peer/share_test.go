@@ -19,7 +19,8 @@ import (
 // it left out; the share's page lists both with sizes; after Unshare,
 // and for a share whose time is up, the link is gone.
 func TestShareDownload(t *testing.T) {
-	ta := startWebAgent(t, "482193", nil)
+	downloads := make(chan Download, 16)
+	ta := startWebAgent(t, "482193", func(c *Config) { c.OnDownload = func(d Download) { downloads <- d } })
 	c := newWebClient(t, ta, "")
 	tmp := t.TempDir()
 	report := randomBytes(t, 1<<20+5)
@@ -51,6 +52,14 @@ func TestShareDownload(t *testing.T) {
 	}
 	if code, _, body := c.do("GET", l.Path+"0", nil); code != http.StatusOK || body != report {
 		t.Errorf("file: %d, %d bytes, want %d", code, len(body), len(report))
+	}
+	select {
+	case d := <-downloads:
+		if d.Name != "report.pdf" || d.Bytes != int64(len(report)) || d.Err != nil || d.Share != l.ID || d.Remote == nil {
+			t.Errorf("download reported as %+v", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the download was not reported")
 	}
 	c.headers["Range"] = "bytes=1000-1999"
 	if code, h, body := c.do("GET", l.Path+"0", nil); code != http.StatusPartialContent || body != report[1000:2000] || h.Get("Content-Range") != "bytes 1000-1999/1048581" {

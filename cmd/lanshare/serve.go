@@ -68,6 +68,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 			"%s", describeEvent(ev, ""))
 	}
 	cfg.OnStatic = func(st peer.StaticStatus) { logStatic(lg, st) }
+	cfg.OnDownload = func(d peer.Download) { logDownload(lg, d) }
 	cfg.Logf = func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: msg}, "%s", peer.Escape(msg))
@@ -155,7 +156,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 // serveEvent is one line of `serve --json`. Field names are stable; empty
 // fields are left out.
 type serveEvent struct {
-	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, static-up, static-down, file-saved, file-skipped, text, localsend, web, error, transfer-done, warning, suppressed, stopped
+	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, static-up, static-down, file-saved, file-skipped, text, localsend, web, download, error, transfer-done, warning, suppressed, stopped
 	Time    string   `json:"time"`
 	Addr    string   `json:"addr,omitempty"`
 	Dir     string   `json:"dir,omitempty"`
@@ -180,6 +181,7 @@ type serveEvent struct {
 	Via     string   `json:"via,omitempty"`     // "localsend" for what came over LocalSend's protocol
 	Text    string   `json:"text,omitempty"`    // text: the message, as sent
 	PIN     string   `json:"pin,omitempty"`     // web: the drop page's PIN
+	Share   string   `json:"share,omitempty"`   // download: the share link's id
 }
 
 func stamp(t time.Time) string { return t.Format(time.RFC3339) }

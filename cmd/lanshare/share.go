@@ -129,3 +129,19 @@ func listShares(ctx context.Context, dir string, w io.Writer) error {
 	}
 	return nil
 }
+
+// logDownload logs one download of a share link: "download of report.pdf
+// by 192.168.1.31: 3.1 MB", or where it was cut.
+func logDownload(lg agentLog, d peer.Download) {
+	remote := "?"
+	if d.Remote != nil {
+		remote = hostPort(d.Remote.String())
+	}
+	ev := serveEvent{Event: "download", Remote: remote, Path: d.Name, Share: d.Share, Bytes: uint64(d.Bytes), Seconds: time.Since(d.Start).Seconds()}
+	if d.Err != nil {
+		ev.Reason = d.Err.Error()
+		lg.event(time.Now(), prioWarning, ev, "download of %s by %s cut after %s: %s", peer.Escape(d.Name), remote, peer.FormatBytes(uint64(d.Bytes)), peer.Escape(oneLine(d.Err)))
+		return
+	}
+	lg.event(time.Now(), prioInfo, ev, "download of %s by %s: %s", peer.Escape(d.Name), remote, peer.FormatBytes(uint64(d.Bytes)))
+}

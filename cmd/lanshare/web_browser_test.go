@@ -290,6 +290,9 @@ func TestShareLinkInChromium(t *testing.T) {
 		t.Errorf("the zip holds %d files, want %d", files, len(album))
 	}
 
+	srv.out.waitFor(t, "serve's line for the download", func(ls []string) bool {
+		return slices.ContainsFunc(ls, func(l string) bool { return strings.Contains(l, "download of album.zip by 127.0.0.1: ") })
+	})
 	if r := runLanshareOn(t, exec.CommandContext, tmp, nil, "share", "--config", config, "--list"); r.code != 0 || !strings.Contains(r.stdout, id) {
 		t.Errorf("share --list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
