@@ -36,6 +36,9 @@ import (
 // carries CORS headers, so another site can neither upload nor read.
 // Wrong PINs are counted per address: webPINTries, then a lock that
 // doubles with each further wrong PIN.
+//
+// The same server serves share links (share.go) under /s/ID/: they need
+// no PIN, their id is the key.
 
 // ViaWeb is Transfer.Via for what came from the drop page.
 const ViaWeb = "web"
