@@ -109,6 +109,15 @@ type Config struct {
 	// LocalSendUDPPort is the UDP port of LocalSend's multicast discovery;
 	// zero means LocalSend's, 53317.
 	LocalSendUDPPort int
+	// Web serves the drop page on the LocalSend server (so only with
+	// LocalSend): any browser that opens https://ADDR:PORT/ and gives
+	// WebPIN can upload into the inbox, as a LocalSend device without a
+	// certificate would (web.go). WebPIN "" asks for no PIN.
+	Web    bool
+	WebPIN string
+	// OnDownload, if set, is called when a download of a share link
+	// (Agent.Share) ends, from its request's goroutine.
+	OnDownload func(Download)
 	// DiscoveryTTL is the TTL of our mDNS records: how long a peer keeps
 	// us after we vanish without a goodbye. Zero means discovery.DefaultTTL.
 	DiscoveryTTL time.Duration

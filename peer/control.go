@@ -112,10 +112,13 @@ func listenControl(dir string) (*control, error) {
 // one line. A client that sends nothing within requestWait gets the
 // Status (what clients before requests did).
 type ControlRequest struct {
-	Op     string `json:"op"` // "status", "pending", "accept" or "decline"
+	Op     string `json:"op"` // "status", "pending", "accept", "decline", "share", "unshare" or "shares"
 	ID     string `json:"id,omitempty"`
 	Trust  bool   `json:"trust,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Paths (absolute) and Until are a share's (share.go).
+	Paths []string  `json:"paths,omitempty"`
+	Until time.Time `json:"until,omitzero"`
 }
 
 // ControlReply answers a ControlRequest other than "status".
@@ -125,6 +128,9 @@ type ControlReply struct {
 	Error   string         `json:"error,omitempty"`
 	// NoPending is set when Error says that no offer waits under the id.
 	NoPending bool `json:"no_pending,omitempty"`
+	// Share is the share made by "share", Shares those "shares" lists.
+	Share  *ShareLink  `json:"share,omitempty"`
+	Shares []ShareLink `json:"shares,omitempty"`
 }
 
 // Request ops.
@@ -133,6 +139,9 @@ const (
 	OpPending = "pending"
 	OpAccept  = "accept"
 	OpDecline = "decline"
+	OpShare   = "share"
+	OpUnshare = "unshare"
+	OpShares  = "shares"
 )
 
 // requestWait is how long the control socket waits for a request before
@@ -155,6 +164,19 @@ func (a *Agent) handleControl(req ControlRequest) any {
 			return ControlReply{Error: err.Error(), NoPending: errors.Is(err, ErrNoPending)}
 		}
 		return ControlReply{Offer: &p}
+	case OpShare:
+		l, err := a.Share(req.Paths, req.Until)
+		if err != nil {
+			return ControlReply{Error: err.Error()}
+		}
+		return ControlReply{Share: &l}
+	case OpUnshare:
+		if !a.Unshare(req.ID) {
+			return ControlReply{Error: "no share " + Escape(req.ID)}
+		}
+		return ControlReply{}
+	case OpShares:
+		return ControlReply{Shares: a.Shares()}
 	}
 	return ControlReply{Error: fmt.Sprintf("unknown request %q", req.Op)}
 }

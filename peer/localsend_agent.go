@@ -191,6 +191,9 @@ func (a *Agent) reportLocalSend(ss *lsSession, tr *Transfer, err error) {
 	}
 	if tr != nil {
 		tr.Via = ViaLocalSend
+		if ss.web {
+			tr.Via = ViaWeb
+		}
 		if tr.From == "" {
 			tr.From = ss.from
 		}

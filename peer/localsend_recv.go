@@ -80,6 +80,7 @@ type lsServer struct {
 	wg         sync.WaitGroup // the session sweeper
 	handlers   sync.WaitGroup // requests being handled
 	stop       chan struct{}
+	web        *webGate // the drop page (web.go), with Config.Web
 }
 
 // lsSession is one prepare-upload's accepted files, until they are all
@@ -102,6 +103,7 @@ type lsSession struct {
 	endErr   error  // the session is to end when its last upload does
 	conn     uint64 // the agent's connection id of the prepare-upload
 	remoteNA net.Addr
+	web      bool // opened by the drop page (web.go), not a LocalSend app
 }
 
 type lsOffered struct {
@@ -128,6 +130,7 @@ func newLocalSendServer(a *Agent, addr string, ident *LocalSendIdentity) (*lsSer
 	mux.HandleFunc("POST "+localsend.PathPrepareUpload, s.prepareUpload)
 	mux.HandleFunc("POST "+localsend.PathUpload, s.upload)
 	mux.HandleFunc("POST "+localsend.PathCancel, s.cancel)
+	s.mountWeb(mux) // the drop page (web.go), with Config.Web
 	s.srv = &http.Server{
 		// Every handler is counted, so that close waits for them.
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -307,8 +310,10 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 	if ac != nil && trusted {
 		ac.trusted.Store(true)
 	}
-	// The PIN before the body, as LocalSend does.
-	if pin := a.cfg.LocalSendPIN; pin != "" && !trusted {
+	// The PIN before the body, as LocalSend does; the drop page's gate
+	// asked for its own.
+	web := r.Context().Value(webKey{}) != nil
+	if pin := a.cfg.LocalSendPIN; pin != "" && !trusted && !web {
 		s.mu.Lock()
 		fails := s.pinFails[remote]
 		s.mu.Unlock()
@@ -348,7 +353,7 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, msg)
 		return
 	}
-	ss := &lsSession{remote: remote, senderID: senderID, start: time.Now(), done: make(chan struct{}), files: map[string]lsOffered{}}
+	ss := &lsSession{remote: remote, senderID: senderID, start: time.Now(), done: make(chan struct{}), files: map[string]lsOffered{}, web: web}
 	if ac != nil {
 		ss.conn, ss.remoteNA = ac.id, ac.RemoteAddr()
 	}

@@ -123,6 +123,8 @@ Examples:
 					&cli.BoolFlag{Name: "localsend", Usage: "also speak LocalSend's protocol, so LocalSend apps can send here (--localsend=false turns it off)", Value: true, EnvVars: []string{"LANSHARE_LOCALSEND"}},
 					&cli.IntFlag{Name: "localsend-port", Usage: "TCP port of the LocalSend HTTPS server (LocalSend's own is 53317)", Value: localsend.DefaultPort, EnvVars: []string{"LANSHARE_LOCALSEND_PORT"}},
 					&cli.StringFlag{Name: "pin", Usage: "PIN that LocalSend senders that are not trusted must give, as LocalSend's own PIN (empty: none)", EnvVars: []string{"LANSHARE_PIN"}},
+					&cli.BoolFlag{Name: "web", Usage: "serve the drop page on the LocalSend port: any browser with the PIN can send here (--web=false turns it off; off under --accept trusted)", Value: true, EnvVars: []string{"LANSHARE_WEB"}},
+					&cli.StringFlag{Name: "web-pin", Usage: "PIN the drop page asks for (default: 6 random digits at each start; \"\" for none)", EnvVars: []string{"LANSHARE_WEB_PIN"}},
 					&cli.BoolFlag{Name: "json", Usage: "log one JSON object per line (events listening, sharing, peer-up, peer-down, file-saved, error, transfer-done, ...)"},
 					&cli.BoolFlag{Name: "verbose", Usage: "log a line for every file received (default: the first 10 of a transfer, then a count)", EnvVars: []string{"LANSHARE_VERBOSE"}},
 					&cli.BoolFlag{Name: "print-config", Usage: "print every setting, its value and where it comes from (flag, environment, config file, default), and exit"},
@@ -172,6 +174,9 @@ Examples:
 					cfg.Accept = c.String("accept")
 					if cfg.Accept != peer.AcceptEveryone && cfg.Accept != peer.AcceptAsk && cfg.Accept != peer.AcceptTrusted {
 						return usageError{msg: fmt.Sprintf("--accept %q: want everyone, ask or trusted", peer.Escape(cfg.Accept))}
+					}
+					if cfg.Web, cfg.WebPIN, err = webSettings(c, cfg); err != nil {
+						return err
 					}
 					if cfg.StrangerBudget, err = parseStrangerBudget(c.String("stranger-budget")); err != nil {
 						return usageError{msg: "--stranger-budget " + err.Error()}
@@ -438,6 +443,7 @@ Examples:
 		},
 	}
 	app.Commands = append(app.Commands, consentCommands(configFlag, stdout)...)
+	app.Commands = append(app.Commands, shareCommand(configFlag, stdout))
 	app.Commands = append(app.Commands,
 		&cli.Command{
 			Name:      "completion",

@@ -68,6 +68,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 			"%s", describeEvent(ev, ""))
 	}
 	cfg.OnStatic = func(st peer.StaticStatus) { logStatic(lg, st) }
+	cfg.OnDownload = func(d peer.Download) { logDownload(lg, d) }
 	cfg.Logf = func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: msg}, "%s", peer.Escape(msg))
@@ -131,6 +132,13 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 		}
 		lg.event(time.Now(), prioInfo, serveEvent{Event: "localsend", Addr: addr.String(), PeerID: agent.LocalSendFingerprint()},
 			"LocalSend apps can send here: https://%s, certificate %s%s", addr, peer.LocalSendShortFingerprint(agent.LocalSendFingerprint()), pin)
+		if cfg.Web {
+			var qr io.Writer
+			if !asJSON && isTerminal(out) {
+				qr = out
+			}
+			logDropPage(lg, cfg, addr, qr)
+		}
 	}
 	if err := agent.Serve(ctx); err != nil {
 		return err
@@ -148,7 +156,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 // serveEvent is one line of `serve --json`. Field names are stable; empty
 // fields are left out.
 type serveEvent struct {
-	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, static-up, static-down, file-saved, file-skipped, text, localsend, error, transfer-done, warning, suppressed, stopped
+	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, static-up, static-down, file-saved, file-skipped, text, localsend, web, download, error, transfer-done, warning, suppressed, stopped
 	Time    string   `json:"time"`
 	Addr    string   `json:"addr,omitempty"`
 	Dir     string   `json:"dir,omitempty"`
@@ -172,6 +180,8 @@ type serveEvent struct {
 	Offer   string   `json:"offer,omitempty"`   // offer-waiting: the id to answer (lanshare accept)
 	Via     string   `json:"via,omitempty"`     // "localsend" for what came over LocalSend's protocol
 	Text    string   `json:"text,omitempty"`    // text: the message, as sent
+	PIN     string   `json:"pin,omitempty"`     // web: the drop page's PIN
+	Share   string   `json:"share,omitempty"`   // download: the share link's id
 }
 
 func stamp(t time.Time) string { return t.Format(time.RFC3339) }

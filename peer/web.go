@@ -1,0 +1,300 @@
+package peer
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// The drop page: a small HTML, CSS and JavaScript page (webui/, embedded)
+// on the agent's LocalSend server, from which any browser uploads into the
+// inbox. It adds a gate in front of the LocalSend adapter and nothing
+// else: the page speaks LocalSend's own prepare-upload, upload and cancel
+// (under /web/api/), and those requests are handled by the adapter's
+// handlers, so a browser's files get exactly what a LocalSend device
+// without a certificate gets: the --accept policy (refused under
+// AcceptTrusted, the owner asked under AcceptAsk, the stranger budget
+// under AcceptEveryone), MaxSize, the memory budget, one session per
+// address, idle ends, deadlines, and every inbox guarantee. A browser
+// computes no SHA-256 of big files (too slow in JavaScript); their bytes
+// are verified by size, and on the wire by TLS's integrity. The page
+// sends a digest for small files (webui/app.js), which the inbox checks.
+//
+// The gate: a PIN (Config.WebPIN) buys a session token, kept in a cookie
+// that is HttpOnly (the page's script never sees it), Secure (HTTPS only)
+// and SameSite=Strict (a page on another site cannot make the browser send
+// it); every state-changing request must come from the page's own origin
+// (Sec-Fetch-Site or Origin, http.CrossOriginProtection), and no answer
+// carries CORS headers, so another site can neither upload nor read.
+// Wrong PINs are counted per address: webPINTries, then a lock that
+// doubles with each further wrong PIN.
+//
+// The same server serves share links (share.go) under /s/ID/: they need
+// no PIN, their id is the key.
+
+// ViaWeb is Transfer.Via for what came from the drop page.
+const ViaWeb = "web"
+
+// Limits of the drop page's gate.
+const (
+	// webPINTries is how many wrong PINs an address may give before it
+	// is locked out for webLockBase, doubled at every further wrong PIN,
+	// up to webLockMax.
+	webPINTries = 5
+	webLockBase = time.Minute
+	webLockMax  = time.Hour
+	// webMaxPINAddrs bounds the addresses whose wrong PINs are counted;
+	// when it is full, a new address may not try (fail closed) until
+	// entries older than webForgetFails are dropped.
+	webMaxPINAddrs = 4096
+	webForgetFails = 24 * time.Hour
+	// webMaxTokens bounds the session tokens kept; the one that expires
+	// first makes room. webTokenLife is how long a token is good for.
+	webMaxTokens = 1024
+	webTokenLife = 12 * time.Hour
+	// webMaxLogin caps a login body.
+	webMaxLogin = 1 << 10
+)
+
+//go:embed webui
+var webUI embed.FS
+
+var webPage = template.Must(template.ParseFS(webUI, "webui/index.html"))
+
+// webKey marks a request that passed the drop page's gate (its context
+// value), for prepareUpload.
+type webKey struct{}
+
+// webGate is the drop page's state: its PIN, the wrong PINs per address,
+// and the session tokens it gave.
+type webGate struct {
+	s      *lsServer
+	pin    string
+	cookie string
+
+	mu     sync.Mutex
+	fails  map[netip.Addr]*webFails
+	tokens map[string]time.Time // token → expiry
+
+	shares shareTable // share.go
+}
+
+type webFails struct {
+	n     int
+	until time.Time // locked until
+	last  time.Time
+}
+
+// mountWeb adds the drop page's routes to mux, when Config.Web asks for
+// them.
+func (s *lsServer) mountWeb(mux *http.ServeMux) {
+	if !s.a.cfg.Web {
+		return
+	}
+	g := &webGate{s: s, pin: s.a.cfg.WebPIN, cookie: "lanshare_web_" + strconv.Itoa(s.port),
+		fails: map[netip.Addr]*webFails{}, tokens: map[string]time.Time{}, shares: shareTable{shares: map[string]*ShareLink{}}}
+	s.web = g
+	same := http.NewCrossOriginProtection()
+	post := func(h http.HandlerFunc) http.Handler { return webHeaders(same.Handler(h)) }
+	mux.Handle("GET /{$}", webHeaders(http.HandlerFunc(g.index)))
+	mux.Handle("GET /web/app.js", webHeaders(webAsset("webui/app.js", "text/javascript; charset=utf-8")))
+	mux.Handle("GET /web/style.css", webHeaders(webAsset("webui/style.css", "text/css; charset=utf-8")))
+	mux.Handle("GET /s/{id}/{$}", webHeaders(http.HandlerFunc(g.shareList)))
+	mux.Handle("GET /s/{id}/{n}", webHeaders(http.HandlerFunc(g.shareGet)))
+	mux.Handle("POST /web/api/login", post(g.login))
+	mux.Handle("POST /web/api/offer", post(g.authed(s.prepareUpload)))
+	mux.Handle("POST /web/api/upload", post(g.authed(s.upload)))
+	mux.Handle("POST /web/api/cancel", post(g.authed(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("sessionId") == "" {
+			// Not "every session of this address": a LocalSend app on
+			// the same machine may have one.
+			writeError(w, http.StatusBadRequest, "missing parameters")
+			return
+		}
+		s.cancel(w, r)
+	})))
+}
+
+// webHeaders sets the headers every drop page answer carries: scripts,
+// styles and requests only from the page's own origin, no framing, no
+// sniffing, no referrer, and nothing cached.
+func webHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// webAsset serves one embedded file.
+func webAsset(name, contentType string) http.Handler {
+	data, err := webUI.ReadFile(name)
+	if err != nil {
+		panic(err) // the embed lists it: a build without it is broken
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		_, _ = w.Write(data)
+	})
+}
+
+// index serves the page, with the agent's name, its certificate's short
+// fingerprint, and whether a PIN is still needed.
+func (g *webGate) index(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = webPage.Execute(w, struct {
+		Name, Fingerprint string
+		NeedPIN           bool
+	}{g.s.a.cfg.Name, LocalSendShortFingerprint(g.s.ident.Fingerprint), !g.valid(r)})
+}
+
+// authed lets h run only for a request with a valid session token (or
+// any, without a PIN), marked as the drop page's.
+func (g *webGate) authed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !g.valid(r) {
+			writeError(w, http.StatusUnauthorized, "enter the PIN first")
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), webKey{}, true)))
+	}
+}
+
+// valid reports whether r may upload: no PIN is set, or its cookie holds
+// a token that has not expired.
+func (g *webGate) valid(r *http.Request) bool {
+	if g.pin == "" {
+		return true
+	}
+	c, err := r.Cookie(g.cookie)
+	if err != nil || c.Value == "" {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	exp, ok := g.tokens[c.Value]
+	if ok && time.Now().After(exp) {
+		delete(g.tokens, c.Value)
+		ok = false
+	}
+	return ok
+}
+
+// login checks a PIN ({"pin":"..."}) and answers 204 with the session
+// cookie, 401 for a wrong one, or 429 with Retry-After while the address
+// is locked out.
+func (g *webGate) login(w http.ResponseWriter, r *http.Request) {
+	if g.pin == "" {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	remote := remoteAddr(r)
+	if wait := g.locked(remote, time.Now()); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
+		writeError(w, http.StatusTooManyRequests, "too many wrong PINs; try again in "+wait.Round(time.Second).String())
+		return
+	}
+	var body struct {
+		PIN string `json:"pin"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, webMaxLogin)).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, "bad login body")
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(body.PIN), []byte(g.pin)) != 1 {
+		left := g.fail(remote, time.Now())
+		msg := "wrong PIN"
+		if left > 0 {
+			msg = fmt.Sprintf("wrong PIN (%d more tries before a pause)", left)
+		}
+		writeError(w, http.StatusUnauthorized, msg)
+		return
+	}
+	g.mu.Lock()
+	delete(g.fails, remote)
+	token := randomToken()
+	g.addToken(token, time.Now())
+	g.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: g.cookie, Value: token, Path: "/", MaxAge: int(webTokenLife.Seconds()),
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// locked returns how long remote must still wait before it may give a
+// PIN (0: it may now).
+func (g *webGate) locked(remote netip.Addr, now time.Time) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f := g.fails[remote]
+	if f == nil {
+		if len(g.fails) >= webMaxPINAddrs && !g.forgetLocked(now) {
+			return webLockMax
+		}
+		return 0
+	}
+	return max(f.until.Sub(now), 0)
+}
+
+// forgetLocked drops the wrong PINs of addresses quiet for
+// webForgetFails, and reports whether that made room.
+func (g *webGate) forgetLocked(now time.Time) bool {
+	for a, f := range g.fails {
+		if now.Sub(f.last) > webForgetFails {
+			delete(g.fails, a)
+		}
+	}
+	return len(g.fails) < webMaxPINAddrs
+}
+
+// fail counts a wrong PIN from remote, locks it out from the
+// webPINTries-th on, and returns how many tries it has left before that.
+func (g *webGate) fail(remote netip.Addr, now time.Time) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f := g.fails[remote]
+	if f == nil {
+		if len(g.fails) >= webMaxPINAddrs {
+			return 0 // locked will refuse it: nothing to count
+		}
+		f = &webFails{}
+		g.fails[remote] = f
+	}
+	f.n++
+	f.last = now
+	if f.n >= webPINTries {
+		f.until = now.Add(min(webLockBase<<min(f.n-webPINTries, 10), webLockMax))
+		return 0
+	}
+	return webPINTries - f.n
+}
+
+// addToken keeps token until webTokenLife from now, making room by
+// dropping expired tokens, then the one that expires first. g.mu is held.
+func (g *webGate) addToken(token string, now time.Time) {
+	if len(g.tokens) >= webMaxTokens {
+		var first string
+		for t, exp := range g.tokens {
+			if now.After(exp) {
+				delete(g.tokens, t)
+			} else if first == "" || exp.Before(g.tokens[first]) {
+				first = t
+			}
+		}
+		if len(g.tokens) >= webMaxTokens {
+			delete(g.tokens, first)
+		}
+	}
+	g.tokens[token] = now.Add(webTokenLife)
+}
