@@ -304,11 +304,24 @@ func runLanshareOn(t testing.TB, run commandFunc, tmp string, env []string, args
 	netlab.SkipUnlessIsolated(t)
 	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
 	defer cancel()
-	cmd := run(ctx, lanshareBin, args...)
-	cmd.Env = append(baseEnv(tmp), env...)
+	var cmd *exec.Cmd
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	var err error
+	for try := 0; ; try++ {
+		cmd = run(ctx, lanshareBin, args...)
+		cmd.Env = append(baseEnv(tmp), env...)
+		stdout.Reset()
+		stderr.Reset()
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err = cmd.Run()
+		// A binary just written (a copy for another user) can be busy
+		// for an instant: a process another test forked holds its write
+		// descriptor until it execs (golang.org/issue/22315).
+		if !errors.Is(err, syscall.ETXTBSY) || try == 50 {
+			break
+		}
+		time.Sleep(time.Millisecond) // a back-off for the kernel's state, not an ordering of events
+	}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatalf("running lanshare %q: %v", args, err)

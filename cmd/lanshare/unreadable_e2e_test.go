@@ -92,14 +92,19 @@ func asOtherUser(t *testing.T, dir, home string) commandFunc {
 	mustDo(t, os.Chmod(dir, 0o755))
 	mustDo(t, os.Chmod(filepath.Dir(dir), 0o711))
 	mustDo(t, os.Chmod(filepath.Dir(home), 0o711))
-	in, err := os.Open(lanshareBin)
-	mustDo(t, err)
-	defer in.Close()
-	out, err := os.OpenFile(bin, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	mustDo(t, err)
-	_, err = io.Copy(out, in)
-	mustDo(t, err)
-	mustDo(t, out.Close())
+	// A hard link, not a copy: a copy's write descriptor, inherited by a
+	// process another test forks meanwhile, makes exec fail with "text
+	// file busy" (ETXTBSY) until that process execs.
+	if err := os.Link(lanshareBin, bin); err != nil {
+		in, err := os.Open(lanshareBin)
+		mustDo(t, err)
+		defer in.Close()
+		out, err := os.OpenFile(bin, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+		mustDo(t, err)
+		_, err = io.Copy(out, in)
+		mustDo(t, err)
+		mustDo(t, out.Close())
+	}
 	mustDo(t, os.Chown(home, id, id))
 	return func(ctx context.Context, _ string, args ...string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, bin, args...)
