@@ -167,6 +167,9 @@ type sample struct {
 	snd, rcv usage
 	network  float64 // a baseline receiver's time to the end of the stream, before its syncs
 	syn      float64 // scenario 6: seconds from start to the SYN
+	// received: scenario 8, the receiver's own time for the transfer,
+	// from its log (from the offer's arrival to the last file named).
+	received float64
 }
 
 // runRounds runs every way once per round, runs rounds, in an order that

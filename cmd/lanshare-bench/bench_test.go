@@ -318,3 +318,16 @@ func fakeReceiver(ln net.Listener, cfg *tls.Config, answer *proto.Answer, atOnce
 	}
 	return proto.WriteAnswer(c, *answer)
 }
+
+func TestReceivedSecondsReadsServesTransferLine(t *testing.T) {
+	log := "listening on 127.0.0.1:1\n2026-12-02T10:00:00Z transfer from bench (127.0.0.1:5, id ls-abcd-ef01) via localsend done: received 1 file, 1.1 GB in 3.2 s, 335.5 MB/s\n"
+	if got, err := receivedSeconds(log); err != nil || got != 3.2 {
+		t.Errorf("receivedSeconds = %v, %v; want 3.2", got, err)
+	}
+	if got, err := receivedSeconds("… done: received 3 files, 12 kB in 850 ms, 14.1 kB/s\n"); err != nil || got != 0.85 {
+		t.Errorf("receivedSeconds (ms) = %v, %v; want 0.85", got, err)
+	}
+	if _, err := receivedSeconds("stopped\n"); err == nil {
+		t.Error("no transfer line: no error")
+	}
+}
