@@ -176,7 +176,8 @@ func TestDropPageInChromium(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("folder"), []string{filepath.Join(src, "album")})); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, ctx, "status", "Sent 2 of 2 files.")
+	// The status counts every batch, as the list shows them all.
+	waitText(t, ctx, "status", "Sent 4 of 4 files.")
 	waitTree(t, share, want)
 	srv.out.waitFor(t, "a transfer line via web", func(ls []string) bool {
 		return slices.ContainsFunc(ls, func(l string) bool { return strings.Contains(l, "via web done") })

@@ -117,6 +117,10 @@
     });
   }
 
+  // Totals of every batch since the page opened: the list shows them all.
+  let totalSent = 0;
+  let totalOffered = 0;
+
   async function sendBatch(picked) {
     const rows = picked.map((p) => addRow(p.path, p.file.size));
     setStatus('Preparing ' + picked.length + (picked.length === 1 ? ' file…' : ' files…'));
@@ -178,7 +182,9 @@
       // Ends the session at once, so that the next batch need not wait.
       fetch('/web/api/cancel?' + new URLSearchParams({ sessionId: reply.sessionId }), { method: 'POST' }).catch(() => {});
     }
-    setStatus('Sent ' + sent + ' of ' + picked.length + (picked.length === 1 ? ' file' : ' files') + (failed ? '; ' + failed + ' failed.' : '.'));
+    totalSent += sent;
+    totalOffered += picked.length;
+    setStatus('Sent ' + totalSent + ' of ' + totalOffered + (totalOffered === 1 ? ' file' : ' files') + (failed ? '; ' + failed + ' failed.' : '.'));
   }
 
   function enqueue(picked) {
