@@ -104,18 +104,7 @@ func readIdentity(dir string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	certPath := filepath.Join(dir, certFile)
-	cb, err := os.ReadFile(certPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		// Key without certificate (a start cut short): issue a new one.
-		if cb, err = selfSign(key); err == nil {
-			err = writeExclusive(certPath, cb)
-		}
-		if errors.Is(err, fs.ErrExist) {
-			// Another process issued it first: use theirs.
-			cb, err = os.ReadFile(certPath)
-		}
-	}
+	cb, err := readOrIssue(filepath.Join(dir, certFile), func() ([]byte, error) { return selfSign(key) })
 	if err != nil {
 		return nil, fmt.Errorf("identity certificate: %w", err)
 	}
@@ -269,4 +258,21 @@ func ParseID(s string) string {
 		return ""
 	}
 	return id
+}
+
+// readOrIssue reads the certificate at path; when it is missing (a key
+// without its certificate: a first start cut short) it writes the one
+// issue makes, exclusively, and when another process wrote one first, it
+// reads theirs.
+func readOrIssue(path string, issue func() ([]byte, error)) ([]byte, error) {
+	cb, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if cb, err = issue(); err == nil {
+			err = writeExclusive(path, cb)
+		}
+		if errors.Is(err, fs.ErrExist) {
+			cb, err = os.ReadFile(path)
+		}
+	}
+	return cb, err
 }

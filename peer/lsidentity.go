@@ -94,16 +94,7 @@ func readLocalSendIdentity(dir string) (*LocalSendIdentity, error) {
 	if err != nil {
 		return nil, err
 	}
-	certPath := filepath.Join(dir, lsCertFile)
-	cb, err := os.ReadFile(certPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		if cb, err = lsSelfSign(key); err == nil {
-			err = writeExclusive(certPath, cb)
-		}
-		if errors.Is(err, fs.ErrExist) {
-			cb, err = os.ReadFile(certPath)
-		}
-	}
+	cb, err := readOrIssue(filepath.Join(dir, lsCertFile), func() ([]byte, error) { return lsSelfSign(key) })
 	if err != nil {
 		return nil, fmt.Errorf("LocalSend certificate: %w", err)
 	}
