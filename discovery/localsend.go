@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -506,23 +505,8 @@ func (l *LocalSend) run(ctx context.Context, oneShot bool) error {
 	pkts := make(chan packet, 128)
 	reader := func(read func([]byte) (packet, error)) {
 		defer wg.Done()
-		buf := make([]byte, MaxLocalSendDatagram+1) // one more: to tell an oversized datagram
-		for {
-			p, err := read(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
-					return
-				}
-				l.log.printf("ls-read", "reading LocalSend socket: %v", err)
-				time.Sleep(10 * time.Millisecond) // don't spin on a persistent error
-				continue
-			}
-			select {
-			case pkts <- p:
-			case <-ctx.Done():
-				return
-			}
-		}
+		// One byte more than the largest datagram: to tell an oversized one.
+		readPackets(ctx, read, MaxLocalSendDatagram+1, pkts, func(err error) { l.log.printf("ls-read", "reading LocalSend socket: %v", err) })
 	}
 	if socks.p4 != nil {
 		wg.Add(1)

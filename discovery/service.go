@@ -350,25 +350,7 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	reader := func(read func([]byte) (packet, error)) {
 		defer wg.Done()
-		buf := make([]byte, 65536)
-		for {
-			p, err := read(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
-					return
-				}
-				s.log.printf("read", "reading mDNS socket: %v", err)
-				time.Sleep(10 * time.Millisecond) // don't spin on a persistent error
-				continue
-			}
-			// Block rather than drop: while the loop is busy, packets wait
-			// in the socket buffer, and only a real flood overflows it.
-			select {
-			case pkts <- p:
-			case <-ctx.Done():
-				return
-			}
-		}
+		readPackets(ctx, read, 65536, pkts, func(err error) { s.log.printf("read", "reading mDNS socket: %v", err) })
 	}
 	if socks.p4 != nil {
 		wg.Add(1)
@@ -954,4 +936,29 @@ func (s *Service) Addrs() []netip.AddrPort {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.own)
+}
+
+// readPackets reads packets with read into a buffer of size bytes and
+// hands them to pkts until the socket is closed or ctx is done. It blocks
+// rather than drops: while the consumer is busy, packets wait in the
+// socket buffer, and only a real flood overflows it. Other read errors go
+// to logErr, with a pause so that a persistent one does not spin.
+func readPackets(ctx context.Context, read func([]byte) (packet, error), size int, pkts chan<- packet, logErr func(error)) {
+	buf := make([]byte, size)
+	for {
+		p, err := read(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			logErr(err)
+			time.Sleep(10 * time.Millisecond) // don't spin on a persistent error
+			continue
+		}
+		select {
+		case pkts <- p:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
