@@ -179,6 +179,11 @@ func TestDuplicateQuestionSuppressed(t *testing.T) {
 	if !rs.nextQuery.Equal(now.Add(time.Second)) || !rs.refreshPending {
 		t.Error("a query listing a record we lack suppressed ours")
 	}
+	// A starting agent's query lists nothing: all answer it.
+	s.takeQuery(rs, st, browseQuery(nil, false), netip.MustParseAddrPort("10.77.0.4:5353"), now)
+	if !rs.nextQuery.Equal(now.Add(16*time.Second)) || rs.refreshPending {
+		t.Errorf("after a query listing no known answer: next query %v after it, refresh pending %v; want 16s, false", rs.nextQuery.Sub(now), rs.refreshPending)
+	}
 }
 
 // TestQueryBackoffDoublesToAnHour: continuous browsing asks at 1 s, 2 s,

@@ -457,7 +457,13 @@ func (s *Service) due(rs *runState, now time.Time) {
 // that the answers come to it alone instead of to every agent on the link,
 // which at a hundred agents cost each of them two hundred packets per
 // `peers` call. Its second query asks for multicast answers, in case the
-// unicast ones went to another socket on port 5353 of this host.
+// unicast ones went to another socket on port 5353 of this host. A running
+// agent asks for multicast answers even at start-up, as §5.4 would have it
+// ask for unicast ones: a unicast answer comes from the address the route
+// to us picks, which can differ from the one its multicast comes from (on
+// loopback, or a host with several addresses), and records are kept per
+// source, so the peer's goodbye would not remove what its unicast answer
+// said.
 func (s *Service) askUnicast(rs *runState) bool {
 	return s.browseOffsets != nil && rs.browseIdx == 0
 }
@@ -774,23 +780,36 @@ func (s *Service) noteDuplicateQuestion(rs *runState, st *ifState, m *dns.Msg, s
 	if s.browseOffsets != nil || src.Port() != mdnsPort || !asksForService(m) {
 		return
 	}
-	s.mu.Lock()
-	known := s.table.known(st.info.Name, now)
-	s.mu.Unlock()
-	ours := map[string]bool{}
-	if s.instance != "" {
-		ours[lowerASCII(instanceFQDN(s.instance))] = true
-	}
-	for inst := range known {
-		ours[lowerASCII(instanceFQDN(inst))] = true
-	}
+	// The instances its known answers list (most queries, those of
+	// starting agents, list none: then the table need not be looked at,
+	// which at a hundred peers was most of the work of taking a query).
+	var listed []string
 	for _, rr := range m.Answer {
 		ptr, ok := rr.(*dns.PTR)
 		if !ok || !strings.EqualFold(ptr.Hdr.Name, serviceFQDN) {
 			continue
 		}
-		if !ours[lowerASCII(ptr.Ptr)] {
-			return
+		inst, ok := splitInstance(ptr.Ptr)
+		if !ok {
+			return // not a name we would list
+		}
+		listed = append(listed, lowerASCII(inst))
+	}
+	if len(listed) > 0 {
+		s.mu.Lock()
+		known := s.table.known(st.info.Name, now)
+		s.mu.Unlock()
+		ours := make(map[string]bool, len(known)+1)
+		if s.instance != "" {
+			ours[lowerASCII(s.instance)] = true
+		}
+		for inst := range known {
+			ours[lowerASCII(inst)] = true
+		}
+		for _, inst := range listed {
+			if !ours[inst] {
+				return
+			}
 		}
 	}
 	rs.refreshPending = false

@@ -6,6 +6,7 @@ package main
 // runs it at 40 agents, the benchmark at 25, 50 and 100.
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,6 +48,8 @@ type scaleResult struct {
 	// is not discovery's.
 	fullAfterReady time.Duration
 	slowest        string        // the agent whose table was full last
+	startCPU       time.Duration // CPU time of all agents, from their start until every table was full
+	lastPeers      string        // the last peers the slowest agent listed, when, and when they started
 	lastReady      time.Duration // from the last agent's start to its "listening" line
 	fragments      uint64        // IPv4 and IPv6 fragments the observer received, whole run
 	rcvbufErrors   uint64        // UDP receive buffer overflows, summed over every host
@@ -78,21 +81,29 @@ func runScale(tb testing.TB, o scaleOptions) scaleResult {
 	}
 	lastStart := agents[o.n-1].launched
 	fullAt := make([]<-chan time.Time, o.n)
+	upAt := make([]map[string]time.Time, o.n)
 	for i, a := range agents {
-		fullAt[i] = watchUp(tb, a, 0, o.n-1, nil)
+		upAt[i] = map[string]time.Time{}
+		fullAt[i] = watchUp(tb, a, 0, o.n-1, nil, upAt[i])
 	}
 	for _, a := range agents {
 		a.ready(tb)
 	}
 	var res scaleResult
+	slowest := 0
 	for i, ch := range fullAt {
 		at, ok := <-ch
 		if !ok {
 			tb.Fatalf("%s never listed all %d others; its log:\n%s", agents[i].name, o.n-1, agents[i].out)
 		}
 		if d := at.Sub(lastStart); d > res.tableFull {
-			res.tableFull, res.slowest = d, agents[i].name
+			res.tableFull, res.slowest, slowest = d, agents[i].name, i
 		}
+	}
+	res.lastPeers = fmt.Sprintf("(it started %+.2fs, listening %+.2fs) ", agents[slowest].launched.Sub(lastStart).Seconds(), agents[slowest].listening.Sub(lastStart).Seconds()) +
+		lastArrivals(agents, upAt[slowest], lastStart, 5)
+	for _, a := range agents {
+		res.startCPU += processCPU(a.cmd.Process.Pid)
 	}
 	res.lastReady = agents[o.n-1].listening.Sub(lastStart)
 	var lastListening time.Time
@@ -122,7 +133,7 @@ func runScale(tb testing.TB, o scaleOptions) scaleResult {
 	seen := make([]<-chan time.Time, o.n)
 	for i, a := range agents {
 		if a != old {
-			seen[i] = watchUp(tb, a, marks[i], 1, func(inst string) bool { return inst == old.instance })
+			seen[i] = watchUp(tb, a, marks[i], 1, func(inst string) bool { return inst == old.instance }, nil)
 		}
 	}
 	again.ready(tb)
@@ -187,7 +198,7 @@ func peerLogLine(line string) (inst string, up, down bool) {
 // if nil) up with an address at once, and is closed without a value if
 // that does not happen within failAfter of the last new line. A
 // goroutine reads the log; it ends with the test.
-func watchUp(t testing.TB, a *labAgent, skip, want int, match func(string) bool) <-chan time.Time {
+func watchUp(t testing.TB, a *labAgent, skip, want int, match func(string) bool, at map[string]time.Time) <-chan time.Time {
 	out := make(chan time.Time, 1)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -210,6 +221,9 @@ func watchUp(t testing.TB, a *labAgent, skip, want int, match func(string) bool)
 				}
 				if isUp {
 					up[inst] = true
+					if at != nil {
+						at[inst] = time.Now()
+					}
 				} else if isDown {
 					delete(up, inst)
 				}
@@ -228,6 +242,44 @@ func watchUp(t testing.TB, a *labAgent, skip, want int, match func(string) bool)
 		}
 	}()
 	return out
+}
+
+// processCPU is the user and system time process pid has used so far
+// (Linux), or zero when it cannot be read.
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// lastArrivals describes the last k peers listed in at (instance → when
+// listed): when each was listed, started and listening, from lastStart.
+func lastArrivals(agents []*labAgent, at map[string]time.Time, lastStart time.Time, k int) string {
+	insts := make([]string, 0, len(at))
+	for inst := range at {
+		insts = append(insts, inst)
+	}
+	slices.SortFunc(insts, func(a, b string) int { return at[a].Compare(at[b]) })
+	insts = insts[max(0, len(insts)-k):]
+	var b strings.Builder
+	for _, inst := range insts {
+		for _, a := range agents {
+			if a.instance == inst {
+				fmt.Fprintf(&b, "%s listed %+.2fs (started %+.2fs, listening %+.2fs); ", a.name,
+					at[inst].Sub(lastStart).Seconds(), a.launched.Sub(lastStart).Seconds(), a.listening.Sub(lastStart).Seconds())
+			}
+		}
+	}
+	return b.String()
 }
 
 // waitDown waits until a's log says inst is down.
@@ -382,12 +434,13 @@ func BenchmarkLabDiscoveryScale(b *testing.B) {
 			b.ReportMetric(float64(r.callsAll(n)), "calls-all/10")
 			b.ReportMetric(r.tableFull.Seconds(), "s-table-full")
 			b.ReportMetric(r.fullAfterReady.Seconds(), "s-full-after-listening")
+			b.ReportMetric(r.startCPU.Seconds(), "cpu-s-start")
 			b.ReportMetric(float64(r.reappear.Milliseconds()), "ms-reappear")
 			b.ReportMetric(r.idleFrames, "frames/s/agent")
 			b.ReportMetric(r.idleBytes, "B/s/agent")
 			b.ReportMetric(float64(r.fragments), "fragments")
 			b.ReportMetric(float64(r.rcvbufErrors), "rcvbuf-errors")
-			b.Logf("N=%d: the last started listened %v after its start; %s's table was full last, %v after the last agent listened", n, r.lastReady, r.slowest, r.fullAfterReady)
+			b.Logf("N=%d: the last started listened %v after its start; %s's table was full last, %v after the last agent listened; its last peers: %s; agents' CPU until then %v", n, r.lastReady, r.slowest, r.fullAfterReady, r.lastPeers, r.startCPU)
 			b.Logf("N=%d: calls listing all %d/%d %v; every table full %v after the last start; restarted agent seen by all after %v; idle %.3f frames/s and %.0f B/s per agent over %v; %d fragments; %d receive buffer overflows",
 				n, r.callsAll(n), len(r.listed), r.listed, r.tableFull, r.reappear, r.idleFrames, r.idleBytes, idle, r.fragments, r.rcvbufErrors)
 		})
