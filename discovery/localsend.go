@@ -440,6 +440,9 @@ type lsIface struct {
 	info       ifaceInfo
 	j4, j6     bool // joined the group for this family
 	v4, v6     bool // joined, and sending works
+	// off4, off6: the family was turned off after a send failed; it is
+	// tried again at the next interface poll.
+	off4, off6 bool
 	announceAt []time.Time
 	answerAt   time.Time // no multicast answer before then
 	answerWant bool
@@ -712,12 +715,14 @@ func (l *LocalSend) send(rs *lsRun, st *lsIface, b []byte, dst netip.AddrPort) {
 	if err := rs.socks.send(b, st.info.Index, dst); err != nil {
 		if errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EADDRNOTAVAIL) {
 			// No multicast route for this family here (IPv6 on a bare
-			// loopback, say): stop using it on this interface until the
-			// interface changes.
+			// loopback, say), or no usable source address yet (an IPv6
+			// link-local address still in duplicate address detection,
+			// just after the interface came up): stop using it on this
+			// interface until the next poll tries again.
 			if dst.Addr().Is4() {
-				st.v4 = false
+				st.v4, st.off4 = false, true
 			} else {
-				st.v6 = false
+				st.v6, st.off6 = false, true
 			}
 		}
 		if errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.ENXIO) {
@@ -754,6 +759,22 @@ func (l *LocalSend) syncIfaces(rs *lsRun, now time.Time) {
 		st := rs.ifs[info.Index]
 		if st != nil && slices.Equal(st.info.Addrs, info.Addrs) {
 			st.info.Prefixes = info.Prefixes
+			// A family whose join or send failed is tried again, with an
+			// announcement: the start burst may have gone only over the
+			// other family (an IPv6 link-local address is unusable until
+			// duplicate address detection ends, a second or two after the
+			// interface came up).
+			if want4, want6 := info.has4() && !st.j4, info.has6() && !st.j6; want4 || want6 {
+				ok4, ok6, _ := rs.socks.join(info.netInterface(), want4, want6)
+				st.j4, st.j6 = st.j4 || ok4, st.j6 || ok6
+				st.off4, st.off6 = st.off4 || ok4, st.off6 || ok6
+			}
+			retry4, retry6 := st.off4 && st.j4 && info.has4(), st.off6 && st.j6 && info.has6()
+			if retry4 || retry6 {
+				st.v4, st.v6 = st.v4 || retry4, st.v6 || retry6
+				st.off4, st.off6 = st.off4 && !retry4, st.off6 && !retry6
+				st.announceAt = append([]time.Time{now}, st.announceAt...) // the soonest first
+			}
 			continue
 		}
 		if st == nil {
@@ -770,6 +791,7 @@ func (l *LocalSend) syncIfaces(rs *lsRun, now time.Time) {
 			st.j4, st.j6 = st.j4 || ok4, st.j6 || ok6
 		}
 		st.v4, st.v6 = st.j4 && info.has4(), st.j6 && info.has6()
+		st.off4, st.off6 = false, false
 		st.announceAt = st.announceAt[:0]
 		at := now
 		for _, d := range lsAnnounceDelays {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -211,6 +212,22 @@ func lsAnnounceFrom(fp string) func(msg) bool {
 	return func(m msg) bool { return m.Ev == "lsannounce" && m.LSDevice != nil && m.LSDevice.Fingerprint == fp }
 }
 
+// lsDevicesUntil asks c for its devices until ok holds of them or timeout
+// has passed, and returns the last answer.
+func (c *child) lsDevicesUntil(timeout time.Duration, ok func([]LocalSendDevice) bool) []LocalSendDevice {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		devs := c.lsDevices()
+		if ok(devs) || time.Now().After(deadline) {
+			return devs
+		}
+		<-tick.C
+	}
+}
+
 func (c *child) lsDevices() []LocalSendDevice {
 	c.t.Helper()
 	c.send("devices")
@@ -295,7 +312,14 @@ func TestLocalSendTwoHosts(t *testing.T) {
 		selfFP   string
 		httpPort uint16
 	}{{a, lab.Host(1), fpBob, fpAlice, 4002}, {b, lab.Host(0), fpAlice, fpBob, 4001}} {
-		devs := c.who.lsDevices()
+		// Both families may take a moment: announcements sent while the
+		// IPv6 link-local address was still in duplicate address
+		// detection failed, and IPv6 is tried again at the next
+		// interface poll, with an announcement.
+		devs := c.who.lsDevicesUntil(5*time.Second, func(devs []LocalSendDevice) bool {
+			return slices.ContainsFunc(devs, func(d LocalSendDevice) bool { return d.Addr.Addr().Is6() }) &&
+				slices.ContainsFunc(devs, func(d LocalSendDevice) bool { return d.Addr.Addr().Is4() })
+		})
 		var v4, v6 bool
 		for _, d := range devs {
 			if d.Fingerprint == c.selfFP {
