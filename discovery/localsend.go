@@ -437,9 +437,9 @@ func LookLocalSend(ctx context.Context, cfg LocalSendConfig, wait time.Duration)
 
 // lsIface is one served interface.
 type lsIface struct {
-	info       ifaceInfo
-	j4, j6     bool // joined the group for this family
-	v4, v6     bool // joined, and sending works
+	info   ifaceInfo
+	j4, j6 bool // joined the group for this family
+	v4, v6 bool // joined, and sending works
 	// off4, off6: the family was turned off after a send failed; it is
 	// tried again at the next interface poll.
 	off4, off6 bool
