@@ -17,6 +17,7 @@ import (
 
 	"github.com/cheggaaa/pb/v3"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/lanshare/lanshare/discovery"
 	"github.com/lanshare/lanshare/peer"
@@ -247,6 +248,7 @@ func sendMulti(ctx context.Context, a sendArgs, targets []string) error {
 	width = min(width, maxLabelWidth)
 
 	var pool *pb.Pool
+	cols := 80 // the terminal's width
 	switch {
 	case a.json:
 		for _, t := range ts {
@@ -257,8 +259,15 @@ func sendMulti(ctx context.Context, a sendArgs, targets []string) error {
 		var bars []*pb.ProgressBar
 		for _, t := range ts {
 			t.bar = newPoolBar(col.total, padLabel(t.label, width))
-			t.bar.Set("note", "looking for it... ")
+			t.bar.Set("note", "looking for the peer... ")
 			bars = append(bars, t.bar)
+		}
+		// A line longer than the terminal would wrap and throw off the
+		// pool's redrawing: a failure's reason is cut to fit.
+		if f, ok := a.stdout.(*os.File); ok {
+			if c, _, err := term.GetSize(int(f.Fd())); err == nil && c > 0 {
+				cols = c
+			}
 		}
 		pool = pb.NewPool(bars...)
 		pool.Output = a.stdout
@@ -285,7 +294,10 @@ func sendMulti(ctx context.Context, a sendArgs, targets []string) error {
 					t.bar.SetCurrent(int64(col.total))
 					t.bar.Set("note", "")
 				} else {
-					t.bar.Set("note", "failed ")
+					// Its line says why in place of a bar that would
+					// stand still; the summary below says it whole.
+					t.bar.Set("reason", pb.StripString(oneLine(t.err), max(cols-width-len(" failed: ")-1, 10)))
+					t.bar.SetTemplateString(`{{string . "peer"}} failed: {{string . "reason"}}`)
 				}
 				t.bar.Finish()
 			}
@@ -322,7 +334,8 @@ func padLabel(s string, width int) string {
 	for len(r) > 0 && pb.CellCount(string(r))+1 > width {
 		r = r[:len(r)-1]
 	}
-	return padLabel(string(r)+"…", width)
+	s = string(r) + "…"
+	return s + strings.Repeat(" ", max(width-pb.CellCount(s), 0))
 }
 
 // newPoolBar is a progress bar for a pool: the target's name, then what a
