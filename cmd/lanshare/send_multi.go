@@ -149,7 +149,7 @@ type multiTarget struct {
 	rep  *peer.Report
 	err  error
 	last peer.Progress // the last progress, for a send cut short
-	took time.Duration
+	took time.Duration // from the first connection on, as a send to one times it
 	// Output: one of these, by the mode of the whole send.
 	bar    *pb.ProgressBar
 	events *json.Encoder
@@ -280,7 +280,6 @@ func sendMulti(ctx context.Context, a sendArgs, targets []string) error {
 		}
 	}
 
-	start := time.Now()
 	taken := &claims{by: map[string]string{}}
 	var wg sync.WaitGroup
 	for _, t := range ts {
@@ -288,7 +287,6 @@ func sendMulti(ctx context.Context, a sendArgs, targets []string) error {
 		go func() { // owned by sendMulti: it waits for every one
 			defer wg.Done()
 			sendOne(ctx, a, id, known, col, t, out, taken)
-			t.took = time.Since(start)
 			if t.bar != nil {
 				if t.err == nil {
 					t.bar.SetCurrent(int64(col.total))
@@ -468,7 +466,7 @@ func sendOne(ctx context.Context, a sendArgs, id *peer.Identity, known *peer.Kno
 		err = reworded{err: err, msg: fmt.Sprintf("%s stopped (nothing listens at %s any more) after %s; it keeps what arrived: run the same command again once it runs to resume",
 			who, stopped.Addr, sentSoFar(t.last, col.files, col.total))}
 	}
-	t.who, t.rep, t.err = who, rep, err
+	t.who, t.rep, t.err, t.took = who, rep, err, time.Since(start)
 	if t.events != nil {
 		jsonResults(t.events, rep, err, time.Since(start))
 	}
