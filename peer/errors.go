@@ -38,6 +38,9 @@ var (
 	// ErrNothingToSend means the paths given to Collect held no file or
 	// directory that can be sent.
 	ErrNothingToSend = errors.New("nothing to send")
+	// ErrBadPattern means an exclude pattern that cannot be used (see
+	// NewExclude).
+	ErrBadPattern = errors.New("bad exclude pattern")
 	// ErrDuplicatePath means two different local files (or a file and a
 	// directory) given to Collect would arrive under the same relative
 	// path.

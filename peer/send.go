@@ -79,6 +79,10 @@ func (s Skipped) Reason() string {
 // an error.
 func CollectSkipped(paths []string) ([]Item, []Skipped, error) {
 	c := collector{}
+	return c.collect(paths)
+}
+
+func (c *collector) collect(paths []string) ([]Item, []Skipped, error) {
 	for _, p := range paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {
@@ -96,6 +100,9 @@ func CollectSkipped(paths []string) ([]Item, []Skipped, error) {
 		base := filepath.Base(abs)
 		if base == string(filepath.Separator) || base == "." {
 			return nil, c.skipped, fmt.Errorf("%s: cannot send a file system root", p)
+		}
+		if c.excludes(p, base, fi.IsDir()) {
+			continue
 		}
 		if err := carried(base); err != nil {
 			c.skip(p, err)
@@ -125,8 +132,10 @@ func CollectSkipped(paths []string) ([]Item, []Skipped, error) {
 
 // collector gathers the items and skipped paths of a Collect.
 type collector struct {
-	items   []Item
-	skipped []Skipped
+	items    []Item
+	skipped  []Skipped
+	exclude  *Exclude // see CollectExcluding
+	excluded []string
 }
 
 func (c *collector) skip(p string, err error) {
@@ -226,6 +235,14 @@ func fileItem(rel, src string, fi fs.FileInfo) Item {
 // that can be sent.
 func (c *collector) walk(root, base string) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if p != root && d != nil && c.exclude != nil {
+			if rel, rerr := filepath.Rel(root, p); rerr == nil && c.excludes(p, filepath.ToSlash(filepath.Join(base, rel)), d.IsDir()) {
+				if d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+		}
 		if err != nil {
 			if p == root && d == nil {
 				return err

@@ -190,7 +190,7 @@ Examples:
 			{
 				Name:      "send",
 				Usage:     "send files and folders to a peer",
-				ArgsUsage: "TARGET PATH...",
+				ArgsUsage: "TARGET PATH... | --to TARGET... PATH...",
 				Description: `Sends every PATH (files, and folders with everything in them) in one batch.
 TARGET is a peer's display name, its instance name as "lanshare peers" shows
 it, its id or an id prefix (at least 4 characters), or HOST:PORT. Names
@@ -215,12 +215,28 @@ targets too, by alias, id (ls-...) or IP:PORT with --localsend: a name no
 lanshare peer has is looked up among them. Their certificate is pinned on
 first use like a lanshare key. LocalSend has no resume: a send that
 started uploading is never repeated, and empty folders cannot be sent.
+With --to TARGET (repeatable) in place of TARGET, every argument is a path
+and the same batch goes to every target at once (names may hold spaces
+and commas): each its own connection and retries, progress bar (into a
+pipe: lines that start "TARGET: ") and summary line. The paths are
+collected once. It exits 0 only when every target confirmed every file;
+else with the exit code of the first --to, in the order given, that
+failed, after a line per failure. A LocalSend device among them that asks
+for a PIN gets --pin; it is not asked for on the terminal.
+--exclude PATTERN (repeatable) leaves out what a gitignore-style pattern
+matches, in the paths as they arrive: "*.tmp" and "node_modules/" (a
+folder) at any depth, "/build" or "photos/raw" (a leading or inner slash)
+from the top, "**/cache", "logs/**", and "!keep.tmp" to bring back what an
+earlier pattern left out. An excluded folder is not read at all; the
+summary counts what was excluded.
 
 Examples:
    lanshare send bob report.pdf
    lanshare send "Pixel 9" photo.jpg
    lanshare send "bob (3fa2)" photos/ notes.txt
-   lanshare send 192.168.1.20:52741 report.pdf`,
+   lanshare send 192.168.1.20:52741 report.pdf
+   lanshare send --to bob --to "Pixel 9" --to "Smith, Anna" report.pdf
+   lanshare send bob project/ --exclude node_modules/ --exclude '*.tmp'`,
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "name", Usage: "display name to announce", Value: def.Name, EnvVars: []string{"LANSHARE_NAME"}},
 					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
@@ -229,16 +245,16 @@ Examples:
 					&cli.IntFlag{Name: "retries", Usage: "how many times in a row to reconnect after the connection drops without progress (0: never)", Value: peer.DefaultRetries},
 					&cli.BoolFlag{Name: "localsend", Usage: "the target is a LocalSend device (its alias, id or IP:PORT); without it, a name no lanshare peer has is looked up among LocalSend devices"},
 					&cli.StringFlag{Name: "pin", Usage: "PIN to give a LocalSend device that asks for one (on a terminal you are asked)", EnvVars: []string{"LANSHARE_SEND_PIN"}},
+					&cli.GenericFlag{Name: "to", Value: &listFlag{}, Usage: "a peer to send to (repeatable: every one gets the same files, at once); the arguments are then all paths"},
+					&cli.GenericFlag{Name: "exclude", Value: &listFlag{}, Usage: "leave out what this gitignore-style pattern matches (repeatable): *.tmp, node_modules/, /photos/raw, **/cache, !keep.tmp"},
 					waitFlag,
 					ifaceFlag,
 					configFlag,
 				},
 				Action: func(c *cli.Context) error {
-					if c.NArg() < 2 {
-						return usageError{msg: "send needs a target and at least one path: lanshare send TARGET PATH..."}
-					}
-					if c.Args().First() == "" {
-						return usageError{msg: "empty target: give a peer name, id or HOST:PORT"}
+					targets, paths, exclude, err := sendCommand(c)
+					if err != nil {
+						return err
 					}
 					ifs, err := lookupIfaces(c)
 					if err != nil {
@@ -247,13 +263,17 @@ Examples:
 					if c.Int("retries") < 0 {
 						return usageError{msg: "--retries must be 0 or more"}
 					}
-					return send(c.Context, sendArgs{
-						target: c.Args().First(), paths: c.Args().Slice()[1:], name: c.String("name"), retries: c.Int("retries"),
+					a := sendArgs{
+						target: targets[0], paths: paths, name: c.String("name"), retries: c.Int("retries"),
 						quiet: c.Bool("quiet"), json: c.Bool("json"), verbose: c.Bool("verbose"), stdout: stdout, stderr: stderr,
 						configDir: expandHome(c.String("config")),
 						resolve:   peer.ResolveOptions{Ifaces: ifs, Wait: c.Duration("wait")},
-						localsend: c.Bool("localsend"), pin: c.String("pin"),
-					})
+						localsend: c.Bool("localsend"), pin: c.String("pin"), exclude: exclude,
+					}
+					if len(targets) > 1 {
+						return sendMulti(c.Context, a, targets)
+					}
+					return send(c.Context, a)
 				},
 			},
 			{

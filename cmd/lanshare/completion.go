@@ -90,7 +90,7 @@ func completion(app *cli.App, shell string, w io.Writer) error {
 		b.WriteString(fishCompletion)
 		for _, c := range app.Commands {
 			for _, f := range c.Flags {
-				if flagValues[f.Names()[0]] != nil {
+				if flagValues[f.Names()[0]] != nil || peerFlags[f.Names()[0]] {
 					fmt.Fprintf(&b, "complete -c lanshare -n '__fish_seen_subcommand_from %s' -l %s -x -a '(__lanshare_complete)'\n", c.Name, f.Names()[0])
 				}
 			}
@@ -157,6 +157,10 @@ func completeArgs(c *cli.Command, peerArg bool) cli.BashCompleteFunc {
 				return
 			}
 			if df, ok := f.(cli.DocGenerationFlag); ok && df.TakesValue() {
+				if peerArg && peerFlags[f.Names()[0]] {
+					printPeerNames(ctx)
+					return
+				}
 				if values := flagValues[f.Names()[0]]; values != nil {
 					for _, v := range values() {
 						fmt.Fprintln(w, v)
@@ -173,16 +177,33 @@ func completeArgs(c *cli.Command, peerArg bool) cli.BashCompleteFunc {
 				}
 			}
 		}
-		if peerArg && ctx.NArg() == 0 {
-			qctx, cancel := context.WithTimeout(context.Background(), completionWait)
-			defer cancel()
-			for _, p := range agentPeerNames(qctx, expandHome(ctx.String("config"))) {
-				if os.Getenv("_LANSHARE_COMPLETE") == "zsh" {
-					fmt.Fprintf(w, "%s:%s\n", strings.ReplaceAll(p[0], ":", `\:`), p[1])
-				} else {
-					fmt.Fprintln(w, p[0])
-				}
-			}
+		if peerArg && ctx.NArg() == 0 && !sentWithTo(ctx) {
+			printPeerNames(ctx)
+		}
+	}
+}
+
+// peerFlags are the flags whose value is a peer name: completion offers
+// the peers the local agent sees after them.
+var peerFlags = map[string]bool{"to": true}
+
+// sentWithTo reports whether the command line has send's --to: its
+// arguments are then all paths.
+func sentWithTo(ctx *cli.Context) bool {
+	return len(listValues(ctx, "to")) > 0
+}
+
+// printPeerNames prints the names of the peers the agent running with
+// ctx's config directory sees (with their instance names, for zsh).
+func printPeerNames(ctx *cli.Context) {
+	w := ctx.App.Writer
+	qctx, cancel := context.WithTimeout(context.Background(), completionWait)
+	defer cancel()
+	for _, p := range agentPeerNames(qctx, expandHome(ctx.String("config"))) {
+		if os.Getenv("_LANSHARE_COMPLETE") == "zsh" {
+			fmt.Fprintf(w, "%s:%s\n", strings.ReplaceAll(p[0], ":", `\:`), p[1])
+		} else {
+			fmt.Fprintln(w, p[0])
 		}
 	}
 }

@@ -222,12 +222,15 @@ func TestCompletionPeerNamesFromAgent(t *testing.T) {
 	there.ready(t)
 	waitPeerUp(t, here, there)
 	run := lab.Host(0).CommandContext
-	for _, args := range [][]string{{"send", "--config", here.config}, {"trust", "--config", here.config}, {"send", "--quiet", "--config", here.config}} {
+	for _, args := range [][]string{{"send", "--config", here.config}, {"trust", "--config", here.config}, {"send", "--quiet", "--config", here.config},
+		{"send", "--config", here.config, "--to"}, {"send", "--config", here.config, "--to", "there", "--to"}} {
 		if got := completeOn(t, run, args...); !slices.Equal(got, []string{"there"}) {
 			t.Errorf("%q completes to %q, want the peer there", args, got)
 		}
 	}
-	for _, args := range [][]string{{"send", "--config", here.config, "there"}, {"peers", "--config", here.config, "static"}, {"send"}} {
+	// With --to, the arguments are paths.
+	for _, args := range [][]string{{"send", "--config", here.config, "there"}, {"peers", "--config", here.config, "static"}, {"send"},
+		{"send", "--config", here.config, "--to", "there"}} {
 		if got := completeOn(t, run, args...); len(got) != 0 {
 			t.Errorf("%q completes to %q, want nothing", args, got)
 		}
@@ -237,6 +240,9 @@ func TestCompletionPeerNamesFromAgent(t *testing.T) {
 	}
 	if got := fishComplete(t, run, "lanshare send --config "+here.config+" th"); !slices.Equal(got, []string{"there"}) {
 		t.Errorf("fish: send th<TAB> = %q, want there", got)
+	}
+	if got := fishComplete(t, run, "lanshare send --config "+here.config+" --to th"); !slices.Equal(got, []string{"there"}) {
+		t.Errorf("fish: send --to th<TAB> = %q, want there", got)
 	}
 }
 

@@ -2,7 +2,7 @@
 //
 //	lanshare serve                  run the agent: receive into ~/LANShare
 //	lanshare peers                  list the agents on the LAN
-//	lanshare send TARGET PATH...    send files and folders to a peer
+//	lanshare send TARGET PATH...    send files and folders to a peer (--to, repeated: to several)
 //	lanshare id | trust | untrust | trusted    identity and trusted peers
 package main
 

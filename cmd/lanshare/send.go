@@ -30,59 +30,24 @@ type sendArgs struct {
 	resolve        peer.ResolveOptions
 	localsend      bool   // the target is a LocalSend device
 	pin            string // a LocalSend device's PIN, given before it asks
+	exclude        *peer.Exclude
 }
 
 func send(ctx context.Context, a sendArgs) error {
 	if meant := swappedSend(a.target, a.paths); meant != "" && !agentLacksPeer(ctx, a.configDir, a.paths[len(a.paths)-1]) {
 		return swappedError(a.target, a.paths[len(a.paths)-1], meant)
 	}
-	items, skipped, err := peer.CollectSkipped(a.paths)
-	for _, s := range skipped {
-		fmt.Fprintf(a.stderr, "lanshare: warning: %s: %s\n", peer.Escape(s.Path), s.Reason())
-	}
-	left := leftOut(skipped)
-	if errors.Is(err, peer.ErrDuplicatePath) {
-		return usageError{msg: err.Error()}
-	}
+	col, err := collectSend(a)
 	if err != nil {
 		return err
 	}
-	var total uint64
-	files := 0
-	for _, it := range items {
-		total += it.Entry.Size
-		if it.Entry.Kind == proto.KindFile {
-			files++
-		}
-	}
+	items, files, total, left := col.items, col.files, col.total, col.left
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	id, err := peer.LoadIdentity(a.configDir)
+	id, known, err := prepareSend(&a)
 	if err != nil {
 		return err
 	}
-	known, err := peer.LoadKnown(a.configDir)
-	if err != nil {
-		return err
-	}
-	// The running local agent's live table answers at once; without an
-	// agent, Resolve browses.
-	a.resolve.Known = func(ctx context.Context) []discovery.Peer {
-		st, err := peer.QueryAgent(ctx, a.configDir)
-		if err != nil {
-			return nil
-		}
-		return st.Peers
-	}
-	// A name pinned to keys resolves to those keys first, whatever other
-	// records claim; Send refuses anything else it resolves to.
-	a.resolve.Pins = known
-	// Static peers are found by name or id without discovery.
-	static, err := peer.LoadStatic(a.configDir)
-	if err != nil {
-		return err
-	}
-	a.resolve.Static = static.List()
 	var target peer.Target
 	if !a.localsend {
 		target, err = peer.Resolve(ctx, a.target, a.resolve)
@@ -116,7 +81,7 @@ func send(ctx context.Context, a sendArgs) error {
 	switch {
 	case a.json:
 		events = json.NewEncoder(a.stdout)
-		_ = events.Encode(sendEvent{Event: "offer", Peer: target.Name, ID: target.ID, Files: files, Bytes: total})
+		_ = events.Encode(sendEvent{Event: "offer", Peer: target.Name, ID: target.ID, Files: files, Bytes: total, Excluded: col.excluded})
 		opt.OnRetry = func(r peer.Retry) {
 			_ = events.Encode(sendEvent{Event: "retry", Attempt: r.Attempt, Wait: r.Wait.Seconds(), Reason: oneLine(r.Err)})
 		}
@@ -226,13 +191,13 @@ func send(ctx context.Context, a sendArgs) error {
 		el := time.Since(start)
 		switch {
 		case allThere(rep):
-			fmt.Fprintf(a.stdout, "nothing to send: %s already there on %s (%s)\n", plural(files, "file"), peer.Escape(rep.Peer), peer.FormatBytes(total))
+			fmt.Fprintf(a.stdout, "nothing to send: %s already there on %s (%s)\n", plural(files, "file"), peer.Escape(rep.Peer), withExcluded(peer.FormatBytes(total), col.excluded))
 		case rep.Sent == 0: // no rate of nothing
 			fmt.Fprintf(a.stdout, "sent %s (%s) to %s in %s%s\n", plural(files, "file"), peer.FormatBytes(total),
-				peer.Escape(rep.Peer), formatDuration(el), sendNotes(rep))
+				peer.Escape(rep.Peer), formatDuration(el), sendNotes(rep, col.excluded))
 		default:
 			fmt.Fprintf(a.stdout, "sent %s (%s) to %s in %s, %s/s%s\n", plural(files, "file"), peer.FormatBytes(total),
-				peer.Escape(rep.Peer), formatDuration(el), peer.FormatBytes(uint64(float64(rep.Sent)/max(el.Seconds(), 1e-3))), sendNotes(rep))
+				peer.Escape(rep.Peer), formatDuration(el), peer.FormatBytes(uint64(float64(rep.Sent)/max(el.Seconds(), 1e-3))), sendNotes(rep, col.excluded))
 		}
 	}
 	return left
@@ -333,8 +298,9 @@ func progressNote(p peer.Progress) string {
 	return s
 }
 
-// sendNotes says what a finished send did not have to move.
-func sendNotes(rep *peer.Report) string {
+// sendNotes says what a finished send did not have to move, and how many
+// paths --exclude left out.
+func sendNotes(rep *peer.Report, excluded int) string {
 	var notes []string
 	skipped := 0
 	for i, r := range rep.Results {
@@ -355,6 +321,9 @@ func sendNotes(rep *peer.Report) string {
 			retries = fmt.Sprintf("%d retries", rep.Retries)
 		}
 		notes = append(notes, "after "+retries)
+	}
+	if excluded > 0 {
+		notes = append(notes, excludedNote(excluded))
 	}
 	if len(notes) == 0 {
 		return ""
@@ -410,6 +379,8 @@ type sendEvent struct {
 	Code    string  `json:"code,omitempty"`
 	Reason  string  `json:"reason,omitempty"`
 	Exit    int     `json:"exit,omitempty"`
+	// offer: paths --exclude left out (a folder once)
+	Excluded int `json:"excluded,omitempty"`
 }
 
 // jsonResults writes one event per file of rep, then the outcome: an

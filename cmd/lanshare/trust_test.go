@@ -139,7 +139,7 @@ func TestUsageErrorShowsUsage(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
 	for args, synopsis := range map[string]string{
-		"send":       "usage: lanshare send [options] TARGET PATH...",
+		"send":       "usage: lanshare send [options] TARGET PATH... | --to TARGET... PATH...",
 		"trust a b":  "usage: lanshare trust [options] NAME|ID",
 		"peers x":    "usage: lanshare peers [options]",
 		"completion": "usage: lanshare completion [options] bash|zsh|fish",
