@@ -229,15 +229,15 @@ func TestTextLimits(t *testing.T) {
 // out raw; line breaks show as ⏎; ordinary text is left as it is.
 func TestEscapeText(t *testing.T) {
 	tests := map[string]string{
-		"the door code is 4711":        "the door code is 4711",
-		"two\nlines\r\nthree":          "two⏎lines⏎three",
-		"esc \x1b[31mred":              `"esc \x1b[31mred"`,
-		"csi \u009b2J":                 `"csi \u009b2J"`,
-		"rlo \u202eevil\u202c":         `"rlo \u202eevil\u202c"`,
+		"the door code is 4711":         "the door code is 4711",
+		"two\nlines\r\nthree":           "two⏎lines⏎three",
+		"esc \x1b[31mred":               `"esc \x1b[31mred"`,
+		"csi \u009b2J":                  `"csi \u009b2J"`,
+		"rlo \u202eevil\u202c":          `"rlo \u202eevil\u202c"`,
 		"\u2066iso\u2069 \u2067x\u2068": `"\u2066iso\u2069 \u2067x\u2068"`,
-		"a literal ⏎ sign":             `"a literal ⏎ sign"`,
-		`C:\Users`:                     `"C:\\Users"`,
-		"ok\n\x07bell":                 `ok⏎"\abell"`,
+		"a literal ⏎ sign":              `"a literal ⏎ sign"`,
+		`C:\Users`:                      `"C:\\Users"`,
+		"ok\n\x07bell":                  `ok⏎"\abell"`,
 	}
 	for in, want := range tests {
 		if got := EscapeText(in); got != want {
