@@ -141,7 +141,7 @@ func (in *Inbox) OpenBatch(from string, entries []proto.Entry, pol Policy, wait 
 	if pol.Answered != nil {
 		pol.Answered()
 	}
-	if pol.Watch != nil {
+	if pol.Watch != nil && !isTextOffer(entries) {
 		pol.Watch(t.progress)
 	}
 	return b, nil

@@ -450,7 +450,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		t.prog.Bytes += t.offsets[i]
 	}
 	t.pmu.Unlock()
-	if pol.Watch != nil {
+	if pol.Watch != nil && !isTextOffer(offer.Entries) {
 		pol.Watch(t.progress)
 	}
 	if pol.Folder != "" {

@@ -39,8 +39,7 @@ func TextItem(text string, now time.Time) (Item, error) {
 	case text == "":
 		return Item{}, fmt.Errorf("%w: the message is empty", ErrTextInvalid)
 	case len(text) > MaxTextLen:
-		return Item{}, fmt.Errorf("%w: the message is %s, over the limit of %s (%d bytes)",
-			ErrTextInvalid, FormatBytes(uint64(len(text))), FormatBytes(MaxTextLen), MaxTextLen)
+		return Item{}, fmt.Errorf("%w: the message is %d bytes, over the limit of %d bytes (64 KiB)", ErrTextInvalid, len(text), MaxTextLen)
 	case !utf8.ValidString(text):
 		return Item{}, fmt.Errorf("%w: the message is not UTF-8 text", ErrTextInvalid)
 	}
@@ -59,7 +58,7 @@ func ReadText(r io.Reader) (string, error) {
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
 	if len(b) > MaxTextLen {
-		return "", fmt.Errorf("%w: the message is over the limit of %s (%d bytes)", ErrTextInvalid, FormatBytes(MaxTextLen), MaxTextLen)
+		return "", fmt.Errorf("%w: more than %d bytes (64 KiB) on standard input, the limit of a message", ErrTextInvalid, MaxTextLen)
 	}
 	return string(b), nil
 }
@@ -67,6 +66,12 @@ func ReadText(r io.Reader) (string, error) {
 // isText reports whether items are one text message.
 func isText(items []Item) bool {
 	return len(items) == 1 && items[0].Entry.Kind == proto.KindText
+}
+
+// isTextOffer reports whether an offer is one text message: nothing to
+// show a progress bar for.
+func isTextOffer(entries []proto.Entry) bool {
+	return len(entries) == 1 && entries[0].Kind == proto.KindText
 }
 
 // TextUnsupportedError ends a send of a text message to a lanshare agent

@@ -40,9 +40,10 @@ func textArg(c *cli.Context, stdin *os.File, stderr io.Writer) (*string, error) 
 	}
 	switch {
 	case c.NArg() == 0 || c.Args().First() == "":
-		return nil, usageError{msg: "send --text needs a target: lanshare send TARGET --text MESSAGE"}
+		return nil, usageError{msg: "send --text needs a target: lanshare send TARGET --text MESSAGE", usage: textUsage}
 	case c.NArg() > 1:
-		return nil, usageError{msg: fmt.Sprintf("--text sends a message alone, without paths (%s): send files with another command", peer.Escape(c.Args().Get(1)))}
+		return nil, usageError{msg: fmt.Sprintf("--text sends a message alone, without paths (%s): send files with another command", peer.Escape(c.Args().Get(1))),
+			usage: textUsage}
 	}
 	text := c.String("text")
 	if text == "-" {
@@ -52,16 +53,19 @@ func textArg(c *cli.Context, stdin *os.File, stderr io.Writer) (*string, error) 
 		var err error
 		if text, err = peer.ReadText(stdin); err != nil {
 			if errors.Is(err, peer.ErrTextInvalid) {
-				return nil, usageError{msg: err.Error()}
+				return nil, usageError{msg: err.Error(), usage: textUsage}
 			}
 			return nil, err
 		}
 	}
 	if _, err := peer.TextItem(text, time.Now()); err != nil {
-		return nil, usageError{msg: err.Error()}
+		return nil, usageError{msg: err.Error(), usage: textUsage}
 	}
 	return &text, nil
 }
+
+// textUsage is the synopsis shown with a usage error of send --text.
+const textUsage = "lanshare send [options] TARGET --text MESSAGE|-"
 
 // collect is what a send offers: its paths, or its message.
 func collect(a sendArgs) ([]peer.Item, []peer.Skipped, error) {
@@ -70,7 +74,7 @@ func collect(a sendArgs) ([]peer.Item, []peer.Skipped, error) {
 	}
 	it, err := peer.TextItem(*a.text, time.Now())
 	if err != nil {
-		return nil, nil, usageError{msg: err.Error()}
+		return nil, nil, usageError{msg: err.Error(), usage: textUsage}
 	}
 	return []peer.Item{it}, nil, nil
 }
