@@ -87,6 +87,10 @@ type Config struct {
 	// NameRules are the names the shared folder can hold (NamesNative
 	// if empty); an offered name they forbid is saved under a mapped one.
 	NameRules NameRules
+	// SaveTexts also saves every text message (send --text, a LocalSend
+	// app's message) as a file in the shared folder (see Policy.SaveTexts);
+	// without it a message goes to the log and the history only.
+	SaveTexts bool
 
 	// Discover makes the agent advertise itself over mDNS and keep a live
 	// table of its peers (Peers). Without it the agent is reachable only by
@@ -1014,7 +1018,7 @@ func (a *Agent) policy(peerID string) (Policy, string) {
 	if a.cfg.Accept == AcceptTrusted && !trusted {
 		return Policy{}, fmt.Sprintf("only trusted peers may send here; the receiver can allow you with: lanshare trust %s", GroupID(peerID))
 	}
-	pol := Policy{MaxSize: a.cfg.MaxSize, SenderID: peerID}
+	pol := Policy{MaxSize: a.cfg.MaxSize, SenderID: peerID, SaveTexts: a.cfg.SaveTexts}
 	if trusted {
 		pol.MaxSize, pol.Exec = a.cfg.TrustedMaxSize, a.cfg.TrustedExec
 	}

@@ -114,6 +114,9 @@ func (in *Inbox) OpenBatch(from string, entries []proto.Entry, pol Policy, wait 
 	t.pmu.Lock()
 	t.prog.From = from
 	for i, e := range entries {
+		if e.Kind == proto.KindText && t.accepted[i] {
+			b.state[i] = batchPending // see ReceiveText
+		}
 		if e.Kind != proto.KindFile {
 			continue
 		}
@@ -138,7 +141,7 @@ func (in *Inbox) OpenBatch(from string, entries []proto.Entry, pol Policy, wait 
 	if pol.Answered != nil {
 		pol.Answered()
 	}
-	if pol.Watch != nil {
+	if pol.Watch != nil && !isTextOffer(entries) {
 		pol.Watch(t.progress)
 	}
 	return b, nil
@@ -350,7 +353,7 @@ func (b *Batch) Close() *Transfer {
 		if s == batchPending || s == batchReceiving {
 			ok = false
 			t.results[i] = proto.Result{Status: proto.Failed, Code: proto.CodeIO, Reason: "not received: the sender stopped"}
-		} else if s == batchDone && t.results[i].Status != proto.Saved {
+		} else if s == batchDone && t.results[i].Status != proto.Saved && t.results[i].Status != proto.Delivered {
 			ok = false
 		}
 	}
@@ -370,5 +373,5 @@ func (b *Batch) Close() *Transfer {
 	}
 	t.finish(ok)
 	t.in.release(b.need)
-	return &Transfer{From: t.prog.From, Entries: t.received()}
+	return &Transfer{From: t.prog.From, Entries: t.received(), Text: t.text}
 }

@@ -42,7 +42,8 @@ type PendingOffer struct {
 	Files   int       `json:"files"`
 	Dirs    int       `json:"dirs"`
 	Bytes   uint64    `json:"bytes"`
-	First   []string  `json:"first"` // the first few paths offered
+	Texts   int       `json:"texts,omitempty"` // a text message offered (1), instead of or with files
+	First   []string  `json:"first"`           // the first few paths offered
 	Since   time.Time `json:"since"`
 	Expires time.Time `json:"expires"`
 }
@@ -165,7 +166,7 @@ func (a *Agent) consent(c *agentConn, peerID string, charge **strangerCharge) fu
 	case a.strangers != nil:
 		return func(o OfferSummary, _ func(time.Duration) (<-chan struct{}, error)) error {
 			// A refusal is logged with the transfer's outcome (OnTransfer).
-			ch, err := a.strangers.take(o.Need, o.Files+o.Dirs)
+			ch, err := a.strangers.take(o.Need, o.Files+o.Dirs+o.Texts)
 			var re *RefusedError
 			if errors.As(err, &re) {
 				return err
@@ -190,7 +191,7 @@ func (a *Agent) ask(c *agentConn, peerID string, o OfferSummary, wait func(time.
 	now := time.Now()
 	p := &pendingOffer{
 		PendingOffer: PendingOffer{From: o.From, PeerID: peerID, Remote: c.RemoteAddr().String(),
-			Files: o.Files, Dirs: o.Dirs, Bytes: o.Bytes, First: o.First, Since: now, Expires: now.Add(timeout)},
+			Files: o.Files, Dirs: o.Dirs, Bytes: o.Bytes, Texts: o.Texts, First: o.First, Since: now, Expires: now.Add(timeout)},
 		host: c.host, memory: o.Memory, decided: make(chan Decision, 1),
 	}
 	if err := a.consents.add(p); err != nil {

@@ -101,6 +101,12 @@ var (
 	// ErrAgentRunning means another agent already runs with that config
 	// directory.
 	ErrAgentRunning = errors.New("an agent already runs with this config directory")
+	// ErrTextInvalid means a text message cannot be sent: it is empty,
+	// over MaxTextLen, or not UTF-8.
+	ErrTextInvalid = errors.New("cannot send this text message")
+	// ErrTextUnsupported means the receiver cannot take text messages: a
+	// lanshare agent older than protocol 1.2 (see TextUnsupportedError).
+	ErrTextUnsupported = errors.New("the receiver cannot take text messages")
 )
 
 // RefusedError carries the receiver's code and reason for a refusal. Path

@@ -52,14 +52,16 @@ type Arrival struct {
 	Path    string    `json:"path"`     // as offered
 	SavedAs string    `json:"saved_as"` // under the shared folder
 	Size    uint64    `json:"size"`
-	// Text is a text message that arrived instead of a file (Path, SavedAs
-	// and Size are then empty), as sent: escape it before showing it. At
-	// most HistoryTextMax bytes of it are kept.
+	// Text is a text message that arrived (Path and Size are then empty,
+	// and SavedAs names the file it was also saved as, if it was), as
+	// sent: escape it before showing it (EscapeText). At most
+	// HistoryTextMax bytes of it are kept.
 	Text string `json:"text,omitempty"`
 }
 
-// HistoryTextMax is how much of a text message the history keeps.
-const HistoryTextMax = 16 << 10
+// HistoryTextMax is how much of a text message the history keeps: all of
+// one of MaxTextLen.
+const HistoryTextMax = MaxTextLen
 
 // historyRecord is one line of a history segment: the files of one
 // transfer (or a part of them) under one header. A line without files is
@@ -144,7 +146,7 @@ func historyLines(arrivals []Arrival) [][]byte {
 	for _, a := range arrivals {
 		if a.Text != "" {
 			flush()
-			b, err := json.Marshal(historyRecord{Time: a.Time, From: a.From, ID: a.ID, Remote: a.Remote, Text: cutUTF8(a.Text, HistoryTextMax)})
+			b, err := json.Marshal(historyRecord{Time: a.Time, From: a.From, ID: a.ID, Remote: a.Remote, Text: cutUTF8(a.Text, HistoryTextMax), SavedAs: a.SavedAs})
 			if err == nil {
 				lines = append(lines, append(b, '\n'))
 			}

@@ -157,8 +157,9 @@ type Received struct {
 type Transfer struct {
 	From    string // the sender's display name, from its hello (not authenticated)
 	Entries []Received
-	// Text is a text message the sender sent instead of files (LocalSend's
-	// text messages), as sent: escape it before showing it.
+	// Text is a text message the sender sent (send --text, a LocalSend
+	// app's message), as sent: escape it before showing it (EscapeText).
+	// Its entry, of proto.KindText, is among Entries.
 	Text string
 	// Via is the protocol it came by: "" for lanshare's, "localsend".
 	Via string
@@ -178,6 +179,10 @@ type Policy struct {
 	Exec bool
 	// SenderID is the sender's authenticated id, echoed in the receipt.
 	SenderID string
+	// SaveTexts also saves a text message as a file at the top of the
+	// transfer's folder (text-YYYYMMDD-HHMMSS.txt), with every guarantee
+	// a file has; without it a message is only delivered (Transfer.Text).
+	SaveTexts bool
 	// Folder, if set, is a folder of the shared folder that the transfer
 	// lands in (created if missing, merged into if it exists); it must be
 	// a single name that CheckName accepts.
@@ -214,7 +219,8 @@ type OfferSummary struct {
 	From   string   // the sender's display name, from its hello (not authenticated)
 	Files  int      // files offered
 	Dirs   int      // directories offered
-	Bytes  uint64   // bytes of the files offered
+	Bytes  uint64   // bytes of the files (and text message) offered
+	Texts  int      // text messages offered (0 or 1)
 	Need   uint64   // bytes that would cross: without files already there or resumed
 	First  []string // the first few paths offered, as offered
 	Memory int64    // what the offer holds of the memory budget while it waits
@@ -314,6 +320,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	}
 	t := newTransfer(in, pol, offer, start)
 	t.conn = conn
+	defer func() { tr.Text = t.text }()
 	finished := false
 	defer func() {
 		if !finished {
@@ -443,7 +450,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		t.prog.Bytes += t.offsets[i]
 	}
 	t.pmu.Unlock()
-	if pol.Watch != nil {
+	if pol.Watch != nil && !isTextOffer(offer.Entries) {
 		pol.Watch(t.progress)
 	}
 	if pol.Folder != "" {
@@ -542,6 +549,11 @@ const consentSlack = 5 * time.Second
 func (t *transfer) summary(need uint64, memory int64, canWait bool) OfferSummary {
 	o := OfferSummary{Need: need, Memory: memory, CanWait: canWait}
 	for _, e := range t.offer.Entries {
+		if e.Kind == proto.KindText {
+			o.Texts++
+			o.Bytes += e.Size
+			continue
+		}
 		if e.Kind == proto.KindFile {
 			o.Files++
 			o.Bytes += e.Size
@@ -654,6 +666,8 @@ type transfer struct {
 	// noResume: no entry is resumable or looked up as already there
 	// (a Batch: its front end's protocol has no resume).
 	noResume bool
+	// text is the text message of the offer, once received (text.go).
+	text string
 }
 
 // abort gives the transfer up: it closes its connection, so that its
@@ -788,6 +802,9 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 		if first, _, _ := strings.Cut(e.Path, "/"); err == nil && t.policy.Folder == "" && isStaging(first, t.in.cfg.NameRules) {
 			err = fmt.Errorf("%s is the receiver's own folder: %w", stagingDir, ErrNameUnsafe)
 		}
+		if e.Kind == proto.KindText {
+			err = nil // nothing is made under a text's name (see textFileName)
+		}
 		if err != nil {
 			a.Replies[i] = proto.Reply{Status: proto.Refuse, Code: proto.CodeBadName, Reason: trimReason(err.Error())}
 			t.results[i] = proto.Result{Status: proto.Refused, Code: proto.CodeBadName, Reason: a.Replies[i].Reason}
@@ -812,7 +829,7 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 		offered += e.Size
 		a.Replies[i] = proto.Reply{Status: proto.Accept}
 		t.accepted[i] = true
-		if t.noResume {
+		if t.noResume || e.Kind == proto.KindText {
 			continue
 		}
 		if t.keys[i] = fileKey(t.policy.SenderID, t.policy.Folder, e); t.keys[i] != "" {
@@ -930,6 +947,12 @@ func (t *transfer) receive(br *bufio.Reader) error {
 			}
 			t.results[i] = proto.Result{Status: proto.Saved, SavedAs: d}
 			t.dirTimes = append(t.dirTimes, dirTime{d, e.MTime})
+			continue
+		}
+		if e.Kind == proto.KindText {
+			if err := t.receiveText(i, br); err != nil {
+				return err
+			}
 			continue
 		}
 		t.pmu.Lock()

@@ -175,14 +175,6 @@ func (a *Agent) answerLocalSend(ctx context.Context, dev discovery.LocalSendDevi
 	}
 }
 
-// receivedText reports a LocalSend text message.
-func (a *Agent) receivedText(ss *lsSession, text string) {
-	if len(text) > lsMaxTextLen {
-		text = cutUTF8(text, lsMaxTextLen)
-	}
-	a.reportLocalSend(ss, &Transfer{From: ss.from, Text: text}, nil)
-}
-
 // reportLocalSend reports the end of a LocalSend session as the end of a
 // lanshare connection is reported (OnTransfer).
 func (a *Agent) reportLocalSend(ss *lsSession, tr *Transfer, err error) {

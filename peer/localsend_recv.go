@@ -57,8 +57,6 @@ const (
 	// lsIdleSession ends a session in which nothing was uploaded for this
 	// long (LocalSend apps upload right after the answer).
 	lsIdleSession = 2 * time.Minute
-	// lsMaxTextLen caps a text message kept in the log and history.
-	lsMaxTextLen = 64 << 10
 )
 
 // lsServer serves LocalSend's HTTPS API on one listener.
@@ -341,7 +339,7 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 	} else if a.cfg.Accept == AcceptTrusted {
 		reason = "only trusted peers may send here, and this device presented no certificate"
 	} else {
-		pol = Policy{MaxSize: a.cfg.MaxSize}
+		pol = Policy{MaxSize: a.cfg.MaxSize, SaveTexts: a.cfg.SaveTexts}
 	}
 	if reason != "" {
 		writeError(w, http.StatusForbidden, reason)
@@ -396,16 +394,18 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 	// The certificate is what identifies the device: the fingerprint its
 	// JSON names is not used (nor logged: a stranger could fill the log).
 	ss.from = req.Info.Alias
-	if text, ok := textMessage(req); ok {
-		if !s.allowText(remote) {
-			writeError(w, http.StatusTooManyRequests, "too many messages; try again in a minute")
+	text, isText := textMessage(req)
+	if isText {
+		if code, msg := s.checkText(remote, text); code != 0 {
+			writeError(w, code, msg)
 			return
 		}
-		a.receivedText(ss, text)
-		w.WriteHeader(http.StatusNoContent)
-		return
 	}
 	ids, entries := lsEntries(req)
+	if isText {
+		// The policy, consent and budget apply as for files (OpenBatch).
+		ids, entries = nil, []proto.Entry{textEntry(text, time.Now())}
+	}
 	var charge *strangerCharge
 	if ac != nil && !trusted {
 		pol.Consent = a.consent(ac, senderID, &charge)
@@ -447,6 +447,10 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeError(w, http.StatusInternalServerError, "could not prepare the upload")
+		return
+	}
+	if isText {
+		s.takeText(w, ss, b, text, charge)
 		return
 	}
 	ss.batch = b
@@ -548,15 +552,16 @@ func (s *lsServer) makeRoom(remote netip.Addr, senderID string) (int, string) {
 	return 0, ""
 }
 
-// textMessage returns the text of a LocalSend text message: one
-// text/plain entry whose preview is the text.
+// textMessage returns the text of a LocalSend text message: one text
+// entry (a text/* type, or the v1 name "text", as the app reads it)
+// whose preview is the text.
 func textMessage(req localsend.PrepareUpload) (string, bool) {
 	if len(req.Files) != 1 {
 		return "", false
 	}
 	for _, f := range req.Files {
 		mt, _, _ := mime.ParseMediaType(f.FileType)
-		if mt == "text/plain" && f.Preview != "" {
+		if (strings.HasPrefix(mt, "text/") || f.FileType == "text") && f.Preview != "" {
 			return f.Preview, true
 		}
 	}

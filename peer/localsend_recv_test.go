@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,15 +47,16 @@ type lsClient struct {
 	base string
 	hc   *http.Client
 	fp   string // our fingerprint
-	// serverFP is the fingerprint the server's certificate had.
-	serverFP string
+	// serverFP is the fingerprint the server's certificate had; the
+	// transport's connections handshake in parallel.
+	serverFP atomic.Value // string
 }
 
 func newLSClient(t testing.TB, ta *testAgent, withCert bool) *lsClient {
 	t.Helper()
 	c := &lsClient{t: t, base: "https://" + ta.LocalSendAddr().String()}
 	cfg := &tls.Config{InsecureSkipVerify: true, VerifyConnection: func(cs tls.ConnectionState) error {
-		c.serverFP = localsend.Fingerprint(cs.PeerCertificates[0].Raw)
+		c.serverFP.Store(localsend.Fingerprint(cs.PeerCertificates[0].Raw))
 		return nil
 	}}
 	if withCert {
@@ -149,8 +151,8 @@ func TestLocalSendUploadLandsInTheInbox(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("prepare-upload: %d %s", code, body)
 	}
-	if c.serverFP != ta.LocalSendFingerprint() {
-		t.Errorf("server presented %s, agent says %s", c.serverFP, ta.LocalSendFingerprint())
+	if fp, _ := c.serverFP.Load().(string); fp != ta.LocalSendFingerprint() {
+		t.Errorf("server presented %s, agent says %s", fp, ta.LocalSendFingerprint())
 	}
 	if len(reply.Files) != 3 {
 		t.Fatalf("tokens for %d files, want 3", len(reply.Files))

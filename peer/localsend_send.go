@@ -331,6 +331,9 @@ type lsFile struct {
 }
 
 func (s *lsSender) send(ctx context.Context, items []Item) (*Report, error) {
+	if isText(items) {
+		return s.sendText(ctx, items)
+	}
 	rep := &Report{Peer: s.dev.Alias, Items: items}
 	var files []*lsFile
 	for i, it := range items {

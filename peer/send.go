@@ -24,6 +24,7 @@ import (
 type Item struct {
 	Entry  proto.Entry // as offered: relative slash path, kind, size, mode, mtime
 	Source string      // local path it is read from
+	Text   string      // a proto.KindText entry's message (see TextItem); Source is empty
 }
 
 // Collect turns command-line paths into the items to send, in offer order.
@@ -390,11 +391,12 @@ type Report struct {
 	RecordedAs string
 }
 
-// Saved counts the items the receipt says are saved or already there.
+// Saved counts the items the receipt says are saved or already there,
+// and a text message delivered.
 func (r *Report) Saved() int {
 	n := 0
 	for _, res := range r.Results {
-		if res.Status == proto.Saved || res.Status == proto.Skipped {
+		if res.Status == proto.Saved || res.Status == proto.Skipped || res.Status == proto.Delivered {
 			n++
 		}
 	}
@@ -416,6 +418,9 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 	retries := opt.Retries
 	if retries == 0 {
 		retries = DefaultRetries
+	}
+	if isText(items) {
+		retries = -1 // a message that may have arrived is not sent twice
 	}
 	var done uint64
 	attempt := 1
@@ -624,6 +629,9 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 	if err != nil {
 		return rep, fmt.Errorf("waiting for %s's answer: %w", peerName(hello.Name), unexpected(err))
 	}
+	if err := textRefused(hello, items, answer); err != nil {
+		return rep, err
+	}
 	if answer.Code != proto.CodeOK {
 		return rep, &RefusedError{Peer: peerName(hello.Name), Code: answer.Code, Reason: answer.Reason}
 	}
@@ -644,6 +652,12 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 	}
 	for i, it := range items {
 		r := answer.Replies[i]
+		if it.Entry.Kind == proto.KindText && r.Status == proto.Accept {
+			if err := s.sendText(uint32(i), it); err != nil {
+				return rep, fmt.Errorf("sending the message to %s: %w", peerName(hello.Name), err)
+			}
+			continue
+		}
 		if it.Entry.Kind != proto.KindFile {
 			continue
 		}
@@ -729,16 +743,21 @@ func (r *Report) check() error {
 	var firstFile, firstDir error
 	var files, dirs, failedFiles, failedDirs int
 	for i, res := range r.Results {
-		isFile := r.Items[i].Entry.Kind == proto.KindFile
+		e := r.Items[i].Entry
+		isFile := e.Kind != proto.KindDir
 		if isFile {
 			files++
 		} else {
 			dirs++
 		}
-		if res.Status == proto.Saved || res.Status == proto.Skipped {
+		if res.Status == proto.Saved || res.Status == proto.Skipped || res.Status == proto.Delivered && e.Kind == proto.KindText {
 			continue
 		}
-		err := &RefusedError{Peer: peerName(r.Peer), Path: r.Items[i].Entry.Path, Code: res.Code, Reason: res.Reason}
+		p := e.Path
+		if e.Kind == proto.KindText {
+			p = "" // a name of ours, not the user's: "bob refused: ..."
+		}
+		err := &RefusedError{Peer: peerName(r.Peer), Path: p, Code: res.Code, Reason: res.Reason}
 		switch {
 		case isFile && firstFile == nil:
 			firstFile = err

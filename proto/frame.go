@@ -11,7 +11,7 @@ import (
 // each other in the hello exchange; Minor only adds optional behaviour.
 const (
 	Major = 1
-	Minor = 1
+	Minor = 2
 )
 
 // MinorWait is the first minor version whose senders understand a Wait

@@ -90,6 +90,7 @@ type Kind uint8
 const (
 	KindFile Kind = 1
 	KindDir  Kind = 2
+	KindText Kind = 3 // a text message (1.2): its bytes are the message, not a file; see text.go
 )
 
 func (k Kind) String() string {
@@ -98,6 +99,8 @@ func (k Kind) String() string {
 		return "file"
 	case KindDir:
 		return "dir"
+	case KindText:
+		return "text"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -138,6 +141,9 @@ const (
 	Skipped Status = 2 // already there as SavedAs
 	Refused Status = 3 // refused in the answer
 	Failed  Status = 4 // accepted but not saved; Code and Reason say why
+	// Delivered (1.2) is a text message the receiver took; SavedAs names
+	// the file it also saved it as, or is empty.
+	Delivered Status = 5
 )
 
 // Reply answers one offered entry.
@@ -264,6 +270,10 @@ func (e Entry) check() error {
 		if e.Size != 0 {
 			return fmt.Errorf("%w: directory with size %d", ErrMalformed, e.Size)
 		}
+	case KindText:
+		if err := checkTextSize(e.Size); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("%w: entry kind %d", ErrMalformed, e.Kind)
 	}
@@ -306,6 +316,9 @@ func WriteOffer(w io.Writer, o Offer) error {
 		e.u64(en.Size)
 		e.u64(encodeTime(en.MTime))
 		e.str(en.Path)
+	}
+	if err := checkTexts(o.Entries); err != nil {
+		return fmt.Errorf("writing offer: %w", err)
 	}
 	return writeFrame(w, TypeOffer, e)
 }
@@ -364,6 +377,9 @@ func ReadOfferFunc(r io.Reader, reserve func(payloadLen, entries int) error) (Of
 		o.Entries = append(o.Entries, en)
 	}
 	if err := d.end(); err != nil {
+		return Offer{}, fmt.Errorf("reading offer: %w", err)
+	}
+	if err := checkTexts(o.Entries); err != nil {
 		return Offer{}, fmt.Errorf("reading offer: %w", err)
 	}
 	return o, nil
@@ -653,6 +669,7 @@ func (r Result) check() error {
 		if r.Code == CodeOK {
 			return fmt.Errorf("%w: failure without a code", ErrMalformed)
 		}
+	case Delivered:
 	default:
 		return fmt.Errorf("%w: result status %d", ErrMalformed, r.Status)
 	}

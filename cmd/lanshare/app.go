@@ -119,6 +119,7 @@ Examples:
 					&cli.StringFlag{Name: "trusted-max-size", Usage: "largest transfer accepted from a trusted peer (0: only free space limits it)", Value: "0", EnvVars: []string{"LANSHARE_TRUSTED_MAX_SIZE"}},
 					&cli.BoolFlag{Name: "trusted-exec", Usage: "keep the executable bit on files from trusted peers", EnvVars: []string{"LANSHARE_TRUSTED_EXEC"}},
 					&cli.BoolFlag{Name: "per-peer-folders", Usage: "put each sender's files in a folder named after it", EnvVars: []string{"LANSHARE_PER_PEER_FOLDERS"}},
+					&cli.BoolFlag{Name: "save-texts", Usage: "also save each text message received as a file, text-YYYYMMDD-HHMMSS.txt (default: log and history only)", EnvVars: []string{"LANSHARE_SAVE_TEXTS"}},
 					&cli.StringFlag{Name: "names", Usage: "names the shared folder can hold: native (this system's), posix, or windows (also for FAT, exFAT, NTFS, SMB folders); other names are saved under a look-alike", Value: string(peer.NamesNative), EnvVars: []string{"LANSHARE_NAMES"}},
 					&cli.BoolFlag{Name: "localsend", Usage: "also speak LocalSend's protocol, so LocalSend apps can send here (--localsend=false turns it off)", Value: true, EnvVars: []string{"LANSHARE_LOCALSEND"}},
 					&cli.IntFlag{Name: "localsend-port", Usage: "TCP port of the LocalSend HTTPS server (LocalSend's own is 53317)", Value: localsend.DefaultPort, EnvVars: []string{"LANSHARE_LOCALSEND_PORT"}},
@@ -161,6 +162,7 @@ Examples:
 					}
 					cfg.TrustedExec = c.Bool("trusted-exec")
 					cfg.PerPeerFolders = c.Bool("per-peer-folders")
+					cfg.SaveTexts = c.Bool("save-texts")
 					cfg.LocalSend = c.Bool("localsend")
 					if p := c.Int("localsend-port"); p < 0 || p > 65535 {
 						return usageError{msg: fmt.Sprintf("--localsend-port %d: want 0 to 65535", p)}
@@ -229,9 +231,15 @@ folder) at any depth, "/build" or "photos/raw" (a leading or inner slash)
 from the top, "**/cache", "logs/**", and "!keep.tmp" to bring back what an
 earlier pattern left out. An excluded folder is not read at all; the
 summary counts what was excluded.
+With --text MESSAGE, send sends a text message (at most 64 KiB of UTF-8)
+instead of files: the receiving agent logs it and keeps it in its history,
+a LocalSend device shows it. --text - reads it from standard input (a last
+newline is left out). A message is never sent twice: it is not retried.
 
 Examples:
    lanshare send bob report.pdf
+   lanshare send bob --text "the door code is 4711"
+   git log -1 | lanshare send bob --text -
    lanshare send "Pixel 9" photo.jpg
    lanshare send "bob (3fa2)" photos/ notes.txt
    lanshare send 192.168.1.20:52741 report.pdf
@@ -247,12 +255,17 @@ Examples:
 					&cli.StringFlag{Name: "pin", Usage: "PIN to give a LocalSend device that asks for one (on a terminal you are asked)", EnvVars: []string{"LANSHARE_SEND_PIN"}},
 					&cli.GenericFlag{Name: "to", Value: &listFlag{}, Usage: "a peer to send to (repeatable: every one gets the same files, at once); the arguments are then all paths"},
 					&cli.GenericFlag{Name: "exclude", Value: &listFlag{}, Usage: "leave out what this gitignore-style pattern matches (repeatable): *.tmp, node_modules/, /photos/raw, **/cache, !keep.tmp"},
+					&cli.StringFlag{Name: "text", Usage: "send this text message instead of files (\"-\": read it from standard input); at most 64 KiB"},
 					waitFlag,
 					ifaceFlag,
 					configFlag,
 				},
 				Action: func(c *cli.Context) error {
-					targets, paths, exclude, err := sendCommand(c)
+					text, err := textArg(c, os.Stdin, stderr)
+					if err != nil {
+						return err
+					}
+					targets, paths, exclude, err := sendCommand(c, text != nil)
 					if err != nil {
 						return err
 					}
@@ -263,7 +276,7 @@ Examples:
 					if c.Int("retries") < 0 {
 						return usageError{msg: "--retries must be 0 or more"}
 					}
-					a := sendArgs{
+					a := sendArgs{text: text,
 						target: targets[0], paths: paths, name: c.String("name"), retries: c.Int("retries"),
 						quiet: c.Bool("quiet"), json: c.Bool("json"), verbose: c.Bool("verbose"), stdout: stdout, stderr: stderr,
 						configDir: expandHome(c.String("config")),
@@ -399,17 +412,24 @@ Examples:
 and up to 15 older segments, history.1.jsonl to history.15.jsonl, 32 MiB in
 all: the oldest segment is dropped when the newest fills; that keeps the
 last 100,000 files, and some 500,000 of ordinary names), oldest first.
+Text messages show in the table as "message: ..." on one line; --text lists
+only them, each in full.
 
 Examples:
    lanshare history
+   lanshare history --text
    lanshare history --json | jq 'select(.from == "bob")'`,
 				Flags: []cli.Flag{
-					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line: time, from, id, remote, path, saved_as, size"},
+					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line: time, from, id, remote, path, saved_as, size, text"},
+					&cli.BoolFlag{Name: "text", Usage: "list only text messages, each in full, a line of the message per line"},
 					configFlag,
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
 						return usageError{msg: "history takes no arguments"}
+					}
+					if c.Bool("text") {
+						return showTexts(expandHome(c.String("config")), c.Bool("json"), stdout)
 					}
 					return showHistory(expandHome(c.String("config")), c.Bool("json"), stdout)
 				},

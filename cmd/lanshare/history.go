@@ -17,7 +17,7 @@ func showHistory(configDir string, asJSON bool, w io.Writer) error {
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(w)
+		enc := json.NewEncoder(jsonForTerminal{w})
 		for _, a := range arrivals {
 			if err := enc.Encode(a); err != nil {
 				return err
@@ -34,7 +34,7 @@ func showHistory(configDir string, asJSON bool, w io.Writer) error {
 	for _, a := range arrivals {
 		size, saved := peer.FormatBytes(a.Size), peer.Escape(a.SavedAs)
 		if a.Text != "" {
-			size, saved = "-", "message: "+peer.Escape(a.Text)
+			size, saved = "-", historyTextCell(a)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", stamp(a.Time.Local()), orDash(peer.Escape(a.From)),
 			orDash(peer.ShortID(a.ID)), size, saved)

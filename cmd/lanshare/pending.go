@@ -128,7 +128,11 @@ func decide(ctx context.Context, dir string, req peer.ControlRequest, w io.Write
 // 1.2 MB: "a.txt", "b.txt", ...`.
 func describeOffer(p peer.PendingOffer) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s) offers %s, %s", shownSender(p.From), senderTag(p.PeerID), plural(p.Files, "file"), peer.FormatBytes(p.Bytes))
+	what := plural(p.Files, "file")
+	if p.Texts > 0 {
+		what = offeredText(p.Files)
+	}
+	fmt.Fprintf(&b, "%s (%s) offers %s, %s", shownSender(p.From), senderTag(p.PeerID), what, peer.FormatBytes(p.Bytes))
 	if p.Dirs > 0 {
 		fmt.Fprintf(&b, " in %s", plural(p.Dirs, "folder"))
 	}

@@ -31,6 +31,7 @@ type sendArgs struct {
 	localsend      bool   // the target is a LocalSend device
 	pin            string // a LocalSend device's PIN, given before it asks
 	exclude        *peer.Exclude
+	text           *string // --text: a message to send instead of paths
 }
 
 func send(ctx context.Context, a sendArgs) error {
@@ -85,7 +86,7 @@ func send(ctx context.Context, a sendArgs) error {
 		opt.OnRetry = func(r peer.Retry) {
 			_ = events.Encode(sendEvent{Event: "retry", Attempt: r.Attempt, Wait: r.Wait.Seconds(), Reason: oneLine(r.Err)})
 		}
-	case a.quiet:
+	case a.quiet, a.text != nil:
 	case isTerminal(a.stdout):
 		bar = newBar(total, a.stdout)
 		opt.Progress = func(p peer.Progress) {
@@ -190,6 +191,8 @@ func send(ctx context.Context, a sendArgs) error {
 	if !a.quiet {
 		el := time.Since(start)
 		switch {
+		case a.text != nil:
+			fmt.Fprintln(a.stdout, textSent(rep))
 		case allThere(rep):
 			fmt.Fprintf(a.stdout, "nothing to send: %s already there on %s (%s)\n", plural(files, "file"), peer.Escape(rep.Peer), withExcluded(peer.FormatBytes(total), col.excluded))
 		case rep.Sent == 0: // no rate of nothing
@@ -362,7 +365,7 @@ func renamed(rep *peer.Report) []string {
 
 // sendEvent is one line of `send --json`. Field names are stable.
 type sendEvent struct {
-	Event   string  `json:"event"` // offer, waiting, file-saved, file-skipped, error, transfer-done
+	Event   string  `json:"event"` // offer, waiting, file-saved, file-skipped, text-delivered, error, transfer-done
 	Peer    string  `json:"peer,omitempty"`
 	ID      string  `json:"id,omitempty"`
 	Path    string  `json:"path,omitempty"`
@@ -403,6 +406,9 @@ func jsonResults(enc *json.Encoder, rep *peer.Report, err error, took time.Durat
 				}
 			case proto.Skipped:
 				ev.Event, ev.Reason = "file-skipped", res.Reason
+			case proto.Delivered:
+				size := e.Size
+				ev.Event, ev.Path, ev.Size = "text-delivered", "", &size
 			default:
 				ev.Event, ev.Code, ev.Reason = "error", res.Code.String(), res.Reason
 			}

@@ -43,18 +43,25 @@ func listValues(c *cli.Context, name string) []string {
 // sendCommand reads send's targets and paths from its command line:
 // TARGET PATH..., or with --to (repeated) only paths; and its --exclude
 // patterns.
-func sendCommand(c *cli.Context) (targets, paths []string, ex *peer.Exclude, err error) {
+func sendCommand(c *cli.Context, text bool) (targets, paths []string, ex *peer.Exclude, err error) {
 	args := c.Args().Slice()
 	targets = listValues(c, "to")
-	if len(targets) == 0 {
+	switch {
+	case text && len(targets) == 0:
+		targets, args = args[:1], nil // textArg checked there is one
+	case text:
+		args = nil // and that there is none
+	case len(targets) == 0:
 		if len(args) < 2 {
 			return nil, nil, nil, usageError{msg: "send needs a target and at least one path: lanshare send TARGET PATH... (or --to TARGET, repeated, then PATH...)"}
 		}
 		targets, args = args[:1], args[1:]
-	} else if len(args) == 0 {
+	case len(args) == 0:
 		return nil, nil, nil, usageError{msg: "send --to TARGET needs at least one path"}
-	} else if _, lerr := os.Lstat(args[0]); lerr != nil && len(args) > 1 && !strings.ContainsAny(args[0], `/\`) {
-		return nil, nil, nil, usageError{msg: fmt.Sprintf("with --to, every argument is a path, and %s is not one here: give every target with --to", shellQuote(args[0]))}
+	default:
+		if _, lerr := os.Lstat(args[0]); lerr != nil && len(args) > 1 && !strings.ContainsAny(args[0], `/\`) {
+			return nil, nil, nil, usageError{msg: fmt.Sprintf("with --to, every argument is a path, and %s is not one here: give every target with --to", shellQuote(args[0]))}
+		}
 	}
 	for i, t := range targets {
 		if t == "" {
@@ -88,6 +95,13 @@ type collected struct {
 // collectSend collects a's paths, leaving out what a.exclude excludes,
 // and warns about each path it skipped.
 func collectSend(a sendArgs) (collected, error) {
+	if a.text != nil {
+		it, err := peer.TextItem(*a.text, time.Now())
+		if err != nil {
+			return collected{}, usageError{msg: err.Error(), usage: textUsage}
+		}
+		return collected{items: []peer.Item{it}}, nil
+	}
 	items, skipped, excluded, err := peer.CollectExcluding(a.paths, a.exclude)
 	for _, s := range skipped {
 		fmt.Fprintf(a.stderr, "lanshare: warning: %s: %s\n", peer.Escape(s.Path), s.Reason())

@@ -179,7 +179,7 @@ type serveEvent struct {
 	Resumed uint64   `json:"resumed,omitempty"` // file-saved: the bytes it had from an interrupted transfer
 	Offer   string   `json:"offer,omitempty"`   // offer-waiting: the id to answer (lanshare accept)
 	Via     string   `json:"via,omitempty"`     // "localsend" for what came over LocalSend's protocol
-	Text    string   `json:"text,omitempty"`    // text: the message, as sent
+	Text    string   `json:"text,omitempty"`    // text: the message, as sent (controls and invisible characters as \u escapes)
 	PIN     string   `json:"pin,omitempty"`     // web: the drop page's PIN
 	Share   string   `json:"share,omitempty"`   // download: the share link's id
 }
@@ -203,7 +203,7 @@ type agentLog struct {
 func newAgentLog(w io.Writer, asJSON bool) agentLog {
 	g := agentLog{l: log.New(w, "", 0), journal: os.Getenv("JOURNAL_STREAM") != "", mu: &sync.Mutex{}}
 	if asJSON {
-		g.enc = json.NewEncoder(w)
+		g.enc = json.NewEncoder(jsonForTerminal{w})
 	}
 	return g
 }
@@ -263,7 +263,8 @@ func arrivals(in peer.Incoming) []peer.Arrival {
 	}
 	var out []peer.Arrival
 	if in.Transfer.Text != "" {
-		out = append(out, peer.Arrival{Time: in.End, From: in.Transfer.From, ID: in.PeerID, Remote: fmt.Sprint(in.Remote), Text: in.Transfer.Text})
+		out = append(out, peer.Arrival{Time: in.End, From: in.Transfer.From, ID: in.PeerID, Remote: fmt.Sprint(in.Remote), Text: in.Transfer.Text,
+			SavedAs: textSavedAs(in.Transfer)})
 	}
 	for _, e := range in.Transfer.Entries {
 		if e.Kind == proto.KindFile && e.Result.Status == proto.Saved {
@@ -300,10 +301,10 @@ func logTransfer(l agentLog, in peer.Incoming, logFailure bool) {
 		from += " via " + in.Transfer.Via
 	}
 	if in.Transfer != nil && in.Transfer.Text != "" {
-		ev := base
-		ev.Event, ev.Text = "text", in.Transfer.Text
-		l.event(in.End, prioInfo, ev, "message from %s: %s", from, peer.Escape(in.Transfer.Text))
-		return
+		logText(l, in, base, from)
+		if in.Err == nil && textOnly(in.Transfer) {
+			return
+		}
 	}
 	var files, skipped int
 	var bytes, moved, resumed uint64
