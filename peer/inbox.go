@@ -145,9 +145,9 @@ func (in *Inbox) Dir() string { return in.cfg.Dir }
 
 // Received is one offered entry's outcome in a transfer.
 type Received struct {
-	Path    string // as offered
-	Kind    proto.Kind
-	Size    uint64
+	Path    string     // as offered
+	Kind    proto.Kind // a stream is reported as the file it became
+	Size    uint64     // for a stream, the bytes that arrived
 	Result  proto.Result
 	Elapsed time.Duration // from the start of the transfer to the file's commit
 	Offset  uint64        // where the file resumed: the bytes it had from an earlier transfer
@@ -207,6 +207,11 @@ type Policy struct {
 	// long; it must return by then, soon after Done is closed, and soon
 	// after the channel wait returns is closed: the sender hung up.
 	Consent func(o OfferSummary, wait func(time.Duration) (gone <-chan struct{}, err error)) error
+	// StreamBytes, if set, is called before a stream (an entry whose
+	// size comes at its end) takes n more bytes, n at a time: it returns
+	// nil to go on, or an error to stop the stream (a *RefusedError gives
+	// the code and reason) and the transfer with it.
+	StreamBytes func(n uint64) error
 }
 
 // OfferSummary is what Policy.Consent learns of an offer.
@@ -431,7 +436,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	t.pmu.Lock()
 	t.prog.From, t.wire = tr.From, 0
 	for i, e := range offer.Entries {
-		if e.Kind != proto.KindFile {
+		if e.Kind == proto.KindDir {
 			continue
 		}
 		t.prog.FilesTotal++
@@ -455,7 +460,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	}
 	if err := t.receive(br); err != nil {
 		tr.Entries = t.received()
-		if errors.Is(err, errOutOfSpace) {
+		if errors.Is(err, errOutOfSpace) || errors.Is(err, errStreamStopped) {
 			// Tell the sender at once: it is still streaming, and our
 			// close stops it. A sender that reads the receipt names the
 			// files; one that does not retries, and the offer is refused
@@ -542,7 +547,7 @@ const consentSlack = 5 * time.Second
 func (t *transfer) summary(need uint64, memory int64, canWait bool) OfferSummary {
 	o := OfferSummary{Need: need, Memory: memory, CanWait: canWait}
 	for _, e := range t.offer.Entries {
-		if e.Kind == proto.KindFile {
+		if e.Kind != proto.KindDir {
 			o.Files++
 			o.Bytes += e.Size
 		} else {
@@ -932,6 +937,12 @@ func (t *transfer) receive(br *bufio.Reader) error {
 			t.dirTimes = append(t.dirTimes, dirTime{d, e.MTime})
 			continue
 		}
+		if e.Kind == proto.KindStream {
+			if err := t.receiveStreamEntry(i, br, buf, syncs); err != nil {
+				return err
+			}
+			continue
+		}
 		t.pmu.Lock()
 		t.prog.Path = e.Path
 		t.pmu.Unlock()
@@ -981,7 +992,7 @@ func (t *transfer) sendEarlyReceipt(conn net.Conn, bw *bufio.Writer) {
 // bytesAfter reports whether file bytes are still to come after entry i.
 func (t *transfer) bytesAfter(i int) bool {
 	for j := i + 1; j < len(t.offer.Entries); j++ {
-		if t.accepted[j] && t.offer.Entries[j].Kind == proto.KindFile {
+		if t.accepted[j] && t.offer.Entries[j].Kind != proto.KindDir {
 			return true
 		}
 	}
@@ -1811,7 +1822,7 @@ func (t *transfer) received() []Received {
 	}
 	for i, e := range t.offer.Entries {
 		r := t.results[i]
-		out[i] = Received{Path: e.Path, Kind: e.Kind, Size: e.Size, Result: r, Offset: t.offsets[i]}
+		out[i] = Received{Path: e.Path, Kind: receivedKind(e.Kind), Size: e.Size, Result: r, Offset: t.offsets[i]}
 		if t.elapsed != nil {
 			out[i].Elapsed = t.elapsed[i]
 		}

@@ -24,6 +24,8 @@ import (
 type Item struct {
 	Entry  proto.Entry // as offered: relative slash path, kind, size, mode, mtime
 	Source string      // local path it is read from
+	// Stream is what a proto.KindStream entry sends (see StreamItem).
+	Stream *Stream
 }
 
 // Collect turns command-line paths into the items to send, in offer order.
@@ -428,6 +430,14 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 				all.RecordedAs = rep.RecordedAs
 				saved = rep.Saved()
 			}
+			if err != nil && streamStarted(batch) != nil {
+				// A stream cannot be read again: no retry.
+				if rep != nil {
+					all.Items = append(all.Items, rep.Items...)
+					all.Results = append(all.Results, rep.Results...)
+				}
+				return all, streamFailed(batch, rep, err)
+			}
 			if reached && errors.Is(err, syscall.ECONNREFUSED) {
 				// It answered before and now nothing listens there: its
 				// agent stopped (and said goodbye). Retrying is waiting
@@ -596,6 +606,9 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 	if err := hello.CheckVersion(); err != nil {
 		return rep, fmt.Errorf("%s: %w", peerName(hello.Name), err)
 	}
+	if err := checkStreamPeer(hello, items); err != nil {
+		return rep, err
+	}
 	answer, err := proto.ReadAnswerWaiting(br, func(w proto.Wait) {
 		// The answer may take as long as the owner has, and then some.
 		c.idle = idle + w.Timeout
@@ -621,12 +634,18 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 	}()
 	for _, it := range items {
 		s.prog.Total += it.Entry.Size
-		if it.Entry.Kind == proto.KindFile {
+		if it.Entry.Kind != proto.KindDir {
 			s.prog.FilesTotal++
 		}
 	}
 	for i, it := range items {
 		r := answer.Replies[i]
+		if it.Entry.Kind == proto.KindStream {
+			if err := s.streamEntry(uint32(i), it, r); err != nil {
+				return rep, streamBroke(c, br, rep, fmt.Errorf("sending %s to %s: %w", Escape(it.Entry.Path), peerName(hello.Name), err))
+			}
+			continue
+		}
 		if it.Entry.Kind != proto.KindFile {
 			continue
 		}
@@ -636,7 +655,7 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 			}
 			unread := len(s.unread)
 			if err := s.sendFile(uint32(i), it, r.Offset); err != nil {
-				return rep, fmt.Errorf("sending %s to %s: %w", Escape(it.Entry.Path), peerName(hello.Name), err)
+				return rep, streamBroke(c, br, rep, fmt.Errorf("sending %s to %s: %w", Escape(it.Entry.Path), peerName(hello.Name), err))
 			}
 			if len(s.unread) > unread {
 				// Not sent: the progress must not count it.
@@ -650,10 +669,10 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 		s.report(it.Entry.Path)
 	}
 	if err := proto.WriteDone(bw); err != nil {
-		return rep, err
+		return rep, streamBroke(c, br, rep, err)
 	}
 	if err := bw.Flush(); err != nil {
-		return rep, fmt.Errorf("sending to %s: %w", peerName(hello.Name), err)
+		return rep, streamBroke(c, br, rep, fmt.Errorf("sending to %s: %w", peerName(hello.Name), err))
 	}
 	closeWrite(conn)
 
@@ -712,7 +731,7 @@ func (r *Report) check() error {
 	var firstFile, firstDir error
 	var files, dirs, failedFiles, failedDirs int
 	for i, res := range r.Results {
-		isFile := r.Items[i].Entry.Kind == proto.KindFile
+		isFile := r.Items[i].Entry.Kind != proto.KindDir
 		if isFile {
 			files++
 		} else {

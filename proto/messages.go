@@ -90,6 +90,10 @@ type Kind uint8
 const (
 	KindFile Kind = 1
 	KindDir  Kind = 2
+
+	// KindStream is a file whose size is known only at its end (1.2):
+	// its bytes come in Chunk frames and a StreamEnd; see stream.go.
+	KindStream Kind = 4
 )
 
 func (k Kind) String() string {
@@ -98,6 +102,8 @@ func (k Kind) String() string {
 		return "file"
 	case KindDir:
 		return "dir"
+	case KindStream:
+		return "stream"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -263,6 +269,10 @@ func (e Entry) check() error {
 	case KindDir:
 		if e.Size != 0 {
 			return fmt.Errorf("%w: directory with size %d", ErrMalformed, e.Size)
+		}
+	case KindStream:
+		if e.Size != 0 {
+			return fmt.Errorf("%w: stream with size %d", ErrMalformed, e.Size)
 		}
 	default:
 		return fmt.Errorf("%w: entry kind %d", ErrMalformed, e.Kind)
