@@ -217,7 +217,7 @@ type Policy struct {
 // OfferSummary is what Policy.Consent learns of an offer.
 type OfferSummary struct {
 	From   string   // the sender's display name, from its hello (not authenticated)
-	Files  int      // files offered
+	Files  int      // files offered, streams included
 	Dirs   int      // directories offered
 	Bytes  uint64   // bytes of the files offered
 	Need   uint64   // bytes that would cross: without files already there or resumed
@@ -227,6 +227,9 @@ type OfferSummary struct {
 	// told that the owner decides, and waits for as long as it is told.
 	// An older sender waits only for its idle timeout (60 s by default).
 	CanWait bool
+	// Streams counts the files offered whose size comes only at their
+	// end (a pipe): Bytes and Need leave them out.
+	Streams int
 }
 
 // summaryFirst is how many paths an OfferSummary names.
@@ -547,6 +550,9 @@ const consentSlack = 5 * time.Second
 func (t *transfer) summary(need uint64, memory int64, canWait bool) OfferSummary {
 	o := OfferSummary{Need: need, Memory: memory, CanWait: canWait}
 	for _, e := range t.offer.Entries {
+		if e.Kind == proto.KindStream {
+			o.Streams++
+		}
 		if e.Kind != proto.KindDir {
 			o.Files++
 			o.Bytes += e.Size

@@ -25,7 +25,7 @@ type Item struct {
 	Entry  proto.Entry // as offered: relative slash path, kind, size, mode, mtime
 	Source string      // local path it is read from
 	// Stream is what a proto.KindStream entry sends (see StreamItem).
-	Stream *Stream
+	Stream *Stream `json:"-"`
 }
 
 // Collect turns command-line paths into the items to send, in offer order.
@@ -346,6 +346,9 @@ type SendOptions struct {
 	OnWait func(Waiting)
 	// retryBase replaces the first retry's pause in tests.
 	retryBase time.Duration
+	// done, set by SendTo to its context's, ends a wait for a stream's
+	// source, which the connection's close does not.
+	done <-chan struct{}
 }
 
 // DefaultIdleTimeout is how long a connection may stall before it is dropped.
@@ -564,6 +567,7 @@ func sendBatch(ctx context.Context, addr string, items []Item, opt SendOptions) 
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	opt.done = ctx.Done()
 	rep, err := Send(conn, items, opt)
 	if err != nil && ctx.Err() != nil {
 		return rep, fmt.Errorf("%w: %w", ctx.Err(), err)
@@ -627,7 +631,7 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 		return rep, fmt.Errorf("answer has %d replies for %d entries: %w", len(answer.Replies), len(items), proto.ErrMalformed)
 	}
 
-	s := streamer{conn: conn, idle: idle, bw: bw, buf: make([]byte, bufSize), progress: opt.Progress}
+	s := streamer{conn: conn, idle: idle, bw: bw, buf: make([]byte, bufSize), progress: opt.Progress, done: opt.done}
 	defer func() {
 		// Also when the connection drops: what moved, moved.
 		rep.Sent, rep.Resumed = s.sent, s.prog.Resumed
@@ -782,7 +786,8 @@ type streamer struct {
 	prog     Progress
 	progress func(Progress)
 	last     time.Time
-	unread   []unreadFile // files that could not be read in full
+	unread   []unreadFile    // files that could not be read in full
+	done     <-chan struct{} // see SendOptions.done
 }
 
 // unreadFile is a file the streamer could not read in full, padded and

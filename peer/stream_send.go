@@ -39,6 +39,10 @@ type Stream struct {
 // Read returns how many bytes of the stream were read so far.
 func (s *Stream) Read() uint64 { return s.read.Load() }
 
+// Ended reports whether a send read the stream to its end and sent that
+// end: the receiver may have saved it, whatever happened after.
+func (s *Stream) Ended() bool { return s.ended.Load() }
+
 // StreamSource is how a stream is named in messages: the local name of
 // what Item.Source holds for a stream item.
 const StreamSource = "standard input"
@@ -226,7 +230,11 @@ func (s *streamer) sendStream(index uint32, it Item) error {
 				if err := s.bw.Flush(); err != nil {
 					return err
 				}
-				p = <-r.out
+				select {
+				case p = <-r.out:
+				case <-s.done:
+					return errStreamWaitEnded
+				}
 			}
 			first = &p
 		}
@@ -292,6 +300,10 @@ func (s *streamer) sendStream(index uint32, it Item) error {
 	it.Stream.ended.Store(true)
 	return nil
 }
+
+// errStreamWaitEnded ends a send that gave up waiting for its stream's
+// source: its context ended.
+var errStreamWaitEnded = errors.New("the send ended while it waited for its input")
 
 const (
 	// streamPiece is the most one read of a stream's source asks for.

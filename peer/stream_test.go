@@ -604,3 +604,26 @@ func TestStreamSlowSourceFlushes(t *testing.T) {
 	r.Close()
 	<-done
 }
+
+// TestStreamConsentSummary: the owner asked about an offer learns that a
+// file of it is a stream, whose size the offer does not hold.
+func TestStreamConsentSummary(t *testing.T) {
+	in := newInbox(t, InboxConfig{})
+	s, r := tcpPair(t)
+	seen := make(chan OfferSummary, 1)
+	go func() {
+		_, _ = in.ReceiveWith(r, Policy{Consent: func(o OfferSummary, _ func(time.Duration) (<-chan struct{}, error)) error {
+			seen <- o
+			return &RefusedError{Code: proto.CodeDenied, Reason: "no"}
+		}})
+		r.Close()
+	}()
+	src := writeTree(t, map[string]string{"a.txt": "abc"})
+	_, err := Send(s, []Item{collect(t, filepath.Join(src, "a.txt"))[0], streamItem(t, "p.tar", strings.NewReader("x"))}, SendOptions{Name: "s"})
+	if re := refusal(t, err); re.Code != proto.CodeDenied {
+		t.Fatalf("refusal %+v", re)
+	}
+	if o := <-seen; o.Files != 2 || o.Streams != 1 || o.Bytes != 3 || o.Dirs != 0 {
+		t.Fatalf("summary %+v, want 2 files, 1 of them a stream, 3 bytes", o)
+	}
+}

@@ -215,9 +215,16 @@ targets too, by alias, id (ls-...) or IP:PORT with --localsend: a name no
 lanshare peer has is looked up among them. Their certificate is pinned on
 first use like a lanshare key. LocalSend has no resume: a send that
 started uploading is never repeated, and empty folders cannot be sent.
+With "-" and --as NAME, send sends standard input, whatever its size, as
+one file named NAME (a pipe, alone: not with other paths, and not to a
+LocalSend device, which needs a file's size first). The receiver checks
+its digest before it gets its name. A pipe cannot be read again: a send
+of it that breaks off is not retried or resumed, and the receiver keeps
+nothing of it.
 
 Examples:
    lanshare send bob report.pdf
+   tar c photos | lanshare send bob --as photos.tar -
    lanshare send "Pixel 9" photo.jpg
    lanshare send "bob (3fa2)" photos/ notes.txt
    lanshare send 192.168.1.20:52741 report.pdf`,
@@ -229,6 +236,7 @@ Examples:
 					&cli.IntFlag{Name: "retries", Usage: "how many times in a row to reconnect after the connection drops without progress (0: never)", Value: peer.DefaultRetries},
 					&cli.BoolFlag{Name: "localsend", Usage: "the target is a LocalSend device (its alias, id or IP:PORT); without it, a name no lanshare peer has is looked up among LocalSend devices"},
 					&cli.StringFlag{Name: "pin", Usage: "PIN to give a LocalSend device that asks for one (on a terminal you are asked)", EnvVars: []string{"LANSHARE_SEND_PIN"}},
+					&cli.StringFlag{Name: "as", Usage: "the name standard input (given as the path -) arrives under"},
 					waitFlag,
 					ifaceFlag,
 					configFlag,
@@ -253,6 +261,7 @@ Examples:
 						configDir: expandHome(c.String("config")),
 						resolve:   peer.ResolveOptions{Ifaces: ifs, Wait: c.Duration("wait")},
 						localsend: c.Bool("localsend"), pin: c.String("pin"),
+						as: c.String("as"), stdin: stdinFile,
 					})
 				},
 			},

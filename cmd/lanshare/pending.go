@@ -129,6 +129,9 @@ func decide(ctx context.Context, dir string, req peer.ControlRequest, w io.Write
 func describeOffer(p peer.PendingOffer) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (%s) offers %s, %s", shownSender(p.From), senderTag(p.PeerID), plural(p.Files, "file"), peer.FormatBytes(p.Bytes))
+	if p.Streams > 0 {
+		fmt.Fprintf(&b, " and %d of a size that comes only at its end (a pipe)", p.Streams)
+	}
 	if p.Dirs > 0 {
 		fmt.Fprintf(&b, " in %s", plural(p.Dirs, "folder"))
 	}
