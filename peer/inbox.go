@@ -738,6 +738,9 @@ type InProgress struct {
 	FilesTotal int
 	Bytes      uint64 // file bytes done, with those already there or resumed
 	Total      uint64 // file bytes offered
+	// Streaming: a stream is arriving, whose size comes at its end; Total
+	// counts what arrived of it so far.
+	Streaming bool
 }
 
 // progress returns the transfer's progress now; it is safe to call from

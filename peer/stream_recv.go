@@ -48,9 +48,12 @@ func receivedKind(k proto.Kind) proto.Kind {
 func (t *transfer) receiveStreamEntry(i int, br *bufio.Reader, buf []byte, syncs *syncer) error {
 	e := t.offer.Entries[i]
 	t.pmu.Lock()
-	t.prog.Path = e.Path
+	t.prog.Path, t.prog.Streaming = e.Path, true
 	t.pmu.Unlock()
 	f, size, err := t.receiveStream(i, br, buf)
+	t.pmu.Lock()
+	t.prog.Streaming = false
+	t.pmu.Unlock()
 	// What arrived counts against the size cap of later streams.
 	t.offer.Entries[i].Size = size
 	if err != nil {

@@ -102,8 +102,7 @@ type StreamUnsupportedError struct {
 }
 
 func (e *StreamUnsupportedError) Error() string {
-	return fmt.Sprintf("%s runs protocol %d.%d, which cannot take a pipe; update it (lanshare with protocol %d.%d or later)",
-		e.Peer, e.Major, e.Minor, proto.Major, proto.MinorStream)
+	return fmt.Sprintf("%s runs protocol %d.%d, which cannot take a pipe; update it", e.Peer, e.Major, e.Minor)
 }
 
 // Unwrap gives ErrNotSendable.
@@ -194,10 +193,13 @@ func (s *streamer) streamEntry(index uint32, it Item, r proto.Reply) error {
 		// Only a second send of the same item gets here: its bytes went.
 		return fmt.Errorf("%s: %w", Escape(it.Entry.Path), ErrStreamCut)
 	}
+	unread := len(s.unread)
 	if err := s.sendStream(index, it); err != nil {
 		return err
 	}
-	s.prog.Files++
+	if len(s.unread) == unread { // else not sent: the progress must not count it
+		s.prog.Files++
+	}
 	s.report(it.Entry.Path)
 	return nil
 }
