@@ -65,8 +65,10 @@ func StreamItem(name string, r io.Reader) (Item, error) {
 }
 
 // ErrStreamCut means a send broke off after it read from a stream: the
-// stream cannot be read again, so the send is not retried, and the
-// receiver saved nothing under the stream's name. See StreamCutError.
+// stream cannot be read again, so the send is not retried. The receiver
+// saved nothing under the stream's name, unless the stream's end went
+// out (see StreamCutError.Whole). A send of a stream item that another
+// send read from fails with it too.
 var ErrStreamCut = errors.New("a stream cannot be sent again")
 
 // StreamCutError ends a send whose connection broke after it started to
