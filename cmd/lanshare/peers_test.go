@@ -50,11 +50,11 @@ func TestPeersTableGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `NAME                  ID         ADDRESSES                                VERSION
-alice (aaaa)          aaaa-aaaa  192.168.1.12:52741                       1.1  (this device)
-bob (3fa2)            3fa2-bbbb  192.168.1.20:52741 [fe80::1%eth0]:52741  1.1
+alice (aaaa)          aaaa-aaaa  192.168.1.12:52741                       1.2  (this device)
+bob (3fa2)            3fa2-bbbb  192.168.1.20:52741 [fe80::1%eth0]:52741  1.2
 "evil\x1b[2J (cccc)"  cccc-cccc  192.168.1.66:52741                       2.0  (cannot receive from us)
 plain thing           -          192.168.1.30:4242                        -    (cannot receive from us)
-bob (3fa2)            mmmm-mmmm  192.168.1.66:52741                       1.1  (suspicious label: its name and id make mallory (mmmm))
+bob (3fa2)            mmmm-mmmm  192.168.1.66:52741                       1.2  (suspicious label: its name and id make mallory (mmmm))
 `
 	if got := b.String(); got != want {
 		t.Errorf("table:\n%s\nwant:\n%s", got, want)
@@ -95,7 +95,7 @@ func TestPeersJSONGolden(t *testing.T) {
     "addrs": [
       "192.168.1.66:52741"
     ],
-    "version": "1.1",
+    "version": "1.2",
     "host": "m.local",
     "self": false,
     "sendable": true,

@@ -58,8 +58,8 @@ func TestPeersListingWithStatic(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `NAME             ID         ADDRESSES                                                VERSION
-alice (aaaa)     aaaa-aaaa  192.168.1.12:52741                                       1.1  (this device)
-bob (3fa2)       3fa2-bbbb  192.168.1.20:52741 [fe80::1%eth0]:52741 10.8.0.20:52741  1.1  (static, up)
+alice (aaaa)     aaaa-aaaa  192.168.1.12:52741                                       1.2  (this device)
+bob (3fa2)       3fa2-bbbb  192.168.1.20:52741 [fe80::1%eth0]:52741 10.8.0.20:52741  1.2  (static, up)
 dave (dddd)      dddd-dddd  10.0.5.7:52741                                           -    (static, up)
 nas (eeee)       eeee-eeee  nas.lan:52741                                            -    (static, down: dial tcp: i/o timeout)
 fay (ffff)       ffff-ffff  10.0.5.9:52741                                           -    (static, KEY CHANGED: now id gggg-gggg, not sent to (lanshare peers add --replace 10.0.5.9:52741 accepts it))
