@@ -972,6 +972,8 @@ func (a *Agent) receive(c *agentConn) (peerID string, tr *Transfer, err error) {
 	var charge *strangerCharge
 	if !c.trusted.Load() {
 		pol.Consent = a.consent(c, peerID, &charge)
+		// A stream's bytes are charged as they come.
+		pol.StreamBytes = func(n uint64) error { return a.strangers.grow(charge, n) }
 	}
 	defer func() {
 		// What did not cross goes back to the strangers' budget.

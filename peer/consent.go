@@ -46,6 +46,9 @@ type PendingOffer struct {
 	First   []string  `json:"first"`           // the first few paths offered
 	Since   time.Time `json:"since"`
 	Expires time.Time `json:"expires"`
+	// Streams counts the files among Files whose size comes only at
+	// their end (a pipe); Bytes leaves them out.
+	Streams int `json:"streams,omitempty"`
 }
 
 // Decision is the owner's answer to a PendingOffer.
@@ -191,7 +194,7 @@ func (a *Agent) ask(c *agentConn, peerID string, o OfferSummary, wait func(time.
 	now := time.Now()
 	p := &pendingOffer{
 		PendingOffer: PendingOffer{From: o.From, PeerID: peerID, Remote: c.RemoteAddr().String(),
-			Files: o.Files, Dirs: o.Dirs, Bytes: o.Bytes, Texts: o.Texts, First: o.First, Since: now, Expires: now.Add(timeout)},
+			Files: o.Files, Dirs: o.Dirs, Bytes: o.Bytes, Texts: o.Texts, Streams: o.Streams, First: o.First, Since: now, Expires: now.Add(timeout)},
 		host: c.host, memory: o.Memory, decided: make(chan Decision, 1),
 	}
 	if err := a.consents.add(p); err != nil {

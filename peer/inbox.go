@@ -145,9 +145,9 @@ func (in *Inbox) Dir() string { return in.cfg.Dir }
 
 // Received is one offered entry's outcome in a transfer.
 type Received struct {
-	Path    string // as offered
-	Kind    proto.Kind
-	Size    uint64
+	Path    string     // as offered
+	Kind    proto.Kind // a stream is reported as the file it became
+	Size    uint64     // for a stream, the bytes that arrived
 	Result  proto.Result
 	Elapsed time.Duration // from the start of the transfer to the file's commit
 	Offset  uint64        // where the file resumed: the bytes it had from an earlier transfer
@@ -212,12 +212,17 @@ type Policy struct {
 	// long; it must return by then, soon after Done is closed, and soon
 	// after the channel wait returns is closed: the sender hung up.
 	Consent func(o OfferSummary, wait func(time.Duration) (gone <-chan struct{}, err error)) error
+	// StreamBytes, if set, is called before a stream (an entry whose
+	// size comes at its end) takes n more bytes, n at a time: it returns
+	// nil to go on, or an error to stop the stream (a *RefusedError gives
+	// the code and reason) and the transfer with it.
+	StreamBytes func(n uint64) error
 }
 
 // OfferSummary is what Policy.Consent learns of an offer.
 type OfferSummary struct {
 	From   string   // the sender's display name, from its hello (not authenticated)
-	Files  int      // files offered
+	Files  int      // files offered, streams included
 	Dirs   int      // directories offered
 	Bytes  uint64   // bytes of the files (and text message) offered
 	Texts  int      // text messages offered (0 or 1)
@@ -228,6 +233,9 @@ type OfferSummary struct {
 	// told that the owner decides, and waits for as long as it is told.
 	// An older sender waits only for its idle timeout (60 s by default).
 	CanWait bool
+	// Streams counts the files offered whose size comes only at their
+	// end (a pipe): Bytes and Need leave them out.
+	Streams int
 }
 
 // summaryFirst is how many paths an OfferSummary names.
@@ -438,7 +446,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	t.pmu.Lock()
 	t.prog.From, t.wire = tr.From, 0
 	for i, e := range offer.Entries {
-		if e.Kind != proto.KindFile {
+		if e.Kind == proto.KindDir {
 			continue
 		}
 		t.prog.FilesTotal++
@@ -462,7 +470,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	}
 	if err := t.receive(br); err != nil {
 		tr.Entries = t.received()
-		if errors.Is(err, errOutOfSpace) {
+		if errors.Is(err, errOutOfSpace) || errors.Is(err, errStreamStopped) {
 			// Tell the sender at once: it is still streaming, and our
 			// close stops it. A sender that reads the receipt names the
 			// files; one that does not retries, and the offer is refused
@@ -554,7 +562,10 @@ func (t *transfer) summary(need uint64, memory int64, canWait bool) OfferSummary
 			o.Bytes += e.Size
 			continue
 		}
-		if e.Kind == proto.KindFile {
+		if e.Kind == proto.KindStream {
+			o.Streams++
+		}
+		if e.Kind != proto.KindDir {
 			o.Files++
 			o.Bytes += e.Size
 		} else {
@@ -741,6 +752,9 @@ type InProgress struct {
 	FilesTotal int
 	Bytes      uint64 // file bytes done, with those already there or resumed
 	Total      uint64 // file bytes offered
+	// Streaming: a stream is arriving, whose size comes at its end; Total
+	// counts what arrived of it so far.
+	Streaming bool
 }
 
 // progress returns the transfer's progress now; it is safe to call from
@@ -955,6 +969,12 @@ func (t *transfer) receive(br *bufio.Reader) error {
 			}
 			continue
 		}
+		if e.Kind == proto.KindStream {
+			if err := t.receiveStreamEntry(i, br, buf, syncs); err != nil {
+				return err
+			}
+			continue
+		}
 		t.pmu.Lock()
 		t.prog.Path = e.Path
 		t.pmu.Unlock()
@@ -1004,7 +1024,7 @@ func (t *transfer) sendEarlyReceipt(conn net.Conn, bw *bufio.Writer) {
 // bytesAfter reports whether file bytes are still to come after entry i.
 func (t *transfer) bytesAfter(i int) bool {
 	for j := i + 1; j < len(t.offer.Entries); j++ {
-		if t.accepted[j] && t.offer.Entries[j].Kind == proto.KindFile {
+		if t.accepted[j] && t.offer.Entries[j].Kind != proto.KindDir {
 			return true
 		}
 	}
@@ -1834,7 +1854,7 @@ func (t *transfer) received() []Received {
 	}
 	for i, e := range t.offer.Entries {
 		r := t.results[i]
-		out[i] = Received{Path: e.Path, Kind: e.Kind, Size: e.Size, Result: r, Offset: t.offsets[i]}
+		out[i] = Received{Path: e.Path, Kind: receivedKind(e.Kind), Size: e.Size, Result: r, Offset: t.offsets[i]}
 		if t.elapsed != nil {
 			out[i].Elapsed = t.elapsed[i]
 		}

@@ -25,6 +25,8 @@ type Item struct {
 	Entry  proto.Entry // as offered: relative slash path, kind, size, mode, mtime
 	Source string      // local path it is read from
 	Text   string      // a proto.KindText entry's message (see TextItem); Source is empty
+	// Stream is what a proto.KindStream entry sends (see StreamItem).
+	Stream *Stream `json:"-"`
 }
 
 // Collect turns command-line paths into the items to send, in offer order.
@@ -362,6 +364,9 @@ type SendOptions struct {
 	OnWait func(Waiting)
 	// retryBase replaces the first retry's pause in tests.
 	retryBase time.Duration
+	// done, set by SendTo to its context's, ends a wait for a stream's
+	// source, which the connection's close does not.
+	done <-chan struct{}
 }
 
 // DefaultIdleTimeout is how long a connection may stall before it is dropped.
@@ -449,6 +454,14 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 				all.Resumed += rep.Resumed
 				all.RecordedAs = rep.RecordedAs
 				saved = rep.Saved()
+			}
+			if err != nil && streamStarted(batch) != nil {
+				// A stream cannot be read again: no retry.
+				if rep != nil {
+					all.Items = append(all.Items, rep.Items...)
+					all.Results = append(all.Results, rep.Results...)
+				}
+				return all, streamFailed(batch, rep, err)
 			}
 			if reached && errors.Is(err, syscall.ECONNREFUSED) {
 				// It answered before and now nothing listens there: its
@@ -576,6 +589,7 @@ func sendBatch(ctx context.Context, addr string, items []Item, opt SendOptions) 
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	opt.done = ctx.Done()
 	rep, err := Send(conn, items, opt)
 	if err != nil && ctx.Err() != nil {
 		return rep, fmt.Errorf("%w: %w", ctx.Err(), err)
@@ -618,6 +632,9 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 	if err := hello.CheckVersion(); err != nil {
 		return rep, fmt.Errorf("%s: %w", peerName(hello.Name), err)
 	}
+	if err := checkStreamPeer(hello, items); err != nil {
+		return rep, err
+	}
 	answer, err := proto.ReadAnswerWaiting(br, func(w proto.Wait) {
 		// The answer may take as long as the owner has, and then some.
 		c.idle = idle + w.Timeout
@@ -639,14 +656,14 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 		return rep, fmt.Errorf("answer has %d replies for %d entries: %w", len(answer.Replies), len(items), proto.ErrMalformed)
 	}
 
-	s := streamer{conn: conn, idle: idle, bw: bw, buf: make([]byte, bufSize), progress: opt.Progress}
+	s := streamer{conn: conn, idle: idle, bw: bw, buf: make([]byte, bufSize), progress: opt.Progress, done: opt.done}
 	defer func() {
 		// Also when the connection drops: what moved, moved.
 		rep.Sent, rep.Resumed = s.sent, s.prog.Resumed
 	}()
 	for _, it := range items {
 		s.prog.Total += it.Entry.Size
-		if it.Entry.Kind == proto.KindFile {
+		if it.Entry.Kind != proto.KindDir {
 			s.prog.FilesTotal++
 		}
 	}
@@ -655,6 +672,12 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 		if it.Entry.Kind == proto.KindText && r.Status == proto.Accept {
 			if err := s.sendText(uint32(i), it); err != nil {
 				return rep, fmt.Errorf("sending the message to %s: %w", peerName(hello.Name), err)
+			}
+			continue
+		}
+		if it.Entry.Kind == proto.KindStream {
+			if err := s.streamEntry(uint32(i), it, r); err != nil {
+				return rep, streamBroke(c, br, rep, fmt.Errorf("sending %s to %s: %w", Escape(it.Entry.Path), peerName(hello.Name), err))
 			}
 			continue
 		}
@@ -667,7 +690,7 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 			}
 			unread := len(s.unread)
 			if err := s.sendFile(uint32(i), it, r.Offset); err != nil {
-				return rep, fmt.Errorf("sending %s to %s: %w", Escape(it.Entry.Path), peerName(hello.Name), err)
+				return rep, streamBroke(c, br, rep, fmt.Errorf("sending %s to %s: %w", Escape(it.Entry.Path), peerName(hello.Name), err))
 			}
 			if len(s.unread) > unread {
 				// Not sent: the progress must not count it.
@@ -681,10 +704,10 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 		s.report(it.Entry.Path)
 	}
 	if err := proto.WriteDone(bw); err != nil {
-		return rep, err
+		return rep, streamBroke(c, br, rep, err)
 	}
 	if err := bw.Flush(); err != nil {
-		return rep, fmt.Errorf("sending to %s: %w", peerName(hello.Name), err)
+		return rep, streamBroke(c, br, rep, fmt.Errorf("sending to %s: %w", peerName(hello.Name), err))
 	}
 	closeWrite(conn)
 
@@ -799,7 +822,8 @@ type streamer struct {
 	prog     Progress
 	progress func(Progress)
 	last     time.Time
-	unread   []unreadFile // files that could not be read in full
+	unread   []unreadFile    // files that could not be read in full
+	done     <-chan struct{} // see SendOptions.done
 }
 
 // unreadFile is a file the streamer could not read in full, padded and

@@ -55,6 +55,9 @@ const (
 	TypeDone    Type = 5 // sender → receiver, after the last file
 	TypeReceipt Type = 6 // receiver → sender, last
 	TypeWait    Type = 7 // receiver → sender, before the Answer: the owner decides (1.1)
+
+	TypeChunk     Type = 8 // sender → receiver: bytes of a stream entry (1.2)
+	TypeStreamEnd Type = 9 // sender → receiver: after a stream entry's chunks (1.2)
 )
 
 func (t Type) String() string {
@@ -73,6 +76,10 @@ func (t Type) String() string {
 		return "receipt"
 	case TypeWait:
 		return "wait"
+	case TypeChunk:
+		return "chunk"
+	case TypeStreamEnd:
+		return "stream-end"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -88,6 +95,10 @@ func (t Type) maxPayload() int {
 		return maxDoneLen
 	case TypeOffer, TypeAnswer, TypeReceipt:
 		return MaxFrameLen
+	case TypeChunk:
+		return MaxChunkLen
+	case TypeStreamEnd:
+		return maxStreamEndLen
 	}
 	return maxSmallFrame
 }

@@ -91,6 +91,10 @@ const (
 	KindFile Kind = 1
 	KindDir  Kind = 2
 	KindText Kind = 3 // a text message (1.2): its bytes are the message, not a file; see text.go
+
+	// KindStream is a file whose size is known only at its end (1.2):
+	// its bytes come in Chunk frames and a StreamEnd; see stream.go.
+	KindStream Kind = 4
 )
 
 func (k Kind) String() string {
@@ -101,6 +105,8 @@ func (k Kind) String() string {
 		return "dir"
 	case KindText:
 		return "text"
+	case KindStream:
+		return "stream"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -273,6 +279,10 @@ func (e Entry) check() error {
 	case KindText:
 		if err := checkTextSize(e.Size); err != nil {
 			return err
+		}
+	case KindStream:
+		if e.Size != 0 {
+			return fmt.Errorf("%w: stream with size %d", ErrMalformed, e.Size)
 		}
 	default:
 		return fmt.Errorf("%w: entry kind %d", ErrMalformed, e.Kind)

@@ -235,11 +235,18 @@ With --text MESSAGE, send sends a text message (at most 64 KiB of UTF-8)
 instead of files: the receiving agent logs it and keeps it in its history,
 a LocalSend device shows it. --text - reads it from standard input (a last
 newline is left out). A message is never sent twice: it is not retried.
+With "-" and --as NAME, send sends standard input, whatever its size, as
+one file named NAME (a pipe, alone: not with other paths, and not to a
+LocalSend device, which needs a file's size first). The receiver checks
+its digest before it gets its name. A pipe cannot be read again: a send
+of it that breaks off is not retried or resumed, and the receiver keeps
+nothing of it.
 
 Examples:
    lanshare send bob report.pdf
    lanshare send bob --text "the door code is 4711"
    git log -1 | lanshare send bob --text -
+   tar c photos | lanshare send bob --as photos.tar -
    lanshare send "Pixel 9" photo.jpg
    lanshare send "bob (3fa2)" photos/ notes.txt
    lanshare send 192.168.1.20:52741 report.pdf
@@ -256,6 +263,7 @@ Examples:
 					&cli.GenericFlag{Name: "to", Value: &listFlag{}, Usage: "a peer to send to (repeatable: every one gets the same files, at once); the arguments are then all paths"},
 					&cli.GenericFlag{Name: "exclude", Value: &listFlag{}, Usage: "leave out what this gitignore-style pattern matches (repeatable): *.tmp, node_modules/, /photos/raw, **/cache, !keep.tmp"},
 					&cli.StringFlag{Name: "text", Usage: "send this text message instead of files (\"-\": read it from standard input); at most 64 KiB"},
+					&cli.StringFlag{Name: "as", Usage: "the name standard input (given as the path -) arrives under"},
 					waitFlag,
 					ifaceFlag,
 					configFlag,
@@ -282,6 +290,7 @@ Examples:
 						configDir: expandHome(c.String("config")),
 						resolve:   peer.ResolveOptions{Ifaces: ifs, Wait: c.Duration("wait")},
 						localsend: c.Bool("localsend"), pin: c.String("pin"), exclude: exclude,
+						as: c.String("as"), stdin: stdinFile,
 					}
 					if len(targets) > 1 {
 						return sendMulti(c.Context, a, targets)

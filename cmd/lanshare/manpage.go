@@ -25,7 +25,7 @@ var exitStatuses = []struct {
 	{exitUnreachable, "The receiver could not be reached, or no peer of that name was found."},
 	{exitIncomplete, "The transfer broke off, files failed on the receiver, or the receiver stopped during the send; sending the same paths again resumes."},
 	{exitUntrusted, "The receiver's key is not the one expected (an impostor, or a changed key)."},
-	{exitUnreadable, "A file or folder to send could not be read, or its name cannot be sent: it was skipped (stderr names it) and the rest was sent."},
+	{exitUnreadable, "A file or folder to send could not be read, or its name cannot be sent: it was skipped (stderr names it) and the rest was sent; or standard input (-) failed while it was read, and nothing was saved of it."},
 	{exitInUse, "serve: the port is taken, or an agent already runs with this config directory."},
 	{128 + 2, "send was interrupted (Ctrl-C, SIGINT): what arrived is kept, and the same command again resumes. (serve stops cleanly on a signal and exits 0.)"},
 	{128 + 15, "send was stopped by SIGTERM; as for 130."},

@@ -133,6 +133,9 @@ func describeOffer(p peer.PendingOffer) string {
 		what = offeredText(p.Files)
 	}
 	fmt.Fprintf(&b, "%s (%s) offers %s, %s", shownSender(p.From), senderTag(p.PeerID), what, peer.FormatBytes(p.Bytes))
+	if p.Streams > 0 {
+		fmt.Fprintf(&b, " and %d of a size that comes only at its end (a pipe)", p.Streams)
+	}
 	if p.Dirs > 0 {
 		fmt.Fprintf(&b, " in %s", plural(p.Dirs, "folder"))
 	}

@@ -31,20 +31,27 @@ type sendArgs struct {
 	localsend      bool   // the target is a LocalSend device
 	pin            string // a LocalSend device's PIN, given before it asks
 	exclude        *peer.Exclude
-	text           *string // --text: a message to send instead of paths
+	text           *string  // --text: a message to send instead of paths
+	as             string   // the name standard input ("-") arrives under
+	stdin          *os.File // standard input, for "-"
 }
 
 func send(ctx context.Context, a sendArgs) error {
-	if meant := swappedSend(a.target, a.paths); meant != "" && !agentLacksPeer(ctx, a.configDir, a.paths[len(a.paths)-1]) {
+	pipe := isPipe(a.paths)
+	if meant := swappedSend(a.target, a.paths); meant != "" && !pipe && !agentLacksPeer(ctx, a.configDir, a.paths[len(a.paths)-1]) {
 		return swappedError(a.target, a.paths[len(a.paths)-1], meant)
 	}
 	col, err := collectSend(a)
+	if col.done != nil {
+		defer col.done()
+	}
 	if err != nil {
 		return err
 	}
 	items, files, total, left := col.items, col.files, col.total, col.left
 	ctx, stop := signalContext(ctx)
 	defer stop()
+	settlePipe(ctx, items)
 	id, known, err := prepareSend(&a)
 	if err != nil {
 		return err
@@ -71,6 +78,11 @@ func send(ctx context.Context, a sendArgs) error {
 	if err != nil {
 		return err
 	}
+	if dev != nil {
+		if err := refusePipeToLocalSend(items, *dev); err != nil {
+			return err
+		}
+	}
 	sender := peer.Sender{Identity: id, Known: known}
 
 	opt := peer.SendOptions{Name: a.name, Retries: a.retries}
@@ -88,7 +100,7 @@ func send(ctx context.Context, a sendArgs) error {
 		}
 	case a.quiet, a.text != nil:
 	case isTerminal(a.stdout):
-		bar = newBar(total, a.stdout)
+		bar = newSendBar(pipe, total, a.stdout)
 		opt.Progress = func(p peer.Progress) {
 			bar.SetCurrent(int64(p.Bytes))
 			bar.Set("file", peer.Escape(p.Path))
@@ -111,8 +123,8 @@ func send(ctx context.Context, a sendArgs) error {
 					}
 					return
 				}
-				fmt.Fprintf(a.stdout, "sent %d/%d files, %s of %s: %s%s\n", p.Files, p.FilesTotal,
-					peer.FormatBytes(p.Bytes), peer.FormatBytes(p.Total), peer.Escape(p.Path), strings.TrimRight(", "+progressNote(p), ", "))
+				fmt.Fprintf(a.stdout, "sent %d/%d files, %s: %s%s\n", p.Files, p.FilesTotal,
+					sentOf(pipe, p), peer.Escape(p.Path), strings.TrimRight(", "+progressNote(p), ", "))
 			}
 		}
 		opt.OnRetry = func(r peer.Retry) {
@@ -147,6 +159,9 @@ func send(ctx context.Context, a sendArgs) error {
 		rep, err = sender.Send(ctx, target, items, opt)
 		err = staticKeyChanged(target, err)
 	}
+	if pipe && len(items) == 1 {
+		total = itemSize(items[0])
+	}
 	if bar != nil {
 		if err == nil {
 			bar.SetCurrent(int64(total))
@@ -158,7 +173,9 @@ func send(ctx context.Context, a sendArgs) error {
 		who = peer.Escape(rep.Peer)
 	}
 	var stopped *peer.StoppedError
-	if sig, ok := interruption(ctx); ok && err != nil {
+	if sig, ok := interruption(ctx); ok && err != nil && pipe {
+		err = interruptedError{sig: sig, what: pipeCutShort(who, items)}
+	} else if ok && err != nil {
 		err = interruptedError{sig: sig, what: cutShort(who, last, files, total)}
 	} else if errors.As(err, &stopped) {
 		err = reworded{err: err, msg: fmt.Sprintf("%s stopped (nothing listens at %s any more) after %s; it keeps what arrived: run the same command again once it runs to resume",
@@ -398,11 +415,11 @@ func jsonResults(enc *json.Encoder, rep *peer.Report, err error, took time.Durat
 			switch res.Status {
 			case proto.Saved:
 				ev.Event = "file-saved"
-				if e.Kind == proto.KindFile {
-					size := e.Size
+				if e.Kind != proto.KindDir {
+					size := itemSize(rep.Items[i])
 					ev.Size = &size
 					saved++
-					bytes += e.Size
+					bytes += size
 				}
 			case proto.Skipped:
 				ev.Event, ev.Reason = "file-skipped", res.Reason

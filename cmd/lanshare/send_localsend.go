@@ -61,6 +61,9 @@ func localSendDevices(ctx context.Context, configDir, name string, opt peer.Reso
 // identity, asking for its PIN (on the terminal, or --pin) only when it
 // asks for one.
 func sendLocalSend(ctx context.Context, a sendArgs, dev discovery.LocalSendDevice, known *peer.Known, items []peer.Item, opt peer.SendOptions) (*peer.Report, error) {
+	if err := refusePipeToLocalSend(items, dev); err != nil {
+		return nil, err
+	}
 	ident, err := peer.LoadLocalSendIdentity(a.configDir)
 	if err != nil {
 		return nil, err

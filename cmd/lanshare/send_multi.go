@@ -73,6 +73,9 @@ func sendCommand(c *cli.Context, text bool) (targets, paths []string, ex *peer.E
 			}
 		}
 	}
+	if len(targets) > 1 && isPipe(args) {
+		return nil, nil, nil, usageError{msg: "- (standard input) can be read once, so it goes to one target: use tee, or a file"}
+	}
 	ex, err = peer.NewExclude(listValues(c, "exclude"))
 	if err != nil {
 		return nil, nil, nil, usageError{msg: "--exclude: " + err.Error()}
@@ -90,6 +93,9 @@ type collected struct {
 	// left is leftOut's error for the paths skipped with a warning (on
 	// stderr, printed here); nil when none was.
 	left error
+	// done, when not nil, puts standard input back as it was after a
+	// pipe was sent: call it when the send is over.
+	done func()
 }
 
 // collectSend collects a's paths, leaving out what a.exclude excludes,
@@ -101,6 +107,9 @@ func collectSend(a sendArgs) (collected, error) {
 			return collected{}, usageError{msg: err.Error(), usage: textUsage}
 		}
 		return collected{items: []peer.Item{it}}, nil
+	}
+	if items, done, pipe, err := collectPipe(a); pipe || err != nil {
+		return collected{items: items, files: len(items), done: done}, err
 	}
 	items, skipped, excluded, err := peer.CollectExcluding(a.paths, a.exclude)
 	for _, s := range skipped {

@@ -102,7 +102,11 @@ func (tb *transferBar) refresh() {
 	if p.From != "" {
 		who = peer.Escape(p.From)
 	}
-	tb.bar.SetTotal(int64(p.Total))
+	if p.Streaming {
+		tb.bar.SetTotal(0) // a pipe: no total yet
+	} else {
+		tb.bar.SetTotal(int64(p.Total))
+	}
 	tb.bar.SetCurrent(int64(p.Bytes))
 	tb.bar.Set("who", "from "+who)
 	tb.bar.Set("files", fmt.Sprintf("%d/%d", p.Files, p.FilesTotal))
