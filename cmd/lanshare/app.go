@@ -229,6 +229,7 @@ Examples:
 					&cli.IntFlag{Name: "retries", Usage: "how many times in a row to reconnect after the connection drops without progress (0: never)", Value: peer.DefaultRetries},
 					&cli.BoolFlag{Name: "localsend", Usage: "the target is a LocalSend device (its alias, id or IP:PORT); without it, a name no lanshare peer has is looked up among LocalSend devices"},
 					&cli.StringFlag{Name: "pin", Usage: "PIN to give a LocalSend device that asks for one (on a terminal you are asked)", EnvVars: []string{"LANSHARE_SEND_PIN"}},
+					&cli.BoolFlag{Name: "later", Usage: "hand the send to the local agent, which delivers it when the peer is online (lanshare queue lists it)"},
 					waitFlag,
 					ifaceFlag,
 					configFlag,
@@ -246,6 +247,9 @@ Examples:
 					}
 					if c.Int("retries") < 0 {
 						return usageError{msg: "--retries must be 0 or more"}
+					}
+					if c.Bool("later") {
+						return sendLaterCommand(c, stdout, stderr)
 					}
 					return send(c.Context, sendArgs{
 						target: c.Args().First(), paths: c.Args().Slice()[1:], name: c.String("name"), retries: c.Int("retries"),
@@ -444,6 +448,7 @@ Examples:
 	}
 	app.Commands = append(app.Commands, consentCommands(configFlag, stdout)...)
 	app.Commands = append(app.Commands, shareCommand(configFlag, stdout))
+	app.Commands = append(app.Commands, queueCommand(configFlag, stdout))
 	app.Commands = append(app.Commands,
 		&cli.Command{
 			Name:      "completion",
