@@ -113,11 +113,11 @@ type queueRecord struct {
 // queueEntry is a file or folder of a job, as offered, with what
 // identifies its source at the time it was queued.
 type queueEntry struct {
-	Path   string `json:"path"`
-	Dir    bool   `json:"dir,omitempty"`
-	Size   uint64 `json:"size,omitempty"`
-	Mode   uint32 `json:"mode"`
-	MTime  int64  `json:"mtime"` // Unix nanoseconds
+	Path  string `json:"path"`
+	Dir   bool   `json:"dir,omitempty"`
+	Size  uint64 `json:"size,omitempty"`
+	Mode  uint32 `json:"mode"`
+	MTime int64  `json:"mtime"` // Unix nanoseconds
 	// Source is the local path it is read from; a path that is not
 	// valid UTF-8 (which a JSON string cannot hold) is in SourceRaw
 	// instead.
