@@ -215,9 +215,13 @@ targets too, by alias, id (ls-...) or IP:PORT with --localsend: a name no
 lanshare peer has is looked up among them. Their certificate is pinned on
 first use like a lanshare key. LocalSend has no resume: a send that
 started uploading is never repeated, and empty folders cannot be sent.
+With --later the send goes to the queue of the agent running here, which
+delivers it once the peer is online, to the key the name is known by now
+(lanshare queue lists and cancels jobs); LocalSend devices cannot be queued.
 
 Examples:
    lanshare send bob report.pdf
+   lanshare send --later bob report.pdf
    lanshare send "Pixel 9" photo.jpg
    lanshare send "bob (3fa2)" photos/ notes.txt
    lanshare send 192.168.1.20:52741 report.pdf`,

@@ -100,7 +100,7 @@ func cancelQueued(ctx context.Context, dir, id string, asJSON bool, w io.Writer)
 			WasDelivering bool `json:"was_delivering,omitempty"`
 		}{j, rep.WasDelivering})
 	}
-	fmt.Fprintf(w, "cancelled job %s: %s for %s", j.ID, describeJobFiles(j), peer.Escape(j.Instance()))
+	fmt.Fprintf(w, "cancelled job %s for %s: %s", j.ID, peer.Escape(j.Instance()), describeJobFiles(j))
 	if rep.WasDelivering {
 		fmt.Fprint(w, "; it was being delivered: the files that arrived before stay there")
 	}

@@ -48,8 +48,8 @@ func sendLater(ctx context.Context, a sendArgs) error {
 	case a.json:
 		_ = json.NewEncoder(a.stdout).Encode(queuedEvent{Event: "queued", Job: j.ID, Peer: j.Instance(), ID: j.PeerID, Files: j.Files, Bytes: j.Bytes})
 	case !a.quiet:
-		fmt.Fprintf(a.stdout, "queued job %s: %s for %s; the agent delivers it when %s is online (lanshare queue lists it)\n",
-			j.ID, describeJobFiles(j), peer.Escape(j.Instance()), peer.Escape(j.Instance()))
+		fmt.Fprintf(a.stdout, "queued job %s for %s: %s; the agent delivers it when %s is online (lanshare queue lists it)\n",
+			j.ID, peer.Escape(j.Instance()), describeJobFiles(j), peer.Escape(j.Instance()))
 	}
 	return left
 }
