@@ -285,12 +285,17 @@ func parseQueue(data []byte) ([]*queueRecord, error) {
 	if len(qf.Jobs) > MaxQueueJobs {
 		return nil, fmt.Errorf("%d jobs, over the limit of %d", len(qf.Jobs), MaxQueueJobs)
 	}
-	ids := map[string]bool{}
 	entries := 0
 	for i, r := range qf.Jobs {
 		if r == nil {
 			return nil, fmt.Errorf("job %d is null", i+1)
 		}
+		if entries += len(r.Entries); entries > MaxQueueEntries {
+			return nil, fmt.Errorf("more than %d files and folders", MaxQueueEntries)
+		}
+	}
+	ids := map[string]bool{}
+	for i, r := range qf.Jobs {
 		if err := r.validate(); err != nil {
 			return nil, fmt.Errorf("job %d: %w", i+1, err)
 		}
@@ -298,9 +303,6 @@ func parseQueue(data []byte) ([]*queueRecord, error) {
 			return nil, fmt.Errorf("job %d: id %s twice", i+1, r.ID)
 		}
 		ids[r.ID] = true
-		if entries += len(r.Entries); entries > MaxQueueEntries {
-			return nil, fmt.Errorf("more than %d files and folders", MaxQueueEntries)
-		}
 	}
 	return qf.Jobs, nil
 }

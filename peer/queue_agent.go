@@ -508,7 +508,7 @@ func (a *Agent) queueTarget(target string) (id, name string, byName bool, err er
 			ids = sids
 		default:
 			m, ferr := findPeer(a.Peers(), target, nil)
-			if errors.Is(ferr, ErrAmbiguousPeer) {
+			if errors.Is(ferr, ErrAmbiguousPeer) || errors.Is(ferr, ErrNotSendable) {
 				return "", "", false, ferr
 			}
 			if ferr == nil {

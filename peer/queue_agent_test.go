@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ type queueSender struct {
 	*Agent
 	config string
 	events chan QueueEvent
+	static chan StaticStatus
 	mu     sync.Mutex
 	logs   []string
 	stop   func()
@@ -28,11 +30,17 @@ type queueSender struct {
 
 func startQueueSender(t testing.TB, config string) *queueSender {
 	t.Helper()
-	s := &queueSender{config: config, events: make(chan QueueEvent, 256)}
+	s := &queueSender{config: config, events: make(chan QueueEvent, 256), static: make(chan StaticStatus, 64)}
 	cfg := DefaultConfig()
 	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), config, "alice", "127.0.0.1:0"
 	cfg.SpaceMargin, cfg.LocalSend = 0, false
 	cfg.OnQueue = func(ev QueueEvent) { s.events <- ev }
+	cfg.OnStatic = func(st StaticStatus) {
+		select {
+		case s.static <- st:
+		default:
+		}
+	}
 	cfg.Logf = func(format string, args ...any) {
 		s.mu.Lock()
 		s.logs = append(s.logs, strings.TrimSpace(fmt.Sprintf(format, args...)))
@@ -82,7 +90,10 @@ func (s *queueSender) wait(t testing.TB, kind string) QueueEvent {
 
 // showPeer makes to visible to the agent with config directory config: a
 // static peer, checked at once.
-func showPeer(t testing.TB, config string, to *testAgent) {
+func showPeer(t testing.TB, config string, to interface {
+	Addr() net.Addr
+	ID() string
+}) {
 	t.Helper()
 	st, err := LoadStatic(config)
 	if err != nil {
@@ -358,5 +369,79 @@ func TestQueueFileBadAtStart(t *testing.T) {
 	logged := strings.Join(alice.logs, "\n")
 	if !strings.Contains(logged, "bad queue file "+path) || !strings.Contains(logged, "no queued job is delivered") {
 		t.Errorf("the agent logged %q, want the bad queue file named", logged)
+	}
+}
+
+// TestQueueCancelDuringDelivery: a job cancelled while it is being
+// delivered (here: its offer waits for the receiver's owner) is stopped
+// at once, says so, and nothing of it arrives.
+func TestQueueCancelDuringDelivery(t *testing.T) {
+	asked := make(chan PendingOffer, 1)
+	bob := startAgent(t, func(c *Config) {
+		c.Accept = AcceptAsk
+		c.OnAsk = func(o PendingOffer) { asked <- o }
+	})
+	config := t.TempDir()
+	src := writeTree(t, map[string]string{"a.txt": "hello"})
+	alice := startQueueSender(t, config)
+	job := enqueue(t, config, bob.ID(), filepath.Join(src, "a.txt"))
+	showPeer(t, config, bob)
+	select {
+	case <-asked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the delivery's offer never reached bob's owner")
+	}
+	if jobs := listQueue(t, config); len(jobs) != 1 || jobs[0].State != JobDelivering {
+		t.Fatalf("while its offer waits the queue holds %+v, want the job delivering", jobs)
+	}
+	rep, err := CancelQueued(context.Background(), config, job.ID)
+	if err != nil || !rep.WasDelivering {
+		t.Fatalf("cancel during the delivery: %+v, %v; want it said to have been delivering", rep, err)
+	}
+	if ev := alice.wait(t, QueueCancelled); ev.Job.ID != job.ID || !ev.WasDelivering {
+		t.Errorf("cancelled event %+v", ev)
+	}
+	if in := bob.next(t); in.Err == nil {
+		t.Errorf("bob's side of the cancelled delivery ended without an error: %+v", in)
+	}
+	assertEmpty(t, bob.dir)
+	if p := bob.Pending(); len(p) != 0 {
+		t.Errorf("bob still has %+v pending", p)
+	}
+	if jobs := listQueue(t, config); len(jobs) != 0 {
+		t.Errorf("after the cancel the queue holds %+v", jobs)
+	}
+}
+
+// TestQueueRetriesWhileSeen: a try that fails while the peer is still
+// seen (its static check said up; it has stopped since) is recorded with
+// its error, reported, and followed by another after a pause of about
+// 5 s.
+func TestQueueRetriesWhileSeen(t *testing.T) {
+	bob := startQueueSender(t, t.TempDir())
+	config := t.TempDir()
+	alice := startQueueSender(t, config)
+	showPeer(t, config, bob)
+	select {
+	case st := <-alice.static:
+		if st.State != StaticUp {
+			t.Fatalf("bob's first check: %+v, want up", st)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no check of bob within 20s")
+	}
+	bob.stop()
+	src := writeTree(t, map[string]string{"a.txt": "hello"})
+	job := enqueue(t, config, bob.ID(), filepath.Join(src, "a.txt"))
+	ev := alice.wait(t, QueueRetry)
+	if ev.Job.ID != job.ID || ev.Err == nil || ev.Wait < queueRetryBase*9/10 || ev.Wait > queueRetryBase*11/10 {
+		t.Fatalf("retry %+v (wait %v), want job %s, an error and a pause of about %v", ev, ev.Wait, job.ID, queueRetryBase)
+	}
+	jobs := listQueue(t, config)
+	if len(jobs) != 1 || jobs[0].State != JobWaiting || jobs[0].Attempts != 1 || jobs[0].LastError == "" || jobs[0].LastAttempt.IsZero() {
+		t.Fatalf("after a failed try the queue holds %+v, want it waiting with the try recorded", jobs)
+	}
+	if ev := alice.wait(t, QueueRetry); ev.Job.ID != job.ID || ev.Job.Attempts != 2 || ev.Wait < 2*queueRetryBase*9/10 {
+		t.Errorf("second retry %+v (wait %v), want attempt 2 and a pause about twice as long", ev, ev.Wait)
 	}
 }

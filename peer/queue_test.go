@@ -149,6 +149,9 @@ func TestQueueFileCorrupt(t *testing.T) {
 			if !errors.Is(err, ErrQueueFile) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v\nwant ErrQueueFile naming %s and saying %q", err, path, c.want)
 			}
+			if strings.HasPrefix(c.name, "too many") {
+				return // each use reads it again: slow, and the same as above
+			}
 			if err := q.add(testRecord("/src/new")); !errors.Is(err, ErrQueueFile) {
 				t.Errorf("add to a queue whose file is bad: %v, want ErrQueueFile", err)
 			}
