@@ -422,7 +422,7 @@ func (a *Agent) Queue() ([]QueueJob, error) {
 // peer must be known by its key: target is its whole id, or a name, id
 // prefix or address that a pin, a static peer or the discovery table
 // ties to exactly one key now. The error wraps ErrUnknownPeer,
-// ErrAmbiguousPeer, ErrKeyChanged, ErrNotQueueable, ErrQueueFull,
+// ErrAmbiguousPeer, ErrKeyChanged, ErrNotSendable, ErrNotQueueable, ErrQueueFull,
 // ErrQueueFile, ErrNothingToSend or ErrDuplicatePath.
 func (a *Agent) Enqueue(target string, paths []string) (QueueJob, []Skipped, error) {
 	if err := a.queue.q.loadErr(); err != nil {
@@ -633,6 +633,7 @@ var queueFailures = []struct {
 	{"unknown-peer", ErrUnknownPeer},
 	{"ambiguous-peer", ErrAmbiguousPeer},
 	{"key-changed", ErrKeyChanged},
+	{"not-sendable", ErrNotSendable},
 	{"not-queueable", ErrNotQueueable},
 	{"queue-full", ErrQueueFull},
 	{"queue-file", ErrQueueFile},
