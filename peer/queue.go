@@ -43,6 +43,12 @@ const (
 	queueVersion = 1
 )
 
+// queueCaps are the caps a jobQueue holds to: MaxQueueJobs and
+// MaxQueueEntries, smaller in tests.
+type queueCaps struct{ jobs, entries int }
+
+var defaultQueueCaps = queueCaps{jobs: MaxQueueJobs, entries: MaxQueueEntries}
+
 // States of a queued job.
 const (
 	// JobWaiting: it waits for its peer to be seen, or for its next try.
@@ -243,7 +249,7 @@ func (e queueEntry) check() error {
 
 // readQueue reads the queue file at path; a missing file is an empty
 // queue. Any other failure wraps ErrQueueFile and names the file.
-func readQueue(path string) ([]*queueRecord, error) {
+func readQueue(path string, caps queueCaps) ([]*queueRecord, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -262,7 +268,7 @@ func readQueue(path string) ([]*queueRecord, error) {
 	if len(data) > maxQueueFileSize {
 		return nil, fmt.Errorf("%w %s: larger than %d MiB", ErrQueueFile, path, maxQueueFileSize>>20)
 	}
-	jobs, err := parseQueue(data)
+	jobs, err := parseQueue(data, caps)
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %s", ErrQueueFile, path, err)
 	}
@@ -270,7 +276,7 @@ func readQueue(path string) ([]*queueRecord, error) {
 }
 
 // parseQueue decodes and checks a queue file's content.
-func parseQueue(data []byte) ([]*queueRecord, error) {
+func parseQueue(data []byte, caps queueCaps) ([]*queueRecord, error) {
 	var qf queueFile
 	if err := json.Unmarshal(data, &qf); err != nil {
 		var se *json.SyntaxError
@@ -282,16 +288,16 @@ func parseQueue(data []byte) ([]*queueRecord, error) {
 	if qf.Version != queueVersion {
 		return nil, fmt.Errorf("version %d, this lanshare reads version %d", qf.Version, queueVersion)
 	}
-	if len(qf.Jobs) > MaxQueueJobs {
-		return nil, fmt.Errorf("%d jobs, over the limit of %d", len(qf.Jobs), MaxQueueJobs)
+	if len(qf.Jobs) > caps.jobs {
+		return nil, fmt.Errorf("%d jobs, over the limit of %d", len(qf.Jobs), caps.jobs)
 	}
 	entries := 0
 	for i, r := range qf.Jobs {
 		if r == nil {
 			return nil, fmt.Errorf("job %d is null", i+1)
 		}
-		if entries += len(r.Entries); entries > MaxQueueEntries {
-			return nil, fmt.Errorf("more than %d files and folders", MaxQueueEntries)
+		if entries += len(r.Entries); entries > caps.entries {
+			return nil, fmt.Errorf("more than %d files and folders", caps.entries)
 		}
 	}
 	ids := map[string]bool{}
@@ -319,8 +325,6 @@ func (r *queueRecord) validate() error {
 		return fmt.Errorf("%s: state %q", r.ID, Escape(r.State))
 	case len(r.Entries) == 0:
 		return fmt.Errorf("%s: no files", r.ID)
-	case len(r.Entries) > MaxQueueEntries:
-		return fmt.Errorf("%s: more than %d files and folders", r.ID, MaxQueueEntries)
 	}
 	for i, e := range r.Entries {
 		if err := carried(e.Path); err != nil {
@@ -354,6 +358,7 @@ func validJobID(id string) bool {
 // made.
 type jobQueue struct {
 	path string
+	caps queueCaps
 
 	mu   sync.Mutex
 	jobs []*queueRecord // in queue order
@@ -366,8 +371,12 @@ type jobQueue struct {
 // openQueue reads the queue in dir. A file that cannot be read leaves the
 // queue unusable (see jobQueue.err), not the agent.
 func openQueue(dir string) *jobQueue {
-	q := &jobQueue{path: filepath.Join(dir, queueFileName)}
-	q.jobs, q.err = readQueue(q.path)
+	return openQueueCaps(dir, defaultQueueCaps)
+}
+
+func openQueueCaps(dir string, caps queueCaps) *jobQueue {
+	q := &jobQueue{path: filepath.Join(dir, queueFileName), caps: caps}
+	q.jobs, q.err = readQueue(q.path, caps)
 	return q
 }
 
@@ -377,7 +386,7 @@ func (q *jobQueue) usableLocked() error {
 	if q.err == nil {
 		return nil
 	}
-	jobs, err := readQueue(q.path)
+	jobs, err := readQueue(q.path, q.caps)
 	if err != nil {
 		q.err = err
 		return err
@@ -412,15 +421,15 @@ func (q *jobQueue) add(r *queueRecord) error {
 	if err := q.usableLocked(); err != nil {
 		return err
 	}
-	if len(q.jobs) >= MaxQueueJobs {
+	if len(q.jobs) >= q.caps.jobs {
 		return fmt.Errorf("%w: it holds %d jobs, its limit; cancel some (lanshare queue cancel ID)", ErrQueueFull, len(q.jobs))
 	}
 	entries := len(r.Entries)
 	for _, j := range q.jobs {
 		entries += len(j.Entries)
 	}
-	if entries > MaxQueueEntries {
-		return fmt.Errorf("%w: with these %d files and folders it would hold %d, over its limit of %d", ErrQueueFull, len(r.Entries), entries, MaxQueueEntries)
+	if entries > q.caps.entries {
+		return fmt.Errorf("%w: with these %d files and folders it would hold %d, over its limit of %d", ErrQueueFull, len(r.Entries), entries, q.caps.entries)
 	}
 	for {
 		var b [jobIDLen / 2]byte

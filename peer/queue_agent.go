@@ -242,11 +242,16 @@ func (qa *queueAgent) startDue(ctx context.Context, now time.Time) time.Duration
 		go func() {
 			defer qa.wg.Done()
 			defer cancel()
-			qa.try(tctx, r, t)
+			ev := qa.try(tctx, r, t)
 			qa.mu.Lock()
 			delete(qa.busy, r.ID)
 			delete(qa.peerBusy, r.PeerID)
 			qa.mu.Unlock()
+			// The outcome is reported once the job no longer shows as
+			// delivering.
+			if ev != nil {
+				qa.event(*ev)
+			}
 			qa.poke()
 		}()
 	}
@@ -278,13 +283,13 @@ func (a *Agent) jobTarget(r *queueRecord) (t Target, ok bool) {
 	return t, len(t.Addrs) > 0
 }
 
-// try delivers r to t once: it checks the sources, sends, and records the
-// outcome. A try stopped by ctx (the agent stops, the job is cancelled)
-// records nothing.
-func (qa *queueAgent) try(ctx context.Context, r *queueRecord, t Target) {
+// try delivers r to t once: it checks the sources, sends, records the
+// outcome and returns the event that reports it. A try stopped by ctx
+// (the agent stops, the job is cancelled) records nothing, and returns
+// nil.
+func (qa *queueAgent) try(ctx context.Context, r *queueRecord, t Target) *QueueEvent {
 	if err := checkSources(r.Entries); err != nil {
-		qa.hold(r, JobSourceChanged, err, QueueSourceChanged, t.Name)
-		return
+		return qa.hold(r, JobSourceChanged, err, QueueSourceChanged, t.Name)
 	}
 	qa.event(QueueEvent{Kind: QueueDelivering, Job: r.job(), Peer: t.Name})
 	known, err := LoadKnown(qa.a.cfg.ConfigDir)
@@ -302,18 +307,17 @@ func (qa *queueAgent) try(ctx context.Context, r *queueRecord, t Target) {
 		delete(qa.next, r.ID)
 		delete(qa.fails, r.ID)
 		qa.mu.Unlock()
-		qa.event(QueueEvent{Kind: QueueDelivered, Job: r.job(), Peer: t.Name, Report: rep})
-		return
+		return &QueueEvent{Kind: QueueDelivered, Job: r.job(), Peer: t.Name, Report: rep}
 	}
 	if ctx.Err() != nil {
-		return
+		return nil
 	}
 	var se *SourceError
 	switch {
 	case errors.As(err, &se):
-		qa.hold(r, JobSourceChanged, err, QueueSourceChanged, t.Name)
+		return qa.hold(r, JobSourceChanged, err, QueueSourceChanged, t.Name)
 	case !transient(err):
-		qa.hold(r, JobFailed, err, QueueFailed, t.Name)
+		return qa.hold(r, JobFailed, err, QueueFailed, t.Name)
 	default:
 		qa.mu.Lock()
 		qa.fails[r.ID]++
@@ -325,15 +329,15 @@ func (qa *queueAgent) try(ctx context.Context, r *queueRecord, t Target) {
 		qa.next[r.ID] = time.Now().Add(wait)
 		qa.mu.Unlock()
 		j := qa.record(r, JobWaiting, err)
-		qa.event(QueueEvent{Kind: QueueRetry, Job: j, Peer: t.Name, Err: err, Wait: wait})
+		return &QueueEvent{Kind: QueueRetry, Job: j, Peer: t.Name, Err: err, Wait: wait}
 	}
 }
 
 // hold keeps r in the queue in state, with err as the reason, and
-// reports it as kind.
-func (qa *queueAgent) hold(r *queueRecord, state string, err error, kind, peer string) {
+// returns the event of kind that reports it.
+func (qa *queueAgent) hold(r *queueRecord, state string, err error, kind, peer string) *QueueEvent {
 	j := qa.record(r, state, err)
-	qa.event(QueueEvent{Kind: kind, Job: j, Peer: peer, Err: err})
+	return &QueueEvent{Kind: kind, Job: j, Peer: peer, Err: err}
 }
 
 // record saves a try of r that ended with err, leaving it in state, and
