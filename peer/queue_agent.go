@@ -336,6 +336,10 @@ func (qa *queueAgent) try(ctx context.Context, r *queueRecord, t Target) *QueueE
 // hold keeps r in the queue in state, with err as the reason, and
 // returns the event of kind that reports it.
 func (qa *queueAgent) hold(r *queueRecord, state string, err error, kind, peer string) *QueueEvent {
+	qa.mu.Lock()
+	delete(qa.next, r.ID)
+	delete(qa.fails, r.ID)
+	qa.mu.Unlock()
 	j := qa.record(r, state, err)
 	return &QueueEvent{Kind: kind, Job: j, Peer: peer, Err: err}
 }
