@@ -142,6 +142,10 @@ type Config struct {
 	// StaticPeers) finds it in another state than before, from the
 	// check's goroutine; calls may be concurrent.
 	OnStatic func(StaticStatus)
+	// OnQueue, if set, is called at each step of a job of send --later
+	// (see Enqueue), from the goroutine that made it; calls may be
+	// concurrent, and must return quickly.
+	OnQueue func(QueueEvent)
 	// Logf, if set, receives rare diagnostic lines (rate-limited).
 	Logf func(format string, args ...any)
 }
@@ -277,6 +281,7 @@ type Agent struct {
 	strangers *strangerPool // nil without a StrangerBudget
 	consents  *consents
 	static    *staticChecker
+	queue     *queueAgent
 
 	mu       sync.Mutex
 	conns    map[*agentConn]struct{} // every connection whose goroutine runs
@@ -401,6 +406,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.consents = newConsents(cfg.MaxPending, memory/4)
 	a.static = newStaticChecker(cfg.ConfigDir, id, cfg.Logf, cfg.OnStatic)
+	a.queue = newQueueAgent(a)
 	inbox.mem.pressure = a.evictForMemory
 	if cfg.LocalSend {
 		if err := a.startLocalSend(); err != nil {
@@ -477,6 +483,7 @@ func (a *Agent) Status() Status {
 	a.mu.Unlock()
 	st.Pending = len(a.Pending())
 	st.Static = a.StaticPeers()
+	st.Queued, st.QueueHeld = a.queue.counts()
 	if a.ls != nil {
 		st.LocalSendListen, st.LocalSendFingerprint = a.ls.ln.Addr().String(), a.ls.ident.Fingerprint
 	}
@@ -516,6 +523,7 @@ func (a *Agent) Serve(ctx context.Context) error {
 	defer stop()
 	stopDiscovery := a.startDiscovery(ctx)
 	defer a.startStatic(ctx)()
+	defer a.startQueue(ctx)()
 	if a.ls != nil {
 		done := make(chan struct{})
 		go func() {

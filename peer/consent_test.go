@@ -567,7 +567,7 @@ sys.stdout.write(s.recv(65536).decode())`
 // or over the size bound, gets an error that says what a request is.
 func TestControlSocketMalformedRequestSaysSo(t *testing.T) {
 	bob := startAgent(t, nil)
-	for _, req := range []string{"{nope\n", `{"op":"` + strings.Repeat("x", 8<<10) + "\"}\n"} {
+	for _, req := range []string{"{nope\n", `{"op":"` + strings.Repeat("x", maxRequest+1) + "\"}\n"} {
 		conn, err := net.Dial("unix", filepath.Join(bob.config, controlSocket))
 		if err != nil {
 			t.Fatal(err)
@@ -576,7 +576,7 @@ func TestControlSocketMalformedRequestSaysSo(t *testing.T) {
 		_, _ = conn.Write([]byte(req))
 		line, err := bufio.NewReader(conn).ReadString('\n')
 		conn.Close()
-		if err != nil || !strings.Contains(line, `"error":"malformed request: want one JSON object on a line of at most 4096 bytes"`) {
+		if err != nil || !strings.Contains(line, `"error":"malformed request: want one JSON object on a line of at most 1048576 bytes"`) {
 			t.Errorf("request of %d bytes: reply %.200q, %v", len(req), line, err)
 		}
 	}

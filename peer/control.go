@@ -61,6 +61,11 @@ type Status struct {
 	LocalSendListen      string                      `json:"localsend_listen,omitempty"`
 	LocalSendFingerprint string                      `json:"localsend_fingerprint,omitempty"`
 	LocalSend            []discovery.LocalSendDevice `json:"localsend,omitempty"`
+	// Queued counts the jobs of send --later that wait for their peer
+	// (or are being delivered), QueueHeld those held as failed or
+	// source-changed (lanshare queue).
+	Queued    int `json:"queued"`
+	QueueHeld int `json:"queue_held,omitempty"`
 }
 
 // Self is the agent as a discovery record, as peers see it; ok is false
@@ -112,13 +117,18 @@ func listenControl(dir string) (*control, error) {
 // one line. A client that sends nothing within requestWait gets the
 // Status (what clients before requests did).
 type ControlRequest struct {
-	Op     string `json:"op"` // "status", "pending", "accept", "decline", "share", "unshare" or "shares"
+	Op     string `json:"op"` // "status", "pending", "accept", "decline", "share", "unshare", "shares", "enqueue", "queue" or "cancel"
 	ID     string `json:"id,omitempty"`
 	Trust  bool   `json:"trust,omitempty"`
 	Reason string `json:"reason,omitempty"`
-	// Paths (absolute) and Until are a share's (share.go).
-	Paths []string  `json:"paths,omitempty"`
-	Until time.Time `json:"until,omitzero"`
+	// Paths (absolute) and Until are a share's (share.go). RawPaths
+	// (absolute, as bytes: a file name need not be UTF-8, which a JSON
+	// string cannot carry) and Target are a job's for the queue
+	// (queue_agent.go).
+	Paths    []string  `json:"paths,omitempty"`
+	Until    time.Time `json:"until,omitzero"`
+	RawPaths [][]byte  `json:"raw_paths,omitempty"`
+	Target   string    `json:"target,omitempty"`
 }
 
 // ControlReply answers a ControlRequest other than "status".
@@ -131,6 +141,15 @@ type ControlReply struct {
 	// Share is the share made by "share", Shares those "shares" lists.
 	Share  *ShareLink  `json:"share,omitempty"`
 	Shares []ShareLink `json:"shares,omitempty"`
+	// Job is the job queued ("enqueue") or cancelled ("cancel"), Jobs
+	// those "queue" lists, Skipped the paths "enqueue" left out;
+	// WasDelivering says that a cancelled job was being delivered, and
+	// Failure names the kind of Error (queue_agent.go).
+	Job           *QueueJob      `json:"job,omitempty"`
+	Jobs          []QueueJob     `json:"jobs,omitempty"`
+	Skipped       []QueueSkipped `json:"skipped,omitempty"`
+	WasDelivering bool           `json:"was_delivering,omitempty"`
+	Failure       string         `json:"failure,omitempty"`
 }
 
 // Request ops.
@@ -142,13 +161,18 @@ const (
 	OpShare   = "share"
 	OpUnshare = "unshare"
 	OpShares  = "shares"
+	// The queue of send --later (queue_agent.go).
+	OpEnqueue   = "enqueue"
+	OpQueue     = "queue"
+	OpCancelJob = "cancel"
 )
 
 // requestWait is how long the control socket waits for a request before
-// it answers with the status; maxRequest bounds a request's line.
+// it answers with the status; maxRequest bounds a request's line (the
+// paths of a queued job: send --later with a shell glob's worth).
 const (
 	requestWait = 500 * time.Millisecond
-	maxRequest  = 4 << 10
+	maxRequest  = 1 << 20
 )
 
 // handle answers one request.
@@ -177,6 +201,8 @@ func (a *Agent) handleControl(req ControlRequest) any {
 		return ControlReply{}
 	case OpShares:
 		return ControlReply{Shares: a.Shares()}
+	case OpEnqueue, OpQueue, OpCancelJob:
+		return a.queueControl(req)
 	}
 	return ControlReply{Error: fmt.Sprintf("unknown request %q", req.Op)}
 }

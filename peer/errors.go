@@ -84,6 +84,19 @@ var (
 	ErrStaticFull = errors.New("too many static peers")
 	// ErrNotStatic means no static peer matches what was named.
 	ErrNotStatic = errors.New("no static peer matches")
+	// ErrQueueFile means the queue file of send --later (queue.json in
+	// the config directory) cannot be used: it does not parse, or it is
+	// over its caps; the error names the file and what is wrong. The
+	// agent leaves it as it is and delivers nothing until it is fixed.
+	ErrQueueFile = errors.New("bad queue file")
+	// ErrQueueFull means the queue holds MaxQueueJobs jobs, or the job
+	// would take it over MaxQueueEntries files and folders.
+	ErrQueueFull = errors.New("the queue is full")
+	// ErrNoJob means no queued job has the id given.
+	ErrNoJob = errors.New("no queued job")
+	// ErrNotQueueable means a target cannot be queued for: a LocalSend
+	// device, an address that names no key, this agent itself.
+	ErrNotQueueable = errors.New("cannot queue for this target")
 	// ErrSourceUnreadable means a file offered could not be read in full
 	// while it was sent (it became unreadable, shrank or changed): the
 	// sender's own failure, not the receiver's refusal; see SourceError.

@@ -241,12 +241,16 @@ LocalSend device, which needs a file's size first). The receiver checks
 its digest before it gets its name. A pipe cannot be read again: a send
 of it that breaks off is not retried or resumed, and the receiver keeps
 nothing of it.
+With --later the send goes to the queue of the agent running here, which
+delivers it once the peer is online, to the key the name is known by now
+(lanshare queue lists and cancels jobs); LocalSend devices cannot be queued.
 
 Examples:
    lanshare send bob report.pdf
    lanshare send bob --text "the door code is 4711"
    git log -1 | lanshare send bob --text -
    tar c photos | lanshare send bob --as photos.tar -
+   lanshare send --later bob report.pdf
    lanshare send "Pixel 9" photo.jpg
    lanshare send "bob (3fa2)" photos/ notes.txt
    lanshare send 192.168.1.20:52741 report.pdf
@@ -264,11 +268,19 @@ Examples:
 					&cli.GenericFlag{Name: "exclude", Value: &listFlag{}, Usage: "leave out what this gitignore-style pattern matches (repeatable): *.tmp, node_modules/, /photos/raw, **/cache, !keep.tmp"},
 					&cli.StringFlag{Name: "text", Usage: "send this text message instead of files (\"-\": read it from standard input); at most 64 KiB"},
 					&cli.StringFlag{Name: "as", Usage: "the name standard input (given as the path -) arrives under"},
+					&cli.BoolFlag{Name: "later", Usage: "hand the send to the local agent, which delivers it when the peer is online (lanshare queue lists it)"},
 					waitFlag,
 					ifaceFlag,
 					configFlag,
 				},
 				Action: func(c *cli.Context) error {
+					if c.Bool("later") {
+						for _, f := range []string{"text", "as", "exclude"} {
+							if c.IsSet(f) {
+								return usageError{msg: fmt.Sprintf("--%s does not go with --later: the agent queues files and folders, whole", f)}
+							}
+						}
+					}
 					text, err := textArg(c, os.Stdin, stderr)
 					if err != nil {
 						return err
@@ -283,6 +295,9 @@ Examples:
 					}
 					if c.Int("retries") < 0 {
 						return usageError{msg: "--retries must be 0 or more"}
+					}
+					if c.Bool("later") {
+						return sendLaterCommand(c, targets, paths, stdout, stderr)
 					}
 					a := sendArgs{text: text,
 						target: targets[0], paths: paths, name: c.String("name"), retries: c.Int("retries"),
@@ -493,6 +508,7 @@ Examples:
 	}
 	app.Commands = append(app.Commands, consentCommands(configFlag, stdout)...)
 	app.Commands = append(app.Commands, shareCommand(configFlag, stdout))
+	app.Commands = append(app.Commands, queueCommand(configFlag, stdout))
 	app.Commands = append(app.Commands,
 		&cli.Command{
 			Name:      "completion",

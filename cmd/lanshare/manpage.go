@@ -79,6 +79,7 @@ var manFiles = [][2]string{
 	{"$XDG_CONFIG_HOME/lanshare/known_peers", "Trusted peers and names pinned to keys, one per line (lanshare trust, untrust, trusted)."},
 	{"$XDG_CONFIG_HOME/lanshare/static_peers", "Static peers, named by address where discovery does not reach, one per line: HOST:PORT ID NAME (lanshare peers add, remove, static; the running agent checks them)."},
 	{"$XDG_CONFIG_HOME/lanshare/history.jsonl", "What arrived (lanshare history)."},
+	{"$XDG_CONFIG_HOME/lanshare/queue.json", "The jobs of send --later that the agent delivers when their peer is online (lanshare queue)."},
 	{"$XDG_CONFIG_HOME/lanshare/agent.sock", "The running agent's owner-only control socket (lanshare status, and completion of peer names)."},
 	{"/usr/lib/systemd/user/lanshare.service", "The systemd user unit that runs lanshare serve from login: systemctl --user enable --now lanshare."},
 }

@@ -68,6 +68,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 			"%s", describeEvent(ev, ""))
 	}
 	cfg.OnStatic = func(st peer.StaticStatus) { logStatic(lg, st) }
+	cfg.OnQueue = func(ev peer.QueueEvent) { logQueue(lg, ev) }
 	cfg.OnDownload = func(d peer.Download) { logDownload(lg, d) }
 	cfg.Logf = func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
@@ -156,7 +157,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 // serveEvent is one line of `serve --json`. Field names are stable; empty
 // fields are left out.
 type serveEvent struct {
-	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, static-up, static-down, file-saved, file-skipped, text, localsend, web, download, error, transfer-done, warning, suppressed, stopped
+	Event   string   `json:"event"` // listening, sharing, peer-up, peer-down, static-up, static-down, file-saved, file-skipped, text, localsend, web, download, error, transfer-done, warning, suppressed, stopped; queued, delivering, delivered, retry, failed, source-changed, cancelled (send --later)
 	Time    string   `json:"time"`
 	Addr    string   `json:"addr,omitempty"`
 	Dir     string   `json:"dir,omitempty"`
@@ -182,6 +183,9 @@ type serveEvent struct {
 	Text    string   `json:"text,omitempty"`    // text: the message, as sent (controls and invisible characters as \u escapes)
 	PIN     string   `json:"pin,omitempty"`     // web: the drop page's PIN
 	Share   string   `json:"share,omitempty"`   // download: the share link's id
+	Job     string   `json:"job,omitempty"`     // queued ... cancelled: the job's id (lanshare queue)
+	Wait    float64  `json:"wait,omitempty"`    // retry: seconds before the next try
+	Skipped int      `json:"skipped,omitempty"` // delivered: files the receiver had already
 }
 
 func stamp(t time.Time) string { return t.Format(time.RFC3339) }

@@ -35,6 +35,9 @@ func status(ctx context.Context, configDir string, asJSON bool, w io.Writer) err
 		fmt.Fprintf(w, "pending:   %s wait for your answer (lanshare pending)\n", plural(st.Pending, "offer"))
 	}
 	fmt.Fprintf(w, "receiving: %s\n", plural(st.Transfers, "transfer"))
+	if st.Queued+st.QueueHeld > 0 {
+		fmt.Fprintf(w, "queue:     %s\n", queueLine(st.Queued, st.QueueHeld))
+	}
 	if st.Partials > 0 {
 		fmt.Fprintf(w, "partial:   %s (%s) kept for a resume\n", plural(st.Partials, "file"), peer.FormatBytes(st.PartialBytes))
 	}
