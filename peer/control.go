@@ -116,9 +116,11 @@ type ControlRequest struct {
 	ID     string `json:"id,omitempty"`
 	Trust  bool   `json:"trust,omitempty"`
 	Reason string `json:"reason,omitempty"`
-	// Paths (absolute) and Until are a share's (share.go).
+	// Paths (absolute), Until and PIN ("" for none) are a share's
+	// (share.go).
 	Paths []string  `json:"paths,omitempty"`
 	Until time.Time `json:"until,omitzero"`
+	PIN   string    `json:"pin,omitempty"`
 }
 
 // ControlReply answers a ControlRequest other than "status".
@@ -165,7 +167,7 @@ func (a *Agent) handleControl(req ControlRequest) any {
 		}
 		return ControlReply{Offer: &p}
 	case OpShare:
-		l, err := a.Share(req.Paths, req.Until)
+		l, err := a.Share(req.Paths, req.Until, req.PIN)
 		if err != nil {
 			return ControlReply{Error: err.Error()}
 		}
