@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
 	"github.com/lanshare/lanshare/internal/netlab"
@@ -179,6 +180,16 @@ func TestDropPageInChromium(t *testing.T) {
 	// The status counts every batch, as the list shows them all.
 	waitText(t, ctx, "status", "Sent 4 of 4 files.")
 	waitTree(t, share, want)
+
+	// Drag and drop, as from a file manager: a file and a folder dropped
+	// on the page's drop zone.
+	for p, size := range map[string]int{"dropped.txt": 5000, "dragged/x.bin": 200_000, "dragged/deep/y.txt": 7} {
+		want[p] = entry{data: string(randomFile(t, filepath.Join(src, p), size))}
+	}
+	want["dragged"], want["dragged/deep"] = entry{dir: true}, entry{dir: true}
+	dropFiles(t, ctx, "drop", filepath.Join(src, "dropped.txt"), filepath.Join(src, "dragged"))
+	waitText(t, ctx, "status", "Sent 7 of 7 files.")
+	waitTree(t, share, want)
 	srv.out.waitFor(t, "a transfer line via web", func(ls []string) bool {
 		return slices.ContainsFunc(ls, func(l string) bool { return strings.Contains(l, "via web done") })
 	})
@@ -314,6 +325,26 @@ func TestShareLinkInChromium(t *testing.T) {
 	})
 	if code := fetchStatus(t, ctx, link+"0"); code != 404 {
 		t.Errorf("after --for passed: %d, want 404", code)
+	}
+}
+
+// dropFiles drags paths (files and folders) over the element with id and
+// drops them there, as a file manager does: chromium's own drag events
+// (Input.dispatchDragEvent), carrying the files, at the element's centre.
+func dropFiles(t testing.TB, ctx context.Context, id string, paths ...string) {
+	t.Helper()
+	at, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](fmt.Sprintf(`(() => {
+		const r = document.getElementById(%q).getBoundingClientRect();
+		return [r.left + r.width / 2, r.top + r.height / 2];
+	})()`, id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := &input.DragData{Items: []*input.DragDataItem{}, Files: paths, DragOperationsMask: 1} // 1: copy
+	for _, typ := range []input.DispatchDragEventType{input.DispatchDragEventTypeDragEnter, input.DispatchDragEventTypeDragOver, input.DispatchDragEventTypeDrop} {
+		if _, err := chromedp.Call(ctx, input.DispatchDragEvent, input.DispatchDragEventParams{Type: typ, X: at[0], Y: at[1], Data: data}); err != nil {
+			t.Fatalf("%s on #%s: %v", typ, id, err)
+		}
 	}
 }
 
