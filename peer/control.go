@@ -61,6 +61,9 @@ type Status struct {
 	LocalSendListen      string                      `json:"localsend_listen,omitempty"`
 	LocalSendFingerprint string                      `json:"localsend_fingerprint,omitempty"`
 	LocalSend            []discovery.LocalSendDevice `json:"localsend,omitempty"`
+	// WebHTTPListen is where the agent serves the drop page and share
+	// links over plain HTTP too (Config.WebInsecureHTTP), if it does.
+	WebHTTPListen string `json:"web_http_listen,omitempty"`
 }
 
 // Self is the agent as a discovery record, as peers see it; ok is false

@@ -183,7 +183,7 @@ func (g *webGate) shareList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !g.shareOpen(r, l) {
-		g.sharePINForm(w, l, http.StatusUnauthorized, "")
+		g.sharePINForm(w, r, l, http.StatusUnauthorized, "")
 		return
 	}
 	var rows []shareRow
@@ -194,7 +194,7 @@ func (g *webGate) shareList(w http.ResponseWriter, r *http.Request) {
 		}
 		rows = append(rows, rw)
 	}
-	g.renderShare(w, http.StatusOK, l, sharePageData{Items: rows})
+	g.renderShare(w, r, http.StatusOK, l, sharePageData{Items: rows})
 }
 
 // sharePageData is what share.html shows: the items, or the PIN form
@@ -202,7 +202,7 @@ func (g *webGate) shareList(w http.ResponseWriter, r *http.Request) {
 type sharePageData struct {
 	Name, Fingerprint, Until string
 	Items                    []shareRow
-	NeedPIN                  bool
+	NeedPIN, Insecure        bool
 	Message                  string
 }
 
@@ -210,16 +210,17 @@ type shareRow struct {
 	Href, Name, Size string
 }
 
-func (g *webGate) renderShare(w http.ResponseWriter, code int, l ShareLink, d sharePageData) {
+func (g *webGate) renderShare(w http.ResponseWriter, r *http.Request, code int, l ShareLink, d sharePageData) {
 	d.Name, d.Fingerprint, d.Until = g.s.a.cfg.Name, LocalSendShortFingerprint(g.s.ident.Fingerprint), l.Until.Format("15:04 MST")
+	d.Insecure = r.TLS == nil
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
 	_ = sharePage.Execute(w, d)
 }
 
-// sharePINForm answers with the share's PIN form, and msg above it.
-func (g *webGate) sharePINForm(w http.ResponseWriter, l ShareLink, code int, msg string) {
-	g.renderShare(w, code, l, sharePageData{NeedPIN: true, Message: msg})
+// sharePINForm answers with the share's PIN form, and msg under it.
+func (g *webGate) sharePINForm(w http.ResponseWriter, r *http.Request, l ShareLink, code int, msg string) {
+	g.renderShare(w, r, code, l, sharePageData{NeedPIN: true, Message: msg})
 }
 
 // shareOpen reports whether r may see share l: it has no PIN, or r's
@@ -246,16 +247,16 @@ func (g *webGate) shareLogin(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	if wait := g.locked(key, now); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
-		g.sharePINForm(w, l, http.StatusTooManyRequests, lockedMessage(wait))
+		g.sharePINForm(w, r, l, http.StatusTooManyRequests, lockedMessage(wait))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, webMaxLogin)
 	if err := r.ParseForm(); err != nil {
-		g.sharePINForm(w, l, http.StatusBadRequest, "bad form")
+		g.sharePINForm(w, r, l, http.StatusBadRequest, "bad form")
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("pin")), []byte(l.pin)) != 1 {
-		g.sharePINForm(w, l, http.StatusUnauthorized, wrongPINMessage(g.fail(key, now)))
+		g.sharePINForm(w, r, l, http.StatusUnauthorized, wrongPINMessage(g.fail(key, now)))
 		return
 	}
 	exp := now.Add(webTokenLife)

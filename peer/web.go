@@ -110,9 +110,10 @@ type webFails struct {
 	last  time.Time
 }
 
-// mountWeb adds the drop page's routes to mux, when Config.Web asks for
-// them.
-func (s *lsServer) mountWeb(mux *http.ServeMux) {
+// mountWeb adds the drop page's routes, and the share links', to mux, and
+// to webOnly when it is not nil (the plain-HTTP server's: web_http.go),
+// when Config.Web asks for them.
+func (s *lsServer) mountWeb(mux, webOnly *http.ServeMux) {
 	if !s.a.cfg.Web {
 		return
 	}
@@ -121,24 +122,35 @@ func (s *lsServer) mountWeb(mux *http.ServeMux) {
 	s.web = g
 	same := http.NewCrossOriginProtection()
 	post := func(h http.HandlerFunc) http.Handler { return webHeaders(same.Handler(h)) }
-	mux.Handle("GET /{$}", webHeaders(http.HandlerFunc(g.index)))
-	mux.Handle("GET /web/app.js", webHeaders(webAsset("webui/app.js", "text/javascript; charset=utf-8")))
-	mux.Handle("GET /web/style.css", webHeaders(webAsset("webui/style.css", "text/css; charset=utf-8")))
-	mux.Handle("GET /s/{id}/{$}", webHeaders(http.HandlerFunc(g.shareList)))
-	mux.Handle("GET /s/{id}/{n}", webHeaders(http.HandlerFunc(g.shareGet)))
-	mux.Handle("POST /s/{id}/login", post(g.shareLogin))
-	mux.Handle("POST /web/api/login", post(g.login))
-	mux.Handle("POST /web/api/offer", post(g.authed(s.prepareUpload)))
-	mux.Handle("POST /web/api/upload", post(g.authed(s.upload)))
-	mux.Handle("POST /web/api/cancel", post(g.authed(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("sessionId") == "" {
-			// Not "every session of this address": a LocalSend app on
-			// the same machine may have one.
-			writeError(w, http.StatusBadRequest, "missing parameters")
-			return
+	routes := []struct {
+		pattern string
+		h       http.Handler
+	}{
+		{"GET /{$}", webHeaders(http.HandlerFunc(g.index))},
+		{"GET /web/app.js", webHeaders(webAsset("webui/app.js", "text/javascript; charset=utf-8"))},
+		{"GET /web/style.css", webHeaders(webAsset("webui/style.css", "text/css; charset=utf-8"))},
+		{"GET /s/{id}/{$}", webHeaders(http.HandlerFunc(g.shareList))},
+		{"GET /s/{id}/{n}", webHeaders(http.HandlerFunc(g.shareGet))},
+		{"POST /s/{id}/login", post(g.shareLogin)},
+		{"POST /web/api/login", post(g.login)},
+		{"POST /web/api/offer", post(g.authed(s.prepareUpload))},
+		{"POST /web/api/upload", post(g.authed(s.upload))},
+		{"POST /web/api/cancel", post(g.authed(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("sessionId") == "" {
+				// Not "every session of this address": a LocalSend app on
+				// the same machine may have one.
+				writeError(w, http.StatusBadRequest, "missing parameters")
+				return
+			}
+			s.cancel(w, r)
+		}))},
+	}
+	for _, rt := range routes {
+		mux.Handle(rt.pattern, rt.h)
+		if webOnly != nil {
+			webOnly.Handle(rt.pattern, rt.h)
 		}
-		s.cancel(w, r)
-	})))
+	}
 }
 
 // webHeaders sets the headers every drop page answer carries: scripts,
@@ -174,8 +186,8 @@ func (g *webGate) index(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = webPage.Execute(w, struct {
 		Name, Fingerprint string
-		NeedPIN           bool
-	}{g.s.a.cfg.Name, LocalSendShortFingerprint(g.s.ident.Fingerprint), !g.valid(r)})
+		NeedPIN, Insecure bool
+	}{g.s.a.cfg.Name, LocalSendShortFingerprint(g.s.ident.Fingerprint), !g.valid(r), r.TLS == nil})
 }
 
 // authed lets h run only for a request with a valid session token (or

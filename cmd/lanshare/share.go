@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/skip2/go-qrcode"
@@ -92,6 +93,9 @@ func share(ctx context.Context, dir string, paths []string, d time.Duration, pin
 		withPIN = "  PIN " + pin
 	}
 	fmt.Fprintf(w, "share %s  %s%s  until %s (Ctrl-C ends it)\n", rep.Share.ID, link, withPIN, until.Format("15:04"))
+	if st.WebHTTPListen != "" {
+		fmt.Fprintf(w, "also over plain HTTP, not private: %s\n", "http"+strings.TrimPrefix(shareURL(st.WebHTTPListen, rep.Share.Path), "https"))
+	}
 	if isTerminal(w) {
 		if q, err := qrcode.New(link, qrcode.Low); err == nil {
 			fmt.Fprint(w, q.ToSmallString(false))
