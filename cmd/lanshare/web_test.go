@@ -104,7 +104,9 @@ func TestDropPageFlags(t *testing.T) {
 	srv = startLanshare(t, exec.CommandContext, tmp, nil, serveArgs("--web-insecure-http", "0")...)
 	var plain string
 	srv.out.waitFor(t, "the plain-HTTP warning", func(lines []string) bool {
-		i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "warning: the drop page and share links are also served over plain HTTP at http://") })
+		i := slices.IndexFunc(lines, func(l string) bool {
+			return strings.Contains(l, "warning: the drop page and share links are also served over plain HTTP at http://")
+		})
 		if i >= 0 {
 			_, plain, _ = strings.Cut(lines[i], " at ")
 			plain, _, _ = strings.Cut(plain, " ")
