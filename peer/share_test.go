@@ -141,7 +141,8 @@ func keys(m map[string]string) []string {
 // page's tries or another share's; the right PIN, from another address,
 // opens the share's page and files through a cookie scoped to the
 // share's path, which opens neither another share with a PIN nor the
-// drop page; a forged cookie and a login from another site are refused.
+// drop page; a forged cookie, an oversized login, a login to no share and
+// one from another site are refused.
 func TestSharePIN(t *testing.T) {
 	ta := startWebAgent(t, "482193", nil)
 	tmp := t.TempDir()
@@ -232,8 +233,15 @@ func TestSharePIN(t *testing.T) {
 		t.Errorf("a forged share token: %d", code)
 	}
 	delete(e.headers, "Cookie")
-	e.headers["Origin"], e.headers["Sec-Fetch-Site"] = "https://evil.example", "cross-site"
+	// An oversized login body, and a login to no share.
 	e.headers["Content-Type"] = "application/x-www-form-urlencoded"
+	if code, _ := sharePIN(e, l.ID, strings.Repeat("1", 2*webMaxLogin)); code != http.StatusBadRequest {
+		t.Errorf("an oversized share login: %d, want 400", code)
+	}
+	if code, _ := sharePIN(e, randomToken(), "7391"); code != http.StatusNotFound {
+		t.Errorf("a login to no share: %d, want 404", code)
+	}
+	e.headers["Origin"], e.headers["Sec-Fetch-Site"] = "https://evil.example", "cross-site"
 	if code, body := sharePIN(e, l.ID, "7391"); code != http.StatusForbidden {
 		t.Errorf("a login from another site: %d, want 403\n%s", code, body)
 	}
