@@ -105,7 +105,11 @@ func TestServeJSONWebEvents(t *testing.T) {
 
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	writeFile(t, filepath.Join(tmp, "src", "big.bin"), big, 0o644, time.Now())
-	sh := startLanshare(t, exec.CommandContext, tmp, nil, "share", "--config", config, filepath.Join(tmp, "src", "big.bin"))
+	// More than the sockets of both ends hold, so that a download cut
+	// early fails on the server's side.
+	huge := bytes.Repeat(big, 64)
+	writeFile(t, filepath.Join(tmp, "src", "huge.bin"), huge, 0o644, time.Now())
+	sh := startLanshare(t, exec.CommandContext, tmp, nil, "share", "--config", config, filepath.Join(tmp, "src", "big.bin"), filepath.Join(tmp, "src", "huge.bin"))
 	id, link := waitShare(t, sh)
 	get, err := hc.Get(link + "0")
 	if err != nil {
@@ -121,7 +125,7 @@ func TestServeJSONWebEvents(t *testing.T) {
 		t.Errorf("download event %+v", dl)
 	}
 	// A download cut after its first bytes: reported with what was sent.
-	get, err = hc.Get(link + "0")
+	get, err = hc.Get(link + "1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +135,7 @@ func TestServeJSONWebEvents(t *testing.T) {
 	hc.CloseIdleConnections()
 	get.Body.Close() // before the end: the connection is closed
 	cut := find("a cut download's event", func(e event) bool { return e.Event == "download" && e.Reason != "" })
-	if cut.Path != "big.bin" || cut.Bytes >= uint64(len(big)) || cut.Share != id {
+	if cut.Path != "huge.bin" || cut.Bytes >= uint64(len(huge)) || cut.Share != id {
 		t.Errorf("cut download event %+v", cut)
 	}
 	srv.stopClean(t)
