@@ -119,6 +119,11 @@ type Config struct {
 	// certificate would (web.go). WebPIN "" asks for no PIN.
 	Web    bool
 	WebPIN string
+	// WebInsecureHTTP, if not "", serves the drop page and share links
+	// over plain HTTP too, on this address (":0" picks a free port),
+	// without LocalSend's API: PINs, session cookies and files then cross
+	// the network in clear (web_http.go). Only with Web.
+	WebInsecureHTTP string
 	// OnDownload, if set, is called when a download of a share link
 	// (Agent.Share) ends, from its request's goroutine.
 	OnDownload func(Download)
@@ -486,6 +491,9 @@ func (a *Agent) Status() Status {
 	st.Queued, st.QueueHeld = a.queue.counts()
 	if a.ls != nil {
 		st.LocalSendListen, st.LocalSendFingerprint = a.ls.ln.Addr().String(), a.ls.ident.Fingerprint
+		if addr := a.WebInsecureHTTPAddr(); addr != nil {
+			st.WebHTTPListen = addr.String()
+		}
 	}
 	if a.lsdisc != nil {
 		st.LocalSend = a.lsdisc.Devices()

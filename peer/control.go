@@ -66,6 +66,9 @@ type Status struct {
 	// source-changed (lanshare queue).
 	Queued    int `json:"queued"`
 	QueueHeld int `json:"queue_held,omitempty"`
+	// WebHTTPListen is where the agent serves the drop page and share
+	// links over plain HTTP too (Config.WebInsecureHTTP), if it does.
+	WebHTTPListen string `json:"web_http_listen,omitempty"`
 }
 
 // Self is the agent as a discovery record, as peers see it; ok is false
@@ -121,12 +124,13 @@ type ControlRequest struct {
 	ID     string `json:"id,omitempty"`
 	Trust  bool   `json:"trust,omitempty"`
 	Reason string `json:"reason,omitempty"`
-	// Paths (absolute) and Until are a share's (share.go). RawPaths
-	// (absolute, as bytes: a file name need not be UTF-8, which a JSON
-	// string cannot carry) and Target are a job's for the queue
-	// (queue_agent.go).
+	// Paths (absolute), Until and PIN ("" for none) are a share's
+	// (share.go). RawPaths (absolute, as bytes: a file name need not be
+	// UTF-8, which a JSON string cannot carry) and Target are a job's for
+	// the queue (queue_agent.go).
 	Paths    []string  `json:"paths,omitempty"`
 	Until    time.Time `json:"until,omitzero"`
+	PIN      string    `json:"pin,omitempty"`
 	RawPaths [][]byte  `json:"raw_paths,omitempty"`
 	Target   string    `json:"target,omitempty"`
 }
@@ -189,7 +193,7 @@ func (a *Agent) handleControl(req ControlRequest) any {
 		}
 		return ControlReply{Offer: &p}
 	case OpShare:
-		l, err := a.Share(req.Paths, req.Until)
+		l, err := a.Share(req.Paths, req.Until, req.PIN)
 		if err != nil {
 			return ControlReply{Error: err.Error()}
 		}

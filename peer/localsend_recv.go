@@ -79,6 +79,10 @@ type lsServer struct {
 	handlers   sync.WaitGroup // requests being handled
 	stop       chan struct{}
 	web        *webGate // the drop page (web.go), with Config.Web
+	// plain serves the drop page and share links alone over plain HTTP
+	// on plainLn, with Config.WebInsecureHTTP (web_http.go).
+	plain   *http.Server
+	plainLn net.Listener
 }
 
 // lsSession is one prepare-upload's accepted files, until they are all
@@ -128,21 +132,39 @@ func newLocalSendServer(a *Agent, addr string, ident *LocalSendIdentity) (*lsSer
 	mux.HandleFunc("POST "+localsend.PathPrepareUpload, s.prepareUpload)
 	mux.HandleFunc("POST "+localsend.PathUpload, s.upload)
 	mux.HandleFunc("POST "+localsend.PathCancel, s.cancel)
-	s.mountWeb(mux) // the drop page (web.go), with Config.Web
-	s.srv = &http.Server{
+	var webOnly *http.ServeMux
+	if a.cfg.Web && a.cfg.WebInsecureHTTP != "" {
+		webOnly = http.NewServeMux()
+	}
+	s.mountWeb(mux, webOnly) // the drop page (web.go), with Config.Web
+	s.srv = s.httpServer(mux)
+	s.srv.TLSConfig = &tls.Config{
+		Certificates: []tls.Certificate{ident.Cert},
+		// A 2.2 app presents its certificate; an older one (or a
+		// browser) none, and is a stranger.
+		ClientAuth: tls.RequestClientCert,
+		MinVersion: tls.VersionTLS12,
+	}
+	if webOnly != nil {
+		if err := s.listenPlain(webOnly); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// httpServer is the HTTP server of LocalSend's API, or of the drop page
+// alone over plain HTTP, with h its routes.
+func (s *lsServer) httpServer(h http.Handler) *http.Server {
+	a := s.a
+	return &http.Server{
 		// Every handler is counted, so that close waits for them.
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.handlers.Add(1)
 			defer s.handlers.Done()
-			mux.ServeHTTP(w, r)
+			h.ServeHTTP(w, r)
 		}),
-		TLSConfig: &tls.Config{
-			Certificates: []tls.Certificate{ident.Cert},
-			// A 2.2 app presents its certificate; an older one (or a
-			// browser) none, and is a stranger.
-			ClientAuth: tls.RequestClientCert,
-			MinVersion: tls.VersionTLS12,
-		},
 		// A request and its answer have the handshake's time, as on the
 		// lanshare port; an upload's body has the idle deadline per
 		// read instead, and an offer that waits for the owner has its
@@ -175,7 +197,6 @@ func newLocalSendServer(a *Agent, addr string, ident *LocalSendIdentity) (*lsSer
 		// A stranger's bad handshakes must not reach the log.
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
-	return s, nil
 }
 
 // serve serves until close. It blocks.
@@ -185,6 +206,7 @@ func (s *lsServer) serve() {
 		defer s.wg.Done()
 		s.sweep()
 	}()
+	s.servePlain()
 	err := s.srv.Serve(tls.NewListener(&admitListener{Listener: s.ln, a: s.a}, s.srv.TLSConfig))
 	if err != nil && !errors.Is(err, http.ErrServerClosed) && s.a.cfg.Logf != nil {
 		s.a.cfg.Logf("LocalSend server stopped: %v", err)
@@ -207,6 +229,12 @@ func (s *lsServer) close() {
 	}
 	s.mu.Unlock()
 	s.srv.Close()
+	if s.plain != nil {
+		s.plain.Close()
+		// Closed here too when Serve never ran (New failed after it
+		// listened).
+		s.plainLn.Close()
+	}
 	// Closing the connections ends the handlers' reads; the agent drops
 	// the connections too, which ends a wait for consent.
 	s.handlers.Wait()

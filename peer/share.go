@@ -2,6 +2,7 @@ package peer
 
 import (
 	"archive/zip"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"html/template"
@@ -26,7 +27,10 @@ import (
 // streamed on the fly (archive/zip, no copy on disk) whose files are read
 // through an os.Root, so that a symbolic link inside cannot lead out of
 // it. Files support HTTP ranges (http.ServeContent), so a browser can
-// resume; a zip does not.
+// resume; a zip does not. A share may also have a PIN: then its page asks
+// for it (a plain form, no script), wrong PINs are counted and locked out
+// as the drop page's are (per address and share), and the right one buys
+// a session cookie for the share's path alone, good until the share ends.
 
 // ErrNoWeb is returned by Share when the agent serves no drop page.
 var ErrNoWeb = errors.New("the agent serves no drop page (--web, --localsend)")
@@ -37,6 +41,8 @@ type ShareLink struct {
 	Path  string      `json:"path"` // the link's path on the drop page's server: "/s/ID/"
 	Items []ShareItem `json:"items"`
 	Until time.Time   `json:"until"`
+	PIN   bool        `json:"pin,omitempty"` // a PIN guards it
+	pin   string
 }
 
 // ShareItem is one path of a share.
@@ -68,16 +74,20 @@ type shareTable struct {
 const maxShares = 256
 
 // Share publishes paths (files and folders) until until, and returns the
-// link. Paths are made absolute now; a path that is neither a regular file
-// nor a folder is refused.
-func (a *Agent) Share(paths []string, until time.Time) (ShareLink, error) {
+// link; with a pin (4 to 64 characters; "" for none), whoever opens the
+// link must give it first. Paths are made absolute now; a path that is
+// neither a regular file nor a folder is refused.
+func (a *Agent) Share(paths []string, until time.Time, pin string) (ShareLink, error) {
 	if a.ls == nil || a.ls.web == nil {
 		return ShareLink{}, ErrNoWeb
 	}
 	if len(paths) == 0 {
 		return ShareLink{}, errors.New("nothing to share")
 	}
-	l := ShareLink{ID: randomToken(), Until: until}
+	if pin != "" && (len(pin) < 4 || len(pin) > 64) {
+		return ShareLink{}, errors.New("a share's PIN has 4 to 64 characters")
+	}
+	l := ShareLink{ID: randomToken(), Until: until, PIN: pin != "", pin: pin}
 	l.Path = "/s/" + l.ID + "/"
 	for _, p := range paths {
 		abs, err := filepath.Abs(p)
@@ -164,29 +174,99 @@ func (t *shareTable) get(id string) (ShareLink, bool) {
 
 var sharePage = template.Must(template.ParseFS(webUI, "webui/share.html"))
 
-// shareList serves a share's page: its items with their sizes and links.
+// shareList serves a share's page: its items with their sizes and links,
+// or the form that asks for its PIN.
 func (g *webGate) shareList(w http.ResponseWriter, r *http.Request) {
 	l, ok := g.shares.get(r.PathValue("id"))
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	type row struct {
-		Href, Name, Size string
+	if !g.shareOpen(r, l) {
+		g.sharePINForm(w, r, l, http.StatusUnauthorized, "")
+		return
 	}
-	var rows []row
+	var rows []shareRow
 	for i, it := range l.Items {
-		rw := row{Href: strconv.Itoa(i), Name: it.Name, Size: FormatBytes(uint64(it.Size))}
+		rw := shareRow{Href: strconv.Itoa(i), Name: it.Name, Size: FormatBytes(uint64(it.Size))}
 		if it.Dir {
 			rw.Name, rw.Size = it.Name+".zip", "folder, zipped as it downloads"
 		}
 		rows = append(rows, rw)
 	}
+	g.renderShare(w, r, http.StatusOK, l, sharePageData{Items: rows})
+}
+
+// sharePageData is what share.html shows: the items, or the PIN form
+// (NeedPIN) with a message.
+type sharePageData struct {
+	Name, Fingerprint, Until string
+	Items                    []shareRow
+	NeedPIN, Insecure        bool
+	Message                  string
+}
+
+type shareRow struct {
+	Href, Name, Size string
+}
+
+func (g *webGate) renderShare(w http.ResponseWriter, r *http.Request, code int, l ShareLink, d sharePageData) {
+	d.Name, d.Fingerprint, d.Until = g.s.a.cfg.Name, LocalSendShortFingerprint(g.s.ident.Fingerprint), l.Until.Format("15:04 MST")
+	d.Insecure = r.TLS == nil
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = sharePage.Execute(w, struct {
-		Name, Fingerprint, Until string
-		Items                    []row
-	}{g.s.a.cfg.Name, LocalSendShortFingerprint(g.s.ident.Fingerprint), l.Until.Format("15:04 MST"), rows})
+	w.WriteHeader(code)
+	_ = sharePage.Execute(w, d)
+}
+
+// sharePINForm answers with the share's PIN form, and msg under it.
+func (g *webGate) sharePINForm(w http.ResponseWriter, r *http.Request, l ShareLink, code int, msg string) {
+	g.renderShare(w, r, code, l, sharePageData{NeedPIN: true, Message: msg})
+}
+
+// shareOpen reports whether r may see share l: it has no PIN, or r's
+// cookie holds a token for it.
+func (g *webGate) shareOpen(r *http.Request, l ShareLink) bool {
+	return l.pin == "" || g.hasToken(r, g.shareCookie, l.ID)
+}
+
+// shareLogin checks the PIN of a share (a form's pin field): the right
+// one sets the share's session cookie and sends the browser back to the
+// share's page (303); a wrong one shows the form again (401), and a
+// locked-out address is told how long to wait (429), as on the drop page.
+func (g *webGate) shareLogin(w http.ResponseWriter, r *http.Request) {
+	l, ok := g.shares.get(r.PathValue("id"))
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if l.pin == "" {
+		http.Redirect(w, r, l.Path, http.StatusSeeOther)
+		return
+	}
+	key := pinKey{share: l.ID, addr: remoteAddr(r)}
+	now := time.Now()
+	if wait := g.locked(key, now); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
+		g.sharePINForm(w, r, l, http.StatusTooManyRequests, lockedMessage(wait))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, webMaxLogin)
+	if err := r.ParseForm(); err != nil {
+		g.sharePINForm(w, r, l, http.StatusBadRequest, "bad form")
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("pin")), []byte(l.pin)) != 1 {
+		g.sharePINForm(w, r, l, http.StatusUnauthorized, wrongPINMessage(g.fail(key, now)))
+		return
+	}
+	exp := now.Add(webTokenLife)
+	if l.Until.Before(exp) {
+		exp = l.Until
+	}
+	token := g.grant(key, l.ID, exp, now)
+	http.SetCookie(w, &http.Cookie{Name: g.shareCookie, Value: token, Path: l.Path, MaxAge: int(exp.Sub(now).Seconds()) + 1,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, l.Path, http.StatusSeeOther)
 }
 
 // shareGet serves one item of a share: a file with ranges, a folder as a
@@ -196,6 +276,10 @@ func (g *webGate) shareGet(w http.ResponseWriter, r *http.Request) {
 	n, err := strconv.Atoi(r.PathValue("n"))
 	if !ok || err != nil || n < 0 || n >= len(l.Items) || strconv.Itoa(n) != r.PathValue("n") {
 		http.NotFound(w, r)
+		return
+	}
+	if !g.shareOpen(r, l) {
+		http.Error(w, "this link needs its PIN: open the link's page first", http.StatusUnauthorized)
 		return
 	}
 	if ac, ok := r.Context().Value(lsConnKey{}).(*agentConn); ok {

@@ -29,7 +29,7 @@ func BenchmarkShareDownload(b *testing.B) {
 	}
 	f.Close()
 	ta := startWebAgent(b, "482193", nil)
-	l, err := ta.Share([]string{path}, time.Now().Add(time.Hour))
+	l, err := ta.Share([]string{path}, time.Now().Add(time.Hour), "")
 	if err != nil {
 		b.Fatal(err)
 	}

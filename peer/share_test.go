@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +43,7 @@ func TestShareDownload(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	l, err := ta.Share([]string{filepath.Join(tmp, "report.pdf"), album}, time.Now().Add(time.Hour))
+	l, err := ta.Share([]string{filepath.Join(tmp, "report.pdf"), album}, time.Now().Add(time.Hour), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestShareDownload(t *testing.T) {
 		t.Errorf("after Unshare: %d, want 404", code)
 	}
 
-	old, err := ta.Share([]string{filepath.Join(tmp, "report.pdf")}, time.Now())
+	old, err := ta.Share([]string{filepath.Join(tmp, "report.pdf")}, time.Now(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestShareDownload(t *testing.T) {
 	}
 
 	off := startLocalSendAgent(t, nil)
-	if _, err := off.Share([]string{filepath.Join(tmp, "report.pdf")}, time.Now().Add(time.Hour)); !errors.Is(err, ErrNoWeb) {
+	if _, err := off.Share([]string{filepath.Join(tmp, "report.pdf")}, time.Now().Add(time.Hour), ""); !errors.Is(err, ErrNoWeb) {
 		t.Errorf("Share without the drop page: %v, want ErrNoWeb", err)
 	}
 }
@@ -132,4 +133,116 @@ func keys(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestSharePIN: a share with a PIN shows only its PIN form (no names,
+// no bytes) until the PIN is given; wrong PINs are counted per address
+// and share and lock the address out (429), without touching the drop
+// page's tries or another share's; the right PIN, from another address,
+// opens the share's page and files through a cookie scoped to the
+// share's path, which opens neither another share with a PIN nor the
+// drop page; a forged cookie, an oversized login, a login to no share and
+// one from another site are refused.
+func TestSharePIN(t *testing.T) {
+	ta := startWebAgent(t, "482193", nil)
+	tmp := t.TempDir()
+	report := randomBytes(t, 70_000)
+	if err := os.WriteFile(filepath.Join(tmp, "report.pdf"), []byte(report), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := ta.Share([]string{filepath.Join(tmp, "report.pdf")}, time.Now().Add(time.Hour), "7391")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.PIN {
+		t.Error("the share does not say it has a PIN")
+	}
+	other, err := ta.Share([]string{filepath.Join(tmp, "report.pdf")}, time.Now().Add(time.Hour), "5555")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ta.Share([]string{filepath.Join(tmp, "report.pdf")}, time.Now().Add(time.Hour), "123"); err == nil {
+		t.Error("a 3-character PIN was taken")
+	}
+	sharePIN := func(c *webClient, id, pin string) (int, string) {
+		t.Helper()
+		code, _, body := c.do("POST", "/s/"+id+"/login", strings.NewReader(url.Values{"pin": {pin}}.Encode()))
+		return code, body
+	}
+
+	c := newWebClient(t, ta, "127.0.0.1")
+	c.headers["Content-Type"] = "application/x-www-form-urlencoded"
+	code, _, page := c.do("GET", l.Path, nil)
+	if code != http.StatusUnauthorized || !strings.Contains(page, `name="pin"`) || strings.Contains(page, "report.pdf") {
+		t.Errorf("the page before the PIN: %d\n%s", code, page)
+	}
+	if code, _, body := c.do("GET", l.Path+"0", nil); code != http.StatusUnauthorized || strings.Contains(body, report[:100]) {
+		t.Errorf("the file before the PIN: %d", code)
+	}
+	for i := 1; i < webPINTries; i++ {
+		if code, body := sharePIN(c, l.ID, "0000"); code != http.StatusUnauthorized || !strings.Contains(body, "wrong PIN") {
+			t.Fatalf("wrong PIN %d: %d\n%s", i, code, body)
+		}
+	}
+	if code, body := sharePIN(c, l.ID, "0000"); code != http.StatusUnauthorized || !strings.Contains(body, "wrong PIN") {
+		t.Fatalf("wrong PIN %d: %d\n%s", webPINTries, code, body)
+	}
+	if code, body := sharePIN(c, l.ID, "7391"); code != http.StatusTooManyRequests || !strings.Contains(body, "too many wrong PINs") {
+		t.Errorf("the right PIN while locked out: %d, want 429\n%s", code, body)
+	}
+	// Each gate counts its own tries.
+	if code, _, body := c.login("482193"); code != http.StatusNoContent {
+		t.Errorf("the drop page's PIN after a share's lock-out: %d %s", code, body)
+	}
+	if code, _, _ := c.do("GET", l.Path+"0", nil); code != http.StatusUnauthorized {
+		t.Errorf("the drop page's session opened the share: %d", code)
+	}
+
+	d := newWebClient(t, ta, "127.0.0.2")
+	d.headers["Content-Type"] = "application/x-www-form-urlencoded"
+	if code, page := sharePIN(d, l.ID, "7391"); code != http.StatusOK || !strings.Contains(page, ">report.pdf</a>") {
+		t.Fatalf("the right PIN (after its redirect): %d\n%s", code, page)
+	}
+	base, _ := url.Parse(d.base + l.Path)
+	var ck *http.Cookie
+	for _, k := range d.hc.Jar.Cookies(base) {
+		if strings.HasPrefix(k.Name, "lanshare_share_") {
+			ck = k
+		}
+	}
+	if ck == nil {
+		t.Fatal("no share cookie after the right PIN")
+	}
+	if code, _, body := d.do("GET", l.Path+"0", nil); code != http.StatusOK || body != report {
+		t.Errorf("the file with the PIN's cookie: %d, %d bytes", code, len(body))
+	}
+	if code, _, _ := d.do("GET", other.Path+"0", nil); code != http.StatusUnauthorized {
+		t.Errorf("one share's cookie opened another: %d", code)
+	}
+	if code, _, _ := d.offer([]webFile{{name: "x", content: "x"}}); code != http.StatusUnauthorized {
+		t.Errorf("a share's cookie opened the drop page: %d", code)
+	}
+	// Sent by hand to another share's path: still refused.
+	e := newWebClient(t, ta, "127.0.0.3")
+	e.headers["Cookie"] = ck.Name + "=" + ck.Value
+	if code, _, _ := e.do("GET", other.Path+"0", nil); code != http.StatusUnauthorized {
+		t.Errorf("a share's token sent to another share: %d", code)
+	}
+	e.headers["Cookie"] = ck.Name + "=" + randomToken()
+	if code, _, _ := e.do("GET", l.Path+"0", nil); code != http.StatusUnauthorized {
+		t.Errorf("a forged share token: %d", code)
+	}
+	delete(e.headers, "Cookie")
+	// An oversized login body, and a login to no share.
+	e.headers["Content-Type"] = "application/x-www-form-urlencoded"
+	if code, _ := sharePIN(e, l.ID, strings.Repeat("1", 2*webMaxLogin)); code != http.StatusBadRequest {
+		t.Errorf("an oversized share login: %d, want 400", code)
+	}
+	if code, _ := sharePIN(e, randomToken(), "7391"); code != http.StatusNotFound {
+		t.Errorf("a login to no share: %d, want 404", code)
+	}
+	e.headers["Origin"], e.headers["Sec-Fetch-Site"] = "https://evil.example", "cross-site"
+	if code, body := sharePIN(e, l.ID, "7391"); code != http.StatusForbidden {
+		t.Errorf("a login from another site: %d, want 403\n%s", code, body)
+	}
 }

@@ -37,8 +37,9 @@ import (
 // Wrong PINs are counted per address: webPINTries, then a lock that
 // doubles with each further wrong PIN.
 //
-// The same server serves share links (share.go) under /s/ID/: they need
-// no PIN, their id is the key.
+// The same server serves share links (share.go) under /s/ID/: their id is
+// the key, and a share may have a PIN of its own, with its own tries
+// (pinKey) and its own session cookie (scoped to the share's path).
 
 // ViaWeb is Transfer.Via for what came from the drop page.
 const ViaWeb = "web"
@@ -81,10 +82,26 @@ type webGate struct {
 	cookie string
 
 	mu     sync.Mutex
-	fails  map[netip.Addr]*webFails
-	tokens map[string]time.Time // token → expiry
+	fails  map[pinKey]*webFails
+	tokens map[string]webToken
 
-	shares shareTable // share.go
+	shares      shareTable // share.go
+	shareCookie string
+}
+
+// pinKey is what wrong PINs are counted by: the address, and the gate it
+// knocked at ("" for the drop page, a share's id for its PIN), so that
+// each PIN has its own tries, and finding one does not reset another's.
+type pinKey struct {
+	share string
+	addr  netip.Addr
+}
+
+// webToken is a session token's expiry and what it opens: the drop page
+// (share "") or one share.
+type webToken struct {
+	exp   time.Time
+	share string
 }
 
 type webFails struct {
@@ -93,34 +110,47 @@ type webFails struct {
 	last  time.Time
 }
 
-// mountWeb adds the drop page's routes to mux, when Config.Web asks for
-// them.
-func (s *lsServer) mountWeb(mux *http.ServeMux) {
+// mountWeb adds the drop page's routes, and the share links', to mux, and
+// to webOnly when it is not nil (the plain-HTTP server's: web_http.go),
+// when Config.Web asks for them.
+func (s *lsServer) mountWeb(mux, webOnly *http.ServeMux) {
 	if !s.a.cfg.Web {
 		return
 	}
-	g := &webGate{s: s, pin: s.a.cfg.WebPIN, cookie: "lanshare_web_" + strconv.Itoa(s.port),
-		fails: map[netip.Addr]*webFails{}, tokens: map[string]time.Time{}, shares: shareTable{shares: map[string]*ShareLink{}}}
+	g := &webGate{s: s, pin: s.a.cfg.WebPIN, cookie: "lanshare_web_" + strconv.Itoa(s.port), shareCookie: "lanshare_share_" + strconv.Itoa(s.port),
+		fails: map[pinKey]*webFails{}, tokens: map[string]webToken{}, shares: shareTable{shares: map[string]*ShareLink{}}}
 	s.web = g
 	same := http.NewCrossOriginProtection()
 	post := func(h http.HandlerFunc) http.Handler { return webHeaders(same.Handler(h)) }
-	mux.Handle("GET /{$}", webHeaders(http.HandlerFunc(g.index)))
-	mux.Handle("GET /web/app.js", webHeaders(webAsset("webui/app.js", "text/javascript; charset=utf-8")))
-	mux.Handle("GET /web/style.css", webHeaders(webAsset("webui/style.css", "text/css; charset=utf-8")))
-	mux.Handle("GET /s/{id}/{$}", webHeaders(http.HandlerFunc(g.shareList)))
-	mux.Handle("GET /s/{id}/{n}", webHeaders(http.HandlerFunc(g.shareGet)))
-	mux.Handle("POST /web/api/login", post(g.login))
-	mux.Handle("POST /web/api/offer", post(g.authed(s.prepareUpload)))
-	mux.Handle("POST /web/api/upload", post(g.authed(s.upload)))
-	mux.Handle("POST /web/api/cancel", post(g.authed(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("sessionId") == "" {
-			// Not "every session of this address": a LocalSend app on
-			// the same machine may have one.
-			writeError(w, http.StatusBadRequest, "missing parameters")
-			return
+	routes := []struct {
+		pattern string
+		h       http.Handler
+	}{
+		{"GET /{$}", webHeaders(http.HandlerFunc(g.index))},
+		{"GET /web/app.js", webHeaders(webAsset("webui/app.js", "text/javascript; charset=utf-8"))},
+		{"GET /web/style.css", webHeaders(webAsset("webui/style.css", "text/css; charset=utf-8"))},
+		{"GET /s/{id}/{$}", webHeaders(http.HandlerFunc(g.shareList))},
+		{"GET /s/{id}/{n}", webHeaders(http.HandlerFunc(g.shareGet))},
+		{"POST /s/{id}/login", post(g.shareLogin)},
+		{"POST /web/api/login", post(g.login)},
+		{"POST /web/api/offer", post(g.authed(s.prepareUpload))},
+		{"POST /web/api/upload", post(g.authed(s.upload))},
+		{"POST /web/api/cancel", post(g.authed(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("sessionId") == "" {
+				// Not "every session of this address": a LocalSend app on
+				// the same machine may have one.
+				writeError(w, http.StatusBadRequest, "missing parameters")
+				return
+			}
+			s.cancel(w, r)
+		}))},
+	}
+	for _, rt := range routes {
+		mux.Handle(rt.pattern, rt.h)
+		if webOnly != nil {
+			webOnly.Handle(rt.pattern, rt.h)
 		}
-		s.cancel(w, r)
-	})))
+	}
 }
 
 // webHeaders sets the headers every drop page answer carries: scripts,
@@ -156,8 +186,8 @@ func (g *webGate) index(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = webPage.Execute(w, struct {
 		Name, Fingerprint string
-		NeedPIN           bool
-	}{g.s.a.cfg.Name, LocalSendShortFingerprint(g.s.ident.Fingerprint), !g.valid(r)})
+		NeedPIN, Insecure bool
+	}{g.s.a.cfg.Name, LocalSendShortFingerprint(g.s.ident.Fingerprint), !g.valid(r), r.TLS == nil})
 }
 
 // authed lets h run only for a request with a valid session token (or
@@ -178,18 +208,24 @@ func (g *webGate) valid(r *http.Request) bool {
 	if g.pin == "" {
 		return true
 	}
-	c, err := r.Cookie(g.cookie)
+	return g.hasToken(r, g.cookie, "")
+}
+
+// hasToken reports whether r's cookie name holds a token that opens
+// share ("" for the drop page) and has not expired.
+func (g *webGate) hasToken(r *http.Request, name, share string) bool {
+	c, err := r.Cookie(name)
 	if err != nil || c.Value == "" {
 		return false
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	exp, ok := g.tokens[c.Value]
-	if ok && time.Now().After(exp) {
+	tok, ok := g.tokens[c.Value]
+	if ok && time.Now().After(tok.exp) {
 		delete(g.tokens, c.Value)
 		ok = false
 	}
-	return ok
+	return ok && tok.share == share
 }
 
 // login checks a PIN ({"pin":"..."}) and answers 204 with the session
@@ -200,10 +236,10 @@ func (g *webGate) login(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	remote := remoteAddr(r)
-	if wait := g.locked(remote, time.Now()); wait > 0 {
+	key := pinKey{addr: remoteAddr(r)}
+	if wait := g.locked(key, time.Now()); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
-		writeError(w, http.StatusTooManyRequests, "too many wrong PINs; try again in "+wait.Round(time.Second).String())
+		writeError(w, http.StatusTooManyRequests, lockedMessage(wait))
 		return
 	}
 	var body struct {
@@ -214,30 +250,47 @@ func (g *webGate) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(body.PIN), []byte(g.pin)) != 1 {
-		left := g.fail(remote, time.Now())
-		msg := "wrong PIN"
-		if left > 0 {
-			msg = fmt.Sprintf("wrong PIN (%d more tries before a pause)", left)
-		}
-		writeError(w, http.StatusUnauthorized, msg)
+		writeError(w, http.StatusUnauthorized, wrongPINMessage(g.fail(key, time.Now())))
 		return
 	}
-	g.mu.Lock()
-	delete(g.fails, remote)
-	token := randomToken()
-	g.addToken(token, time.Now())
-	g.mu.Unlock()
+	now := time.Now()
+	token := g.grant(key, "", now.Add(webTokenLife), now)
 	http.SetCookie(w, &http.Cookie{Name: g.cookie, Value: token, Path: "/", MaxAge: int(webTokenLife.Seconds()),
-		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// locked returns how long remote must still wait before it may give a
-// PIN (0: it may now).
-func (g *webGate) locked(remote netip.Addr, now time.Time) time.Duration {
+// grant forgets key's wrong PINs and returns a new session token that
+// opens share ("" for the drop page) until exp.
+func (g *webGate) grant(key pinKey, share string, exp, now time.Time) string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	f := g.fails[remote]
+	delete(g.fails, key)
+	token := randomToken()
+	g.addToken(token, webToken{exp: exp, share: share}, now)
+	return token
+}
+
+// lockedMessage tells a locked-out address how long to wait.
+func lockedMessage(wait time.Duration) string {
+	return "too many wrong PINs; try again in " + wait.Round(time.Second).String()
+}
+
+// wrongPINMessage tells of a wrong PIN, with the tries left before a
+// pause.
+func wrongPINMessage(left int) string {
+	if left > 0 {
+		return fmt.Sprintf("wrong PIN (%d more tries before a pause)", left)
+	}
+	return "wrong PIN"
+}
+
+// locked returns how long key's address must still wait before it may
+// give that gate a PIN (0: it may now).
+func (g *webGate) locked(key pinKey, now time.Time) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f := g.fails[key]
 	if f == nil {
 		if len(g.fails) >= webMaxPINAddrs && !g.forgetLocked(now) {
 			return webLockMax
@@ -258,18 +311,19 @@ func (g *webGate) forgetLocked(now time.Time) bool {
 	return len(g.fails) < webMaxPINAddrs
 }
 
-// fail counts a wrong PIN from remote, locks it out from the
-// webPINTries-th on, and returns how many tries it has left before that.
-func (g *webGate) fail(remote netip.Addr, now time.Time) int {
+// fail counts a wrong PIN from key's address at key's gate, locks it out
+// there from the webPINTries-th on, and returns how many tries it has
+// left before that.
+func (g *webGate) fail(key pinKey, now time.Time) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	f := g.fails[remote]
+	f := g.fails[key]
 	if f == nil {
 		if len(g.fails) >= webMaxPINAddrs {
 			return 0 // locked will refuse it: nothing to count
 		}
 		f = &webFails{}
-		g.fails[remote] = f
+		g.fails[key] = f
 	}
 	f.n++
 	f.last = now
@@ -280,15 +334,15 @@ func (g *webGate) fail(remote netip.Addr, now time.Time) int {
 	return webPINTries - f.n
 }
 
-// addToken keeps token until webTokenLife from now, making room by
-// dropping expired tokens, then the one that expires first. g.mu is held.
-func (g *webGate) addToken(token string, now time.Time) {
+// addToken keeps token, making room by dropping expired tokens, then the
+// one that expires first. g.mu is held.
+func (g *webGate) addToken(token string, tok webToken, now time.Time) {
 	if len(g.tokens) >= webMaxTokens {
 		var first string
-		for t, exp := range g.tokens {
-			if now.After(exp) {
+		for t, old := range g.tokens {
+			if now.After(old.exp) {
 				delete(g.tokens, t)
-			} else if first == "" || exp.Before(g.tokens[first]) {
+			} else if first == "" || old.exp.Before(g.tokens[first].exp) {
 				first = t
 			}
 		}
@@ -296,5 +350,5 @@ func (g *webGate) addToken(token string, now time.Time) {
 			delete(g.tokens, first)
 		}
 	}
-	g.tokens[token] = now.Add(webTokenLife)
+	g.tokens[token] = tok
 }

@@ -223,35 +223,35 @@ func TestWebPIN(t *testing.T) {
 // waits webLockBase, doubled at each further one up to webLockMax; when
 // the table of addresses is full, a new address may not try.
 func TestWebPINLockDoubles(t *testing.T) {
-	g := &webGate{pin: "482193", fails: map[netip.Addr]*webFails{}, tokens: map[string]time.Time{}}
+	g := &webGate{pin: "482193", fails: map[pinKey]*webFails{}, tokens: map[string]webToken{}}
 	a := netip.MustParseAddr("10.0.0.7")
 	now := time.Now()
 	for i := 1; i < webPINTries; i++ {
-		if left := g.fail(a, now); left != webPINTries-i {
+		if left := g.fail(pinKey{addr: a}, now); left != webPINTries-i {
 			t.Fatalf("wrong PIN %d: %d tries left, want %d", i, left, webPINTries-i)
 		}
-		if w := g.locked(a, now); w != 0 {
+		if w := g.locked(pinKey{addr: a}, now); w != 0 {
 			t.Fatalf("locked for %v after %d wrong PINs", w, i)
 		}
 	}
 	want := webLockBase
 	for range 8 {
-		g.fail(a, now)
-		if w := g.locked(a, now); w != want {
+		g.fail(pinKey{addr: a}, now)
+		if w := g.locked(pinKey{addr: a}, now); w != want {
 			t.Fatalf("locked for %v, want %v", w, want)
 		}
-		if w := g.locked(a, now.Add(want)); w != 0 {
+		if w := g.locked(pinKey{addr: a}, now.Add(want)); w != 0 {
 			t.Fatalf("still locked after %v", want)
 		}
 		want = min(2*want, webLockMax)
 	}
 	for i := range webMaxPINAddrs {
-		g.fail(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), now)
+		g.fail(pinKey{addr: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})}, now)
 	}
-	if w := g.locked(netip.MustParseAddr("10.2.0.1"), now); w == 0 {
+	if w := g.locked(pinKey{addr: netip.MustParseAddr("10.2.0.1")}, now); w == 0 {
 		t.Error("a new address may try while the table is full")
 	}
-	if w := g.locked(netip.MustParseAddr("10.2.0.1"), now.Add(webForgetFails+webLockMax+time.Minute)); w != 0 {
+	if w := g.locked(pinKey{addr: netip.MustParseAddr("10.2.0.1")}, now.Add(webForgetFails+webLockMax+time.Minute)); w != 0 {
 		t.Errorf("a new address is still refused once the old entries are forgotten: %v", w)
 	}
 }

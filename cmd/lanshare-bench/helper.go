@@ -9,6 +9,7 @@ package main
 //	send    -mode tcp|tls|tar|tar-socat -to ADDR -src PATH
 //	dial    -to ADDR
 //	strangers -to ADDR -entries N -payload BYTES
+//	serve-file, get (scenario 11: helper_web.go)
 //
 // The receiver prints "listening on ADDR" first, takes one connection,
 // writes what it receives (a file for tcp and tls, a tree under -out for
@@ -58,6 +59,9 @@ func runHelper(role string, args []string) int {
 	src := fs.String("src", "", "file (tcp, tls) or folder (tar) to send")
 	entries := fs.Int("entries", 0, "strangers: entries per offer")
 	payload := fs.Int("payload", 0, "strangers: bytes of each offer's frame payload")
+	cert := fs.String("cert", "", "serve-file: certificate (PEM)")
+	key := fs.String("key", "", "serve-file: key (PEM)")
+	size := fs.Int64("size", 0, "get: the body's size")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -71,6 +75,10 @@ func runHelper(role string, args []string) int {
 		err = dialOnce(*to)
 	case "strangers":
 		err = runStrangers(*to, *entries, *payload)
+	case "serve-file":
+		err = serveFile(*listen, *src, *cert, *key)
+	case "get":
+		err = get(*to, *size)
 	default:
 		err = fmt.Errorf("unknown helper role %q", role)
 	}

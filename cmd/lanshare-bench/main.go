@@ -54,6 +54,19 @@
 //     dropped every connection (about 35 s: the handshake deadline, then
 //     the minimum rate's window), so this scenario takes about 5 minutes
 //     (-quick: under 2).
+//  8. LocalSend's protocol next to the lanshare protocol
+//     (scenario_localsend.go).
+//  9. Resume of a file cut at 90% (scenario_resume.go).
+//  10. The file of scenario 1 uploaded from a real browser (headless
+//     chromium, driven with chromedp, picking it with the drop page's
+//     file input) to the drop page of "lanshare serve", against "lanshare
+//     send" of the same file over the lanshare protocol.
+//  11. The same file downloaded through a share link ("lanshare share"),
+//     against a bare Go HTTPS file server, by the same clients: a Go
+//     client and chromium's download manager (scenario_web.go).
+//
+// Scenarios 8 to 11 run only when -only names them; 10 and 11 need
+// chromium (apt-get install chromium).
 //
 // How it measures. Each way runs as child processes, so that their
 // rusage gives the peak RSS (Maxrss) and CPU time: lanshare's sender is

@@ -32,6 +32,8 @@ var scenarios = []scenario{
 	{"strangers holding the memory budget", (*bench).strangers},
 	{"LocalSend next to the lanshare protocol", (*bench).localSend},
 	{"resume of a file cut at 90%", (*bench).resume},
+	{"a browser's upload to the drop page", (*bench).browserUpload},
+	{"a share link's download next to a bare HTTPS server", (*bench).shareDownload},
 }
 
 // The emulated LAN of scenarios 4 and 5.

@@ -126,6 +126,7 @@ Examples:
 					&cli.StringFlag{Name: "pin", Usage: "PIN that LocalSend senders that are not trusted must give, as LocalSend's own PIN (empty: none)", EnvVars: []string{"LANSHARE_PIN"}},
 					&cli.BoolFlag{Name: "web", Usage: "serve the drop page on the LocalSend port: any browser with the PIN can send here (--web=false turns it off; off under --accept trusted)", Value: true, EnvVars: []string{"LANSHARE_WEB"}},
 					&cli.StringFlag{Name: "web-pin", Usage: "PIN the drop page asks for (default: 6 random digits at each start; \"\" for none)", EnvVars: []string{"LANSHARE_WEB_PIN"}},
+					&cli.IntFlag{Name: "web-insecure-http", Usage: "also serve the drop page and share links over plain HTTP on this port (0: a free one), for devices that refuse the agent's certificate: the PIN and the files then cross the network unencrypted", EnvVars: []string{"LANSHARE_WEB_INSECURE_HTTP"}},
 					&cli.BoolFlag{Name: "json", Usage: "log one JSON object per line (events listening, sharing, peer-up, peer-down, file-saved, error, transfer-done, ...)"},
 					&cli.BoolFlag{Name: "verbose", Usage: "log a line for every file received (default: the first 10 of a transfer, then a count)", EnvVars: []string{"LANSHARE_VERBOSE"}},
 					&cli.BoolFlag{Name: "print-config", Usage: "print every setting, its value and where it comes from (flag, environment, config file, default), and exit"},
@@ -178,6 +179,9 @@ Examples:
 						return usageError{msg: fmt.Sprintf("--accept %q: want everyone, ask or trusted", peer.Escape(cfg.Accept))}
 					}
 					if cfg.Web, cfg.WebPIN, err = webSettings(c, cfg); err != nil {
+						return err
+					}
+					if cfg.WebInsecureHTTP, err = webInsecureHTTP(c, cfg); err != nil {
 						return err
 					}
 					if cfg.StrangerBudget, err = parseStrangerBudget(c.String("stranger-budget")); err != nil {

@@ -139,6 +139,9 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 				qr = out
 			}
 			logDropPage(lg, cfg, addr, qr)
+			if plain := agent.WebInsecureHTTPAddr(); plain != nil {
+				logInsecureHTTP(lg, plain)
+			}
 		}
 	}
 	if err := agent.Serve(ctx); err != nil {

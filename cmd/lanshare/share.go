@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/skip2/go-qrcode"
@@ -26,9 +27,13 @@ func shareCommand(configFlag cli.Flag, stdout io.Writer) *cli.Command {
 page's HTTPS server and prints the link: whoever has it can download a file
 (browsers can resume) or a folder as one zip, made as it downloads. The
 share ends at Ctrl-C or when --for has passed. --list shows the shares,
---stop ID ends one.`,
+--stop ID ends one. --pin guards the link with a PIN of 6 random digits,
+printed with it (--pin-code sets one): five wrong PINs from an address
+lock it out for a minute, doubling up to an hour.`,
 		Flags: []cli.Flag{configFlag,
 			&cli.DurationFlag{Name: "for", Usage: "how long the link works", Value: time.Hour},
+			&cli.BoolFlag{Name: "pin", Usage: "guard the link with a PIN of 6 random digits, printed with it"},
+			&cli.StringFlag{Name: "pin-code", Usage: "guard the link with this PIN (4 to 64 characters)"},
 			&cli.BoolFlag{Name: "list", Usage: "list the shares of the running agent"},
 			&cli.StringFlag{Name: "stop", Usage: "end the share ID"},
 		},
@@ -48,6 +53,13 @@ share ends at Ctrl-C or when --for has passed. --list shows the shares,
 			case c.Duration("for") <= 0:
 				return usageError{msg: "--for must be positive"}
 			}
+			pin := c.String("pin-code")
+			switch {
+			case c.IsSet("pin-code") && (len(pin) < 4 || len(pin) > 64):
+				return usageError{msg: "--pin-code: want 4 to 64 characters"}
+			case pin == "" && c.Bool("pin"):
+				pin = randomPIN(webPINDigits)
+			}
 			var paths []string
 			for _, p := range c.Args().Slice() {
 				abs, err := filepath.Abs(p)
@@ -56,18 +68,18 @@ share ends at Ctrl-C or when --for has passed. --list shows the shares,
 				}
 				paths = append(paths, abs)
 			}
-			return share(c.Context, dir, paths, c.Duration("for"), stdout)
+			return share(c.Context, dir, paths, c.Duration("for"), pin, stdout)
 		},
 	}
 }
 
-// share publishes paths for d and blocks until Ctrl-C or d has passed,
-// then ends the share.
-func share(ctx context.Context, dir string, paths []string, d time.Duration, w io.Writer) error {
+// share publishes paths for d, with pin ("" for none), and blocks until
+// Ctrl-C or d has passed, then ends the share.
+func share(ctx context.Context, dir string, paths []string, d time.Duration, pin string, w io.Writer) error {
 	ctx, stop := signalContext(ctx)
 	defer stop()
 	until := time.Now().Add(d)
-	rep, err := peer.AskAgent(ctx, dir, peer.ControlRequest{Op: peer.OpShare, Paths: paths, Until: until})
+	rep, err := peer.AskAgent(ctx, dir, peer.ControlRequest{Op: peer.OpShare, Paths: paths, Until: until, PIN: pin})
 	if err != nil {
 		return err
 	}
@@ -76,7 +88,14 @@ func share(ctx context.Context, dir string, paths []string, d time.Duration, w i
 		return err
 	}
 	link := shareURL(st.LocalSendListen, rep.Share.Path)
-	fmt.Fprintf(w, "share %s  %s  until %s (Ctrl-C ends it)\n", rep.Share.ID, link, until.Format("15:04"))
+	withPIN := ""
+	if pin != "" {
+		withPIN = "  PIN " + pin
+	}
+	fmt.Fprintf(w, "share %s  %s%s  until %s (Ctrl-C ends it)\n", rep.Share.ID, link, withPIN, until.Format("15:04"))
+	if st.WebHTTPListen != "" {
+		fmt.Fprintf(w, "also over plain HTTP, not private: %s\n", "http"+strings.TrimPrefix(shareURL(st.WebHTTPListen, rep.Share.Path), "https"))
+	}
 	if isTerminal(w) {
 		if q, err := qrcode.New(link, qrcode.Low); err == nil {
 			fmt.Fprint(w, q.ToSmallString(false))
@@ -125,7 +144,11 @@ func listShares(ctx context.Context, dir string, w io.Writer) error {
 		for _, it := range l.Items {
 			names = append(names, it.Name)
 		}
-		fmt.Fprintf(w, "%s  %s  until %s  %q\n", l.ID, shareURL(st.LocalSendListen, l.Path), l.Until.Format("15:04"), names)
+		guard := ""
+		if l.PIN {
+			guard = "  with a PIN"
+		}
+		fmt.Fprintf(w, "%s  %s  until %s%s  %q\n", l.ID, shareURL(st.LocalSendListen, l.Path), l.Until.Format("15:04"), guard, names)
 	}
 	return nil
 }

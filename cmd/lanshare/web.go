@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/skip2/go-qrcode"
@@ -41,6 +42,32 @@ func webSettings(c *cli.Context, cfg peer.Config) (bool, string, error) {
 		return false, "", usageError{msg: "--web-pin: want 4 to 64 characters"}
 	}
 	return true, c.String("web-pin"), nil
+}
+
+// webInsecureHTTP turns --web-insecure-http PORT into
+// Config.WebInsecureHTTP: the drop page's host (serve's --listen) and
+// PORT, or "" when the flag is not given. It needs the drop page.
+func webInsecureHTTP(c *cli.Context, cfg peer.Config) (string, error) {
+	if !c.IsSet("web-insecure-http") {
+		return "", nil
+	}
+	if !cfg.Web {
+		return "", usageError{msg: "--web-insecure-http: there is no drop page to serve (it needs --web, --localsend and --accept everyone or ask)"}
+	}
+	p := c.Int("web-insecure-http")
+	if p < 0 || p > 65535 {
+		return "", usageError{msg: fmt.Sprintf("--web-insecure-http %d: want a port from 0 to 65535", p)}
+	}
+	return localSendListen(cfg.Listen, p), nil
+}
+
+// logInsecureHTTP warns that the drop page and share links are served
+// over plain HTTP at addr too, and gives that address.
+func logInsecureHTTP(lg agentLog, addr net.Addr) {
+	url := "http" + strings.TrimPrefix(dropPageURL(addr), "https")
+	msg := "the drop page and share links are also served over plain HTTP at " + url +
+		" (--web-insecure-http): the PIN, the session cookies and the files cross the network unencrypted; anyone on it can read or change them"
+	lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Addr: url, Reason: msg}, "warning: %s", msg)
 }
 
 // randomPIN returns n random decimal digits.

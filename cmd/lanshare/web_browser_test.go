@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -23,7 +24,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
 	"github.com/lanshare/lanshare/internal/netlab"
@@ -153,6 +156,7 @@ func TestDropPageInChromium(t *testing.T) {
 		t.Fatalf("opening %s: %v", url, err)
 	}
 	screenshot(t, ctx, "drop-phone-pin")
+	wantControls(t, ctx, [2]string{"textbox", "PIN shown by lanshare serve"}, [2]string{"button", "Unlock"})
 
 	// A wrong PIN, then the right one.
 	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("pin"), "000000\n")); err != nil {
@@ -166,6 +170,28 @@ func TestDropPageInChromium(t *testing.T) {
 	); err != nil {
 		t.Fatalf("unlocking with the right PIN: %v", err)
 	}
+	// By keyboard: the focus lands on the upload section's title, and Tab
+	// reaches the file pickers, drawn with a focus ring.
+	if got := activeID(t, ctx); got != "upload-title" {
+		t.Errorf("after the PIN the focus is on #%s, want #upload-title", got)
+	}
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\t")); err != nil {
+		t.Fatal(err)
+	}
+	if got := activeID(t, ctx); got != "files" {
+		t.Errorf("Tab after the PIN reaches #%s, want #files", got)
+	}
+	if ring, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('label[for=files]')).outlineStyle`)); err != nil || ring != "solid" {
+		t.Errorf("the focused file picker's label has outline %q (%v), want a solid ring", ring, err)
+	}
+	screenshot(t, ctx, "drop-phone-keyboard")
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\t")); err != nil {
+		t.Fatal(err)
+	}
+	if got := activeID(t, ctx); got != "folder" {
+		t.Errorf("a second Tab reaches #%s, want #folder", got)
+	}
+	wantControls(t, ctx, [2]string{"button", "Choose files"}, [2]string{"button", "Choose a folder"})
 
 	// Two files, then a folder.
 	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("files"),
@@ -179,10 +205,22 @@ func TestDropPageInChromium(t *testing.T) {
 	// The status counts every batch, as the list shows them all.
 	waitText(t, ctx, "status", "Sent 4 of 4 files.")
 	waitTree(t, share, want)
+
+	// Drag and drop, as from a file manager: a file and a folder dropped
+	// on the page's drop zone.
+	for p, size := range map[string]int{"dropped.txt": 5000, "dragged/x.bin": 200_000, "dragged/deep/y.txt": 7} {
+		want[p] = entry{data: string(randomFile(t, filepath.Join(src, p), size))}
+	}
+	want["dragged"], want["dragged/deep"] = entry{dir: true}, entry{dir: true}
+	dropFiles(t, ctx, "drop", filepath.Join(src, "dropped.txt"), filepath.Join(src, "dragged"))
+	waitText(t, ctx, "status", "Sent 7 of 7 files.")
+	waitTree(t, share, want)
 	srv.out.waitFor(t, "a transfer line via web", func(ls []string) bool {
 		return slices.ContainsFunc(ls, func(l string) bool { return strings.Contains(l, "via web done") })
 	})
 	screenshot(t, ctx, "drop-phone-sent")
+	// Each row's progress bar is named after its file.
+	wantControls(t, ctx, [2]string{"progressbar", "report.pdf"}, [2]string{"progressbar", "album/2024/b.txt"})
 
 	// The desktop size, in dark mode.
 	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
@@ -193,6 +231,11 @@ func TestDropPageInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	screenshot(t, ctx, "drop-desktop-dark")
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}}); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "drop-desktop-light")
 
 	// Guessing from the page's own origin: five wrong PINs, then 429.
 	codes, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`(async () => {
@@ -212,11 +255,54 @@ func TestDropPageInChromium(t *testing.T) {
 	waitTree(t, share, want) // nothing else landed
 }
 
+// TestDropPageOverPlainHTTPInChromium: with --web-insecure-http the page
+// at serve's plain-HTTP address says it is not private, takes the PIN and
+// a file, which lands byte-identical.
+func TestDropPageOverPlainHTTPInChromium(t *testing.T) {
+	ctx := newBrowser(t)
+	tmp := t.TempDir()
+	share := filepath.Join(tmp, "share")
+	srv := startLanshare(t, exec.CommandContext, tmp, nil, "serve", "--dir", share, "--config", filepath.Join(tmp, "config"),
+		"--name", "bob", "--listen", "127.0.0.1:0", "--localsend", "--localsend-port", "0", "--web-pin", "482193", "--web-insecure-http", "0")
+	var url string
+	srv.out.waitFor(t, "the plain-HTTP warning", func(ls []string) bool {
+		for _, l := range ls {
+			if _, rest, ok := strings.Cut(l, "served over plain HTTP at "); ok {
+				url, _, _ = strings.Cut(rest, " ")
+				return true
+			}
+		}
+		return false
+	})
+	want := map[string]entry{"plain.txt": {data: string(randomFile(t, filepath.Join(tmp, "src", "plain.txt"), 40_000))}}
+	if err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.ID("pin")),
+	); err != nil {
+		t.Fatalf("opening %s: %v", url, err)
+	}
+	screenshot(t, ctx, "drop-phone-plain-http")
+	if text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('[role=alert]').textContent`)); err != nil || !strings.Contains(text, "Not private") {
+		t.Errorf("the plain-HTTP page's warning: %q, %v", text, err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("pin"), "482193\n"),
+		chromedp.WaitVisible(chromedp.ID("upload")),
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{filepath.Join(tmp, "src", "plain.txt")}),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "status", "Sent 1 of 1 file.")
+	waitTree(t, share, want)
+}
+
 // TestShareLinkInChromium: `lanshare share FILE FOLDER` prints a link;
 // a browser opens its page, downloads the file whole and in part (a
 // Range, as a resume asks) and the folder as a zip, all byte-identical;
 // --list shows the share; once `share` is interrupted (Ctrl-C) the link
-// is gone, and a share whose --for has passed is gone by itself.
+// is gone; a link with a PIN shows only its form until the PIN is typed;
+// and a share whose --for has passed is gone by itself.
 func TestShareLinkInChromium(t *testing.T) {
 	ctx := newBrowser(t)
 	tmp := t.TempDir()
@@ -307,6 +393,48 @@ func TestShareLinkInChromium(t *testing.T) {
 		t.Errorf("after Ctrl-C: %d, want 404", code)
 	}
 
+	// A link with a PIN: its page shows only the form; a wrong PIN is
+	// refused, the right one, typed, opens the list and the file.
+	pinned := startLanshare(t, exec.CommandContext, tmp, nil, "share", "--config", config, "--pin-code", "7391", filepath.Join(src, "report.pdf"))
+	_, plink := waitShare(t, pinned)
+	if err := chromedp.Do(ctx, chromedp.Navigate(plink), chromedp.WaitVisible(chromedp.ID("pin"))); err != nil {
+		t.Fatalf("opening %s: %v", plink, err)
+	}
+	screenshot(t, ctx, "share-phone-pin")
+	wantControls(t, ctx, [2]string{"textbox", "PIN of this link"}, [2]string{"button", "Open"})
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('a[href="0"]').length`)); err != nil || n != 0 {
+		t.Errorf("the PIN form shows %d links to the file (%v)", n, err)
+	}
+	if code := fetchStatus(t, ctx, plink+"0"); code != 401 {
+		t.Errorf("the file before the PIN: %d, want 401", code)
+	}
+	// Each PIN is a form's POST: the browser navigates to its answer.
+	if resp, err := chromedp.RunResponse(ctx, chromedp.SendKeys(chromedp.ID("pin"), "0000\n")); err != nil || resp.Status != 401 {
+		t.Fatalf("a wrong PIN: %v, %v", resp, err)
+	}
+	waitText(t, ctx, "pin-status", "wrong PIN (4 more tries")
+	if resp, err := chromedp.RunResponse(ctx, chromedp.SendKeys(chromedp.ID("pin"), "7391\n")); err != nil || resp.Status != 200 {
+		t.Fatalf("the right PIN: %v, %v", resp, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`a[href="0"]`))); err != nil {
+		t.Fatalf("opening the link with its PIN: %v", err)
+	}
+	sum, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(async () => {
+		const b = await (await fetch('0')).arrayBuffer();
+		return Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', b)), (x) => x.toString(16).padStart(2, '0')).join('');
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil || sum != sha256hex(report) {
+		t.Errorf("the file through the PIN's link differs from report.pdf (%v)", err)
+	}
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "share-desktop-dark")
+
 	short := startLanshare(t, exec.CommandContext, tmp, nil, "share", "--config", config, "--for", "1s", filepath.Join(src, "report.pdf"))
 	id, link = waitShare(t, short)
 	short.out.waitFor(t, "the short share's \"ended\" line", func(ls []string) bool {
@@ -314,6 +442,71 @@ func TestShareLinkInChromium(t *testing.T) {
 	})
 	if code := fetchStatus(t, ctx, link+"0"); code != 404 {
 		t.Errorf("after --for passed: %d, want 404", code)
+	}
+}
+
+// activeID is the id of the element that has the focus.
+func activeID(t testing.TB, ctx context.Context) string {
+	t.Helper()
+	id, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement ? document.activeElement.id : ""`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// wantControls checks the page's accessibility tree, as a screen reader
+// reads it: every control (button, text box, link, progress bar) has a
+// name, and want (role, name) are among them.
+func wantControls(t testing.TB, ctx context.Context, want ...[2]string) {
+	t.Helper()
+	tree, err := chromedp.Call(ctx, accessibility.GetFullAXTree, accessibility.GetFullAXTreeParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	str := func(v *accessibility.Value) string {
+		var s string
+		if v != nil {
+			_ = json.Unmarshal(v.Value, &s)
+		}
+		return s
+	}
+	var got [][2]string
+	for _, n := range tree.Nodes {
+		role := str(n.Role)
+		if n.Ignored || !slices.Contains([]string{"button", "textbox", "link", "progressbar", "checkbox", "combobox"}, role) {
+			continue
+		}
+		name := strings.TrimSpace(str(n.Name))
+		if name == "" {
+			t.Errorf("a %s without a name in the accessibility tree", role)
+		}
+		got = append(got, [2]string{role, name})
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("no %s named %q in the accessibility tree; it has %q", w[0], w[1], got)
+		}
+	}
+}
+
+// dropFiles drags paths (files and folders) over the element with id and
+// drops them there, as a file manager does: chromium's own drag events
+// (Input.dispatchDragEvent), carrying the files, at the element's centre.
+func dropFiles(t testing.TB, ctx context.Context, id string, paths ...string) {
+	t.Helper()
+	at, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](fmt.Sprintf(`(() => {
+		const r = document.getElementById(%q).getBoundingClientRect();
+		return [r.left + r.width / 2, r.top + r.height / 2];
+	})()`, id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := &input.DragData{Items: []*input.DragDataItem{}, Files: paths, DragOperationsMask: 1} // 1: copy
+	for _, typ := range []input.DispatchDragEventType{input.DispatchDragEventTypeDragEnter, input.DispatchDragEventTypeDragOver, input.DispatchDragEventTypeDrop} {
+		if _, err := chromedp.Call(ctx, input.DispatchDragEvent, input.DispatchDragEventParams{Type: typ, X: at[0], Y: at[1], Data: data}); err != nil {
+			t.Fatalf("%s on #%s: %v", typ, id, err)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -51,7 +52,9 @@ func TestDropPageLine(t *testing.T) {
 // TestDropPageFlags: by default serve makes a random six-digit PIN at
 // each start; --web=false leaves the page out (GET / is 404 on the
 // LocalSend port) and prints no drop page line; under --accept trusted
-// the page is off, and asking for it is a usage error.
+// the page is off, and asking for it is a usage error; with
+// --web-insecure-http serve warns and gives the plain-HTTP address, which
+// serves the page.
 func TestDropPageFlags(t *testing.T) {
 	tmp := t.TempDir()
 	serveArgs := func(extra ...string) []string {
@@ -94,6 +97,36 @@ func TestDropPageFlags(t *testing.T) {
 	}
 	if slices.ContainsFunc(srv.out.Lines(), func(l string) bool { return strings.Contains(l, "drop page") }) {
 		t.Errorf("--web=false printed a drop page line:\n%s", strings.Join(srv.out.Lines(), "\n"))
+	}
+
+	// --web-insecure-http: serve warns, with the plain address, which
+	// serves the page; without the page it is a usage error.
+	srv = startLanshare(t, exec.CommandContext, tmp, nil, serveArgs("--web-insecure-http", "0")...)
+	var plain string
+	srv.out.waitFor(t, "the plain-HTTP warning", func(lines []string) bool {
+		i := slices.IndexFunc(lines, func(l string) bool {
+			return strings.Contains(l, "warning: the drop page and share links are also served over plain HTTP at http://")
+		})
+		if i >= 0 {
+			_, plain, _ = strings.Cut(lines[i], " at ")
+			plain, _, _ = strings.Cut(plain, " ")
+		}
+		return i >= 0
+	})
+	if !strings.Contains(strings.Join(srv.out.Lines(), "\n"), "cross the network unencrypted") {
+		t.Errorf("the warning does not say what is exposed:\n%s", strings.Join(srv.out.Lines(), "\n"))
+	}
+	resp, err = hc.Get(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Not private") {
+		t.Errorf("GET %s: %d\n%s", plain, resp.StatusCode, page)
+	}
+	if r := runLanshareOn(t, exec.CommandContext, tmp, nil, serveArgs("--web=false", "--web-insecure-http", "0")...); r.code != exitUsage || !strings.Contains(r.stderr, "no drop page") {
+		t.Errorf("--web-insecure-http with --web=false: exit %d, stderr %q", r.code, r.stderr)
 	}
 
 	for _, extra := range [][]string{{"--web-pin", ""}, {"--web"}} {
