@@ -38,9 +38,10 @@ type chunk struct {
 	err error  // the source could not be read from here on; buf is nil
 }
 
-// readAhead reads n bytes of f from off, hashing them into h, on its own
-// goroutine. Its owner takes chunks from out, gives each buffer back on
-// free, and must call stop before using h or f again.
+// readAhead reads n bytes of f from off, hashing them into h and taking
+// states into log (which may be nil), on its own goroutine. Its owner
+// takes chunks from out, gives each buffer back on free, and must call
+// stop before using h, log or f again.
 type readAhead struct {
 	out  chan chunk
 	free chan []byte
@@ -48,7 +49,7 @@ type readAhead struct {
 	done chan struct{}
 }
 
-func startReadAhead(f *os.File, h hash.Hash, off int64, n uint64) *readAhead {
+func startReadAhead(f *os.File, h hash.Hash, log *digestLog, off int64, n uint64) *readAhead {
 	r := &readAhead{
 		out:  make(chan chunk, pipeChunks),
 		free: make(chan []byte, pipeChunks),
@@ -58,11 +59,11 @@ func startReadAhead(f *os.File, h hash.Hash, off int64, n uint64) *readAhead {
 	for range pipeChunks {
 		r.free <- make([]byte, pipeChunk)
 	}
-	go r.run(f, h, off, n) // owned by r: stop waits for it
+	go r.run(f, h, log, off, n) // owned by r: stop waits for it
 	return r
 }
 
-func (r *readAhead) run(f *os.File, h hash.Hash, off int64, left uint64) {
+func (r *readAhead) run(f *os.File, h hash.Hash, log *digestLog, off int64, left uint64) {
 	defer close(r.done)
 	for left > 0 {
 		var buf []byte
@@ -74,15 +75,17 @@ func (r *readAhead) run(f *os.File, h hash.Hash, off int64, left uint64) {
 		buf = buf[:min(uint64(len(buf)), left)]
 		c := chunk{buf: buf}
 		// Hash each piece as soon as it is read, while it is in the
-		// CPU's cache.
+		// CPU's cache. Pieces end at multiples of hashPiece, where log
+		// takes its states.
 		for p, at := buf, off; len(p) > 0; {
-			piece := p[:min(len(p), hashPiece)]
+			piece := p[:min(len(p), hashPiece-int(at%hashPiece))]
 			if _, err := f.ReadAt(piece, at); err != nil {
 				c = chunk{err: fmt.Errorf("it shrank or became unreadable: %w", unexpected(err))}
 				break
 			}
 			h.Write(piece)
 			p, at = p[len(piece):], at+int64(len(piece))
+			log.take(uint64(at), h)
 		}
 		select {
 		case r.out <- c:
@@ -103,10 +106,11 @@ func (r *readAhead) stop() {
 	<-r.done
 }
 
-// sendPipelined sends n bytes of f from off, hashing them into h. It
-// returns the reason the source could not be sent in full (the rest was
-// padded with zeros), and a connection error, which ends the transfer.
-func (s *streamer) sendPipelined(f *os.File, h hash.Hash, off int64, n uint64, path string) (rerr, err error) {
+// sendPipelined sends n bytes of f from off, hashing them into h and
+// taking states into log (which may be nil). It returns the reason the
+// source could not be sent in full (the rest was padded with zeros), and
+// a connection error, which ends the transfer.
+func (s *streamer) sendPipelined(f *os.File, h hash.Hash, log *digestLog, off int64, n uint64, path string) (rerr, err error) {
 	sf := s.sendfileConn()
 	if sf != nil {
 		if _, err := f.Seek(off, io.SeekStart); err != nil {
@@ -115,7 +119,7 @@ func (s *streamer) sendPipelined(f *os.File, h hash.Hash, off int64, n uint64, p
 			return nil, err
 		}
 	}
-	r := startReadAhead(f, h, off, n)
+	r := startReadAhead(f, h, log, off, n)
 	defer r.stop()
 	left := n
 	for left > 0 && rerr == nil {
