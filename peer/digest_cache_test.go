@@ -351,7 +351,6 @@ func TestWrongCachedStateFailsDigest(t *testing.T) {
 	addr, ended := serveInbox(t, in, senderPolicy)
 	cfg := t.TempDir()
 	items := cacheCut(t, in, addr, ended, size, cutAt, cfg)
-	content := readFile(t, items[0].Source)
 	st := sourceStampOf(t, items[0].Source)
 	c := openDigestCache(cfg)
 	good, err := c.load(st)
@@ -392,7 +391,7 @@ func TestWrongCachedStateFailsDigest(t *testing.T) {
 
 	// With retries: a new cut, wrong states again; the send recovers.
 	items = cacheCut(t, in, addr, ended, size, cutAt, cfg)
-	content = readFile(t, items[0].Source)
+	content := readFile(t, items[0].Source)
 	st = sourceStampOf(t, items[0].Source)
 	if good, err = c.load(st); err != nil {
 		t.Fatal(err)
