@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -46,8 +47,10 @@ import (
 //   - It is used only for a source whose stamp is the same now (Linux,
 //     where the change time is set by the kernel alone, fine-grained
 //     since 6.13 once it was read; elsewhere there is no cache).
-//   - An entry is checked whole (a SHA-256 over it) and each state by
-//     proto.ResumeDigest; anything damaged, of another layout or over
+//   - An entry is checked whole (a CRC-32C over it: it guards against
+//     damage, and is read before the first byte of a resume goes out)
+//     and each state by proto.ResumeDigest (which checks the digest the
+//     state must hash to); anything damaged, of another layout or over
 //     the caps is ignored, and the file is hashed from its start.
 //
 // Should a state all the same be wrong (a bug, a file changed by a
@@ -64,7 +67,8 @@ import (
 // Entry layout: "LSDC1\n", the stamp (dev, inode, size, mtime, ctime:
 // five uint64, big-endian), uint16 count, then for each state in
 // increasing offset: uint64 offset, uint32 length, the state
-// (proto.AppendDigestState); then the SHA-256 of everything before.
+// (proto.AppendDigestState); then the CRC-32C (Castagnoli) of everything
+// before, uint32 big-endian.
 
 const (
 	// digestCacheMin is the size from which a file's states are kept:
@@ -86,12 +90,14 @@ const (
 	// 64-bit systems with zeebo/blake3 v0.2.4).
 	digestStateMax = 16 << 10
 	// digestEntryMax bounds one entry's size.
-	digestEntryMax = len(digestCacheMagic) + 5*8 + 2 + (digestRecent+digestSpread)*(12+digestStateMax) + sha256.Size
+	digestEntryMax = len(digestCacheMagic) + 5*8 + 2 + (digestRecent+digestSpread)*(12+digestStateMax) + 4
 	// digestCacheDir is the cache's folder in the config folder.
 	digestCacheDir = "digests"
 )
 
 const digestCacheMagic = "LSDC1\n"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // errDigestCache means a cache entry cannot be used: the caller hashes
 // the file instead.
@@ -157,11 +163,11 @@ func parseEntry(b []byte, st partialStamp) ([]digestMark, error) {
 	if len(b) > digestEntryMax {
 		return bad("too large")
 	}
-	if len(b) < len(digestCacheMagic)+5*8+2+sha256.Size || !bytes.HasPrefix(b, []byte(digestCacheMagic)) {
+	if len(b) < len(digestCacheMagic)+5*8+2+4 || !bytes.HasPrefix(b, []byte(digestCacheMagic)) {
 		return bad("not an entry")
 	}
-	body, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
-	if s := sha256.Sum256(body); !bytes.Equal(s[:], sum) {
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
 		return bad("damaged")
 	}
 	body = body[len(digestCacheMagic):]
@@ -247,8 +253,7 @@ func (c *digestCache) save(st partialStamp, marks []digestMark) error {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(m.state)))
 		b = append(b, m.state...)
 	}
-	sum := sha256.Sum256(b)
-	b = append(b, sum[:]...)
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return err
 	}

@@ -808,7 +808,7 @@ func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 	// while the rest streams (see planDigest).
 	var d digestPlan
 	if rerr == nil {
-		d, rerr = s.planDigest(f, index, e, offset)
+		d = s.planDigest(f, index, e, offset)
 		defer d.finish(f, s.cache) // after whole is cancelled
 		if d.whole != nil {
 			defer d.whole.cancel()
@@ -824,9 +824,13 @@ func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 	case rerr != nil:
 		err = s.pad(left, e.Path)
 	case left >= pipeMin:
-		rerr, err = s.sendPipelined(f, d.h, d.streamLog(), int64(offset), left, e.Path)
+		rerr, err = s.sendPipelined(readJob{f: f, h: d.h, log: d.streamLog(), from: int64(d.from), off: int64(offset), n: left}, e.Path)
 	default:
-		rerr, err = s.sendSerial(f, d.h, left, e.Path)
+		if rerr = hashRange(f, d.h, d.from, offset, d.streamLog()); rerr != nil {
+			err = s.pad(left, e.Path)
+		} else {
+			rerr, err = s.sendSerial(f, d.h, left, e.Path)
+		}
 	}
 	if err != nil {
 		return err

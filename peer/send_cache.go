@@ -9,9 +9,11 @@ import (
 
 // digestPlan is how sendFile makes a file's digest: see planDigest.
 type digestPlan struct {
-	// h hashes the stream's bytes: the digest's own hash, or discardHash
-	// when whole makes the digest.
+	// h hashes the stream's bytes: the digest's own hash, holding the
+	// digest of the bytes before from (those between from and the offset
+	// are hashed first), or discardHash when whole makes the digest.
 	h     hash.Hash
+	from  uint64
 	whole *fileDigest
 	// log takes the digest states to keep, nil for none; stamp is the
 	// source's when it was opened.
@@ -24,17 +26,17 @@ type digestPlan struct {
 //   - From the start (offset 0), the stream's bytes are hashed as they
 //     are read.
 //   - From a state kept at most digestStep bytes below the offset (see
-//     the digest cache), the bytes between are read and hashed here, then
-//     the stream's as they are read: the prefix is not read.
+//     the digest cache), the bytes between are read and hashed by the
+//     stream's reader once its first chunk went out, then the stream's as
+//     they are read: the prefix is not read.
 //   - Otherwise the stream goes unhashed, and a fileDigest hashes the
 //     file on a goroutine of its own, from the kept state below the
 //     offset if there is one, else from the start.
 //
 // A file of at least digestCacheMin bytes whose stamp matches the offer
-// has its states taken wherever it is hashed, for finish to keep. An
-// error is the source's: it could not be read up to the offset.
-func (s *streamer) planDigest(f *os.File, index uint32, e proto.Entry, offset uint64) (digestPlan, error) {
-	d := digestPlan{h: proto.NewDigest()}
+// has its states taken wherever it is hashed, for finish to keep.
+func (s *streamer) planDigest(f *os.File, index uint32, e proto.Entry, offset uint64) digestPlan {
+	d := digestPlan{h: proto.NewDigest(), from: offset}
 	st, keep := sourceStamp(f, e)
 	keep = keep && s.cache != nil && e.Size >= digestCacheMin
 	if !keep {
@@ -42,12 +44,12 @@ func (s *streamer) planDigest(f *os.File, index uint32, e proto.Entry, offset ui
 			d.whole = startFileDigest(f, d.h, 0, e.Size, nil)
 			d.h = discardHash{}
 		}
-		return d, nil
+		return d
 	}
 	d.stamp = st
 	if offset == 0 {
 		d.log = newDigestLog(e.Size, nil)
-		return d, nil
+		return d
 	}
 	h, from, marks, err := s.cache.resume(st, offset)
 	d.log = newDigestLog(e.Size, marks)
@@ -58,12 +60,12 @@ func (s *streamer) planDigest(f *os.File, index uint32, e proto.Entry, offset ui
 		s.fromCache[index] = st
 	}
 	if offset-from <= digestStep {
-		d.h = h
-		return d, hashRange(f, h, from, offset, d.log)
+		d.h, d.from = h, from
+		return d
 	}
 	d.whole = startFileDigest(f, h, from, e.Size, d.log)
 	d.h = discardHash{}
-	return d, nil
+	return d
 }
 
 // streamLog is the log for the stream's hashing: none when the stream

@@ -35,7 +35,7 @@ func startFileDigest(f *os.File, h hash.Hash, from, size uint64, log *digestLog)
 	d := &fileDigest{done: make(chan struct{})}
 	go func() { // owned by d: wait and cancel wait for it
 		defer close(d.done)
-		buf := make([]byte, bufSize)
+		buf := make([]byte, hashPiece)
 		for off := from; off < size; {
 			if d.stop.Load() {
 				d.err = errDigestStopped
@@ -64,10 +64,16 @@ func startFileDigest(f *os.File, h hash.Hash, from, size uint64, log *digestLog)
 // hashRange hashes the bytes of f from from to to into h, taking states
 // into log (which may be nil), on the caller's goroutine: the catching up
 // of a kept state, at most digestStep bytes, to the resume's offset.
+// hashPiece divides digestStep.
 func hashRange(f *os.File, h hash.Hash, from, to uint64, log *digestLog) error {
-	buf := make([]byte, min(to-from, hashPiece))
+	if from >= to {
+		return nil
+	}
+	buf := make([]byte, hashPiece)
 	for off := from; off < to; {
-		b := buf[:min(uint64(len(buf))-off%uint64(len(buf)), to-off)]
+		// Pieces end at multiples of their size, where log takes its
+		// states.
+		b := buf[:min(hashPiece-off%hashPiece, to-off)]
 		if _, err := f.ReadAt(b, int64(off)); err != nil {
 			return fmt.Errorf("it shrank or became unreadable: %w", unexpected(err))
 		}
