@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"hash"
 	"hash/crc32"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -47,11 +46,11 @@ import (
 //   - It is used only for a source whose stamp is the same now (Linux,
 //     where the change time is set by the kernel alone, fine-grained
 //     since 6.13 once it was read; elsewhere there is no cache).
-//   - An entry is checked whole (a CRC-32C over it: it guards against
-//     damage, and is read before the first byte of a resume goes out)
-//     and each state by proto.ResumeDigest (which checks the digest the
-//     state must hash to); anything damaged, of another layout or over
-//     the caps is ignored, and the file is hashed from its start.
+//   - An entry's header and each state are checked (CRC-32C: they guard
+//     against damage, and are checked before the first byte of a resume
+//     goes out), and the state by proto.ResumeDigest (which checks the
+//     digest the state must hash to); anything damaged, of another layout
+//     or over the caps is ignored, and the file is hashed from its start.
 //
 // Should a state all the same be wrong (a bug, a file changed by a
 // means that keeps its change time), the digest the receiver computes
@@ -64,11 +63,12 @@ import (
 // its check), and the folder is kept under digestCacheMax by removing
 // the entries used least recently (a use touches the entry's mtime).
 //
-// Entry layout: "LSDC1\n", the stamp (dev, inode, size, mtime, ctime:
-// five uint64, big-endian), uint16 count, then for each state in
-// increasing offset: uint64 offset, uint32 length, the state
-// (proto.AppendDigestState); then the CRC-32C (Castagnoli) of everything
-// before, uint32 big-endian.
+// Entry layout: "LSDC2\n", the stamp (dev, inode, size, mtime, ctime:
+// five uint64), uint16 count, then for each state in increasing offset:
+// uint64 offset, uint32 length, uint32 CRC-32C (Castagnoli) of the state;
+// the CRC-32C of all that; then the states (proto.AppendDigestState), one
+// after the other. Integers are big-endian. A resume reads the header and
+// the one state it uses, about 12 KiB, before its first byte goes out.
 
 const (
 	// digestCacheMin is the size from which a file's states are kept:
@@ -90,12 +90,14 @@ const (
 	// 64-bit systems with zeebo/blake3 v0.2.4).
 	digestStateMax = 16 << 10
 	// digestEntryMax bounds one entry's size.
-	digestEntryMax = len(digestCacheMagic) + 5*8 + 2 + (digestRecent+digestSpread)*(12+digestStateMax) + 4
+	digestEntryMax = digestHeaderMax + (digestRecent+digestSpread)*digestStateMax
+	// digestHeaderMax bounds an entry's header.
+	digestHeaderMax = len(digestCacheMagic) + 5*8 + 2 + (digestRecent+digestSpread)*16 + 4
 	// digestCacheDir is the cache's folder in the config folder.
 	digestCacheDir = "digests"
 )
 
-const digestCacheMagic = "LSDC1\n"
+const digestCacheMagic = "LSDC2\n"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -131,75 +133,135 @@ func entryName(st partialStamp) string {
 	return hex.EncodeToString(h.Sum(nil)[:16]) + ".dc"
 }
 
-// load returns the states kept for the file whose stamp is st, in
-// increasing offset, or an error wrapping errDigestCache (fs.ErrNotExist
-// when there is none). A use marks the entry as recent.
-func (c *digestCache) load(st partialStamp) ([]digestMark, error) {
+// entryRow is a state's line in an entry's header.
+type entryRow struct {
+	at       uint64
+	len, crc uint32
+}
+
+// openEntry opens st's entry, checks its header and returns it, with the
+// offset of its first state in the file; the caller closes the file. A
+// use marks the entry as recent. The error wraps errDigestCache, or is
+// fs.ErrNotExist when there is none.
+func (c *digestCache) openEntry(st partialStamp) (*os.File, []entryRow, int64, error) {
 	if c == nil {
-		return nil, fs.ErrNotExist
+		return nil, nil, 0, fs.ErrNotExist
 	}
 	p := filepath.Join(c.dir, entryName(st))
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, int64(digestEntryMax)+1))
+	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		f.Close()
+		return nil, nil, 0, err
 	}
-	marks, err := parseEntry(b, st)
+	head := make([]byte, min(fi.Size(), int64(digestHeaderMax)))
+	if _, err := f.ReadAt(head, 0); err != nil {
+		f.Close()
+		return nil, nil, 0, err
+	}
+	rows, start, err := parseHeader(head, st, fi.Size())
 	if err != nil {
-		return nil, err
+		f.Close()
+		return nil, nil, 0, err
 	}
 	now := time.Now()
 	_ = os.Chtimes(p, now, now)
-	return marks, nil
+	return f, rows, start, nil
 }
 
-// parseEntry checks an entry and returns its states.
-func parseEntry(b []byte, st partialStamp) ([]digestMark, error) {
-	bad := func(why string) ([]digestMark, error) { return nil, fmt.Errorf("%w: %s", errDigestCache, why) }
-	if len(b) > digestEntryMax {
+// parseHeader checks an entry's header, the first bytes of an entry of
+// size bytes for the file whose stamp is st, and returns its rows and the
+// offset of the first state.
+func parseHeader(b []byte, st partialStamp, size int64) ([]entryRow, int64, error) {
+	bad := func(why string) ([]entryRow, int64, error) { return nil, 0, fmt.Errorf("%w: %s", errDigestCache, why) }
+	fixed := len(digestCacheMagic) + 5*8 + 2
+	if size > int64(digestEntryMax) {
 		return bad("too large")
 	}
-	if len(b) < len(digestCacheMagic)+5*8+2+4 || !bytes.HasPrefix(b, []byte(digestCacheMagic)) {
+	if len(b) < fixed+4 || !bytes.HasPrefix(b, []byte(digestCacheMagic)) {
 		return bad("not an entry")
 	}
-	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
-	if crc32.Checksum(body, castagnoli) != sum {
-		return bad("damaged")
-	}
-	body = body[len(digestCacheMagic):]
-	if !bytes.Equal(body[:5*8], appendStamp(nil, st)) {
-		return bad("of another file")
-	}
-	body = body[5*8:]
-	n := int(binary.BigEndian.Uint16(body))
-	body = body[2:]
+	n := int(binary.BigEndian.Uint16(b[fixed-2:]))
 	if n > digestRecent+digestSpread {
 		return bad("too many states")
 	}
-	marks := make([]digestMark, 0, n)
-	for range n {
-		if len(body) < 12 {
-			return bad("cut short")
-		}
-		at, l := binary.BigEndian.Uint64(body), binary.BigEndian.Uint32(body[8:])
-		body = body[12:]
-		if l > digestStateMax || uint64(l) > uint64(len(body)) {
+	end := fixed + 16*n
+	if len(b) < end+4 {
+		return bad("cut short")
+	}
+	if crc32.Checksum(b[:end], castagnoli) != binary.BigEndian.Uint32(b[end:]) {
+		return bad("damaged")
+	}
+	if !bytes.Equal(b[len(digestCacheMagic):len(digestCacheMagic)+5*8], appendStamp(nil, st)) {
+		return bad("of another file")
+	}
+	rows := make([]entryRow, n)
+	total := int64(end + 4)
+	for i := range rows {
+		r := b[fixed+16*i:]
+		rows[i] = entryRow{at: binary.BigEndian.Uint64(r), len: binary.BigEndian.Uint32(r[8:]), crc: binary.BigEndian.Uint32(r[12:])}
+		if rows[i].len > digestStateMax {
 			return bad("state too long")
 		}
-		if at == 0 || at > uint64(st.Size) || (len(marks) > 0 && at <= marks[len(marks)-1].at) {
+		if rows[i].at == 0 || rows[i].at > uint64(st.Size) || (i > 0 && rows[i].at <= rows[i-1].at) {
 			return bad("offsets out of order")
 		}
-		marks = append(marks, digestMark{at: at, state: body[:l:l]})
-		body = body[l:]
+		total += int64(rows[i].len)
 	}
-	if len(body) != 0 {
-		return bad("trailing bytes")
+	if total != size {
+		return bad("of the wrong size")
+	}
+	return rows, int64(end + 4), nil
+}
+
+// readState reads and checks the state of row, which lies at off in f.
+func readState(f *os.File, row entryRow, off int64) ([]byte, error) {
+	b := make([]byte, row.len)
+	if _, err := f.ReadAt(b, off); err != nil {
+		return nil, err
+	}
+	if crc32.Checksum(b, castagnoli) != row.crc {
+		return nil, fmt.Errorf("%w: a state is damaged", errDigestCache)
+	}
+	return b, nil
+}
+
+// load returns all the states kept for the file whose stamp is st, in
+// increasing offset; the error is openEntry's, or wraps errDigestCache.
+func (c *digestCache) load(st partialStamp) ([]digestMark, error) {
+	f, rows, off, err := c.openEntry(st)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	marks := make([]digestMark, len(rows))
+	for i, r := range rows {
+		if marks[i].state, err = readState(f, r, off); err != nil {
+			return nil, err
+		}
+		marks[i].at = r.at
+		off += int64(r.len)
 	}
 	return marks, nil
+}
+
+// encodeEntry returns the entry of marks for the file whose stamp is st.
+func encodeEntry(st partialStamp, marks []digestMark) []byte {
+	b := append([]byte(digestCacheMagic), appendStamp(nil, st)...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(marks)))
+	for _, m := range marks {
+		b = binary.BigEndian.AppendUint64(b, m.at)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(m.state)))
+		b = binary.BigEndian.AppendUint32(b, crc32.Checksum(m.state, castagnoli))
+	}
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	for _, m := range marks {
+		b = append(b, m.state...)
+	}
+	return b
 }
 
 func appendStamp(b []byte, st partialStamp) []byte {
@@ -210,27 +272,35 @@ func appendStamp(b []byte, st partialStamp) []byte {
 }
 
 // resume returns the hash of the file's first from bytes, from the state
-// kept at the largest offset at or below at, and the states it took it
-// from; or an error when there is none it can use.
-func (c *digestCache) resume(st partialStamp, at uint64) (h hash.Hash, from uint64, marks []digestMark, err error) {
-	marks, err = c.load(st)
+// kept at the largest offset at or below at; or an error when there is
+// none it can use. It reads the entry's header and that state only.
+func (c *digestCache) resume(st partialStamp, at uint64) (h hash.Hash, from uint64, err error) {
+	f, rows, off, err := c.openEntry(st)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, 0, err
 	}
-	for i := len(marks) - 1; i >= 0; i-- {
-		m := marks[i]
-		if m.at > at {
-			continue
+	defer f.Close()
+	best := -1
+	for i, r := range rows {
+		if r.at <= at {
+			best = i
 		}
-		h, _, err := proto.ResumeDigest(m.state)
-		if err != nil {
-			// The entry passed its check, so it was written so: by
-			// another build. None of its states is of use.
-			return nil, 0, nil, fmt.Errorf("%w: %w", errDigestCache, err)
-		}
-		return h, m.at, marks, nil
 	}
-	return nil, 0, marks, fmt.Errorf("%w: no state at or below %d", errDigestCache, at)
+	if best < 0 {
+		return nil, 0, fmt.Errorf("%w: no state at or below %d", errDigestCache, at)
+	}
+	for _, r := range rows[:best] {
+		off += int64(r.len)
+	}
+	state, err := readState(f, rows[best], off)
+	if err != nil {
+		return nil, 0, err
+	}
+	if h, _, err = proto.ResumeDigest(state); err != nil {
+		// It passed its check, so it was written so: by another build.
+		return nil, 0, fmt.Errorf("%w: %w", errDigestCache, err)
+	}
+	return h, rows[best].at, nil
 }
 
 // save keeps marks, in increasing offset, for the file whose stamp is st,
@@ -243,17 +313,12 @@ func (c *digestCache) save(st partialStamp, marks []digestMark) error {
 	if len(marks) > digestRecent+digestSpread {
 		return fmt.Errorf("%w: %d states", errDigestCache, len(marks))
 	}
-	b := append([]byte(digestCacheMagic), appendStamp(nil, st)...)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(marks)))
 	for _, m := range marks {
 		if len(m.state) > digestStateMax {
 			return fmt.Errorf("%w: a state of %d bytes", errDigestCache, len(m.state))
 		}
-		b = binary.BigEndian.AppendUint64(b, m.at)
-		b = binary.BigEndian.AppendUint32(b, uint32(len(m.state)))
-		b = append(b, m.state...)
 	}
-	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	b := encodeEntry(st, marks)
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return err
 	}
@@ -334,21 +399,24 @@ type digestLog struct {
 	next   int          // where the next recent one goes
 }
 
-// newDigestLog returns a log for a file of size bytes, keeping the
-// states of keep (those of an entry for the same file) at multiples of
-// the spread.
-func newDigestLog(size uint64, keep []digestMark) *digestLog {
+// newDigestLog returns a log for a file of size bytes.
+func newDigestLog(size uint64) *digestLog {
 	spread := uint64(digestStep)
 	for size/spread > digestSpread {
 		spread <<= 1
 	}
-	l := &digestLog{spread: spread}
-	for _, m := range keep {
-		if m.at%spread == 0 {
+	return &digestLog{spread: spread}
+}
+
+// keep adds the states of old, an older entry of the same file, at
+// multiples of the spread that the log has not taken itself: those
+// below where a resume started hashing.
+func (l *digestLog) keep(old []digestMark) {
+	for _, m := range old {
+		if m.at%l.spread == 0 && !slices.ContainsFunc(l.kept, func(k digestMark) bool { return k.at == m.at }) {
 			l.kept = append(l.kept, m)
 		}
 	}
-	return l
 }
 
 // take records the state of h, the hash of the file's first at bytes, if

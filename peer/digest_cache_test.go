@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -48,15 +46,18 @@ func TestDigestCacheKeying(t *testing.T) {
 	if err := c.save(st, marks); err != nil {
 		t.Fatal(err)
 	}
-	h, from, got, err := c.resume(st, 2<<20-4096)
-	if err != nil || from != 1<<20 || len(got) != 2 {
-		t.Fatalf("resume below the second state: from %d, %d states, %v; want from the first", from, len(got), err)
+	h, from, err := c.resume(st, 2<<20-4096)
+	if err != nil || from != 1<<20 {
+		t.Fatalf("resume below the second state: from %d, %v; want from the first", from, err)
+	}
+	if got, err := c.load(st); err != nil || len(got) != 2 || got[1].at != 2<<20 || !bytes.Equal(got[1].state, marks[1].state) {
+		t.Fatalf("loaded %d states (%v), want the 2 saved", len(got), err)
 	}
 	h.Write(data[1<<20:])
 	if !bytes.Equal(h.Sum(nil), digestOf(data)) {
 		t.Fatal("the state kept does not go on to the file's digest")
 	}
-	if _, _, _, err := c.resume(st, 1<<20-1); err == nil {
+	if _, _, err := c.resume(st, 1<<20-1); err == nil {
 		t.Fatal("a state above the offset was used")
 	}
 	for _, other := range []partialStamp{
@@ -86,7 +87,7 @@ func TestDigestCacheKeying(t *testing.T) {
 }
 
 // TestDigestCacheRefusesDamage: a damaged, cut, padded, reordered or
-// oversized entry is refused, never used.
+// oversized entry, or a damaged state, is refused, never used.
 func TestDigestCacheRefusesDamage(t *testing.T) {
 	data := randomBytes(t, 3<<20)
 	st := partialStamp{Dev: 1, Ino: 2, Size: int64(len(data)), MTime: 4, CTime: 5}
@@ -103,7 +104,7 @@ func TestDigestCacheRefusesDamage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := parseEntry(good, st); err != nil {
+	if _, _, err := c.resume(st, 3<<20); err != nil {
 		t.Fatalf("the entry as saved: %v", err)
 	}
 	flip := func(i int) []byte {
@@ -111,50 +112,41 @@ func TestDigestCacheRefusesDamage(t *testing.T) {
 		b[i] ^= 0x40
 		return b
 	}
-	// An entry whose states are out of order, with a good checksum.
-	swapped := append([]byte(digestCacheMagic), appendStamp(nil, st)...)
-	swapped = append(swapped, 0, 2)
-	for _, m := range []digestMark{marks[1], marks[0]} {
-		swapped = append(swapped, entryState(m)...)
-	}
+	head := len(digestCacheMagic) + 5*8 + 2 + 3*16 + 4
+	oversized := encodeEntry(st, []digestMark{{at: 1 << 20, state: make([]byte, digestEntryMax)}})
 	cases := map[string][]byte{
-		"empty":          nil,
-		"magic":          flip(0),
-		"stamp":          flip(len(digestCacheMagic) + 3),
-		"a state's byte": flip(len(good) / 2),
-		"the checksum":   flip(len(good) - 1),
-		"cut":            good[:len(good)-100],
-		"padded":         append(bytes.Clone(good), 0),
-		"out of order":   withSum(swapped),
-		"oversized":      withSum(append(bytes.Clone(good[:len(good)-4]), make([]byte, digestEntryMax)...)),
+		"empty":                 nil,
+		"magic":                 flip(0),
+		"stamp":                 flip(len(digestCacheMagic) + 3),
+		"a row":                 flip(head - 10),
+		"the header's checksum": flip(head - 1),
+		"the state used":        flip(len(good) - 100),
+		"cut":                   good[:len(good)-100],
+		"padded":                append(bytes.Clone(good), 0),
+		"out of order":          encodeEntry(st, []digestMark{marks[0], marks[2], marks[1]}),
+		"beyond the file":       encodeEntry(st, []digestMark{{at: 4 << 20, state: marks[2].state}}),
+		"oversized":             oversized,
 	}
 	for name, b := range cases {
 		if err := os.WriteFile(p, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, _, err := c.resume(st, 3<<20); err == nil {
+		if _, _, err := c.resume(st, 4<<20); err == nil {
 			t.Errorf("%s: a damaged entry was used", name)
 		}
+		if _, err := c.load(st); err == nil {
+			t.Errorf("%s: a damaged entry was loaded", name)
+		}
 	}
-	// A state that passes the entry's check but not its own.
+	// A state that passes the entry's checks but not its own.
 	bad := bytes.Clone(marks[2].state)
 	bad[len(bad)-1] ^= 1
 	if err := c.save(st, []digestMark{{at: 3 << 20, state: bad}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := c.resume(st, 3<<20); err == nil {
+	if _, _, err := c.resume(st, 3<<20); err == nil {
 		t.Error("a state that does not hash to its digest was used")
 	}
-}
-
-func entryState(m digestMark) []byte {
-	b := binary.BigEndian.AppendUint64(nil, m.at)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(m.state)))
-	return append(b, m.state...)
-}
-
-func withSum(b []byte) []byte {
-	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
 // TestDigestCacheCap: the folder stays under its cap, the entries used
@@ -163,7 +155,7 @@ func withSum(b []byte) []byte {
 func TestDigestCacheCap(t *testing.T) {
 	c := openDigestCache(t.TempDir())
 	state := stateOf(t, []byte("x"))
-	one := len(digestCacheMagic) + 5*8 + 2 + 12 + len(state) + 4
+	one := len(digestCacheMagic) + 5*8 + 2 + 16 + 4 + len(state)
 	c.max = int64(3 * one)
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -209,19 +201,22 @@ func TestDigestCacheCap(t *testing.T) {
 
 // TestDigestLogKeeps: a log keeps the recent states, one per digestStep,
 // and at most digestSpread more spread over the file, sorted; and the
-// states of an older entry at the spread's multiples.
+// states of an older entry at the spread's multiples that it did not take
+// itself.
 func TestDigestLogKeeps(t *testing.T) {
 	h := proto.NewDigest()
 	h.Write([]byte("x"))
 	const size = 10 << 30
-	old := []digestMark{{at: 1 << 20, state: []byte("recent, not kept")}, {at: 512 << 20, state: []byte("spread, kept")}}
-	l := newDigestLog(size, old)
+	l := newDigestLog(size)
 	if l.spread != 512<<20 {
 		t.Fatalf("spread %d for 10 GiB, want 512 MiB", l.spread)
 	}
-	for at := uint64(256 << 10); at <= 5<<30; at += 256 << 10 {
+	// As a resume from 1 GiB does.
+	for at := uint64(1<<30 + 256<<10); at <= 5<<30; at += 256 << 10 {
 		l.take(at, h)
 	}
+	l.keep([]digestMark{{at: 1 << 20, state: []byte("recent, not kept")}, {at: 512 << 20, state: []byte("spread, kept")},
+		{at: 1536 << 20, state: []byte("taken again, not kept")}})
 	marks := l.marks()
 	var spread, recent int
 	for i, m := range marks {
@@ -236,8 +231,11 @@ func TestDigestLogKeeps(t *testing.T) {
 				t.Fatalf("an old recent state at %d kept", m.at)
 			}
 		}
+		if string(m.state) == "taken again, not kept" || string(m.state) == "recent, not kept" {
+			t.Fatalf("an older state at %d kept", m.at)
+		}
 	}
-	if spread != 10 || recent != digestRecent || string(marks[0].state) != "spread, kept" || marks[len(marks)-1].at != 5<<30 {
+	if spread != 9 || recent != digestRecent || string(marks[0].state) != "spread, kept" || marks[len(marks)-1].at != 5<<30 {
 		t.Fatalf("%d spread and %d recent states, first %q, last at %d", spread, recent, marks[0].state, marks[len(marks)-1].at)
 	}
 }
@@ -424,8 +422,9 @@ func TestWrongCachedStateFailsDigest(t *testing.T) {
 	}
 }
 
-// TestDamagedCacheEntryIgnored: an entry damaged on disk is not used: the
-// resume hashes the file from its start and succeeds at once.
+// TestDamagedCacheEntryIgnored: an entry whose header is damaged on disk
+// is not used: the resume hashes the file from its start and succeeds at
+// once.
 func TestDamagedCacheEntryIgnored(t *testing.T) {
 	needStamps(t)
 	const size, cutAt = 72 << 20, 60 << 20
@@ -438,7 +437,7 @@ func TestDamagedCacheEntryIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[len(b)/3] ^= 1
+	b[len(digestCacheMagic)+20] ^= 1 // in the stamp
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -506,7 +505,9 @@ func TestSpreadStateResumesInBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	var spread []digestMark
-	for _, m := range newDigestLog(size, marks).kept {
+	l := newDigestLog(size)
+	l.keep(marks)
+	for _, m := range l.kept {
 		if m.at <= cutAt-8<<20 {
 			spread = append(spread, m)
 		}

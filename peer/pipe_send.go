@@ -71,9 +71,9 @@ func startReadAhead(j readJob) *readAhead {
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	for range pipeChunks {
-		r.free <- make([]byte, pipeChunk)
-	}
+	// One buffer for the first chunk; run makes the others once it went
+	// out (fresh memory costs page faults, slow on some virtual machines).
+	r.free <- make([]byte, pipeChunk)
 	go r.run(j) // owned by r: stop waits for it
 	return r
 }
@@ -110,6 +110,9 @@ func (r *readAhead) run(j readJob) {
 			return
 		}
 		if first {
+			for range pipeChunks - 1 {
+				r.free <- make([]byte, pipeChunk)
+			}
 			if err := hashRange(j.f, j.h, uint64(j.from), uint64(off), j.log); err != nil {
 				r.hashErr = err
 				select {

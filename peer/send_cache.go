@@ -16,9 +16,11 @@ type digestPlan struct {
 	from  uint64
 	whole *fileDigest
 	// log takes the digest states to keep, nil for none; stamp is the
-	// source's when it was opened.
+	// source's when it was opened; older says that the states of an
+	// older entry, before where hashing started, are to be kept too.
 	log   *digestLog
 	stamp partialStamp
+	older bool
 }
 
 // planDigest decides how the digest of e, sent from offset, is made, and
@@ -48,11 +50,12 @@ func (s *streamer) planDigest(f *os.File, index uint32, e proto.Entry, offset ui
 	}
 	d.stamp = st
 	if offset == 0 {
-		d.log = newDigestLog(e.Size, nil)
+		d.log = newDigestLog(e.Size)
 		return d
 	}
-	h, from, marks, err := s.cache.resume(st, offset)
-	d.log = newDigestLog(e.Size, marks)
+	h, from, err := s.cache.resume(st, offset)
+	d.log = newDigestLog(e.Size)
+	d.older = true
 	if err != nil {
 		h, from = d.h, 0
 	} else {
@@ -86,6 +89,11 @@ func (d *digestPlan) finish(f *os.File, c *digestCache) {
 	}
 	if fi, err := f.Stat(); err == nil {
 		if st, ok := stampOf(fi); ok && st == d.stamp {
+			if d.older {
+				if old, err := c.load(st); err == nil {
+					d.log.keep(old)
+				}
+			}
 			_ = c.save(st, d.log.marks())
 		}
 	}
