@@ -61,7 +61,8 @@ import (
 //
 // Entries are written aside and renamed (no fsync: a torn entry fails
 // its check), and the folder is kept under digestCacheMax by removing
-// the entries used least recently (a use touches the entry's mtime).
+// the entries written least recently (a send that used an entry writes
+// it again when its stream ends).
 //
 // Entry layout: "LSDC2\n", the stamp (dev, inode, size, mtime, ctime:
 // five uint64), uint16 count, then for each state in increasing offset:
@@ -140,9 +141,10 @@ type entryRow struct {
 }
 
 // openEntry opens st's entry, checks its header and returns it, with the
-// offset of its first state in the file; the caller closes the file. A
-// use marks the entry as recent. The error wraps errDigestCache, or is
-// fs.ErrNotExist when there is none.
+// offset of its first state in the file; the caller closes the file. The
+// error wraps errDigestCache, or is fs.ErrNotExist when there is none.
+// (It does not mark the entry as used: no write before a resume's first
+// byte; the send saves the entry again when its stream ends.)
 func (c *digestCache) openEntry(st partialStamp) (*os.File, []entryRow, int64, error) {
 	if c == nil {
 		return nil, nil, 0, fs.ErrNotExist
@@ -167,8 +169,6 @@ func (c *digestCache) openEntry(st partialStamp) (*os.File, []entryRow, int64, e
 		f.Close()
 		return nil, nil, 0, err
 	}
-	now := time.Now()
-	_ = os.Chtimes(p, now, now)
 	return f, rows, start, nil
 }
 
@@ -304,7 +304,7 @@ func (c *digestCache) resume(st partialStamp, at uint64) (h hash.Hash, from uint
 }
 
 // save keeps marks, in increasing offset, for the file whose stamp is st,
-// replacing its entry, and then removes the entries used least recently
+// replacing its entry, and then removes the entries written least recently
 // until the folder is under its cap.
 func (c *digestCache) save(st partialStamp, marks []digestMark) error {
 	if c == nil || len(marks) == 0 {
@@ -348,7 +348,7 @@ func (c *digestCache) drop(st partialStamp) {
 	}
 }
 
-// trim removes the entries used least recently until the folder holds at
+// trim removes the entries written least recently until the folder holds at
 // most c.max bytes, and temporary files left by a process that died
 // while writing one.
 func (c *digestCache) trim() {

@@ -149,7 +149,7 @@ func TestDigestCacheRefusesDamage(t *testing.T) {
 	}
 }
 
-// TestDigestCacheCap: the folder stays under its cap, the entries used
+// TestDigestCacheCap: the folder stays under its cap, the entries written
 // least recently going first, and a temporary file left by a dead writer
 // goes too.
 func TestDigestCacheCap(t *testing.T) {
@@ -179,8 +179,9 @@ func TestDigestCacheCap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Using the oldest makes it the most recent.
-	if _, err := c.load(stamp(0)); err != nil {
+	// Saving the oldest again (as a send that used it does) makes it the
+	// most recent.
+	if err := c.save(stamp(0), []digestMark{{at: 1 << 20, state: state}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.save(stamp(3), []digestMark{{at: 1 << 20, state: state}}); err != nil {
