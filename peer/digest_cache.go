@@ -33,10 +33,10 @@ import (
 // its device, inode, size, mtime and change time (see partialStamp). A
 // resume of that file from offset X goes on from the state at the
 // largest kept offset at or below X, hashing at most digestStep bytes
-// before the stream's first (the recent states are kept for every
-// digestStep), or hashing on another goroutine from a state further
-// back. The receiver resumes at any directAlign boundary: the sender
-// does not need the same offsets, only one at or below.
+// more once the stream's first chunk went out (the recent states are
+// kept for every digestStep), or hashing on another goroutine from a
+// state further back. The receiver resumes at any directAlign boundary:
+// the sender does not need the same offsets, only one at or below.
 //
 // A state is used only while nothing can have changed the bytes it
 // covers:
