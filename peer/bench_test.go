@@ -402,6 +402,9 @@ func benchResume(b *testing.B, size int64) {
 	storeHook = func() { firstStore.CompareAndSwap(0, time.Now().UnixNano()) }
 	b.Cleanup(func() { storeHook = nil })
 	missingDir := b.TempDir()
+	// The sender's config folder, where it keeps its digest cache, as
+	// "lanshare send" does.
+	cfg := b.TempDir()
 
 	var firstByte, resumed, fresh time.Duration
 	var sent uint64
@@ -409,7 +412,7 @@ func benchResume(b *testing.B, size int64) {
 	for round := range b.N {
 		b.StopTimer()
 		clearDir(b, agent.inbox.Dir())
-		_, err := SendTo(context.Background(), plain, items, SendOptions{Name: "bench", Retries: -1,
+		_, err := SendTo(context.Background(), plain, items, SendOptions{Name: "bench", Retries: -1, ConfigDir: cfg,
 			Dial: cutDialer(map[int]int{1: int(have)})})
 		if err == nil {
 			b.Fatal("the cut send reported success")
@@ -419,7 +422,7 @@ func benchResume(b *testing.B, size int64) {
 		firstStore.Store(0)
 		start := time.Now()
 		b.StartTimer()
-		rep, err := sender.Send(context.Background(), t, items, SendOptions{Name: "bench"})
+		rep, err := sender.Send(context.Background(), t, items, SendOptions{Name: "bench", ConfigDir: cfg})
 		b.StopTimer()
 		must(b, err)
 		resumed += time.Since(start)
@@ -434,7 +437,7 @@ func benchResume(b *testing.B, size int64) {
 		missing := filepath.Join(missingDir, "missing.bin")
 		must(b, copyRange(src, missing, int64(rep.Resumed)))
 		start = time.Now()
-		rep, err = sender.Send(context.Background(), t, collect(b, missing), SendOptions{Name: "bench"})
+		rep, err = sender.Send(context.Background(), t, collect(b, missing), SendOptions{Name: "bench", ConfigDir: cfg})
 		must(b, err)
 		fresh += time.Since(start)
 		if rep.Saved() != 1 {

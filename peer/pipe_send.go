@@ -38,33 +38,50 @@ type chunk struct {
 	err error  // the source could not be read from here on; buf is nil
 }
 
-// readAhead reads n bytes of f from off, hashing them into h, on its own
-// goroutine. Its owner takes chunks from out, gives each buffer back on
-// free, and must call stop before using h or f again.
+// readAhead reads and hashes a readJob on its own goroutine. Its owner
+// takes chunks from out, gives each buffer back on free, and must call
+// stop before using the job's hash, log or file again.
 type readAhead struct {
 	out  chan chunk
 	free chan []byte
 	quit chan struct{}
 	done chan struct{}
+	// hashErr is why the bytes before the job's offset could not be
+	// hashed; read it after stop.
+	hashErr error
 }
 
-func startReadAhead(f *os.File, h hash.Hash, off int64, n uint64) *readAhead {
+// readJob is what a readAhead reads: n bytes of f from off, hashed into
+// h, which holds the digest of the bytes before from (at most off: those
+// between are read and hashed too, after the first chunk went out), with
+// the states taken into log (which may be nil).
+type readJob struct {
+	f    *os.File
+	h    hash.Hash
+	log  *digestLog
+	from int64
+	off  int64
+	n    uint64
+}
+
+func startReadAhead(j readJob) *readAhead {
 	r := &readAhead{
 		out:  make(chan chunk, pipeChunks),
 		free: make(chan []byte, pipeChunks),
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	for range pipeChunks {
-		r.free <- make([]byte, pipeChunk)
-	}
-	go r.run(f, h, off, n) // owned by r: stop waits for it
+	// One buffer for the first chunk; run makes the others once it went
+	// out (fresh memory costs page faults, slow on some virtual machines).
+	r.free <- make([]byte, pipeChunk)
+	go r.run(j) // owned by r: stop waits for it
 	return r
 }
 
-func (r *readAhead) run(f *os.File, h hash.Hash, off int64, left uint64) {
+func (r *readAhead) run(j readJob) {
 	defer close(r.done)
-	for left > 0 {
+	off, left := j.off, j.n
+	for first := true; left > 0; first = false {
 		var buf []byte
 		select {
 		case buf = <-r.free:
@@ -73,16 +90,16 @@ func (r *readAhead) run(f *os.File, h hash.Hash, off int64, left uint64) {
 		}
 		buf = buf[:min(uint64(len(buf)), left)]
 		c := chunk{buf: buf}
-		// Hash each piece as soon as it is read, while it is in the
-		// CPU's cache.
-		for p, at := buf, off; len(p) > 0; {
-			piece := p[:min(len(p), hashPiece)]
-			if _, err := f.ReadAt(piece, at); err != nil {
+		if first {
+			// The first chunk goes out as soon as it is read: the
+			// stream's first byte waits neither for its hashing nor for
+			// the hash to catch up to off. The buffer stays ours to
+			// read until we take it from free again.
+			if _, err := j.f.ReadAt(buf, off); err != nil {
 				c = chunk{err: fmt.Errorf("it shrank or became unreadable: %w", unexpected(err))}
-				break
 			}
-			h.Write(piece)
-			p, at = p[len(piece):], at+int64(len(piece))
+		} else if err := readHashed(j, buf, off); err != nil {
+			c = chunk{err: err}
 		}
 		select {
 		case r.out <- c:
@@ -92,8 +109,47 @@ func (r *readAhead) run(f *os.File, h hash.Hash, off int64, left uint64) {
 		if c.err != nil {
 			return
 		}
+		if first {
+			for range pipeChunks - 1 {
+				r.free <- make([]byte, pipeChunk)
+			}
+			if err := hashRange(j.f, j.h, uint64(j.from), uint64(off), j.log); err != nil {
+				r.hashErr = err
+				select {
+				case r.out <- chunk{err: err}:
+				case <-r.quit:
+				}
+				return
+			}
+			hashPieces(j.h, j.log, buf, off)
+		}
 		off += int64(len(buf))
 		left -= uint64(len(buf))
+	}
+}
+
+// readHashed reads buf from f at off, hashing each piece as soon as it is
+// read, while it is in the CPU's cache.
+func readHashed(j readJob, buf []byte, off int64) error {
+	for p, at := buf, off; len(p) > 0; {
+		piece := p[:min(len(p), hashPiece-int(at%hashPiece))]
+		if _, err := j.f.ReadAt(piece, at); err != nil {
+			return fmt.Errorf("it shrank or became unreadable: %w", unexpected(err))
+		}
+		hashPieces(j.h, j.log, piece, at)
+		p, at = p[len(piece):], at+int64(len(piece))
+	}
+	return nil
+}
+
+// hashPieces hashes b, the bytes of the file at off, into h, in pieces
+// that end at multiples of hashPiece, where log takes its states.
+func hashPieces(h hash.Hash, log *digestLog, b []byte, off int64) {
+	for len(b) > 0 {
+		piece := b[:min(len(b), hashPiece-int(off%hashPiece))]
+		h.Write(piece)
+		b, off = b[len(piece):], off+int64(len(piece))
+		log.take(uint64(off), h)
 	}
 }
 
@@ -103,10 +159,11 @@ func (r *readAhead) stop() {
 	<-r.done
 }
 
-// sendPipelined sends n bytes of f from off, hashing them into h. It
-// returns the reason the source could not be sent in full (the rest was
+// sendPipelined sends the bytes of job j (see readJob), hashing them. It
+// returns the reason the source could not be read in full (the rest was
 // padded with zeros), and a connection error, which ends the transfer.
-func (s *streamer) sendPipelined(f *os.File, h hash.Hash, off int64, n uint64, path string) (rerr, err error) {
+func (s *streamer) sendPipelined(j readJob, path string) (rerr, err error) {
+	f, off, n := j.f, j.off, j.n
 	sf := s.sendfileConn()
 	if sf != nil {
 		if _, err := f.Seek(off, io.SeekStart); err != nil {
@@ -115,8 +172,13 @@ func (s *streamer) sendPipelined(f *os.File, h hash.Hash, off int64, n uint64, p
 			return nil, err
 		}
 	}
-	r := startReadAhead(f, h, off, n)
-	defer r.stop()
+	r := startReadAhead(j)
+	defer func() {
+		r.stop()
+		if rerr == nil {
+			rerr = r.hashErr
+		}
+	}()
 	left := n
 	for left > 0 && rerr == nil {
 		c := <-r.out

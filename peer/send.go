@@ -362,6 +362,11 @@ type SendOptions struct {
 	// decides on the offer (see proto.Wait): the answer may take up to
 	// Waiting.Timeout.
 	OnWait func(Waiting)
+	// ConfigDir, if set, is the agent's config folder, where a send
+	// keeps the digest states of the large files it sends, so that a
+	// resume of one does not read again the bytes the receiver has (see
+	// the digest cache). Empty keeps none.
+	ConfigDir string
 	// retryBase replaces the first retry's pause in tests.
 	retryBase time.Duration
 	// done, set by SendTo to its context's, ends a wait for a stream's
@@ -656,7 +661,8 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 		return rep, fmt.Errorf("answer has %d replies for %d entries: %w", len(answer.Replies), len(items), proto.ErrMalformed)
 	}
 
-	s := streamer{conn: conn, idle: idle, bw: bw, buf: make([]byte, bufSize), progress: opt.Progress, done: opt.done}
+	s := streamer{conn: conn, idle: idle, bw: bw, buf: make([]byte, bufSize), progress: opt.Progress, done: opt.done,
+		cache: openDigestCache(opt.ConfigDir), fromCache: map[uint32]partialStamp{}}
 	defer func() {
 		// Also when the connection drops: what moved, moved.
 		rep.Sent, rep.Resumed = s.sent, s.prog.Resumed
@@ -719,6 +725,7 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 		return rep, fmt.Errorf("receipt has %d results for %d entries: %w", len(receipt.Results), len(items), proto.ErrMalformed)
 	}
 	rep.Results = receipt.Results
+	s.dropFailedStates(receipt.Results)
 	rep.RecordedAs = receipt.Sender
 	err = rep.check()
 	if len(s.unread) > 0 && err != nil {
@@ -824,6 +831,10 @@ type streamer struct {
 	last     time.Time
 	unread   []unreadFile    // files that could not be read in full
 	done     <-chan struct{} // see SendOptions.done
+	cache    *digestCache
+	// fromCache holds the stamps of the files whose digest went on
+	// from a kept state, by index.
+	fromCache map[uint32]partialStamp
 }
 
 // unreadFile is a file the streamer could not read in full, padded and
@@ -848,18 +859,22 @@ func (s *streamer) report(path string) {
 func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 	e := it.Entry
 	fe := proto.FileEnd{Index: index, Status: proto.Sent}
-	h := proto.NewDigest()
 	f, rerr := os.Open(it.Source)
 	if f != nil {
 		defer f.Close()
 	}
 	// The digest covers the whole file, what the receiver already has
-	// too: for a resumed file it is hashed while the rest streams.
-	var whole *fileDigest
+	// too: for a resumed file it goes on from a kept state, or is hashed
+	// while the rest streams (see planDigest).
+	var d digestPlan
+	if rerr == nil {
+		d = s.planDigest(f, index, e, offset)
+		defer d.finish(f, s.cache) // after whole is cancelled
+		if d.whole != nil {
+			defer d.whole.cancel()
+		}
+	}
 	if rerr == nil && offset > 0 {
-		whole = startFileDigest(f, e.Size)
-		defer whole.cancel()
-		h = discardHash{}
 		_, rerr = f.Seek(int64(offset), io.SeekStart)
 	}
 	s.prog.Bytes += offset
@@ -869,9 +884,13 @@ func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 	case rerr != nil:
 		err = s.pad(left, e.Path)
 	case left >= pipeMin:
-		rerr, err = s.sendPipelined(f, h, int64(offset), left, e.Path)
+		rerr, err = s.sendPipelined(readJob{f: f, h: d.h, log: d.streamLog(), from: int64(d.from), off: int64(offset), n: left}, e.Path)
 	default:
-		rerr, err = s.sendSerial(f, h, left, e.Path)
+		if rerr = hashRange(f, d.h, d.from, offset, d.streamLog()); rerr != nil {
+			err = s.pad(left, e.Path)
+		} else {
+			rerr, err = s.sendSerial(f, d.h, left, e.Path)
+		}
 	}
 	if err != nil {
 		return err
@@ -881,15 +900,15 @@ func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 			rerr = errors.New("it changed while being sent")
 		}
 	}
-	if rerr == nil && whole != nil {
-		fe.Digest, rerr = whole.wait()
+	if rerr == nil && d.whole != nil {
+		fe.Digest, rerr = d.whole.wait()
 	}
 	if rerr != nil {
 		s.unread = append(s.unread, unreadFile{Source: it.Source, err: rerr})
 		fe = proto.FileEnd{Index: index, Status: proto.Aborted, Code: proto.CodeSourceChanged,
 			Reason: trimReason(strings.TrimPrefix(errReason(rerr), "open "))}
-	} else if whole == nil {
-		copy(fe.Digest[:], h.Sum(nil))
+	} else if d.whole == nil {
+		copy(fe.Digest[:], d.h.Sum(nil))
 	}
 	return proto.WriteFileEnd(s.bw, fe)
 }

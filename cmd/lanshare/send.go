@@ -85,7 +85,7 @@ func send(ctx context.Context, a sendArgs) error {
 	}
 	sender := peer.Sender{Identity: id, Known: known}
 
-	opt := peer.SendOptions{Name: a.name, Retries: a.retries}
+	opt := peer.SendOptions{Name: a.name, Retries: a.retries, ConfigDir: a.configDir}
 	if a.retries == 0 {
 		opt.Retries = -1
 	}
