@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	iofs "io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,8 +100,18 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("send into a full disk: exit %d, want %d saying the receiver is out of space:\n%s", r.code, exitRefused, r.stderr)
 	}
 	// a-first.txt may be saved or not: its arrival is recorded when it
-	// is named, which may come after the disk filled.
-	got := readTree(t, fs)
+	// is named, which may come after the disk filled. When it is not, the
+	// receiver removes the folder it created for it, which can be after
+	// the sender had its receipt: a walk may find it gone half-way.
+	var got map[string]entry
+	waitFor(t, "a walk of the shared folder the receiver is done tidying", func() bool {
+		var err error
+		got, err = walkTree(fs)
+		if err != nil && !errors.Is(err, iofs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return err == nil
+	})
 	if a, ok := got["tree/a-first.txt"]; ok && a.data != "first" {
 		t.Errorf("a-first.txt is not its source")
 	}

@@ -403,6 +403,15 @@ const stagingDir = ".lanshare"
 // are recorded as such so that a test sees them.
 func readTree(t testing.TB, root string) map[string]entry {
 	t.Helper()
+	tree, err := walkTree(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree
+}
+
+// walkTree is readTree's walk.
+func walkTree(root string) (map[string]entry, error) {
 	tree := map[string]entry{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -430,10 +439,7 @@ func readTree(t testing.TB, root string) map[string]entry {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tree
+	return tree, err
 }
 
 // checkNoTemps fails the test if any temporary or partial file is left
