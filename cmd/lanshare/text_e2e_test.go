@@ -264,3 +264,29 @@ func TestLocalSendDoubleTextToServe(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestSendTextToSeveral: --text with two --to sends the message to both
+// agents, each of which logs it once; a pipe cannot go to two targets.
+func TestSendTextToSeveral(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	bob := startServe(t, tmp, nil, "--dir", filepath.Join(tmp, "bob-share"), "--config", filepath.Join(tmp, "bob"), "--name", "bob", "--listen", "127.0.0.1:0")
+	carol := startServe(t, tmp, nil, "--dir", filepath.Join(tmp, "carol-share"), "--config", filepath.Join(tmp, "carol"), "--name", "carol", "--listen", "127.0.0.1:0")
+	alice := filepath.Join(tmp, "alice")
+	sendOK(t, tmp, "--config", alice, "--name", "alice", "--to", bob.addr, "--to", carol.addr, "--text", "to both of you")
+	for _, srv := range []*server{bob, carol} {
+		srv.out.waitFor(t, "the message line", func(ls []string) bool {
+			n := 0
+			for _, l := range ls {
+				if strings.Contains(l, " message from alice (") && strings.Contains(l, "to both of you") {
+					n++
+				}
+			}
+			return n == 1
+		})
+	}
+	r := runLanshareStdin(t, tmp, "data", "send", "--config", alice, "--to", bob.addr, "--to", carol.addr, "--as", "x.bin", "-")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "goes to one target") {
+		t.Errorf("a pipe to two targets: exit %d, want %d with a usage error:\n%s", r.code, exitUsage, r.stderr)
+	}
+}
