@@ -56,22 +56,7 @@ func send(ctx context.Context, a sendArgs) error {
 	if err != nil {
 		return err
 	}
-	var target peer.Target
-	if !a.localsend {
-		target, err = peer.Resolve(ctx, a.target, a.resolve)
-	}
-	// A name no lanshare peer answers to may be a LocalSend device's.
-	var dev *discovery.LocalSendDevice
-	if a.localsend || errors.Is(err, peer.ErrUnknownPeer) {
-		d, lerr := findLocalSendDevice(ctx, a)
-		switch {
-		case lerr == nil:
-			dev, err = &d, nil
-			target = peer.Target{Name: peer.Escape(d.Alias), DisplayName: d.Alias, ID: peer.LocalSendID(d.Fingerprint)}
-		case a.localsend || !errors.Is(lerr, peer.ErrUnknownPeer):
-			err = lerr
-		}
-	}
+	target, dev, err := resolveTarget(ctx, a)
 	if sig, ok := interruption(ctx); ok && err != nil {
 		return interruptedError{sig: sig, what: "nothing was sent: still looking for " + peer.Escape(a.target)}
 	}
@@ -464,4 +449,25 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// resolveTarget finds a.target: a lanshare peer (unless a.localsend), or
+// else, when no lanshare peer answers to the name, a LocalSend device
+// (dev not nil).
+func resolveTarget(ctx context.Context, a sendArgs) (target peer.Target, dev *discovery.LocalSendDevice, err error) {
+	if !a.localsend {
+		target, err = peer.Resolve(ctx, a.target, a.resolve)
+	}
+	// A name no lanshare peer answers to may be a LocalSend device's.
+	if a.localsend || errors.Is(err, peer.ErrUnknownPeer) {
+		d, lerr := findLocalSendDevice(ctx, a)
+		switch {
+		case lerr == nil:
+			dev, err = &d, nil
+			target = peer.Target{Name: peer.Escape(d.Alias), DisplayName: d.Alias, ID: peer.LocalSendID(d.Fingerprint)}
+		case a.localsend || !errors.Is(lerr, peer.ErrUnknownPeer):
+			err = lerr
+		}
+	}
+	return target, dev, err
 }

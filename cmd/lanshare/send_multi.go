@@ -374,23 +374,7 @@ func newPoolBar(total uint64, label string) *pb.ProgressBar {
 // reporting on t's bar, its events or its lines.
 func sendOne(ctx context.Context, a sendArgs, id *peer.Identity, known *peer.Known, col collected, t *multiTarget, out *multiOut, taken *claims) {
 	a.target = t.typed
-	var target peer.Target
-	var err error
-	if !a.localsend {
-		target, err = peer.Resolve(ctx, t.typed, a.resolve)
-	}
-	// A name no lanshare peer answers to may be a LocalSend device's.
-	var dev *discovery.LocalSendDevice
-	if a.localsend || errors.Is(err, peer.ErrUnknownPeer) {
-		d, lerr := findLocalSendDevice(ctx, a)
-		switch {
-		case lerr == nil:
-			dev, err = &d, nil
-			target = peer.Target{Name: peer.Escape(d.Alias), DisplayName: d.Alias, ID: peer.LocalSendID(d.Fingerprint)}
-		case a.localsend || !errors.Is(lerr, peer.ErrUnknownPeer):
-			err = lerr
-		}
-	}
+	target, dev, err := resolveTarget(ctx, a)
 	if err == nil {
 		key := target.ID
 		if key == "" && len(target.Addrs) > 0 {
