@@ -247,9 +247,12 @@ func TestPlainTCPAndGarbageRefused(t *testing.T) {
 // or mid-stream are closed at their deadlines, while a real transfer
 // succeeds meanwhile.
 func TestSlowLorisDropped(t *testing.T) {
+	// Long enough for the honest handshakes below (TLS, hello, offer) on
+	// a loaded machine under the race detector: 300 ms failed once, with
+	// the mid-file connection closed before its answer.
 	bob := startAgent(t, func(c *Config) {
-		c.HandshakeTimeout = 300 * time.Millisecond
-		c.IdleTimeout = 300 * time.Millisecond
+		c.HandshakeTimeout = 1500 * time.Millisecond
+		c.IdleTimeout = 1500 * time.Millisecond
 	})
 	stall, err := net.Dial("tcp", bob.Addr().String())
 	if err != nil {
