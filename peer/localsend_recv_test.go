@@ -337,7 +337,10 @@ func TestLocalSendSenderGoneWhileAskedIsNoLongerPending(t *testing.T) {
 // offer waits for the owner beyond the handshake deadline (a person takes
 // longer to tap accept), and is then answered and received.
 func TestLocalSendOfferWaitsLongerThanTheHandshake(t *testing.T) {
-	ta := startLocalSendAgent(t, func(c *Config) { c.Accept, c.HandshakeTimeout = AcceptAsk, 300*time.Millisecond })
+	// The handshake timeout is also the server's read and write deadline
+	// for a request: 300 ms cut the upload's answer mid-record once on a
+	// loaded machine under -race ("bad record MAC"); 1 s leaves room.
+	ta := startLocalSendAgent(t, func(c *Config) { c.Accept, c.HandshakeTimeout = AcceptAsk, time.Second })
 	c := newLSClient(t, ta, true)
 	type answer struct {
 		code  int
