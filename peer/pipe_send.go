@@ -26,6 +26,11 @@ const (
 	// pipeMin is the size from which a file is worth a reader goroutine
 	// (and, for sendfile, the flush of the write buffer before it).
 	pipeMin = 4 * pipeChunk
+	// pipeFirst is the size of a file's first chunk: small, so that the
+	// stream's first bytes (a resume's first new ones) go out after a
+	// short read, not after a whole chunk is read into fresh memory and
+	// encrypted; the chunks after it are full.
+	pipeFirst = 64 << 10
 )
 
 // hashPiece is how many bytes of a source are read at a time before they
@@ -89,6 +94,9 @@ func (r *readAhead) run(j readJob) {
 			return
 		}
 		buf = buf[:min(uint64(len(buf)), left)]
+		if first {
+			buf = buf[:min(len(buf), pipeFirst)]
+		}
 		c := chunk{buf: buf}
 		if first {
 			// The first chunk goes out as soon as it is read: the

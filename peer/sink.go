@@ -28,6 +28,10 @@ const (
 	// sinkChunk is the size of a pipelined sink's buffers, and so of its
 	// writes: large enough to keep a disk efficient.
 	sinkChunk = 1 << 20
+	// sinkFirst is the size of a pipelined sink's first block: the file's
+	// first bytes (a resume's first new ones) are written once that much
+	// arrived, not a whole chunk. A multiple of directAlign.
+	sinkFirst = 64 << 10
 	// sinkBuffers is how many buffers a pipelined sink has: the reader
 	// fills one while the writers have the others in flight.
 	sinkBuffers = 6
@@ -48,9 +52,11 @@ type sink struct {
 	w io.Writer
 	h hash.Hash
 
-	cur    []byte // unpipelined: the one buffer
-	off    int64  // offset in the file of the next byte to write
-	hashTo int64  // offset in the file of the next byte to hash
+	cur []byte // unpipelined: the one buffer
+	off int64  // offset in the file of the next byte to write
+	// started is set once fill took its first buffer (see sinkFirst).
+	started bool
+	hashTo  int64 // offset in the file of the next byte to hash
 
 	// Pipelined mode only.
 	taken      int // buffers taken from sinkChunksFree
@@ -176,6 +182,10 @@ func (s *sink) fill(r io.Reader, n uint64) error {
 	for n > 0 {
 		buf := s.next()
 		buf = buf[:min(uint64(len(buf)), n)]
+		if !s.started && s.free != nil {
+			buf = buf[:min(len(buf), sinkFirst)]
+		}
+		s.started = true
 		// Read into the rest of the buffer, which is larger than a
 		// bufio.Reader's and so bypasses it, and hash the bytes as soon
 		// as they arrive, while they are in the CPU's cache, up to the
