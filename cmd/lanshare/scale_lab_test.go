@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lanshare/lanshare/internal/netlab"
+	"github.com/lanshare/lanshare/peer"
 )
 
 // scaleOptions say what one run does.
@@ -74,7 +76,11 @@ func runScale(tb testing.TB, o scaleOptions) scaleResult {
 	obs := lab.Host(o.n)
 	agents := make([]*labAgent, o.n)
 	for i := range agents {
-		agents[i] = launchAgent(tb, lab.Host(i), fmt.Sprintf("agent%03d", i))
+		agents[i] = newLabAgent(tb, lab.Host(i), fmt.Sprintf("agent%03d", i))
+	}
+	makeIdentities(tb, agents)
+	for i, a := range agents {
+		a.launch(tb)
 		if i < o.n-1 {
 			time.Sleep(o.stagger) // the start is spread on purpose: not ordering events
 		}
@@ -164,6 +170,35 @@ func runScale(tb testing.TB, o scaleOptions) scaleResult {
 		res.rcvbufErrors += c["Udp:RcvbufErrors"] + c["Udp6RcvbufErrors"]
 	}
 	return res
+}
+
+// makeIdentities creates each agent's identity (peer.LoadIdentity on its
+// config directory, as `lanshare serve` does at its first start), a few
+// at a time, before the timed start. A real machine creates its identity
+// once, at the agent's first start, on its own CPU; here a hundred agents
+// share two cores, and making their keys while the others discover would
+// time the simulation, not discovery. The agents run without LocalSend
+// (see baseEnv), so they need no LocalSend key (RSA-2048, which
+// peer.LoadLocalSendIdentity would make); nothing here touches the
+// network.
+func makeIdentities(tb testing.TB, agents []*labAgent) {
+	tb.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(agents))
+	sem := make(chan struct{}, 4)
+	for i, a := range agents {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_, errs[i] = peer.LoadIdentity(a.config)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		tb.Fatalf("creating the agents' identities: %v", err)
+	}
 }
 
 // relaunch starts a's agent again with the same folders and config (so
