@@ -78,7 +78,9 @@ func runScale(tb testing.TB, o scaleOptions) scaleResult {
 	for i := range agents {
 		agents[i] = newLabAgent(tb, lab.Host(i), fmt.Sprintf("agent%03d", i))
 	}
+	idStart := time.Now()
 	makeIdentities(tb, agents)
+	tb.Logf("made %d identities in %v, before the timed start", o.n, time.Since(idStart))
 	for i, a := range agents {
 		a.launch(tb)
 		if i < o.n-1 {
