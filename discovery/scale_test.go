@@ -376,11 +376,11 @@ func TestRefreshJitterBoundedByTTL(t *testing.T) {
 	}
 }
 
-// TestOneShotBrowseAsksUnicastFirst: a one-shot browse's first query has
-// the QU bit, so a hundred answers reach it alone rather than every agent
-// on the link; its second, and every query of a running agent, asks for
+// TestFirstQueryAsksUnicast: the first query of a one-shot browse and of
+// a running agent has the QU bit, so a hundred answers reach the one who
+// asks rather than every agent on the link; every later query asks for
 // multicast answers.
-func TestOneShotBrowseAsksUnicastFirst(t *testing.T) {
+func TestFirstQueryAsksUnicast(t *testing.T) {
 	b := newService(Config{}, false)
 	b.browseOffsets = browseOffsets
 	rs := &runState{start: t0, queryDelay: time.Second}
@@ -394,7 +394,24 @@ func TestOneShotBrowseAsksUnicastFirst(t *testing.T) {
 		t.Error("a one-shot browse's second query asks for unicast answers")
 	}
 	s, ars, _ := scaleService(t, 0)
+	if !s.askUnicast(ars) {
+		t.Error("a running agent's first query asks for multicast answers")
+	}
+	h := netlab.Single(t)
+	err := h.Do(func() error {
+		socks, err := openSockets(0)
+		if err != nil {
+			return err
+		}
+		defer socks.close()
+		ars.socks, ars.nextQuery = socks, t0
+		s.due(ars, t0) // sends the first query (the lab host has no eth0: it fails, which is all the same here)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if s.askUnicast(ars) {
-		t.Error("a running agent's query asks for unicast answers")
+		t.Error("a running agent's second query asks for unicast answers")
 	}
 }
