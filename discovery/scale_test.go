@@ -376,10 +376,10 @@ func TestRefreshJitterBoundedByTTL(t *testing.T) {
 	}
 }
 
-// TestFirstQueryAsksUnicast: the first query of a one-shot browse and of
-// a running agent has the QU bit, so a hundred answers reach the one who
-// asks rather than every agent on the link; every later query asks for
-// multicast answers.
+// TestFirstQueryAsksUnicast: the first query of a one-shot browse, and
+// the first two of a running agent, have the QU bit, so a hundred answers
+// reach the one who asks rather than every agent on the link; every later
+// query asks for multicast answers.
 func TestFirstQueryAsksUnicast(t *testing.T) {
 	b := newService(Config{}, false)
 	b.browseOffsets = browseOffsets
@@ -405,13 +405,17 @@ func TestFirstQueryAsksUnicast(t *testing.T) {
 		}
 		defer socks.close()
 		ars.socks, ars.nextQuery = socks, t0
-		s.due(ars, t0) // sends the first query (the lab host has no eth0: it fails, which is all the same here)
+		// Each call sends a query (the lab host has no eth0: sending
+		// fails, which is all the same here).
+		for i := range 3 {
+			if got, want := s.askUnicast(ars), i < 2; got != want {
+				t.Errorf("a running agent's query %d asks for unicast answers: %v, want %v", i+1, got, want)
+			}
+			s.due(ars, ars.nextQuery)
+		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if s.askUnicast(ars) {
-		t.Error("a running agent's second query asks for unicast answers")
 	}
 }

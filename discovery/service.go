@@ -307,8 +307,8 @@ type runState struct {
 	// refreshAt is when the pending refresh query may go (see
 	// refreshDelay).
 	refreshAt time.Time
-	// queried is set once a browse query has gone (see askUnicast).
-	queried bool
+	// queries counts the browse queries sent (see askUnicast).
+	queries int
 	partial map[netip.AddrPort]*partialQuery
 	// resolveAt is when we look for records that lack an SRV, a TXT or
 	// addresses, and ask for them (zero: not planned).
@@ -453,19 +453,20 @@ func (s *Service) due(rs *runState, now time.Time) {
 				s.sendAll(rs, st, m)
 			}
 		}
-		rs.refreshPending, rs.lastQuery, rs.queried = false, now, true
+		rs.refreshPending, rs.lastQuery = false, now
+		rs.queries++
 		s.planQuery(rs, now, refresh)
 	}
 }
 
 // askUnicast reports whether the query about to go asks for unicast
-// answers (the QU bit, RFC 6762 §5.4): a running agent's first query after
-// it starts, and a one-shot browse's first. The answers then come to the
+// answers (the QU bit, RFC 6762 §5.4): a running agent's first queries
+// after it starts (see startUnicastQueries), and a one-shot browse's first. The answers then come to the
 // one who asks instead of to every host on the link: when a hundred agents
 // start together, multicast answers to each starting agent's first query
 // made every agent take a hundred answers per agent started (the start-up
 // storm of issue 19), and a one-shot browse cost every agent two hundred
-// packets per `peers` call. Their second query asks for multicast answers,
+// packets per `peers` call. Their next query asks for multicast answers,
 // in case unicast ones went to another socket on port 5353 of the host
 // (SO_REUSEPORT gives a unicast datagram to one of them). Our responders
 // send their unicast answers from the address their multicasts leave from
@@ -475,8 +476,17 @@ func (s *Service) askUnicast(rs *runState) bool {
 	if s.browseOffsets != nil {
 		return rs.browseIdx == 0
 	}
-	return !rs.queried
+	return rs.queries < startUnicastQueries
 }
+
+// startUnicastQueries is how many of a running agent's first queries ask
+// for unicast answers: the one at start and the one a second later. When
+// agents start together, some start after others' first query went, or
+// answer it late: the second query then lacks them in its known answers,
+// and at a hundred agents multicast answers to those second queries were
+// most of what every agent received (4,300 of its 5,500 packets). The
+// third, two seconds later, asks for multicast answers.
+const startUnicastQueries = 2
 
 // planQuery schedules the next browse query after one was sent at now.
 func (s *Service) planQuery(rs *runState, now time.Time, refreshOnly bool) {
