@@ -3,11 +3,13 @@ package discovery
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lanshare/lanshare/internal/netlab"
+	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
 )
 
@@ -54,5 +56,37 @@ func TestUnicastAnswerTTL255(t *testing.T) {
 	m := q.waitFor(5*time.Second, "unicast answer", func(m msg) bool { return m.Ev == "response" })
 	if !strings.HasPrefix(m.Text, want) {
 		t.Errorf("unicast answer: %s, want %s", m.Text, want)
+	}
+}
+
+// TestUnsendableUnicastAnswerIsMulticast: when the unicast answer to a QU
+// question cannot be sent (here the socket is closed; on a LAN, the
+// kernel may have no room for the querier in its neighbour table), the
+// answer joins the pending multicast one, so the querier still hears it;
+// a legacy querier (not on port 5353) hears no multicast, and gets none.
+func TestUnsendableUnicastAnswerIsMulticast(t *testing.T) {
+	s, rs, st := scaleService(t, 0)
+	h := netlab.Single(t)
+	if err := h.Do(func() error {
+		socks, err := openSockets(0)
+		if err != nil {
+			return err
+		}
+		socks.close()
+		rs.socks = socks
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.answerQuery(rs, st, browseQuery(nil, true), netip.MustParseAddrPort("10.77.0.40:40000"), t0)
+	if st.answerPending[0] {
+		t.Errorf("a legacy querier's lost answer is multicast: %v", st.answerRRs[0])
+	}
+	s.answerQuery(rs, st, browseQuery(nil, true), netip.MustParseAddrPort("10.77.0.9:5353"), t0)
+	if !st.answerPending[0] || len(st.answerRRs[0]) == 0 {
+		t.Fatalf("the unsendable unicast answer is not multicast: pending %v, records %v", st.answerPending[0], st.answerRRs[0])
+	}
+	if ptr, ok := st.answerRRs[0][0].(*dns.PTR); !ok || !strings.HasPrefix(ptr.Ptr, `bob\ \(3fa2\)`) {
+		t.Errorf("pending multicast answer %v, want our PTR", st.answerRRs[0])
 	}
 }
