@@ -122,23 +122,38 @@ func (s *sockets) leave(ifi *net.Interface) {
 	}
 }
 
-// send writes b to dst out of interface ifindex.
-func (s *sockets) send(b []byte, ifindex int, dst netip.AddrPort) error {
+// send writes b to dst out of interface ifindex, from source address src
+// when it is valid (of dst's family), else from the one the kernel picks.
+// The kernel picks the source of a multicast packet from the interface
+// alone, but that of a unicast one from the route to dst: on a loopback
+// interface the first is 0.0.0.0 and the second 127.0.0.1, and on a host
+// with several addresses they may differ too. Peers keep records per
+// source address, so our unicast answers and our multicast goodbyes must
+// leave from the same one (see Service.source).
+func (s *sockets) send(b []byte, ifindex int, src netip.Addr, dst netip.AddrPort) error {
 	ua := net.UDPAddrFromAddrPort(dst)
 	if dst.Addr().Is4() || dst.Addr().Is4In6() {
 		if s.p4 == nil {
 			return fmt.Errorf("sending to %v: no IPv4 socket", dst)
 		}
 		ua = net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port()))
+		cm := &ipv4.ControlMessage{IfIndex: ifindex}
+		if src.Is4() {
+			cm.Src = src.AsSlice()
+		}
 		_ = s.p4.SetWriteDeadline(time.Now().Add(writeTimeout))
-		_, err := s.p4.WriteTo(b, &ipv4.ControlMessage{IfIndex: ifindex}, ua)
+		_, err := s.p4.WriteTo(b, cm, ua)
 		return err
 	}
 	if s.p6 == nil {
 		return fmt.Errorf("sending to %v: no IPv6 socket", dst)
 	}
+	cm := &ipv6.ControlMessage{IfIndex: ifindex}
+	if src.Is6() && !src.Is4In6() {
+		cm.Src = src.WithZone("").AsSlice()
+	}
 	_ = s.p6.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := s.p6.WriteTo(b, &ipv6.ControlMessage{IfIndex: ifindex}, ua)
+	_, err := s.p6.WriteTo(b, cm, ua)
 	return err
 }
 

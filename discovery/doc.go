@@ -43,7 +43,12 @@
 //     started together do not speak at once) and sends goodbyes (TTL 0)
 //     when Run ends;
 //   - answers queries by multicast (unicast only for QU questions and legacy
-//     queries from ports other than 5353), with IP TTL 255, honouring known
+//     queries from ports other than 5353; a unicast answer to a QU
+//     question that cannot be sent is multicast), with IP TTL 255 for
+//     unicast too, and from one source address per interface and family
+//     (its first IPv4 address, its IPv6 link-local one: those the kernel
+//     picks for multicast), so a peer's table, which keeps records per
+//     source, ties our unicast answers to our multicast goodbye; honouring known
 //     answers (RFC 6762 §7.1): multicast answers wait a random 20-120 ms
 //     (§6), queries heard meanwhile get the same answer, an answer another
 //     responder sends first is not repeated (§7.4), and answers on an
@@ -51,7 +56,9 @@
 //     into a response flood; a query with the TC bit is answered once the
 //     rest of its known answers have come, or after 400-500 ms (§7.2);
 //   - browses continuously: queries at start (after a random 0-250 ms)
-//     and then after 1 s, 2 s, 4 s ... up to an hour (§5.2), plus a cache
+//     and then after 1 s, 2 s, 4 s ... up to an hour (§5.2), the first two
+//     with the QU bit (§5.4: when agents start together, each one's
+//     answers reach it alone), plus a cache
 //     refresh at 80-95 % of a peer's TTL, after a random 0-2 s (refresh
 //     queries at least 250 ms apart, so a flood of short TTLs cannot make
 //     us flood the link with queries); another host's query that asks the

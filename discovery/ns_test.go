@@ -167,3 +167,26 @@ func TestWatch(t *testing.T) {
 		t.Errorf("the watcher used %v of CPU while idle", cpu)
 	}
 }
+
+// TestUnicastAnswerGoneWithGoodbye: bob starts after alice, so his first
+// query asks for unicast answers and alice answers him by unicast; when
+// alice stops, her goodbye (multicast) removes her from bob's table. On
+// loopback the kernel gives a multicast packet the source 0.0.0.0 and a
+// unicast one 127.0.0.1: before our responders sent both from one address,
+// bob kept alice's unicast answer after her goodbye, until its TTL.
+func TestUnicastAnswerGoneWithGoodbye(t *testing.T) {
+	h := netlab.Single(t)
+	a := startChild(t, h, "alice", "agent", agentCfg("alice", "aaaa1111", 4001))
+	a.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	b := startChild(t, h, "bob", "agent", agentCfg("bob", "bbbb2222", 4002))
+	b.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	b.waitFor(time.Second, "alice complete", completePeer("aaaa1111"))
+	stopAt := time.Now()
+	a.stop()
+	down := b.waitFor(2*time.Second, "alice down", peerEvent(PeerDown, "aaaa1111"))
+	t.Logf("alice gone from bob's table %v after the stop began", down.At.Sub(stopAt))
+	b.send("peers")
+	if ps := b.waitFor(2*time.Second, "peers", func(m msg) bool { return m.Ev == "peers" }).Peers; len(ps) != 0 {
+		t.Errorf("bob still lists %v after alice's goodbye", ps)
+	}
+}

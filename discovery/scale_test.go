@@ -376,11 +376,11 @@ func TestRefreshJitterBoundedByTTL(t *testing.T) {
 	}
 }
 
-// TestOneShotBrowseAsksUnicastFirst: a one-shot browse's first query has
-// the QU bit, so a hundred answers reach it alone rather than every agent
-// on the link; its second, and every query of a running agent, asks for
-// multicast answers.
-func TestOneShotBrowseAsksUnicastFirst(t *testing.T) {
+// TestFirstQueryAsksUnicast: the first query of a one-shot browse, and
+// the first two of a running agent, have the QU bit, so a hundred answers
+// reach the one who asks rather than every agent on the link; every later
+// query asks for multicast answers.
+func TestFirstQueryAsksUnicast(t *testing.T) {
 	b := newService(Config{}, false)
 	b.browseOffsets = browseOffsets
 	rs := &runState{start: t0, queryDelay: time.Second}
@@ -394,7 +394,28 @@ func TestOneShotBrowseAsksUnicastFirst(t *testing.T) {
 		t.Error("a one-shot browse's second query asks for unicast answers")
 	}
 	s, ars, _ := scaleService(t, 0)
-	if s.askUnicast(ars) {
-		t.Error("a running agent's query asks for unicast answers")
+	if !s.askUnicast(ars) {
+		t.Error("a running agent's first query asks for multicast answers")
+	}
+	h := netlab.Single(t)
+	err := h.Do(func() error {
+		socks, err := openSockets(0)
+		if err != nil {
+			return err
+		}
+		defer socks.close()
+		ars.socks, ars.nextQuery = socks, t0
+		// Each call sends a query (the lab host has no eth0: sending
+		// fails, which is all the same here).
+		for i := range 3 {
+			if got, want := s.askUnicast(ars), i < 2; got != want {
+				t.Errorf("a running agent's query %d asks for unicast answers: %v, want %v", i+1, got, want)
+			}
+			s.due(ars, ars.nextQuery)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -263,7 +263,11 @@ func (s *Service) Close() error {
 
 // ifState is one served interface.
 type ifState struct {
-	info       ifaceInfo
+	info ifaceInfo
+	// src4 and src6 are the addresses everything we send on the
+	// interface leaves from (see sources), or invalid if it has none of
+	// the family.
+	src4, src6 netip.Addr
 	j4, j6     bool        // joined the group for this family
 	v4, v6     bool        // joined, and sending works for this family
 	announceAt []time.Time // pending announcements
@@ -303,7 +307,9 @@ type runState struct {
 	// refreshAt is when the pending refresh query may go (see
 	// refreshDelay).
 	refreshAt time.Time
-	partial   map[netip.AddrPort]*partialQuery
+	// queries counts the browse queries sent (see askUnicast).
+	queries int
+	partial map[netip.AddrPort]*partialQuery
 	// resolveAt is when we look for records that lack an SRV, a TXT or
 	// addresses, and ask for them (zero: not planned).
 	resolveAt time.Time
@@ -448,25 +454,39 @@ func (s *Service) due(rs *runState, now time.Time) {
 			}
 		}
 		rs.refreshPending, rs.lastQuery = false, now
+		rs.queries++
 		s.planQuery(rs, now, refresh)
 	}
 }
 
 // askUnicast reports whether the query about to go asks for unicast
-// answers (the QU bit, RFC 6762 §5.4): only a one-shot browse's first, so
-// that the answers come to it alone instead of to every agent on the link,
-// which at a hundred agents cost each of them two hundred packets per
-// `peers` call. Its second query asks for multicast answers, in case the
-// unicast ones went to another socket on port 5353 of this host. A running
-// agent asks for multicast answers even at start-up, as §5.4 would have it
-// ask for unicast ones: a unicast answer comes from the address the route
-// to us picks, which can differ from the one its multicast comes from (on
-// loopback, or a host with several addresses), and records are kept per
-// source, so the peer's goodbye would not remove what its unicast answer
-// said.
+// answers (the QU bit, RFC 6762 §5.4): a running agent's first queries
+// after it starts (see startUnicastQueries), and a one-shot browse's first. The answers then come to the
+// one who asks instead of to every host on the link: when a hundred agents
+// start together, multicast answers to each starting agent's first query
+// made every agent take a hundred answers per agent started (the start-up
+// storm of issue 19), and a one-shot browse cost every agent two hundred
+// packets per `peers` call. Their next query asks for multicast answers,
+// in case unicast ones went to another socket on port 5353 of the host
+// (SO_REUSEPORT gives a unicast datagram to one of them). Our responders
+// send their unicast answers from the address their multicasts leave from
+// (see sources), so the goodbye of a peer removes what its unicast answer
+// told us.
 func (s *Service) askUnicast(rs *runState) bool {
-	return s.browseOffsets != nil && rs.browseIdx == 0
+	if s.browseOffsets != nil {
+		return rs.browseIdx == 0
+	}
+	return rs.queries < startUnicastQueries
 }
+
+// startUnicastQueries is how many of a running agent's first queries ask
+// for unicast answers: the one at start and the one a second later. When
+// agents start together, some start after others' first query went, or
+// answer it late: the second query then lacks them in its known answers,
+// and at a hundred agents multicast answers to those second queries were
+// most of what every agent received (4,300 of its 5,500 packets). The
+// third, two seconds later, asks for multicast answers.
+const startUnicastQueries = 2
 
 // planQuery schedules the next browse query after one was sent at now.
 func (s *Service) planQuery(rs *runState, now time.Time, refreshOnly bool) {
@@ -593,6 +613,29 @@ func (s *Service) zoneFor(info ifaceInfo) *zone {
 	}
 }
 
+// sources returns the addresses we send from on the interface info: its
+// first IPv4 address, and its first IPv6 link-local address, else its first
+// IPv6 address, the ones the kernel itself picks for a multicast packet
+// (RFC 6724 prefers a link-local source for the link-local group ff02::fb).
+// Unicast answers leave from them too, rather than from the address the
+// route to the querier would pick, which can differ (0.0.0.0 against
+// 127.0.0.1 on loopback, or a secondary address): peers keep records per
+// source, and only a goodbye from the same source removes what an answer
+// said (see table).
+func sources(info ifaceInfo) (src4, src6 netip.Addr) {
+	for _, a := range info.Addrs {
+		switch {
+		case a.Is4() && !src4.IsValid():
+			src4 = a
+		case a.Is6() && a.IsLinkLocalUnicast() && (!src6.IsValid() || !src6.IsLinkLocalUnicast()):
+			src6 = a
+		case a.Is6() && !src6.IsValid():
+			src6 = a
+		}
+	}
+	return src4, src6
+}
+
 // sendAll multicasts m on every family joined on st.
 func (s *Service) sendAll(rs *runState, st *ifState, m *dns.Msg) {
 	b, err := m.Pack()
@@ -608,8 +651,15 @@ func (s *Service) sendAll(rs *runState, st *ifState, m *dns.Msg) {
 	}
 }
 
-func (s *Service) send(rs *runState, b []byte, st *ifState, dst netip.AddrPort) {
-	if err := rs.socks.send(b, st.info.Index, dst); err != nil {
+// send sends b to dst out of st's interface from its source address of
+// dst's family, and reports whether it went; a failure is logged (rate
+// limited).
+func (s *Service) send(rs *runState, b []byte, st *ifState, dst netip.AddrPort) bool {
+	src := st.src6
+	if dst.Addr().Unmap().Is4() {
+		src = st.src4
+	}
+	if err := rs.socks.send(b, st.info.Index, src, dst); err != nil {
 		if errors.Is(err, syscall.ENETUNREACH) && dst.Addr().IsMulticast() {
 			// No multicast route for this family here (IPv6 on a bare
 			// loopback, say): stop using the family on this interface
@@ -624,9 +674,10 @@ func (s *Service) send(rs *runState, b []byte, st *ifState, dst netip.AddrPort) 
 			rs.nextPoll = time.Now() // the interface went away: resync now
 		}
 		s.log.printf("send:"+st.info.Name, "sending to %v on %s: %v", dst, st.info.Name, err)
-		return
+		return false
 	}
 	s.sent.Add(1)
+	return true
 }
 
 func (s *Service) sayGoodbye(rs *runState) {
@@ -732,8 +783,10 @@ func (s *Service) takeQuery(rs *runState, st *ifState, m *dns.Msg, src netip.Add
 // answerQuery answers a whole query (its known answers all in): unicast
 // at once when asked, else by multicast after a random 20-120 ms,
 // together with any other answer pending on the interface and no sooner
-// than minAnswerGap after the last. It also notes a query that asks what
-// ours would (RFC 6762 §7.3).
+// than minAnswerGap after the last. A unicast answer to a querier on port
+// 5353 that cannot be sent (the kernel may have no room left in its
+// neighbour table, say) is multicast instead, so the querier still hears
+// it. It also notes a query that asks what ours would (RFC 6762 §7.3).
 func (s *Service) answerQuery(rs *runState, st *ifState, m *dns.Msg, src netip.AddrPort, now time.Time) {
 	s.noteDuplicateQuestion(rs, st, m, src, now)
 	if !s.advertise {
@@ -749,8 +802,9 @@ func (s *Service) answerQuery(rs *runState, st *ifState, m *dns.Msg, src netip.A
 			s.log.printf("pack", "packing response: %v", err)
 			return
 		}
-		s.send(rs, b, st, src)
-		return
+		if s.send(rs, b, st, src) || src.Port() != mdnsPort {
+			return // sent; or lost, for a legacy querier hears no multicast
+		}
 	}
 	fam := 0
 	if src.Addr().Is6() {
@@ -910,6 +964,7 @@ func (s *Service) syncIfaces(rs *runState, now time.Time) {
 			rs.ifs[info.Index] = st
 		}
 		st.info = info
+		st.src4, st.src6 = sources(info)
 		want4, want6 := info.has4() && !st.j4, info.has6() && !st.j6
 		if want4 || want6 {
 			ok4, ok6, err := rs.socks.join(info.netInterface(), want4, want6)

@@ -307,3 +307,28 @@ func pick2(rng *rand.Rand, a, b int) int {
 	}
 	return b
 }
+
+// TestUnicastAnsweredPeerGoneOnlyByOwnGoodbye: a running agent's first
+// query asks for unicast answers, so it may know bob from bob's unicast
+// answer alone. A goodbye for bob from another address changes nothing;
+// bob's own goodbye, multicast from the address his unicast answer came
+// from (responders send both from one address: see sources), removes him.
+func TestUnicastAnsweredPeerGoneOnlyByOwnGoodbye(t *testing.T) {
+	tb := newTable("")
+	bob := bobZone()
+	answer, unicast := buildResponse(bob, browseQuery(nil, true), mdnsPort)
+	if answer == nil || !unicast {
+		t.Fatalf("bob's answer to a QU query: %v, unicast %v", answer, unicast)
+	}
+	if evs := hear(t, tb, answer, src0, t0); !slices.Equal(kinds(evs), []EventKind{PeerUp}) {
+		t.Fatalf("bob's unicast answer: events %v", evs)
+	}
+	bobIsListed(t, tb, "after bob's unicast answer")
+	if evs := hear(t, tb, bob.goodbye(), srcEvil, t0.Add(time.Second)); len(evs) != 0 {
+		t.Errorf("copied goodbye from %v: events %v", srcEvil, evs)
+	}
+	bobIsListed(t, tb, "after a copied goodbye")
+	if evs := hear(t, tb, bob.goodbye(), src0, t0.Add(2*time.Second)); !slices.Equal(kinds(evs), []EventKind{PeerDown}) || len(tb.snapshot()) != 0 {
+		t.Errorf("bob's own goodbye: events %v, table %v", evs, tb.snapshot())
+	}
+}

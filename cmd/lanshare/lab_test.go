@@ -50,13 +50,27 @@ type labAgent struct {
 // process reaches the agent itself.
 func launchAgent(t testing.TB, h *netlab.Host, name string, extra ...string) *labAgent {
 	t.Helper()
-	tmp := t.TempDir()
-	a := &labAgent{host: h, name: name, tmp: tmp,
-		dir: filepath.Join(tmp, "share"), config: filepath.Join(tmp, "config")}
-	args := append([]string{"serve", "--dir", a.dir, "--config", a.config, "--name", name, "--listen", ":0"}, extra...)
-	a.launched = time.Now()
-	a.server = startLanshare(t, h.CommandContext, tmp, nil, args...)
+	a := newLabAgent(t, h, name)
+	a.launch(t, extra...)
 	return a
+}
+
+// newLabAgent makes the folders of an agent named name on h, without
+// starting it: launch does.
+func newLabAgent(t testing.TB, h *netlab.Host, name string) *labAgent {
+	t.Helper()
+	tmp := t.TempDir()
+	return &labAgent{host: h, name: name, tmp: tmp,
+		dir: filepath.Join(tmp, "share"), config: filepath.Join(tmp, "config")}
+}
+
+// launch starts the agent a made by newLabAgent, with extra flags added,
+// and returns at once; call ready before using it.
+func (a *labAgent) launch(t testing.TB, extra ...string) {
+	t.Helper()
+	args := append([]string{"serve", "--dir", a.dir, "--config", a.config, "--name", a.name, "--listen", ":0"}, extra...)
+	a.launched = time.Now()
+	a.server = startLanshare(t, a.host.CommandContext, a.tmp, nil, args...)
 }
 
 // ready waits for the agent's first two lines, "listening on ADDR" and

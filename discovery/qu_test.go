@@ -1,0 +1,92 @@
+package discovery
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanshare/lanshare/internal/netlab"
+	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+)
+
+func init() { extraChildren["askqu"] = childAskQU }
+
+// childAskQU sends one query with the QU bit from port 5353 on the named
+// interface and prints every response that comes back to it by unicast,
+// with the IP TTL it arrived with.
+func childAskQU(c childCfg, out *childOut) error {
+	p, ifi, err := mdnsSocket(c.Ifaces[0])
+	if err != nil {
+		return err
+	}
+	b, err := browseQuery(nil, true).Pack()
+	if err != nil {
+		return err
+	}
+	if _, err := p.WriteTo(b, &ipv4.ControlMessage{IfIndex: ifi.Index}, &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353}); err != nil {
+		return err
+	}
+	buf := make([]byte, 9000)
+	for {
+		n, cm, src, err := p.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		m, err := unpack(buf[:n])
+		if err != nil || !m.Response || cm == nil || cm.Dst.IsMulticast() {
+			continue
+		}
+		out.put(msg{Ev: "response", Text: fmt.Sprintf("ttl=%d dst=%v src=%v answers=%d", cm.TTL, cm.Dst, src, len(m.Answer))})
+	}
+}
+
+// TestUnicastAnswerTTL255: an agent answers a QU query by unicast with IP
+// TTL 255, as its multicast (receivers drop responses with less, RFC 6762
+// §11), and from the address its multicasts come from.
+func TestUnicastAnswerTTL255(t *testing.T) {
+	lab := netlab.New(t, 2)
+	a := startChild(t, lab.Host(0), "alice", "agent", agentCfg("alice", "aaaa1111", 4001))
+	a.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	q := startChild(t, lab.Host(1), "asker", "askqu", childCfg{Ifaces: []string{"eth0"}})
+	want := fmt.Sprintf("ttl=255 dst=%v src=%v:5353 answers=1", lab.Host(1).Addr(), lab.Host(0).Addr())
+	m := q.waitFor(5*time.Second, "unicast answer", func(m msg) bool { return m.Ev == "response" })
+	if !strings.HasPrefix(m.Text, want) {
+		t.Errorf("unicast answer: %s, want %s", m.Text, want)
+	}
+}
+
+// TestUnsendableUnicastAnswerIsMulticast: when the unicast answer to a QU
+// question cannot be sent (here the socket is closed; on a LAN, the
+// kernel may have no room for the querier in its neighbour table), the
+// answer joins the pending multicast one, so the querier still hears it;
+// a legacy querier (not on port 5353) hears no multicast, and gets none.
+func TestUnsendableUnicastAnswerIsMulticast(t *testing.T) {
+	s, rs, st := scaleService(t, 0)
+	h := netlab.Single(t)
+	if err := h.Do(func() error {
+		socks, err := openSockets(0)
+		if err != nil {
+			return err
+		}
+		socks.close()
+		rs.socks = socks
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.answerQuery(rs, st, browseQuery(nil, true), netip.MustParseAddrPort("10.77.0.40:40000"), t0)
+	if st.answerPending[0] {
+		t.Errorf("a legacy querier's lost answer is multicast: %v", st.answerRRs[0])
+	}
+	s.answerQuery(rs, st, browseQuery(nil, true), netip.MustParseAddrPort("10.77.0.9:5353"), t0)
+	if !st.answerPending[0] || len(st.answerRRs[0]) == 0 {
+		t.Fatalf("the unsendable unicast answer is not multicast: pending %v, records %v", st.answerPending[0], st.answerRRs[0])
+	}
+	if ptr, ok := st.answerRRs[0][0].(*dns.PTR); !ok || !strings.HasPrefix(ptr.Ptr, `bob\ \(3fa2\)`) {
+		t.Errorf("pending multicast answer %v, want our PTR", st.answerRRs[0])
+	}
+}
