@@ -1042,14 +1042,16 @@ func (t *transfer) stopOutOfSpace(i int) error {
 	return fmt.Errorf("after %s: %w", Escape(t.offer.Entries[i].Path), errOutOfSpace)
 }
 
-// commitSynced names entry i once the syncer is done with it.
-func (t *transfer) commitSynced(i int, err error) {
-	if err != nil {
-		t.fail(i, writeCode(err), "could not write: "+errReason(err))
+// commitSynced names entry d.i once the syncer is done with it.
+func (t *transfer) commitSynced(d syncDone) {
+	if d.err != nil {
+		t.fail(d.i, writeCode(d.err), "could not write: "+errReason(d.err))
+	} else if d.stated {
+		t.commitFile(d.i, &d.st)
 	} else {
-		t.commitFile(i)
+		t.commitFile(d.i, nil)
 	}
-	t.elapsed[i] = time.Since(t.start)
+	t.elapsed[d.i] = time.Since(t.start)
 }
 
 // receiveFile reads entry i's bytes and FileEnd. It returns only an error
@@ -1154,7 +1156,7 @@ func (t *transfer) openTemp(i int, buf []byte) (*os.File, hash.Hash, error) {
 	}
 	e := t.offer.Entries[i]
 	if !t.claimed[i] {
-		f, name, err := t.in.createStagingTemp()
+		f, name, err := t.in.createStagingFile(t.fileMode(e))
 		t.temps[i] = name
 		return f, h, err
 	}
@@ -1430,7 +1432,7 @@ func fitReceipt(results []proto.Result) {
 // It holds the inbox lock so concurrent transfers pick names one at a time.
 // A file whose arrival cannot be recorded (the disk is full) is not
 // saved; a resumable one keeps its partial file for the next send.
-func (t *transfer) commitFile(i int) {
+func (t *transfer) commitFile(i int, st *arrival) {
 	e := t.offer.Entries[i]
 	dir, err := t.resolveDir(path.Dir(e.Path))
 	if err != nil {
@@ -1451,7 +1453,7 @@ func (t *transfer) commitFile(i int) {
 	if t.claimed[i] {
 		rec = recPath(t.keys[i])
 	}
-	a, err := t.place(t.temps[i], dir, t.in.cfg.NameRules.mapComponent(path.Base(e.Path)), t.keys[i], rec)
+	a, err := t.place(t.temps[i], dir, t.in.cfg.NameRules.mapComponent(path.Base(e.Path)), t.keys[i], rec, st)
 	if errors.Is(err, errNotRecorded) && t.claimed[i] {
 		t.results[i] = proto.Result{Status: proto.Failed, Code: writeCode(err), Reason: trimReason("could not write: " + errReason(err))}
 		t.outOfSpace = t.outOfSpace || writeCode(err) == proto.CodeNoSpace
@@ -1496,12 +1498,21 @@ var errNotRecorded = errors.New("arrival not recorded")
 // again from its start.) Should the agent die after the link, before tmp
 // is removed, the partial file is a second name of the final file: the
 // start-up clean removes a staging file with two names, and a resume
-// never writes into the file of an arrival (see resumeOffset).
-func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
+// never writes into the file of an arrival (see resumeOffset). st, if
+// not nil, is tmp as statArrival would find it (the syncer stated the
+// open file).
+func (t *transfer) place(tmp, dir, name, fileKey, rec string, st *arrival) (arrival, error) {
 	names := t.listing(dir)
 	room := roomIn(dir)
 	var a arrival
 	stated := false
+	if st != nil {
+		a, stated = *st, true
+		a.key = fileKey
+		if a.key == "" {
+			a.key = "-"
+		}
+	}
 	for n := 0; n < maxCollisions; n++ {
 		cand := fitName(name, n, room)
 		if cand == "" {
@@ -1527,8 +1538,13 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 			placeHook(tmp)
 		}
 		var err error = syscall.EINVAL
+		moved := false
 		if badName == nil || !badName(cand) {
-			err = t.linkFinal(tmp, dir, final)
+			if err = t.moveFinal(tmp, dir, final); err == nil {
+				moved = true
+			} else if !errors.Is(err, fs.ErrExist) {
+				err = t.linkFinal(tmp, dir, final)
+			}
 		}
 		if m, ok := windowsFallback(name, err); ok {
 			name, n = m, -1
@@ -1580,7 +1596,9 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 		if rec != "" {
 			_ = t.in.remove(rec)
 		}
-		_ = t.in.remove(tmp)
+		if !moved {
+			_ = t.in.remove(tmp)
+		}
 		return a, nil
 	}
 	return arrival{}, fmt.Errorf("%s: %d names taken: %w", Escape(path.Join(dir, name)), maxCollisions, fs.ErrExist)
@@ -1605,6 +1623,27 @@ func (t *transfer) linkFinal(tmp, dir, final string) error {
 		t.linkDirs[dir] = d
 	}
 	return t.in.linkIn(tmp, d, final)
+}
+
+// moveFinal gives tmp the name final in dir by moving it there, in one
+// rename that fails with EEXIST rather than replace anything (a link and
+// the removal of tmp are two system calls). Any other error leaves tmp
+// where it was, for linkFinal: where there is no such rename (another
+// system, an older kernel, a file system that cannot), and for every
+// commit but receive's.
+func (t *transfer) moveFinal(tmp, dir, final string) error {
+	if t.linkDirs == nil {
+		return &os.LinkError{Op: "rename", Old: tmp, New: final, Err: errors.ErrUnsupported}
+	}
+	d := t.linkDirs[dir]
+	if d == nil {
+		var err error
+		if d, err = t.in.root.Open(pathOrDot(dir)); err != nil {
+			return err
+		}
+		t.linkDirs[dir] = d
+	}
+	return t.in.moveIn(tmp, d, final)
 }
 
 // closeLinkDirs closes the directories linkFinal holds open.

@@ -169,8 +169,14 @@ func unreadable(err error) error {
 // readable reports whether the file or directory at p can be opened and,
 // for a directory, listed: an error wrapping ErrUnreadable if not.
 func readable(p string, dir bool) error {
+	if !dir {
+		if err := checkOpen(p); err != nil {
+			return unreadable(err)
+		}
+		return nil
+	}
 	f, err := os.Open(p)
-	if err == nil && dir {
+	if err == nil {
 		// A folder we may list but not search (r without x) shows its
 		// names and hides its files.
 		var names []string
@@ -859,7 +865,7 @@ func (s *streamer) report(path string) {
 func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 	e := it.Entry
 	fe := proto.FileEnd{Index: index, Status: proto.Sent}
-	f, rerr := os.Open(it.Source)
+	f, rerr := openSource(it.Source)
 	if f != nil {
 		defer f.Close()
 	}

@@ -39,8 +39,12 @@ type digestPlan struct {
 // has its states taken wherever it is hashed, for finish to keep.
 func (s *streamer) planDigest(f *os.File, index uint32, e proto.Entry, offset uint64) digestPlan {
 	d := digestPlan{h: proto.NewDigest(), from: offset}
-	st, keep := sourceStamp(f, e)
-	keep = keep && s.cache != nil && e.Size >= digestCacheMin
+	// A file too small for the cache costs no stat here.
+	keep := s.cache != nil && e.Size >= digestCacheMin
+	var st partialStamp
+	if keep {
+		st, keep = sourceStamp(f, e)
+	}
 	if !keep {
 		if offset > 0 {
 			d.whole = startFileDigest(f, d.h, 0, e.Size, nil)

@@ -488,6 +488,22 @@ func (in *Inbox) linkIn(tmp string, d *os.File, final string) error {
 	return s.linkIn(base, d, in.root, final)
 }
 
+// moveIn gives tmp, a verified file of the staging folder, the new name
+// final in the directory open as d by moving it there, failing with
+// EEXIST rather than replace a file; see stagingFolder.moveIn. Any other
+// error means that tmp is where it was.
+func (in *Inbox) moveIn(tmp string, d *os.File, final string) error {
+	base, ok := inStaging(tmp)
+	if !ok {
+		return &os.LinkError{Op: "rename", Old: tmp, New: final, Err: errors.ErrUnsupported}
+	}
+	s, err := in.staging()
+	if err != nil {
+		return err
+	}
+	return s.moveIn(base, d, final)
+}
+
 // rename is link for file systems without hard links: it moves tmp to
 // final, replacing whatever is there.
 func (in *Inbox) rename(tmp, final string) error {
@@ -697,11 +713,19 @@ func (in *Inbox) dropPartial(key string) {
 // createStagingTemp creates a new temporary file in the staging folder for
 // a file that is not resumed.
 func (in *Inbox) createStagingTemp() (*os.File, string, error) {
+	return in.createStagingFile(0o600)
+}
+
+// createStagingFile is createStagingTemp with the mode perm (less the
+// umask): a received file's final mode, which spares a chmod when the
+// umask leaves it whole. The staging folder is private (0700), so no one
+// else reaches the file before it has its final name.
+func (in *Inbox) createStagingFile(perm fs.FileMode) (*os.File, string, error) {
 	for range 10 {
 		var rnd [8]byte
 		_, _ = rand.Read(rnd[:])
 		name := path.Join(stagingDir, "tmp-"+hex.EncodeToString(rnd[:]))
-		f, err := in.openStaging(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err := in.openStaging(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}

@@ -65,6 +65,10 @@ type syncJob struct {
 type syncDone struct {
 	i   int
 	err error
+	// st is the file as set up (see statArrival), when stated: learnt
+	// on the worker, so that naming it needs no stat of its own.
+	st     arrival
+	stated bool
 }
 
 // syncUnit is what a worker takes at once: a group, or one file.
@@ -85,8 +89,8 @@ type syncer struct {
 	jobs  chan syncUnit
 	done  chan syncUnitDone
 	wg    sync.WaitGroup
-	queue []int         // entries put, in order, not yet committed
-	out   map[int]error // outcomes that arrived for entries in queue
+	queue []int            // entries put, in order, not yet committed
+	out   map[int]syncDone // outcomes that arrived for entries in queue
 	// open counts the entries handed to the workers whose outcomes have
 	// not arrived; single, the files handed over one by one among them.
 	open, single int
@@ -96,14 +100,14 @@ type syncer struct {
 	groupStart time.Time
 	// commit gets each entry's outcome, in the order the entries were
 	// put.
-	commit func(i int, err error)
+	commit func(d syncDone)
 	// barrier, if not nil, makes every file of f's file system durable
 	// (syncfs); without it, nothing is grouped.
 	barrier func(f *os.File) error
 }
 
-func newSyncer(commit func(i int, err error)) *syncer {
-	return &syncer{commit: commit, out: map[int]error{}, barrier: fileSystemBarrier()}
+func newSyncer(commit func(d syncDone)) *syncer {
+	return &syncer{commit: commit, out: map[int]syncDone{}, barrier: fileSystemBarrier()}
 }
 
 // put hands job over. Before it returns, it commits the entries synced so
@@ -186,16 +190,15 @@ func (s *syncer) takeUnit(d syncUnitDone) {
 // take records an outcome and commits the entries at the head of the
 // queue whose outcomes are in.
 func (s *syncer) take(d syncDone) {
-	s.out[d.i] = d.err
+	s.out[d.i] = d
 	for len(s.queue) > 0 {
-		err, ok := s.out[s.queue[0]]
+		o, ok := s.out[s.queue[0]]
 		if !ok {
 			return
 		}
 		delete(s.out, s.queue[0])
-		i := s.queue[0]
 		s.queue = s.queue[1:]
-		s.commit(i, err)
+		s.commit(o)
 	}
 }
 
@@ -218,7 +221,7 @@ func (s *syncer) work() {
 	defer s.wg.Done()
 	for u := range s.jobs {
 		if !u.group {
-			s.done <- syncUnitDone{done: []syncDone{{i: u.jobs[0].i, err: u.jobs[0].run()}}}
+			s.done <- syncUnitDone{done: []syncDone{u.jobs[0].sync()}}
 			continue
 		}
 		s.done <- syncUnitDone{done: syncGroup(u.jobs, s.barrier), group: true}
@@ -232,7 +235,7 @@ func syncGroup(g []syncJob, barrier func(*os.File) error) []syncDone {
 	out := make([]syncDone, len(g))
 	var first *os.File
 	for k, job := range g {
-		out[k] = syncDone{i: job.i, err: job.setUp()}
+		out[k] = job.setUp()
 		if out[k].err == nil && first == nil {
 			first = job.f
 		}
@@ -252,24 +255,42 @@ func syncGroup(g []syncJob, barrier func(*os.File) error) []syncDone {
 	return out
 }
 
-// setUp gives the file its mode and times.
-func (job syncJob) setUp() error {
-	err := job.f.Chmod(job.mode)
-	if err == nil && !job.mtime.IsZero() {
-		// Before the sync, so that the times are durable with the rest.
-		err = job.root.Chtimes(job.name, job.mtime, job.mtime)
+// setUp gives the file its times and mode (before the sync, so that they
+// are durable with the rest), and states it: one fstat tells its
+// identity for the arrived index and whether its mode is already right
+// (a temporary file is made with its final mode), which spares a chmod.
+func (job syncJob) setUp() syncDone {
+	d := syncDone{i: job.i}
+	if !job.mtime.IsZero() {
+		if d.err = setFileTimes(job.f, job.root, job.name, job.mtime); d.err != nil {
+			return d
+		}
 	}
-	return err
+	id, fi, err := openIdentity(job.f)
+	if err != nil || fi.Mode().Perm() != job.mode.Perm() {
+		if d.err = job.f.Chmod(job.mode); d.err != nil {
+			return d
+		}
+	}
+	if err == nil {
+		d.st = arrival{id: id, size: uint64(fi.Size()), mtime: fi.ModTime().UnixNano()}
+		d.stated = true
+	}
+	return d
 }
 
-// run gives the file its mode and times and makes it durable.
-func (job syncJob) run() error {
-	err := job.setUp()
-	if err == nil {
-		err = job.f.Sync()
+// sync gives the file its mode and times, makes it durable, and closes
+// it.
+func (job syncJob) sync() syncDone {
+	d := job.setUp()
+	if d.err == nil {
+		d.err = job.f.Sync()
 	}
-	if cerr := job.f.Close(); err == nil {
-		err = cerr
+	if cerr := job.f.Close(); d.err == nil {
+		d.err = cerr
 	}
-	return err
+	return d
 }
+
+// run is sync's error alone.
+func (job syncJob) run() error { return job.sync().err }
