@@ -661,7 +661,10 @@ type transfer struct {
 	accepted []bool
 	touched  map[string]bool     // directories that got new entries, to sync
 	linkDirs map[string]*os.File // directories open for linkFinal
-	dirTimes []dirTime           // offered directories' mtimes, applied last
+	// digest is the hash openTemp hands out, reset for each file: the
+	// files of a transfer are received one after another.
+	digest   hash.Hash
+	dirTimes []dirTime // offered directories' mtimes, applied last
 
 	pmu      sync.Mutex    // guards prog and wire
 	prog     InProgress    // Bytes: of the files done, and of those not sent
@@ -811,10 +814,19 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 		mtime int64
 	}
 	seen := map[sameFile]int{} // files offered so far, to their entries
+	// The entries of a folder share their first component: it is folded
+	// (isStaging) once for a run of them.
+	var lastFirst string
+	lastStaging := false
 	for i, e := range t.offer.Entries {
 		err := checkOffered(e.Path)
-		if first, _, _ := strings.Cut(e.Path, "/"); err == nil && t.policy.Folder == "" && isStaging(first, t.in.cfg.NameRules) {
-			err = fmt.Errorf("%s is the receiver's own folder: %w", stagingDir, ErrNameUnsafe)
+		if first, _, _ := strings.Cut(e.Path, "/"); err == nil && t.policy.Folder == "" {
+			if i == 0 || first != lastFirst {
+				lastFirst, lastStaging = first, isStaging(first, t.in.cfg.NameRules)
+			}
+			if lastStaging {
+				err = fmt.Errorf("%s is the receiver's own folder: %w", stagingDir, ErrNameUnsafe)
+			}
 		}
 		if e.Kind == proto.KindText {
 			err = nil // nothing is made under a text's name (see textFileName)
@@ -1150,7 +1162,13 @@ func (t *transfer) keepPartial(i int, f *os.File, werr error, s *sink) {
 // record; otherwise a new temporary file. The hash is returned even with
 // an error.
 func (t *transfer) openTemp(i int, buf []byte) (*os.File, hash.Hash, error) {
-	h := proto.NewDigest()
+	// One hash for the transfer's files, one after another: a new one a
+	// file was the receiver's largest allocation for small files.
+	if t.digest == nil {
+		t.digest = proto.NewDigest()
+	}
+	h := t.digest
+	h.Reset()
 	if err := t.in.ensureStaging(); err != nil {
 		return nil, h, err
 	}

@@ -841,6 +841,9 @@ type streamer struct {
 	// fromCache holds the stamps of the files whose digest went on
 	// from a kept state, by index.
 	fromCache map[uint32]partialStamp
+	// digest is the hash of the files sent from their start, one after
+	// another, reset for each (see planDigest).
+	digest hash.Hash
 }
 
 // unreadFile is a file the streamer could not read in full, padded and
