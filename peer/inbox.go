@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -80,6 +81,8 @@ type Inbox struct {
 	// indexTorn: the index may not end in a newline (an append failed,
 	// or the agent died in one); indexDirty: appends not yet synced.
 	indexTorn, indexDirty bool
+	// indexAppends counts the appends to the index.
+	indexAppends uint64
 	// indexSize is the index's size, as this inbox wrote it; -1 when
 	// unknown. The index is this inbox's alone.
 	indexSize int64
@@ -661,6 +664,9 @@ type transfer struct {
 	accepted []bool
 	touched  map[string]bool     // directories that got new entries, to sync
 	linkDirs map[string]*os.File // directories open for linkFinal
+	// recorded holds, by entry, the name recordAhead entered in the
+	// arrived index (nil until it entered one).
+	recorded []string
 	// digest is the hash openTemp hands out, reset for each file: the
 	// files of a transfer are received one after another.
 	digest   hash.Hash
@@ -956,6 +962,7 @@ func (t *transfer) discard(i int) {
 func (t *transfer) receive(br *bufio.Reader) error {
 	buf := make([]byte, bufSize)
 	syncs := newSyncer(t.commitSynced)
+	syncs.prepare = t.recordAhead
 	t.linkDirs = map[string]*os.File{}
 	defer func() {
 		syncs.drain()
@@ -1471,7 +1478,11 @@ func (t *transfer) commitFile(i int, st *arrival) {
 	if t.claimed[i] {
 		rec = recPath(t.keys[i])
 	}
-	a, err := t.place(t.temps[i], dir, t.in.cfg.NameRules.mapComponent(path.Base(e.Path)), t.keys[i], rec, st)
+	pre := ""
+	if t.recorded != nil {
+		pre = t.recorded[i]
+	}
+	a, err := t.place(t.temps[i], dir, t.in.cfg.NameRules.mapComponent(path.Base(e.Path)), t.keys[i], rec, st, pre)
 	if errors.Is(err, errNotRecorded) && t.claimed[i] {
 		t.results[i] = proto.Result{Status: proto.Failed, Code: writeCode(err), Reason: trimReason("could not write: " + errReason(err))}
 		t.outOfSpace = t.outOfSpace || writeCode(err) == proto.CodeNoSpace
@@ -1490,6 +1501,57 @@ func (t *transfer) commitFile(i int, st *arrival) {
 			clear(t.in.recent)
 		}
 		t.in.recent[t.keys[i]] = a
+	}
+}
+
+// recordAhead enters in the arrived index, with one write, the names that
+// the files of ds (about to be committed in a row) will take: each the
+// first name free in its folder, as place picks it. place then records
+// only a name it tries that is not the one recorded here (a name taken
+// in the meantime, a mapped name): each name is still in the index
+// before it is tried, and a record of a name not made is harmless, as
+// place says. Entries it cannot tell about are left to place.
+func (t *transfer) recordAhead(ds []syncDone) {
+	var recs []arrival
+	var idx []int
+	taken := map[string]bool{} // fold keys of the names picked here, by folder
+	for _, d := range ds {
+		if d.err != nil || !d.stated || t.claimed[d.i] {
+			continue
+		}
+		e := t.offer.Entries[d.i]
+		dir, err := t.resolveDir(path.Dir(e.Path))
+		if err != nil {
+			continue
+		}
+		name := t.in.cfg.NameRules.mapComponent(path.Base(e.Path))
+		cand, key := fitName(name, 0, roomIn(dir)), ""
+		if cand != "" {
+			key = foldKey(cand)
+		}
+		if cand == "" || t.listing(dir)[key] || taken[dir+"/"+key] {
+			continue // place finds a name itself
+		}
+		taken[dir+"/"+key] = true
+		a := d.st
+		a.key, a.saved = cmp.Or(t.keys[d.i], "-"), path.Join(dir, cand)
+		recs = append(recs, a)
+		idx = append(idx, d.i)
+	}
+	if len(recs) < 2 {
+		return
+	}
+	t.in.mu.Lock()
+	err := t.in.recordArrivals(recs)
+	t.in.mu.Unlock()
+	if err != nil {
+		return
+	}
+	if t.recorded == nil {
+		t.recorded = make([]string, len(t.offer.Entries))
+	}
+	for k, i := range idx {
+		t.recorded[i] = recs[k].saved
 	}
 }
 
@@ -1518,8 +1580,9 @@ var errNotRecorded = errors.New("arrival not recorded")
 // start-up clean removes a staging file with two names, and a resume
 // never writes into the file of an arrival (see resumeOffset). st, if
 // not nil, is tmp as statArrival would find it (the syncer stated the
-// open file).
-func (t *transfer) place(tmp, dir, name, fileKey, rec string, st *arrival) (arrival, error) {
+// open file); pre, if not empty, is a final path already recorded for
+// st (see recordAhead), which is not recorded again.
+func (t *transfer) place(tmp, dir, name, fileKey, rec string, st *arrival, pre string) (arrival, error) {
 	names := t.listing(dir)
 	room := roomIn(dir)
 	var a arrival
@@ -1549,9 +1612,12 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string, st *arrival) (arri
 			stated = true
 		}
 		a.saved = final
-		if err := t.in.recordArrival(a); err != nil {
-			return arrival{}, fmt.Errorf("%w: %w", errNotRecorded, err)
+		if final != pre {
+			if err := t.in.recordArrival(a); err != nil {
+				return arrival{}, fmt.Errorf("%w: %w", errNotRecorded, err)
+			}
 		}
+		pre = "" // a later candidate is recorded anew
 		if placeHook != nil {
 			placeHook(tmp)
 		}
@@ -1578,7 +1644,7 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string, st *arrival) (arri
 			if tmp, err = t.copyInto(tmp, dir); err != nil {
 				return arrival{}, err
 			}
-			stated = false
+			stated, pre = false, ""
 			n--
 			continue
 		}
@@ -1751,14 +1817,15 @@ func syncDir(root *os.Root, dir string) {
 // syncDirs makes the entries of the directories t touched durable. A
 // directory's fsync costs a disk flush, as a file's does, and a tree of
 // small files touches many: where there is a barrier (see syncer), one a
-// file system does for them all.
-func (t *transfer) syncDirs() {
+// file system does for them all. It returns the devices whose file
+// systems such a barrier made durable whole, if any.
+func (t *transfer) syncDirs() (synced map[uint64]bool) {
 	barrier := fileSystemBarrier()
 	if barrier == nil || len(t.touched) < 2 {
 		for d := range t.touched {
 			syncDir(t.in.root, d)
 		}
-		return
+		return nil
 	}
 	seen := map[uint64]bool{} // devices synced
 	for d := range t.touched {
@@ -1777,10 +1844,11 @@ func (t *transfer) syncDirs() {
 				syncDir(t.in.root, d)
 			}
 			f.Close()
-			return
+			return nil
 		}
 		f.Close()
 	}
+	return seen
 }
 
 // finish ends the transfer. Files already given their final names stay:
@@ -1811,8 +1879,16 @@ func (t *transfer) finish(ok bool) {
 			}
 		}
 	}
-	t.syncDirs()
 	t.in.mu.Lock()
+	appends := t.in.indexAppends
+	t.in.mu.Unlock()
+	synced := t.syncDirs()
+	t.in.mu.Lock()
+	if t.in.indexAppends == appends && t.in.indexOn(synced) {
+		// The barrier came after every append so far: the index is
+		// durable, and its fsync would only cost another disk flush.
+		t.in.indexDirty = false
+	}
 	t.in.syncArrived()
 	t.in.mu.Unlock()
 	for i := range t.temps {

@@ -959,6 +959,12 @@ func (in *Inbox) statArrival(key, name string) (arrival, error) {
 // starts on a new line whatever the last one left. The index is cut to
 // its newer half when it grows past arrivedMax.
 func (in *Inbox) recordArrival(a arrival) error {
+	return in.recordArrivals([]arrival{a})
+}
+
+// recordArrivals is recordArrival for several records, appended with one
+// write: all of them or, should it fail, none.
+func (in *Inbox) recordArrivals(as []arrival) error {
 	name := path.Join(stagingDir, arrivedName)
 	if in.index == nil {
 		f, err := in.openStaging(name, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
@@ -977,11 +983,14 @@ func (in *Inbox) recordArrival(a arrival) error {
 		in.indexSize = fi.Size()
 	}
 	size := in.indexSize
-	b := a.line()
+	var b []byte
 	if in.indexTorn {
-		b = append([]byte{'\n'}, b...)
+		b = append(b, '\n')
 	}
-	b = append(b, '\n')
+	for _, a := range as {
+		b = append(b, a.line()...)
+		b = append(b, '\n')
+	}
 	write := in.index.Write
 	if indexWriteHook != nil {
 		write = func(b []byte) (int, error) { return indexWriteHook(in.index, b) }
@@ -993,6 +1002,7 @@ func (in *Inbox) recordArrival(a arrival) error {
 	}
 	in.indexTorn = false
 	in.indexDirty = true
+	in.indexAppends++
 	in.indexSize = size + int64(len(b))
 	if in.indexSize <= arrivedMax {
 		return nil
@@ -1018,6 +1028,16 @@ func endsLine(f *os.File) bool {
 	var last [1]byte
 	_, err = f.ReadAt(last[:], fi.Size()-1)
 	return err == nil && last[0] == '\n'
+}
+
+// indexOn reports whether the arrived index is open and on one of the
+// devices. The caller holds in.mu.
+func (in *Inbox) indexOn(devices map[uint64]bool) bool {
+	if in.index == nil || len(devices) == 0 {
+		return false
+	}
+	id, _, err := openIdentity(in.index)
+	return err == nil && id != (fileID{}) && devices[id.dev]
 }
 
 // syncArrived makes the records appended so far durable. The caller holds

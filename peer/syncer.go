@@ -33,9 +33,10 @@ const (
 	// syncOpen bounds the entries handed to the workers whose outcomes
 	// have not arrived, grouped or not: each holds an open file, and so
 	// does each file of the group being gathered. A transfer holds at
-	// most 2 × groupFiles open files: one group syncs while the next
-	// gathers.
-	syncOpen = groupFiles
+	// most 3 × groupFiles open files: two groups sync while the next
+	// gathers, so that a barrier slowed by other writers of the file
+	// system does not stop the stream at once.
+	syncOpen = 2 * groupFiles
 	// groupMax is the largest file synced in a group: larger ones are
 	// written through a pipeline or directly (see sink), and a fsync of
 	// their own costs little next to their bytes.
@@ -101,6 +102,11 @@ type syncer struct {
 	// commit gets each entry's outcome, in the order the entries were
 	// put.
 	commit func(d syncDone)
+	// prepare, if not nil, gets the outcomes about to be committed
+	// together (more than one), before commit gets them one by one: a
+	// group's files are committed in a row.
+	prepare func(ds []syncDone)
+	ready   []syncDone // prepare's slice, reused
 	// barrier, if not nil, makes every file of f's file system durable
 	// (syncfs); without it, nothing is grouped.
 	barrier func(f *os.File) error
@@ -176,30 +182,46 @@ func (s *syncer) hand(u syncUnit) {
 	s.jobs <- u
 }
 
-// takeUnit records the outcomes of a unit.
+// takeUnit records the outcomes of a unit, and commits the entries at
+// the head of the queue whose outcomes are in.
 func (s *syncer) takeUnit(d syncUnitDone) {
 	s.open -= len(d.done)
 	if !d.group {
 		s.single--
 	}
 	for _, o := range d.done {
-		s.take(o)
+		s.out[o.i] = o
 	}
+	s.commitReady()
 }
 
 // take records an outcome and commits the entries at the head of the
 // queue whose outcomes are in.
 func (s *syncer) take(d syncDone) {
 	s.out[d.i] = d
+	s.commitReady()
+}
+
+// commitReady commits the entries at the head of the queue whose
+// outcomes are in, in order, after handing them to prepare together.
+func (s *syncer) commitReady() {
+	run := s.ready[:0]
 	for len(s.queue) > 0 {
 		o, ok := s.out[s.queue[0]]
 		if !ok {
-			return
+			break
 		}
 		delete(s.out, s.queue[0])
 		s.queue = s.queue[1:]
+		run = append(run, o)
+	}
+	if s.prepare != nil && len(run) > 1 {
+		s.prepare(run)
+	}
+	for _, o := range run {
 		s.commit(o)
 	}
+	s.ready = run[:0]
 }
 
 // drain hands over the group, waits for every entry handed over, commits

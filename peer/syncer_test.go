@@ -56,8 +56,8 @@ func TestSyncerSyncsAndReports(t *testing.T) {
 			f.Close()
 		}
 		s.put(syncJob{i: i, f: f, root: root, name: name, mode: 0o644, mtime: mtime})
-		if len(s.queue) > 2*groupFiles {
-			t.Fatalf("%d entries wait, at most %d may", len(s.queue), 2*groupFiles)
+		if len(s.queue) > syncOpen+groupFiles {
+			t.Fatalf("%d entries wait, at most %d may", len(s.queue), syncOpen+groupFiles)
 		}
 	}
 	s.drain()
