@@ -867,6 +867,9 @@ func (s *streamer) report(path string) {
 // connection error is returned.
 func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 	e := it.Entry
+	if offset == 0 && e.Size <= uint64(len(s.buf)) && readWhole(it.Source, s.buf[:e.Size], e) {
+		return s.sendWhole(index, e, s.buf[:e.Size])
+	}
 	fe := proto.FileEnd{Index: index, Status: proto.Sent}
 	f, rerr := openSource(it.Source)
 	if f != nil {
@@ -919,6 +922,25 @@ func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 	} else if d.whole == nil {
 		copy(fe.Digest[:], d.h.Sum(nil))
 	}
+	return proto.WriteFileEnd(s.bw, fe)
+}
+
+// sendWhole sends entry index, e, whose bytes b were read whole (see
+// readWhole), and its end: a small file costs no *os.File, whose
+// making, locking and finalizer took a tenth of the sender's time on
+// 4 KiB files.
+func (s *streamer) sendWhole(index uint32, e proto.Entry, b []byte) error {
+	if s.digest == nil {
+		s.digest = proto.NewDigest()
+	}
+	s.digest.Reset()
+	s.digest.Write(b)
+	if _, err := s.bw.Write(b); err != nil {
+		return err
+	}
+	s.advance(uint64(len(b)), e.Path)
+	fe := proto.FileEnd{Index: index, Status: proto.Sent}
+	copy(fe.Digest[:], s.digest.Sum(nil))
 	return proto.WriteFileEnd(s.bw, fe)
 }
 

@@ -2,7 +2,11 @@
 
 package peer
 
-import "os"
+import (
+	"os"
+
+	"github.com/lanshare/lanshare/proto"
+)
 
 // openSource opens a local file to send, for reading.
 func openSource(name string) (*os.File, error) { return os.Open(name) }
@@ -15,3 +19,6 @@ func checkOpen(name string) error {
 	}
 	return f.Close()
 }
+
+// readWhole reports false: small files are sent the common way here.
+func readWhole(string, []byte, proto.Entry) bool { return false }

@@ -5,8 +5,11 @@ package peer
 import (
 	"io/fs"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lanshare/lanshare/proto"
 )
 
 // openSource opens a local file to send, for reading. os.Open offers
@@ -44,4 +47,32 @@ func openRead(name string) (int, error) {
 		}
 		return fd, nil
 	}
+}
+
+// readWhole reads the file name, which e offers, into b (e.Size bytes),
+// with no *os.File: an open, reads, an fstat and a close. It reports
+// whether b holds the whole file and the file still has e's size and
+// mtime; otherwise the caller sends it the common way, which tells what
+// changed.
+func readWhole(name string, b []byte, e proto.Entry) bool {
+	fd, err := openRead(name)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	for n := 0; n < len(b); {
+		k, err := unix.Read(fd, b[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || k == 0 {
+			return false
+		}
+		n += k
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false
+	}
+	return uint64(st.Size) == e.Size && time.Unix(st.Mtim.Unix()).Equal(e.MTime)
 }
