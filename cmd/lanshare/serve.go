@@ -268,7 +268,7 @@ func arrivals(in peer.Incoming) []peer.Arrival {
 	if in.Transfer == nil {
 		return nil
 	}
-	var out []peer.Arrival
+	out := make([]peer.Arrival, 0, len(in.Transfer.Entries)+1)
 	remote := fmt.Sprint(in.Remote) // once: a transfer may hold 100,000 files
 	if in.Transfer.Text != "" {
 		out = append(out, peer.Arrival{Time: in.End, From: in.Transfer.From, ID: in.PeerID, Remote: remote, Text: in.Transfer.Text,
