@@ -25,7 +25,7 @@ import (
 )
 
 // The staging folder. Every file the inbox receives is written into
-// .lanshare/ at the top of the shared folder, and linked to its final name
+// .lanshare/ at the top of the shared folder, and given its final name
 // only once its size and digest are verified and it is synced, so a final
 // name never shows an incomplete file, whatever dies when.
 //

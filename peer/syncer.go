@@ -7,11 +7,11 @@ import (
 )
 
 // A received file is durable before it gets its final name: its mode and
-// times are set and it is synced, then linked. The sync waits for the
-// disk, which for a small file costs more than receiving it, so it does
+// times are set and it is synced, then named (see place). The sync waits
+// for the disk, which for a small file costs more than receiving it, so it does
 // not run on the transfer's goroutine: a verified file is handed to a
 // syncer, whose goroutines set it up and sync it while the next files
-// arrive, and the transfer's goroutine links the synced files, in offer
+// arrive, and the transfer's goroutine names the synced files, in offer
 // order, between files and at the end. All names are still made by that
 // one goroutine, so naming stays as if nothing ran alongside it.
 //
@@ -21,14 +21,14 @@ import (
 // time on 4 KiB files. Where the system can (Linux: syncfs), one barrier
 // makes every file of a group durable at once; should it report an
 // error, each file of the group is fsynced, which tells whose it was. No
-// file of a group is linked before the group's barrier returned.
+// file of a group is named before the group's barrier returned.
 
 const (
 	// syncWorkers is how many syncs may be in flight at once: the disk
 	// takes several together about as fast as one.
 	syncWorkers = 4
 	// syncPending bounds the files handed over one by one and not yet
-	// linked, and so the open files they hold.
+	// named, and so the open files they hold.
 	syncPending = 32
 	// syncOpen bounds the entries handed to the workers whose outcomes
 	// have not arrived, grouped or not: each holds an open file, and so
