@@ -266,7 +266,7 @@ func (b *Batch) receive(i int, e proto.Entry, r io.Reader, sum []byte) (counted 
 	if err := t.in.ensureStaging(); err != nil {
 		return 0, fmt.Errorf("receiving %s: %w", Escape(e.Path), err)
 	}
-	f, name, err := t.in.createStagingTemp()
+	f, name, err := t.in.createStagingFile(t.fileMode(e))
 	if err != nil {
 		return 0, fmt.Errorf("receiving %s: %w", Escape(e.Path), err)
 	}
@@ -319,7 +319,7 @@ func (b *Batch) receive(i int, e proto.Entry, r io.Reader, sum []byte) (counted 
 		return counted, fmt.Errorf("receiving %s: could not write: %w", Escape(e.Path), err)
 	}
 	b.mu.Lock()
-	t.commitFile(i)
+	t.commitFile(i, nil)
 	b.mu.Unlock()
 	return counted, nil
 }

@@ -14,6 +14,12 @@ func fileIdentity(root *os.Root, name string) (fileID, fs.FileInfo, error) {
 	return fileID{}, fi, err
 }
 
+// openIdentity is fileIdentity of the open file f.
+func openIdentity(f *os.File) (fileID, fs.FileInfo, error) {
+	fi, err := f.Stat()
+	return fileID{}, fi, err
+}
+
 // sysNoHardLinks reports the errors of a hard link that mean none can be
 // made, besides those of noHardLinks: none here.
 func sysNoHardLinks(error) bool { return false }

@@ -29,6 +29,19 @@ func fileIdentity(root *os.Root, name string) (fileID, fs.FileInfo, error) {
 	return fileID{dev: uint64(d.VolumeSerialNumber), ino: uint64(d.FileIndexHigh)<<32 | uint64(d.FileIndexLow)}, fi, nil
 }
 
+// openIdentity is fileIdentity of the open file f.
+func openIdentity(f *os.File) (fileID, fs.FileInfo, error) {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return fileID{}, fi, err
+	}
+	var d syscall.ByHandleFileInformation
+	if err := syscall.GetFileInformationByHandle(syscall.Handle(f.Fd()), &d); err != nil {
+		return fileID{}, fi, nil
+	}
+	return fileID{dev: uint64(d.VolumeSerialNumber), ino: uint64(d.FileIndexHigh)<<32 | uint64(d.FileIndexLow)}, fi, nil
+}
+
 // Windows errors of CreateHardLink on a volume without hard links (FAT)
 // or on a file with too many.
 const (

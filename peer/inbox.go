@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -80,6 +81,8 @@ type Inbox struct {
 	// indexTorn: the index may not end in a newline (an append failed,
 	// or the agent died in one); indexDirty: appends not yet synced.
 	indexTorn, indexDirty bool
+	// indexAppends counts the appends to the index.
+	indexAppends uint64
 	// indexSize is the index's size, as this inbox wrote it; -1 when
 	// unknown. The index is this inbox's alone.
 	indexSize int64
@@ -661,7 +664,13 @@ type transfer struct {
 	accepted []bool
 	touched  map[string]bool     // directories that got new entries, to sync
 	linkDirs map[string]*os.File // directories open for linkFinal
-	dirTimes []dirTime           // offered directories' mtimes, applied last
+	// recorded holds, by entry, the name recordAhead entered in the
+	// arrived index (nil until it entered one).
+	recorded []string
+	// digest is the hash openTemp hands out, reset for each file: the
+	// files of a transfer are received one after another.
+	digest   hash.Hash
+	dirTimes []dirTime // offered directories' mtimes, applied last
 
 	pmu      sync.Mutex    // guards prog and wire
 	prog     InProgress    // Bytes: of the files done, and of those not sent
@@ -811,10 +820,19 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 		mtime int64
 	}
 	seen := map[sameFile]int{} // files offered so far, to their entries
+	// The entries of a folder share their first component: it is folded
+	// (isStaging) once for a run of them.
+	var lastFirst string
+	lastStaging := false
 	for i, e := range t.offer.Entries {
 		err := checkOffered(e.Path)
-		if first, _, _ := strings.Cut(e.Path, "/"); err == nil && t.policy.Folder == "" && isStaging(first, t.in.cfg.NameRules) {
-			err = fmt.Errorf("%s is the receiver's own folder: %w", stagingDir, ErrNameUnsafe)
+		if first, _, _ := strings.Cut(e.Path, "/"); err == nil && t.policy.Folder == "" {
+			if i == 0 || first != lastFirst {
+				lastFirst, lastStaging = first, isStaging(first, t.in.cfg.NameRules)
+			}
+			if lastStaging {
+				err = fmt.Errorf("%s is the receiver's own folder: %w", stagingDir, ErrNameUnsafe)
+			}
 		}
 		if e.Kind == proto.KindText {
 			err = nil // nothing is made under a text's name (see textFileName)
@@ -944,6 +962,7 @@ func (t *transfer) discard(i int) {
 func (t *transfer) receive(br *bufio.Reader) error {
 	buf := make([]byte, bufSize)
 	syncs := newSyncer(t.commitSynced)
+	syncs.prepare = t.recordAhead
 	t.linkDirs = map[string]*os.File{}
 	defer func() {
 		syncs.drain()
@@ -1042,14 +1061,16 @@ func (t *transfer) stopOutOfSpace(i int) error {
 	return fmt.Errorf("after %s: %w", Escape(t.offer.Entries[i].Path), errOutOfSpace)
 }
 
-// commitSynced names entry i once the syncer is done with it.
-func (t *transfer) commitSynced(i int, err error) {
-	if err != nil {
-		t.fail(i, writeCode(err), "could not write: "+errReason(err))
+// commitSynced names entry d.i once the syncer is done with it.
+func (t *transfer) commitSynced(d syncDone) {
+	if d.err != nil {
+		t.fail(d.i, writeCode(d.err), "could not write: "+errReason(d.err))
+	} else if d.stated {
+		t.commitFile(d.i, &d.st)
 	} else {
-		t.commitFile(i)
+		t.commitFile(d.i, nil)
 	}
-	t.elapsed[i] = time.Since(t.start)
+	t.elapsed[d.i] = time.Since(t.start)
 }
 
 // receiveFile reads entry i's bytes and FileEnd. It returns only an error
@@ -1148,13 +1169,19 @@ func (t *transfer) keepPartial(i int, f *os.File, werr error, s *sink) {
 // record; otherwise a new temporary file. The hash is returned even with
 // an error.
 func (t *transfer) openTemp(i int, buf []byte) (*os.File, hash.Hash, error) {
-	h := proto.NewDigest()
+	// One hash for the transfer's files, one after another: a new one a
+	// file was the receiver's largest allocation for small files.
+	if t.digest == nil {
+		t.digest = proto.NewDigest()
+	}
+	h := t.digest
+	h.Reset()
 	if err := t.in.ensureStaging(); err != nil {
 		return nil, h, err
 	}
 	e := t.offer.Entries[i]
 	if !t.claimed[i] {
-		f, name, err := t.in.createStagingTemp()
+		f, name, err := t.in.createStagingFile(t.fileMode(e))
 		t.temps[i] = name
 		return f, h, err
 	}
@@ -1430,7 +1457,7 @@ func fitReceipt(results []proto.Result) {
 // It holds the inbox lock so concurrent transfers pick names one at a time.
 // A file whose arrival cannot be recorded (the disk is full) is not
 // saved; a resumable one keeps its partial file for the next send.
-func (t *transfer) commitFile(i int) {
+func (t *transfer) commitFile(i int, st *arrival) {
 	e := t.offer.Entries[i]
 	dir, err := t.resolveDir(path.Dir(e.Path))
 	if err != nil {
@@ -1451,7 +1478,11 @@ func (t *transfer) commitFile(i int) {
 	if t.claimed[i] {
 		rec = recPath(t.keys[i])
 	}
-	a, err := t.place(t.temps[i], dir, t.in.cfg.NameRules.mapComponent(path.Base(e.Path)), t.keys[i], rec)
+	pre := ""
+	if t.recorded != nil {
+		pre = t.recorded[i]
+	}
+	a, err := t.place(t.temps[i], dir, t.in.cfg.NameRules.mapComponent(path.Base(e.Path)), t.keys[i], rec, st, pre)
 	if errors.Is(err, errNotRecorded) && t.claimed[i] {
 		t.results[i] = proto.Result{Status: proto.Failed, Code: writeCode(err), Reason: trimReason("could not write: " + errReason(err))}
 		t.outOfSpace = t.outOfSpace || writeCode(err) == proto.CodeNoSpace
@@ -1470,6 +1501,57 @@ func (t *transfer) commitFile(i int) {
 			clear(t.in.recent)
 		}
 		t.in.recent[t.keys[i]] = a
+	}
+}
+
+// recordAhead enters in the arrived index, with one write, the names that
+// the files of ds (about to be committed in a row) will take: each the
+// first name free in its folder, as place picks it. place then records
+// only a name it tries that is not the one recorded here (a name taken
+// in the meantime, a mapped name): each name is still in the index
+// before it is tried, and a record of a name not made is harmless, as
+// place says. Entries it cannot tell about are left to place.
+func (t *transfer) recordAhead(ds []syncDone) {
+	var recs []arrival
+	var idx []int
+	taken := map[string]bool{} // fold keys of the names picked here, by folder
+	for _, d := range ds {
+		if d.err != nil || !d.stated || t.claimed[d.i] {
+			continue
+		}
+		e := t.offer.Entries[d.i]
+		dir, err := t.resolveDir(path.Dir(e.Path))
+		if err != nil {
+			continue
+		}
+		name := t.in.cfg.NameRules.mapComponent(path.Base(e.Path))
+		cand, key := fitName(name, 0, roomIn(dir)), ""
+		if cand != "" {
+			key = foldKey(cand)
+		}
+		if cand == "" || t.listing(dir)[key] || taken[dir+"/"+key] {
+			continue // place finds a name itself
+		}
+		taken[dir+"/"+key] = true
+		a := d.st
+		a.key, a.saved = cmp.Or(t.keys[d.i], "-"), path.Join(dir, cand)
+		recs = append(recs, a)
+		idx = append(idx, d.i)
+	}
+	if len(recs) < 2 {
+		return
+	}
+	t.in.mu.Lock()
+	err := t.in.recordArrivals(recs)
+	t.in.mu.Unlock()
+	if err != nil {
+		return
+	}
+	if t.recorded == nil {
+		t.recorded = make([]string, len(t.offer.Entries))
+	}
+	for k, i := range idx {
+		t.recorded[i] = recs[k].saved
 	}
 }
 
@@ -1496,12 +1578,22 @@ var errNotRecorded = errors.New("arrival not recorded")
 // again from its start.) Should the agent die after the link, before tmp
 // is removed, the partial file is a second name of the final file: the
 // start-up clean removes a staging file with two names, and a resume
-// never writes into the file of an arrival (see resumeOffset).
-func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
+// never writes into the file of an arrival (see resumeOffset). st, if
+// not nil, is tmp as statArrival would find it (the syncer stated the
+// open file); pre, if not empty, is a final path already recorded for
+// st (see recordAhead), which is not recorded again.
+func (t *transfer) place(tmp, dir, name, fileKey, rec string, st *arrival, pre string) (arrival, error) {
 	names := t.listing(dir)
 	room := roomIn(dir)
 	var a arrival
 	stated := false
+	if st != nil {
+		a, stated = *st, true
+		a.key = fileKey
+		if a.key == "" {
+			a.key = "-"
+		}
+	}
 	for n := 0; n < maxCollisions; n++ {
 		cand := fitName(name, n, room)
 		if cand == "" {
@@ -1520,15 +1612,23 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 			stated = true
 		}
 		a.saved = final
-		if err := t.in.recordArrival(a); err != nil {
-			return arrival{}, fmt.Errorf("%w: %w", errNotRecorded, err)
+		if final != pre {
+			if err := t.in.recordArrival(a); err != nil {
+				return arrival{}, fmt.Errorf("%w: %w", errNotRecorded, err)
+			}
 		}
+		pre = "" // a later candidate is recorded anew
 		if placeHook != nil {
 			placeHook(tmp)
 		}
 		var err error = syscall.EINVAL
+		moved := false
 		if badName == nil || !badName(cand) {
-			err = t.linkFinal(tmp, dir, final)
+			if err = t.moveFinal(tmp, dir, final); err == nil {
+				moved = true
+			} else if !errors.Is(err, fs.ErrExist) {
+				err = t.linkFinal(tmp, dir, final)
+			}
 		}
 		if m, ok := windowsFallback(name, err); ok {
 			name, n = m, -1
@@ -1544,7 +1644,7 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 			if tmp, err = t.copyInto(tmp, dir); err != nil {
 				return arrival{}, err
 			}
-			stated = false
+			stated, pre = false, ""
 			n--
 			continue
 		}
@@ -1580,7 +1680,9 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string) (arrival, error) {
 		if rec != "" {
 			_ = t.in.remove(rec)
 		}
-		_ = t.in.remove(tmp)
+		if !moved {
+			_ = t.in.remove(tmp)
+		}
 		return a, nil
 	}
 	return arrival{}, fmt.Errorf("%s: %d names taken: %w", Escape(path.Join(dir, name)), maxCollisions, fs.ErrExist)
@@ -1605,6 +1707,27 @@ func (t *transfer) linkFinal(tmp, dir, final string) error {
 		t.linkDirs[dir] = d
 	}
 	return t.in.linkIn(tmp, d, final)
+}
+
+// moveFinal gives tmp the name final in dir by moving it there, in one
+// rename that fails with EEXIST rather than replace anything (a link and
+// the removal of tmp are two system calls). Any other error leaves tmp
+// where it was, for linkFinal: where there is no such rename (another
+// system, an older kernel, a file system that cannot), and for every
+// commit but receive's.
+func (t *transfer) moveFinal(tmp, dir, final string) error {
+	if t.linkDirs == nil {
+		return &os.LinkError{Op: "rename", Old: tmp, New: final, Err: errors.ErrUnsupported}
+	}
+	d := t.linkDirs[dir]
+	if d == nil {
+		var err error
+		if d, err = t.in.root.Open(pathOrDot(dir)); err != nil {
+			return err
+		}
+		t.linkDirs[dir] = d
+	}
+	return t.in.moveIn(tmp, d, final)
 }
 
 // closeLinkDirs closes the directories linkFinal holds open.
@@ -1694,14 +1817,15 @@ func syncDir(root *os.Root, dir string) {
 // syncDirs makes the entries of the directories t touched durable. A
 // directory's fsync costs a disk flush, as a file's does, and a tree of
 // small files touches many: where there is a barrier (see syncer), one a
-// file system does for them all.
-func (t *transfer) syncDirs() {
+// file system does for them all. It returns the devices whose file
+// systems such a barrier made durable whole, if any.
+func (t *transfer) syncDirs() (synced map[uint64]bool) {
 	barrier := fileSystemBarrier()
 	if barrier == nil || len(t.touched) < 2 {
 		for d := range t.touched {
 			syncDir(t.in.root, d)
 		}
-		return
+		return nil
 	}
 	seen := map[uint64]bool{} // devices synced
 	for d := range t.touched {
@@ -1720,10 +1844,11 @@ func (t *transfer) syncDirs() {
 				syncDir(t.in.root, d)
 			}
 			f.Close()
-			return
+			return nil
 		}
 		f.Close()
 	}
+	return seen
 }
 
 // finish ends the transfer. Files already given their final names stay:
@@ -1754,8 +1879,16 @@ func (t *transfer) finish(ok bool) {
 			}
 		}
 	}
-	t.syncDirs()
 	t.in.mu.Lock()
+	appends := t.in.indexAppends
+	t.in.mu.Unlock()
+	synced := t.syncDirs()
+	t.in.mu.Lock()
+	if t.in.indexAppends == appends && t.in.indexOn(synced) {
+		// The barrier came after every append so far: the index is
+		// durable, and its fsync would only cost another disk flush.
+		t.in.indexDirty = false
+	}
 	t.in.syncArrived()
 	t.in.mu.Unlock()
 	for i := range t.temps {

@@ -13,3 +13,10 @@ func renameNoReplace(olddirfd int, oldpath string, newdirfd int, newpath string)
 	}
 	return err
 }
+
+// renameExcl renames like renameat, but only where it can refuse to
+// replace an existing new name (EEXIST): it fails with EINVAL or ENOSYS,
+// having done nothing, where the kernel or file system cannot.
+func renameExcl(olddirfd int, oldpath string, newdirfd int, newpath string) error {
+	return unix.Renameat2(olddirfd, oldpath, newdirfd, newpath, unix.RENAME_NOREPLACE)
+}

@@ -38,9 +38,25 @@ type digestPlan struct {
 // A file of at least digestCacheMin bytes whose stamp matches the offer
 // has its states taken wherever it is hashed, for finish to keep.
 func (s *streamer) planDigest(f *os.File, index uint32, e proto.Entry, offset uint64) digestPlan {
-	d := digestPlan{h: proto.NewDigest(), from: offset}
-	st, keep := sourceStamp(f, e)
-	keep = keep && s.cache != nil && e.Size >= digestCacheMin
+	d := digestPlan{from: offset}
+	if offset == 0 {
+		// Hashed on this goroutine while it streams, and done with
+		// before the next file: one hash serves them all (a new one a
+		// file was the sender's largest allocation for small files).
+		if s.digest == nil {
+			s.digest = proto.NewDigest()
+		}
+		d.h = s.digest
+		d.h.Reset()
+	} else {
+		d.h = proto.NewDigest()
+	}
+	// A file too small for the cache costs no stat here.
+	keep := s.cache != nil && e.Size >= digestCacheMin
+	var st partialStamp
+	if keep {
+		st, keep = sourceStamp(f, e)
+	}
 	if !keep {
 		if offset > 0 {
 			d.whole = startFileDigest(f, d.h, 0, e.Size, nil)

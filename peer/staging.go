@@ -25,7 +25,7 @@ import (
 )
 
 // The staging folder. Every file the inbox receives is written into
-// .lanshare/ at the top of the shared folder, and linked to its final name
+// .lanshare/ at the top of the shared folder, and given its final name
 // only once its size and digest are verified and it is synced, so a final
 // name never shows an incomplete file, whatever dies when.
 //
@@ -488,6 +488,22 @@ func (in *Inbox) linkIn(tmp string, d *os.File, final string) error {
 	return s.linkIn(base, d, in.root, final)
 }
 
+// moveIn gives tmp, a verified file of the staging folder, the new name
+// final in the directory open as d by moving it there, failing with
+// EEXIST rather than replace a file; see stagingFolder.moveIn. Any other
+// error means that tmp is where it was.
+func (in *Inbox) moveIn(tmp string, d *os.File, final string) error {
+	base, ok := inStaging(tmp)
+	if !ok {
+		return &os.LinkError{Op: "rename", Old: tmp, New: final, Err: errors.ErrUnsupported}
+	}
+	s, err := in.staging()
+	if err != nil {
+		return err
+	}
+	return s.moveIn(base, d, final)
+}
+
 // rename is link for file systems without hard links: it moves tmp to
 // final, replacing whatever is there.
 func (in *Inbox) rename(tmp, final string) error {
@@ -697,11 +713,19 @@ func (in *Inbox) dropPartial(key string) {
 // createStagingTemp creates a new temporary file in the staging folder for
 // a file that is not resumed.
 func (in *Inbox) createStagingTemp() (*os.File, string, error) {
+	return in.createStagingFile(0o600)
+}
+
+// createStagingFile is createStagingTemp with the mode perm (less the
+// umask): a received file's final mode, which spares a chmod when the
+// umask leaves it whole. The staging folder is private (0700), so no one
+// else reaches the file before it has its final name.
+func (in *Inbox) createStagingFile(perm fs.FileMode) (*os.File, string, error) {
 	for range 10 {
 		var rnd [8]byte
 		_, _ = rand.Read(rnd[:])
 		name := path.Join(stagingDir, "tmp-"+hex.EncodeToString(rnd[:]))
-		f, err := in.openStaging(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err := in.openStaging(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -935,6 +959,12 @@ func (in *Inbox) statArrival(key, name string) (arrival, error) {
 // starts on a new line whatever the last one left. The index is cut to
 // its newer half when it grows past arrivedMax.
 func (in *Inbox) recordArrival(a arrival) error {
+	return in.recordArrivals([]arrival{a})
+}
+
+// recordArrivals is recordArrival for several records, appended with one
+// write: all of them or, should it fail, none.
+func (in *Inbox) recordArrivals(as []arrival) error {
 	name := path.Join(stagingDir, arrivedName)
 	if in.index == nil {
 		f, err := in.openStaging(name, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
@@ -953,11 +983,14 @@ func (in *Inbox) recordArrival(a arrival) error {
 		in.indexSize = fi.Size()
 	}
 	size := in.indexSize
-	b := a.line()
+	var b []byte
 	if in.indexTorn {
-		b = append([]byte{'\n'}, b...)
+		b = append(b, '\n')
 	}
-	b = append(b, '\n')
+	for _, a := range as {
+		b = append(b, a.line()...)
+		b = append(b, '\n')
+	}
 	write := in.index.Write
 	if indexWriteHook != nil {
 		write = func(b []byte) (int, error) { return indexWriteHook(in.index, b) }
@@ -969,6 +1002,7 @@ func (in *Inbox) recordArrival(a arrival) error {
 	}
 	in.indexTorn = false
 	in.indexDirty = true
+	in.indexAppends++
 	in.indexSize = size + int64(len(b))
 	if in.indexSize <= arrivedMax {
 		return nil
@@ -994,6 +1028,16 @@ func endsLine(f *os.File) bool {
 	var last [1]byte
 	_, err = f.ReadAt(last[:], fi.Size()-1)
 	return err == nil && last[0] == '\n'
+}
+
+// indexOn reports whether the arrived index is open and on one of the
+// devices. The caller holds in.mu.
+func (in *Inbox) indexOn(devices map[uint64]bool) bool {
+	if in.index == nil || len(devices) == 0 {
+		return false
+	}
+	id, _, err := openIdentity(in.index)
+	return err == nil && id != (fileID{}) && devices[id.dev]
 }
 
 // syncArrived makes the records appended so far durable. The caller holds

@@ -3,6 +3,7 @@
 package peer
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -47,6 +48,12 @@ func (s *stagingFolder) link(name string, dst *os.Root, final string) error {
 // linkIn is link: d, final's directory, is not used here.
 func (s *stagingFolder) linkIn(name string, _ *os.File, dst *os.Root, final string) error {
 	return s.link(name, dst, final)
+}
+
+// moveIn would move name to final without replacing anything: these
+// systems cannot refuse to replace in a rename, so the caller links.
+func (s *stagingFolder) moveIn(name string, _ *os.File, final string) error {
+	return &os.LinkError{Op: "rename", Old: path.Join(stagingDir, name), New: final, Err: errors.ErrUnsupported}
 }
 
 // rename moves name, a file of the staging folder, to final in dst.

@@ -131,6 +131,22 @@ func (s *stagingFolder) linkIn(name string, d *os.File, _ *os.Root, final string
 	return nil
 }
 
+// moveIn moves name, a file of the staging folder, to final (base its
+// last component, in the directory open as d) where it can do so without
+// replacing anything: one rename that fails with EEXIST when final
+// exists. Any other failure (a file system or kernel that cannot refuse
+// to replace, a name it will not hold) leaves name where it was, and the
+// caller links it instead.
+func (s *stagingFolder) moveIn(name string, d *os.File, final string) error {
+	err := s.atDir(d, path.Base(final), func(sfd, dfd int, base string) error {
+		return renameExcl(sfd, name, dfd, base)
+	})
+	if err != nil {
+		return &os.LinkError{Op: "renameat", Old: path.Join(stagingDir, name), New: final, Err: err}
+	}
+	return nil
+}
+
 // at runs op with the staging folder's descriptor and that of final's
 // directory under dst, and final's last component.
 func (s *stagingFolder) at(dst *os.Root, final string, op func(sfd, dfd int, base string) error) error {

@@ -7,11 +7,11 @@ import (
 )
 
 // A received file is durable before it gets its final name: its mode and
-// times are set and it is synced, then linked. The sync waits for the
-// disk, which for a small file costs more than receiving it, so it does
+// times are set and it is synced, then named (see place). The sync waits
+// for the disk, which for a small file costs more than receiving it, so it does
 // not run on the transfer's goroutine: a verified file is handed to a
 // syncer, whose goroutines set it up and sync it while the next files
-// arrive, and the transfer's goroutine links the synced files, in offer
+// arrive, and the transfer's goroutine names the synced files, in offer
 // order, between files and at the end. All names are still made by that
 // one goroutine, so naming stays as if nothing ran alongside it.
 //
@@ -21,21 +21,22 @@ import (
 // time on 4 KiB files. Where the system can (Linux: syncfs), one barrier
 // makes every file of a group durable at once; should it report an
 // error, each file of the group is fsynced, which tells whose it was. No
-// file of a group is linked before the group's barrier returned.
+// file of a group is named before the group's barrier returned.
 
 const (
 	// syncWorkers is how many syncs may be in flight at once: the disk
 	// takes several together about as fast as one.
 	syncWorkers = 4
 	// syncPending bounds the files handed over one by one and not yet
-	// linked, and so the open files they hold.
+	// named, and so the open files they hold.
 	syncPending = 32
 	// syncOpen bounds the entries handed to the workers whose outcomes
 	// have not arrived, grouped or not: each holds an open file, and so
 	// does each file of the group being gathered. A transfer holds at
-	// most 2 × groupFiles open files: one group syncs while the next
-	// gathers.
-	syncOpen = groupFiles
+	// most 3 × groupFiles open files: two groups sync while the next
+	// gathers, so that a barrier slowed by other writers of the file
+	// system does not stop the stream at once.
+	syncOpen = 2 * groupFiles
 	// groupMax is the largest file synced in a group: larger ones are
 	// written through a pipeline or directly (see sink), and a fsync of
 	// their own costs little next to their bytes.
@@ -65,6 +66,10 @@ type syncJob struct {
 type syncDone struct {
 	i   int
 	err error
+	// st is the file as set up (see statArrival), when stated: learnt
+	// on the worker, so that naming it needs no stat of its own.
+	st     arrival
+	stated bool
 }
 
 // syncUnit is what a worker takes at once: a group, or one file.
@@ -85,8 +90,8 @@ type syncer struct {
 	jobs  chan syncUnit
 	done  chan syncUnitDone
 	wg    sync.WaitGroup
-	queue []int         // entries put, in order, not yet committed
-	out   map[int]error // outcomes that arrived for entries in queue
+	queue []int            // entries put, in order, not yet committed
+	out   map[int]syncDone // outcomes that arrived for entries in queue
 	// open counts the entries handed to the workers whose outcomes have
 	// not arrived; single, the files handed over one by one among them.
 	open, single int
@@ -96,14 +101,19 @@ type syncer struct {
 	groupStart time.Time
 	// commit gets each entry's outcome, in the order the entries were
 	// put.
-	commit func(i int, err error)
+	commit func(d syncDone)
+	// prepare, if not nil, gets the outcomes about to be committed
+	// together (more than one), before commit gets them one by one: a
+	// group's files are committed in a row.
+	prepare func(ds []syncDone)
+	ready   []syncDone // prepare's slice, reused
 	// barrier, if not nil, makes every file of f's file system durable
 	// (syncfs); without it, nothing is grouped.
 	barrier func(f *os.File) error
 }
 
-func newSyncer(commit func(i int, err error)) *syncer {
-	return &syncer{commit: commit, out: map[int]error{}, barrier: fileSystemBarrier()}
+func newSyncer(commit func(d syncDone)) *syncer {
+	return &syncer{commit: commit, out: map[int]syncDone{}, barrier: fileSystemBarrier()}
 }
 
 // put hands job over. Before it returns, it commits the entries synced so
@@ -172,31 +182,46 @@ func (s *syncer) hand(u syncUnit) {
 	s.jobs <- u
 }
 
-// takeUnit records the outcomes of a unit.
+// takeUnit records the outcomes of a unit, and commits the entries at
+// the head of the queue whose outcomes are in.
 func (s *syncer) takeUnit(d syncUnitDone) {
 	s.open -= len(d.done)
 	if !d.group {
 		s.single--
 	}
 	for _, o := range d.done {
-		s.take(o)
+		s.out[o.i] = o
 	}
+	s.commitReady()
 }
 
 // take records an outcome and commits the entries at the head of the
 // queue whose outcomes are in.
 func (s *syncer) take(d syncDone) {
-	s.out[d.i] = d.err
+	s.out[d.i] = d
+	s.commitReady()
+}
+
+// commitReady commits the entries at the head of the queue whose
+// outcomes are in, in order, after handing them to prepare together.
+func (s *syncer) commitReady() {
+	run := s.ready[:0]
 	for len(s.queue) > 0 {
-		err, ok := s.out[s.queue[0]]
+		o, ok := s.out[s.queue[0]]
 		if !ok {
-			return
+			break
 		}
 		delete(s.out, s.queue[0])
-		i := s.queue[0]
 		s.queue = s.queue[1:]
-		s.commit(i, err)
+		run = append(run, o)
 	}
+	if s.prepare != nil && len(run) > 1 {
+		s.prepare(run)
+	}
+	for _, o := range run {
+		s.commit(o)
+	}
+	s.ready = run[:0]
 }
 
 // drain hands over the group, waits for every entry handed over, commits
@@ -218,7 +243,7 @@ func (s *syncer) work() {
 	defer s.wg.Done()
 	for u := range s.jobs {
 		if !u.group {
-			s.done <- syncUnitDone{done: []syncDone{{i: u.jobs[0].i, err: u.jobs[0].run()}}}
+			s.done <- syncUnitDone{done: []syncDone{u.jobs[0].sync()}}
 			continue
 		}
 		s.done <- syncUnitDone{done: syncGroup(u.jobs, s.barrier), group: true}
@@ -232,7 +257,7 @@ func syncGroup(g []syncJob, barrier func(*os.File) error) []syncDone {
 	out := make([]syncDone, len(g))
 	var first *os.File
 	for k, job := range g {
-		out[k] = syncDone{i: job.i, err: job.setUp()}
+		out[k] = job.setUp()
 		if out[k].err == nil && first == nil {
 			first = job.f
 		}
@@ -252,24 +277,42 @@ func syncGroup(g []syncJob, barrier func(*os.File) error) []syncDone {
 	return out
 }
 
-// setUp gives the file its mode and times.
-func (job syncJob) setUp() error {
-	err := job.f.Chmod(job.mode)
-	if err == nil && !job.mtime.IsZero() {
-		// Before the sync, so that the times are durable with the rest.
-		err = job.root.Chtimes(job.name, job.mtime, job.mtime)
+// setUp gives the file its times and mode (before the sync, so that they
+// are durable with the rest), and states it: one fstat tells its
+// identity for the arrived index and whether its mode is already right
+// (a temporary file is made with its final mode), which spares a chmod.
+func (job syncJob) setUp() syncDone {
+	d := syncDone{i: job.i}
+	if !job.mtime.IsZero() {
+		if d.err = setFileTimes(job.f, job.root, job.name, job.mtime); d.err != nil {
+			return d
+		}
 	}
-	return err
+	id, fi, err := openIdentity(job.f)
+	if err != nil || fi.Mode().Perm() != job.mode.Perm() {
+		if d.err = job.f.Chmod(job.mode); d.err != nil {
+			return d
+		}
+	}
+	if err == nil {
+		d.st = arrival{id: id, size: uint64(fi.Size()), mtime: fi.ModTime().UnixNano()}
+		d.stated = true
+	}
+	return d
 }
 
-// run gives the file its mode and times and makes it durable.
-func (job syncJob) run() error {
-	err := job.setUp()
-	if err == nil {
-		err = job.f.Sync()
+// sync gives the file its mode and times, makes it durable, and closes
+// it.
+func (job syncJob) sync() syncDone {
+	d := job.setUp()
+	if d.err == nil {
+		d.err = job.f.Sync()
 	}
-	if cerr := job.f.Close(); err == nil {
-		err = cerr
+	if cerr := job.f.Close(); d.err == nil {
+		d.err = cerr
 	}
-	return err
+	return d
 }
+
+// run is sync's error alone.
+func (job syncJob) run() error { return job.sync().err }

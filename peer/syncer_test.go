@@ -14,7 +14,7 @@ import (
 // committed in the order they were handed over.
 func TestSyncerCommitsInOrder(t *testing.T) {
 	var got []int
-	s := newSyncer(func(i int, err error) { got = append(got, i) })
+	s := newSyncer(func(d syncDone) { got = append(got, d.i) })
 	s.queue = []int{4, 7, 9, 12}
 	for _, tc := range []struct {
 		done int
@@ -44,12 +44,8 @@ func TestSyncerSyncsAndReports(t *testing.T) {
 	defer root.Close()
 	mtime := time.Date(2021, 3, 4, 5, 6, 7, 8, time.UTC)
 	const n, broken = 3*groupFiles + 5, groupFiles + 1
-	type outcome struct {
-		i   int
-		err error
-	}
-	var got []outcome
-	s := newSyncer(func(i int, err error) { got = append(got, outcome{i, err}) })
+	var got []syncDone
+	s := newSyncer(func(d syncDone) { got = append(got, d) })
 	for i := range n {
 		name := fmt.Sprintf("f%03d", i)
 		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -60,8 +56,8 @@ func TestSyncerSyncsAndReports(t *testing.T) {
 			f.Close()
 		}
 		s.put(syncJob{i: i, f: f, root: root, name: name, mode: 0o644, mtime: mtime})
-		if len(s.queue) > 2*groupFiles {
-			t.Fatalf("%d entries wait, at most %d may", len(s.queue), 2*groupFiles)
+		if len(s.queue) > syncOpen+groupFiles {
+			t.Fatalf("%d entries wait, at most %d may", len(s.queue), syncOpen+groupFiles)
 		}
 	}
 	s.drain()
@@ -79,10 +75,15 @@ func TestSyncerSyncsAndReports(t *testing.T) {
 		if i == broken {
 			continue
 		}
-		fi, err := root.Stat(fmt.Sprintf("f%03d", i))
+		id, fi, err := fileIdentity(root, fmt.Sprintf("f%03d", i))
 		must(t, err)
 		if fi.Mode().Perm() != 0o644 || !fi.ModTime().Equal(mtime) {
 			t.Fatalf("entry %d: mode %v, mtime %v", i, fi.Mode(), fi.ModTime())
+		}
+		// What the syncer stated is what the arrived index would record.
+		want := arrival{id: id, size: uint64(fi.Size()), mtime: mtime.UnixNano()}
+		if !o.stated || o.st != want {
+			t.Fatalf("entry %d: stated %v %+v, want %+v", i, o.stated, o.st, want)
 		}
 	}
 }
@@ -105,7 +106,8 @@ func TestSyncerGroupsSmallFiles(t *testing.T) {
 				barriers  int
 				got       []int
 			)
-			s := newSyncer(func(i int, err error) {
+			s := newSyncer(func(d syncDone) {
+				i, err := d.i, d.err
 				if err != nil {
 					t.Errorf("entry %d: %v", i, err)
 				}

@@ -5,7 +5,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -32,6 +34,7 @@ type bench struct {
 	loopback   place  // the benchmark's own namespace
 	sets       map[string]dataset
 	rounds     int       // rounds run so far, naming their folders
+	deletedAt  time.Time // when runRounds last deleted many files
 	notes      []string  // printed under the table
 	lastLookup time.Time // when scenario 6 last sent by id
 }
@@ -173,16 +176,35 @@ type sample struct {
 }
 
 // runRounds runs every way once per round, runs rounds, in an order that
-// turns each round, and returns the samples by way and round. Each round's
-// outputs are deleted after it, and the file system synced.
+// turns each round, and returns the samples by way and round.
+//
+// Every run writes into a folder of its own that no earlier run used, and
+// a round's outputs stay until the last round has run, but for their
+// files of bigOutput bytes or more, deleted after their round (few
+// inodes, most of the bytes): no run creates its files just after many
+// were deleted. ext4 without a journal does not reuse an inode freed
+// within the last 30 s (recently_deleted), and scans past every such
+// inode for each new file, a tax that grew round by round and hid the
+// ways' own costs. After the last round the outputs are deleted and the
+// file system synced, and the next runRounds waits until that deletion is
+// deletionSettle old before its first run.
 func (b *bench) runRounds(ctx context.Context, runs int, ways []way) ([][]sample, error) {
+	if err := b.settle(ctx); err != nil {
+		return nil, err
+	}
 	got := make([][]sample, len(ways))
+	var kept []string
+	defer func() {
+		// Only on an error: the work directory's removal takes what is left.
+		_ = b.deleteOutputs(kept)
+	}()
 	for r := range runs {
 		b.rounds++
 		dir := filepath.Join(b.work, "out", "round"+strconv.Itoa(b.rounds))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
+		kept = append(kept, dir)
 		for k := range ways {
 			i := (k + r) % len(ways)
 			w := ways[i]
@@ -196,14 +218,88 @@ func (b *bench) runRounds(ctx context.Context, runs int, ways []way) ([][]sample
 				formatMiB(s.snd.maxRSS), formatMiB(s.rcv.maxRSS), s.snd.cpu, s.rcv.cpu)
 			got[i] = append(got[i], s)
 		}
-		if err := os.RemoveAll(dir); err != nil {
-			return nil, fmt.Errorf("deleting round %d's outputs: %w", r+1, err)
+		if err := deleteBig(dir); err != nil {
+			return nil, fmt.Errorf("deleting round %d's large outputs: %w", r+1, err)
 		}
 		if err := syncFS(b.work); err != nil {
 			return nil, err
 		}
 	}
+	dirs := kept
+	kept = nil
+	if err := b.deleteOutputs(dirs); err != nil {
+		return nil, err
+	}
 	return got, nil
+}
+
+const (
+	// bigOutput is the size from which an output file is deleted after its
+	// round: a 1 GiB file is not kept five times over, and the many small
+	// files of scenarios 2 to 5 are kept until the last round.
+	bigOutput = 1 << 20
+	// deletionSettle is how long after deleting many files runRounds waits
+	// before its first run: past ext4's 30 s (dtime in whole seconds).
+	deletionSettle = 32 * time.Second
+	// manyDeleted is how many deleted files make runRounds wait.
+	manyDeleted = 1000
+)
+
+// deleteBig deletes the regular files of bigOutput bytes or more under
+// dir.
+func deleteBig(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil || info.Size() < bigOutput {
+			return err
+		}
+		return os.Remove(path)
+	})
+}
+
+// deleteOutputs deletes the rounds' folders dirs, syncs the file system,
+// and notes when, if they held many files, for settle.
+func (b *bench) deleteOutputs(dirs []string) error {
+	if len(dirs) == 0 {
+		return nil
+	}
+	files := 0
+	for _, dir := range dirs {
+		n, _, err := measureTree(dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		files += n
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("deleting a round's outputs: %w", err)
+		}
+	}
+	if err := syncFS(b.work); err != nil {
+		return err
+	}
+	if files >= manyDeleted {
+		b.deletedAt = time.Now()
+	}
+	return nil
+}
+
+// settle waits until the last deletion of many files is deletionSettle
+// old.
+func (b *bench) settle(ctx context.Context) error {
+	wait := time.Until(b.deletedAt.Add(deletionSettle))
+	if b.deletedAt.IsZero() || wait <= 0 {
+		return nil
+	}
+	b.logf("  waiting %.0fs: files deleted within the last %v slow the creation of new ones", wait.Seconds(), deletionSettle)
+	select {
+	case <-time.After(wait):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // lanshareWay sends ds from snd to a fresh agent at rcv, by HOST:PORT.

@@ -85,11 +85,14 @@
 // touched before its receipt, and every baseline receiver makes what it wrote durable
 // before its acknowledgment (a file: fsync of it and its folder; a tree:
 // one syncfs of its file system, cheaper than a fsync per file). The ways alternate within a
-// round, and the order turns each round (A B, B A, ...): outputs are kept
-// until the round ends, then deleted and the file system synced, and
-// creating files shortly after deleting many is slower on some file
-// systems, so the first way of a round is at a disadvantage. Sources are
-// made once, synced, and read from the page cache.
+// round, and the order turns each round (A B, B A, ...). Every run writes
+// into a folder of its own, and the outputs are kept until the scenario's
+// last round (but for files of 1 MiB or more, deleted after their round),
+// then deleted and the file system synced; the next scenario's rounds
+// start at least 32 s after that: ext4 without a journal scans past the
+// inodes freed in the last 30 s for every file it creates, which made
+// each round's files slower to create than the last's. Sources are made
+// once, synced, and read from the page cache.
 //
 // Start-up (scenario 6) is timed with a packet socket on loopback, which
 // takes the kernel's timestamp of the first TCP segment carrying data

@@ -268,15 +268,16 @@ func arrivals(in peer.Incoming) []peer.Arrival {
 	if in.Transfer == nil {
 		return nil
 	}
-	var out []peer.Arrival
+	out := make([]peer.Arrival, 0, len(in.Transfer.Entries)+1)
+	remote := fmt.Sprint(in.Remote) // once: a transfer may hold 100,000 files
 	if in.Transfer.Text != "" {
-		out = append(out, peer.Arrival{Time: in.End, From: in.Transfer.From, ID: in.PeerID, Remote: fmt.Sprint(in.Remote), Text: in.Transfer.Text,
+		out = append(out, peer.Arrival{Time: in.End, From: in.Transfer.From, ID: in.PeerID, Remote: remote, Text: in.Transfer.Text,
 			SavedAs: textSavedAs(in.Transfer)})
 	}
 	for _, e := range in.Transfer.Entries {
 		if e.Kind == proto.KindFile && e.Result.Status == proto.Saved {
 			out = append(out, peer.Arrival{Time: in.End, From: in.Transfer.From, ID: in.PeerID,
-				Remote: fmt.Sprint(in.Remote), Path: e.Path, SavedAs: e.Result.SavedAs, Size: e.Size})
+				Remote: remote, Path: e.Path, SavedAs: e.Result.SavedAs, Size: e.Size})
 		}
 	}
 	return out
