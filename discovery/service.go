@@ -834,43 +834,35 @@ func (s *Service) noteDuplicateQuestion(rs *runState, st *ifState, m *dns.Msg, s
 	if s.browseOffsets != nil || src.Port() != mdnsPort || !asksForService(m) {
 		return
 	}
-	// The instances its known answers list (most queries, those of
-	// starting agents, list none: then the table need not be looked at,
-	// which at a hundred peers was most of the work of taking a query).
-	var listed []string
-	for _, rr := range m.Answer {
-		ptr, ok := rr.(*dns.PTR)
-		if !ok || !strings.EqualFold(ptr.Hdr.Name, serviceFQDN) {
-			continue
-		}
-		inst, ok := splitInstance(ptr.Ptr)
-		if !ok {
-			return // not a name we would list
-		}
-		listed = append(listed, lowerASCII(inst))
-	}
-	if len(listed) > 0 {
-		s.mu.Lock()
-		known := s.table.known(st.info.Name, now)
-		s.mu.Unlock()
-		ours := make(map[string]bool, len(known)+1)
-		if s.instance != "" {
-			ours[lowerASCII(s.instance)] = true
-		}
-		for inst := range known {
-			ours[lowerASCII(inst)] = true
-		}
-		for _, inst := range listed {
-			if !ours[inst] {
-				return
-			}
-		}
+	if !s.wouldList(m.Answer, st.info.Name, now) {
+		return
 	}
 	rs.refreshPending = false
 	rs.lastQuery = now
 	if !rs.nextQuery.IsZero() {
 		s.planQuery(rs, now, false)
 	}
+}
+
+// wouldList reports whether every instance the PTR records among known
+// list is one our own query on iface would list: ours, or one the table
+// lists (see table.known). Each is looked up by its key rather than by
+// building our whole list: at a hundred peers that was most of the work
+// of taking a query.
+func (s *Service) wouldList(known []dns.RR, iface string, now time.Time) bool {
+	own := lowerASCII(s.instance)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rr := range known {
+		ptr, ok := rr.(*dns.PTR)
+		if !ok || !strings.EqualFold(ptr.Hdr.Name, serviceFQDN) || s.table.knownOn(lowerASCII(ptr.Ptr), iface, now) {
+			continue
+		}
+		if inst, ok := splitInstance(ptr.Ptr); !ok || s.instance == "" || lowerASCII(inst) != own {
+			return false // not a name we would list
+		}
+	}
+	return true
 }
 
 // asksForService reports whether q asks for PTR _lanshare._tcp.local.

@@ -870,26 +870,37 @@ func (t *table) unresolved(iface string, now time.Time) []need {
 func (t *table) known(iface string, now time.Time) map[string]uint32 {
 	out := map[string]uint32{}
 	for _, rs := range t.labels {
-		label, least, ok := "", time.Duration(0), false
-		for _, r := range rs {
-			if r.iface != iface {
-				continue
-			}
-			left := r.ptrClaim.Sub(now)
-			if r.ttl <= 0 || r.expiry().Sub(now) <= r.ttl/2 || !now.Before(r.ptrExp) {
-				ok = false
-				break
-			}
-			if !ok || left < least {
-				label, least = r.label, left
-			}
-			ok = true
-		}
-		if ok {
+		if label, least, ok := knownOf(rs, iface, now); ok {
 			out[label] = uint32(least / time.Second)
 		}
 	}
 	return out
+}
+
+// knownOn reports whether known(iface, now) lists the instance of key
+// (a lower-cased instance FQDN), without building the whole list.
+func (t *table) knownOn(key, iface string, now time.Time) bool {
+	_, _, ok := knownOf(t.labels[key], iface, now)
+	return ok
+}
+
+// knownOf is known for the records of one instance: its label and the
+// time left of its soonest PTR, if it is listed.
+func knownOf(rs []*record, iface string, now time.Time) (label string, least time.Duration, ok bool) {
+	for _, r := range rs {
+		if r.iface != iface {
+			continue
+		}
+		left := r.ptrClaim.Sub(now)
+		if r.ttl <= 0 || r.expiry().Sub(now) <= r.ttl/2 || !now.Before(r.ptrExp) {
+			return "", 0, false
+		}
+		if !ok || left < least {
+			label, least = r.label, left
+		}
+		ok = true
+	}
+	return label, least, ok
 }
 
 // snapshot returns all peers, sorted by instance (then id, name, version).
