@@ -145,3 +145,18 @@ func BenchmarkHandleQueryKnownAnswers(b *testing.B) {
 		b.Fatalf("%d partial queries left", len(rs.partial))
 	}
 }
+
+// BenchmarkHandleKnownAnswerFirstHeard is BenchmarkHandleKnownAnswer for
+// a message not heard before byte for byte (its ID changes each time), so
+// it is unpacked and parsed (see responseCache).
+func BenchmarkHandleKnownAnswerFirstHeard(b *testing.B) {
+	s, rs, _ := scaleService(b, 99)
+	resp, _ := buildResponse(peerZone("peer5", "id5", 4000, 120, "10.77.0.7"), browseQuery(nil, false), mdnsPort)
+	p := benchPacket(b, resp, "10.77.0.7")
+	now := t0.Add(time.Second)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		p.data[0], p.data[1] = byte(i>>8), byte(i)
+		s.handle(rs, p, now.Add(time.Duration(i)*time.Microsecond))
+	}
+}

@@ -313,6 +313,8 @@ type runState struct {
 	// resolveAt is when we look for records that lack an SRV, a TXT or
 	// addresses, and ask for them (zero: not planned).
 	resolveAt time.Time
+	// responses keeps responses parsed lately (see responseCache).
+	responses responseCache
 }
 
 // Run opens the mDNS sockets (sharing UDP port 5353 with other responders),
@@ -704,11 +706,14 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 		s.log.printf("offlink", "ignoring mDNS packet from %v on %s: not on the link", p.src, st.info.Name)
 		return
 	}
-	m, err := unpack(p.data)
-	if err != nil {
-		s.malformed.Add(1)
-		s.log.printf("malformed", "ignoring packet from %v on %s: %v", p.src, st.info.Name, err)
-		return
+	m, r, cached := rs.responses.lookup(p.data)
+	if !cached {
+		var err error
+		if m, err = unpack(p.data); err != nil {
+			s.malformed.Add(1)
+			s.log.printf("malformed", "ignoring packet from %v on %s: %v", p.src, st.info.Name, err)
+			return
+		}
 	}
 	if m.Response {
 		if p.src.Port() != mdnsPort {
@@ -725,11 +730,14 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 			s.log.printf("offlink", "ignoring mDNS response from %v on %s: IP TTL %d, not 255", p.src, st.info.Name, p.hops)
 			return
 		}
-		r, err := parseResponse(m)
-		if err != nil {
-			s.malformed.Add(1)
-			s.log.printf("malformed", "ignoring response from %v on %s: %v", p.src, st.info.Name, err)
-			return
+		if !cached {
+			var err error
+			if r, err = parseResponse(m); err != nil {
+				s.malformed.Add(1)
+				s.log.printf("malformed", "ignoring response from %v on %s: %v", p.src, st.info.Name, err)
+				return
+			}
+			rs.responses.store(p.data, m, r)
 		}
 		s.ignored.Add(uint64(r.ignored))
 		s.suppressDuplicateAnswers(st, m, p.src)

@@ -497,11 +497,13 @@ func (t *table) applyClaim(ch *change, c *claim, iface string, src netip.Addr, n
 		renewed = true
 	}
 	if c.hasTXT {
-		if wasTXT != nil && maps.Equal(wasTXT, c.txt) {
-			c.txt = wasTXT // the same: keep the one renderings share
+		// The same TXT keeps the map the record has, so it stays unchanged
+		// (see changed). The table never writes to a claim's map: parsed
+		// responses may be reused (see responseCache).
+		if wasTXT == nil || !maps.Equal(wasTXT, c.txt) {
+			r.txt = c.txt
 		}
-		r.txt = c.txt
-		r.id, r.name, r.version = c.txt[txtID], c.txt[txtName], c.txt[txtVersion]
+		r.id, r.name, r.version = r.txt[txtID], r.txt[txtName], r.txt[txtVersion]
 		r.txtExp = now.Add(r.ttlOf(c.txtTTL))
 	}
 	if renewed {
