@@ -160,3 +160,16 @@ func BenchmarkHandleKnownAnswerFirstHeard(b *testing.B) {
 		s.handle(rs, p, now.Add(time.Duration(i)*time.Microsecond))
 	}
 }
+
+// BenchmarkLoopWake is what Run's loop pays on every wake (every packet)
+// besides handling it, with 99 peers in the table and nothing due.
+func BenchmarkLoopWake(b *testing.B) {
+	s, rs, _ := scaleService(b, 99)
+	now := t0.Add(time.Second)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		at := now.Add(time.Duration(i) * time.Microsecond)
+		s.due(rs, at)
+		s.nextWake(rs)
+	}
+}
