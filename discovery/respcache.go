@@ -7,8 +7,14 @@ import (
 	"github.com/miekg/dns"
 )
 
-// maxCachedResponses caps the parsed responses kept by a responseCache.
-const maxCachedResponses = 256
+// maxCachedResponses caps the parsed responses kept by a responseCache,
+// and maxCachedPacket the size of those it keeps (an agent's answers are
+// a few hundred bytes), so a flood of large distinct responses cannot make
+// it hold more than some hundreds of KiB.
+const (
+	maxCachedResponses = 256
+	maxCachedPacket    = 1500
+)
 
 // responseCache keeps the last responses parsed, by their bytes, so that a
 // response heard again byte for byte is not unpacked and parsed again.
@@ -44,9 +50,13 @@ func (c *responseCache) lookup(data []byte) (*dns.Msg, response, bool) {
 	return e.msg, e.resp, true
 }
 
-// store keeps msg and resp, parsed from data; when full, it first drops
-// an entry (any: a map's order is random).
+// store keeps msg and resp, parsed from data, unless data is larger than
+// maxCachedPacket; when full, it first drops an entry (any: a map's order
+// is random).
 func (c *responseCache) store(data []byte, msg *dns.Msg, resp response) {
+	if len(data) > maxCachedPacket {
+		return
+	}
 	if c.entries == nil {
 		c.seed, c.entries = maphash.MakeSeed(), make(map[uint64]*parsedResponse)
 	}

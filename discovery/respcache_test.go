@@ -49,7 +49,7 @@ func TestRepeatedResponseChecked(t *testing.T) {
 }
 
 // TestResponseCacheBounded: a flood of distinct responses keeps at most
-// maxCachedResponses of them.
+// maxCachedResponses of them, and none larger than maxCachedPacket.
 func TestResponseCacheBounded(t *testing.T) {
 	s, rs, _ := scaleService(t, 0)
 	data, err := peerZone("bob", "b0b", 4000, 120, "10.77.0.9").announcement().Pack()
@@ -62,5 +62,25 @@ func TestResponseCacheBounded(t *testing.T) {
 	}
 	if n := len(rs.responses.entries); n != maxCachedResponses {
 		t.Errorf("%d responses cached, want %d", n, maxCachedResponses)
+	}
+	// A large one is parsed and applied but not kept.
+	big := peerZone("bob", "b0b", 4000, 120, "10.77.0.9")
+	for i := range 100 {
+		big.addrs = append(big.addrs, netip.AddrFrom4([4]byte{10, 77, 0, byte(10 + i)}))
+	}
+	data, err = big.announcement().Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) <= maxCachedPacket {
+		t.Fatalf("the large announcement is only %d bytes", len(data))
+	}
+	clear(rs.responses.entries)
+	s.handle(rs, packet{data: data, src: netip.MustParseAddrPort("10.77.0.9:5353"), ifindex: 2, hops: 255}, t0)
+	if n := len(rs.responses.entries); n != 0 {
+		t.Errorf("a response of %d bytes was cached", len(data))
+	}
+	if ps := s.Peers(); len(ps) != 1 || len(ps[0].Addrs) < 32 {
+		t.Errorf("the large announcement was not applied: %v", ps)
 	}
 }
