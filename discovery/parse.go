@@ -98,16 +98,18 @@ func parseResponse(m *dns.Msg) (response, error) {
 	}
 	claims := map[string]*claim{}
 	get := func(fqdn string) *claim {
+		// Names that differ only in case are equally valid: check and
+		// unescape a name once per message.
+		key := lowerASCII(fqdn)
+		if c := claims[key]; c != nil {
+			return c
+		}
 		label, ok := splitInstance(fqdn)
 		if !ok {
 			return nil
 		}
-		key := lowerASCII(fqdn)
-		c := claims[key]
-		if c == nil {
-			c = &claim{key: key, label: label}
-			claims[key] = c
-		}
+		c := &claim{key: key, label: label}
+		claims[key] = c
 		return c
 	}
 	addrs := map[string][]addrRecord{}

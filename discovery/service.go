@@ -313,6 +313,8 @@ type runState struct {
 	// resolveAt is when we look for records that lack an SRV, a TXT or
 	// addresses, and ask for them (zero: not planned).
 	resolveAt time.Time
+	// responses keeps responses parsed lately (see responseCache).
+	responses responseCache
 }
 
 // Run opens the mDNS sockets (sharing UDP port 5353 with other responders),
@@ -704,11 +706,14 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 		s.log.printf("offlink", "ignoring mDNS packet from %v on %s: not on the link", p.src, st.info.Name)
 		return
 	}
-	m, err := unpack(p.data)
-	if err != nil {
-		s.malformed.Add(1)
-		s.log.printf("malformed", "ignoring packet from %v on %s: %v", p.src, st.info.Name, err)
-		return
+	m, r, cached := rs.responses.lookup(p.data)
+	if !cached {
+		var err error
+		if m, err = unpack(p.data); err != nil {
+			s.malformed.Add(1)
+			s.log.printf("malformed", "ignoring packet from %v on %s: %v", p.src, st.info.Name, err)
+			return
+		}
 	}
 	if m.Response {
 		if p.src.Port() != mdnsPort {
@@ -725,11 +730,14 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 			s.log.printf("offlink", "ignoring mDNS response from %v on %s: IP TTL %d, not 255", p.src, st.info.Name, p.hops)
 			return
 		}
-		r, err := parseResponse(m)
-		if err != nil {
-			s.malformed.Add(1)
-			s.log.printf("malformed", "ignoring response from %v on %s: %v", p.src, st.info.Name, err)
-			return
+		if !cached {
+			var err error
+			if r, err = parseResponse(m); err != nil {
+				s.malformed.Add(1)
+				s.log.printf("malformed", "ignoring response from %v on %s: %v", p.src, st.info.Name, err)
+				return
+			}
+			rs.responses.store(p.data, m, r)
 		}
 		s.ignored.Add(uint64(r.ignored))
 		s.suppressDuplicateAnswers(st, m, p.src)
@@ -834,43 +842,35 @@ func (s *Service) noteDuplicateQuestion(rs *runState, st *ifState, m *dns.Msg, s
 	if s.browseOffsets != nil || src.Port() != mdnsPort || !asksForService(m) {
 		return
 	}
-	// The instances its known answers list (most queries, those of
-	// starting agents, list none: then the table need not be looked at,
-	// which at a hundred peers was most of the work of taking a query).
-	var listed []string
-	for _, rr := range m.Answer {
-		ptr, ok := rr.(*dns.PTR)
-		if !ok || !strings.EqualFold(ptr.Hdr.Name, serviceFQDN) {
-			continue
-		}
-		inst, ok := splitInstance(ptr.Ptr)
-		if !ok {
-			return // not a name we would list
-		}
-		listed = append(listed, lowerASCII(inst))
-	}
-	if len(listed) > 0 {
-		s.mu.Lock()
-		known := s.table.known(st.info.Name, now)
-		s.mu.Unlock()
-		ours := make(map[string]bool, len(known)+1)
-		if s.instance != "" {
-			ours[lowerASCII(s.instance)] = true
-		}
-		for inst := range known {
-			ours[lowerASCII(inst)] = true
-		}
-		for _, inst := range listed {
-			if !ours[inst] {
-				return
-			}
-		}
+	if !s.wouldList(m.Answer, st.info.Name, now) {
+		return
 	}
 	rs.refreshPending = false
 	rs.lastQuery = now
 	if !rs.nextQuery.IsZero() {
 		s.planQuery(rs, now, false)
 	}
+}
+
+// wouldList reports whether every instance the PTR records among known
+// list is one our own query on iface would list: ours, or one the table
+// lists (see table.known). Each is looked up by its key rather than by
+// building our whole list: at a hundred peers that was most of the work
+// of taking a query.
+func (s *Service) wouldList(known []dns.RR, iface string, now time.Time) bool {
+	own := lowerASCII(s.instance)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rr := range known {
+		ptr, ok := rr.(*dns.PTR)
+		if !ok || !strings.EqualFold(ptr.Hdr.Name, serviceFQDN) || s.table.knownOn(lowerASCII(ptr.Ptr), iface, now) {
+			continue
+		}
+		if inst, ok := splitInstance(ptr.Ptr); !ok || s.instance == "" || lowerASCII(inst) != own {
+			return false // not a name we would list
+		}
+	}
+	return true
 }
 
 // asksForService reports whether q asks for PTR _lanshare._tcp.local.

@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -83,6 +84,19 @@ type table struct {
 	// refreshTTL is the shortest TTL of the records the last refreshDue
 	// found due (it bounds the refresh jitter).
 	refreshTTL time.Duration
+
+	// rendered caches the Peers of each instance key (see peersOf); an
+	// entry is dropped whenever a record of the key changes in a way a
+	// Peer shows. Most packets at start-up repeat what the table holds
+	// and only move expiry times: with the cache they are turned into
+	// no events without rendering any Peer.
+	rendered map[string]*rendering
+}
+
+// rendering is the Peers of one instance key, by group. It is never
+// changed once made: a change of the key's records makes a new one.
+type rendering struct {
+	peers map[groupKey]Peer
 }
 
 // record is what one source said about one instance.
@@ -133,7 +147,8 @@ type addrState struct {
 const flushGrace = time.Second
 
 func newTable(selfID string) *table {
-	return &table{selfID: selfID, labels: map[string][]*record{}, bySource: map[netip.Addr][]*record{}}
+	return &table{selfID: selfID, labels: map[string][]*record{}, bySource: map[netip.Addr][]*record{},
+		rendered: map[string]*rendering{}}
 }
 
 func ttlDur(s uint32) time.Duration { return min(time.Duration(s)*time.Second, maxTTL) }
@@ -179,13 +194,19 @@ func peerKey(p Peer) string {
 	return lowerASCII(p.Instance) + "\x00" + p.ID + "\x00" + p.Name + "\x00" + p.Version
 }
 
-// peersOf renders the records of one instance key as Peers, by group.
-func (t *table) peersOf(key string) map[groupKey]Peer {
+// peersOf returns the records of one instance key rendered as Peers, by
+// group, or nil if the key has none. The rendering is cached until
+// changed is called for the key: its Peers share their Addrs and TXT
+// with the cache, so callers that hand them out must clone them.
+func (t *table) peersOf(key string) *rendering {
+	if rd := t.rendered[key]; rd != nil {
+		return rd
+	}
 	recs := t.labels[key]
 	if len(recs) == 0 {
 		return nil
 	}
-	groups := map[groupKey][]*record{}
+	groups := make(map[groupKey][]*record, 1)
 	for _, r := range recs {
 		g := r.group()
 		groups[g] = append(groups[g], r)
@@ -194,7 +215,21 @@ func (t *table) peersOf(key string) map[groupKey]Peer {
 	for g, rs := range groups {
 		out[g] = render(rs)
 	}
-	return out
+	rd := &rendering{peers: out}
+	t.rendered[key] = rd
+	return rd
+}
+
+// changed drops the cached Peers of key: call it after any change to its
+// records that a Peer shows (see render).
+func (t *table) changed(key string) { delete(t.rendered, key) }
+
+// groups returns the Peers of rd (nil for none).
+func (rd *rendering) groups() map[groupKey]Peer {
+	if rd == nil {
+		return nil
+	}
+	return rd.peers
 }
 
 // render makes the Peer of one group: fields from the most complete
@@ -258,31 +293,64 @@ func (r *record) completeness() int {
 // change collects the Peers of the instances a mutation touches, before
 // it, to turn the mutation into events.
 type change struct {
-	t      *table
-	before map[string]map[groupKey]Peer
+	t       *table
+	touched []touched
+	// index finds a key in touched once there are many (a hostile packet
+	// may carry hundreds of claims).
+	index map[string]int
 }
 
-func (t *table) change() *change { return &change{t: t, before: map[string]map[groupKey]Peer{}} }
+type touched struct {
+	key    string
+	before *rendering
+}
+
+func (t *table) change() *change { return &change{t: t} }
 
 // touch must be called before the records of key change.
 func (c *change) touch(key string) {
-	if _, ok := c.before[key]; !ok {
-		c.before[key] = c.t.peersOf(key)
+	if c.index != nil {
+		if _, ok := c.index[key]; ok {
+			return
+		}
+	} else {
+		for _, x := range c.touched {
+			if x.key == key {
+				return
+			}
+		}
+	}
+	c.touched = append(c.touched, touched{key: key, before: c.t.peersOf(key)})
+	switch {
+	case c.index != nil:
+		c.index[key] = len(c.touched) - 1
+	case len(c.touched) > 8:
+		c.index = make(map[string]int, 2*len(c.touched))
+		for i, x := range c.touched {
+			c.index[x.key] = i
+		}
 	}
 }
 
 // events compares the touched instances now with before: a Peer that
 // appeared is PeerUp, one that went is PeerDown (with its last state), one
-// that changed is PeerUpdate.
+// that changed is PeerUpdate. An instance whose rendering was not dropped
+// since it was touched (see table.changed) is unchanged.
 func (c *change) events() []Event {
-	keys := make([]string, 0, len(c.before))
-	for k := range c.before {
-		keys = append(keys, k)
+	var keys []touched
+	for _, x := range c.touched {
+		if rd := c.t.rendered[x.key]; (rd != nil && rd == x.before) || (x.before == nil && len(c.t.labels[x.key]) == 0) {
+			continue
+		}
+		keys = append(keys, x)
 	}
-	sort.Strings(keys)
+	if len(keys) == 0 {
+		return nil
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].key < keys[j].key })
 	var evs []Event
-	for _, k := range keys {
-		before, after := c.before[k], c.t.peersOf(k)
+	for _, x := range keys {
+		before, after := x.before.groups(), c.t.peersOf(x.key).groups()
 		var gs []groupKey
 		for g := range before {
 			gs = append(gs, g)
@@ -343,7 +411,9 @@ func (t *table) apply(r response, iface string, src netip.Addr, now time.Time) [
 				continue
 			}
 			ch.touch(rec.key)
-			rec.mergeAddrs(r.hostAddrs[host], iface, now)
+			if rec.mergeAddrs(r.hostAddrs[host], iface, now) {
+				t.changed(rec.key)
+			}
 			t.noteDeadlines(rec)
 		}
 	}
@@ -399,9 +469,11 @@ func (t *table) applyClaim(ch *change, c *claim, iface string, src netip.Addr, n
 		t.labels[c.key] = append(t.labels[c.key], r)
 		t.bySource[src] = append(t.bySource[src], r)
 		t.n++
+		t.changed(c.key)
 	} else if !r.confirmed && now.Sub(r.created) >= confirmAfter {
 		r.confirmed = true
 	}
+	was, wasTXT := r.shown(), r.txt
 	r.iface, r.heard, r.label = iface, now, c.label
 	renewed := false
 	if c.hasPTR {
@@ -425,15 +497,43 @@ func (t *table) applyClaim(ch *change, c *claim, iface string, src netip.Addr, n
 		renewed = true
 	}
 	if c.hasTXT {
-		r.txt = c.txt
-		r.id, r.name, r.version = c.txt[txtID], c.txt[txtName], c.txt[txtVersion]
+		// The same TXT keeps the map the record has, so it stays unchanged
+		// (see changed). The table never writes to a claim's map: parsed
+		// responses may be reused (see responseCache).
+		if wasTXT == nil || !maps.Equal(wasTXT, c.txt) {
+			r.txt = c.txt
+		}
+		r.id, r.name, r.version = r.txt[txtID], r.txt[txtName], r.txt[txtVersion]
 		r.txtExp = now.Add(r.ttlOf(c.txtTTL))
 	}
 	if renewed {
 		r.refreshBase, r.refreshTTL, r.stage = now, r.ttl, 0
 	}
-	r.mergeAddrs(c.addrs, iface, now)
+	addrsChanged := r.mergeAddrs(c.addrs, iface, now)
+	if addrsChanged || r.shown() != was || !sameMap(r.txt, wasTXT) {
+		t.changed(c.key)
+	}
 	t.noteDeadlines(r)
+}
+
+// shownFields is what a Peer shows of a record (see render), but for its
+// TXT and addresses.
+type shownFields struct {
+	label, iface, id, name, version, host string
+	port                                  uint16
+	ttl                                   time.Duration
+}
+
+func (r *record) shown() shownFields {
+	return shownFields{r.label, r.iface, r.id, r.name, r.version, r.host, r.port, r.ttl}
+}
+
+// sameMap reports whether a and b are the same map (both nil included).
+func sameMap(a, b map[string]string) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // noteDeadlines moves t.due no later than r's earliest deadline; call it
@@ -525,6 +625,7 @@ func lastHeard(rs []*record) time.Time {
 
 // remove deletes r from the table.
 func (t *table) remove(r *record) {
+	t.changed(r.key)
 	del := func(rs []*record) []*record {
 		return slices.DeleteFunc(rs, func(x *record) bool { return x == r })
 	}
@@ -547,7 +648,9 @@ func (t *table) remove(r *record) {
 // heard within flushGrace, which are kept. Flushing only the record's own
 // type matters: avahi, by default, answers over IPv6 with AAAA records alone,
 // and must not wipe the A records its IPv4 answer brought.
-func (r *record) mergeAddrs(recs []addrRecord, iface string, now time.Time) {
+//
+// It reports whether the set of addresses changed.
+func (r *record) mergeAddrs(recs []addrRecord, iface string, now time.Time) (changed bool) {
 	var flush4, flush6 bool
 	for _, ar := range recs {
 		if ar.flush {
@@ -569,12 +672,16 @@ func (r *record) mergeAddrs(recs []addrRecord, iface string, now time.Time) {
 		if a.Is6() && a.IsLinkLocalUnicast() {
 			a = a.WithZone(iface)
 		}
+		_, had := r.addrs[a]
 		if ar.ttl == 0 {
 			delete(r.addrs, a)
+			changed = changed || had
 			continue
 		}
 		r.addrs[a] = addrState{exp: now.Add(r.ttlOf(ar.ttl)), seen: now, iface: iface}
+		changed = changed || !had
 	}
+	return changed
 }
 
 // records returns the records keep accepts, by instance key and then
@@ -632,6 +739,7 @@ func (t *table) expire(now time.Time) []Event {
 		for a, st := range r.addrs {
 			if !now.Before(st.exp) {
 				delete(r.addrs, a)
+				t.changed(r.key)
 			}
 		}
 	}
@@ -665,6 +773,7 @@ func (t *table) dropIface(iface string) []Event {
 			if st.iface == iface {
 				ch.touch(r.key)
 				delete(r.addrs, a)
+				t.changed(r.key)
 			}
 		}
 	}
@@ -763,26 +872,37 @@ func (t *table) unresolved(iface string, now time.Time) []need {
 func (t *table) known(iface string, now time.Time) map[string]uint32 {
 	out := map[string]uint32{}
 	for _, rs := range t.labels {
-		label, least, ok := "", time.Duration(0), false
-		for _, r := range rs {
-			if r.iface != iface {
-				continue
-			}
-			left := r.ptrClaim.Sub(now)
-			if r.ttl <= 0 || r.expiry().Sub(now) <= r.ttl/2 || !now.Before(r.ptrExp) {
-				ok = false
-				break
-			}
-			if !ok || left < least {
-				label, least = r.label, left
-			}
-			ok = true
-		}
-		if ok {
+		if label, least, ok := knownOf(rs, iface, now); ok {
 			out[label] = uint32(least / time.Second)
 		}
 	}
 	return out
+}
+
+// knownOn reports whether known(iface, now) lists the instance of key
+// (a lower-cased instance FQDN), without building the whole list.
+func (t *table) knownOn(key, iface string, now time.Time) bool {
+	_, _, ok := knownOf(t.labels[key], iface, now)
+	return ok
+}
+
+// knownOf is known for the records of one instance: its label and the
+// time left of its soonest PTR, if it is listed.
+func knownOf(rs []*record, iface string, now time.Time) (label string, least time.Duration, ok bool) {
+	for _, r := range rs {
+		if r.iface != iface {
+			continue
+		}
+		left := r.ptrClaim.Sub(now)
+		if r.ttl <= 0 || r.expiry().Sub(now) <= r.ttl/2 || !now.Before(r.ptrExp) {
+			return "", 0, false
+		}
+		if !ok || left < least {
+			label, least = r.label, left
+		}
+		ok = true
+	}
+	return label, least, ok
 }
 
 // snapshot returns all peers, sorted by instance (then id, name, version).
@@ -794,14 +914,14 @@ func (t *table) snapshot() []Peer {
 	sort.Strings(keys)
 	var out []Peer
 	for _, k := range keys {
-		ps := t.peersOf(k)
+		ps := t.peersOf(k).groups()
 		gs := make([]groupKey, 0, len(ps))
 		for g := range ps {
 			gs = append(gs, g)
 		}
 		sort.Slice(gs, func(i, j int) bool { return lessGroup(gs[i], gs[j]) })
 		for _, g := range gs {
-			out = append(out, ps[g])
+			out = append(out, ps[g].clone())
 		}
 	}
 	return out
