@@ -103,7 +103,7 @@ func runScale(tb testing.TB, o scaleOptions) scaleResult {
 	upAt := make([]map[string]time.Time, o.n)
 	for i, a := range agents {
 		upAt[i] = map[string]time.Time{}
-		fullAt[i] = watchUp(tb, a, 0, o.n-1, nil, upAt[i])
+		fullAt[i] = watchUp(tb, a, 0, o.n-1, nil, upAt[i], o.quietLimit())
 	}
 	for _, a := range agents {
 		a.ready(tb)
@@ -132,6 +132,8 @@ func runScale(tb testing.TB, o scaleOptions) scaleResult {
 		}
 	}
 	res.fullAfterReady = res.tableFull - lastListening.Sub(lastStart)
+	tb.Logf("N=%d: every table full %v after the last start (%v after the last agent listened; the last started listened %v after its start); agents' CPU until then %v",
+		o.n, res.tableFull, res.fullAfterReady, res.lastReady, res.startCPU)
 
 	for range o.calls {
 		res.listed = append(res.listed, len(peersOn(tb, obs, "--wait", "1s")))
@@ -152,7 +154,7 @@ func runScale(tb testing.TB, o scaleOptions) scaleResult {
 	seen := make([]<-chan time.Time, o.n)
 	for i, a := range agents {
 		if a != old {
-			seen[i] = watchUp(tb, a, marks[i], 1, func(inst string) bool { return inst == old.instance }, nil)
+			seen[i] = watchUp(tb, a, marks[i], 1, func(inst string) bool { return inst == old.instance }, nil, o.quietLimit())
 		}
 	}
 	again.ready(tb)
@@ -282,9 +284,9 @@ func peerLogLine(line string) (inst string, up, down bool) {
 // watchUp returns a channel that receives the time at which a's log,
 // from line skip on, first shows want peers (those match accepts, or any
 // if nil) up with an address at once, and is closed without a value if
-// that does not happen within failAfter of the last new line. A
-// goroutine reads the log; it ends with the test.
-func watchUp(t testing.TB, a *labAgent, skip, want int, match func(string) bool, at map[string]time.Time) <-chan time.Time {
+// that does not happen within quiet of the last new line. A goroutine
+// reads the log; it ends with the test.
+func watchUp(t testing.TB, a *labAgent, skip, want int, match func(string) bool, at map[string]time.Time, quiet time.Duration) <-chan time.Time {
 	out := make(chan time.Time, 1)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -322,12 +324,21 @@ func watchUp(t testing.TB, a *labAgent, skip, want int, match func(string) bool,
 			case <-changed:
 			case <-stop:
 				return
-			case <-time.After(failAfter):
+			case <-time.After(quiet):
 				return
 			}
 		}
 	}()
 	return out
+}
+
+// quietLimit is how long an agent's log may show no new peer before the
+// run gives up on its table: failAfter, and a tenth of a second more per
+// agent beyond 100, since at 200 agents on two cores the last agents
+// took longer than failAfter to start while the first ones listed those
+// before them.
+func (o scaleOptions) quietLimit() time.Duration {
+	return failAfter + time.Duration(max(0, o.n-100))*100*time.Millisecond
 }
 
 // processCPU is the user and system time process pid has used so far
