@@ -45,9 +45,12 @@ const (
 // sink hashes the bytes of one received file and writes them to w (which
 // may be nil, to discard after a write error). Call fill, then close,
 // which returns the digest and the first write error.
-// Hashing runs on the caller's goroutine, where the bytes are still in the
-// CPU's cache after being read; writing runs on the sink's own goroutines
-// for a large file.
+// For a small file, hashing and writing run on the caller's goroutine.
+// For a large file they run on the sink's own goroutines, in a pipeline:
+// the caller reads the network into a buffer, one goroutine hashes the
+// filled buffers in order, and writers write the hashed ones, so that the
+// reading goroutine, which also decrypts, keeps the socket drained while
+// the previous buffer is hashed on another core.
 type sink struct {
 	w io.Writer
 	h hash.Hash
@@ -59,14 +62,16 @@ type sink struct {
 	hashTo  int64 // offset in the file of the next byte to hash
 
 	// Pipelined mode only.
-	taken      int // buffers taken from sinkChunksFree
-	free, full chan block
-	wg         sync.WaitGroup
-	at         *os.File // w, when blocks can be written at their offsets
-	direct     bool     // at has direct I/O on
-	tail       block    // the last, partial block of a direct file
-	mu         sync.Mutex
-	werr       error
+	taken  int            // buffers taken from sinkChunksFree
+	free   chan block     // buffers to read into
+	full   chan block     // filled buffers, to the hasher
+	hashq  chan block     // hashed buffers, to the writers
+	wg     sync.WaitGroup // the hasher and the writers
+	at     *os.File       // w, when blocks can be written at their offsets
+	direct bool           // at has direct I/O on
+	tail   block          // the last, partial block of a direct file
+	mu     sync.Mutex
+	werr   error
 
 	// Direct mode only: when the disk stalls (see next).
 	cached  *os.File // the file opened again without direct I/O
@@ -78,10 +83,14 @@ type sink struct {
 // write of a file's tail.
 var errDirectOff = errors.New("cannot turn off direct I/O")
 
-// block is a filled buffer and its offset in the file.
+// block is a filled buffer and its offset in the file. In a pipelined
+// sink, the hasher hashes its first hash bytes; a tail block is only
+// hashed (close writes it).
 type block struct {
-	b   []byte
-	off int64
+	b    []byte
+	off  int64
+	hash int
+	tail bool
 }
 
 // newSink returns a sink for the n bytes of a file from offset off on,
@@ -107,6 +116,7 @@ func newSink(w io.Writer, h hash.Hash, off int64, n uint64, buf []byte) *sink {
 	s.taken = nbuf
 	s.free = make(chan block, nbuf)
 	s.full = make(chan block, nbuf)
+	s.hashq = make(chan block, nbuf)
 	for range nbuf {
 		s.free <- block{b: getChunk()}
 	}
@@ -118,16 +128,33 @@ func newSink(w io.Writer, h hash.Hash, off int64, n uint64, buf []byte) *sink {
 			writers = directWriters
 		}
 	}
+	var writing sync.WaitGroup
 	for range writers {
-		s.wg.Add(1)
-		go s.run() // owned by s: close waits for it
+		writing.Add(1)
+		go s.run(&writing) // owned by s: close waits for it
 	}
+	s.wg.Add(1)
+	go s.hashAll(&writing) // owned by s: close waits for it
 	return s
 }
 
-func (s *sink) run() {
+// hashAll hashes the filled buffers in order and hands them to the
+// writers; once the buffers end, it waits for the writers.
+func (s *sink) hashAll(writing *sync.WaitGroup) {
 	defer s.wg.Done()
 	for b := range s.full {
+		s.h.Write(b.b[:b.hash])
+		if !b.tail {
+			s.hashq <- b
+		}
+	}
+	close(s.hashq)
+	writing.Wait()
+}
+
+func (s *sink) run(writing *sync.WaitGroup) {
+	defer writing.Done()
+	for b := range s.hashq {
 		s.store(b)
 		s.free <- block{b: b.b[:cap(b.b)]}
 	}
@@ -179,47 +206,52 @@ func (s *sink) failed() bool {
 // fill reads the file's n bytes from r, hashes them and writes them. It
 // returns only a read error; write errors are kept for close.
 func (s *sink) fill(r io.Reader, n uint64) error {
+	inline := s.free == nil // else the hasher hashes what write hands over
 	for n > 0 {
 		buf := s.next()
 		buf = buf[:min(uint64(len(buf)), n)]
-		if !s.started && s.free != nil {
+		if !inline && !s.started {
 			buf = buf[:min(len(buf), sinkFirst)]
 		}
 		s.started = true
 		// Read into the rest of the buffer, which is larger than a
-		// bufio.Reader's and so bypasses it, and hash the bytes as soon
-		// as they arrive, while they are in the CPU's cache, up to the
-		// last directAlign boundary of the file they reach: should the
-		// stream break, the digest covers the bytes up to such a
-		// boundary, from which a resume can go on with direct I/O (see
-		// hashed).
+		// bufio.Reader's and so bypasses it. Should the stream break,
+		// the digest covers the bytes up to the last directAlign
+		// boundary of the file they reach, from which a resume can go on
+		// with direct I/O (see hashed). A small file's bytes are hashed
+		// as soon as they arrive, while they are in the CPU's cache.
 		hashed := 0
 		for got := 0; got < len(buf); {
 			k, err := r.Read(buf[got:])
 			got += k
-			if to := int((s.off+int64(got))&^(directAlign-1) - s.off); to > hashed {
+			to := int((s.off+int64(got))&^(directAlign-1) - s.off)
+			if inline && to > hashed {
 				s.h.Write(buf[hashed:to])
 				hashed = to
 			}
 			if err != nil && got < len(buf) {
 				// Keep what arrived: a resume continues after it.
+				hashed = max(hashed, to)
 				s.hashTo = s.off + int64(hashed)
 				if got > 0 {
-					s.write(buf[:got])
+					s.write(buf[:got], hashed)
 				}
 				return err
 			}
 		}
-		s.h.Write(buf[hashed:])
-		s.write(buf)
+		if inline {
+			s.h.Write(buf[hashed:])
+		}
+		s.write(buf, len(buf))
 		s.hashTo = s.off
 		n -= uint64(len(buf))
 	}
 	return nil
 }
 
-// write hands over a filled, hashed buffer.
-func (s *sink) write(b []byte) {
+// write hands over a filled buffer, of which the first hash bytes are to
+// be hashed (by the hasher, in a pipelined sink: the others were already).
+func (s *sink) write(b []byte, hash int) {
 	if s.free == nil {
 		if s.w != nil && s.werr == nil {
 			_, s.werr = s.w.Write(b)
@@ -227,13 +259,13 @@ func (s *sink) write(b []byte) {
 		s.off += int64(len(b))
 		return
 	}
-	blk := block{b: b, off: s.off}
+	blk := block{b: b, off: s.off, hash: hash}
 	s.off += int64(len(b))
 	if s.direct && len(b)%directAlign != 0 {
 		// Direct writes take whole blocks: the tail is written by close,
-		// buffered, after the others.
+		// buffered, after the others; the hasher only hashes it.
 		s.tail = blk
-		return
+		blk.tail = true
 	}
 	s.full <- blk
 }
@@ -278,11 +310,11 @@ func (s *sink) next() []byte {
 	case b := <-s.free:
 		s.stalled = false
 		return b.b
-	case blk := <-s.full:
+	case blk := <-s.hashq:
 		if s.spill(blk) {
 			return blk.b[:cap(blk.b)]
 		}
-		s.full <- blk // back to the writers
+		s.hashq <- blk // back to the writers
 		return (<-s.free).b
 	}
 }
