@@ -347,7 +347,8 @@ func (s *sink) end() int64 { return s.off }
 // hashed is the offset after the last byte hashed, at most end: the
 // bytes before it, and only those, are in the digest. After fill returned
 // an error it is a multiple of directAlign (or the offset the sink started
-// at); after fill returned nil, it is end.
+// at); after fill returned nil, it is end. A pipelined sink hashes on
+// its own goroutine: its hash holds those bytes once close returned.
 func (s *sink) hashed() int64 { return s.hashTo }
 
 // close waits for pending writes and returns the digest of all bytes
