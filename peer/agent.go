@@ -529,6 +529,7 @@ func (a *Agent) Peers() []discovery.Peer {
 func (a *Agent) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { a.ln.Close() })
 	defer stop()
+	defer procs.serving()()
 	stopDiscovery := a.startDiscovery(ctx)
 	defer a.startStatic(ctx)()
 	defer a.startQueue(ctx)()
@@ -781,6 +782,7 @@ func (a *Agent) admit(c net.Conn) *agentConn {
 		return nil
 	}
 	a.conns[ac] = struct{}{}
+	procs.hold() // until c leaves conns
 	a.perHost[host]++
 	if ac.reserved {
 		a.reserved[host]++
@@ -942,7 +944,10 @@ func (a *Agent) handle(c *agentConn) {
 		a.cfg.OnTransfer(Incoming{ID: c.id, Remote: c.RemoteAddr(), PeerID: peerID, Transfer: tr, Err: err, Start: c.start, End: time.Now()})
 	}
 	a.mu.Lock()
-	delete(a.conns, c)
+	if _, ok := a.conns[c]; ok {
+		delete(a.conns, c)
+		procs.release()
+	}
 	close(a.ended)
 	a.ended = make(chan struct{})
 	a.mu.Unlock()

@@ -214,6 +214,7 @@ func (a *Agent) releaseConn(c *agentConn) {
 		delete(a.perHost, c.host)
 	}
 	delete(a.conns, c)
+	procs.release()
 	close(a.ended)
 	a.ended = make(chan struct{})
 }

@@ -292,6 +292,8 @@ func (qa *queueAgent) try(ctx context.Context, r *queueRecord, t Target) *QueueE
 		return qa.hold(r, JobSourceChanged, err, QueueSourceChanged, t.Name)
 	}
 	qa.event(QueueEvent{Kind: QueueDelivering, Job: r.job(), Peer: t.Name})
+	procs.hold() // a send uses every core it can
+	defer procs.release()
 	known, err := LoadKnown(qa.a.cfg.ConfigDir)
 	var rep *Report
 	if err == nil {
