@@ -16,9 +16,10 @@ import (
 // took 6.1 s after the last start; on one P each, 17.6 CPU-seconds and
 // 3.5 s.
 //
-// So while no agent of the process has a connection open or a job in
-// flight, for idleProcsAfter, the process runs on one P; the first
-// connection or job gives back the Ps it started with. A transfer keeps
+// So from an agent's start, and after no agent of the process has had a
+// connection open or a job in flight for idleProcsAfter, the process
+// runs on one P; the first connection or job gives back the Ps it
+// started with. A transfer keeps
 // every core it can use (hashing, decryption and disk writes run on
 // goroutines of their own). GOMAXPROCS set in the environment is obeyed
 // as it is: the governor leaves it alone.
@@ -49,10 +50,17 @@ func newProcGovernor(full int, userSet bool) *procGovernor {
 	return &procGovernor{full: full, off: userSet || full <= 1, after: idleProcsAfter}
 }
 
-// serving counts an agent that starts serving; the returned function,
-// to be called once, counts it out.
+// serving counts an agent that starts serving, and goes down to one P
+// at once if nothing is in flight: the start is when an agent hears from
+// every other on the LAN. The returned function, to be called once,
+// counts it out.
 func (g *procGovernor) serving() (done func()) {
-	g.add(&g.agents, 1)
+	g.mu.Lock()
+	g.agents++
+	if !g.off && g.busy == 0 {
+		g.lowerLocked()
+	}
+	g.mu.Unlock()
 	var once sync.Once
 	return func() { once.Do(func() { g.add(&g.agents, -1) }) }
 }
@@ -91,11 +99,18 @@ func (g *procGovernor) add(n *int, d int) {
 func (g *procGovernor) lower(gen uint64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if gen != g.gen || g.off {
-		return
+	if gen == g.gen && !g.off && g.agents > 0 && g.busy == 0 {
+		g.lowerLocked()
 	}
-	g.timer = nil
-	if g.agents > 0 && g.busy == 0 && !g.low {
+}
+
+func (g *procGovernor) lowerLocked() {
+	g.gen++
+	if g.timer != nil {
+		g.timer.Stop()
+		g.timer = nil
+	}
+	if !g.low {
 		g.low = true
 		runtime.GOMAXPROCS(1)
 	}

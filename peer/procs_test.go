@@ -28,7 +28,9 @@ func TestProcGovernor(t *testing.T) {
 		}
 	}
 	done := g.serving()
-	waitProcs(1, "an idle agent")
+	if got := runtime.GOMAXPROCS(0); got != 1 {
+		t.Fatalf("an agent that starts serving left GOMAXPROCS at %d, want 1", got)
+	}
 	g.hold()
 	if got := runtime.GOMAXPROCS(0); got != full {
 		t.Fatalf("a connection left GOMAXPROCS at %d, want %d", got, full)
