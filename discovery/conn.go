@@ -40,7 +40,9 @@ type sockets struct {
 	p4   *ipv4.PacketConn
 	c6   net.PacketConn
 	p6   *ipv6.PacketConn
-	port int // local port: 5353, or an ephemeral one for a legacy querier
+	r4   *rawSock // c4's, or nil: see rawio_linux.go
+	r6   *rawSock // c6's, or nil
+	port int      // local port: 5353, or an ephemeral one for a legacy querier
 }
 
 // openSockets opens the IPv4 and IPv6 sockets on port (0 for ephemeral). It
@@ -59,6 +61,9 @@ func openSockets(port int) (*sockets, error) {
 			s.p4.SetTTL(255),
 			s.p4.SetMulticastLoopback(true),
 		)
+		if err4 == nil {
+			s.r4, err4 = newRawSock(s.c4)
+		}
 		if err4 != nil {
 			s.c4.Close()
 			s.c4, s.p4 = nil, nil
@@ -74,6 +79,9 @@ func openSockets(port int) (*sockets, error) {
 			s.p6.SetHopLimit(255),
 			s.p6.SetMulticastLoopback(true),
 		)
+		if err6 == nil {
+			s.r6, err6 = newRawSock(s.c6)
+		}
 		if err6 != nil {
 			s.c6.Close()
 			s.c6, s.p6 = nil, nil
@@ -120,79 +128,6 @@ func (s *sockets) leave(ifi *net.Interface) {
 	if s.p6 != nil {
 		_ = s.p6.LeaveGroup(ifi, &net.UDPAddr{IP: group6.Addr().AsSlice()})
 	}
-}
-
-// send writes b to dst out of interface ifindex, from source address src
-// when it is valid (of dst's family), else from the one the kernel picks.
-// The kernel picks the source of a multicast packet from the interface
-// alone, but that of a unicast one from the route to dst: on a loopback
-// interface the first is 0.0.0.0 and the second 127.0.0.1, and on a host
-// with several addresses they may differ too. Peers keep records per
-// source address, so our unicast answers and our multicast goodbyes must
-// leave from the same one (see Service.source).
-func (s *sockets) send(b []byte, ifindex int, src netip.Addr, dst netip.AddrPort) error {
-	ua := net.UDPAddrFromAddrPort(dst)
-	if dst.Addr().Is4() || dst.Addr().Is4In6() {
-		if s.p4 == nil {
-			return fmt.Errorf("sending to %v: no IPv4 socket", dst)
-		}
-		ua = net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port()))
-		cm := &ipv4.ControlMessage{IfIndex: ifindex}
-		if src.Is4() {
-			cm.Src = src.AsSlice()
-		}
-		_ = s.p4.SetWriteDeadline(time.Now().Add(writeTimeout))
-		_, err := s.p4.WriteTo(b, cm, ua)
-		return err
-	}
-	if s.p6 == nil {
-		return fmt.Errorf("sending to %v: no IPv6 socket", dst)
-	}
-	cm := &ipv6.ControlMessage{IfIndex: ifindex}
-	if src.Is6() && !src.Is4In6() {
-		cm.Src = src.WithZone("").AsSlice()
-	}
-	_ = s.p6.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := s.p6.WriteTo(b, cm, ua)
-	return err
-}
-
-// read4 and read6 block for the next datagram; they fail once closed.
-func (s *sockets) read4(buf []byte) (packet, error) {
-	n, cm, src, err := s.p4.ReadFrom(buf)
-	if err != nil {
-		return packet{}, err
-	}
-	p := packet{data: append([]byte(nil), buf[:n]...), hops: -1}
-	if cm != nil {
-		p.ifindex = cm.IfIndex
-		if cm.TTL > 0 { // zero: not reported (no packet arrives with TTL 0)
-			p.hops = cm.TTL
-		}
-	}
-	if ua, ok := src.(*net.UDPAddr); ok {
-		p.src = ua.AddrPort()
-		p.src = netip.AddrPortFrom(p.src.Addr().Unmap(), p.src.Port())
-	}
-	return p, nil
-}
-
-func (s *sockets) read6(buf []byte) (packet, error) {
-	n, cm, src, err := s.p6.ReadFrom(buf)
-	if err != nil {
-		return packet{}, err
-	}
-	p := packet{data: append([]byte(nil), buf[:n]...), hops: -1}
-	if cm != nil {
-		p.ifindex = cm.IfIndex
-		if cm.HopLimit > 0 {
-			p.hops = cm.HopLimit
-		}
-	}
-	if ua, ok := src.(*net.UDPAddr); ok {
-		p.src = ua.AddrPort()
-	}
-	return p, nil
 }
 
 func (s *sockets) close() {
