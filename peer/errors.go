@@ -94,6 +94,9 @@ var (
 	ErrQueueFull = errors.New("the queue is full")
 	// ErrNoJob means no queued job has the id given.
 	ErrNoJob = errors.New("no queued job")
+	// ErrJobNotHeld means a queued job cannot be retried: it is not held
+	// as failed or source-changed, but waits or is being delivered.
+	ErrJobNotHeld = errors.New("the job is not failed")
 	// ErrNotQueueable means a target cannot be queued for: a LocalSend
 	// device, an address that names no key, this agent itself.
 	ErrNotQueueable = errors.New("cannot queue for this target")
