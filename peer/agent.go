@@ -285,6 +285,7 @@ type Agent struct {
 
 	strangers *strangerPool // nil without a StrangerBudget
 	consents  *consents
+	texts     *textLimiter // text messages per address, both protocols
 	static    *staticChecker
 	queue     *queueAgent
 
@@ -410,6 +411,7 @@ func New(cfg Config) (*Agent, error) {
 		memory = DefaultMemoryBudget
 	}
 	a.consents = newConsents(cfg.MaxPending, memory/4)
+	a.texts = newTextLimiter(cfg.Logf)
 	a.static = newStaticChecker(cfg.ConfigDir, id, cfg.Logf, cfg.OnStatic)
 	a.queue = newQueueAgent(a)
 	inbox.mem.pressure = a.evictForMemory
@@ -616,6 +618,7 @@ func (a *Agent) Serve(ctx context.Context) error {
 		a.ls.shutdown()
 	}
 	a.drain()
+	a.texts.flush()
 	if ctx.Err() == nil {
 		a.mu.Lock()
 		closed := a.closing
@@ -940,7 +943,8 @@ func (a *Agent) handle(c *agentConn) {
 		delete(a.perHost, c.host)
 	}
 	a.mu.Unlock()
-	if a.cfg.OnTransfer != nil && !isProbe(peerID, tr, err) {
+	// A message over the limit is not reported: the limiter logs them.
+	if a.cfg.OnTransfer != nil && !isProbe(peerID, tr, err) && !errors.Is(err, ErrTooManyTexts) {
 		a.cfg.OnTransfer(Incoming{ID: c.id, Remote: c.RemoteAddr(), PeerID: peerID, Transfer: tr, Err: err, Start: c.start, End: time.Now()})
 	}
 	a.mu.Lock()
@@ -986,6 +990,8 @@ func (a *Agent) receive(c *agentConn) (peerID string, tr *Transfer, err error) {
 		return peerID, tr, err
 	}
 	pol.Done, pol.Accepted = c.done, c.start
+	remote := addrKey(c.RemoteAddr())
+	pol.Text = func() error { return a.texts.check(remote) }
 	pol.Answered = func() {
 		c.readAtAnswer.Store(c.read.Load())
 		c.answered.Store(true)

@@ -87,6 +87,7 @@ func (in *Inbox) OpenBatch(from string, entries []proto.Entry, pol Policy, wait 
 	t.noResume = true
 	answer, need := t.plan()
 	answer = limitSize(answer, need, pol.MaxSize)
+	answer, textErr := limitTexts(answer, entries, pol)
 	if answer.Code == proto.CodeOK && pol.Consent != nil {
 		if wait == nil {
 			wait = func(time.Duration) (<-chan struct{}, error) {
@@ -109,6 +110,9 @@ func (in *Inbox) OpenBatch(from string, entries []proto.Entry, pol Policy, wait 
 	}
 	if answer.Code != proto.CodeOK {
 		t.finish(false)
+		if textErr != nil {
+			return nil, textErr
+		}
 		return nil, &RefusedError{Peer: "we", Code: answer.Code, Reason: answer.Reason}
 	}
 	b := &Batch{t: t, need: need, state: make([]batchState, len(entries)), tries: make([]int, len(entries))}

@@ -169,6 +169,7 @@ const (
 	OpEnqueue   = "enqueue"
 	OpQueue     = "queue"
 	OpCancelJob = "cancel"
+	OpRetryJob  = "retry"
 )
 
 // requestWait is how long the control socket waits for a request before
@@ -205,7 +206,7 @@ func (a *Agent) handleControl(req ControlRequest) any {
 		return ControlReply{}
 	case OpShares:
 		return ControlReply{Shares: a.Shares()}
-	case OpEnqueue, OpQueue, OpCancelJob:
+	case OpEnqueue, OpQueue, OpCancelJob, OpRetryJob:
 		return a.queueControl(req)
 	}
 	return ControlReply{Error: fmt.Sprintf("unknown request %q", req.Op)}

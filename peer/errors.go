@@ -94,6 +94,9 @@ var (
 	ErrQueueFull = errors.New("the queue is full")
 	// ErrNoJob means no queued job has the id given.
 	ErrNoJob = errors.New("no queued job")
+	// ErrJobNotHeld means a queued job cannot be retried: it is not held
+	// as failed or source-changed, but waits or is being delivered.
+	ErrJobNotHeld = errors.New("the job is not failed")
 	// ErrNotQueueable means a target cannot be queued for: a LocalSend
 	// device, an address that names no key, this agent itself.
 	ErrNotQueueable = errors.New("cannot queue for this target")
@@ -120,6 +123,10 @@ var (
 	// ErrTextUnsupported means the receiver cannot take text messages: a
 	// lanshare agent older than protocol 1.2 (see TextUnsupportedError).
 	ErrTextUnsupported = errors.New("the receiver cannot take text messages")
+	// ErrTooManyTexts means a remote address sent text messages over the
+	// receiver's limit (TextsPerMinute); the receiving agent refused the
+	// message and does not report it one line each.
+	ErrTooManyTexts = errors.New("too many text messages")
 )
 
 // RefusedError carries the receiver's code and reason for a refusal. Path
@@ -129,6 +136,9 @@ type RefusedError struct {
 	Path   string
 	Code   proto.Code
 	Reason string
+	// Text is set when the whole batch refused was a text message: it
+	// reads "bob refused the message: …".
+	Text bool
 }
 
 func (e *RefusedError) Error() string {
@@ -137,8 +147,11 @@ func (e *RefusedError) Error() string {
 		who = "receiver"
 	}
 	what := ""
-	if e.Path != "" {
+	switch {
+	case e.Path != "":
 		what = " " + Escape(e.Path)
+	case e.Text:
+		what = " the message"
 	}
 	reason := e.Reason
 	if reason == "" {

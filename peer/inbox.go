@@ -220,6 +220,12 @@ type Policy struct {
 	// nil to go on, or an error to stop the stream (a *RefusedError gives
 	// the code and reason) and the transfer with it.
 	StreamBytes func(n uint64) error
+	// Text, if set, is called once for an offer that holds a text
+	// message and that everything else accepted so far, before Consent:
+	// it returns nil to go on, or an error to refuse the batch (a
+	// *RefusedError gives the code and reason), which ReceiveWith or
+	// OpenBatch returns. The agent's rate limit of messages.
+	Text func() error
 }
 
 // OfferSummary is what Policy.Consent learns of an offer.
@@ -340,6 +346,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 	}()
 	answer, need := t.plan()
 	answer = limitSize(answer, need, pol.MaxSize)
+	answer, textErr := limitTexts(answer, offer.Entries, pol)
 	helloSent := false
 	if answer.Code == proto.CodeOK && pol.Consent != nil {
 		waited := false
@@ -427,6 +434,9 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		return tr, fmt.Errorf("sending answer: %w", os.ErrDeadlineExceeded)
 	}
 	if answer.Code != proto.CodeOK {
+		if textErr != nil {
+			return tr, textErr
+		}
 		return tr, &RefusedError{Peer: "we", Code: answer.Code, Reason: answer.Reason}
 	}
 	if pol.Answered != nil {

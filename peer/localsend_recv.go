@@ -70,15 +70,11 @@ type lsServer struct {
 	mu       sync.Mutex
 	sessions map[string]*lsSession
 	pinFails map[netip.Addr]int
-	// texts counts the text messages per address since textsSince (a
-	// minute at most).
-	texts      map[netip.Addr]int
-	textsSince time.Time
-	closed     bool
-	wg         sync.WaitGroup // the session sweeper
-	handlers   sync.WaitGroup // requests being handled
-	stop       chan struct{}
-	web        *webGate // the drop page (web.go), with Config.Web
+	closed   bool
+	wg       sync.WaitGroup // the session sweeper
+	handlers sync.WaitGroup // requests being handled
+	stop     chan struct{}
+	web      *webGate // the drop page (web.go), with Config.Web
 	// plain serves the drop page and share links alone over plain HTTP
 	// on plainLn, with Config.WebInsecureHTTP (web_http.go).
 	plain   *http.Server
@@ -525,28 +521,6 @@ func prepareLimits(n int64) localsend.Limits {
 	}
 	lim.MaxFiles = int(min(int64(lim.MaxFiles), lim.MaxBytes/32+1))
 	return lim
-}
-
-// Text messages are logged, so each address may send lsTextsPerMinute a
-// minute; lsMaxTextAddrs addresses are counted at once.
-const (
-	lsTextsPerMinute = 10
-	lsMaxTextAddrs   = 4096
-)
-
-// allowText reports whether remote may send a text message now.
-func (s *lsServer) allowText(remote netip.Addr) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	if s.texts == nil || now.Sub(s.textsSince) > time.Minute {
-		s.texts, s.textsSince = map[netip.Addr]int{}, now
-	}
-	if len(s.texts) >= lsMaxTextAddrs && s.texts[remote] == 0 {
-		return false
-	}
-	s.texts[remote]++
-	return s.texts[remote] <= lsTextsPerMinute
 }
 
 // makeRoom checks that a new session from remote may start: 0, or the

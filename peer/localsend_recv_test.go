@@ -383,7 +383,7 @@ func TestLocalSendTextFloodIsBounded(t *testing.T) {
 	body, _ := json.Marshal(localsend.PrepareUpload{Info: localsend.Info{Alias: "spammer", Version: "2.2", Fingerprint: c.fp},
 		Files: map[string]localsend.File{"t": {ID: "t", FileName: "m.txt", Size: 1, FileType: "text/plain", Preview: "hi"}}})
 	codes := map[int]int{}
-	for range lsTextsPerMinute + 5 {
+	for range TextsPerMinute + 5 {
 		resp, err := c.hc.Post(c.base+localsend.PathPrepareUpload, "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
@@ -391,13 +391,13 @@ func TestLocalSendTextFloodIsBounded(t *testing.T) {
 		resp.Body.Close()
 		codes[resp.StatusCode]++
 	}
-	if codes[http.StatusNoContent] != lsTextsPerMinute || codes[http.StatusTooManyRequests] != 5 {
-		t.Errorf("answers %v, want %d × 204 then 5 × 429", codes, lsTextsPerMinute)
+	if codes[http.StatusNoContent] != TextsPerMinute || codes[http.StatusTooManyRequests] != 5 {
+		t.Errorf("answers %v, want %d × 204 then 5 × 429", codes, TextsPerMinute)
 	}
 	ta.mu.Lock()
 	n := len(ta.incoming)
 	ta.mu.Unlock()
-	if n != lsTextsPerMinute {
-		t.Errorf("%d messages reported, want %d", n, lsTextsPerMinute)
+	if n != TextsPerMinute {
+		t.Errorf("%d messages reported, want %d", n, TextsPerMinute)
 	}
 }

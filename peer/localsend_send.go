@@ -766,6 +766,9 @@ func (s *lsSender) prepareErr(resp *http.Response) error {
 	case http.StatusConflict:
 		return &RefusedError{Peer: name, Code: proto.CodeBusy, Reason: "busy with another transfer; try again later"}
 	case http.StatusTooManyRequests:
+		if textsOverLimit(resp) {
+			return &RefusedError{Peer: name, Code: proto.CodeTooMany, Reason: textsReason, Text: true}
+		}
 		return fmt.Errorf("%w: %w", ErrPINAttempts, &RefusedError{Peer: name, Code: proto.CodeDenied,
 			Reason: "too many PIN attempts; it refuses this address until it restarts"})
 	}

@@ -24,12 +24,13 @@ import (
 // another implementation) answers 200 with a token, and the sender then
 // uploads the message's bytes as the file.
 
-// checkText refuses a LocalSend text message over the rate (lsTextsPerMinute
-// per address) or the size (MaxTextLen, as a lanshare sender's): 0, or
-// the status and message to answer with.
+// checkText refuses a LocalSend text message over the rate (TextsPerMinute
+// per address, counted with the lanshare protocol's: textLimiter) or the
+// size (MaxTextLen, as a lanshare sender's): 0, or the status and message
+// to answer with.
 func (s *lsServer) checkText(remote netip.Addr, text string) (int, string) {
-	if !s.allowText(remote) {
-		return http.StatusTooManyRequests, "too many messages; try again in a minute"
+	if !s.a.texts.allow(remote) {
+		return http.StatusTooManyRequests, textsReason
 	}
 	if len(text) > MaxTextLen {
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("message of %s is over this receiver's limit of %s",

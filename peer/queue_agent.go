@@ -615,6 +615,8 @@ func (a *Agent) queueControl(req ControlRequest) ControlReply {
 			return ControlReply{Error: err.Error(), Failure: queueFailure(err)}
 		}
 		return ControlReply{Job: &j, WasDelivering: delivering}
+	case OpRetryJob:
+		return a.retryControl(req) // queue_retry.go
 	}
 	jobs, err := a.Queue()
 	if err != nil {
@@ -648,6 +650,8 @@ var queueFailures = []struct {
 	{"queue-full", ErrQueueFull},
 	{"queue-file", ErrQueueFile},
 	{"no-job", ErrNoJob},
+	{"not-held", ErrJobNotHeld},
+	{"source-unreadable", ErrSourceUnreadable},
 	{"nothing-to-send", ErrNothingToSend},
 	{"duplicate-path", ErrDuplicatePath},
 	{"known-file", ErrKnownFile},

@@ -91,17 +91,23 @@ func (e *TextUnsupportedError) Error() string {
 func (e *TextUnsupportedError) Unwrap() []error { return []error{ErrTextUnsupported, ErrRefused} }
 
 // textRefused returns the error for an answer that refused an offer of
-// items: a *TextUnsupportedError when the offer held a text message and
-// the receiver is older than MinorText (it read the text as a malformed
-// entry), else nil.
+// items that holds a text message: a *TextUnsupportedError when the
+// receiver is older than MinorText (it read the text as a malformed
+// entry), else a *RefusedError that names the message ("bob refused the
+// message: …"). It is nil for an answer that accepted, or an offer of
+// files.
 func textRefused(hello proto.Hello, items []Item, a proto.Answer) error {
-	if a.Code == proto.CodeOK || hello.Minor >= proto.MinorText {
+	if a.Code == proto.CodeOK {
 		return nil
 	}
 	for _, it := range items {
-		if it.Entry.Kind == proto.KindText {
+		if it.Entry.Kind != proto.KindText {
+			continue
+		}
+		if hello.Minor < proto.MinorText {
 			return &TextUnsupportedError{Peer: peerName(hello.Name), Major: hello.Major, Minor: hello.Minor}
 		}
+		return &RefusedError{Peer: peerName(hello.Name), Code: a.Code, Reason: a.Reason, Text: isText(items)}
 	}
 	return nil
 }

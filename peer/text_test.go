@@ -196,7 +196,8 @@ func TestTextToOlderReceiver(t *testing.T) {
 		}
 	}
 	// The same refusal from a 1.2 peer is its own: a refusal, no more.
-	if err := textRefused(proto.NewHello("new bob"), []Item{textItem(t, "hi")}, proto.Answer{Code: proto.CodeProtocol}); err != nil {
+	err = textRefused(proto.NewHello("new bob"), []Item{textItem(t, "hi")}, proto.Answer{Code: proto.CodeProtocol})
+	if errors.As(err, &tu) || !errors.Is(err, ErrRefused) || err.Error() != "new bob refused the message: protocol error" {
 		t.Errorf("a 1.2 peer's refusal read as too old: %v", err)
 	}
 }

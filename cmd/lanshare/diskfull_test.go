@@ -171,11 +171,3 @@ func fillDisk(t testing.TB, path string) {
 		}
 	}
 }
-
-func keys(m map[string]entry) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}

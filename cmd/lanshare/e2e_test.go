@@ -394,6 +394,15 @@ type entry struct {
 	data string
 }
 
+// keys are the paths of a tree, in no order.
+func keys(m map[string]entry) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
 // stagingDir is the receiver's own folder at the top of a shared folder:
 // temporary and partial files, and the index of what arrived.
 const stagingDir = ".lanshare"

@@ -21,7 +21,6 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
-	"golang.org/x/sys/unix"
 
 	"github.com/lanshare/lanshare/internal/netlab"
 	"github.com/lanshare/lanshare/peer"
@@ -58,12 +57,7 @@ func forgedResponder(t testing.TB, h *netlab.Host, answer func() []byte) *ipv4.P
 	err := h.Do(func() error {
 		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-				if serr == nil {
-					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-				}
-			})
+			err := c.Control(func(fd uintptr) { serr = sharePort(fd) })
 			return errors.Join(err, serr)
 		}}
 		c, err := lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:5353")

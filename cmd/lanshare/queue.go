@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,8 +15,9 @@ import (
 	"github.com/lanshare/lanshare/proto"
 )
 
-// queueCommand is `lanshare queue` (list) and `lanshare queue cancel ID`:
-// the jobs of send --later, through the agent's control socket.
+// queueCommand is `lanshare queue` (list), `lanshare queue cancel ID` and
+// `lanshare queue retry ID`: the jobs of send --later, through the agent's
+// control socket.
 func queueCommand(configFlag cli.Flag, stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "queue",
@@ -26,17 +28,19 @@ was queued, and its state: waiting for the peer (with the tries made and
 the last error), delivering now, failed (the peer refused it, or the name is
 pinned to another key now: not tried again), or source changed (a file
 changed or vanished since it was queued: not sent). A delivered job leaves
-the queue. Drop a job with "lanshare queue cancel ID".
+the queue. Drop a job with "lanshare queue cancel ID"; send a failed or
+source-changed one back to waiting with "lanshare queue retry ID".
 
 Examples:
    lanshare queue
    lanshare queue --json
-   lanshare queue cancel 3f2a9c`,
+   lanshare queue cancel 3f2a9c
+   lanshare queue retry 3f2a9c`,
 		Flags: []cli.Flag{configFlag,
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per job: id, target, peer, peer_id, queued, files, dirs, bytes, first, state, attempts, last_attempt, last_error"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usageError{msg: fmt.Sprintf("queue takes no arguments, and has no command %s (its command: cancel)", peer.Escape(c.Args().First()))}
+				return usageError{msg: fmt.Sprintf("queue takes no arguments, and has no command %s (its commands: cancel, retry)", peer.Escape(c.Args().First()))}
 			}
 			return listQueue(c.Context, expandHome(c.String("config")), c.Bool("json"), stdout)
 		},
@@ -57,7 +61,7 @@ Example:
 				}
 				return cancelQueued(c.Context, expandHome(c.String("config")), c.Args().First(), c.Bool("json"), stdout)
 			},
-		}},
+		}, retryCommand(configFlag, stdout)},
 	}
 }
 
@@ -85,6 +89,9 @@ func listQueue(ctx context.Context, dir string, asJSON bool, w io.Writer) error 
 			ago(now.Sub(j.Queued)), jobState(j, now))
 	}
 	fmt.Fprintln(w, "drop one with: lanshare queue cancel ID")
+	if slices.ContainsFunc(jobs, func(j peer.QueueJob) bool { return j.State == peer.JobFailed || j.State == peer.JobSourceChanged }) {
+		fmt.Fprintln(w, "send a failed or source-changed one back to waiting with: lanshare queue retry ID")
+	}
 	return nil
 }
 
@@ -210,9 +217,13 @@ func logQueue(lg agentLog, ev peer.QueueEvent) {
 		lg.event(now, prioWarning, base, "job %s to %s not delivered: %s; trying again in %s while it is online",
 			j.ID, to, base.Reason, formatDuration(ev.Wait.Round(time.Second)))
 	case peer.QueueFailed:
-		lg.event(now, prioWarning, base, "job %s to %s failed, not tried again: %s; lanshare queue cancel %s drops it", j.ID, to, base.Reason, j.ID)
+		lg.event(now, prioWarning, base, "job %s to %s failed, not tried again: %s; lanshare queue retry %s tries it again, lanshare queue cancel %s drops it",
+			j.ID, to, base.Reason, j.ID, j.ID)
 	case peer.QueueSourceChanged:
-		lg.event(now, prioWarning, base, "job %s to %s not sent: %s; lanshare queue cancel %s drops it", j.ID, to, base.Reason, j.ID)
+		lg.event(now, prioWarning, base, "job %s to %s not sent: %s; lanshare queue retry %s sends the files as they are now, lanshare queue cancel %s drops it",
+			j.ID, to, base.Reason, j.ID, j.ID)
+	case peer.QueueRetried:
+		lg.event(now, prioInfo, base, "job %s for %s waits again (lanshare queue retry): %s", j.ID, to, what)
 	case peer.QueueCancelled:
 		note := ""
 		if ev.WasDelivering {
@@ -229,4 +240,44 @@ func queueLine(waiting, held int) string {
 		s += fmt.Sprintf(", %d held (failed or source changed)", held)
 	}
 	return s + " (lanshare queue)"
+}
+
+// retryCommand is `lanshare queue retry ID`.
+func retryCommand(configFlag cli.Flag, stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:      "retry",
+		Usage:     "send a failed or source-changed job back to waiting",
+		ArgsUsage: "ID",
+		Description: `Sends the job ID (see "lanshare queue"), held as failed or source
+changed, back to waiting: the agent tries it as soon as its peer is online,
+its tries and last error cleared. For a source-changed job this is your
+consent to the files as they are now: their size, modification time and
+identity are recorded afresh, and they are sent as they are then (a file
+that is gone keeps the job held: cancel it and queue what is there). A job
+that waits or is being delivered already is an error.
+
+Example:
+   lanshare queue retry 3f2a9c`,
+		Flags: []cli.Flag{configFlag,
+			&cli.BoolFlag{Name: "json", Usage: "print the job as it waits now, as one JSON object"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 || c.Args().First() == "" {
+				return usageError{msg: "queue retry takes one job id (see lanshare queue)"}
+			}
+			return retryQueued(c.Context, expandHome(c.String("config")), c.Args().First(), c.Bool("json"), stdout)
+		},
+	}
+}
+
+func retryQueued(ctx context.Context, dir, id string, asJSON bool, w io.Writer) error {
+	rep, err := peer.RetryQueued(ctx, dir, id)
+	if err != nil {
+		return err
+	}
+	j := *rep.Job
+	if asJSON {
+		return json.NewEncoder(w).Encode(j)
+	}
+	fmt.Fprintf(w, "job %s for %s waits again: %s; the agent delivers it when %s is online\n", j.ID, peer.Escape(j.Instance()), describeJobFiles(j), peer.Escape(j.Instance()))
+	return nil
 }

@@ -1,5 +1,3 @@
-//go:build linux
-
 package netlab
 
 // Avahi, the DNS-SD implementation of most Linux desktops, inside lab hosts:

@@ -1,5 +1,3 @@
-//go:build linux
-
 // Package netlab builds throwaway virtual LANs out of Linux network
 // namespaces, so tests can send real multicast between real processes without
 // ever touching the machine's own interfaces.
@@ -52,7 +50,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 )
 
 // ErrUnavailable is returned by Available when this process cannot build
@@ -74,6 +71,9 @@ func Available() error {
 }
 
 func probe() error {
+	if err := platformErr(); err != nil {
+		return err
+	}
 	if os.Geteuid() != 0 {
 		why := "not root (labs need CAP_NET_ADMIN and CAP_SYS_ADMIN)"
 		if err := userNSUsable(); err != nil {
@@ -117,7 +117,7 @@ func sweepStale() {
 		if !ok || err != nil || pid <= 0 || pid == os.Getpid() {
 			continue
 		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		if processGone(pid) {
 			_ = exec.Command("ip", "netns", "del", f[0]).Run()
 		}
 	}

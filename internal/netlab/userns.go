@@ -1,5 +1,3 @@
-//go:build linux
-
 package netlab
 
 import (
@@ -12,8 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // envInUserNS marks the copy of a test binary that Main re-executed inside a
@@ -57,16 +53,6 @@ func Main(m *testing.M) int {
 	return 0
 }
 
-// privateRun mounts a tmpfs on /run inside our own mount namespace, so that
-// "ip netns add" can create /run/netns (the real one belongs to the real
-// root).
-func privateRun() error {
-	if err := unix.Access("/run", unix.W_OK); err == nil {
-		return nil
-	}
-	return unix.Mount("tmpfs", "/run", "tmpfs", 0, "mode=0755")
-}
-
 var (
 	userNSOnce sync.Once
 	userNSErr  error
@@ -80,6 +66,9 @@ func userNSUsable() error {
 }
 
 func probeUserNS() error {
+	if err := platformErr(); err != nil {
+		return err
+	}
 	if _, err := exec.LookPath("unshare"); err != nil {
 		return fmt.Errorf("unshare(1) not found: %v", err)
 	}
