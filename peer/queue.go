@@ -444,17 +444,27 @@ func (q *jobQueue) add(r *queueRecord) error {
 	return q.saveLocked(append(append([]*queueRecord(nil), q.jobs...), r))
 }
 
+// findLocked returns the index of the job id in a usable queue; the
+// error wraps ErrNoJob when there is none.
+func (q *jobQueue) findLocked(id string) (int, error) {
+	if err := q.usableLocked(); err != nil {
+		return -1, err
+	}
+	i := q.indexLocked(id)
+	if i < 0 {
+		return -1, fmt.Errorf("%w %s (lanshare queue lists them)", ErrNoJob, Escape(id))
+	}
+	return i, nil
+}
+
 // remove takes the job id out of the queue and returns it; the error
 // wraps ErrNoJob when there is none.
 func (q *jobQueue) remove(id string) (*queueRecord, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if err := q.usableLocked(); err != nil {
+	i, err := q.findLocked(id)
+	if err != nil {
 		return nil, err
-	}
-	i := q.indexLocked(id)
-	if i < 0 {
-		return nil, fmt.Errorf("%w %s (lanshare queue lists them)", ErrNoJob, Escape(id))
 	}
 	r := q.jobs[i]
 	jobs := append(append([]*queueRecord(nil), q.jobs[:i]...), q.jobs[i+1:]...)

@@ -52,12 +52,9 @@ func (a *Agent) RetryJob(id string) (QueueJob, error) {
 func (q *jobQueue) retry(id string, delivering bool) (*queueRecord, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if err := q.usableLocked(); err != nil {
+	i, err := q.findLocked(id)
+	if err != nil {
 		return nil, err
-	}
-	i := q.indexLocked(id)
-	if i < 0 {
-		return nil, fmt.Errorf("%w %s (lanshare queue lists them)", ErrNoJob, Escape(id))
 	}
 	r := *q.jobs[i]
 	switch r.State {
