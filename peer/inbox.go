@@ -1612,7 +1612,15 @@ var errNotRecorded = errors.New("arrival not recorded")
 // not nil, is tmp as statArrival would find it (the syncer stated the
 // open file); pre, if not empty, is a final path already recorded for
 // st (see recordAhead), which is not recorded again.
-func (t *transfer) place(tmp string, anon *os.File, dir, name, fileKey, rec string, st *arrival, pre string) (arrival, error) {
+func (t *transfer) place(tmp string, anon *os.File, dir, name, fileKey, rec string, st *arrival, pre string) (_ arrival, err error) {
+	// named is the name an unnamed file got here, removed if it does
+	// not become the final one.
+	named := ""
+	defer func() {
+		if err != nil && named != "" {
+			_ = t.in.remove(named)
+		}
+	}()
 	names := t.listing(dir)
 	room := roomIn(dir)
 	var a arrival
@@ -1663,7 +1671,7 @@ func (t *transfer) place(tmp string, anon *os.File, dir, name, fileKey, rec stri
 		case anon != nil:
 			if err = t.linkAnonFinal(anon, dir, final); err == nil {
 				moved = true
-			} else if !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.EINVAL) {
+			} else if errors.Is(err, syscall.EXDEV) || noHardLinks(err) {
 				// Another file system, no hard links: the ways that
 				// follow take a name.
 				s, serr := t.in.staging()
@@ -1673,7 +1681,7 @@ func (t *transfer) place(tmp string, anon *os.File, dir, name, fileKey, rec stri
 				if serr != nil {
 					return arrival{}, errors.Join(err, serr)
 				}
-				anon = nil
+				anon, named = nil, tmp
 				n--
 				continue
 			}
