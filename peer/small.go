@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lanshare/lanshare/proto"
@@ -26,20 +27,28 @@ import (
 // and remove again. Nothing changes in what a name means: a file gets its
 // final name only once its bytes are verified and durable.
 
-// smallMax is the largest file received into memory. The syncer hands a
-// group over once it holds groupBuffered bytes of them, so at most three
-// groups' worth (two syncing, one gathering) are in memory.
+// smallMax is the largest file received into memory; the syncer hands a
+// group over once it holds groupBuffered bytes of them. The bytes that
+// all transfers hold in memory, received and not yet written, are at
+// most smallHeldMax: beyond, a small file is written as it arrives, as
+// larger ones are.
 const (
 	smallMax      = 64 << 10
-	groupBuffered = 2 << 20
+	groupBuffered = 1 << 20
+	smallHeldMax  = 16 << 20
 )
+
+// smallHeld counts the bytes of the small files' buffers taken and not
+// yet put back, in all transfers.
+var smallHeld atomic.Int64
 
 // isSmall reports whether entry i is received into memory: a new file
 // (not resumable, so with no partial file to keep) of at most smallMax
-// bytes.
+// bytes, while there is room for it (smallHeldMax).
 func (t *transfer) isSmall(i int) bool {
 	e := t.offer.Entries[i]
-	return e.Kind == proto.KindFile && e.Size <= smallMax && !t.claimed[i] && t.offsets[i] == 0 && tempFileHook == nil
+	return e.Kind == proto.KindFile && e.Size <= smallMax && !t.claimed[i] && t.offsets[i] == 0 && tempFileHook == nil &&
+		smallHeld.Load()+int64(e.Size) <= smallHeldMax
 }
 
 // smallPools hold the buffers of small files, by size class: 1 KiB
@@ -55,6 +64,7 @@ func smallClass(n uint64) int {
 
 func getSmall(n uint64) []byte {
 	c := smallClass(n)
+	smallHeld.Add(1 << (10 + c))
 	if b, ok := smallPools[c].Get().(*[]byte); ok {
 		return (*b)[:n]
 	}
@@ -62,9 +72,10 @@ func getSmall(n uint64) []byte {
 }
 
 func putSmall(b []byte) {
-	if cap(b) == 0 || cap(b) > smallMax || cap(b)&(cap(b)-1) != 0 {
+	if cap(b) == 0 {
 		return
 	}
+	smallHeld.Add(-int64(cap(b)))
 	b = b[:0]
 	smallPools[smallClass(uint64(cap(b)))].Put(&b)
 }

@@ -112,8 +112,11 @@ type syncer struct {
 	queue []int            // entries put, in order, not yet committed
 	out   map[int]syncDone // outcomes that arrived for entries in queue
 	// open counts the entries handed to the workers whose outcomes have
-	// not arrived; single, the files handed over one by one among them.
-	open, single int
+	// not arrived; single, the files handed over one by one among them;
+	// held, the entries whose outcomes arrived holding an unnamed file
+	// open (see syncDone.f) and wait for an earlier entry to be
+	// committed.
+	open, single, held int
 	// group gathers small files until it is handed over (see groupFiles).
 	group      []syncJob
 	groupSize  uint64
@@ -193,7 +196,10 @@ func (s *syncer) flush() {
 // hand gives u to the workers, first waiting for outcomes while more than
 // syncOpen entries would be out.
 func (s *syncer) hand(u syncUnit) {
-	for s.open > 0 && s.open+len(u.jobs) > syncOpen {
+	// Held files count too: behind a large file's long fsync, the small
+	// files after it would otherwise keep a descriptor each until it is
+	// done. Whenever some are held, an entry before them is out.
+	for s.open > 0 && s.open+s.held+len(u.jobs) > syncOpen {
 		s.takeUnit(<-s.done)
 	}
 	s.open += len(u.jobs)
@@ -212,6 +218,9 @@ func (s *syncer) takeUnit(d syncUnitDone) {
 	}
 	for _, o := range d.done {
 		s.out[o.i] = o
+		if o.f != nil {
+			s.held++
+		}
 	}
 	s.commitReady()
 }
@@ -234,6 +243,9 @@ func (s *syncer) commitReady() {
 		}
 		delete(s.out, s.queue[0])
 		s.queue = s.queue[1:]
+		if o.f != nil {
+			s.held--
+		}
 		run = append(run, o)
 	}
 	if s.prepare != nil && len(run) > 1 {
