@@ -92,6 +92,11 @@ type Inbox struct {
 	smu  sync.Mutex           // guards busy
 	busy map[string]*transfer // keys of the resumable files being received, and by whom
 
+	// anon says whether the staging folder's file system makes unnamed
+	// files (anonUnknown, anonYes, anonNo); anonOnce finds out.
+	anon     atomic.Int32
+	anonOnce sync.Once
+
 	gmu    sync.Mutex     // guards stg and closed
 	stg    *stagingFolder // the staging folder, held open (see staging)
 	closed bool
@@ -668,6 +673,7 @@ type transfer struct {
 	claimed  []bool                     // entry → its key is claimed: it is resumable
 	offsets  []uint64                   // entry → the offset it is received from
 	temps    []string                   // entry → temporary file being written
+	anon     anonFiles                  // entry → unnamed file made for it (small.go)
 	keep     []bool                     // entry → keep its partial file for a resume
 	results  []proto.Result             // entry → outcome
 	elapsed  []time.Duration
@@ -952,6 +958,7 @@ func (t *transfer) fail(i int, code proto.Code, reason string) {
 // discard removes entry i's temporary file (and, for a resumable file, its
 // record: what was received is no good).
 func (t *transfer) discard(i int) {
+	t.anon.close(i)
 	if t.temps[i] != "" {
 		_ = t.in.remove(t.temps[i])
 		t.temps[i] = ""
@@ -1007,7 +1014,13 @@ func (t *transfer) receive(br *bufio.Reader) error {
 		t.pmu.Lock()
 		t.prog.Path = e.Path
 		t.pmu.Unlock()
-		f, err := t.receiveFile(i, br, buf)
+		var f *os.File
+		var err error
+		if t.isSmall(i) {
+			err = t.receiveSmall(i, br, syncs)
+		} else {
+			f, err = t.receiveFile(i, br, buf)
+		}
 		if err != nil {
 			return err
 		}
@@ -1073,6 +1086,12 @@ func (t *transfer) stopOutOfSpace(i int) error {
 
 // commitSynced names entry d.i once the syncer is done with it.
 func (t *transfer) commitSynced(d syncDone) {
+	if d.created {
+		t.temps[d.i] = d.name
+		if d.f != nil {
+			t.anon.set(len(t.offer.Entries), d.i, d.f)
+		}
+	}
 	if d.err != nil {
 		t.fail(d.i, writeCode(d.err), "could not write: "+errReason(d.err))
 	} else if d.stated {
@@ -1492,7 +1511,7 @@ func (t *transfer) commitFile(i int, st *arrival) {
 	if t.recorded != nil {
 		pre = t.recorded[i]
 	}
-	a, err := t.place(t.temps[i], dir, t.in.cfg.NameRules.mapComponent(path.Base(e.Path)), t.keys[i], rec, st, pre)
+	a, err := t.place(t.temps[i], t.anon.get(i), dir, t.in.cfg.NameRules.mapComponent(path.Base(e.Path)), t.keys[i], rec, st, pre)
 	if errors.Is(err, errNotRecorded) && t.claimed[i] {
 		t.results[i] = proto.Result{Status: proto.Failed, Code: writeCode(err), Reason: trimReason("could not write: " + errReason(err))}
 		t.outOfSpace = t.outOfSpace || writeCode(err) == proto.CodeNoSpace
@@ -1504,6 +1523,7 @@ func (t *transfer) commitFile(i int, st *arrival) {
 		return
 	}
 	t.temps[i] = ""
+	t.anon.close(i)
 	t.results[i] = proto.Result{Status: proto.Saved, SavedAs: a.saved}
 	t.touched[dir] = true
 	if t.keys[i] != "" {
@@ -1592,7 +1612,15 @@ var errNotRecorded = errors.New("arrival not recorded")
 // not nil, is tmp as statArrival would find it (the syncer stated the
 // open file); pre, if not empty, is a final path already recorded for
 // st (see recordAhead), which is not recorded again.
-func (t *transfer) place(tmp, dir, name, fileKey, rec string, st *arrival, pre string) (arrival, error) {
+func (t *transfer) place(tmp string, anon *os.File, dir, name, fileKey, rec string, st *arrival, pre string) (_ arrival, err error) {
+	// named is the name an unnamed file got here, removed if it does
+	// not become the final one.
+	named := ""
+	defer func() {
+		if err != nil && named != "" {
+			_ = t.in.remove(named)
+		}
+	}()
 	names := t.listing(dir)
 	room := roomIn(dir)
 	var a arrival
@@ -1616,7 +1644,12 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string, st *arrival, pre s
 		final := path.Join(dir, cand)
 		if !stated {
 			var err error
-			if a, err = t.in.statArrival(fileKey, tmp); err != nil {
+			if anon != nil {
+				a, err = anonArrival(fileKey, anon)
+			} else {
+				a, err = t.in.statArrival(fileKey, tmp)
+			}
+			if err != nil {
 				return arrival{}, err
 			}
 			stated = true
@@ -1633,7 +1666,26 @@ func (t *transfer) place(tmp, dir, name, fileKey, rec string, st *arrival, pre s
 		}
 		var err error = syscall.EINVAL
 		moved := false
-		if badName == nil || !badName(cand) {
+		switch {
+		case badName != nil && badName(cand):
+		case anon != nil:
+			if err = t.linkAnonFinal(anon, dir, final); err == nil {
+				moved = true
+			} else if errors.Is(err, syscall.EXDEV) || noHardLinks(err) {
+				// Another file system, no hard links: the ways that
+				// follow take a name.
+				s, serr := t.in.staging()
+				if serr == nil {
+					tmp, serr = t.in.nameAnon(s, anon)
+				}
+				if serr != nil {
+					return arrival{}, errors.Join(err, serr)
+				}
+				anon, named = nil, tmp
+				n--
+				continue
+			}
+		default:
 			if err = t.moveFinal(tmp, dir, final); err == nil {
 				moved = true
 			} else if !errors.Is(err, fs.ErrExist) {

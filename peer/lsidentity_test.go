@@ -1,8 +1,12 @@
 package peer
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -32,8 +36,8 @@ func TestLocalSendIdentityCreatedOnceOwnerOnlyAndStable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if key, ok := cert.PublicKey.(*rsa.PublicKey); !ok || key.N.BitLen() != 2048 {
-		t.Errorf("certificate key %T, want RSA-2048 as the apps make", cert.PublicKey)
+	if key, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || key.Curve != elliptic.P256() {
+		t.Errorf("certificate key %T, want ECDSA P-256 as LocalSend's rcgen makes", cert.PublicKey)
 	}
 	if cert.Subject.CommonName != "LocalSend User" || cert.NotAfter.Year() < 4000 || cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature) != nil {
 		t.Errorf("certificate %v valid until %v: want a self-signed \"LocalSend User\" that never expires", cert.Subject, cert.NotAfter)
@@ -118,7 +122,7 @@ func TestLocalSendIdentityCertificateIssuedForAKeyWithout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !again.Cert.Leaf.PublicKey.(*rsa.PublicKey).Equal(first.Cert.Leaf.PublicKey) {
+	if !again.Cert.Leaf.PublicKey.(*ecdsa.PublicKey).Equal(first.Cert.Leaf.PublicKey) {
 		t.Error("a new key was made where only the certificate was missing")
 	}
 }
@@ -245,5 +249,44 @@ func TestKnownPeersRejectMalformedLocalSendLine(t *testing.T) {
 		if _, err := LoadKnown(dir); !errors.Is(err, ErrKnownFile) {
 			t.Errorf("%q: %v, want ErrKnownFile", line, err)
 		}
+	}
+}
+
+// TestLocalSendIdentityRSAStillLoads: an identity made before keys were
+// ECDSA (RSA-2048, as the Flutter apps make) loads as it is, with its
+// fingerprint: the LocalSend devices that know the agent still do.
+func TestLocalSendIdentityRSAStillLoads(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "config")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := lsSelfSign(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, lsKeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, lsCertFile), certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(certPEM)
+	id, err := LoadLocalSendIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Fingerprint != localsend.Fingerprint(blk.Bytes) {
+		t.Fatalf("fingerprint %s, want the RSA certificate's %s", id.Fingerprint, localsend.Fingerprint(blk.Bytes))
+	}
+	if _, ok := id.Cert.PrivateKey.(*rsa.PrivateKey); !ok {
+		t.Fatalf("key %T, want the RSA key kept", id.Cert.PrivateKey)
 	}
 }

@@ -132,7 +132,7 @@ func TestPlaceFallsBackToRenameOnlyWithoutHardLinks(t *testing.T) {
 	}
 	f.Close()
 	tr := newTransfer(in, Policy{}, proto.Offer{}, time.Now())
-	_, err = tr.place(tmp, "gone", "f.txt", "", "", nil, "")
+	_, err = tr.place(tmp, nil, "gone", "f.txt", "", "", nil, "")
 	var le *os.LinkError
 	if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &le) || !strings.HasPrefix(le.Op, "link") {
 		t.Fatalf("placing a file in a missing directory: %v, want the link's own error", err)

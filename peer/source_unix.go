@@ -25,15 +25,23 @@ func openSource(name string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), name), nil
 }
 
-// checkOpen reports whether name, a regular file, opens for reading: it
-// opens and closes it, two system calls.
+// checkOpen reports whether name, a regular file, may be opened for
+// reading: one faccessat with the effective ids, as open checks them. An
+// open and a close cost twice as much, and were a tenth of the sender's
+// time for 10,000 small files, all before the first byte. Whatever
+// refuses the open later (an ACL, a security module) is still told when
+// the file is sent: its entry fails as unreadable.
 func checkOpen(name string) error {
-	fd, err := openRead(name)
-	if err != nil {
-		return err
+	for {
+		err := unix.Faccessat(unix.AT_FDCWD, name, unix.R_OK, unix.AT_EACCESS)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+		return nil
 	}
-	unix.Close(fd)
-	return nil
 }
 
 func openRead(name string) (int, error) {

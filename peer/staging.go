@@ -724,7 +724,7 @@ func (in *Inbox) createStagingFile(perm fs.FileMode) (*os.File, string, error) {
 	for range 10 {
 		var rnd [8]byte
 		_, _ = rand.Read(rnd[:])
-		name := path.Join(stagingDir, "tmp-"+hex.EncodeToString(rnd[:]))
+		name := path.Join(stagingDir, tempPrefixStaging+hex.EncodeToString(rnd[:]))
 		f, err := in.openStaging(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 		if errors.Is(err, fs.ErrExist) {
 			continue
@@ -945,6 +945,19 @@ func parseRecord(b []byte) (arrival, bool) {
 // recorded for key.
 func (in *Inbox) statArrival(key, name string) (arrival, error) {
 	id, fi, err := fileIdentity(in.stagingRef(name))
+	if err != nil {
+		return arrival{}, err
+	}
+	if key == "" {
+		key = "-"
+	}
+	return arrival{key: key, id: id, size: uint64(fi.Size()), mtime: fi.ModTime().UnixNano()}, nil
+}
+
+// anonArrival describes the unnamed file f as it would be recorded for
+// key (see statArrival).
+func anonArrival(key string, f *os.File) (arrival, error) {
+	id, fi, err := openIdentity(f)
 	if err != nil {
 		return arrival{}, err
 	}

@@ -60,6 +60,18 @@ type syncJob struct {
 	mtime time.Time
 	// size is the file's size: a small one is synced in a group.
 	size uint64
+	// buffered: the file is not made yet; its bytes are data, and maker
+	// makes it (see receiveSmall). f, root and name are then set when
+	// it is made.
+	buffered bool
+	data     []byte
+	maker    smallMaker
+}
+
+// smallMaker makes the files of buffered jobs: the Inbox.
+type smallMaker interface {
+	createSmall(perm os.FileMode) (*os.File, string, error)
+	stagingRef(name string) (*os.Root, string)
 }
 
 // syncDone is the outcome of a syncJob.
@@ -70,6 +82,13 @@ type syncDone struct {
 	// on the worker, so that naming it needs no stat of its own.
 	st     arrival
 	stated bool
+	// created: the job was buffered, and the worker made its file: an
+	// unnamed one, f, left open for its naming, or the temporary file
+	// name (path under the shared folder), closed. Either is set even
+	// when err says the file was not made whole, so that it is removed.
+	created bool
+	f       *os.File
+	name    string
 }
 
 // syncUnit is what a worker takes at once: a group, or one file.
@@ -93,11 +112,15 @@ type syncer struct {
 	queue []int            // entries put, in order, not yet committed
 	out   map[int]syncDone // outcomes that arrived for entries in queue
 	// open counts the entries handed to the workers whose outcomes have
-	// not arrived; single, the files handed over one by one among them.
-	open, single int
+	// not arrived; single, the files handed over one by one among them;
+	// held, the entries whose outcomes arrived holding an unnamed file
+	// open (see syncDone.f) and wait for an earlier entry to be
+	// committed.
+	open, single, held int
 	// group gathers small files until it is handed over (see groupFiles).
 	group      []syncJob
 	groupSize  uint64
+	groupBuf   int // bytes of the group's buffered jobs
 	groupStart time.Time
 	// commit gets each entry's outcome, in the order the entries were
 	// put.
@@ -139,7 +162,8 @@ func (s *syncer) put(job syncJob) {
 		}
 		s.group = append(s.group, job)
 		s.groupSize += job.size
-		if len(s.group) >= groupFiles || s.groupSize >= groupBytes || time.Since(s.groupStart) >= groupAge {
+		s.groupBuf += len(job.data)
+		if len(s.group) >= groupFiles || s.groupSize >= groupBytes || s.groupBuf >= groupBuffered || time.Since(s.groupStart) >= groupAge {
 			s.flush()
 		}
 	} else {
@@ -165,14 +189,17 @@ func (s *syncer) flush() {
 		return
 	}
 	g := s.group
-	s.group, s.groupSize = nil, 0
+	s.group, s.groupSize, s.groupBuf = nil, 0, 0
 	s.hand(syncUnit{jobs: g, group: true})
 }
 
 // hand gives u to the workers, first waiting for outcomes while more than
 // syncOpen entries would be out.
 func (s *syncer) hand(u syncUnit) {
-	for s.open > 0 && s.open+len(u.jobs) > syncOpen {
+	// Held files count too: behind a large file's long fsync, the small
+	// files after it would otherwise keep a descriptor each until it is
+	// done. Whenever some are held, an entry before them is out.
+	for s.open > 0 && s.open+s.held+len(u.jobs) > syncOpen {
 		s.takeUnit(<-s.done)
 	}
 	s.open += len(u.jobs)
@@ -191,6 +218,9 @@ func (s *syncer) takeUnit(d syncUnitDone) {
 	}
 	for _, o := range d.done {
 		s.out[o.i] = o
+		if o.f != nil {
+			s.held++
+		}
 	}
 	s.commitReady()
 }
@@ -213,6 +243,9 @@ func (s *syncer) commitReady() {
 		}
 		delete(s.out, s.queue[0])
 		s.queue = s.queue[1:]
+		if o.f != nil {
+			s.held--
+		}
 		run = append(run, o)
 	}
 	if s.prepare != nil && len(run) > 1 {
@@ -256,10 +289,13 @@ func (s *syncer) work() {
 func syncGroup(g []syncJob, barrier func(*os.File) error) []syncDone {
 	out := make([]syncDone, len(g))
 	var first *os.File
-	for k, job := range g {
-		out[k] = job.setUp()
+	for k := range g {
+		out[k] = g[k].make()
+		if out[k].err == nil {
+			out[k] = g[k].setUp(out[k])
+		}
 		if out[k].err == nil && first == nil {
-			first = job.f
+			first = g[k].f
 		}
 	}
 	berr := error(nil)
@@ -270,19 +306,59 @@ func syncGroup(g []syncJob, barrier func(*os.File) error) []syncDone {
 		if out[k].err == nil && berr != nil {
 			out[k].err = job.f.Sync()
 		}
-		if cerr := job.f.Close(); out[k].err == nil {
-			out[k].err = cerr
-		}
+		out[k] = job.release(out[k])
 	}
 	return out
+}
+
+// make makes a buffered job's file and writes its bytes (see
+// syncJob.buffered); other jobs' files are made already. The outcome is
+// the job's so far.
+func (job *syncJob) make() syncDone {
+	d := syncDone{i: job.i}
+	if !job.buffered {
+		return d
+	}
+	data := job.data
+	job.data = nil
+	defer putSmall(data)
+	d.created = true
+	f, name, err := job.maker.createSmall(job.mode)
+	if err != nil {
+		d.err = err
+		return d
+	}
+	job.f, d.name = f, name
+	if name != "" {
+		job.root, job.name = job.maker.stagingRef(name)
+	}
+	if _, err := f.Write(data); err != nil {
+		d.err = err
+	}
+	return d
+}
+
+// release closes the job's file, unless it is an unnamed file made
+// whole, which its naming needs open (d.f).
+func (job syncJob) release(d syncDone) syncDone {
+	if job.f == nil {
+		return d
+	}
+	if d.created && d.name == "" && d.err == nil {
+		d.f = job.f
+		return d
+	}
+	if cerr := job.f.Close(); d.err == nil {
+		d.err = cerr
+	}
+	return d
 }
 
 // setUp gives the file its times and mode (before the sync, so that they
 // are durable with the rest), and states it: one fstat tells its
 // identity for the arrived index and whether its mode is already right
 // (a temporary file is made with its final mode), which spares a chmod.
-func (job syncJob) setUp() syncDone {
-	d := syncDone{i: job.i}
+func (job syncJob) setUp(d syncDone) syncDone {
 	if !job.mtime.IsZero() {
 		if d.err = setFileTimes(job.f, job.root, job.name, job.mtime); d.err != nil {
 			return d
@@ -304,14 +380,14 @@ func (job syncJob) setUp() syncDone {
 // sync gives the file its mode and times, makes it durable, and closes
 // it.
 func (job syncJob) sync() syncDone {
-	d := job.setUp()
+	d := job.make()
+	if d.err == nil {
+		d = job.setUp(d)
+	}
 	if d.err == nil {
 		d.err = job.f.Sync()
 	}
-	if cerr := job.f.Close(); d.err == nil {
-		d.err = cerr
-	}
-	return d
+	return job.release(d)
 }
 
 // run is sync's error alone.

@@ -210,7 +210,7 @@ func (t *transfer) saveText(i int, data []byte, at time.Time) (string, error) {
 	}
 	t.in.mu.Lock()
 	defer t.in.mu.Unlock()
-	a, err := t.place(tmp, dir, textFileName(at), "", "", nil, "")
+	a, err := t.place(tmp, nil, dir, textFileName(at), "", "", nil, "")
 	if err != nil {
 		t.discard(i)
 		return "", err
