@@ -146,7 +146,8 @@ func (s *Sender) dial(ctx context.Context, addr, want string) (net.Conn, string,
 	if err != nil {
 		return nil, "", err
 	}
-	tc := tls.Client(raw, s.Identity.ClientTLS(want))
+	// A large file's records go out a chunk at a time (see corkConn).
+	tc := tls.Client(&corkConn{Conn: raw}, s.Identity.ClientTLS(want))
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {

@@ -180,6 +180,10 @@ func (s *streamer) sendPipelined(j readJob, path string) (rerr, err error) {
 			return nil, err
 		}
 	}
+	if n >= directMin {
+		defer spareP.hold()() // see headroom.go
+	}
+	cc := s.corker()
 	r := startReadAhead(j)
 	defer func() {
 		r.stop()
@@ -208,7 +212,7 @@ func (s *streamer) sendPipelined(j readJob, path string) (rerr, err error) {
 			left -= sent
 			continue
 		}
-		_, err := s.bw.Write(c.buf)
+		err := s.writeCorked(cc, c.buf)
 		r.free <- c.buf
 		if err != nil {
 			return nil, err
@@ -222,6 +226,35 @@ func (s *streamer) sendPipelined(j readJob, path string) (rerr, err error) {
 		}
 	}
 	return rerr, nil
+}
+
+// writeCorked writes b through the write buffer, with the records TLS
+// makes of it gathered by cc (if not nil) into one write to the socket.
+func (s *streamer) writeCorked(cc *corkConn, b []byte) error {
+	if cc == nil {
+		_, err := s.bw.Write(b)
+		return err
+	}
+	if s.corkBuf == nil {
+		s.corkBuf = make([]byte, 0, corkSize)
+	}
+	cc.cork(s.corkBuf)
+	_, err := s.bw.Write(b)
+	if ferr := cc.uncork(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// corker returns the corkConn under the streamer's TLS connection, or
+// nil.
+func (s *streamer) corker() *corkConn {
+	nc, ok := s.conn.(interface{ NetConn() net.Conn })
+	if !ok {
+		return nil
+	}
+	cc, _ := nc.NetConn().(*corkConn)
+	return cc
 }
 
 // sendfileConn returns the connection sendfile can write to, or nil.

@@ -844,6 +844,8 @@ type streamer struct {
 	// digest is the hash of the files sent from their start, one after
 	// another, reset for each (see planDigest).
 	digest hash.Hash
+	// corkBuf gathers a chunk's TLS records (see writeCorked).
+	corkBuf []byte
 }
 
 // unreadFile is a file the streamer could not read in full, padded and

@@ -36,7 +36,13 @@ const (
 	// fills one while the writers have the others in flight.
 	sinkBuffers = 6
 	// directWriters is how many direct writes a sink keeps in flight.
-	directWriters = 4
+	// One: a direct write that extends the file, as a sink's do, holds
+	// the file's lock and returns once on the disk (ext4, XFS), so more
+	// writers only queue on the lock, each holding a P and a thread
+	// meanwhile. Measured on 2 cores, 1 GiB over loopback: one writer
+	// took 0.1 CPU-s less of the receiver, with a fifth fewer context
+	// switches, than four.
+	directWriters = 1
 	// directAlign is the alignment of memory, length and file offset that
 	// direct writes need: a page, which covers the usual block sizes.
 	directAlign = 4096
@@ -77,6 +83,10 @@ type sink struct {
 	cached  *os.File // the file opened again without direct I/O
 	noCache bool     // it could not be
 	stalled bool     // no buffer came free for spillAfter, and none since
+
+	// unspare gives back the spare P a direct sink holds while it
+	// writes (see headroom.go); nil otherwise.
+	unspare func()
 }
 
 // errDirectOff means direct I/O could not be turned off for the buffered
@@ -126,6 +136,7 @@ func newSink(w io.Writer, h hash.Hash, off int64, n uint64, buf []byte) *sink {
 		if n >= directMin && off%directAlign == 0 && setDirect(f, true) {
 			s.direct = true
 			writers = directWriters
+			s.unspare = spareP.hold() // see headroom.go
 		}
 	}
 	var writing sync.WaitGroup
@@ -374,6 +385,10 @@ func (s *sink) close() (digest [proto.DigestSize]byte, err error) {
 		}
 		sinkChunksFree.Add(int64(s.taken))
 		s.taken = 0
+		if s.unspare != nil {
+			s.unspare()
+			s.unspare = nil
+		}
 	}
 	copy(digest[:], s.h.Sum(nil))
 	return digest, s.werr
