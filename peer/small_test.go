@@ -132,3 +132,31 @@ func (c *needleConn) Write(p []byte) (int, error) {
 	}
 	return c.Conn.Write(p)
 }
+
+// TestStagedBudgetHeldBackNotStopped: when the transfers together hold
+// more staging files than the budget (here, as if others held them), a
+// transfer of many small files still completes, holding one file at a
+// time, and every file it counted is given back.
+func TestStagedBudgetHeldBackNotStopped(t *testing.T) {
+	files := map[string]string{}
+	for i := range groupFiles + 50 {
+		files[fmt.Sprintf("d/f%d", i)] = randomBytes(t, 100+i)
+	}
+	src := writeTree(t, files)
+	others := stagedBudget + 10
+	before := stagedOpen.Add(others)
+	defer stagedOpen.Add(-others)
+	in := newInbox(t, InboxConfig{})
+	o := transferOver(t, tcpPair, in, collect(t, filepath.Join(src, "d")), nil)
+	if o.sendErr != nil || o.recvErr != nil {
+		t.Fatalf("send: %v, receive: %v", o.sendErr, o.recvErr)
+	}
+	want := map[string]string{"d/": ""}
+	for p, c := range files {
+		want[p] = c
+	}
+	assertTree(t, in.Dir(), want)
+	if got := stagedOpen.Load(); got != before {
+		t.Fatalf("the transfer left %d staging files counted", got-before)
+	}
+}

@@ -3,6 +3,7 @@ package peer
 import (
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,10 +34,11 @@ const (
 	// syncOpen bounds the entries handed to the workers whose outcomes
 	// have not arrived, grouped or not: each holds an open file, and so
 	// does each file of the group being gathered. A transfer holds at
-	// most 3 × groupFiles open files: two groups sync while the next
+	// most 4 × groupFiles open files: three groups sync while the next
 	// gathers, so that a barrier slowed by other writers of the file
-	// system does not stop the stream at once.
-	syncOpen = 2 * groupFiles
+	// system does not stop the stream at once. All transfers together
+	// hold about stagedBudget at most (see stagedOpen).
+	syncOpen = 3 * groupFiles
 	// groupMax is the largest file synced in a group: larger ones are
 	// written through a pipeline or directly (see sink), and a fsync of
 	// their own costs little next to their bytes.
@@ -44,10 +46,21 @@ const (
 	// A group is handed over once it holds groupFiles files or groupBytes
 	// bytes, or when a file arrives groupAge after its first: a slow
 	// trickle of files still gets its names promptly.
-	groupFiles = 128
+	groupFiles = 256
 	groupBytes = 8 << 20
 	groupAge   = 50 * time.Millisecond
 )
+
+// stagedOpen counts the files that all transfers' syncers hold, from
+// put until committed: each may hold a descriptor. Beyond stagedBudget,
+// a syncer hands its files over one at a time and waits for its own to
+// be done before the next, so that transfers together stay about within
+// the budget (each may still have one file out, and so always goes on).
+var stagedOpen atomic.Int64
+
+// stagedBudget is a quarter of the descriptors the process may open,
+// between 256 and 65,536.
+var stagedBudget = min(max(openFileLimit()/4, 256), 65536)
 
 // syncJob is a verified file to make durable.
 type syncJob struct {
@@ -153,6 +166,7 @@ func (s *syncer) put(job syncJob) {
 		}
 	}
 	s.queue = append(s.queue, job.i)
+	stagedOpen.Add(1)
 	if s.barrier != nil && job.size < groupMax {
 		if len(s.group) > 0 && job.root != s.group[0].root {
 			s.flush() // the staging folder was made again: a group is one folder's
@@ -163,7 +177,8 @@ func (s *syncer) put(job syncJob) {
 		s.group = append(s.group, job)
 		s.groupSize += job.size
 		s.groupBuf += len(job.data)
-		if len(s.group) >= groupFiles || s.groupSize >= groupBytes || s.groupBuf >= groupBuffered || time.Since(s.groupStart) >= groupAge {
+		if len(s.group) >= groupFiles || s.groupSize >= groupBytes || s.groupBuf >= groupBuffered || time.Since(s.groupStart) >= groupAge ||
+			stagedOpen.Load() > stagedBudget {
 			s.flush()
 		}
 	} else {
@@ -199,7 +214,7 @@ func (s *syncer) hand(u syncUnit) {
 	// Held files count too: behind a large file's long fsync, the small
 	// files after it would otherwise keep a descriptor each until it is
 	// done. Whenever some are held, an entry before them is out.
-	for s.open > 0 && s.open+s.held+len(u.jobs) > syncOpen {
+	for s.open > 0 && (s.open+s.held+len(u.jobs) > syncOpen || stagedOpen.Load() > stagedBudget) {
 		s.takeUnit(<-s.done)
 	}
 	s.open += len(u.jobs)
@@ -243,6 +258,7 @@ func (s *syncer) commitReady() {
 		}
 		delete(s.out, s.queue[0])
 		s.queue = s.queue[1:]
+		stagedOpen.Add(-1)
 		if o.f != nil {
 			s.held--
 		}
