@@ -190,10 +190,22 @@ func (s *sockets) send(b []byte, ifindex int, src netip.Addr, dst netip.AddrPort
 		sa6 := (*unix.RawSockaddrInet6)(unsafe.Pointer(&sa))
 		sa6.Family, sa6.Addr = unix.AF_INET6, a.As16()
 		if z := a.Zone(); z != "" {
-			if id, err := strconv.ParseUint(z, 10, 32); err == nil {
+			// The zone of a destination we send to out of interface
+			// ifindex names that interface (we answer a link-local
+			// address on the interface its packet came in on), so its
+			// index is the scope, without asking the kernel for the
+			// name's index: at a hundred peers that look-up (a netlink
+			// dump of every interface, per unicast answer) was a tenth
+			// of an agent's CPU at start-up.
+			switch id, err := strconv.ParseUint(z, 10, 32); {
+			case ifindex > 0:
+				sa6.Scope_id = uint32(ifindex)
+			case err == nil:
 				sa6.Scope_id = uint32(id)
-			} else if ifi, err := net.InterfaceByName(z); err == nil {
-				sa6.Scope_id = uint32(ifi.Index)
+			default:
+				if ifi, err := net.InterfaceByName(z); err == nil {
+					sa6.Scope_id = uint32(ifi.Index)
+				}
 			}
 		}
 		port = (*[2]byte)(unsafe.Pointer(&sa6.Port))
