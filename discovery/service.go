@@ -450,9 +450,14 @@ func (s *Service) due(rs *runState, now time.Time) {
 	s.mu.Unlock()
 	refresh := rs.refreshPending && !now.Before(rs.refreshAt) && !now.Before(rs.lastQuery.Add(minRefreshGap))
 	if refresh || (!rs.nextQuery.IsZero() && !now.Before(rs.nextQuery)) {
+		qu := s.askUnicast(rs)
 		for _, st := range rs.ifs {
-			for _, m := range s.query(st, now, s.askUnicast(rs)) {
-				s.sendAll(rs, st, m)
+			for _, m := range s.query(st, now, qu) {
+				if qu {
+					s.sendOneFamily(rs, st, m)
+				} else {
+					s.sendAll(rs, st, m)
+				}
 			}
 		}
 		rs.refreshPending, rs.lastQuery = false, now
@@ -649,6 +654,28 @@ func (s *Service) sendAll(rs *runState, st *ifState, m *dns.Msg) {
 		s.send(rs, b, st, group4)
 	}
 	if st.v6 {
+		s.send(rs, b, st, group6)
+	}
+}
+
+// sendOneFamily multicasts m on one family joined on st: IPv4 if it can,
+// else IPv6. A query asking for unicast answers goes out this way: every
+// responder would answer each copy it hears, by unicast to the family it
+// came over, with the same records (its A and AAAA records together), so
+// a copy over each family doubled the answers, and the copy itself cost
+// every host on the link a packet more. An agent that listens over IPv6
+// alone still hears our next multicast query (see askUnicast), and its
+// announcements reach us anyway.
+func (s *Service) sendOneFamily(rs *runState, st *ifState, m *dns.Msg) {
+	b, err := m.Pack()
+	if err != nil {
+		s.log.printf("pack", "packing message: %v", err)
+		return
+	}
+	switch {
+	case st.v4:
+		s.send(rs, b, st, group4)
+	case st.v6:
 		s.send(rs, b, st, group6)
 	}
 }
