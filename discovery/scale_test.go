@@ -419,3 +419,39 @@ func TestFirstQueryAsksUnicast(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnicastQueryGoesOverOneFamily: on an interface with IPv4 and IPv6,
+// a running agent's queries that ask for unicast answers go out once,
+// over IPv4, and the next one, asking for multicast answers, over both.
+// Over both, each responder answered both copies by unicast, with the
+// same records: at a hundred agents starting together, half the unicast
+// answers and a multicast copy per query heard by every host were for
+// nothing.
+func TestUnicastQueryGoesOverOneFamily(t *testing.T) {
+	s, rs, _ := scaleService(t, 0)
+	lo := &ifState{info: ifaceInfo{Name: "lo", Index: 1, MTU: 65536,
+		Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}}, v4: true, v6: true}
+	lo.src4, lo.src6 = sources(lo.info)
+	rs.ifs = map[int]*ifState{1: lo}
+	h := netlab.Single(t)
+	err := h.Do(func() error {
+		socks, err := openSockets(0)
+		if err != nil {
+			return err
+		}
+		defer socks.close()
+		rs.socks, rs.nextQuery = socks, t0
+		for i, want := range []uint64{1, 1, 2} {
+			qu := s.askUnicast(rs)
+			before := s.Stats().Sent
+			s.due(rs, rs.nextQuery)
+			if got := s.Stats().Sent - before; got != want {
+				t.Errorf("query %d (QU %v) went out in %d packets, want %d", i+1, qu, got, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
