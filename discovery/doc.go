@@ -38,8 +38,8 @@
 //     with 4 MiB socket receive buffers (the answers of hundreds of
 //     responders arrive at once; without CAP_NET_ADMIN the kernel caps
 //     the buffer at net.core.rmem_max);
-//   - announces itself on each interface at start (three unsolicited
-//     responses, 0 s, 1 s and 3 s after a random 0-250 ms, so agents
+//   - announces itself on each interface at start (two unsolicited
+//     responses, 0 s and 1 s after a random 0-250 ms, so agents
 //     started together do not speak at once) and sends goodbyes (TTL 0)
 //     when Run ends;
 //   - answers queries by multicast (unicast only for QU questions and legacy
