@@ -53,8 +53,15 @@
 //     (§6), queries heard meanwhile get the same answer, an answer another
 //     responder sends first is not repeated (§7.4), and answers on an
 //     interface are at least 250 ms apart, so a query flood cannot turn
-//     into a response flood; a query with the TC bit is answered once the
+//     into a response flood, and none goes out when our announcement
+//     follows within 500 ms; a query with the TC bit is answered once the
 //     rest of its known answers have come, or after 400-500 ms (§7.2);
+//     while packets we received wait to be handled, that answer and our
+//     own queries wait for them (at most a second; a one-shot browse's
+//     query 250 ms), so a host that falls behind neither asks for what it
+//     has been told nor answers a query whose known answers it has not
+//     read: at 200 agents starting together, the multicast answers to
+//     such queries made every host fall further behind;
 //   - browses continuously: queries at start (after a random 0-250 ms)
 //     and then after 1 s, 2 s, 4 s ... up to an hour (§5.2), the first two
 //     with the QU bit (§5.4: when agents start together, each one's

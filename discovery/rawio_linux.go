@@ -104,6 +104,23 @@ func (r *rawSock) read(buf []byte) (packet, error) {
 	return p, nil
 }
 
+// unread reports whether a datagram waits in either socket's receive
+// queue (SIOCINQ gives the size of the first; an empty datagram is
+// missed, which costs nothing here).
+func (s *sockets) unread() bool { return s.r4.unread() || s.r6.unread() }
+
+func (r *rawSock) unread() bool {
+	if r == nil {
+		return false
+	}
+	var n int32
+	var errno syscall.Errno
+	err := r.rc.Control(func(fd uintptr) {
+		_, _, errno = syscall.RawSyscall(unix.SYS_IOCTL, fd, unix.SIOCINQ, uintptr(unsafe.Pointer(&n)))
+	})
+	return err == nil && errno == 0 && n > 0
+}
+
 // parseControl takes the receiving interface and the TTL or hop limit
 // from a datagram's control messages; a zero TTL means not reported.
 func (r *rawSock) parseControl(p *packet, b []byte) {
