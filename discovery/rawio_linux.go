@@ -211,9 +211,9 @@ func (s *sockets) send(b []byte, ifindex int, src netip.Addr, dst netip.AddrPort
 			// ifindex names that interface (we answer a link-local
 			// address on the interface its packet came in on), so its
 			// index is the scope, without asking the kernel for the
-			// name's index: at a hundred peers that look-up (a netlink
-			// dump of every interface, per unicast answer) was a tenth
-			// of an agent's CPU at start-up.
+			// name's index: that look-up (a netlink dump of every
+			// interface, per unicast answer) was 6 % of the agents' CPU
+			// while a hundred started together.
 			switch id, err := strconv.ParseUint(z, 10, 32); {
 			case ifindex > 0:
 				sa6.Scope_id = uint32(ifindex)
