@@ -38,8 +38,8 @@
 //     with 4 MiB socket receive buffers (the answers of hundreds of
 //     responders arrive at once; without CAP_NET_ADMIN the kernel caps
 //     the buffer at net.core.rmem_max);
-//   - announces itself on each interface at start (three unsolicited
-//     responses, 0 s, 1 s and 3 s after a random 0-250 ms, so agents
+//   - announces itself on each interface at start (two unsolicited
+//     responses, 0 s and 1 s after a random 0-250 ms, so agents
 //     started together do not speak at once) and sends goodbyes (TTL 0)
 //     when Run ends;
 //   - answers queries by multicast (unicast only for QU questions and legacy
@@ -53,12 +53,21 @@
 //     (§6), queries heard meanwhile get the same answer, an answer another
 //     responder sends first is not repeated (§7.4), and answers on an
 //     interface are at least 250 ms apart, so a query flood cannot turn
-//     into a response flood; a query with the TC bit is answered once the
+//     into a response flood, and none goes out when our announcement
+//     follows within 500 ms; a query with the TC bit is answered once the
 //     rest of its known answers have come, or after 400-500 ms (§7.2);
+//     while packets we received wait to be handled, that answer and our
+//     own queries wait for them (at most a second; a one-shot browse's
+//     query 250 ms), so a host that falls behind neither asks for what it
+//     has been told nor answers a query whose known answers it has not
+//     read: at 200 agents starting together, the multicast answers to
+//     such queries made every host fall further behind;
 //   - browses continuously: queries at start (after a random 0-250 ms)
 //     and then after 1 s, 2 s, 4 s ... up to an hour (§5.2), the first two
 //     with the QU bit (§5.4: when agents start together, each one's
-//     answers reach it alone), plus a cache
+//     answers reach it alone) and sent over one family (IPv4 where the
+//     interface has it: responders answer every copy they hear, each
+//     with all their addresses), plus a cache
 //     refresh at 80-95 % of a peer's TTL, after a random 0-2 s (refresh
 //     queries at least 250 ms apart, so a flood of short TTLs cannot make
 //     us flood the link with queries); another host's query that asks the
@@ -94,8 +103,8 @@
 //
 // Browse is a one-shot lookup without advertising (no agent needed): it
 // queries twice (at 0 and 250 ms) and returns what answered within the wait.
-// Its first query has the QU bit (RFC 6762 §5.4), so responders answer it
-// by unicast at once: a hundred answers reach the browser alone instead of
+// Its first query has the QU bit (RFC 6762 §5.4) and goes over one
+// family, so responders answer it once, by unicast, at once: a hundred answers reach the browser alone instead of
 // being multicast to, and processed by, every agent on the link. Its second
 // asks for multicast answers and lists the answers already had, so only
 // those that did not come answer (the unicast ones may have gone to

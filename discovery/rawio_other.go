@@ -18,6 +18,10 @@ type rawSock struct{}
 
 func newRawSock(net.PacketConn) (*rawSock, error) { return &rawSock{}, nil }
 
+// unread reports whether a datagram waits in a socket's receive queue;
+// here it cannot tell, and says no.
+func (s *sockets) unread() bool { return false }
+
 // send writes b to dst out of interface ifindex, from source address src
 // when it is valid (of dst's family), else from the one the kernel picks.
 // The kernel picks the source of a multicast packet from the interface

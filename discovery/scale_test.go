@@ -419,3 +419,109 @@ func TestFirstQueryAsksUnicast(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnicastQueryGoesOverOneFamily: on an interface with IPv4 and IPv6,
+// a running agent's queries that ask for unicast answers go out once,
+// over IPv4, and the next one, asking for multicast answers, over both.
+// Over both, each responder answered both copies by unicast, with the
+// same records: at a hundred agents starting together, half the unicast
+// answers and a multicast copy per query heard by every host were for
+// nothing.
+func TestUnicastQueryGoesOverOneFamily(t *testing.T) {
+	s, rs, _ := scaleService(t, 0)
+	lo := &ifState{info: ifaceInfo{Name: "lo", Index: 1, MTU: 65536,
+		Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}}, v4: true, v6: true}
+	lo.src4, lo.src6 = sources(lo.info)
+	rs.ifs = map[int]*ifState{1: lo}
+	h := netlab.Single(t)
+	err := h.Do(func() error {
+		socks, err := openSockets(0)
+		if err != nil {
+			return err
+		}
+		defer socks.close()
+		rs.socks, rs.nextQuery = socks, t0
+		for i, want := range []uint64{1, 1, 2} {
+			qu := s.askUnicast(rs)
+			before := s.Stats().Sent
+			s.due(rs, rs.nextQuery)
+			if got := s.Stats().Sent - before; got != want {
+				t.Errorf("query %d (QU %v) went out in %d packets, want %d", i+1, qu, got, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWorkWaitsForUnreadPackets pins what stopped the 200-agent start
+// from collapsing: while packets we received wait to be handled, a query
+// that is due waits (its known answers would leave out what they tell
+// us, and every peer left out would answer it), and so does the answer
+// to a query with the TC bit (its last known answers may be among them;
+// every peer they list would answer it). Each waits at most maxHold, so
+// a flood cannot keep us silent.
+func TestWorkWaitsForUnreadPackets(t *testing.T) {
+	s, rs, st := scaleService(t, 0)
+	ifs := rs.ifs
+	rs.ifs = map[int]*ifState{} // the query is planned and counted, not sent
+	unread := true
+	rs.unread, rs.maxHold = func() bool { return unread }, maxHold
+	rs.nextQuery = t0
+	s.due(rs, t0)
+	if rs.queries != 0 {
+		t.Fatal("a query went out while packets waited to be handled")
+	}
+	if w := s.nextWake(rs); !w.After(t0) || w.After(t0.Add(holdStep)) {
+		t.Errorf("a held query is looked at again at %v, want within %v", w.Sub(t0), holdStep)
+	}
+	unread = false
+	s.due(rs, t0.Add(5*time.Millisecond))
+	if rs.queries != 1 {
+		t.Fatalf("%d queries once the packets were handled, want 1", rs.queries)
+	}
+	unread = true
+	at := rs.nextQuery
+	s.due(rs, at)
+	s.due(rs, at.Add(maxHold))
+	if rs.queries != 2 {
+		t.Errorf("%d queries after a hold of %v, want 2: a flood must not keep us silent", rs.queries, maxHold)
+	}
+
+	rs.ifs = ifs
+	src := netip.MustParseAddrPort("10.77.0.9:5353")
+	m := browseQuery([]dns.RR{knownPTR("other (1234)", 120)}, false)
+	m.Truncated = true
+	s.takeQuery(rs, st, m, src, t0)
+	due := rs.partial[src].due
+	s.due(rs, due)
+	if st.answerPending[0] || rs.partial[src] == nil {
+		t.Fatal("a truncated query was answered while packets waited to be handled")
+	}
+	s.due(rs, due.Add(maxHold))
+	if !st.answerPending[0] {
+		t.Error("a truncated query was not answered after a hold of maxHold")
+	}
+}
+
+// TestAnnouncementAnswersForUs: a multicast answer is not sent when our
+// announcement goes within 500 ms (it carries every record to every
+// host), nor one pending when it goes; when agents start a few
+// milliseconds apart, each one's first queries reach many that have not
+// announced yet.
+func TestAnnouncementAnswersForUs(t *testing.T) {
+	s, rs, st := scaleService(t, 0)
+	src := netip.MustParseAddrPort("10.77.0.9:5353")
+	st.announceAt = []time.Time{t0.Add(400 * time.Millisecond)}
+	s.answerQuery(rs, st, browseQuery(nil, false), src, t0)
+	if st.answerPending[0] {
+		t.Error("answered by multicast 400 ms before our announcement")
+	}
+	st.announceAt = []time.Time{t0.Add(2 * time.Second)}
+	s.answerQuery(rs, st, browseQuery(nil, false), src, t0)
+	if !st.answerPending[0] {
+		t.Fatal("not answered with our announcement 2 s away")
+	}
+}

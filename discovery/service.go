@@ -32,6 +32,10 @@ const (
 	minAnswerGap = 250 * time.Millisecond
 )
 
+// maxAnswerDelay is the longest a multicast answer may wait (RFC 6762
+// §6): an announcement due within it answers for us (see answerQuery).
+const maxAnswerDelay = 500 * time.Millisecond
+
 // Random delays (RFC 6762 §6, §7.2, §8.1), each drawn between the two
 // values: before a multicast answer with a shared record (our PTR), so
 // the answers of a hundred responders to one query are spread out and
@@ -83,9 +87,15 @@ const (
 // query asks for every instance, so it refreshes them all.
 const minRefreshGap = 250 * time.Millisecond
 
-// announceOffsets are when we announce after starting on an interface (RFC
-// 6762 §8.3: at least twice, one second apart, intervals doubling).
-var announceOffsets = []time.Duration{0, time.Second, 3 * time.Second}
+// announceOffsets are when we announce after starting on an interface:
+// twice, one second apart, as RFC 6762 §8.3 asks at least. Every host on
+// the link takes each announcement over each family, and the third we
+// used to send, at 3 s, was a fifth of what every agent received while a
+// hundred started together. A peer that missed both learns of us from our
+// answer to its next query, which does not list us (§7.1): its browse
+// backoff, or at the latest its refresh of the others' records (80 % of
+// their 2-minute SRV TTL).
+var announceOffsets = []time.Duration{0, time.Second}
 
 // Stats counts what the service saw; useful to check that hostile traffic
 // was noticed without reading logs.
@@ -289,6 +299,8 @@ type partialQuery struct {
 	st  *ifState
 	msg *dns.Msg
 	due time.Time
+	// held is when we first held back answering it (see hold).
+	held time.Time
 }
 
 // runState is owned by Run's goroutine.
@@ -315,6 +327,13 @@ type runState struct {
 	resolveAt time.Time
 	// responses keeps responses parsed lately (see responseCache).
 	responses responseCache
+	// unread reports whether packets wait to be handled (nil: never);
+	// queryHeld is when the query now due was first held back for them
+	// (zero: not held), heldUntil when we look again, maxHold how long
+	// at most (see hold).
+	unread               func() bool
+	queryHeld, heldUntil time.Time
+	maxHold              time.Duration
 }
 
 // Run opens the mDNS sockets (sharing UDP port 5353 with other responders),
@@ -375,7 +394,11 @@ func (s *Service) Run(ctx context.Context) error {
 
 	now := time.Now()
 	rs := &runState{socks: socks, ifs: map[int]*ifState{}, start: now, queryDelay: time.Second,
-		partial: map[netip.AddrPort]*partialQuery{}}
+		partial: map[netip.AddrPort]*partialQuery{},
+		unread:  func() bool { return len(pkts) > 0 || socks.unread() }, maxHold: maxHold}
+	if s.browseOffsets != nil {
+		rs.maxHold = maxBrowseHold
+	}
 	s.syncIfaces(rs, now)
 	if len(rs.ifs) == 0 {
 		want := "none is up with multicast and an address"
@@ -421,12 +444,14 @@ func (s *Service) due(rs *runState, now time.Time) {
 			if len(st.announceAt) > 0 && !now.Before(st.announceAt[0]) {
 				st.announceAt = st.announceAt[1:]
 				s.sendAll(rs, st, s.zoneFor(st.info).announcement())
+				// It carries every record a pending answer holds.
+				st.answerPending, st.answerRRs = [2]bool{}, [2][]dns.RR{}
 			}
 			s.sendPendingAnswers(rs, st, now)
 		}
 	}
 	for src, pq := range rs.partial {
-		if !now.Before(pq.due) {
+		if !now.Before(pq.due) && !rs.hold(&pq.held, now) {
 			delete(rs.partial, src)
 			s.answerQuery(rs, pq.st, pq.msg, src, now)
 		}
@@ -449,16 +474,55 @@ func (s *Service) due(rs *runState, now time.Time) {
 	}
 	s.mu.Unlock()
 	refresh := rs.refreshPending && !now.Before(rs.refreshAt) && !now.Before(rs.lastQuery.Add(minRefreshGap))
-	if refresh || (!rs.nextQuery.IsZero() && !now.Before(rs.nextQuery)) {
+	if (refresh || (!rs.nextQuery.IsZero() && !now.Before(rs.nextQuery))) && !rs.hold(&rs.queryHeld, now) {
+		qu := s.askUnicast(rs)
 		for _, st := range rs.ifs {
-			for _, m := range s.query(st, now, s.askUnicast(rs)) {
-				s.sendAll(rs, st, m)
+			for _, m := range s.query(st, now, qu) {
+				if qu {
+					s.sendOneFamily(rs, st, m)
+				} else {
+					s.sendAll(rs, st, m)
+				}
 			}
 		}
 		rs.refreshPending, rs.lastQuery = false, now
 		rs.queries++
 		s.planQuery(rs, now, refresh)
 	}
+}
+
+// maxHold bounds how long timed work that depends on what peers told us
+// waits for the packets received before it to be handled (see hold);
+// a one-shot browse, which waits a second in all, holds its second query
+// at most maxBrowseHold. holdStep is how soon we look again when no
+// packet comes meanwhile.
+const (
+	maxHold       = time.Second
+	maxBrowseHold = 250 * time.Millisecond
+	holdStep      = 10 * time.Millisecond
+)
+
+// hold reports whether work due at now waits because packets we have
+// received are not handled yet: a query of ours, which lists what we know
+// as known answers (RFC 6762 §7.1), and our answer to a query with the
+// TC bit, which waits for the rest of its known answers (§7.2). *since
+// is when the work was first held (zero: not yet); it waits at most
+// rs.maxHold, so a flood cannot keep us silent. Every peer a query leaves
+// out answers it, and a query answered before its last known answers are
+// read is answered by every peer it lists: by multicast to every host on
+// the link, for a question without the QU bit. When 200 agents started
+// together on two cores, agents whose packets had queued up sent such
+// queries and such answers, which queued up the packets of every agent
+// further.
+func (rs *runState) hold(since *time.Time, now time.Time) bool {
+	if rs.unread == nil || (!since.IsZero() && now.Sub(*since) >= rs.maxHold) || !rs.unread() {
+		return false
+	}
+	if since.IsZero() {
+		*since = now
+	}
+	rs.heldUntil = now.Add(holdStep)
+	return true
 }
 
 // askUnicast reports whether the query about to go asks for unicast
@@ -490,8 +554,10 @@ func (s *Service) askUnicast(rs *runState) bool {
 // third, two seconds later, asks for multicast answers.
 const startUnicastQueries = 2
 
-// planQuery schedules the next browse query after one was sent at now.
+// planQuery schedules the next browse query after one was sent at now
+// (or another host's counted as ours).
 func (s *Service) planQuery(rs *runState, now time.Time, refreshOnly bool) {
+	rs.queryHeld = time.Time{}
 	if s.browseOffsets != nil {
 		rs.nextQuery = time.Time{}
 		for rs.browseIdx < len(s.browseOffsets) {
@@ -518,15 +584,25 @@ func (s *Service) nextWake(rs *runState) time.Time {
 			w = t
 		}
 	}
-	upd(rs.nextQuery)
-	if rs.refreshPending {
-		upd(rs.refreshAt)
-		if t := rs.lastQuery.Add(minRefreshGap); t.After(rs.refreshAt) {
-			upd(t)
+	// Work held back (see hold) is looked at again at heldUntil, or as
+	// soon as a packet comes.
+	updHeld := func(t, held time.Time) {
+		if !held.IsZero() && t.Before(rs.heldUntil) {
+			t = rs.heldUntil
 		}
+		upd(t)
+	}
+	updQuery := func(t time.Time) { updHeld(t, rs.queryHeld) }
+	updQuery(rs.nextQuery)
+	if rs.refreshPending {
+		t := rs.refreshAt
+		if gap := rs.lastQuery.Add(minRefreshGap); gap.After(t) {
+			t = gap
+		}
+		updQuery(t)
 	}
 	for _, pq := range rs.partial {
-		upd(pq.due)
+		updHeld(pq.due, pq.held)
 	}
 	upd(rs.resolveAt)
 	for _, st := range rs.ifs {
@@ -649,6 +725,28 @@ func (s *Service) sendAll(rs *runState, st *ifState, m *dns.Msg) {
 		s.send(rs, b, st, group4)
 	}
 	if st.v6 {
+		s.send(rs, b, st, group6)
+	}
+}
+
+// sendOneFamily multicasts m on one family joined on st: IPv4 if it can,
+// else IPv6. A query asking for unicast answers goes out this way: every
+// responder would answer each copy it hears, by unicast to the family it
+// came over, with the same records (its A and AAAA records together), so
+// a copy over each family doubled the answers, and the copy itself cost
+// every host on the link a packet more. An agent that listens over IPv6
+// alone still hears our next multicast query (see askUnicast), and its
+// announcements reach us anyway.
+func (s *Service) sendOneFamily(rs *runState, st *ifState, m *dns.Msg) {
+	b, err := m.Pack()
+	if err != nil {
+		s.log.printf("pack", "packing message: %v", err)
+		return
+	}
+	switch {
+	case st.v4:
+		s.send(rs, b, st, group4)
+	case st.v6:
 		s.send(rs, b, st, group6)
 	}
 }
@@ -813,6 +911,14 @@ func (s *Service) answerQuery(rs *runState, st *ifState, m *dns.Msg, src netip.A
 		if s.send(rs, b, st, src) || src.Port() != mdnsPort {
 			return // sent; or lost, for a legacy querier hears no multicast
 		}
+	}
+	if len(st.announceAt) > 0 && st.announceAt[0].Sub(now) <= maxAnswerDelay {
+		// Our announcement, due soon, carries every record to every
+		// host on the link: a multicast answer before it would be a
+		// packet more for each (RFC 6762 §6 lets an answer wait 500
+		// ms). When agents start a few milliseconds apart, each one's
+		// first queries reach many that have not announced yet.
+		return
 	}
 	fam := 0
 	if src.Addr().Is6() {

@@ -51,10 +51,14 @@ type scaleResult struct {
 	fullAfterReady time.Duration
 	slowest        string        // the agent whose table was full last
 	startCPU       time.Duration // CPU time of all agents, from their start until every table was full
-	lastPeers      string        // the last peers the slowest agent listed, when, and when they started
-	lastReady      time.Duration // from the last agent's start to its "listening" line
-	fragments      uint64        // IPv4 and IPv6 fragments the observer received, whole run
-	rcvbufErrors   uint64        // UDP receive buffer overflows, summed over every host
+	// udpIn and udpOut are the UDP datagrams (both families) an agent's
+	// host received and sent from the start until every table was full,
+	// on average: the start-up traffic each agent handled.
+	udpIn, udpOut float64
+	lastPeers     string        // the last peers the slowest agent listed, when, and when they started
+	lastReady     time.Duration // from the last agent's start to its "listening" line
+	fragments     uint64        // IPv4 and IPv6 fragments the observer received, whole run
+	rcvbufErrors  uint64        // UDP receive buffer overflows, summed over every host
 	// neighFulls is how often the kernel found its ARP or NDP table full
 	// during the run (whole machine, so other labs count too), or -1 if
 	// it could not be read; see netlab.Lab.PinNeighbours.
@@ -124,6 +128,11 @@ func runScale(tb testing.TB, o scaleOptions) scaleResult {
 	for _, a := range agents {
 		res.startCPU += processCPU(a.cmd.Process.Pid)
 	}
+	for _, a := range agents {
+		c := processSNMP(a.cmd.Process.Pid)
+		res.udpIn += float64(c["Udp:InDatagrams"]+c["Udp6InDatagrams"]) / float64(o.n)
+		res.udpOut += float64(c["Udp:OutDatagrams"]+c["Udp6OutDatagrams"]) / float64(o.n)
+	}
 	res.lastReady = agents[o.n-1].listening.Sub(lastStart)
 	var lastListening time.Time
 	for _, a := range agents {
@@ -132,8 +141,8 @@ func runScale(tb testing.TB, o scaleOptions) scaleResult {
 		}
 	}
 	res.fullAfterReady = res.tableFull - lastListening.Sub(lastStart)
-	tb.Logf("N=%d: every table full %v after the last start (%v after the last agent listened; the last started listened %v after its start); agents' CPU until then %v",
-		o.n, res.tableFull, res.fullAfterReady, res.lastReady, res.startCPU)
+	tb.Logf("N=%d: every table full %v after the last start (%v after the last agent listened; the last started listened %v after its start); agents' CPU until then %v; UDP datagrams per agent until then %.0f in, %.0f out",
+		o.n, res.tableFull, res.fullAfterReady, res.lastReady, res.startCPU, res.udpIn, res.udpOut)
 
 	for range o.calls {
 		res.listed = append(res.listed, len(peersOn(tb, obs, "--wait", "1s")))
@@ -358,6 +367,21 @@ func processCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
+// processSNMP reads the SNMP counters (see parseSNMP) of the network
+// namespace process pid runs in, without starting a process there; empty
+// when they cannot be read.
+func processSNMP(pid int) map[string]uint64 {
+	var b []byte
+	for _, f := range []string{"snmp", "snmp6"} {
+		x, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
+		if err != nil {
+			return map[string]uint64{}
+		}
+		b = append(b, x...)
+	}
+	return parseSNMP(string(b))
+}
+
 // lastArrivals describes the last k peers listed in at (instance → when
 // listed): when each was listed, started and listening, from lastStart.
 func lastArrivals(agents []*labAgent, at map[string]time.Time, lastStart time.Time, k int) string {
@@ -536,6 +560,8 @@ func BenchmarkLabDiscoveryScale(b *testing.B) {
 			b.ReportMetric(r.tableFull.Seconds(), "s-table-full")
 			b.ReportMetric(r.fullAfterReady.Seconds(), "s-full-after-listening")
 			b.ReportMetric(r.startCPU.Seconds(), "cpu-s-start")
+			b.ReportMetric(r.udpIn, "udp-in/agent")
+			b.ReportMetric(r.udpOut, "udp-out/agent")
 			b.ReportMetric(float64(r.reappear.Milliseconds()), "ms-reappear")
 			b.ReportMetric(r.idleFrames, "frames/s/agent")
 			b.ReportMetric(r.idleBytes, "B/s/agent")
