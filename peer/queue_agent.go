@@ -150,6 +150,7 @@ func (qa *queueAgent) run(ctx context.Context) {
 	for {
 		changed := qa.a.static.changes()
 		qa.noteStatic()
+		qa.wantStatic()
 		wait := qa.startDue(ctx, time.Now())
 		timer.Reset(wait)
 		select {
@@ -187,6 +188,21 @@ func (qa *queueAgent) seen(id string) {
 			delete(qa.fails, r.ID)
 		}
 	}
+}
+
+// wantStatic tells the static checker which peers the jobs wait for.
+func (qa *queueAgent) wantStatic() {
+	recs, err := qa.q.snapshot()
+	if err != nil {
+		return
+	}
+	ids := map[string]bool{}
+	for _, r := range recs {
+		if r.State == JobWaiting {
+			ids[r.PeerID] = true
+		}
+	}
+	qa.a.static.want(ids)
 }
 
 // noteStatic makes the jobs for static peers that came up since the last

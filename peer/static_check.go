@@ -164,7 +164,9 @@ const (
 	// staticUpEvery is how often a peer that answered is checked again.
 	staticUpEvery = 30 * time.Second
 	// staticDownMax caps the backoff of a peer that does not answer: its
-	// checks double from staticUpEvery up to this.
+	// checks double from staticUpEvery up to this; but a peer that queued
+	// jobs wait for (see want) is checked every staticUpEvery, so that a
+	// job goes soon after the peer is back.
 	staticDownMax = 4 * time.Minute
 	// staticParallel bounds the checks that run at once.
 	staticParallel = 8
@@ -188,8 +190,9 @@ type staticChecker struct {
 	mu      sync.Mutex
 	loaded  bool
 	stamp   fileStamp
-	entries []*staticEntry // in file order
-	changed chan struct{}  // closed and replaced when entries or a status change
+	entries []*staticEntry  // in file order
+	changed chan struct{}   // closed and replaced when entries or a status change
+	wanted  map[string]bool // ids that queued jobs wait for (see want)
 }
 
 // fileStamp tells whether a file changed since it was read.
@@ -274,6 +277,14 @@ type dueCheck struct {
 	peer  StaticPeer
 }
 
+// want tells the checker the ids that queued jobs wait for: while one of
+// them is down, it is checked every staticUpEvery rather than backing off.
+func (c *staticChecker) want(ids map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wanted = ids
+}
+
 // due marks busy and returns the entries whose check is due, as many as
 // free slots of all there are.
 func (c *staticChecker) due(now time.Time, used, all int) []dueCheck {
@@ -284,7 +295,13 @@ func (c *staticChecker) due(now time.Time, used, all int) []dueCheck {
 		if used+len(out) >= all {
 			break
 		}
-		if !e.busy && !now.Before(e.next) {
+		next := e.next
+		if e.status.State == StaticDown && e.status.ID != "" && c.wanted[e.status.ID] && !e.status.Checked.IsZero() {
+			if soon := e.status.Checked.Add(staticUpEvery); soon.Before(next) {
+				next = soon
+			}
+		}
+		if !e.busy && !now.Before(next) {
 			e.busy = true
 			out = append(out, dueCheck{e, e.status.Peer()})
 		}

@@ -485,3 +485,29 @@ func TestStaticStallingPeer(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticWantedCheckedOften: a down peer that queued jobs wait for is
+// checked every staticUpEvery, however long it has been down; once no
+// job waits for it, its backoff is back.
+func TestStaticWantedCheckedOften(t *testing.T) {
+	c := newStaticChecker(t.TempDir(), nil, nil, nil)
+	e := &staticEntry{status: StaticStatus{Addr: "10.0.0.1:1", ID: idA, State: StaticUnknown}}
+	c.entries = []*staticEntry{e}
+	now := time.Now()
+	for range 8 {
+		c.done(e, StaticStatus{Addr: "10.0.0.1:1", ID: idA, State: StaticDown, Checked: now}, now)
+	}
+	later := now.Add(staticUpEvery + time.Second)
+	if got := c.due(later, 0, 1); len(got) != 0 {
+		t.Fatalf("a peer down for long, no job waiting: checked %v after the last check, want its backoff (%v)", later.Sub(now), e.next.Sub(now))
+	}
+	c.want(map[string]bool{idA: true})
+	if got := c.due(later, 0, 1); len(got) != 1 {
+		t.Fatalf("a peer that a job waits for: not due %v after its last check", later.Sub(now))
+	}
+	c.done(e, StaticStatus{Addr: "10.0.0.1:1", ID: idA, State: StaticDown, Checked: later}, later)
+	c.want(nil)
+	if got := c.due(later.Add(staticUpEvery+time.Second), 0, 1); len(got) != 0 {
+		t.Fatal("once no job waits, the peer was still checked every", staticUpEvery)
+	}
+}
