@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"strconv"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,6 +41,10 @@ func (s *stagingFolder) openAnon(perm fs.FileMode) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path.Join(stagingDir, "(unnamed)")), nil
 }
 
+// emptyPathDenied: linkat refused AT_EMPTY_PATH (no capability, on a
+// kernel that asks for one) where the /proc name worked.
+var emptyPathDenied atomic.Bool
+
 // linkAnon gives f, a file openAnon made, the name base in the directory
 // open as d. Like a hard link, it fails with EEXIST rather than replace
 // anything. linkat with AT_EMPTY_PATH links the descriptor itself, but
@@ -58,9 +63,17 @@ func linkAnon(f, d *os.File, base string) error {
 	cerr := fc.Control(func(fd uintptr) {
 		dcerr := dc.Control(func(dfd uintptr) {
 			for {
-				lerr = unix.Linkat(int(fd), "", int(dfd), base, unix.AT_EMPTY_PATH)
+				lerr = unix.ENOENT
+				if !emptyPathDenied.Load() {
+					lerr = unix.Linkat(int(fd), "", int(dfd), base, unix.AT_EMPTY_PATH)
+				}
 				if lerr == unix.ENOENT || lerr == unix.EPERM {
 					lerr = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(fd)), int(dfd), base, unix.AT_SYMLINK_FOLLOW)
+					if lerr == nil {
+						// The descriptor's own link is refused: not
+						// worth a failing call for every file.
+						emptyPathDenied.Store(true)
+					}
 				}
 				if lerr != unix.EINTR {
 					return

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package peer
+
+import "testing"
+
+func setEmptyPathDenied(*testing.T) {}
