@@ -397,14 +397,7 @@ func TestFirstQueryAsksUnicast(t *testing.T) {
 	if !s.askUnicast(ars) {
 		t.Error("a running agent's first query asks for multicast answers")
 	}
-	h := netlab.Single(t)
-	err := h.Do(func() error {
-		socks, err := openSockets(0)
-		if err != nil {
-			return err
-		}
-		defer socks.close()
-		ars.socks, ars.nextQuery = socks, t0
+	withLabSockets(t, ars, func() {
 		// Each call sends a query (the lab host has no eth0: sending
 		// fails, which is all the same here).
 		for i := range 3 {
@@ -413,6 +406,23 @@ func TestFirstQueryAsksUnicast(t *testing.T) {
 			}
 			s.due(ars, ars.nextQuery)
 		}
+	})
+}
+
+// withLabSockets runs f inside a lab host of its own (a network
+// namespace), with rs sending on sockets opened there and its first
+// query due at t0.
+func withLabSockets(t *testing.T, rs *runState, f func()) {
+	t.Helper()
+	h := netlab.Single(t)
+	err := h.Do(func() error {
+		socks, err := openSockets(0)
+		if err != nil {
+			return err
+		}
+		defer socks.close()
+		rs.socks, rs.nextQuery = socks, t0
+		f()
 		return nil
 	})
 	if err != nil {
@@ -433,14 +443,7 @@ func TestUnicastQueryGoesOverOneFamily(t *testing.T) {
 		Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}}, v4: true, v6: true}
 	lo.src4, lo.src6 = sources(lo.info)
 	rs.ifs = map[int]*ifState{1: lo}
-	h := netlab.Single(t)
-	err := h.Do(func() error {
-		socks, err := openSockets(0)
-		if err != nil {
-			return err
-		}
-		defer socks.close()
-		rs.socks, rs.nextQuery = socks, t0
+	withLabSockets(t, rs, func() {
 		for i, want := range []uint64{1, 1, 2} {
 			qu := s.askUnicast(rs)
 			before := s.Stats().Sent
@@ -449,11 +452,7 @@ func TestUnicastQueryGoesOverOneFamily(t *testing.T) {
 				t.Errorf("query %d (QU %v) went out in %d packets, want %d", i+1, qu, got, want)
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestWorkWaitsForUnreadPackets pins what stopped the 200-agent start
