@@ -948,10 +948,7 @@ func (in *Inbox) statArrival(key, name string) (arrival, error) {
 	if err != nil {
 		return arrival{}, err
 	}
-	if key == "" {
-		key = "-"
-	}
-	return arrival{key: key, id: id, size: uint64(fi.Size()), mtime: fi.ModTime().UnixNano()}, nil
+	return newArrival(key, id, fi), nil
 }
 
 // anonArrival describes the unnamed file f as it would be recorded for
@@ -961,10 +958,15 @@ func anonArrival(key string, f *os.File) (arrival, error) {
 	if err != nil {
 		return arrival{}, err
 	}
+	return newArrival(key, id, fi), nil
+}
+
+// newArrival is the record for key of the file id, described by fi.
+func newArrival(key string, id fileID, fi fs.FileInfo) arrival {
 	if key == "" {
 		key = "-"
 	}
-	return arrival{key: key, id: id, size: uint64(fi.Size()), mtime: fi.ModTime().UnixNano()}, nil
+	return arrival{key: key, id: id, size: uint64(fi.Size()), mtime: fi.ModTime().UnixNano()}
 }
 
 // recordArrival appends a to the arrived index. The caller holds in.mu.
