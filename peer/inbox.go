@@ -1760,15 +1760,25 @@ func (t *transfer) linkFinal(tmp, dir, final string) error {
 	if t.linkDirs == nil {
 		return t.in.link(tmp, final)
 	}
-	d := t.linkDirs[dir]
-	if d == nil {
-		var err error
-		if d, err = t.in.root.Open(pathOrDot(dir)); err != nil {
-			return err
-		}
-		t.linkDirs[dir] = d
+	d, err := t.linkDir(dir)
+	if err != nil {
+		return err
 	}
 	return t.in.linkIn(tmp, d, final)
+}
+
+// linkDir returns dir open, from t.linkDirs, opening it there if it is
+// not yet. t.linkDirs must not be nil.
+func (t *transfer) linkDir(dir string) (*os.File, error) {
+	if d := t.linkDirs[dir]; d != nil {
+		return d, nil
+	}
+	d, err := t.in.root.Open(pathOrDot(dir))
+	if err != nil {
+		return nil, err
+	}
+	t.linkDirs[dir] = d
+	return d, nil
 }
 
 // moveFinal gives tmp the name final in dir by moving it there, in one
@@ -1781,13 +1791,9 @@ func (t *transfer) moveFinal(tmp, dir, final string) error {
 	if t.linkDirs == nil {
 		return &os.LinkError{Op: "rename", Old: tmp, New: final, Err: errors.ErrUnsupported}
 	}
-	d := t.linkDirs[dir]
-	if d == nil {
-		var err error
-		if d, err = t.in.root.Open(pathOrDot(dir)); err != nil {
-			return err
-		}
-		t.linkDirs[dir] = d
+	d, err := t.linkDir(dir)
+	if err != nil {
+		return err
 	}
 	return t.in.moveIn(tmp, d, final)
 }

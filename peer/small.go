@@ -227,17 +227,15 @@ func (a anonFiles) close(i int) {
 
 // linkAnonFinal names the unnamed file f final in dir (see linkFinal).
 func (t *transfer) linkAnonFinal(f *os.File, dir, final string) error {
-	d := t.linkDirs[dir]
-	if d == nil {
-		var err error
-		if d, err = t.in.root.Open(pathOrDot(dir)); err != nil {
-			return err
-		}
-		if t.linkDirs != nil {
-			t.linkDirs[dir] = d
-		} else {
-			defer d.Close()
-		}
+	var d *os.File
+	var err error
+	if t.linkDirs != nil {
+		d, err = t.linkDir(dir)
+	} else if d, err = t.in.root.Open(pathOrDot(dir)); err == nil {
+		defer d.Close()
+	}
+	if err != nil {
+		return err
 	}
 	return linkAnon(f, d, path.Base(final))
 }
