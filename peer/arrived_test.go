@@ -3,8 +3,11 @@ package peer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -163,5 +166,21 @@ func TestArrivedRecordAfterTornLineFound(t *testing.T) {
 	bad := strings.Replace(string(rec(k1, "1").line()), `"1"`, `"7"`, 1)
 	if _, ok := parseArrived([]byte(bad)); ok {
 		t.Fatal("a damaged record passed its check")
+	}
+}
+
+// TestArrivalLineFormat pins the index line's encoding to its format:
+// an agent reads the lines earlier versions wrote.
+func TestArrivalLineFormat(t *testing.T) {
+	for _, a := range []arrival{
+		{key: "-", saved: "a.txt"},
+		{key: "k1", saved: "dir/naïve \"q\"\n.bin", id: fileID{dev: 2049, ino: 1 << 40}, size: 4096, mtime: -1},
+		{key: strings.Repeat("f", 64), saved: "x", id: fileID{dev: ^uint64(0), ino: 7}, size: ^uint64(0), mtime: 1 << 62},
+	} {
+		b := fmt.Appendf(nil, "%s%s %d %d %d %d %s", arrivedMagic, a.key, a.id.dev, a.id.ino, a.size, a.mtime, strconv.Quote(a.saved))
+		want := string(fmt.Appendf(b, " %08x", crc32.Checksum(b, crcTable)))
+		if got := string(a.appendLine([]byte("prefix"))); got != "prefix"+want {
+			t.Errorf("appendLine(%+v) = %q, want %q", a, got, "prefix"+want)
+		}
 	}
 }

@@ -849,9 +849,26 @@ type arrival struct {
 }
 
 // line encodes a as an index line, without the newline.
-func (a arrival) line() []byte {
-	b := fmt.Appendf(nil, "%s%s %d %d %d %d %s", arrivedMagic, a.key, a.id.dev, a.id.ino, a.size, a.mtime, strconv.Quote(a.saved))
-	return fmt.Appendf(b, " %08x", crc32.Checksum(b, crcTable))
+func (a arrival) line() []byte { return a.appendLine(nil) }
+
+// appendLine appends a's index line, without the newline, to b: the
+// magic, the key, dev, ino, size and mtime in decimal, the saved path
+// quoted, and the CRC-32C of all that in eight hex digits.
+func (a arrival) appendLine(b []byte) []byte {
+	start := len(b)
+	b = append(b, arrivedMagic...)
+	b = append(b, a.key...)
+	for _, n := range [...]uint64{a.id.dev, a.id.ino, a.size} {
+		b = strconv.AppendUint(append(b, ' '), n, 10)
+	}
+	b = strconv.AppendInt(append(b, ' '), a.mtime, 10)
+	b = strconv.AppendQuote(append(b, ' '), a.saved)
+	sum := crc32.Checksum(b[start:], crcTable)
+	b = append(b, ' ')
+	for shift := 28; shift >= 0; shift -= 4 {
+		b = append(b, "0123456789abcdef"[sum>>shift&0xf])
+	}
+	return b
 }
 
 // arrived returns, for the keys asked, the newest record of each in the
@@ -1003,7 +1020,7 @@ func (in *Inbox) recordArrivals(as []arrival) error {
 		b = append(b, '\n')
 	}
 	for _, a := range as {
-		b = append(b, a.line()...)
+		b = a.appendLine(b)
 		b = append(b, '\n')
 	}
 	write := in.index.Write
