@@ -44,9 +44,11 @@ func checkOpen(name string) error {
 	}
 }
 
-func openRead(name string) (int, error) {
+func openRead(name string) (int, error) { return openReadFlags(name, 0) }
+
+func openReadFlags(name string, flags int) (int, error) {
 	for {
-		fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC|flags, 0)
 		if err == unix.EINTR {
 			continue
 		}
@@ -61,9 +63,12 @@ func openRead(name string) (int, error) {
 // with no *os.File: an open, reads, an fstat and a close. It reports
 // whether b holds the whole file and the file still has e's size and
 // mtime; otherwise the caller sends it the common way, which tells what
-// changed.
+// changed. It opens without blocking: a FIFO put in the file's place
+// since it was collected fails here at once (on a regular file the flag
+// changes nothing), rather than holding the sender, or its prefetcher,
+// in the open.
 func readWhole(name string, b []byte, e proto.Entry) bool {
-	fd, err := openRead(name)
+	fd, err := openReadFlags(name, unix.O_NONBLOCK)
 	if err != nil {
 		return false
 	}
