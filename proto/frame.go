@@ -137,13 +137,24 @@ func readFrameOf(r io.Reader, want, also Type) (Type, []byte, error) {
 		return t, nil, err
 	}
 	want = t
+	if n <= 64<<10 {
+		// Small enough to take at its word: one buffer of its size (a
+		// bytes.Buffer reads in steps of at least 512 bytes, which made
+		// a 39-byte file-end cost two kilobytes of garbage).
+		p := make([]byte, n)
+		got, err := io.ReadFull(r, p)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return 0, nil, fmt.Errorf("reading %s payload: %d of %d bytes: %w", want, got, n, io.ErrUnexpectedEOF)
+		}
+		if err != nil {
+			return 0, nil, fmt.Errorf("reading %s payload: %w", want, err)
+		}
+		return t, p, nil
+	}
 	// Grow the buffer as bytes actually arrive rather than trusting the
 	// declared length, so a peer that declares 64 MiB and sends nothing
 	// costs us nothing.
 	var buf bytes.Buffer
-	if n <= 64<<10 {
-		buf.Grow(n)
-	}
 	got, err := buf.ReadFrom(io.LimitReader(r, int64(n)))
 	if err != nil {
 		return 0, nil, fmt.Errorf("reading %s payload: %w", want, err)

@@ -422,3 +422,28 @@ func TestReadAnswerWaitingTakesOneWaitThenTheAnswer(t *testing.T) {
 		t.Fatalf("WriteWait over MaxWait: %v", err)
 	}
 }
+
+// TestSmallFrameAllocatesItsSize: a small frame, read once a file, costs
+// about its own size, not a read buffer's (a bytes.Buffer's 512-byte
+// steps cost two kilobytes a file-end).
+func TestSmallFrameAllocatesItsSize(t *testing.T) {
+	var buf bytes.Buffer
+	const n = 1000
+	for i := range n {
+		if err := WriteFileEnd(&buf, FileEnd{Index: uint32(i), Status: Sent}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := bytes.NewReader(buf.Bytes())
+	var ms1, ms2 runtimeMem
+	ms1.read()
+	for i := range n {
+		if fe, err := ReadFileEnd(r); err != nil || fe.Index != uint32(i) {
+			t.Fatalf("file-end %d: %+v, %v", i, fe, err)
+		}
+	}
+	ms2.read()
+	if per := (ms2.total - ms1.total) / n; per > 256 {
+		t.Errorf("a file-end read allocated %d bytes", per)
+	}
+}
