@@ -300,7 +300,14 @@ func isWindowsReserved(c string) bool {
 // on a case-insensitive or normalising file system (macOS, Windows): case
 // folded, NFC.
 func foldKey(name string) string {
-	return cases.Fold().String(norm.NFC.String(name))
+	for i := 0; i < len(name); i++ {
+		if name[i] >= utf8.RuneSelf {
+			return cases.Fold().String(norm.NFC.String(name))
+		}
+	}
+	// ASCII is in NFC, and folds to lower case: most names are, and
+	// need no allocation (ToLower returns a lower-case name itself).
+	return strings.ToLower(name)
 }
 
 // Escape returns s as it may be printed in a log line or error: unchanged

@@ -7,8 +7,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/lanshare/lanshare/proto"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 )
 
 // hostileNames are offered paths that must be refused before the "ok",
@@ -215,5 +218,24 @@ func TestEscape(t *testing.T) {
 		if got := Escape(in); got != want {
 			t.Errorf("Escape(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestFoldKeyASCIIFastPath: an ASCII name's key, made without
+// golang.org/x/text, is what case folding and NFC make of it.
+func TestFoldKeyASCIIFastPath(t *testing.T) {
+	var all []byte
+	for c := 1; c < utf8.RuneSelf; c++ {
+		all = append(all, byte(c))
+	}
+	for _, name := range []string{string(all), "README.md", "Photo 2024-01-01 (1).JPG", "a", ""} {
+		want := cases.Fold().String(norm.NFC.String(name))
+		if got := foldKey(name); got != want {
+			t.Errorf("foldKey(%q) = %q, want %q", name, got, want)
+		}
+	}
+	lower := "already lower.txt"
+	if n := testing.AllocsPerRun(10, func() { _ = foldKey(lower) }); n != 0 {
+		t.Errorf("foldKey of a lower-case ASCII name: %v allocations", n)
 	}
 }
