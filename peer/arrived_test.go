@@ -2,6 +2,8 @@ package peer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -181,6 +183,24 @@ func TestArrivalLineFormat(t *testing.T) {
 		want := string(fmt.Appendf(b, " %08x", crc32.Checksum(b, crcTable)))
 		if got := string(a.appendLine([]byte("prefix"))); got != "prefix"+want {
 			t.Errorf("appendLine(%+v) = %q, want %q", a, got, "prefix"+want)
+		}
+	}
+}
+
+// TestFileKeyFormat pins the file key to its format: keys in the arrived
+// index and in partial files' records were made by earlier versions.
+func TestFileKeyFormat(t *testing.T) {
+	for _, e := range []proto.Entry{
+		{Path: "a.txt", Kind: proto.KindFile, Size: 4096, MTime: time.Unix(1700000000, 123456789)},
+		{Path: "dir/naïve.bin", Kind: proto.KindFile, Size: ^uint64(0), MTime: time.Unix(-5, 0)},
+	} {
+		for _, folder := range []string{"", "Alice"} {
+			h := sha256.New()
+			fmt.Fprintf(h, "lanshare file key 1\x00%s\x00%s\x00%s\x00%d\x00%d", "sender-id", folder, e.Path, e.Size, e.MTime.UnixNano())
+			want := hex.EncodeToString(h.Sum(nil)[:16])
+			if got := fileKey("sender-id", folder, e); got != want {
+				t.Errorf("fileKey(%q, %q) = %s, want %s", folder, e.Path, got, want)
+			}
 		}
 	}
 }

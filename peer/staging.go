@@ -78,9 +78,17 @@ func fileKey(sender, folder string, e proto.Entry) string {
 	if sender == "" || e.MTime.IsZero() || e.Kind != proto.KindFile {
 		return ""
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "lanshare file key 1\x00%s\x00%s\x00%s\x00%d\x00%d", sender, folder, e.Path, e.Size, e.MTime.UnixNano())
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	// "lanshare file key 1\x00SENDER\x00FOLDER\x00PATH\x00SIZE\x00MTIME",
+	// numbers in decimal; appended, not printed: once per offered file.
+	b := make([]byte, 0, 64+len(sender)+len(folder)+len(e.Path))
+	b = append(b, "lanshare file key 1\x00"...)
+	b = append(append(b, sender...), 0)
+	b = append(append(b, folder...), 0)
+	b = append(append(b, e.Path...), 0)
+	b = append(strconv.AppendUint(b, e.Size, 10), 0)
+	b = strconv.AppendInt(b, e.MTime.UnixNano(), 10)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // partialRecord is what a resumable partial file belongs to.
