@@ -14,8 +14,10 @@ import (
 // reading out of the time the two sides share the processors.
 //
 // A file read ahead is read as readWhole reads it, and only if it still
-// has the offered size and mtime; what it held then is what is sent. A
-// file that could not be read ahead is sent the common way.
+// has the offered size and mtime. When its turn comes, one stat checks
+// that it still has them: what it held then is what is sent. A file that
+// could not be read ahead, or was removed or changed since, is sent (or
+// reported) the common way, as if it had not been read ahead.
 
 const (
 	// prefetchMax is the largest file read ahead.

@@ -873,7 +873,7 @@ func (s *streamer) report(path string) {
 // connection error is returned.
 func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 	e := it.Entry
-	if offset == 0 && int(index) < len(s.ahead) && s.ahead[index].ok {
+	if offset == 0 && int(index) < len(s.ahead) && s.ahead[index].ok && unchanged(it.Source, e) {
 		p := &s.ahead[index]
 		return s.sendWhole(index, e, p.data, &p.digest)
 	}

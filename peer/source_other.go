@@ -22,3 +22,6 @@ func checkOpen(name string) error {
 
 // readWhole reports false: small files are sent the common way here.
 func readWhole(string, []byte, proto.Entry) bool { return false }
+
+// unchanged reports false: nothing is read ahead here (see readWhole).
+func unchanged(string, proto.Entry) bool { return false }

@@ -89,3 +89,21 @@ func readWhole(name string, b []byte, e proto.Entry) bool {
 	}
 	return uint64(st.Size) == e.Size && time.Unix(st.Mtim.Unix()).Equal(e.MTime)
 }
+
+// unchanged reports whether the file name still has the size and mtime
+// that e offers: one stat, for a file read ahead (see prefetcher), so
+// that a file removed or changed since is sent, or reported, as it is
+// when its turn comes.
+func unchanged(name string, e proto.Entry) bool {
+	var st unix.Stat_t
+	for {
+		err := unix.Stat(name, &st)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false
+		}
+		return uint64(st.Size) == e.Size && time.Unix(st.Mtim.Unix()).Equal(e.MTime)
+	}
+}
