@@ -49,10 +49,12 @@ const (
 	lsMaxFiles = 100_000
 	// lsMaxSmallBody caps the other JSON bodies (register).
 	lsMaxSmallBody = 16 << 10
-	// lsPINTries is how many wrong PINs one address may try (LocalSend's
-	// rule); after that it gets 429 until the agent restarts.
+	// lsPINTries is how many wrong PINs one address (an IPv6 one by its
+	// /64) may try (LocalSend's rule); after that it gets 429 until the
+	// agent restarts.
 	lsPINTries = 3
-	// lsMaxPINAddrs bounds the addresses whose wrong PINs are counted.
+	// lsMaxPINAddrs bounds the addresses whose wrong PINs are counted;
+	// once it is full, a new address may not try a PIN (see pinTries).
 	lsMaxPINAddrs = 4096
 	// lsIdleSession ends a session in which nothing was uploaded for this
 	// long (LocalSend apps upload right after the answer).
@@ -297,6 +299,33 @@ func clientID(r *http.Request) string {
 	return LocalSendID(localsend.Fingerprint(r.TLS.PeerCertificates[0].Raw))
 }
 
+// pinTries reports whether remote may give a PIN: its address (an IPv6
+// one by its /64, see limitKey) has given fewer than lsPINTries wrong
+// ones, and, when it has given none, there is room to count its wrong
+// ones. A full table refuses new addresses (fail closed): counting
+// nothing for them had let any address beyond lsMaxPINAddrs try PINs
+// without end.
+func (s *lsServer) pinTries(remote netip.Addr) bool {
+	key := limitKey(remote)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fails, counted := s.pinFails[key]
+	if !counted {
+		return len(s.pinFails) < lsMaxPINAddrs
+	}
+	return fails < lsPINTries
+}
+
+// pinFailed counts a wrong PIN from remote (see pinTries).
+func (s *lsServer) pinFailed(remote netip.Addr) {
+	key := limitKey(remote)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, counted := s.pinFails[key]; counted || len(s.pinFails) < lsMaxPINAddrs {
+		s.pinFails[key]++
+	}
+}
+
 func remoteAddr(r *http.Request) netip.Addr {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
@@ -336,21 +365,14 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 	// asked for its own.
 	web := r.Context().Value(webKey{}) != nil
 	if pin := a.cfg.LocalSendPIN; pin != "" && !trusted && !web {
-		s.mu.Lock()
-		fails := s.pinFails[remote]
-		s.mu.Unlock()
-		if fails >= lsPINTries {
+		if !s.pinTries(remote) {
 			writeError(w, http.StatusTooManyRequests, "too many wrong PINs")
 			return
 		}
 		got := r.URL.Query().Get("pin")
 		if subtle.ConstantTimeCompare([]byte(got), []byte(pin)) != 1 {
 			if got != "" {
-				s.mu.Lock()
-				if len(s.pinFails) < lsMaxPINAddrs || s.pinFails[remote] > 0 {
-					s.pinFails[remote]++
-				}
-				s.mu.Unlock()
+				s.pinFailed(remote)
 			}
 			writeError(w, http.StatusUnauthorized, "PIN required")
 			return

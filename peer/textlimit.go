@@ -14,7 +14,8 @@ import (
 
 // Text messages are shown and logged, so a peer that sends them without
 // end would flood the receiver's log and notifications. Each remote
-// address may send TextsPerMinute a minute, over lanshare's protocol and
+// address (an IPv6 one by its /64, see limitKey) may send TextsPerMinute
+// a minute, over lanshare's protocol and
 // LocalSend's together (one limiter per agent, so that alternating the
 // protocols does not double the allowance); maxTextAddrs addresses are
 // counted at once, and a new address beyond them is refused until a
@@ -80,6 +81,7 @@ func (l *textLimiter) setClock(now func() time.Time) {
 // which is written now if no line about it was written in the last
 // minute.
 func (l *textLimiter) allow(remote netip.Addr) bool {
+	remote = limitKey(remote)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -102,7 +104,7 @@ func (l *textLimiter) allow(remote netip.Addr) bool {
 	if c.n <= TextsPerMinute {
 		return true
 	}
-	l.refuseLocked(c, remote.String(), now)
+	l.refuseLocked(c, limitWho(remote), now)
 	return false
 }
 
@@ -164,7 +166,7 @@ func (l *textLimiter) sweepLocked(now time.Time) {
 	for addr, c := range l.addrs {
 		lineDue := c.logged.IsZero() || now.Sub(c.logged) >= textWindow
 		if c.refused > 0 && lineDue {
-			l.reportLocked(c, addr.String(), now)
+			l.reportLocked(c, limitWho(addr), now)
 			continue
 		}
 		if now.Sub(c.start) >= textWindow && c.refused == 0 && (c.logged.IsZero() || now.Sub(c.logged) >= textWindow) {
@@ -184,7 +186,7 @@ func (l *textLimiter) flush() {
 	now := l.now()
 	for addr, c := range l.addrs {
 		if c.refused > 0 {
-			l.reportLocked(c, addr.String(), now)
+			l.reportLocked(c, limitWho(addr), now)
 		}
 	}
 	if l.beyond.refused > 0 {

@@ -89,7 +89,8 @@ type webGate struct {
 	shareCookie string
 }
 
-// pinKey is what wrong PINs are counted by: the address, and the gate it
+// pinKey is what wrong PINs are counted by: the address (an IPv6 one by
+// its /64, see limitKey: locked, fail and grant apply it), and the gate it
 // knocked at ("" for the drop page, a share's id for its PIN), so that
 // each PIN has its own tries, and finding one does not reset another's.
 type pinKey struct {
@@ -263,6 +264,7 @@ func (g *webGate) login(w http.ResponseWriter, r *http.Request) {
 // grant forgets key's wrong PINs and returns a new session token that
 // opens share ("" for the drop page) until exp.
 func (g *webGate) grant(key pinKey, share string, exp, now time.Time) string {
+	key.addr = limitKey(key.addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.fails, key)
@@ -288,6 +290,7 @@ func wrongPINMessage(left int) string {
 // locked returns how long key's address must still wait before it may
 // give that gate a PIN (0: it may now).
 func (g *webGate) locked(key pinKey, now time.Time) time.Duration {
+	key.addr = limitKey(key.addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f := g.fails[key]
@@ -315,6 +318,7 @@ func (g *webGate) forgetLocked(now time.Time) bool {
 // there from the webPINTries-th on, and returns how many tries it has
 // left before that.
 func (g *webGate) fail(key pinKey, now time.Time) int {
+	key.addr = limitKey(key.addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f := g.fails[key]
