@@ -197,15 +197,20 @@ func readable(p string, dir bool) error {
 	return nil
 }
 
-// dedupe keeps the first item of every relative path; see Collect.
+// dedupe keeps the first item of every relative path; see Collect. It
+// keeps them in items, which it changes: a copy of 10,000 items was a
+// sixth of the time of a Collect.
 func dedupe(items []Item) ([]Item, error) {
 	first := make(map[string]int, len(items)) // path → index in out
-	out := items[:0:0]
-	for _, it := range items {
+	out := items[:0]
+	for j, it := range items {
 		i, ok := first[it.Entry.Path]
 		if !ok {
 			first[it.Entry.Path] = len(out)
-			out = append(out, it)
+			if len(out) < j {
+				items[len(out)] = it
+			}
+			out = out[:len(out)+1]
 			continue
 		}
 		prev := out[i]

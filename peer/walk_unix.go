@@ -173,6 +173,7 @@ func (w *walker) list(d *folder) {
 		return
 	}
 	d.offered = true
+	d.out.items = make([]Item, 0, len(entries))
 	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	for _, e := range entries {
 		name := e.Name()
