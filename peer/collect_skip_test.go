@@ -95,6 +95,11 @@ func TestUnreadableSkippedBeforeOffer(t *testing.T) {
 	must(t, os.Chmod(filepath.Join(src, "alone.txt"), 0o000))
 	must(t, os.Chmod(filepath.Join(src, "share/locked"), 0o000))
 	must(t, os.Chmod(filepath.Join(src, "share/blind"), 0o644)) // listed, not searched
+	t.Cleanup(func() {
+		// So that a user without root's rights can remove them.
+		os.Chmod(filepath.Join(src, "share/locked"), 0o755)
+		os.Chmod(filepath.Join(src, "share/blind"), 0o755)
+	})
 	items, skipped := collectAsUser(t, filepath.Join(src, "share"), filepath.Join(src, "alone.txt"))
 	var got []string
 	for _, s := range skipped {
