@@ -44,7 +44,7 @@ func (c *collector) walkFolders(root, base string, workers int) error {
 	top := &folder{}
 	w.entry(top, unix.AT_FDCWD, root, root, statType(st.Mode))
 	w.run()
-	c.items = slices.Grow(c.items, w.items)
+	c.items = slices.Grow(c.items, len(top.out.items)+w.items)
 	c.merge(top)
 	return nil
 }
