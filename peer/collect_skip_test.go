@@ -95,6 +95,11 @@ func TestUnreadableSkippedBeforeOffer(t *testing.T) {
 	must(t, os.Chmod(filepath.Join(src, "alone.txt"), 0o000))
 	must(t, os.Chmod(filepath.Join(src, "share/locked"), 0o000))
 	must(t, os.Chmod(filepath.Join(src, "share/blind"), 0o644)) // listed, not searched
+	t.Cleanup(func() {
+		// So that a user without root's rights can remove them.
+		os.Chmod(filepath.Join(src, "share/locked"), 0o755)
+		os.Chmod(filepath.Join(src, "share/blind"), 0o755)
+	})
 	items, skipped := collectAsUser(t, filepath.Join(src, "share"), filepath.Join(src, "alone.txt"))
 	var got []string
 	for _, s := range skipped {
@@ -127,18 +132,7 @@ func collectAsUser(t *testing.T, paths ...string) ([]Item, []Skipped) {
 		}
 		return items, skipped
 	}
-	u := newOtherUser(t)
-	bin := filepath.Join(t.TempDir(), "peer.test")
-	must(t, os.Chmod(filepath.Dir(bin), 0o755))
-	must(t, os.Chmod(filepath.Dir(filepath.Dir(bin)), 0o711))
-	copyExecutable(t, os.Args[0], bin)
-	cmd := exec.Command(bin, "-test.run=^TestCollectHelperProcess$")
-	cmd.Env = append(os.Environ(), "LANSHARE_COLLECT="+strings.Join(paths, "\n"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, NoSetGroups: true}}
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("collecting as uid %d: %v\n%s", u.uid, err, out)
-	}
+	out := testAsOtherUser(t, "TestCollectHelperProcess", "LANSHARE_COLLECT="+strings.Join(paths, "\n"))
 	var res collected
 	if err := json.Unmarshal(out[strings.IndexByte(string(out), '{'):strings.LastIndexByte(string(out), '}')+1], &res); err != nil {
 		t.Fatalf("%v in %s", err, out)
@@ -152,6 +146,26 @@ func collectAsUser(t *testing.T, paths ...string) ([]Item, []Skipped) {
 		skipped = append(skipped, Skipped{Path: p, Err: err})
 	}
 	return res.Items, skipped
+}
+
+// testAsOtherUser runs the test named test of a copy of this test binary,
+// with env added to the environment, as a user the permission bits apply
+// to (see newOtherUser), and returns its output. The child failing fails t.
+func testAsOtherUser(t *testing.T, test string, env ...string) []byte {
+	t.Helper()
+	u := newOtherUser(t)
+	bin := filepath.Join(t.TempDir(), "peer.test")
+	must(t, os.Chmod(filepath.Dir(bin), 0o755))
+	must(t, os.Chmod(filepath.Dir(filepath.Dir(bin)), 0o711))
+	copyExecutable(t, os.Args[0], bin)
+	cmd := exec.Command(bin, "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, NoSetGroups: true}}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s as uid %d: %v\n%s", test, u.uid, err, out)
+	}
+	return out
 }
 
 // collected is what TestCollectHelperProcess reports.

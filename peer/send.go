@@ -197,15 +197,20 @@ func readable(p string, dir bool) error {
 	return nil
 }
 
-// dedupe keeps the first item of every relative path; see Collect.
+// dedupe keeps the first item of every relative path; see Collect. It
+// keeps them in items, which it changes: a copy of 10,000 items was a
+// sixth of the time of a Collect.
 func dedupe(items []Item) ([]Item, error) {
 	first := make(map[string]int, len(items)) // path → index in out
-	out := items[:0:0]
-	for _, it := range items {
+	out := items[:0]
+	for j, it := range items {
 		i, ok := first[it.Entry.Path]
 		if !ok {
 			first[it.Entry.Path] = len(out)
-			out = append(out, it)
+			if len(out) < j {
+				items[len(out)] = it
+			}
+			out = out[:len(out)+1]
 			continue
 		}
 		prev := out[i]
@@ -240,9 +245,11 @@ func fileItem(rel, src string, fi fs.FileInfo) Item {
 	}}
 }
 
-// walk adds the directory root, offered as base, and everything in it
-// that can be sent.
-func (c *collector) walk(root, base string) error {
+// walkSerial adds the directory root, offered as base, and everything in
+// it that can be sent: filepath.WalkDir's walk, in its lexical order, a
+// folder's item before its contents. It is walk where walk has no faster
+// way (see walk_unix.go), and what that way must give, path for path.
+func (c *collector) walkSerial(root, base string) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if p != root && d != nil && c.exclude != nil {
 			if rel, rerr := filepath.Rel(root, p); rerr == nil && c.excludes(p, filepath.ToSlash(filepath.Join(base, rel)), d.IsDir()) {

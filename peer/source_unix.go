@@ -32,8 +32,14 @@ func openSource(name string) (*os.File, error) {
 // refuses the open later (an ACL, a security module) is still told when
 // the file is sent: its entry fails as unreadable.
 func checkOpen(name string) error {
+	return checkOpenAt(unix.AT_FDCWD, name)
+}
+
+// checkOpenAt is checkOpen of name in the folder open as dirfd: the
+// kernel looks up one name, not a whole path again from the top.
+func checkOpenAt(dirfd int, name string) error {
 	for {
-		err := unix.Faccessat(unix.AT_FDCWD, name, unix.R_OK, unix.AT_EACCESS)
+		err := unix.Faccessat(dirfd, name, unix.R_OK, unix.AT_EACCESS)
 		if err == unix.EINTR {
 			continue
 		}
