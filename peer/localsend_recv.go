@@ -159,7 +159,10 @@ func (s *lsServer) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
 		// Every handler is counted, so that close waits for them.
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s.handlers.Add(1)
+			if !s.track(&s.handlers) {
+				writeError(w, http.StatusServiceUnavailable, "the agent is stopping")
+				return
+			}
 			defer s.handlers.Done()
 			h.ServeHTTP(w, r)
 		}),
@@ -197,14 +200,35 @@ func (s *lsServer) httpServer(h http.Handler) *http.Server {
 	}
 }
 
-// serve serves until close. It blocks.
+// track adds one to wg unless close has begun, and says which. A
+// WaitGroup must not grow from zero while close waits on it: the Add
+// happens under mu, before close marks the server closed, or not at all.
+func (s *lsServer) track(wg *sync.WaitGroup) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	wg.Add(1)
+	return true
+}
+
+// serve serves until close. It blocks. It returns at once when close came
+// first (the agent may stop before this goroutine ever ran).
 func (s *lsServer) serve() {
-	s.wg.Add(1)
+	if !s.track(&s.wg) {
+		return
+	}
 	go func() {
 		defer s.wg.Done()
 		s.sweep()
 	}()
-	s.servePlain()
+	if s.plain != nil && s.track(&s.wg) {
+		go func() {
+			defer s.wg.Done()
+			s.servePlain()
+		}()
+	}
 	err := s.srv.Serve(tls.NewListener(&admitListener{Listener: s.ln, a: s.a}, s.srv.TLSConfig))
 	if err != nil && !errors.Is(err, http.ErrServerClosed) && s.a.cfg.Logf != nil {
 		s.a.cfg.Logf("LocalSend server stopped: %v", err)

@@ -29,19 +29,12 @@ func (s *lsServer) listenPlain(h http.Handler) error {
 	return nil
 }
 
-// servePlain serves the plain-HTTP server, if any, until close.
+// servePlain serves the plain-HTTP server until close. It blocks.
 func (s *lsServer) servePlain() {
-	if s.plain == nil {
-		return
+	err := s.plain.Serve(&admitListener{Listener: s.plainLn, a: s.a})
+	if err != nil && !errors.Is(err, http.ErrServerClosed) && s.a.cfg.Logf != nil {
+		s.a.cfg.Logf("the drop page's plain-HTTP server stopped: %v", err)
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		err := s.plain.Serve(&admitListener{Listener: s.plainLn, a: s.a})
-		if err != nil && !errors.Is(err, http.ErrServerClosed) && s.a.cfg.Logf != nil {
-			s.a.cfg.Logf("the drop page's plain-HTTP server stopped: %v", err)
-		}
-	}()
 }
 
 // WebInsecureHTTPAddr is the address of the drop page's plain-HTTP

@@ -83,3 +83,35 @@ func TestWebInsecureHTTP(t *testing.T) {
 		t.Error("a plain-HTTP server without WebInsecureHTTP")
 	}
 }
+
+// The HTTP servers' close may come before or while their serve starts (an
+// agent stopped at once, its serve goroutine not yet run): both return,
+// and close's wait is ordered after every goroutine serve starts. Before,
+// serve added to the WaitGroup close waited on without any lock between
+// them, which the race detector caught in CI.
+func TestHTTPServersClosedWhileStarting(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		cfg := DefaultConfig()
+		cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
+		cfg.LocalSend, cfg.LocalSendListen = true, "127.0.0.1:0"
+		cfg.Web, cfg.WebPIN, cfg.WebInsecureHTTP = true, "482193", "127.0.0.1:0"
+		a, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, served := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(served)
+			<-start
+			a.ls.serve()
+		}()
+		close(start)
+		a.ls.close()
+		select {
+		case <-served:
+		case <-time.After(10 * time.Second):
+			t.Fatal("serve still running 10 s after close")
+		}
+		a.Close()
+	}
+}
