@@ -250,7 +250,19 @@ func fileItem(rel, src string, fi fs.FileInfo) Item {
 // folder's item before its contents. It is walk where walk has no faster
 // way (see walk_unix.go), and what that way must give, path for path.
 func (c *collector) walkSerial(root, base string) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	// The root was named: a symbolic link to a folder is followed (see
+	// Collect). WalkDir lstats its root, but a final separator makes that
+	// the folder the link names (POSIX path resolution; Go's Lstat does
+	// the same on Windows), and the paths below it are found through the
+	// link, as walk finds them.
+	start := root
+	if fi, err := os.Lstat(root); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		start = root + string(filepath.Separator)
+	}
+	return filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if p == start {
+			p = root
+		}
 		if p != root && d != nil && c.exclude != nil {
 			if rel, rerr := filepath.Rel(root, p); rerr == nil && c.excludes(p, filepath.ToSlash(filepath.Join(base, rel)), d.IsDir()) {
 				if d.IsDir() {

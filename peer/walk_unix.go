@@ -37,12 +37,14 @@ func (c *collector) walk(root, base string) error {
 func (c *collector) walkFolders(root, base string, workers int) error {
 	w := &walker{exclude: c.exclude, cut: len(root) - len(base), spare: workers - 1}
 	w.wake.L = &w.mu
+	// The root was named: a symbolic link to a folder is followed, as
+	// Collect says, where one met inside is skipped.
 	var st unix.Stat_t
-	if err := lstatAt(unix.AT_FDCWD, root, &st); err != nil {
-		return &fs.PathError{Op: "lstat", Path: root, Err: err}
+	if err := statAt(unix.AT_FDCWD, root, &st, 0); err != nil {
+		return &fs.PathError{Op: "stat", Path: root, Err: err}
 	}
 	top := &folder{}
-	w.entry(top, unix.AT_FDCWD, root, root, statType(st.Mode))
+	w.entry(top, unix.AT_FDCWD, root, root, statType(st.Mode), 0)
 	w.run()
 	c.items = slices.Grow(c.items, len(top.out.items)+w.items)
 	c.merge(top)
@@ -181,14 +183,15 @@ func (w *walker) list(d *folder) {
 		if w.exclude != nil && d.out.excludes(p, p[w.cut:], e.IsDir()) {
 			continue
 		}
-		w.entry(d, fd, name, p, e.Type())
+		w.entry(d, fd, name, p, e.Type(), unix.AT_SYMLINK_NOFOLLOW)
 	}
 }
 
 // entry looks at the local path p, name in the folder open as dirfd, of
 // type typ as that folder lists it, and adds what it gives to d's lists: a
-// file's item, a folder to list, or why p is skipped.
-func (w *walker) entry(d *folder, dirfd int, name, p string, typ fs.FileMode) {
+// file's item, a folder to list, or why p is skipped. flags is
+// AT_SYMLINK_NOFOLLOW but for the walk's root.
+func (w *walker) entry(d *folder, dirfd int, name, p string, typ fs.FileMode, flags int) {
 	rel := p[w.cut:]
 	if err := carried(rel); err != nil {
 		d.out.skip(p, err)
@@ -197,7 +200,7 @@ func (w *walker) entry(d *folder, dirfd int, name, p string, typ fs.FileMode) {
 	var st unix.Stat_t
 	switch {
 	case typ.IsDir():
-		if err := lstatAt(dirfd, name, &st); err != nil {
+		if err := statAt(dirfd, name, &st, flags); err != nil {
 			d.out.skip(p, unreadable(err))
 			return
 		}
@@ -283,8 +286,13 @@ func openDir(name string) (int, error) {
 // lstatAt is lstat of name in the folder open as dirfd (AT_FDCWD: name
 // alone).
 func lstatAt(dirfd int, name string, st *unix.Stat_t) error {
+	return statAt(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// statAt is fstatat with flags (0: a symbolic link is followed).
+func statAt(dirfd int, name string, st *unix.Stat_t, flags int) error {
 	for {
-		err := unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW)
+		err := unix.Fstatat(dirfd, name, st, flags)
 		if err != unix.EINTR {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,9 +80,21 @@ func compareWalks(t *testing.T, root string) {
 	t.Helper()
 	ex, err := NewExclude([]string{"node_modules/", "*.tmp"})
 	must(t, err)
-	// A folder named through a symbolic link is skipped as one: walkSerial
-	// (filepath.WalkDir) does not follow it, and walk must not either.
+	// A folder named through a symbolic link is followed, by both walks
+	// the same way, its files found through the link.
 	serial := walksAgree(t, ex, root, filepath.Join(root, "dirlink"))
+	var viaLink []string
+	for _, it := range serial.items {
+		if strings.HasPrefix(it.Entry.Path, "dirlink") {
+			viaLink = append(viaLink, it.Entry.Path+" "+strings.TrimPrefix(it.Source, root))
+		}
+	}
+	wantLink := []string{"dirlink /dirlink", "dirlink/1.txt /dirlink/1.txt", "dirlink/2.txt /dirlink/2.txt",
+		"dirlink/deep /dirlink/deep", "dirlink/deep/er /dirlink/deep/er", "dirlink/deep/er/x.txt /dirlink/deep/er/x.txt",
+		"dirlink/deep/y.txt /dirlink/deep/y.txt"}
+	if !slices.Equal(viaLink, wantLink) {
+		t.Errorf("the folder named through a link offered\n%q\nwant\n%q", viaLink, wantLink)
+	}
 	// The tree is what the test means it to be.
 	if len(serial.items) < 40 {
 		t.Errorf("the serial walk offered %d items", len(serial.items))
