@@ -537,7 +537,7 @@ func (s *lsSender) hash(files []*lsFile) {
 		if !e.MTime.IsZero() {
 			f.dto.Metadata = &localsend.Metadata{Modified: localsend.FormatTime(e.MTime)}
 		}
-		sum, err := sha256File(f.it.Source, e.Size, buf)
+		sum, err := sha256File(f.it, e.Size, buf)
 		if err != nil {
 			s.fail(f, proto.CodeSourceChanged, err)
 			f.unread = err
@@ -547,12 +547,15 @@ func (s *lsSender) hash(files []*lsFile) {
 	}
 }
 
-func sha256File(p string, size uint64, buf []byte) (string, error) {
-	fh, err := os.Open(p)
+func sha256File(it Item, size uint64, buf []byte) (string, error) {
+	fh, err := os.Open(it.Source)
 	if err != nil {
 		return "", err
 	}
 	defer fh.Close()
+	if err := it.isCollected(fh); err != nil {
+		return "", err // not even its digest goes out
+	}
 	h := sha256.New()
 	n, err := io.CopyBuffer(h, io.LimitReader(fh, int64(size)+1), buf)
 	if err != nil {
@@ -825,7 +828,7 @@ type uploadAttempt struct {
 // is hashed again only then: hashing every upload's body as it went
 // cost a third of the SHA-256 work of a send, on the path of every byte.
 func (s *lsSender) changed(f *lsFile) bool {
-	sum, err := sha256File(f.it.Source, uint64(f.dto.Size), make([]byte, 256<<10))
+	sum, err := sha256File(f.it, uint64(f.dto.Size), make([]byte, 256<<10))
 	return err != nil || sum != f.dto.SHA256
 }
 
@@ -837,6 +840,9 @@ func (s *lsSender) uploadOnce(ctx context.Context, session string, f *lsFile, st
 		return uploadAttempt{unread: err}
 	}
 	defer fh.Close()
+	if err := f.it.isCollected(fh); err != nil {
+		return uploadAttempt{unread: err}
+	}
 	uctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	idle := time.AfterFunc(s.idle, func() {

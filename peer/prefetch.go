@@ -80,7 +80,7 @@ func (p *prefetcher) run(items []Item, arena []byte) {
 			return
 		}
 		b := arena[:n:n]
-		if !readWhole(it.Source, b, it.Entry) {
+		if !readWhole(it, b) {
 			continue
 		}
 		arena = arena[n:]

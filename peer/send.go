@@ -27,6 +27,13 @@ type Item struct {
 	Text   string      // a proto.KindText entry's message (see TextItem); Source is empty
 	// Stream is what a proto.KindStream entry sends (see StreamItem).
 	Stream *Stream `json:"-"`
+	// id is the identity of the file Collect found at Source (zero where
+	// the platform gives none, or the item was not collected here): what
+	// is sent must be that very file. A folder on the way to Source that
+	// another user swaps for a symbolic link, between the walk and the
+	// send, would otherwise have the sender send whatever the link leads
+	// to, under the offered name.
+	id fileID
 }
 
 // Collect turns command-line paths into the items to send, in offer order.
@@ -239,10 +246,29 @@ func sameFile(a, b string) bool {
 }
 
 func fileItem(rel, src string, fi fs.FileInfo) Item {
-	return Item{Source: src, Entry: proto.Entry{
+	return Item{Source: src, id: infoID(fi), Entry: proto.Entry{
 		Path: rel, Kind: proto.KindFile, Size: uint64(fi.Size()),
 		Mode: uint32(fi.Mode().Perm()), MTime: fi.ModTime(),
 	}}
+}
+
+// errReplaced: the file opened to send is not the one collected.
+var errReplaced = errors.New("it was replaced since it was collected")
+
+// isCollected reports nil if the open file f is the file it collected (or
+// it has no identity to compare), else errReplaced.
+func (it Item) isCollected(f *os.File) error {
+	if it.id == (fileID{}) {
+		return nil
+	}
+	id, _, err := openIdentity(f)
+	if err != nil {
+		return err
+	}
+	if id != (fileID{}) && id != it.id {
+		return errReplaced
+	}
+	return nil
 }
 
 // walkSerial adds the directory root, offered as base, and everything in
@@ -892,17 +918,18 @@ func (s *streamer) report(path string) {
 // connection error is returned.
 func (s *streamer) sendFile(index uint32, it Item, offset uint64) error {
 	e := it.Entry
-	if offset == 0 && int(index) < len(s.ahead) && s.ahead[index].ok && unchanged(it.Source, e) {
+	if offset == 0 && int(index) < len(s.ahead) && s.ahead[index].ok && unchanged(it) {
 		p := &s.ahead[index]
 		return s.sendWhole(index, e, p.data, &p.digest)
 	}
-	if offset == 0 && e.Size <= uint64(len(s.buf)) && readWhole(it.Source, s.buf[:e.Size], e) {
+	if offset == 0 && e.Size <= uint64(len(s.buf)) && readWhole(it, s.buf[:e.Size]) {
 		return s.sendWhole(index, e, s.buf[:e.Size], nil)
 	}
 	fe := proto.FileEnd{Index: index, Status: proto.Sent}
 	f, rerr := openSource(it.Source)
 	if f != nil {
 		defer f.Close()
+		rerr = it.isCollected(f)
 	}
 	// The digest covers the whole file, what the receiver already has
 	// too: for a resumed file it goes on from a kept state, or is hashed

@@ -2,11 +2,7 @@
 
 package peer
 
-import (
-	"os"
-
-	"github.com/lanshare/lanshare/proto"
-)
+import "os"
 
 // openSource opens a local file to send, for reading.
 func openSource(name string) (*os.File, error) { return os.Open(name) }
@@ -21,7 +17,7 @@ func checkOpen(name string) error {
 }
 
 // readWhole reports false: small files are sent the common way here.
-func readWhole(string, []byte, proto.Entry) bool { return false }
+func readWhole(Item, []byte) bool { return false }
 
 // unchanged reports false: nothing is read ahead here (see readWhole).
-func unchanged(string, proto.Entry) bool { return false }
+func unchanged(Item) bool { return false }

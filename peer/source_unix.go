@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/lanshare/lanshare/proto"
 )
 
 // openSource opens a local file to send, for reading. os.Open offers
@@ -65,16 +63,16 @@ func openReadFlags(name string, flags int) (int, error) {
 	}
 }
 
-// readWhole reads the file name, which e offers, into b (e.Size bytes),
-// with no *os.File: an open, reads, an fstat and a close. It reports
-// whether b holds the whole file and the file still has e's size and
+// readWhole reads the file of it into b (its size), with no *os.File: an
+// open, reads, an fstat and a close. It reports whether b holds the whole
+// file and the file is still the one collected, with the offered size and
 // mtime; otherwise the caller sends it the common way, which tells what
 // changed. It opens without blocking: a FIFO put in the file's place
 // since it was collected fails here at once (on a regular file the flag
 // changes nothing), rather than holding the sender, or its prefetcher,
 // in the open.
-func readWhole(name string, b []byte, e proto.Entry) bool {
-	fd, err := openReadFlags(name, unix.O_NONBLOCK)
+func readWhole(it Item, b []byte) bool {
+	fd, err := openReadFlags(it.Source, unix.O_NONBLOCK)
 	if err != nil {
 		return false
 	}
@@ -93,23 +91,32 @@ func readWhole(name string, b []byte, e proto.Entry) bool {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return false
 	}
-	return uint64(st.Size) == e.Size && time.Unix(st.Mtim.Unix()).Equal(e.MTime)
+	return it.is(&st)
 }
 
-// unchanged reports whether the file name still has the size and mtime
-// that e offers: one stat, for a file read ahead (see prefetcher), so
-// that a file removed or changed since is sent, or reported, as it is
-// when its turn comes.
-func unchanged(name string, e proto.Entry) bool {
+// is reports whether st, of the file at it.Source, is of the file
+// collected (when it has an identity) and has the offered size and mtime.
+func (it Item) is(st *unix.Stat_t) bool {
+	if it.id != (fileID{}) && (uint64(st.Dev) != it.id.dev || uint64(st.Ino) != it.id.ino) {
+		return false
+	}
+	return uint64(st.Size) == it.Entry.Size && time.Unix(st.Mtim.Unix()).Equal(it.Entry.MTime)
+}
+
+// unchanged reports whether the file of it is still the one collected,
+// with the offered size and mtime: one stat, for a file read ahead (see
+// prefetcher), so that a file removed, replaced or changed since is sent,
+// or reported, as it is when its turn comes.
+func unchanged(it Item) bool {
 	var st unix.Stat_t
 	for {
-		err := unix.Stat(name, &st)
+		err := unix.Stat(it.Source, &st)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return false
 		}
-		return uint64(st.Size) == e.Size && time.Unix(st.Mtim.Unix()).Equal(e.MTime)
+		return it.is(&st)
 	}
 }

@@ -5,13 +5,17 @@ package peer
 // Transfer tests that need what only Unix has: the umask, FIFOs.
 
 import (
+	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lanshare/lanshare/proto"
+	"github.com/lanshare/lanshare/proto/localsend"
 )
 
 func TestReceivedFilesKeepMTimeAndSafeModes(t *testing.T) {
@@ -99,4 +103,113 @@ func TestNameCollisionsGetNewNames(t *testing.T) {
 		"merge/": "", "merge/keep.txt": "keep", "merge/new.txt": "n",
 	})
 	assertEmpty(t, outside)
+}
+
+// TestSendSendsOnlyTheFilesCollected: another user who can write in a
+// folder being sent swaps one of its subfolders, after the walk, for a
+// symbolic link to a folder of the sender's own, holding files of the
+// same names, sizes and mtimes. The sender must not send them: each file
+// sent is the very file collected (the same inode), small (read whole,
+// read ahead) or large (streamed); these two are reported unreadable, the
+// rest arrives.
+func TestSendSendsOnlyTheFilesCollected(t *testing.T) {
+	bob := startAgent(t, nil)
+	items, swap := swappableTree(t)
+	swap()
+
+	rep, err := testSender(t).Send(t.Context(), bob.target(), items, SendOptions{Name: "alice"})
+	var se *SourceError
+	if !errors.As(err, &se) || se.Count != 2 || !strings.Contains(err.Error(), "replaced") {
+		t.Errorf("send: %v, want a SourceError for the 2 replaced files", err)
+	}
+	if rep.Saved() != 3 {
+		t.Errorf("%d entries saved, want project/ok.txt and the 2 folders", rep.Saved())
+	}
+	// Nothing of the private files arrived: the receiver has what it
+	// would have for two files that could not be read.
+	assertTree(t, bob.dir, map[string]string{"project/": "", "project/sub/": "", "project/ok.txt": "fine"})
+}
+
+// TestSendLocalSendSendsOnlyTheFilesCollected is the same to a LocalSend
+// device: a subfolder swapped before the send fails its files when they
+// are hashed for the offer (not even their sha256 goes out); one swapped
+// once the device has the offer fails them at their upload.
+func TestSendLocalSendSendsOnlyTheFilesCollected(t *testing.T) {
+	for _, afterOffer := range []bool{false, true} {
+		items, swap := swappableTree(t)
+		d := newLSDevice(t, true, func(d *lsDevice) {
+			d.decide = func(_ int, pu localsend.PrepareUpload) (int, []string) {
+				if afterOffer {
+					swap()
+				}
+				var ids []string
+				for id := range pu.Files {
+					ids = append(ids, id)
+				}
+				return http.StatusOK, ids
+			}
+		})
+		if !afterOffer {
+			swap()
+		}
+		rep, err := SendLocalSend(t.Context(), d.target(), items, lsOptions(t))
+		d.mu.Lock()
+		var changed int
+		for _, r := range rep.Results {
+			if r.Code == proto.CodeSourceChanged {
+				changed++
+			}
+		}
+		if err == nil || changed != 2 {
+			t.Errorf("after the offer %v: %v, %d files failed as changed, want 2", afterOffer, err, changed)
+		}
+		if len(d.received) != 1 || d.received["project/ok.txt"] != "fine" {
+			t.Errorf("after the offer %v: the device received %d files", afterOffer, len(d.received))
+		}
+		// Not a byte of them was posted (the device would refuse them by
+		// their sha256, but would have had them).
+		for _, name := range []string{"project/sub/small.txt", "project/sub/big.bin"} {
+			if n := d.uploads[name]; n != 0 {
+				t.Errorf("after the offer %v: %s uploaded %d times", afterOffer, name, n)
+			}
+		}
+		for _, o := range d.offers {
+			for _, f := range o.Files {
+				if strings.HasPrefix(f.FileName, "project/sub/") && !afterOffer {
+					t.Errorf("%s offered, with sha256 %s", f.FileName, f.SHA256)
+				}
+			}
+		}
+		d.mu.Unlock()
+	}
+}
+
+// swappableTree writes a folder to send, project, and a folder of the
+// sender's own, and collects project. swap then puts in the place of
+// project/sub a symbolic link to the private folder, which holds files
+// of the same names, sizes and mtimes as project/sub, with other bytes
+// ("S" where project's hold "a").
+func swappableTree(t *testing.T) (items []Item, swap func()) {
+	t.Helper()
+	src := writeTree(t, map[string]string{
+		"project/ok.txt":        "fine",
+		"project/sub/small.txt": strings.Repeat("a", 4096),
+		"project/sub/big.bin":   strings.Repeat("a", 3<<20),
+	})
+	private := writeTree(t, map[string]string{
+		"small.txt": strings.Repeat("S", 4096),
+		"big.bin":   strings.Repeat("S", 3<<20),
+	})
+	sub := filepath.Join(src, "project", "sub")
+	for _, name := range []string{"small.txt", "big.bin"} {
+		fi, err := os.Stat(filepath.Join(sub, name))
+		must(t, err)
+		must(t, os.Chtimes(filepath.Join(private, name), fi.ModTime(), fi.ModTime()))
+	}
+	items, err := Collect([]string{filepath.Join(src, "project")}, nil)
+	must(t, err)
+	return items, func() {
+		must(t, os.Rename(sub, sub+".old"))
+		must(t, os.Symlink(private, sub))
+	}
 }

@@ -252,7 +252,11 @@ func statItem(rel, p string, kind proto.Kind, st *unix.Stat_t) Item {
 	if kind == proto.KindFile {
 		e.Size = uint64(st.Size)
 	}
-	return Item{Source: p, Entry: e}
+	it := Item{Source: p, Entry: e}
+	if kind == proto.KindFile {
+		it.id = fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}
+	}
+	return it
 }
 
 // statType is the type bits of os.FileMode for the mode lstat gives.
