@@ -1,0 +1,81 @@
+package peer
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+)
+
+// lifecycleAgent is an agent made but not serving: LocalSend, the drop
+// page and its plain-HTTP server on loopback, no discovery.
+func lifecycleAgent(t testing.TB) *Agent {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
+	cfg.LocalSend, cfg.LocalSendListen = true, "127.0.0.1:0"
+	cfg.Web, cfg.WebPIN, cfg.WebInsecureHTTP = true, "482193", "127.0.0.1:0"
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// assertPortsFree fails t unless every port the agent listened on can be
+// listened on again: a listener left open would hold it.
+func assertPortsFree(t testing.TB, addrs map[string]net.Addr) {
+	t.Helper()
+	for what, addr := range addrs {
+		ln, err := net.Listen("tcp", addr.String())
+		if err != nil {
+			t.Errorf("%s port %s still held after Close: %v", what, addr, err)
+			continue
+		}
+		ln.Close()
+	}
+}
+
+func agentAddrs(a *Agent) map[string]net.Addr {
+	return map[string]net.Addr{"lanshare": a.Addr(), "LocalSend": a.LocalSendAddr(), "plain-HTTP": a.WebInsecureHTTPAddr()}
+}
+
+// An agent closed without ever serving gives its ports back. The
+// LocalSend server's HTTPS listener was closed only by http.Server.Serve
+// (when it returns), so an agent that never served, or whose serve
+// goroutine found close begun (lsServer.track), kept it open for the
+// life of the process.
+func TestLocalSendListenerClosedWhenNeverServed(t *testing.T) {
+	a := lifecycleAgent(t)
+	addrs := agentAddrs(a)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertPortsFree(t, addrs)
+}
+
+// The same when Close and Serve start together (an agent stopped at once,
+// before or while Serve's goroutines start): whichever wins, every port is
+// given back once both have returned.
+func TestLocalSendListenerClosedWhenClosedWhileStarting(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		a := lifecycleAgent(t)
+		addrs := agentAddrs(a)
+		start, served := make(chan struct{}), make(chan error, 1)
+		go func() {
+			<-start
+			served <- a.Serve(context.Background())
+		}()
+		close(start)
+		a.Close()
+		select {
+		case <-served:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Serve still running 10 s after Close")
+		}
+		assertPortsFree(t, addrs)
+		if t.Failed() {
+			t.Fatalf("iteration %d", i)
+		}
+	}
+}
