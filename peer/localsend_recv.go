@@ -251,10 +251,13 @@ func (s *lsServer) close() {
 	}
 	s.mu.Unlock()
 	s.srv.Close()
+	// The listeners are closed here too: only http.Server.Serve closes
+	// them, and it never runs when serve came after close (an agent
+	// stopped before its serve goroutine ran, or never served, or New
+	// failed after it listened).
+	s.ln.Close()
 	if s.plain != nil {
 		s.plain.Close()
-		// Closed here too when Serve never ran (New failed after it
-		// listened).
 		s.plainLn.Close()
 	}
 	// Closing the connections ends the handlers' reads; the agent drops
