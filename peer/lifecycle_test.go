@@ -2,7 +2,9 @@ package peer
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -77,5 +79,74 @@ func TestLocalSendListenerClosedWhenClosedWhileStarting(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("iteration %d", i)
 		}
+	}
+}
+
+// Once Serve stops (its context done), the drop page's plain-HTTP server
+// takes no new connection, as the HTTPS server takes none: uploads in
+// flight get the shutdown grace, newcomers do not. lsServer.shutdown
+// stopped the HTTPS server alone, so a browser could start a new upload
+// over plain HTTP all through the grace.
+func TestPlainHTTPRefusedWhileServeDrains(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
+	cfg.LocalSend, cfg.LocalSendListen = true, "127.0.0.1:0"
+	cfg.Web, cfg.WebPIN, cfg.WebInsecureHTTP = true, "482193", "127.0.0.1:0"
+	// The grace outlasts the test: the connection held below keeps the
+	// drain waiting until the test lets it go.
+	cfg.ShutdownGrace, cfg.HandshakeTimeout = time.Minute, time.Minute
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx) }()
+
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	plain := "http://" + a.WebInsecureHTTPAddr().String() + "/"
+	getPlain := func() error {
+		resp, err := hc.Get(plain)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", plain, resp.Status)
+		}
+		return nil
+	}
+	waitFor(t, func() bool { return getPlain() == nil })
+	// A lanshare connection that says nothing: a transfer in flight as
+	// far as the drain knows.
+	held, err := net.Dial("tcp", a.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	waitFor(t, func() bool { return a.Status().Transfers == 1 })
+
+	cancel()
+	// The HTTPS server has stopped listening: Serve is in its drain.
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", a.LocalSendAddr().String())
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	if err := getPlain(); err == nil {
+		t.Error("the plain-HTTP drop page served a new request after Serve began to stop")
+	}
+	held.Close()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still running 10 s after its last connection ended")
 	}
 }
