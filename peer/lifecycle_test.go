@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -148,5 +149,53 @@ func TestPlainHTTPRefusedWhileServeDrains(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve still running 10 s after its last connection ended")
+	}
+}
+
+// The LocalSend server's close waits for the sessions it ends whoever
+// calls it: Agent.Close and Serve's way out both do, at the same time when
+// Close stops a serving agent. The second caller returned at once, while
+// the first was still ending the sessions, so that Close could close the
+// inbox under a session's Batch.Close and return before the session was
+// reported.
+func TestLocalSendCloseTwiceWaits(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		var reported atomic.Int32
+		cfg := DefaultConfig()
+		cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
+		cfg.LocalSend, cfg.LocalSendListen = true, "127.0.0.1:0"
+		cfg.OnTransfer = func(Incoming) { reported.Add(1) }
+		a, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			a.ls.serve()
+		}()
+		c := newLSClient(t, &testAgent{Agent: a}, true)
+		if code, _, body := c.prepare([]lsUpload{{name: "a.txt", content: "hello"}}, ""); code != http.StatusOK {
+			t.Fatalf("prepare-upload: %d %s", code, body)
+		}
+		c.hc.CloseIdleConnections()
+		// The session is open, waiting for its upload: close ends it.
+		start := make(chan struct{})
+		seen := make(chan int32, 2)
+		for range 2 {
+			go func() {
+				<-start
+				a.ls.close()
+				seen <- reported.Load()
+			}()
+		}
+		close(start)
+		for range 2 {
+			if n := <-seen; n != 1 {
+				t.Fatalf("iteration %d: a close returned with %d sessions reported, want 1", i, n)
+			}
+		}
+		<-served
+		a.Close()
 	}
 }
