@@ -220,11 +220,15 @@ func (a *Agent) releaseConn(c *agentConn) {
 }
 
 // shutdown stops taking LocalSend requests and closes idle connections;
-// requests in flight go on (close ends them).
+// requests in flight go on (close ends them). The drop page's plain-HTTP
+// server stops too: it takes uploads as the HTTPS server does.
 func (s *lsServer) shutdown() {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // Shutdown closes the listener and idle connections, then returns
 	_ = s.srv.Shutdown(ctx)
+	if s.plain != nil {
+		_ = s.plain.Shutdown(ctx)
+	}
 }
 
 // LocalSendShortFingerprint is the start of a LocalSend fingerprint, in

@@ -81,6 +81,8 @@ type lsServer struct {
 	// on plainLn, with Config.WebInsecureHTTP (web_http.go).
 	plain   *http.Server
 	plainLn net.Listener
+	// closeOnce makes a second close wait for the first.
+	closeOnce sync.Once
 }
 
 // lsSession is one prepare-upload's accepted files, until they are all
@@ -236,13 +238,15 @@ func (s *lsServer) serve() {
 }
 
 // close stops the server, its connections and its sessions, and waits.
-// Safe to call more than once.
+// Safe to call more than once, and concurrently: every call returns once
+// the sessions are ended (Agent.Close and Serve's way out may call it at
+// the same time, and Close then closes the inbox under them).
 func (s *lsServer) close() {
+	s.closeOnce.Do(s.closeNow)
+}
+
+func (s *lsServer) closeNow() {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
 	s.closed = true
 	close(s.stop)
 	var open []*lsSession
@@ -251,10 +255,13 @@ func (s *lsServer) close() {
 	}
 	s.mu.Unlock()
 	s.srv.Close()
+	// The listeners are closed here too: only http.Server.Serve closes
+	// them, and it never runs when serve came after close (an agent
+	// stopped before its serve goroutine ran, or never served, or New
+	// failed after it listened).
+	s.ln.Close()
 	if s.plain != nil {
 		s.plain.Close()
-		// Closed here too when Serve never ran (New failed after it
-		// listened).
 		s.plainLn.Close()
 	}
 	// Closing the connections ends the handlers' reads; the agent drops
