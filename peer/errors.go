@@ -120,6 +120,11 @@ var (
 	// ErrTextInvalid means a text message cannot be sent: it is empty,
 	// over MaxTextLen, or not UTF-8.
 	ErrTextInvalid = errors.New("cannot send this text message")
+	// ErrPlainHTTPListen means the drop page's plain-HTTP port
+	// (Config.WebInsecureHTTP) cannot be listened on. New fails then:
+	// unlike LocalSend's port, which a LocalSend app may hold by default,
+	// this one was asked for by name.
+	ErrPlainHTTPListen = errors.New("cannot listen for the drop page over plain HTTP")
 	// ErrTextUnsupported means the receiver cannot take text messages: a
 	// lanshare agent older than protocol 1.2 (see TextUnsupportedError).
 	ErrTextUnsupported = errors.New("the receiver cannot take text messages")

@@ -30,7 +30,7 @@ func (a *Agent) startLocalSend() error {
 		listen = fmt.Sprintf(":%d", localsend.DefaultPort)
 	}
 	s, err := newLocalSendServer(a, listen, ident)
-	if errors.Is(err, syscall.EADDRINUSE) {
+	if errors.Is(err, syscall.EADDRINUSE) && !errors.Is(err, ErrPlainHTTPListen) {
 		a.lsUnavailable = fmt.Errorf("LocalSend: %s is in use (a LocalSend app on this machine?); serving without LocalSend (--localsend-port picks another port)", listen)
 		return nil
 	}

@@ -22,7 +22,7 @@ import (
 func (s *lsServer) listenPlain(h http.Handler) error {
 	ln, err := net.Listen("tcp", s.a.cfg.WebInsecureHTTP)
 	if err != nil {
-		return fmt.Errorf("listening for the drop page over plain HTTP on %s: %w", s.a.cfg.WebInsecureHTTP, err)
+		return fmt.Errorf("%w on %s: %w", ErrPlainHTTPListen, s.a.cfg.WebInsecureHTTP, err)
 	}
 	s.plainLn = ln
 	s.plain = s.httpServer(h)

@@ -1,10 +1,13 @@
 package peer
 
 import (
+	"errors"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -113,5 +116,26 @@ func TestHTTPServersClosedWhileStarting(t *testing.T) {
 			t.Fatal("serve still running 10 s after close")
 		}
 		a.Close()
+	}
+}
+
+// TestWebInsecureHTTPPortTaken: a plain-HTTP port asked for but taken
+// stops New with an error that names it; it was taken for LocalSend's
+// port being in use, and the agent served without LocalSend at all.
+func TestWebInsecureHTTPPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer taken.Close()
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
+	cfg.LocalSend, cfg.LocalSendListen = true, "127.0.0.1:0"
+	cfg.Web, cfg.WebPIN, cfg.WebInsecureHTTP = true, "482193", taken.Addr().String()
+	a, err := New(cfg)
+	if err == nil {
+		a.Close()
+		t.Fatalf("New served with the plain-HTTP port taken (LocalSend unavailable: %v)", a.LocalSendUnavailable())
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "plain HTTP on "+taken.Addr().String()) {
+		t.Errorf("New: %v, want the plain-HTTP port named as in use", err)
 	}
 }

@@ -142,7 +142,8 @@ func TestServeUnwritableFolderRefused(t *testing.T) {
 
 // TestServePortTaken: a serve whose port is taken says by whom: this
 // config directory's own agent (its pid, and how to see it), or another
-// program (and how to choose another port); exit 8 either way.
+// program (and how to choose another port, also for the drop page's
+// plain-HTTP port); exit 8 either way.
 func TestServePortTaken(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
@@ -172,6 +173,14 @@ func TestServePortTaken(t *testing.T) {
 			t.Errorf("exit %d, want %d", r.code, exitInUse)
 		}
 		checkErrorLine(t, r.stderr, "lanshare: port "+port+" is in use by another program; choose another with --listen (e.g. --listen :0 for any free port)")
+	})
+	t.Run("the drop page's plain-HTTP port", func(t *testing.T) {
+		r := runLanshare(t, tmp, nil, "serve", "--dir", filepath.Join(tmp, "share4"), "--config", filepath.Join(tmp, "cfg4"),
+			"--listen", "127.0.0.1:0", "--localsend", "--localsend-port", "0", "--web-insecure-http", port)
+		if r.code != exitInUse {
+			t.Errorf("exit %d, want %d", r.code, exitInUse)
+		}
+		checkErrorLine(t, r.stderr, "lanshare: port "+port+" is in use by another program; choose another with --web-insecure-http")
 	})
 }
 
