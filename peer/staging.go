@@ -221,6 +221,10 @@ func (s *stagingFolder) close() {
 func openStagingFolder(root *os.Root, dir string) (*stagingFolder, error) {
 	where := filepath.Join(dir, stagingDir)
 	if err := root.Mkdir(stagingDir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			// Nothing can be received here: say so as New's check would.
+			return nil, fmt.Errorf("%w: %s: %w", ErrNotWritable, dir, errReasonNoPath(err))
+		}
 		return nil, fmt.Errorf("creating %s: %w", where, err)
 	}
 	lfi, err := root.Lstat(stagingDir)

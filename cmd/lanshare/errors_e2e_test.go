@@ -113,19 +113,33 @@ func onReadOnly(dir string) commandFunc {
 }
 
 // TestServeUnwritableFolderRefused: serve on a shared folder that cannot
-// be written (a read-only file system; its staging folder there from an
-// earlier run) stops at start with one line saying so and what to do,
-// before it listens or announces, instead of failing every send after
-// its bytes crossed.
+// be written (a read-only file system, with its staging folder there from
+// an earlier run or without one yet) stops at start with one line saying
+// so and what to do, before it listens or announces, instead of failing
+// every send after its bytes crossed.
 func TestServeUnwritableFolderRefused(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("needs unshare(1) for a private mount namespace")
 	}
+	for _, staging := range []bool{true, false} {
+		t.Run(fmt.Sprintf("staging folder there %v", staging), func(t *testing.T) {
+			t.Parallel()
+			serveUnwritable(t, staging)
+		})
+	}
+}
+
+func serveUnwritable(t *testing.T, staging bool) {
 	tmp := t.TempDir()
 	share := filepath.Join(tmp, "share")
-	if err := os.MkdirAll(filepath.Join(share, ".lanshare"), 0o700); err != nil {
+	if err := os.MkdirAll(share, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	if staging {
+		if err := os.MkdirAll(filepath.Join(share, ".lanshare"), 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
 	r := runLanshareOn(t, onReadOnly(share), tmp, nil, "serve", "--dir", share, "--config", filepath.Join(tmp, "rcfg"), "--listen", "127.0.0.1:0")
 	if r.code == 97 {
