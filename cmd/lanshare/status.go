@@ -25,6 +25,7 @@ func status(ctx context.Context, configDir string, asJSON bool, w io.Writer) err
 	fmt.Fprintf(w, "name:      %s\n", peer.Escape(st.Name))
 	fmt.Fprintf(w, "instance:  %s\n", peer.Escape(st.Instance))
 	fmt.Fprintf(w, "id:        %s\n", peer.GroupID(st.ID))
+	fmt.Fprintf(w, "pid:       %d\n", st.PID)
 	fmt.Fprintf(w, "listening: %s\n", st.Listen)
 	fmt.Fprintf(w, "folder:    %s\n", peer.Escape(st.Dir))
 	fmt.Fprintf(w, "accepting: %s\n", st.Accept)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ func TestStatus(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("status: exit %d: %s", r.code, r.stderr)
 	}
-	for _, want := range []string{"name:      bob", "listening: " + srv.addr, "folder:    " + share, "accepting: trusted", "peers:"} {
+	for _, want := range []string{"name:      bob", fmt.Sprintf("pid:       %d\n", srv.cmd.Process.Pid), "listening: " + srv.addr, "folder:    " + share, "accepting: trusted", "peers:"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, r.stdout)
 		}
