@@ -31,7 +31,16 @@ func (a *Agent) startLocalSend() error {
 	}
 	s, err := newLocalSendServer(a, listen, ident)
 	if errors.Is(err, syscall.EADDRINUSE) && !errors.Is(err, ErrPlainHTTPListen) {
-		a.lsUnavailable = fmt.Errorf("LocalSend: %s is in use (a LocalSend app on this machine?); serving without LocalSend (--localsend-port picks another port)", listen)
+		// The drop page and its plain-HTTP port live on LocalSend's
+		// server: they are off too, and the warning says so.
+		off := "LocalSend"
+		if a.cfg.Web {
+			off = "LocalSend and the drop page"
+			if a.cfg.WebInsecureHTTP != "" {
+				off = "LocalSend, the drop page and its plain-HTTP port"
+			}
+		}
+		a.lsUnavailable = fmt.Errorf("LocalSend: %s is in use (a LocalSend app on this machine?); serving without %s (--localsend-port picks another port)", listen, off)
 		return nil
 	}
 	if err != nil {

@@ -139,3 +139,26 @@ func TestWebInsecureHTTPPortTaken(t *testing.T) {
 		t.Errorf("New: %v, want the plain-HTTP port named as in use", err)
 	}
 }
+
+// TestWebOffWithLocalSendPortTaken: with LocalSend's port taken the agent
+// serves without LocalSend, and so without the drop page and its
+// plain-HTTP port, which live on LocalSend's server: the warning names
+// them, where it named LocalSend alone.
+func TestWebOffWithLocalSendPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer taken.Close()
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
+	cfg.LocalSend, cfg.LocalSendListen = true, taken.Addr().String()
+	cfg.Web, cfg.WebPIN, cfg.WebInsecureHTTP = true, "482193", "127.0.0.1:0"
+	a, err := New(cfg)
+	must(t, err)
+	defer a.Close()
+	if a.WebInsecureHTTPAddr() != nil || a.LocalSendAddr() != nil {
+		t.Errorf("serving the drop page with LocalSend's port taken")
+	}
+	if err := a.LocalSendUnavailable(); err == nil || !strings.Contains(err.Error(), "serving without LocalSend, the drop page and its plain-HTTP port") {
+		t.Errorf("LocalSendUnavailable: %v", err)
+	}
+}
