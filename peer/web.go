@@ -281,7 +281,10 @@ func lockedMessage(wait time.Duration) string {
 // wrongPINMessage tells of a wrong PIN, with the tries left before a
 // pause.
 func wrongPINMessage(left int) string {
-	if left > 0 {
+	switch {
+	case left == 1:
+		return "wrong PIN (1 more try before a pause)"
+	case left > 0:
 		return fmt.Sprintf("wrong PIN (%d more tries before a pause)", left)
 	}
 	return "wrong PIN"

@@ -428,3 +428,11 @@ func TestWebHostileRequests(t *testing.T) {
 		t.Errorf("login after the hostile requests: %d %s", code, body)
 	}
 }
+
+func TestWrongPINMessage(t *testing.T) {
+	for left, want := range map[int]string{0: "wrong PIN", 1: "wrong PIN (1 more try before a pause)", 4: "wrong PIN (4 more tries before a pause)"} {
+		if got := wrongPINMessage(left); got != want {
+			t.Errorf("wrongPINMessage(%d) = %q, want %q", left, got, want)
+		}
+	}
+}

@@ -147,6 +147,7 @@ func TestSendCommandLineWithTo(t *testing.T) {
 		{[]string{"--to", "", file}, "empty target"},
 		{[]string{"--exclude", "[a-", "bob", file}, "--exclude: bad exclude pattern"},
 		{[]string{"bob"}, "send needs a target and at least one path"},
+		{[]string{"bob", "--as", "x.tar"}, "--as names standard input, given as the path -: lanshare send TARGET --as NAME -"},
 	} {
 		r := runLanshare(t, tmp, nil, append([]string{"send", "--config", filepath.Join(tmp, "config"), "--wait", "100ms"}, tc.args...)...)
 		if r.code != exitUsage {

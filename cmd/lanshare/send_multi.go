@@ -53,6 +53,9 @@ func sendCommand(c *cli.Context, text bool) (targets, paths []string, ex *peer.E
 		args = nil // and that there is none
 	case len(targets) == 0:
 		if len(args) < 2 {
+			if len(args) == 1 && c.IsSet("as") {
+				return nil, nil, nil, usageError{msg: "--as names standard input, given as the path -: lanshare send TARGET --as NAME -"}
+			}
 			return nil, nil, nil, usageError{msg: "send needs a target and at least one path: lanshare send TARGET PATH... (or --to TARGET, repeated, then PATH...)"}
 		}
 		targets, args = args[:1], args[1:]

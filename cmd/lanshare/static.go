@@ -230,7 +230,11 @@ func removeStatic(configDir, what string, w io.Writer) error {
 		return err
 	}
 	for _, p := range gone {
-		fmt.Fprintf(w, "removed %s at %s\n", peer.Escape(p.Instance()), peer.Escape(p.Addr))
+		if p.Instance() == p.Addr {
+			fmt.Fprintf(w, "removed %s\n", peer.Escape(p.Addr)) // no name known for it
+		} else {
+			fmt.Fprintf(w, "removed %s at %s\n", peer.Escape(p.Instance()), peer.Escape(p.Addr))
+		}
 		if p.ID != "" && p.Name != "" {
 			fmt.Fprintf(w, "its key stays pinned to the name %s; forget it too with: lanshare untrust --forget %s\n", peer.Escape(p.Name), peer.GroupID(p.ID))
 		}

@@ -138,6 +138,11 @@ func TestPeersAddRefusals(t *testing.T) {
 		t.Errorf("peers remove nobody: exit %d, want %d", r.code, exitFailure)
 	}
 	checkErrorLine(t, r.stderr, "no static peer matches nobody", "lanshare peers static")
+	// A peer known by its address alone is named once.
+	r = runLanshare(t, tmp, nil, "peers", "remove", closed, "--config", cfg)
+	if r.code != 0 || r.stdout != "removed "+closed+"\n" {
+		t.Errorf("peers remove %s: exit %d, stdout %q", closed, r.code, r.stdout)
+	}
 	if err := os.WriteFile(file, []byte("# ok\n10.0.0.1 - \n10.0.0.2 not-an-id x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
