@@ -52,10 +52,11 @@ type Arrival struct {
 	Path    string    `json:"path"`     // as offered
 	SavedAs string    `json:"saved_as"` // under the shared folder
 	Size    uint64    `json:"size"`
-	// Text is a text message that arrived (Path and Size are then empty,
-	// and SavedAs names the file it was also saved as, if it was), as
-	// sent: escape it before showing it (EscapeText). At most
-	// HistoryTextMax bytes of it are kept.
+	// Text is a text message that arrived (Path is then empty, Size is
+	// its length in bytes, and SavedAs names the file it was also saved
+	// as, if it was), as sent: escape it before showing it (EscapeText).
+	// At most HistoryTextMax bytes of it are kept. (Records written
+	// before 2026-12-03 hold no size for a message: 0.)
 	Text string `json:"text,omitempty"`
 }
 
@@ -146,7 +147,11 @@ func historyLines(arrivals []Arrival) [][]byte {
 	for _, a := range arrivals {
 		if a.Text != "" {
 			flush()
-			b, err := json.Marshal(historyRecord{Time: a.Time, From: a.From, ID: a.ID, Remote: a.Remote, Text: cutUTF8(a.Text, HistoryTextMax), SavedAs: a.SavedAs})
+			n := a.Size
+			if n == 0 {
+				n = uint64(len(a.Text)) // as sent, however much is kept
+			}
+			b, err := json.Marshal(historyRecord{Time: a.Time, From: a.From, ID: a.ID, Remote: a.Remote, Text: cutUTF8(a.Text, HistoryTextMax), SavedAs: a.SavedAs, Size: n})
 			if err == nil {
 				lines = append(lines, append(b, '\n'))
 			}

@@ -233,7 +233,8 @@ func TestHistoryKeepsTextMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 3 || got[0].Path != "a.txt" || got[1].Text != "door \x1b[31m4711" || got[1].Path != "" || got[2].Text != long[:HistoryTextMax] {
+	if len(got) != 3 || got[0].Path != "a.txt" || got[1].Text != "door \x1b[31m4711" || got[1].Path != "" || got[2].Text != long[:HistoryTextMax] ||
+		got[1].Size != 14 || got[2].Size != uint64(len(long)) {
 		t.Fatalf("read back %+v", got)
 	}
 }
