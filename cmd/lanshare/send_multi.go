@@ -168,6 +168,7 @@ func prepareSend(a *sendArgs) (*peer.Identity, *peer.Known, error) {
 // multiTarget is one --to of a send to several peers, and how its send
 // went.
 type multiTarget struct {
+	index int    // among the --to given
 	typed string // as given to --to
 	label string // typed, escaped: how its lines name it
 	// Set by its goroutine, read once every goroutine is done.
@@ -233,10 +234,32 @@ func (t *taggedLines) Write(p []byte) (int, error) {
 type claims struct {
 	mu sync.Mutex
 	by map[string]string // peer id or address → the label of its target
+	// turn[i] is closed once target i has claimed its peer, or failed to
+	// find one: a target claims only after every earlier one, so that of
+	// two --to naming one peer the later is always the duplicate, however
+	// fast each was found.
+	turn []chan struct{}
 }
 
-// claim records key for label, or says which other target has it.
-func (c *claims) claim(key, label string) (other string, ok bool) {
+func newClaims(n int) *claims {
+	c := &claims{by: map[string]string{}, turn: make([]chan struct{}, n)}
+	for i := range c.turn {
+		c.turn[i] = make(chan struct{})
+	}
+	return c
+}
+
+// claim records key for target i, labelled label, once every earlier
+// target has had its turn, or says which earlier target has it. key ""
+// (target i found no peer) records nothing. Every target calls it once.
+func (c *claims) claim(i int, key, label string) (other string, ok bool) {
+	defer close(c.turn[i])
+	for _, t := range c.turn[:i] {
+		<-t // each earlier target claims once it is resolved, or gives up
+	}
+	if key == "" {
+		return "", true
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if o, taken := c.by[key]; taken {
@@ -267,7 +290,7 @@ func sendMulti(ctx context.Context, a sendArgs, targets []string) error {
 	ts := make([]*multiTarget, len(targets))
 	width := 0
 	for i, t := range targets {
-		ts[i] = &multiTarget{typed: t, label: peer.Escape(t)}
+		ts[i] = &multiTarget{index: i, typed: t, label: peer.Escape(t)}
 		ts[i].who = ts[i].label
 		width = max(width, pb.CellCount(ts[i].label))
 	}
@@ -306,7 +329,7 @@ func sendMulti(ctx context.Context, a sendArgs, targets []string) error {
 		}
 	}
 
-	taken := &claims{by: map[string]string{}}
+	taken := newClaims(len(ts))
 	var wg sync.WaitGroup
 	for _, t := range ts {
 		wg.Add(1)
@@ -378,14 +401,15 @@ func newPoolBar(total uint64, label string) *pb.ProgressBar {
 func sendOne(ctx context.Context, a sendArgs, id *peer.Identity, known *peer.Known, col collected, t *multiTarget, out *multiOut, taken *claims) {
 	a.target = t.typed
 	target, dev, err := resolveTarget(ctx, a)
+	key := ""
 	if err == nil {
-		key := target.ID
+		key = target.ID
 		if key == "" && len(target.Addrs) > 0 {
 			key = target.Addrs[0]
 		}
-		if other, ok := taken.claim(key, t.label); !ok {
-			err = reworded{err: peer.ErrAmbiguousPeer, msg: fmt.Sprintf("%s is the peer --to %s names too (%s); it gets the files once", t.label, other, target.Name)}
-		}
+	}
+	if other, ok := taken.claim(t.index, key, t.label); !ok {
+		err = reworded{err: peer.ErrAmbiguousPeer, msg: fmt.Sprintf("%s is the peer --to %s names too (%s); it gets the files once", t.label, other, target.Name)}
 	}
 	if sig, ok := interruption(ctx); ok && err != nil {
 		err = interruptedError{sig: sig, what: "nothing was sent: still looking for " + t.label}

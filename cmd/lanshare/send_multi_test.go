@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"sync"
 	"testing"
 
 	"github.com/cheggaaa/pb/v3"
@@ -42,6 +43,34 @@ func TestPadLabel(t *testing.T) {
 		got := padLabel(tc.in, tc.width)
 		if got != tc.want || pb.CellCount(got) != tc.width {
 			t.Errorf("padLabel(%q, %d) = %q (%d cells), want %q", tc.in, tc.width, got, pb.CellCount(got), tc.want)
+		}
+	}
+}
+// TestClaimsLaterTargetIsTheDuplicate: of two --to naming one peer, the
+// later on the command line is the duplicate, whichever resolved first
+// (here the later claims first, and waits its turn).
+func TestClaimsLaterTargetIsTheDuplicate(t *testing.T) {
+	c := newClaims(3)
+	type result struct {
+		other string
+		ok    bool
+	}
+	res := make([]result, 3)
+	var wg sync.WaitGroup
+	claim := func(i int, key, label string) {
+		defer wg.Done()
+		o, ok := c.claim(i, key, label)
+		res[i] = result{o, ok}
+	}
+	wg.Add(3)
+	go claim(2, "peer-k", "qnk6")
+	go claim(1, "peer-k", "bob")
+	go claim(0, "", "nobody") // found no peer
+	wg.Wait()
+	want := []result{{"", true}, {"", true}, {"bob", false}}
+	for i := range want {
+		if res[i] != want[i] {
+			t.Errorf("target %d: %+v, want %+v", i, res[i], want[i])
 		}
 	}
 }
