@@ -46,6 +46,7 @@ func TestPadLabel(t *testing.T) {
 		}
 	}
 }
+
 // TestClaimsLaterTargetIsTheDuplicate: of two --to naming one peer, the
 // later on the command line is the duplicate, whichever resolved first
 // (here the later claims first, and waits its turn).
