@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/term"
@@ -35,12 +36,23 @@ func findLocalSendDevice(ctx context.Context, a sendArgs) (discovery.LocalSendDe
 	if err != nil {
 		return discovery.LocalSendDevice{}, err
 	}
+	if !a.localsend {
+		devs = withoutAgents(devs)
+	}
 	dev, err := peer.FindLocalSend(devs, a.target)
 	if errors.Is(err, peer.ErrUnknownPeer) && a.localsend {
 		// An address no table has: ask it.
 		return peer.ProbeLocalSend(ctx, ident, a.target)
 	}
 	return dev, err
+}
+
+// withoutAgents is devs less the LocalSend side of lanshare agents, for a
+// name no lanshare peer answered to: an agent's lanshare side would have,
+// so its LocalSend entry is one that outlived the agent's goodbye (they
+// are kept for their TTL). send --localsend keeps them, as asked.
+func withoutAgents(devs []discovery.LocalSendDevice) []discovery.LocalSendDevice {
+	return slices.DeleteFunc(slices.Clone(devs), func(d discovery.LocalSendDevice) bool { return d.DeviceModel == peer.LocalSendModel })
 }
 
 // localSendDevices returns the LocalSend devices known now: the running

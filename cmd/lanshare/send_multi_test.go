@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/cheggaaa/pb/v3"
+
+	"github.com/lanshare/lanshare/discovery"
+	"github.com/lanshare/lanshare/peer"
 )
 
 // TestTaggedLines: every JSON line gets "to" first, whole, however the
@@ -73,5 +76,20 @@ func TestClaimsLaterTargetIsTheDuplicate(t *testing.T) {
 		if res[i] != want[i] {
 			t.Errorf("target %d: %+v, want %+v", i, res[i], want[i])
 		}
+	}
+}
+
+// TestWithoutAgents: a name looked up among LocalSend devices, because no
+// lanshare peer answered to it, leaves out lanshare agents' LocalSend
+// side (stale entries of agents gone), and keeps every other device.
+func TestWithoutAgents(t *testing.T) {
+	devs := []discovery.LocalSendDevice{
+		{Alias: "bob", DeviceModel: peer.LocalSendModel},
+		{Alias: "bob", DeviceModel: "Pixel 9"},
+		{Alias: "tv"},
+	}
+	got := withoutAgents(devs)
+	if len(got) != 2 || got[0].DeviceModel != "Pixel 9" || got[1].Alias != "tv" || len(devs) != 3 || devs[0].DeviceModel != peer.LocalSendModel {
+		t.Errorf("withoutAgents = %+v (devs now %+v)", got, devs)
 	}
 }
