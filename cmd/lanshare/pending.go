@@ -25,7 +25,11 @@ func consentCommands(configFlag cli.Flag, stdout io.Writer) []*cli.Command {
 			Description: `Lists the offers of peers that are not trusted that wait for your answer
 when the agent runs with --accept ask, oldest first: the id to answer with,
 the sender, what it offers, and how long it still waits. Answer with
-"lanshare accept ID" or "lanshare decline ID".`,
+"lanshare accept ID" or "lanshare decline ID".
+
+Examples:
+   lanshare pending
+   lanshare pending --json`,
 			Flags: []cli.Flag{configFlag,
 				&cli.BoolFlag{Name: "json", Usage: "print one JSON object per offer: id, from, peer_id, remote, files, dirs, bytes, first, since, expires"}},
 			Action: func(c *cli.Context) error {
@@ -41,7 +45,11 @@ the sender, what it offers, and how long it still waits. Answer with
 			ArgsUsage: "ID",
 			Description: `Lets the offer ID (see "lanshare pending") through: its files arrive in
 the shared folder. With --trust the sender's key is also trusted, as
-"lanshare trust" would: its later sends go straight through.`,
+"lanshare trust" would: its later sends go straight through.
+
+Examples:
+   lanshare accept 3
+   lanshare accept --trust 3`,
 			Flags: []cli.Flag{configFlag,
 				&cli.BoolFlag{Name: "trust", Usage: "also trust the sender's key (known_peers)"}},
 			Action: func(c *cli.Context) error {
@@ -58,7 +66,11 @@ the shared folder. With --trust the sender's key is also trusted, as
 			ArgsUsage: "ID",
 			Description: `Refuses the offer ID (see "lanshare pending"): nothing of it is written,
 and the sender is told "declined by the receiver's owner", with --reason
-if given.`,
+if given.
+
+Examples:
+   lanshare decline 3
+   lanshare decline --reason "not now, send it tonight" 3`,
 			Flags: []cli.Flag{configFlag,
 				&cli.StringFlag{Name: "reason", Usage: "a word for the sender"}},
 			Action: func(c *cli.Context) error {

@@ -29,7 +29,13 @@ page's HTTPS server and prints the link: whoever has it can download a file
 share ends at Ctrl-C or when --for has passed. --list shows the shares,
 --stop ID ends one. --pin guards the link with a PIN of 6 random digits,
 printed with it (--pin-code sets one): five wrong PINs from an address
-lock it out for a minute, doubling up to an hour.`,
+lock it out for a minute, doubling up to an hour.
+
+Examples:
+   lanshare share report.pdf
+   lanshare share --for 24h --pin photos/
+   lanshare share --list
+   lanshare share --stop ID`,
 		Flags: []cli.Flag{configFlag,
 			&cli.DurationFlag{Name: "for", Usage: "how long the link works", Value: time.Hour},
 			&cli.BoolFlag{Name: "pin", Usage: "guard the link with a PIN of 6 random digits, printed with it"},
