@@ -132,7 +132,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 			pin = "; strangers need the PIN"
 		}
 		lg.event(time.Now(), prioInfo, serveEvent{Event: "localsend", Addr: addr.String(), PeerID: agent.LocalSendFingerprint()},
-			"LocalSend apps can send here: https://%s, certificate %s%s", addr, peer.LocalSendShortFingerprint(agent.LocalSendFingerprint()), pin)
+			"LocalSend apps can send here: %s, certificate %s%s", httpsURL(addr.String()), peer.LocalSendShortFingerprint(agent.LocalSendFingerprint()), pin)
 		if cfg.Web {
 			var qr io.Writer
 			if !asJSON && isTerminal(out) {

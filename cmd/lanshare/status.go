@@ -47,7 +47,7 @@ func status(ctx context.Context, configDir string, asJSON bool, w io.Writer) err
 		fmt.Fprintf(w, "  %s\n", peerLine(p, ""))
 	}
 	if st.LocalSendListen != "" {
-		fmt.Fprintf(w, "localsend: https://%s, certificate %s\n", st.LocalSendListen, peer.LocalSendShortFingerprint(st.LocalSendFingerprint))
+		fmt.Fprintf(w, "localsend: %s, certificate %s\n", httpsURL(st.LocalSendListen), peer.LocalSendShortFingerprint(st.LocalSendFingerprint))
 		rows := localSendRows(st.LocalSend)
 		fmt.Fprintf(w, "localsend devices: %d\n", len(rows))
 		for _, r := range rows {

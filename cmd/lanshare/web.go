@@ -106,15 +106,22 @@ func logDropPage(lg agentLog, cfg peer.Config, addr net.Addr, qr io.Writer) {
 // server's own address, or when it listens on every address, the first
 // address of an interface that is up, not loopback (IPv4 first).
 func dropPageURL(addr net.Addr) string {
-	ap, err := netip.ParseAddrPort(addr.String())
+	return httpsURL(addr.String()) + "/"
+}
+
+// httpsURL is https://HOST:PORT for a server listening on addr: an
+// unspecified host ([::], 0.0.0.0) is given as this machine's LAN
+// address, which a device can use.
+func httpsURL(addr string) string {
+	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
-		return "https://" + addr.String() + "/"
+		return "https://" + addr
 	}
 	ip := ap.Addr().Unmap()
 	if ip.IsUnspecified() {
 		ip = lanAddr()
 	}
-	return fmt.Sprintf("https://%s/", netip.AddrPortFrom(ip, ap.Port()))
+	return "https://" + netip.AddrPortFrom(ip, ap.Port()).String()
 }
 
 // lanAddr is the first global unicast address of an up, non-loopback
