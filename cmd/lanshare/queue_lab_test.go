@@ -107,7 +107,7 @@ func TestLabSendLater(t *testing.T) {
 			t.Errorf("queued job %+v, want waiting for bob's id", j)
 		}
 	}
-	var st peer.Status
+	var st struct{ Queued int }
 	if r := run("status", "--json", "--config", alice.config); r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil || st.Queued != 3 {
 		t.Errorf("status --json: exit %d, queued %d, want 3; output:\n%s", r.code, st.Queued, r.stdout)
 	}

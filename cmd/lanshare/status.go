@@ -19,7 +19,7 @@ func status(ctx context.Context, configDir string, asJSON bool, w io.Writer) err
 		return err
 	}
 	if asJSON {
-		return json.NewEncoder(w).Encode(st)
+		return json.NewEncoder(w).Encode(statusOut(st))
 	}
 	fmt.Fprintf(w, "agent running since %s (%s)\n", stamp(st.Since.Local()), formatDuration(time.Since(st.Since).Round(time.Second)))
 	fmt.Fprintf(w, "name:      %s\n", peer.Escape(st.Name))
@@ -61,4 +61,22 @@ func status(ctx context.Context, configDir string, asJSON bool, w io.Writer) err
 		}
 	}
 	return nil
+}
+
+// statusJSON is status --json: the agent's status, its peers as
+// peers --json lists them (the control socket carries discovery's own
+// records, with Go's field names and a TTL in nanoseconds), and the
+// queue's counts always given.
+type statusJSON struct {
+	*peer.Status
+	Peers     []peerJSON `json:"peers"`
+	QueueHeld int        `json:"queue_held"`
+}
+
+func statusOut(st *peer.Status) statusJSON {
+	out := statusJSON{Status: st, Peers: []peerJSON{}, QueueHeld: st.QueueHeld}
+	for _, p := range st.Peers {
+		out.Peers = append(out.Peers, toJSON(p, st.ID))
+	}
+	return out
 }

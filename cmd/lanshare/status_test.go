@@ -44,6 +44,10 @@ func TestStatus(t *testing.T) {
 	if st.Name != "bob" || st.ID != id || st.Listen != srv.addr || st.Dir != share || st.Accept != "trusted" || st.Peers == nil {
 		t.Errorf("status --json = %+v", st)
 	}
+	// The queue's counts are there even when zero.
+	if !strings.Contains(r.stdout, `"queue_held":0`) || !strings.Contains(r.stdout, `"pid":`) {
+		t.Errorf("status --json lacks queue_held or pid: %s", r.stdout)
+	}
 
 	// A second agent on the same config directory is refused.
 	r = runLanshare(t, tmp, nil, "serve", "--dir", share, "--config", cfg, "--listen", "127.0.0.1:0")
