@@ -527,7 +527,14 @@ func (a *Agent) queueTarget(target string) (id, name string, byName bool, err er
 	} else {
 		byName = true
 		var ids []string
-		switch pins, sids := known.PinnedTo(target), staticIDs(statics); {
+		pins := known.PinnedTo(target)
+		if own := slices.DeleteFunc(slices.Clone(pins), IsLocalSendID); len(own) > 0 {
+			// The name is also a LocalSend certificate's (a send
+			// --localsend to that agent pinned it): a job goes over
+			// lanshare's protocol, to the lanshare keys.
+			pins = own
+		}
+		switch sids := staticIDs(statics); {
 		case len(pins) > 0:
 			ids = pins
 		case len(sids) > 0:

@@ -445,3 +445,19 @@ func TestQueueRetriesWhileSeen(t *testing.T) {
 		t.Errorf("second retry %+v (wait %v), want attempt 2 and a pause about twice as long", ev, ev.Wait)
 	}
 }
+
+// TestQueueTargetIgnoresLocalSendPinOfTheName: a name pinned to a lanshare
+// key and, by a send --localsend to that agent, to its LocalSend
+// certificate, names the lanshare key for a job (it was "names 2 keys").
+func TestQueueTargetIgnoresLocalSendPinOfTheName(t *testing.T) {
+	alice := startAgent(t, nil)
+	bob := startAgent(t, nil)
+	known, err := LoadKnown(alice.config)
+	must(t, err)
+	must(t, known.Pin(bob.ID(), "bob"))
+	must(t, known.Pin(LocalSendID(strings.Repeat("ab", 32)), "bob"))
+	id, _, byName, err := alice.queueTarget("bob")
+	if err != nil || id != bob.ID() || !byName {
+		t.Errorf("queueTarget(bob) = %q, %v, %v; want bob's lanshare id", id, byName, err)
+	}
+}
