@@ -240,7 +240,7 @@ func renderListing(w io.Writer, found []discovery.Peer, statics []peer.StaticSta
 		case j.Self:
 			note = "(this device)"
 		case l.static != nil:
-			note = "(static, " + staticState(*l.static) + ")"
+			note = "(static, " + staticState(*l.static) + checkedAgo(l.static.Checked, time.Now()) + ")"
 		case j.Kind == "localsend":
 			note = "(LocalSend " + j.DeviceType
 			if j.Model != "" {
@@ -354,4 +354,14 @@ func localSendRows(devs []discovery.LocalSendDevice) []listed {
 	}
 	slices.SortStableFunc(rows, func(x, y listed) int { return strings.Compare(x.j.Name, y.j.Name) })
 	return rows
+}
+
+// checkedAgo says how old the running agent's last check of a static
+// peer is, which is what peers shows: the agent checks every 30 s, and
+// "lanshare peers static" checks now. "" for no check.
+func checkedAgo(checked, now time.Time) string {
+	if checked.IsZero() {
+		return ""
+	}
+	return ", checked " + formatDuration(max(now.Sub(checked), 0).Round(time.Second)) + " ago"
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestHTTPSURL: a server's address as a device can use it: a listen on
@@ -17,5 +18,17 @@ func TestHTTPSURL(t *testing.T) {
 		if !strings.HasPrefix(got, "https://") || !strings.HasSuffix(got, ":53317") || strings.Contains(got, "[::]") || strings.Contains(got, "0.0.0.0") {
 			t.Errorf("httpsURL(%s) = %q, want this machine's address", addr, got)
 		}
+	}
+}
+
+// TestCheckedAgo: peers tells how old the agent's check of a static peer
+// is (a key changed since shows only at the next check).
+func TestCheckedAgo(t *testing.T) {
+	now := time.Now()
+	if got := checkedAgo(time.Time{}, now); got != "" {
+		t.Errorf("no check: %q", got)
+	}
+	if got := checkedAgo(now.Add(-20*time.Second), now); got != ", checked 20.0 s ago" {
+		t.Errorf("20 s ago: %q", got)
 	}
 }
