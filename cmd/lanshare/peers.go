@@ -358,10 +358,12 @@ func localSendRows(devs []discovery.LocalSendDevice) []listed {
 
 // checkedAgo says how old the running agent's last check of a static
 // peer is, which is what peers shows: the agent checks every 30 s, and
-// "lanshare peers static" checks now. "" for no check.
+// "lanshare peers static" checks now. "" for no check, or one just made
+// (peers without an agent checks them itself).
 func checkedAgo(checked, now time.Time) string {
-	if checked.IsZero() {
+	age := now.Sub(checked).Round(time.Second)
+	if checked.IsZero() || age < time.Second {
 		return ""
 	}
-	return ", checked " + formatDuration(max(now.Sub(checked), 0).Round(time.Second)) + " ago"
+	return ", checked " + formatDuration(age) + " ago"
 }

@@ -28,6 +28,9 @@ func TestCheckedAgo(t *testing.T) {
 	if got := checkedAgo(time.Time{}, now); got != "" {
 		t.Errorf("no check: %q", got)
 	}
+	if got := checkedAgo(now.Add(-300*time.Millisecond), now); got != "" {
+		t.Errorf("a check just made: %q", got)
+	}
 	if got := checkedAgo(now.Add(-20*time.Second), now); got != ", checked 20.0 s ago" {
 		t.Errorf("20 s ago: %q", got)
 	}
