@@ -198,10 +198,23 @@ func onCommandLine(f cli.Flag) bool {
 
 // printConfig prints every serve setting, its effective value and where
 // it came from.
+// unsetMeans says what serve does with a setting that is not set, where
+// its zero value, given, means something else.
+var unsetMeans = map[string]string{
+	"web-insecure-http": "no plain-HTTP port (0 would pick a free one)",
+	"web-pin":           `6 random digits at each start ("" would be no PIN)`,
+}
+
 func printConfig(c *cli.Context, source map[string]string, w io.Writer) error {
 	for _, f := range c.Command.Flags {
 		name := f.Names()[0]
 		if name == "print-config" || name == "help" {
+			continue
+		}
+		if what, ok := unsetMeans[name]; ok && !c.IsSet(name) {
+			// Its zero value would mean something else if given: shown
+			// as a comment, which a config file may hold as it is.
+			fmt.Fprintf(w, "# %s is not set: %s  # default\n", name, what)
 			continue
 		}
 		var v string

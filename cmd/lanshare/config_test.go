@@ -49,6 +49,14 @@ func TestConfigPrecedence(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], want)
 		}
 	}
+	// Settings whose zero value, given, means something else than unset
+	// are shown as comments.
+	for _, want := range []string{"# web-insecure-http is not set: no plain-HTTP port (0 would pick a free one)  # default",
+		`# web-pin is not set: 6 random digits at each start ("" would be no PIN)  # default`} {
+		if !slices.Contains(lines(r.stdout), want) {
+			t.Errorf("--print-config lacks %q:\n%s", want, r.stdout)
+		}
+	}
 
 	if err := os.WriteFile(file, []byte("dir = /x\nlisten\n"), 0o600); err != nil {
 		t.Fatal(err)
