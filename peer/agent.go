@@ -527,8 +527,16 @@ func (a *Agent) Peers() []discovery.Peer {
 // ShutdownGrace, aborts the rest (resumable files keep their partial bytes
 // for the sender's next try; other temporary files are removed), and
 // returns nil: within ShutdownGrace plus 2 s (abortWait) whatever the
-// connections are doing (and after discovery's goodbyes).
+// connections are doing (and after discovery's goodbyes). Called after
+// Close, it returns ErrClosed at once, having started nothing.
 func (a *Agent) Serve(ctx context.Context) error {
+	a.mu.Lock()
+	closing := a.closing
+	a.mu.Unlock()
+	if closing {
+		// Nothing starts: no discovery, no static peers dialed, no sweep.
+		return ErrClosed
+	}
 	stop := context.AfterFunc(ctx, func() { a.ln.Close() })
 	defer stop()
 	defer procs.serving()()

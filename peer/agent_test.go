@@ -566,3 +566,32 @@ func TestControlSocket(t *testing.T) {
 		t.Errorf("socket left behind: %v", err)
 	}
 }
+
+// TestServeAfterCloseStartsNothing: Serve after Close returns ErrClosed
+// and starts nothing: its static peer is not dialed (it was, briefly,
+// with the checks Serve started before it found its listener closed).
+func TestServeAfterCloseStartsNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer ln.Close()
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
+	cfg.LocalSend = false
+	static, err := LoadStatic(cfg.ConfigDir)
+	must(t, err)
+	must(t, static.Put(StaticPeer{Addr: ln.Addr().String()}))
+	for range 20 {
+		a, err := New(cfg)
+		must(t, err)
+		a.Close()
+		if err := a.Serve(t.Context()); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Serve after Close: %v, want ErrClosed", err)
+		}
+	}
+	// Serve waits for what it starts: a dial would be in the backlog now.
+	must(t, ln.(*net.TCPListener).SetDeadline(time.Now()))
+	if c, err := ln.Accept(); err == nil {
+		c.Close()
+		t.Error("the static peer was dialed by a Serve after Close")
+	}
+}
