@@ -23,6 +23,3 @@ func openIdentity(f *os.File) (fileID, fs.FileInfo, error) {
 // sysNoHardLinks reports the errors of a hard link that mean none can be
 // made, besides those of noHardLinks: none here.
 func sysNoHardLinks(error) bool { return false }
-
-// infoID is no identity: this platform gives none.
-func infoID(fs.FileInfo) fileID { return fileID{} }

@@ -37,11 +37,3 @@ func openIdentity(f *os.File) (fileID, fs.FileInfo, error) {
 // sysNoHardLinks reports the errors of a hard link that mean none can be
 // made, besides those of noHardLinks: none here.
 func sysNoHardLinks(error) bool { return false }
-
-// infoID is the identity of the file fi describes (a Stat or Lstat).
-func infoID(fi fs.FileInfo) fileID {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}
-	}
-	return fileID{}
-}

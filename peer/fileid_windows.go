@@ -55,7 +55,3 @@ const (
 func sysNoHardLinks(err error) bool {
 	return errors.Is(err, errorInvalidFunction) || errors.Is(err, errorNotSupported) || errors.Is(err, errorTooManyLinks)
 }
-
-// infoID is no identity: a FileInfo of os.Stat holds none here, and
-// opening every file collected to ask for one would cost a handle each.
-func infoID(fs.FileInfo) fileID { return fileID{} }

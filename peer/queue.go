@@ -168,12 +168,15 @@ func (r *queueRecord) items() []Item {
 			kind = proto.KindDir
 		}
 		out[i] = Item{Source: e.source(), Entry: proto.Entry{Path: e.Path, Kind: kind, Size: e.Size, Mode: e.Mode, MTime: time.Unix(0, e.MTime)}}
+		if e.Ino != 0 {
+			out[i].id = fileID{dev: e.Dev, ino: e.Ino} // sent only if still that file
+		}
 	}
 	return out
 }
 
 // queueEntries records items, as Collect made them, with the identity of
-// each file's source now.
+// each file's source that Collect found (or finds now).
 func queueEntries(items []Item) []queueEntry {
 	out := make([]queueEntry, len(items))
 	for i, it := range items {
@@ -182,7 +185,9 @@ func queueEntries(items []Item) []queueEntry {
 		if !utf8.ValidString(it.Source) {
 			e.Source, e.SourceRaw = "", []byte(it.Source)
 		}
-		if !e.Dir {
+		if !e.Dir && it.id != (fileID{}) {
+			e.Dev, e.Ino = it.id.dev, it.id.ino
+		} else if !e.Dir {
 			if fi, err := os.Stat(it.Source); err == nil {
 				e.Dev, e.Ino, _ = statID(fi)
 			}

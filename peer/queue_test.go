@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lanshare/lanshare/proto"
 )
 
 // queueTestID is a well-formed lanshare id for the records of these tests.
@@ -518,5 +520,31 @@ func TestQueueSourceNotUTF8(t *testing.T) {
 	}
 	if err := checkSources(got[0].Entries); err != nil {
 		t.Errorf("check: %v", err)
+	}
+}
+
+// TestQueuedItemsKeepTheirIdentity: a queued job's items carry the
+// identity Collect found, so that its send, like any, sends only the
+// files collected (see Item.id).
+func TestQueuedItemsKeepTheirIdentity(t *testing.T) {
+	dir := writeTree(t, map[string]string{"a.txt": "a", "sub/b.txt": "b"})
+	items := collect(t, dir)
+	if !statIDWorks(t, dir) {
+		t.Skip("no file identity on this platform")
+	}
+	r := queueRecord{Entries: queueEntries(items)}
+	got := r.items()
+	files := 0
+	for i := range items {
+		if items[i].Entry.Kind != proto.KindFile {
+			continue
+		}
+		files++
+		if items[i].id == (fileID{}) || got[i].id != items[i].id {
+			t.Errorf("%s: queued with id %+v, collected with %+v", items[i].Entry.Path, got[i].id, items[i].id)
+		}
+	}
+	if files != 2 {
+		t.Errorf("%d files collected, want 2", files)
 	}
 }

@@ -252,6 +252,14 @@ func fileItem(rel, src string, fi fs.FileInfo) Item {
 	}}
 }
 
+// infoID is the identity of the file fi describes (a Stat or Lstat), or
+// none where the platform's FileInfo holds none (Windows: opening every
+// file collected to ask would cost a handle each).
+func infoID(fi fs.FileInfo) fileID {
+	dev, ino, _ := statID(fi)
+	return fileID{dev: dev, ino: ino}
+}
+
 // errReplaced: the file opened to send is not the one collected.
 var errReplaced = errors.New("it was replaced since it was collected")
 
