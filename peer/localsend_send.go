@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"path"
 	"slices"
 	"strings"
@@ -548,7 +547,7 @@ func (s *lsSender) hash(files []*lsFile) {
 }
 
 func sha256File(it Item, size uint64, buf []byte) (string, error) {
-	fh, err := os.Open(it.Source)
+	fh, err := openSource(it.Source)
 	if err != nil {
 		return "", err
 	}
@@ -835,7 +834,7 @@ func (s *lsSender) changed(f *lsFile) bool {
 // uploadOnce posts f's bytes, streamed from disk. It stops when nothing
 // moves for the idle timeout (the device may stall).
 func (s *lsSender) uploadOnce(ctx context.Context, session string, f *lsFile, started *atomic.Bool) uploadAttempt {
-	fh, err := os.Open(f.it.Source)
+	fh, err := openSource(f.it.Source)
 	if err != nil {
 		return uploadAttempt{unread: err}
 	}

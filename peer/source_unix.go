@@ -15,10 +15,28 @@ import (
 // refuses: two fcntls, a failing epoll_ctl and two fcntls back, five
 // system calls a file, as many as the rest of a 4 KiB file's send. A
 // plain open and os.NewFile (one fcntl) give the same blocking file.
+//
+// It opens without blocking, and takes only a regular file: a FIFO put
+// in the file's place since it was collected (or a folder swapped for a
+// link to one holding a FIFO of that name) would hold a blocking open,
+// and the send, until something wrote to it.
 func openSource(name string) (*os.File, error) {
-	fd, err := openRead(name)
+	fd, err := openReadFlags(name, unix.O_NONBLOCK)
 	if err != nil {
 		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "fstat", Path: name, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	return os.NewFile(uintptr(fd), name), nil
 }
@@ -47,8 +65,6 @@ func checkOpenAt(dirfd int, name string) error {
 		return nil
 	}
 }
-
-func openRead(name string) (int, error) { return openReadFlags(name, 0) }
 
 func openReadFlags(name string, flags int) (int, error) {
 	for {

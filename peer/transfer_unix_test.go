@@ -213,3 +213,31 @@ func swappableTree(t *testing.T) (items []Item, swap func()) {
 		must(t, os.Symlink(private, sub))
 	}
 }
+
+// TestSendFIFOInPlaceOfALargeFile: a large file replaced by a FIFO after
+// it was collected fails as not sent, at once; the open of the common way
+// blocked until something wrote to the FIFO, holding the send.
+func TestSendFIFOInPlaceOfALargeFile(t *testing.T) {
+	bob := startAgent(t, nil)
+	src := writeTree(t, map[string]string{"d/big.bin": strings.Repeat("a", 3<<20), "d/ok.txt": "fine"})
+	items, err := Collect([]string{filepath.Join(src, "d")}, nil)
+	must(t, err)
+	big := filepath.Join(src, "d", "big.bin")
+	must(t, os.Remove(big))
+	must(t, syscall.Mkfifo(big, 0o644))
+	done := make(chan error, 1)
+	go func() {
+		_, err := testSender(t).Send(t.Context(), bob.target(), items, SendOptions{Name: "alice"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var se *SourceError
+		if !errors.As(err, &se) || se.Count != 1 {
+			t.Errorf("send: %v, want a SourceError for big.bin", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the send is held by the FIFO")
+	}
+	assertTree(t, bob.dir, map[string]string{"d/": "", "d/ok.txt": "fine"})
+}
