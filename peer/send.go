@@ -288,9 +288,11 @@ func (c *collector) walkSerial(root, base string) error {
 	// Collect). WalkDir lstats its root, but a final separator makes that
 	// the folder the link names (POSIX path resolution; Go's Lstat does
 	// the same on Windows), and the paths below it are found through the
-	// link, as walk finds them.
+	// link, as walk finds them. Collect found a folder there: a root that
+	// lstat does not call one is a link (or, on Windows, a junction,
+	// which Lstat calls irregular).
 	start := root
-	if fi, err := os.Lstat(root); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+	if fi, err := os.Lstat(root); err == nil && !fi.IsDir() {
 		start = root + string(filepath.Separator)
 	}
 	return filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {

@@ -196,8 +196,6 @@ func onCommandLine(f cli.Flag) bool {
 	return false
 }
 
-// printConfig prints every serve setting, its effective value and where
-// it came from.
 // unsetMeans says what serve does with a setting that is not set, where
 // its zero value, given, means something else.
 var unsetMeans = map[string]string{
@@ -205,6 +203,8 @@ var unsetMeans = map[string]string{
 	"web-pin":           `6 random digits at each start ("" would be no PIN)`,
 }
 
+// printConfig prints every serve setting, its effective value and where
+// it came from.
 func printConfig(c *cli.Context, source map[string]string, w io.Writer) error {
 	for _, f := range c.Command.Flags {
 		name := f.Names()[0]
