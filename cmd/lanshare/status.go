@@ -63,13 +63,14 @@ func status(ctx context.Context, configDir string, asJSON bool, w io.Writer) err
 	return nil
 }
 
-// statusJSON is status --json: the agent's status, its peers as
-// peers --json lists them (the control socket carries discovery's own
-// records, with Go's field names and a TTL in nanoseconds), and the
-// queue's counts always given.
+// statusJSON is status --json: the agent's status, its peers and
+// LocalSend devices as peers --json lists them (the control socket
+// carries discovery's own records, with Go's field names and a TTL in
+// nanoseconds), and the queue's counts always given.
 type statusJSON struct {
 	*peer.Status
 	Peers     []peerJSON `json:"peers"`
+	LocalSend []peerJSON `json:"localsend,omitempty"`
 	QueueHeld int        `json:"queue_held"`
 }
 
@@ -77,6 +78,9 @@ func statusOut(st *peer.Status) statusJSON {
 	out := statusJSON{Status: st, Peers: []peerJSON{}, QueueHeld: st.QueueHeld}
 	for _, p := range st.Peers {
 		out.Peers = append(out.Peers, toJSON(p, st.ID))
+	}
+	for _, r := range localSendRows(st.LocalSend) {
+		out.LocalSend = append(out.LocalSend, r.j)
 	}
 	return out
 }
