@@ -70,7 +70,8 @@ type walker struct {
 // folder is a folder found in a walk, and then what its listing gave.
 type folder struct {
 	path    string
-	item    Item // its own
+	id      fileID // what lstat found there, which list must open
+	item    Item   // its own
 	offered bool // listed: item goes first, then what out holds
 	out     collector
 	subs    []subfolder
@@ -160,6 +161,18 @@ func (w *walker) list(d *folder) {
 	}
 	f := os.NewFile(uintptr(fd), d.path)
 	defer f.Close()
+	// The folder opened must be the one found: one swapped since for a
+	// link elsewhere (by another user who can write its parent) is not
+	// listed, or the walk would offer what the link leads to.
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		d.out.skip(d.path, unreadable(err))
+		return
+	}
+	if (fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}) != d.id {
+		d.out.skip(d.path, fmt.Errorf("%w: symbolic link", ErrNotRegular))
+		return
+	}
 	entries, err := f.ReadDir(-1)
 	if len(entries) > 0 {
 		// A folder we may list but not search (r without x) shows its
@@ -204,7 +217,12 @@ func (w *walker) entry(d *folder, dirfd int, name, p string, typ fs.FileMode, fl
 			d.out.skip(p, unreadable(err))
 			return
 		}
-		sub := &folder{path: p, item: statItem(rel, p, proto.KindDir, &st)}
+		if !statType(st.Mode).IsDir() {
+			// Swapped for a link (or a file) since the folder was listed.
+			d.out.skip(p, fmt.Errorf("%w: symbolic link", ErrNotRegular))
+			return
+		}
+		sub := &folder{path: p, id: fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, item: statItem(rel, p, proto.KindDir, &st)}
 		sub.out.exclude = w.exclude
 		d.subs = append(d.subs, subfolder{sub, len(d.out.items), len(d.out.skipped), len(d.out.excluded)})
 		w.push(sub)

@@ -166,3 +166,25 @@ func skippedList(skipped []Skipped) string {
 	}
 	return b.String()
 }
+
+// TestWalkDoesNotListASwappedFolder: a folder swapped for a link
+// elsewhere between its parent's listing and its own is skipped as a
+// link, not listed: the walk would offer what the link leads to.
+func TestWalkDoesNotListASwappedFolder(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "share")
+	writeTestFile(t, filepath.Join(root, "sub", "mine.txt"), "mine")
+	elsewhere := filepath.Join(t.TempDir(), "elsewhere")
+	writeTestFile(t, filepath.Join(elsewhere, "theirs.txt"), "theirs")
+	sub := filepath.Join(root, "sub")
+	var st syscall.Stat_t
+	must(t, syscall.Lstat(sub, &st))
+	d := &folder{path: sub, id: fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}}
+	must(t, os.Rename(sub, sub+".old"))
+	must(t, os.Symlink(elsewhere, sub))
+	w := &walker{cut: len(root) - len("share")}
+	w.wake.L = &w.mu
+	w.list(d)
+	if d.offered || len(d.out.items) != 0 || len(d.out.skipped) != 1 || !errors.Is(d.out.skipped[0].Err, ErrNotRegular) {
+		t.Errorf("the swapped folder was listed: offered %v, items %v, skipped %+v", d.offered, itemList(d.out.items), d.out.skipped)
+	}
+}
