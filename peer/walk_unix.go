@@ -72,7 +72,7 @@ type folder struct {
 	path    string
 	id      fileID // what lstat found there, which list must open
 	item    Item   // its own
-	offered bool // listed: item goes first, then what out holds
+	offered bool   // listed: item goes first, then what out holds
 	out     collector
 	subs    []subfolder
 }
