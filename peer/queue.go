@@ -176,7 +176,7 @@ func (r *queueRecord) items() []Item {
 }
 
 // queueEntries records items, as Collect made them, with the identity of
-// each file's source that Collect found (or finds now).
+// each file's source now.
 func queueEntries(items []Item) []queueEntry {
 	out := make([]queueEntry, len(items))
 	for i, it := range items {
@@ -185,9 +185,7 @@ func queueEntries(items []Item) []queueEntry {
 		if !utf8.ValidString(it.Source) {
 			e.Source, e.SourceRaw = "", []byte(it.Source)
 		}
-		if !e.Dir && it.id != (fileID{}) {
-			e.Dev, e.Ino = it.id.dev, it.id.ino
-		} else if !e.Dir {
+		if !e.Dir {
 			if fi, err := os.Stat(it.Source); err == nil {
 				e.Dev, e.Ino, _ = statID(fi)
 			}
