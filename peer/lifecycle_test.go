@@ -14,10 +14,7 @@ import (
 // page and its plain-HTTP server on loopback, no discovery.
 func lifecycleAgent(t testing.TB) *Agent {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
-	cfg.LocalSend, cfg.LocalSendListen = true, "127.0.0.1:0"
-	cfg.Web, cfg.WebPIN, cfg.WebInsecureHTTP = true, "482193", "127.0.0.1:0"
+	cfg := webConfig(t)
 	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -89,10 +86,7 @@ func TestLocalSendListenerClosedWhenClosedWhileStarting(t *testing.T) {
 // stopped the HTTPS server alone, so a browser could start a new upload
 // over plain HTTP all through the grace.
 func TestPlainHTTPRefusedWhileServeDrains(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
-	cfg.LocalSend, cfg.LocalSendListen = true, "127.0.0.1:0"
-	cfg.Web, cfg.WebPIN, cfg.WebInsecureHTTP = true, "482193", "127.0.0.1:0"
+	cfg := webConfig(t)
 	// The grace outlasts the test: the connection held below keeps the
 	// drain waiting until the test lets it go.
 	cfg.ShutdownGrace, cfg.HandshakeTimeout = time.Minute, time.Minute

@@ -94,10 +94,7 @@ func TestWebInsecureHTTP(t *testing.T) {
 // them, which the race detector caught in CI.
 func TestHTTPServersClosedWhileStarting(t *testing.T) {
 	for i := 0; i < 50; i++ {
-		cfg := DefaultConfig()
-		cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
-		cfg.LocalSend, cfg.LocalSendListen = true, "127.0.0.1:0"
-		cfg.Web, cfg.WebPIN, cfg.WebInsecureHTTP = true, "482193", "127.0.0.1:0"
+		cfg := webConfig(t)
 		a, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -126,10 +123,8 @@ func TestWebInsecureHTTPPortTaken(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	defer taken.Close()
-	cfg := DefaultConfig()
-	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
-	cfg.LocalSend, cfg.LocalSendListen = true, "127.0.0.1:0"
-	cfg.Web, cfg.WebPIN, cfg.WebInsecureHTTP = true, "482193", taken.Addr().String()
+	cfg := webConfig(t)
+	cfg.WebInsecureHTTP = taken.Addr().String()
 	a, err := New(cfg)
 	if err == nil {
 		a.Close()
@@ -148,10 +143,8 @@ func TestWebOffWithLocalSendPortTaken(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	defer taken.Close()
-	cfg := DefaultConfig()
-	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
-	cfg.LocalSend, cfg.LocalSendListen = true, taken.Addr().String()
-	cfg.Web, cfg.WebPIN, cfg.WebInsecureHTTP = true, "482193", "127.0.0.1:0"
+	cfg := webConfig(t)
+	cfg.LocalSendListen = taken.Addr().String()
 	a, err := New(cfg)
 	must(t, err)
 	defer a.Close()
@@ -161,4 +154,14 @@ func TestWebOffWithLocalSendPortTaken(t *testing.T) {
 	if err := a.LocalSendUnavailable(); err == nil || !strings.Contains(err.Error(), "serving without LocalSend, the drop page and its plain-HTTP port") {
 		t.Errorf("LocalSendUnavailable: %v", err)
 	}
+}
+
+// webConfig is the config of an agent made with New and not started, on
+// loopback, with LocalSend, the drop page and its plain-HTTP port on.
+func webConfig(t testing.TB) Config {
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
+	cfg.LocalSend, cfg.LocalSendListen = true, "127.0.0.1:0"
+	cfg.Web, cfg.WebPIN, cfg.WebInsecureHTTP = true, "482193", "127.0.0.1:0"
+	return cfg
 }
