@@ -21,6 +21,10 @@ type ifaceInfo struct {
 func (i ifaceInfo) has4() bool { return slices.ContainsFunc(i.Addrs, netip.Addr.Is4) }
 func (i ifaceInfo) has6() bool { return slices.ContainsFunc(i.Addrs, netip.Addr.Is6) }
 
+// own reports whether a is one of i's addresses: a packet from it comes
+// from this host, from us or from another mDNS stack beside us.
+func (i ifaceInfo) own(a netip.Addr) bool { return slices.Contains(i.Addrs, a.WithZone("")) }
+
 // maxMessage is the largest mDNS message we send on i: what fits in one
 // unfragmented IPv6 packet (the larger header) of the interface's MTU,
 // counted as at most 1500, so that nothing we send is ever fragmented

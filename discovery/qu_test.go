@@ -90,3 +90,45 @@ func TestUnsendableUnicastAnswerIsMulticast(t *testing.T) {
 		t.Errorf("pending multicast answer %v, want our PTR", st.answerRRs[0])
 	}
 }
+
+// TestUnicastQuestionFromThisHostAnsweredByMulticast: a QU question from
+// one of our own addresses, on port 5353, comes from an agent beside us,
+// and the kernel would give a unicast answer to whichever socket of the
+// host's SO_REUSEPORT group its hash picks, often ours (RFC 6762 §15.1):
+// it is answered by multicast, which reaches every one of them.
+func TestUnicastQuestionFromThisHostAnsweredByMulticast(t *testing.T) {
+	var logged strings.Builder
+	cfg := validConfig()
+	cfg.Logf = func(format string, args ...any) { fmt.Fprintf(&logged, format+"\n", args...) }
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	_, rs, st := scaleService(t, 0)
+	h := netlab.Single(t)
+	if err := h.Do(func() error {
+		socks, err := openSockets(0)
+		if err != nil {
+			return err
+		}
+		socks.close() // any send fails, and is logged with its destination
+		rs.socks = socks
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.answerQuery(rs, st, browseQuery(nil, true), netip.MustParseAddrPort("10.77.0.1:5353"), t0)
+	if strings.Contains(logged.String(), "10.77.0.1:5353") {
+		t.Errorf("a querier on this host was answered by unicast: %s", logged.String())
+	}
+	if !st.answerPending[0] || len(st.answerRRs[0]) == 0 {
+		t.Errorf("no multicast answer pending for a querier on this host")
+	}
+	// A legacy querier on this host (not port 5353) has a socket of its
+	// own, and hears no multicast: it is answered by unicast.
+	s.answerQuery(rs, st, browseQuery(nil, true), netip.MustParseAddrPort("10.77.0.1:40000"), t0)
+	if !strings.Contains(logged.String(), "10.77.0.1:40000") {
+		t.Errorf("a legacy querier on this host was not answered by unicast: %q", logged.String())
+	}
+}

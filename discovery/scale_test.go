@@ -179,10 +179,21 @@ func TestDuplicateQuestionSuppressed(t *testing.T) {
 	if !rs.nextQuery.Equal(now.Add(time.Second)) || !rs.refreshPending {
 		t.Error("a query listing a record we lack suppressed ours")
 	}
-	// A starting agent's query lists nothing: all answer it.
+	// A known agent's query that lists nothing: all answer it.
 	s.takeQuery(rs, st, browseQuery(nil, false), netip.MustParseAddrPort("10.77.0.4:5353"), now)
 	if !rs.nextQuery.Equal(now.Add(16*time.Second)) || rs.refreshPending {
 		t.Errorf("after a query listing no known answer: next query %v after it, refresh pending %v; want 16s, false", rs.nextQuery.Sub(now), rs.refreshPending)
+	}
+	// Its asker does not answer it: a query from a source we hold no
+	// records of (an agent that announced before we started), or from
+	// this host's own address (any agent beside us), does not stand for
+	// ours, or we would not learn of its asker until our cache refresh.
+	for _, src := range []string{"10.77.0.99:5353", "10.77.0.1:5353"} {
+		rs.nextQuery, rs.refreshPending = now.Add(time.Second), true
+		s.takeQuery(rs, st, browseQuery([]dns.RR{ourPTR(s)}, false), netip.MustParseAddrPort(src), now)
+		if !rs.nextQuery.Equal(now.Add(time.Second)) || !rs.refreshPending {
+			t.Errorf("a query from %s, whose asker we lack, suppressed ours", src)
+		}
 	}
 }
 

@@ -887,7 +887,7 @@ func (s *Service) takeQuery(rs *runState, st *ifState, m *dns.Msg, src netip.Add
 }
 
 // answerQuery answers a whole query (its known answers all in): unicast
-// at once when asked, else by multicast after a random 20-120 ms,
+// at once when asked (unless the querier is on this host), else by multicast after a random 20-120 ms,
 // together with any other answer pending on the interface and no sooner
 // than minAnswerGap after the last. A unicast answer to a querier on port
 // 5353 that cannot be sent (the kernel may have no room left in its
@@ -901,6 +901,14 @@ func (s *Service) answerQuery(rs *runState, st *ifState, m *dns.Msg, src netip.A
 	resp, unicast := buildResponse(s.zoneFor(st.info), m, int(src.Port()))
 	if resp == nil {
 		return
+	}
+	if unicast && src.Port() == mdnsPort && st.info.own(src.Addr()) {
+		// A querier on this host: the kernel gives a unicast datagram to
+		// port 5353 to one of the host's sockets bound to it (SO_REUSEPORT
+		// picks one by a hash of the addresses), which may be ours, not
+		// the querier's (RFC 6762 §15.1). A multicast answer reaches every
+		// one of them.
+		unicast = false
 	}
 	if unicast {
 		b, err := resp.Pack()
@@ -940,15 +948,24 @@ func (s *Service) answerQuery(rs *runState, st *ifState, m *dns.Msg, src netip.A
 }
 
 // noteDuplicateQuestion treats another host's query as our own next one
-// when it asks our question (PTR _lanshare._tcp, multicast answers) and
-// lists no known answer we would not list ourselves: its answers will
-// bring us all that ours would (RFC 6762 §7.3). Without this every agent
-// queried on its own schedule, each listing all the others.
+// when it asks our question (PTR _lanshare._tcp, multicast answers), lists
+// no known answer we would not list ourselves, and comes from a peer
+// whose records we hold: its answers will bring us all that ours would
+// (RFC 6762 §7.3) but the asker's own, which it does not answer. Without
+// this every agent queried on its own schedule, each listing all the
+// others. Without the last condition an agent that started after the
+// asker's announcements, and so lacked the asker, took each of the
+// asker's queries for its own next one, and could miss it for minutes
+// (two agents on one host, 2026-12-03). A query from this host's own
+// address is never taken: any agent beside us may have sent it.
 func (s *Service) noteDuplicateQuestion(rs *runState, st *ifState, m *dns.Msg, src netip.AddrPort, now time.Time) {
-	if s.browseOffsets != nil || src.Port() != mdnsPort || !asksForService(m) {
+	if s.browseOffsets != nil || src.Port() != mdnsPort || !asksForService(m) || st.info.own(src.Addr()) {
 		return
 	}
-	if !s.wouldList(m.Answer, st.info.Name, now) {
+	s.mu.Lock()
+	holds := s.table.holdsSource(src.Addr(), st.info.Name, now)
+	s.mu.Unlock()
+	if !holds || !s.wouldList(m.Answer, st.info.Name, now) {
 		return
 	}
 	rs.refreshPending = false
@@ -999,7 +1016,7 @@ func (s *Service) suppressDuplicateAnswers(st *ifState, m *dns.Msg, src netip.Ad
 	if src.Addr().Is6() {
 		fam = 1
 	}
-	if !st.answerPending[fam] || slices.Contains(st.info.Addrs, src.Addr().WithZone("")) {
+	if !st.answerPending[fam] || st.info.own(src.Addr()) {
 		return
 	}
 	st.answerRRs[fam] = slices.DeleteFunc(st.answerRRs[fam], func(rr dns.RR) bool {
@@ -1012,7 +1029,7 @@ func (s *Service) suppressDuplicateAnswers(st *ifState, m *dns.Msg, src netip.Ad
 
 // ownQuery reports whether q is one of our own queries, looped back.
 func (s *Service) ownQuery(st *ifState, q *dns.Msg, src netip.AddrPort) bool {
-	return q.Id == s.queryID && src.Port() == mdnsPort && slices.Contains(st.info.Addrs, src.Addr().WithZone(""))
+	return q.Id == s.queryID && src.Port() == mdnsPort && st.info.own(src.Addr())
 }
 
 // sendPendingAnswers sends the multicast answers whose time has come.

@@ -886,6 +886,23 @@ func (t *table) knownOn(key, iface string, now time.Time) bool {
 	return ok
 }
 
+// holdsSource reports whether records from src were heard on iface and
+// every one of them is one known(iface, now) lists: a query from src then
+// lacks nothing of src's that ours would bring.
+func (t *table) holdsSource(src netip.Addr, iface string, now time.Time) bool {
+	n := 0
+	for _, r := range t.bySource[src] {
+		if r.iface != iface {
+			continue
+		}
+		if !t.knownOn(r.key, iface, now) {
+			return false
+		}
+		n++
+	}
+	return n > 0
+}
+
 // knownOf is known for the records of one instance: its label and the
 // time left of its soonest PTR, if it is listed.
 func knownOf(rs []*record, iface string, now time.Time) (label string, least time.Duration, ok bool) {
