@@ -152,6 +152,7 @@ type Lab struct {
 	sw     string // switch namespace holding the bridges
 	segs   int
 	hosts  []*Host
+	//lint:ignore U1000 used by Delay, which exists on Linux only
 	delays int // delay lines made so far (see Delay)
 }
 
