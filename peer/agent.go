@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -31,6 +32,12 @@ type Config struct {
 	Name      string // display name
 	Listen    string // TCP address; ":0" picks a free port
 	ConfigDir string // the agent's own state; created if missing
+	// ListenAnyIfTaken: when Listen's port is in use by another program
+	// (another user's agent on this machine, say), listen on a free port
+	// of the same address instead (Addr tells which). Peers find the
+	// agent by name whatever its port. An agent of the same ConfigDir
+	// holding it is ErrAgentRunning all the same.
+	ListenAnyIfTaken bool
 
 	SpaceMargin      uint64        // free space every offer must leave
 	HandshakeTimeout time.Duration // connection to complete offer
@@ -181,6 +188,20 @@ type Incoming struct {
 	Err      error
 	Start    time.Time
 	End      time.Time
+}
+
+// listenAny listens on a free port of addr's host.
+func listenAny(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	free := net.JoinHostPort(host, "0")
+	ln, err := net.Listen("tcp", free)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", free, err)
+	}
+	return ln, nil
 }
 
 // DefaultConfig returns the settings `lanshare serve` uses without flags:
@@ -380,23 +401,41 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	taken := err != nil && cfg.ListenAnyIfTaken && errors.Is(err, syscall.EADDRINUSE)
+	if err != nil && !taken {
 		inbox.Close()
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	closeLn := func() {
+		if ln != nil {
+			ln.Close()
+		}
 	}
 	if cfg.Accept == AcceptTrusted {
 		// Fail at start on an unreadable file, not on the first sender.
 		if _, err := LoadKnown(cfg.ConfigDir); err != nil {
-			ln.Close()
+			closeLn()
 			inbox.Close()
 			return nil, err
 		}
 	}
+	// The control socket tells whether an agent of this config directory
+	// runs, and so whether a taken port is its: then this is no second
+	// agent on another port, but ErrAgentRunning.
 	ctl, err := listenControl(cfg.ConfigDir)
 	if errors.Is(err, ErrAgentRunning) {
-		ln.Close()
+		closeLn()
 		inbox.Close()
 		return nil, err
+	}
+	if taken {
+		if ln, err = listenAny(cfg.Listen); err != nil {
+			inbox.Close()
+			if ctl != nil {
+				ctl.close()
+			}
+			return nil, err
+		}
 	}
 	if err != nil && cfg.Logf != nil {
 		// `lanshare status` will not find this agent; it still works.

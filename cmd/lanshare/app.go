@@ -148,6 +148,9 @@ Examples:
 					cfg.Dir = expandHome(c.String("dir"))
 					cfg.Name = c.String("name")
 					cfg.Listen = c.String("listen")
+					// Only the default port gives way: a port the user chose
+					// is one they rely on.
+					cfg.ListenAnyIfTaken = source["listen"] == "default"
 					cfg.ConfigDir = expandHome(c.String("config"))
 					cfg.Discover = true
 					cfg.Ifaces = ifaces(c)

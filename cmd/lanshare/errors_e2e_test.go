@@ -6,16 +6,20 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/lanshare/lanshare/internal/netlab"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lanshare/lanshare/internal/netlab"
+	"github.com/lanshare/lanshare/peer"
 )
 
 // TestSendInterruptedSaysWhatArrived: a signal during send (Ctrl-C)
@@ -196,6 +200,51 @@ func TestServePortTaken(t *testing.T) {
 		}
 		checkErrorLine(t, r.stderr, "lanshare: port "+port+" is in use by another program; choose another with --web-insecure-http")
 	})
+}
+
+// TestServeDefaultPortTaken: a second user of one machine runs `lanshare
+// serve` with no flags while the first's agent holds the default port:
+// it listens on a free port instead, says so after its address line, and
+// the two find each other by name. A port the user chose (here through
+// the environment) does not give way, and the same config directory is
+// still "an agent already runs here".
+func TestServeDefaultPortTaken(t *testing.T) {
+	t.Parallel()
+	run := netlab.New(t, 1).Host(0).CommandContext
+	tmp := t.TempDir()
+	alice := filepath.Join(tmp, "alice")
+	first := startServeOn(t, run, alice, nil, "--name", "alice")
+	if _, port, _ := net.SplitHostPort(first.addr); port != strconv.Itoa(peer.DefaultPort) {
+		t.Fatalf("the first agent listens on %s, want the default port %d", first.addr, peer.DefaultPort)
+	}
+	second := startServeOn(t, run, filepath.Join(tmp, "bob"), nil, "--name", "bob")
+	_, port, _ := net.SplitHostPort(second.addr)
+	if port == strconv.Itoa(peer.DefaultPort) || port == "0" {
+		t.Fatalf("the second agent listens on %s, want another port", second.addr)
+	}
+	want := fmt.Sprintf("warning: port %d is in use by another program (another agent on this machine?); listening on port %s instead", peer.DefaultPort, port)
+	second.out.waitFor(t, "the warning", func(lines []string) bool {
+		return slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, want) })
+	})
+	second.out.waitFor(t, "alice", func(lines []string) bool {
+		return slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "peer up: alice (") })
+	})
+	first.out.waitFor(t, "bob at the new port", func(lines []string) bool {
+		return slices.ContainsFunc(lines, func(l string) bool {
+			return strings.Contains(l, "peer up: bob (") && strings.Contains(l, ":"+port)
+		})
+	})
+
+	r := runLanshareOn(t, run, filepath.Join(tmp, "carol"), []string{"LANSHARE_LISTEN=:" + strconv.Itoa(peer.DefaultPort)}, "serve", "--name", "carol")
+	if r.code != exitInUse {
+		t.Errorf("a chosen port taken: exit %d, want %d", r.code, exitInUse)
+	}
+	checkErrorLine(t, r.stderr, fmt.Sprintf("lanshare: port %d is in use by another program; choose another with --listen", peer.DefaultPort))
+	r = runLanshareOn(t, run, alice, nil, "serve", "--name", "alice")
+	if r.code != exitInUse {
+		t.Errorf("the same config again: exit %d, want %d", r.code, exitInUse)
+	}
+	checkErrorLine(t, r.stderr, fmt.Sprintf("lanshare: an agent already runs here (pid %d,", first.cmd.Process.Pid))
 }
 
 // TestPeersNobodyHint: peers that finds no other agent says on stderr,

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -113,6 +114,11 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 		lg.event(time.Now(), prioInfo, serveEvent{Event: "listening", Addr: agent.Addr().String()}, "")
 	} else {
 		fmt.Fprintf(out, "listening on %s\n", agent.Addr())
+	}
+	if port := portGivenUp(cfg, agent.Addr()); port != "" {
+		msg := fmt.Sprintf("port %s is in use by another program (another agent on this machine?); listening on port %d instead: peers find this agent by name, and --listen chooses the port",
+			port, agent.Addr().(*net.TCPAddr).Port)
+		lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: msg}, "warning: %s", msg)
 	}
 	for _, name := range missingIfaces(cfg.Ifaces) {
 		lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: "no network interface named " + name + " yet"},
@@ -542,4 +548,18 @@ func whoMaySend(cfg peer.Config, agent *peer.Agent, prompt bool) string {
 	}
 	return fmt.Sprintf("accepting from everyone (strangers: %s, %s of %s left today); --accept ask or --accept trusted to tighten",
 		cfg.StrangerBudget, peer.FormatBytes(left), peer.FormatBytes(limit))
+}
+
+// portGivenUp returns the port of cfg.Listen when the agent, allowed to
+// (cfg.ListenAnyIfTaken), listens on another one because it was taken;
+// else "".
+func portGivenUp(cfg peer.Config, addr net.Addr) string {
+	_, want, err := net.SplitHostPort(cfg.Listen)
+	if err != nil || !cfg.ListenAnyIfTaken || want == "0" {
+		return ""
+	}
+	if ta, ok := addr.(*net.TCPAddr); ok && strconv.Itoa(ta.Port) != want {
+		return want
+	}
+	return ""
 }
