@@ -40,7 +40,7 @@ func (a *Agent) startLocalSend() error {
 				off = "LocalSend, the drop page and its plain-HTTP port"
 			}
 		}
-		a.lsUnavailable = fmt.Errorf("LocalSend: %s is in use (a LocalSend app on this machine?); serving without %s (--localsend-port picks another port)", listen, off)
+		a.lsUnavailable = fmt.Errorf("LocalSend: %s is in use (a LocalSend app or another agent on this machine?); serving without %s (--localsend-port picks another port)", listen, off)
 		return nil
 	}
 	if err != nil {
