@@ -65,7 +65,9 @@
 //   - browses continuously: queries at start (after a random 0-250 ms)
 //     and then after 1 s, 2 s, 4 s ... up to an hour (§5.2), the first two
 //     with the QU bit (§5.4: when agents start together, each one's
-//     answers reach it alone) and sent over one family (IPv4 where the
+//     answers reach it alone; not while another socket of the host is
+//     bound to port 5353, which would get all of a responder's unicast
+//     answers as often as ours, §15.1) and sent over one family (IPv4 where the
 //     interface has it: responders answer every copy they hear, each
 //     with all their addresses), plus a cache
 //     refresh at 80-95 % of a peer's TTL, after a random 0-2 s (refresh
@@ -103,7 +105,8 @@
 //
 // Browse is a one-shot lookup without advertising (no agent needed): it
 // queries twice (at 0 and 250 ms) and returns what answered within the wait.
-// Its first query has the QU bit (RFC 6762 §5.4) and goes over one
+// Its first query has the QU bit (RFC 6762 §5.4; not while another socket
+// of the host, an agent's, say, is bound to port 5353) and goes over one
 // family, so responders answer it once, by unicast, at once: a hundred answers reach the browser alone instead of
 // being multicast to, and processed by, every agent on the link. Its second
 // asks for multicast answers and lists the answers already had, so only

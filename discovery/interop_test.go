@@ -114,10 +114,43 @@ func TestTwoAgentsOnOneHost(t *testing.T) {
 	b := startChild(t, h, "bob", "agent", agentCfg("bob", "bbbb2222", 4002))
 	ready := b.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
 	up := b.waitFor(6*time.Second, "alice", completePeer("aaaa1111"))
-	// Bob's first two queries, at most 1.25 s after he starts, ask for
-	// unicast answers; his third, at least 3 s after, for multicast ones.
+	// Bob's first two queries go at most 1.25 s after he starts (asking
+	// for multicast answers, since alice holds port 5353 too); his third
+	// at least 3 s after.
 	if d := up.At.Sub(ready.At); d > 2500*time.Millisecond {
 		t.Errorf("bob found alice %v after he started: not from the answer to his first queries", d)
 	}
 	a.waitFor(3*time.Second, "bob", completePeer("bbbb2222"))
+}
+
+// TestLateAgentOnSharedHostFindsOtherHosts: bob starts on a host where
+// alice runs, after carol, on another host, and alice found each other:
+// he lists carol from the answer to his first queries. They asked for
+// unicast answers, and the kernel gave carol's to whichever socket of
+// bob's host on port 5353 its hash picked, the same for each, alice's in
+// a third of the runs: bob then missed carol until his third query, 3 s
+// after he started. Now an agent that shares port 5353 asks for multicast
+// answers.
+func TestLateAgentOnSharedHostFindsOtherHosts(t *testing.T) {
+	lab := netlab.New(t, 2)
+	a := startChild(t, lab.Host(0), "alice", "agent", agentCfg("alice", "aaaa1111", 4001))
+	c := startChild(t, lab.Host(1), "carol", "agent", agentCfg("carol", "cccc3333", 4003))
+	for _, x := range []*child{a, c} {
+		x.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	}
+	a.waitFor(5*time.Second, "carol", completePeer("cccc3333"))
+	c.waitFor(5*time.Second, "alice", completePeer("aaaa1111"))
+	// Their announcements are over (see TestTwoAgentsOnOneHost).
+	for _, x := range []*child{a, c} {
+		x.pollStats(10*time.Second, "announcements sent (6 packets)", func(st Stats) bool { return st.Sent >= 6 })
+	}
+	b := startChild(t, lab.Host(0), "bob", "agent", agentCfg("bob", "bbbb2222", 4002))
+	ready := b.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	for _, id := range []string{"aaaa1111", "cccc3333"} {
+		up := b.waitFor(6*time.Second, id, completePeer(id))
+		if d := up.At.Sub(ready.At); d > 2500*time.Millisecond {
+			t.Errorf("bob found %s %v after he started: not from the answers to his first queries", id, d)
+		}
+	}
+	c.waitFor(3*time.Second, "bob", completePeer("bbbb2222"))
 }

@@ -537,12 +537,19 @@ func (rs *runState) hold(since *time.Time, now time.Time) bool {
 // (SO_REUSEPORT gives a unicast datagram to one of them). Our responders
 // send their unicast answers from the address their multicasts leave from
 // (see sources), so the goodbye of a peer removes what its unicast answer
-// told us.
+// told us. No query asks for unicast answers while another socket of this
+// host is bound to port 5353 (another agent, avahi; see sockets.shared):
+// the kernel would give each unicast answer to one of the sockets by a
+// hash of the addresses, the same one for every answer of a responder, so
+// an agent started on a host where another ran missed the peers of other
+// hosts whose answers went to the other's socket until its third query,
+// 3 s after it started, in a third of the runs (2026-12-03).
 func (s *Service) askUnicast(rs *runState) bool {
+	first := rs.queries < startUnicastQueries
 	if s.browseOffsets != nil {
-		return rs.browseIdx == 0
+		first = rs.browseIdx == 0
 	}
-	return rs.queries < startUnicastQueries
+	return first && !rs.socks.shared()
 }
 
 // startUnicastQueries is how many of a running agent's first queries ask
