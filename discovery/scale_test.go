@@ -168,8 +168,9 @@ func TestDuplicateQuestionSuppressed(t *testing.T) {
 	now := t0.Add(10 * time.Second)
 	rs.nextQuery, rs.queryDelay = now.Add(time.Second), 8*time.Second
 	rs.refreshPending = true
+	// peer2 (10.77.0.4) asks, listing peer1 and us.
 	sub := browseQuery([]dns.RR{knownPTR(InstanceName("peer1", "id1"), 120), ourPTR(s)}, false)
-	s.takeQuery(rs, st, sub, netip.MustParseAddrPort("10.77.0.3:5353"), now)
+	s.takeQuery(rs, st, sub, netip.MustParseAddrPort("10.77.0.4:5353"), now)
 	if !rs.nextQuery.Equal(now.Add(8*time.Second)) || rs.refreshPending {
 		t.Errorf("after a duplicate question: next query %v after it, refresh pending %v; want 8s, false", rs.nextQuery.Sub(now), rs.refreshPending)
 	}
@@ -193,6 +194,48 @@ func TestDuplicateQuestionSuppressed(t *testing.T) {
 		s.takeQuery(rs, st, browseQuery([]dns.RR{ourPTR(s)}, false), netip.MustParseAddrPort(src), now)
 		if !rs.nextQuery.Equal(now.Add(time.Second)) || !rs.refreshPending {
 			t.Errorf("a query from %s, whose asker we lack, suppressed ours", src)
+		}
+	}
+}
+
+// TestQueryOfAgentBesideKnownOneNotOurs: two agents on one host (two
+// users of one machine) send from one address. A query from it that
+// lists every instance we hold from there was asked by one we lack (no
+// agent lists itself): it does not stand for ours, or we would not learn
+// of its asker until our cache refresh. One that leaves out exactly one
+// of them was asked by that one, and does.
+func TestQueryOfAgentBesideKnownOneNotOurs(t *testing.T) {
+	s, rs, st := scaleService(t, 1) // peer0 at 10.77.0.2
+	now := t0.Add(10 * time.Second)
+	src := netip.MustParseAddrPort("10.77.0.2:5353")
+	peer0 := knownPTR(InstanceName("peer0", "id0"), 120)
+	rs.nextQuery, rs.queryDelay, rs.refreshPending = now.Add(time.Second), 8*time.Second, true
+	s.takeQuery(rs, st, browseQuery([]dns.RR{peer0, ourPTR(s)}, false), src, now)
+	if !rs.nextQuery.Equal(now.Add(time.Second)) || !rs.refreshPending {
+		t.Error("a query listing the one agent we hold at its source suppressed ours")
+	}
+	rs.nextQuery, rs.queryDelay, rs.refreshPending = now.Add(time.Second), 8*time.Second, true
+	s.takeQuery(rs, st, browseQuery([]dns.RR{ourPTR(s)}, false), src, now)
+	if !rs.nextQuery.Equal(now.Add(8*time.Second)) || rs.refreshPending {
+		t.Error("a query leaving out the one agent we hold at its source did not count as ours")
+	}
+	// A second agent at the same address.
+	z := peerZone("peer9", "id9", 4009, 120, "10.77.0.2")
+	s.table.apply(wire(t, z.announcement()), "eth0", src.Addr(), t0)
+	peer9 := knownPTR(InstanceName("peer9", "id9"), 120)
+	for _, c := range []struct {
+		known []dns.RR
+		ours  bool
+	}{
+		{[]dns.RR{peer9, ourPTR(s)}, true},         // peer0 asks
+		{[]dns.RR{peer0, ourPTR(s)}, true},         // peer9 asks
+		{[]dns.RR{peer0, peer9, ourPTR(s)}, false}, // a third we lack asks
+		{[]dns.RR{ourPTR(s)}, false},               // peer0 or peer9, or another who knows neither
+	} {
+		rs.nextQuery, rs.queryDelay, rs.refreshPending = now.Add(time.Second), 8*time.Second, true
+		s.takeQuery(rs, st, browseQuery(c.known, false), src, now)
+		if got := !rs.refreshPending; got != c.ours {
+			t.Errorf("a query from the address of peer0 and peer9 listing %v: counted as ours %v, want %v", c.known, got, c.ours)
 		}
 	}
 }

@@ -964,13 +964,15 @@ func (s *Service) answerQuery(rs *runState, st *ifState, m *dns.Msg, src netip.A
 // asker's announcements, and so lacked the asker, took each of the
 // asker's queries for its own next one, and could miss it for minutes
 // (two agents on one host, 2026-12-03). A query from this host's own
-// address is never taken: any agent beside us may have sent it.
+// address is never taken: any agent beside us may have sent it. Nor is
+// one from an address where we know only agents the query lists: they
+// did not ask it, another agent of that host did (see table.holdsAsker).
 func (s *Service) noteDuplicateQuestion(rs *runState, st *ifState, m *dns.Msg, src netip.AddrPort, now time.Time) {
 	if s.browseOffsets != nil || src.Port() != mdnsPort || !asksForService(m) || st.info.own(src.Addr()) {
 		return
 	}
 	s.mu.Lock()
-	holds := s.table.holdsSource(src.Addr(), st.info.Name, now)
+	holds := s.table.holdsAsker(src.Addr(), st.info.Name, m.Answer, now)
 	s.mu.Unlock()
 	if !holds || !s.wouldList(m.Answer, st.info.Name, now) {
 		return
