@@ -543,7 +543,7 @@ func (rs *runState) hold(since *time.Time, now time.Time) bool {
 // hash of the addresses, the same one for every answer of a responder, so
 // an agent started on a host where another ran missed the peers of other
 // hosts whose answers went to the other's socket until its third query,
-// 3 s after it started, in a third of the runs (2026-12-03).
+// 3 s after it started, in a third to two thirds of the runs (2026-12-03).
 func (s *Service) askUnicast(rs *runState) bool {
 	first := rs.queries < startUnicastQueries
 	if s.browseOffsets != nil {
