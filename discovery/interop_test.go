@@ -128,9 +128,9 @@ func TestTwoAgentsOnOneHost(t *testing.T) {
 // he lists carol from the answer to his first queries. They asked for
 // unicast answers, and the kernel gave carol's to whichever socket of
 // bob's host on port 5353 its hash picked, the same for each, alice's in
-// a third of the runs, two thirds under load: bob then missed carol until his third query, 3 s
-// after he started. Now an agent that shares port 5353 asks for multicast
-// answers.
+// a third of the runs, two thirds under load: bob then missed carol until
+// his third query, 3 s after he started. Now an agent that shares port
+// 5353 asks for multicast answers.
 func TestLateAgentOnSharedHostFindsOtherHosts(t *testing.T) {
 	lab := netlab.New(t, 2)
 	a := startChild(t, lab.Host(0), "alice", "agent", agentCfg("alice", "aaaa1111", 4001))
