@@ -906,7 +906,7 @@ func (t *table) holdsAsker(src netip.Addr, iface string, known []dns.RR, now tim
 		}
 		if !slices.ContainsFunc(known, func(rr dns.RR) bool {
 			ptr, ok := rr.(*dns.PTR)
-			return ok && strings.EqualFold(ptr.Hdr.Name, serviceFQDN) && lowerASCII(ptr.Ptr) == r.key
+			return ok && strings.EqualFold(ptr.Hdr.Name, serviceFQDN) && strings.EqualFold(ptr.Ptr, r.key)
 		}) {
 			unlisted++
 		}
