@@ -105,8 +105,7 @@
 //
 // Browse is a one-shot lookup without advertising (no agent needed): it
 // queries twice (at 0 and 250 ms) and returns what answered within the wait.
-// Its first query has the QU bit (RFC 6762 §5.4; not while another socket
-// of the host, an agent's, say, is bound to port 5353) and goes over one
+// Its first query has the QU bit (RFC 6762 §5.4) and goes over one
 // family, so responders answer it once, by unicast, at once: a hundred answers reach the browser alone instead of
 // being multicast to, and processed by, every agent on the link. Its second
 // asks for multicast answers and lists the answers already had, so only

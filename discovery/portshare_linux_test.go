@@ -23,8 +23,14 @@ func TestPortHolders(t *testing.T) {
 }
 
 // TestSocketsSharedWithAnotherStack: our sockets on port 5353 know when
-// another socket of the host is bound to it, and only then.
+// another socket of the host is bound to it, and only then; a running
+// agent's first queries then ask for multicast answers (see askUnicast),
+// a one-shot browse's first still for unicast ones.
 func TestSocketsSharedWithAnotherStack(t *testing.T) {
+	s, rs, _ := scaleService(t, 0)
+	b := newService(Config{}, false)
+	b.browseOffsets = browseOffsets
+	brs := &runState{}
 	h := netlab.Single(t)
 	if err := h.Do(func() error {
 		ours, err := openSockets(mdnsPort)
@@ -32,8 +38,9 @@ func TestSocketsSharedWithAnotherStack(t *testing.T) {
 			return err
 		}
 		defer ours.close()
-		if ours.shared() {
-			t.Error("alone on port 5353, our sockets say it is shared")
+		rs.socks, brs.socks = ours, ours
+		if ours.shared() || !s.askUnicast(rs) {
+			t.Errorf("alone on port 5353: shared %v, first query asks for unicast answers %v; want false, true", ours.shared(), s.askUnicast(rs))
 		}
 		other, err := openSockets(mdnsPort)
 		if err != nil {
@@ -41,6 +48,9 @@ func TestSocketsSharedWithAnotherStack(t *testing.T) {
 		}
 		if !ours.shared() || !other.shared() {
 			t.Errorf("two stacks on port 5353: shared %v and %v, want true", ours.shared(), other.shared())
+		}
+		if s.askUnicast(rs) || !b.askUnicast(brs) {
+			t.Errorf("port 5353 shared: an agent's first query asks for unicast answers %v, a browse's %v; want false, true", s.askUnicast(rs), b.askUnicast(brs))
 		}
 		other.close()
 		if ours.shared() {
