@@ -27,7 +27,7 @@ func scaleService(t testing.TB, n int) (*Service, *runState, *ifState) {
 	st := &ifState{info: ifaceInfo{Name: "eth0", Index: 2, MTU: 1500, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.1")},
 		Prefixes: []netip.Prefix{netip.MustParsePrefix("10.77.0.0/24")}}, v4: true}
 	rs := &runState{ifs: map[int]*ifState{2: st}, start: t0, queryDelay: time.Second, nextPoll: t0.Add(time.Hour),
-		partial: map[netip.AddrPort]*partialQuery{}}
+		partial: map[partialKey]*partialQuery{}}
 	return s, rs, st
 }
 
@@ -107,7 +107,7 @@ func TestTruncatedQueryWaitsForKnownAnswers(t *testing.T) {
 
 	// The same query whose rest never comes is answered after 400-500 ms.
 	s.takeQuery(rs, st, first(), src, t0)
-	pq := rs.partial[src]
+	pq := rs.partial[partialKey{src, 0}]
 	if pq == nil {
 		t.Fatal("truncated query not held")
 	}
@@ -117,6 +117,40 @@ func TestTruncatedQueryWaitsForKnownAnswers(t *testing.T) {
 	s.due(rs, pq.due)
 	if !st.answerPending[0] {
 		t.Error("not answered once the wait was over")
+	}
+}
+
+// TestTruncatedQueriesOfTwoAgentsOnOneHost: agents on one host (users of
+// one machine) send from one address and port, so the rest of one's
+// truncated query must not be taken for the rest of another's (RFC 6762
+// §7.2 ties them by source; each agent keeps its query ID in all the
+// packets of a query). Alice's rest, which listed us, was appended to
+// bob's query, which had replaced hers, and bob, who lacked us, got no
+// answer from us.
+func TestTruncatedQueriesOfTwoAgentsOnOneHost(t *testing.T) {
+	s, rs, st := scaleService(t, 0)
+	src := netip.MustParseAddrPort("10.77.0.9:5353")
+	first := func(id uint16) *dns.Msg {
+		m := browseQuery([]dns.RR{knownPTR("other (1234)", 120)}, false)
+		m.Id, m.Truncated = id, true
+		return m
+	}
+	s.takeQuery(rs, st, first(1), src, t0)                       // alice's
+	s.takeQuery(rs, st, first(2), src, t0.Add(time.Millisecond)) // bob's
+	rest := new(dns.Msg)
+	rest.Id = 1
+	rest.Answer = []dns.RR{ourPTR(s)} // alice knows us
+	s.takeQuery(rs, st, rest, src, t0.Add(2*time.Millisecond))
+	if st.answerPending[0] {
+		t.Fatal("answered alice's query, which lists us")
+	}
+	if len(rs.partial) != 1 {
+		t.Errorf("%d truncated queries wait for their rest, want bob's", len(rs.partial))
+	}
+	// Bob's rest never comes: his query is answered after 400-500 ms.
+	s.due(rs, t0.Add(time.Second))
+	if !st.answerPending[0] {
+		t.Error("bob's query, which does not list us, got no answer")
 	}
 }
 
@@ -548,9 +582,9 @@ func TestWorkWaitsForUnreadPackets(t *testing.T) {
 	m := browseQuery([]dns.RR{knownPTR("other (1234)", 120)}, false)
 	m.Truncated = true
 	s.takeQuery(rs, st, m, src, t0)
-	due := rs.partial[src].due
+	due := rs.partial[partialKey{src, 0}].due
 	s.due(rs, due)
-	if st.answerPending[0] || rs.partial[src] == nil {
+	if st.answerPending[0] || rs.partial[partialKey{src, 0}] == nil {
 		t.Fatal("a truncated query was answered while packets waited to be handled")
 	}
 	s.due(rs, due.Add(maxHold))
