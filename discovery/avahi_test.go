@@ -311,3 +311,25 @@ func TestAvahiKeepsItsHostName(t *testing.T) {
 	// 750 ms of probing that precedes the rename.
 	av.Daemon.ExpectNoLine(t, "conflict", 2*time.Second)
 }
+
+// TestLateAgentBesideAvahiFindsOtherHosts: an agent started on a host
+// whose avahi-daemon holds port 5353 lists a peer on another host from
+// the answer to its first queries. They asked for unicast answers, which
+// the kernel gave to avahi's socket as often as to ours: the agent then
+// missed the peer until its third query, 3 s after it started, in 6 runs
+// of 10 (see TestLateAgentOnSharedHostFindsOtherHosts).
+func TestLateAgentBesideAvahiFindsOtherHosts(t *testing.T) {
+	netlab.SkipUnlessAvahi(t)
+	t.Parallel()
+	lab := netlab.New(t, 2)
+	carol := startChild(t, lab.Host(1), "carol", "agent", agentCfg("carol", "cccc3333", 4003))
+	carol.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	netlab.StartAvahi(t, lab.Host(0), "avahi-h0")
+	carol.pollStats(10*time.Second, "her announcements sent (6 packets)", func(st Stats) bool { return st.Sent >= 6 })
+	alice := startChild(t, lab.Host(0), "alice", "agent", agentCfg("alice", "aaaa1111", 4001))
+	ready := alice.waitFor(10*time.Second, "ready", func(m msg) bool { return m.Ev == "ready" })
+	up := alice.waitFor(6*time.Second, "carol", completePeer("cccc3333"))
+	if d := up.At.Sub(ready.At); d > 2500*time.Millisecond {
+		t.Errorf("alice found carol %v after she started: not from the answers to her first queries", d)
+	}
+}

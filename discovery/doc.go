@@ -65,7 +65,9 @@
 //   - browses continuously: queries at start (after a random 0-250 ms)
 //     and then after 1 s, 2 s, 4 s ... up to an hour (§5.2), the first two
 //     with the QU bit (§5.4: when agents start together, each one's
-//     answers reach it alone) and sent over one family (IPv4 where the
+//     answers reach it alone; not while another socket of the host is
+//     bound to port 5353, which would get all of a responder's unicast
+//     answers as often as ours, §15.1) and sent over one family (IPv4 where the
 //     interface has it: responders answer every copy they hear, each
 //     with all their addresses), plus a cache
 //     refresh at 80-95 % of a peer's TTL, after a random 0-2 s (refresh

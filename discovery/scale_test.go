@@ -27,7 +27,7 @@ func scaleService(t testing.TB, n int) (*Service, *runState, *ifState) {
 	st := &ifState{info: ifaceInfo{Name: "eth0", Index: 2, MTU: 1500, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.1")},
 		Prefixes: []netip.Prefix{netip.MustParsePrefix("10.77.0.0/24")}}, v4: true}
 	rs := &runState{ifs: map[int]*ifState{2: st}, start: t0, queryDelay: time.Second, nextPoll: t0.Add(time.Hour),
-		partial: map[netip.AddrPort]*partialQuery{}}
+		partial: map[partialKey]*partialQuery{}}
 	return s, rs, st
 }
 
@@ -107,7 +107,7 @@ func TestTruncatedQueryWaitsForKnownAnswers(t *testing.T) {
 
 	// The same query whose rest never comes is answered after 400-500 ms.
 	s.takeQuery(rs, st, first(), src, t0)
-	pq := rs.partial[src]
+	pq := rs.partial[partialKey{src, 0}]
 	if pq == nil {
 		t.Fatal("truncated query not held")
 	}
@@ -117,6 +117,40 @@ func TestTruncatedQueryWaitsForKnownAnswers(t *testing.T) {
 	s.due(rs, pq.due)
 	if !st.answerPending[0] {
 		t.Error("not answered once the wait was over")
+	}
+}
+
+// TestTruncatedQueriesOfTwoAgentsOnOneHost: agents on one host (users of
+// one machine) send from one address and port, so the rest of one's
+// truncated query must not be taken for the rest of another's (RFC 6762
+// §7.2 ties them by source; each agent keeps its query ID in all the
+// packets of a query). Alice's rest, which listed us, was appended to
+// bob's query, which had replaced hers, and bob, who lacked us, got no
+// answer from us.
+func TestTruncatedQueriesOfTwoAgentsOnOneHost(t *testing.T) {
+	s, rs, st := scaleService(t, 0)
+	src := netip.MustParseAddrPort("10.77.0.9:5353")
+	first := func(id uint16) *dns.Msg {
+		m := browseQuery([]dns.RR{knownPTR("other (1234)", 120)}, false)
+		m.Id, m.Truncated = id, true
+		return m
+	}
+	s.takeQuery(rs, st, first(1), src, t0)                       // alice's
+	s.takeQuery(rs, st, first(2), src, t0.Add(time.Millisecond)) // bob's
+	rest := new(dns.Msg)
+	rest.Id = 1
+	rest.Answer = []dns.RR{ourPTR(s)} // alice knows us
+	s.takeQuery(rs, st, rest, src, t0.Add(2*time.Millisecond))
+	if st.answerPending[0] {
+		t.Fatal("answered alice's query, which lists us")
+	}
+	if len(rs.partial) != 1 {
+		t.Errorf("%d truncated queries wait for their rest, want bob's", len(rs.partial))
+	}
+	// Bob's rest never comes: his query is answered after 400-500 ms.
+	s.due(rs, t0.Add(time.Second))
+	if !st.answerPending[0] {
+		t.Error("bob's query, which does not list us, got no answer")
 	}
 }
 
@@ -168,8 +202,9 @@ func TestDuplicateQuestionSuppressed(t *testing.T) {
 	now := t0.Add(10 * time.Second)
 	rs.nextQuery, rs.queryDelay = now.Add(time.Second), 8*time.Second
 	rs.refreshPending = true
+	// peer2 (10.77.0.4) asks, listing peer1 and us.
 	sub := browseQuery([]dns.RR{knownPTR(InstanceName("peer1", "id1"), 120), ourPTR(s)}, false)
-	s.takeQuery(rs, st, sub, netip.MustParseAddrPort("10.77.0.3:5353"), now)
+	s.takeQuery(rs, st, sub, netip.MustParseAddrPort("10.77.0.4:5353"), now)
 	if !rs.nextQuery.Equal(now.Add(8*time.Second)) || rs.refreshPending {
 		t.Errorf("after a duplicate question: next query %v after it, refresh pending %v; want 8s, false", rs.nextQuery.Sub(now), rs.refreshPending)
 	}
@@ -193,6 +228,48 @@ func TestDuplicateQuestionSuppressed(t *testing.T) {
 		s.takeQuery(rs, st, browseQuery([]dns.RR{ourPTR(s)}, false), netip.MustParseAddrPort(src), now)
 		if !rs.nextQuery.Equal(now.Add(time.Second)) || !rs.refreshPending {
 			t.Errorf("a query from %s, whose asker we lack, suppressed ours", src)
+		}
+	}
+}
+
+// TestQueryOfAgentBesideKnownOneNotOurs: two agents on one host (two
+// users of one machine) send from one address. A query from it that
+// lists every instance we hold from there was asked by one we lack (no
+// agent lists itself): it does not stand for ours, or we would not learn
+// of its asker until our cache refresh. One that leaves out exactly one
+// of them was asked by that one, and does.
+func TestQueryOfAgentBesideKnownOneNotOurs(t *testing.T) {
+	s, rs, st := scaleService(t, 1) // peer0 at 10.77.0.2
+	now := t0.Add(10 * time.Second)
+	src := netip.MustParseAddrPort("10.77.0.2:5353")
+	peer0 := knownPTR(InstanceName("peer0", "id0"), 120)
+	rs.nextQuery, rs.queryDelay, rs.refreshPending = now.Add(time.Second), 8*time.Second, true
+	s.takeQuery(rs, st, browseQuery([]dns.RR{peer0, ourPTR(s)}, false), src, now)
+	if !rs.nextQuery.Equal(now.Add(time.Second)) || !rs.refreshPending {
+		t.Error("a query listing the one agent we hold at its source suppressed ours")
+	}
+	rs.nextQuery, rs.queryDelay, rs.refreshPending = now.Add(time.Second), 8*time.Second, true
+	s.takeQuery(rs, st, browseQuery([]dns.RR{ourPTR(s)}, false), src, now)
+	if !rs.nextQuery.Equal(now.Add(8*time.Second)) || rs.refreshPending {
+		t.Error("a query leaving out the one agent we hold at its source did not count as ours")
+	}
+	// A second agent at the same address.
+	z := peerZone("peer9", "id9", 4009, 120, "10.77.0.2")
+	s.table.apply(wire(t, z.announcement()), "eth0", src.Addr(), t0)
+	peer9 := knownPTR(InstanceName("peer9", "id9"), 120)
+	for _, c := range []struct {
+		known []dns.RR
+		ours  bool
+	}{
+		{[]dns.RR{peer9, ourPTR(s)}, true},         // peer0 asks
+		{[]dns.RR{peer0, ourPTR(s)}, true},         // peer9 asks
+		{[]dns.RR{peer0, peer9, ourPTR(s)}, false}, // a third we lack asks
+		{[]dns.RR{ourPTR(s)}, false},               // peer0 or peer9, or another who knows neither
+	} {
+		rs.nextQuery, rs.queryDelay, rs.refreshPending = now.Add(time.Second), 8*time.Second, true
+		s.takeQuery(rs, st, browseQuery(c.known, false), src, now)
+		if got := !rs.refreshPending; got != c.ours {
+			t.Errorf("a query from the address of peer0 and peer9 listing %v: counted as ours %v, want %v", c.known, got, c.ours)
 		}
 	}
 }
@@ -505,9 +582,9 @@ func TestWorkWaitsForUnreadPackets(t *testing.T) {
 	m := browseQuery([]dns.RR{knownPTR("other (1234)", 120)}, false)
 	m.Truncated = true
 	s.takeQuery(rs, st, m, src, t0)
-	due := rs.partial[src].due
+	due := rs.partial[partialKey{src, 0}].due
 	s.due(rs, due)
-	if st.answerPending[0] || rs.partial[src] == nil {
+	if st.answerPending[0] || rs.partial[partialKey{src, 0}] == nil {
 		t.Fatal("a truncated query was answered while packets waited to be handled")
 	}
 	s.due(rs, due.Add(maxHold))

@@ -68,7 +68,7 @@ func randIn(r [2]time.Duration) time.Duration {
 
 const (
 	// maxPartialQueries caps the truncated queries we wait on at once
-	// (one per source); more are answered without waiting.
+	// (one per source and query ID); more are answered without waiting.
 	maxPartialQueries = 64
 	// maxKnownAnswers caps the known answers we collect for one
 	// truncated query.
@@ -303,6 +303,16 @@ type partialQuery struct {
 	held time.Time
 }
 
+// partialKey tells truncated queries apart: by source (RFC 6762 §7.2)
+// and query ID. Agents on one host (users of one machine) send from one
+// address and port, each with its own ID in every packet of a query, and
+// the rest of one's query was taken for the rest of another's; stacks
+// that send ID 0 (§18.1) are told apart by source alone.
+type partialKey struct {
+	src netip.AddrPort
+	id  uint16
+}
+
 // runState is owned by Run's goroutine.
 type runState struct {
 	socks     *sockets
@@ -321,7 +331,7 @@ type runState struct {
 	refreshAt time.Time
 	// queries counts the browse queries sent (see askUnicast).
 	queries int
-	partial map[netip.AddrPort]*partialQuery
+	partial map[partialKey]*partialQuery
 	// resolveAt is when we look for records that lack an SRV, a TXT or
 	// addresses, and ask for them (zero: not planned).
 	resolveAt time.Time
@@ -394,7 +404,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 	now := time.Now()
 	rs := &runState{socks: socks, ifs: map[int]*ifState{}, start: now, queryDelay: time.Second,
-		partial: map[netip.AddrPort]*partialQuery{},
+		partial: map[partialKey]*partialQuery{},
 		unread:  func() bool { return len(pkts) > 0 || socks.unread() }, maxHold: maxHold}
 	if s.browseOffsets != nil {
 		rs.maxHold = maxBrowseHold
@@ -450,10 +460,10 @@ func (s *Service) due(rs *runState, now time.Time) {
 			s.sendPendingAnswers(rs, st, now)
 		}
 	}
-	for src, pq := range rs.partial {
+	for key, pq := range rs.partial {
 		if !now.Before(pq.due) && !rs.hold(&pq.held, now) {
-			delete(rs.partial, src)
-			s.answerQuery(rs, pq.st, pq.msg, src, now)
+			delete(rs.partial, key)
+			s.answerQuery(rs, pq.st, pq.msg, key.src, now)
 		}
 	}
 	if !rs.resolveAt.IsZero() && !now.Before(rs.resolveAt) {
@@ -537,12 +547,23 @@ func (rs *runState) hold(since *time.Time, now time.Time) bool {
 // (SO_REUSEPORT gives a unicast datagram to one of them). Our responders
 // send their unicast answers from the address their multicasts leave from
 // (see sources), so the goodbye of a peer removes what its unicast answer
-// told us.
+// told us. No query asks for unicast answers while another socket of this
+// host is bound to port 5353 (another agent, avahi; see sockets.shared):
+// the kernel would give each unicast answer to one of the sockets by a
+// hash of the addresses, the same one for every answer of a responder, so
+// an agent started on a host where another ran missed the peers of other
+// hosts whose answers went to the other's socket until its third query,
+// 3 s after it started, in a third to two thirds of the runs (2026-12-03).
+// A one-shot browse asks for unicast answers all the same: its second
+// query, 250 ms later, lists what came and asks the others for multicast
+// answers (next to two agents it found every peer in 45 runs of 45 under
+// load), and a multicast answer from every peer to every `peers` call
+// costs every host on the link a packet per peer.
 func (s *Service) askUnicast(rs *runState) bool {
 	if s.browseOffsets != nil {
 		return rs.browseIdx == 0
 	}
-	return rs.queries < startUnicastQueries
+	return rs.queries < startUnicastQueries && !rs.socks.shared()
 }
 
 // startUnicastQueries is how many of a running agent's first queries ask
@@ -862,9 +883,10 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 // once the rest of its known answers have come (RFC 6762 §7.2) or after
 // 400-500 ms.
 func (s *Service) takeQuery(rs *runState, st *ifState, m *dns.Msg, src netip.AddrPort, now time.Time) {
+	key := partialKey{src, m.Id}
 	if len(m.Question) == 0 {
 		// More known answers of a truncated query.
-		pq := rs.partial[src]
+		pq := rs.partial[key]
 		if pq == nil {
 			return
 		}
@@ -874,13 +896,13 @@ func (s *Service) takeQuery(rs *runState, st *ifState, m *dns.Msg, src netip.Add
 			pq.due = now.Add(randIn(tcDelay))
 			return
 		}
-		delete(rs.partial, src)
+		delete(rs.partial, key)
 		s.answerQuery(rs, pq.st, pq.msg, src, now)
 		return
 	}
-	if m.Truncated && (len(rs.partial) < maxPartialQueries || rs.partial[src] != nil) {
+	if m.Truncated && (len(rs.partial) < maxPartialQueries || rs.partial[key] != nil) {
 		m.Answer = m.Answer[:min(len(m.Answer), maxKnownAnswers)]
-		rs.partial[src] = &partialQuery{st: st, msg: m, due: now.Add(randIn(tcDelay))}
+		rs.partial[key] = &partialQuery{st: st, msg: m, due: now.Add(randIn(tcDelay))}
 		return
 	}
 	s.answerQuery(rs, st, m, src, now)
@@ -957,13 +979,15 @@ func (s *Service) answerQuery(rs *runState, st *ifState, m *dns.Msg, src netip.A
 // asker's announcements, and so lacked the asker, took each of the
 // asker's queries for its own next one, and could miss it for minutes
 // (two agents on one host, 2026-12-03). A query from this host's own
-// address is never taken: any agent beside us may have sent it.
+// address is never taken: any agent beside us may have sent it. Nor is
+// one from an address where we know only agents the query lists: they
+// did not ask it, another agent of that host did (see table.holdsAsker).
 func (s *Service) noteDuplicateQuestion(rs *runState, st *ifState, m *dns.Msg, src netip.AddrPort, now time.Time) {
 	if s.browseOffsets != nil || src.Port() != mdnsPort || !asksForService(m) || st.info.own(src.Addr()) {
 		return
 	}
 	s.mu.Lock()
-	holds := s.table.holdsSource(src.Addr(), st.info.Name, now)
+	holds := s.table.holdsAsker(src.Addr(), st.info.Name, m.Answer, now)
 	s.mu.Unlock()
 	if !holds || !s.wouldList(m.Answer, st.info.Name, now) {
 		return

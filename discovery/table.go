@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 const (
@@ -886,11 +888,15 @@ func (t *table) knownOn(key, iface string, now time.Time) bool {
 	return ok
 }
 
-// holdsSource reports whether records from src were heard on iface and
-// every one of them is one known(iface, now) lists: a query from src then
-// lacks nothing of src's that ours would bring.
-func (t *table) holdsSource(src netip.Addr, iface string, now time.Time) bool {
-	n := 0
+// holdsAsker reports whether we hold the records of the agent that asked
+// a query from src on iface whose known answers are known: records from
+// src were heard on iface, every one of them is one known(iface, now)
+// lists, and exactly one of their instances is not among the query's
+// known answers, its asker's, since no agent lists itself. Agents on one
+// host (users of one machine) send from one address: a query that lists
+// every instance we hold from src was asked by another, one we lack.
+func (t *table) holdsAsker(src netip.Addr, iface string, known []dns.RR, now time.Time) bool {
+	unlisted := 0
 	for _, r := range t.bySource[src] {
 		if r.iface != iface {
 			continue
@@ -898,9 +904,14 @@ func (t *table) holdsSource(src netip.Addr, iface string, now time.Time) bool {
 		if !t.knownOn(r.key, iface, now) {
 			return false
 		}
-		n++
+		if !slices.ContainsFunc(known, func(rr dns.RR) bool {
+			ptr, ok := rr.(*dns.PTR)
+			return ok && strings.EqualFold(ptr.Hdr.Name, serviceFQDN) && strings.EqualFold(ptr.Ptr, r.key)
+		}) {
+			unlisted++
+		}
 	}
-	return n > 0
+	return unlisted == 1
 }
 
 // knownOf is known for the records of one instance: its label and the
