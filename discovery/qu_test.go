@@ -132,3 +132,36 @@ func TestUnicastQuestionFromThisHostAnsweredByMulticast(t *testing.T) {
 		t.Errorf("a legacy querier on this host was not answered by unicast: %q", logged.String())
 	}
 }
+
+// TestQueryOfAgentBesideUsWithOurID: an agent on this host that drew our
+// query ID (one pair in 65,535) sends from our address and port; its
+// query is still answered, and we draw another ID, while our own query,
+// looped back, is not. Before, each ignored every query of the other for
+// good, and one that started late never heard of the other.
+func TestQueryOfAgentBesideUsWithOurID(t *testing.T) {
+	s, rs, st := scaleService(t, 0)
+	here := netip.MustParseAddrPort("10.77.0.1:5353")
+	ours, err := s.query(st, t0, false)[0].Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.noteSentQuery(ours, t0)
+	s.handle(rs, packet{data: ours, src: here, ifindex: 2, hops: 255}, t0.Add(time.Millisecond))
+	if st.answerPending[0] {
+		t.Fatalf("our own query, looped back, is answered: %v", st.answerRRs[0])
+	}
+	id := s.queryID
+	other := browseQuery([]dns.RR{knownPTR(InstanceName("carol", "cccc3333"), 120)}, false)
+	other.Id = id
+	b, err := other.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.handle(rs, packet{data: b, src: here, ifindex: 2, hops: 255}, t0.Add(2*time.Millisecond))
+	if !st.answerPending[0] || len(st.answerRRs[0]) == 0 {
+		t.Error("the query of an agent beside us with our query ID is not answered")
+	}
+	if s.queryID == id || s.queryID == 0 {
+		t.Errorf("query ID %d after a query of another with ours (%d), want another, not 0", s.queryID, id)
+	}
+}

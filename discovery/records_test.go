@@ -320,16 +320,26 @@ func TestOwnQueryRecognised(t *testing.T) {
 	if q.Id == 0 {
 		t.Fatal("our query has ID 0; it cannot be told from others")
 	}
-	me := netip.MustParseAddrPort("10.77.0.1:5353")
-	if !s.ownQuery(st, q, me) || !s.ownQuery(st, q, netip.MustParseAddrPort("[fe80::1%eth0]:5353")) {
+	b, err := q.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := &runState{}
+	rs.noteSentQuery(b, t0)
+	at := func(src string) packet { return packet{data: b, src: netip.MustParseAddrPort(src), hops: 255} }
+	if !s.ownQuery(rs, st, q, at("10.77.0.1:5353"), t0) || !s.ownQuery(rs, st, q, at("[fe80::1%eth0]:5353"), t0) {
 		t.Error("own looped-back query not recognised")
 	}
 	other := q.Copy()
 	other.Id = q.Id + 1
-	if s.ownQuery(st, other, me) {
+	ob, err := other.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ownQuery(rs, st, other, packet{data: ob, src: netip.MustParseAddrPort("10.77.0.1:5353"), hops: 255}, t0) {
 		t.Error("another local process's query taken for ours")
 	}
-	if s.ownQuery(st, q, netip.MustParseAddrPort("10.77.0.2:5353")) {
+	if s.ownQuery(rs, st, q, at("10.77.0.2:5353"), t0) {
 		t.Error("a query from another host taken for ours")
 	}
 }

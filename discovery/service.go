@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -176,7 +177,7 @@ func newService(cfg Config, advertise bool) *Service {
 		cfg:       cfg,
 		advertise: advertise,
 		log:       newLogLimiter(cfg.Logf, logEvery),
-		queryID:   uint16(rand.N(65535) + 1),
+		queryID:   newQueryID(0),
 		table:     newTable(""),
 		subs:      map[*subscriber]struct{}{},
 	}
@@ -315,10 +316,14 @@ type partialKey struct {
 
 // runState is owned by Run's goroutine.
 type runState struct {
-	socks     *sockets
-	ifs       map[int]*ifState
-	start     time.Time
-	nextQuery time.Time // zero: no query planned
+	socks *sockets
+	// sentQueries holds a hash of each query we sent lately, and when:
+	// how ownQuery tells our own looped-back queries from those of an
+	// agent beside us that drew the same query ID.
+	sentQueries map[uint64]time.Time
+	ifs         map[int]*ifState
+	start       time.Time
+	nextQuery   time.Time // zero: no query planned
 	// refreshPending: a record reached a refresh point, and the query
 	// waits for minRefreshGap since lastQuery.
 	refreshPending bool
@@ -742,6 +747,9 @@ func (s *Service) sendAll(rs *runState, st *ifState, m *dns.Msg) {
 		s.log.printf("pack", "packing message: %v", err)
 		return
 	}
+	if !m.Response {
+		rs.noteSentQuery(b, time.Now())
+	}
 	if st.v4 {
 		s.send(rs, b, st, group4)
 	}
@@ -763,6 +771,9 @@ func (s *Service) sendOneFamily(rs *runState, st *ifState, m *dns.Msg) {
 	if err != nil {
 		s.log.printf("pack", "packing message: %v", err)
 		return
+	}
+	if !m.Response {
+		rs.noteSentQuery(b, time.Now())
 	}
 	switch {
 	case st.v4:
@@ -873,7 +884,7 @@ func (s *Service) handle(rs *runState, p packet, now time.Time) {
 		s.mu.Unlock()
 		return
 	}
-	if s.ownQuery(st, m, p.src) {
+	if s.ownQuery(rs, st, m, p, now) {
 		return
 	}
 	s.takeQuery(rs, st, m, p.src, now)
@@ -1051,9 +1062,53 @@ func (s *Service) suppressDuplicateAnswers(st *ifState, m *dns.Msg, src netip.Ad
 	}
 }
 
-// ownQuery reports whether q is one of our own queries, looped back.
-func (s *Service) ownQuery(st *ifState, q *dns.Msg, src netip.AddrPort) bool {
-	return q.Id == s.queryID && src.Port() == mdnsPort && st.info.own(src.Addr())
+// ownQuery reports whether q, received as p, is one of our own queries,
+// looped back: our query ID, from our address and port, and the very
+// bytes of a query we sent. Another agent on this host that drew the
+// same ID (one pair in 65,535) sends other bytes, at the latest once
+// either knows of the other: we then draw another ID, and take its query
+// as any other's. Without the bytes, each would ignore every query of
+// the other for good.
+func (s *Service) ownQuery(rs *runState, st *ifState, q *dns.Msg, p packet, now time.Time) bool {
+	if q.Id != s.queryID || p.src.Port() != mdnsPort || !st.info.own(p.src.Addr()) {
+		return false
+	}
+	if at, ok := rs.sentQueries[maphash.Bytes(querySeed, p.data)]; ok && now.Sub(at) < sentQueryAge {
+		return true
+	}
+	s.queryID = newQueryID(s.queryID)
+	return false
+}
+
+// querySeed hashes our sent queries (see runState.sentQueries).
+var querySeed = maphash.MakeSeed()
+
+// sentQueryAge is how long a sent query is known as ours: far longer
+// than the loopback takes, even on a loaded host.
+const sentQueryAge = 10 * time.Second
+
+// noteSentQuery records b, a query we send, for ownQuery, and forgets
+// those older than sentQueryAge.
+func (rs *runState) noteSentQuery(b []byte, now time.Time) {
+	if rs.sentQueries == nil {
+		rs.sentQueries = map[uint64]time.Time{}
+	}
+	for h, at := range rs.sentQueries {
+		if now.Sub(at) >= sentQueryAge {
+			delete(rs.sentQueries, h)
+		}
+	}
+	rs.sentQueries[maphash.Bytes(querySeed, b)] = now
+}
+
+// newQueryID draws a query ID other than 0 (which RFC 6762 §18.1 asks
+// of other stacks' queries) and old.
+func newQueryID(old uint16) uint16 {
+	for {
+		if id := uint16(rand.N(65535) + 1); id != old {
+			return id
+		}
+	}
 }
 
 // sendPendingAnswers sends the multicast answers whose time has come.
