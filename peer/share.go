@@ -91,6 +91,13 @@ func (a *Agent) Share(paths []string, until time.Time, pin string) (ShareLink, e
 	l.Path = "/s/" + l.ID + "/"
 	for _, p := range paths {
 		abs, err := filepath.Abs(p)
+		if err == nil {
+			// The link's target is what is shared, as the owner saw it:
+			// a download opens this path through no link (see
+			// openSharedFile), so one put on the way later by whoever may
+			// write a folder of it leads nowhere.
+			abs, err = filepath.EvalSymlinks(abs)
+		}
 		if err != nil {
 			return ShareLink{}, fmt.Errorf("sharing %s: %w", Escape(p), err)
 		}
@@ -301,9 +308,10 @@ func (g *webGate) shareGet(w http.ResponseWriter, r *http.Request) {
 		}()
 	}
 	if !it.Dir {
-		f, err := os.Open(it.path)
+		f, err := openSharedFile(it.path)
 		if err != nil {
-			http.Error(w, "the file is gone", http.StatusNotFound)
+			dw.err = err
+			http.Error(w, goneWhy("file", err), http.StatusNotFound)
 			return
 		}
 		defer f.Close()
@@ -319,9 +327,10 @@ func (g *webGate) shareGet(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	root, err := os.OpenRoot(it.path)
+	root, err := openSharedRoot(it.path)
 	if err != nil {
-		http.Error(w, "the folder is gone", http.StatusNotFound)
+		dw.err = err
+		http.Error(w, goneWhy("folder", err), http.StatusNotFound)
 		return
 	}
 	defer root.Close()
@@ -333,6 +342,19 @@ func (g *webGate) shareGet(w http.ResponseWriter, r *http.Request) {
 	if err := writeZip(dw, root, it.Name); err != nil && dw.err == nil {
 		dw.err = err // mid-stream, it can only cut the response
 	}
+}
+
+// errLinkedSinceShared: a shared path now leads through a symbolic link,
+// which it did not when it was shared.
+var errLinkedSinceShared = errors.New("a symbolic link was put on its path since it was shared")
+
+// goneWhy is the answer to a download whose file or folder (what) cannot
+// be opened.
+func goneWhy(what string, err error) string {
+	if errors.Is(err, errLinkedSinceShared) {
+		return "the " + what + " was replaced by a link since it was shared"
+	}
+	return "the " + what + " is gone"
 }
 
 // writeZip streams the regular files and folders under root into a zip

@@ -246,3 +246,81 @@ func TestSharePIN(t *testing.T) {
 		t.Errorf("a login from another site: %d, want 403\n%s", code, body)
 	}
 }
+
+// TestShareRefusesLinksPutOnItsPath: whoever may write a folder on a
+// shared path (another user of the machine, in a group folder) replaces,
+// after the share, the file, a folder above it, or the shared folder with
+// a symbolic link to the owner's private files of the same names. No
+// download serves them: each answers that a link was put there, and the
+// owner's log says so. A file rewritten in place of the shared one (an
+// editor's save) is served as it is now, and a path that was a link when
+// shared is served as its target.
+func TestShareRefusesLinksPutOnItsPath(t *testing.T) {
+	downloads := make(chan Download, 16)
+	ta := startWebAgent(t, "482193", func(c *Config) { c.OnDownload = func(d Download) { downloads <- d } })
+	c := newWebClient(t, ta, "")
+	tmp := t.TempDir()
+	write := func(p, data string) {
+		t.Helper()
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, []byte(data), 0o644))
+	}
+	group := filepath.Join(tmp, "group")        // where others may write
+	private := filepath.Join(tmp, "home", "me") // the owner's own
+	write(filepath.Join(group, "docs", "report.txt"), "the report")
+	write(filepath.Join(group, "album", "a.txt"), "a photo")
+	write(filepath.Join(group, "latest-target.txt"), "the target")
+	must(t, os.Symlink(filepath.Join(group, "latest-target.txt"), filepath.Join(group, "latest.txt")))
+	write(filepath.Join(private, "docs", "report.txt"), "PRIVATE report")
+	write(filepath.Join(private, "report.txt"), "PRIVATE file")
+	write(filepath.Join(private, "album", "a.txt"), "PRIVATE album")
+
+	l, err := ta.Share([]string{filepath.Join(group, "docs", "report.txt"), filepath.Join(group, "album"), filepath.Join(group, "latest.txt")}, time.Now().Add(time.Hour), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(n string) (int, string) {
+		t.Helper()
+		code, _, body := c.do("GET", l.Path+n, nil)
+		return code, body
+	}
+	if code, body := get("2"); code != http.StatusOK || body != "the target" {
+		t.Errorf("a link shared: %d %q, want its target", code, body)
+	}
+	<-downloads
+
+	// An editor's save: a new file renamed over the shared one.
+	write(filepath.Join(group, "docs", "new"), "the report, edited")
+	must(t, os.Rename(filepath.Join(group, "docs", "new"), filepath.Join(group, "docs", "report.txt")))
+	if code, body := get("0"); code != http.StatusOK || body != "the report, edited" {
+		t.Errorf("after an editor's save: %d %q", code, body)
+	}
+	<-downloads
+
+	refused := func(what, n string) {
+		t.Helper()
+		code, body := get(n)
+		if code == http.StatusOK || strings.Contains(body, "PRIVATE") || !strings.Contains(body, "replaced by a link") {
+			t.Errorf("%s: %d %q, want a refusal that names the link", what, code, body)
+		}
+		select {
+		case d := <-downloads:
+			if !errors.Is(d.Err, errLinkedSinceShared) {
+				t.Errorf("%s: download reported with error %v, want %v", what, d.Err, errLinkedSinceShared)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s: the refused download was not reported", what)
+		}
+	}
+	must(t, os.Rename(filepath.Join(group, "docs", "report.txt"), filepath.Join(group, "docs", "old")))
+	must(t, os.Symlink(filepath.Join(private, "report.txt"), filepath.Join(group, "docs", "report.txt")))
+	refused("the file swapped for a link", "0")
+
+	must(t, os.Rename(filepath.Join(group, "docs"), filepath.Join(group, "docs-old")))
+	must(t, os.Symlink(filepath.Join(private, "docs"), filepath.Join(group, "docs")))
+	refused("a folder above it swapped for a link", "0")
+
+	must(t, os.Rename(filepath.Join(group, "album"), filepath.Join(group, "album-old")))
+	must(t, os.Symlink(filepath.Join(private, "album"), filepath.Join(group, "album")))
+	refused("the shared folder swapped for a link", "1")
+}
