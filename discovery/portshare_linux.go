@@ -29,9 +29,11 @@ func (s *sockets) shared() bool {
 			ours[ino] = true
 		}
 	}
+	// The calling thread's namespace, which is the sockets' unless a test
+	// moved one thread into a lab host (netlab's Host.Do): tables that do
+	// not list our own sockets are another namespace's, and tell nothing.
+	others, seen := false, 0
 	for _, f := range []string{"udp", "udp6"} {
-		// The calling thread's namespace, which is the sockets' unless a
-		// test moved one thread into a lab host (netlab's Host.Do).
 		b, err := os.ReadFile("/proc/thread-self/net/" + f)
 		if err != nil {
 			b, err = os.ReadFile("/proc/self/net/" + f) // before Linux 3.17
@@ -40,12 +42,14 @@ func (s *sockets) shared() bool {
 			continue
 		}
 		for _, ino := range portHolders(b, s.port) {
-			if !ours[ino] {
-				return true
+			if ours[ino] {
+				seen++
+			} else {
+				others = true
 			}
 		}
 	}
-	return false
+	return others && seen > 0
 }
 
 // socketInode returns the inode number of c's socket, which the kernel's

@@ -24,8 +24,8 @@ func TestPortHolders(t *testing.T) {
 
 // TestSocketsSharedWithAnotherStack: our sockets on port 5353 know when
 // another socket of the host is bound to it, and only then; a running
-// agent's first queries then ask for multicast answers (see askUnicast),
-// a one-shot browse's first still for unicast ones.
+// agent's second query then asks for multicast answers (see askUnicast),
+// its first, and a one-shot browse's, still for unicast ones.
 func TestSocketsSharedWithAnotherStack(t *testing.T) {
 	s, rs, _ := scaleService(t, 0)
 	b := newService(Config{}, false)
@@ -49,9 +49,14 @@ func TestSocketsSharedWithAnotherStack(t *testing.T) {
 		if !ours.shared() || !other.shared() {
 			t.Errorf("two stacks on port 5353: shared %v and %v, want true", ours.shared(), other.shared())
 		}
-		if s.askUnicast(rs) || !b.askUnicast(brs) {
-			t.Errorf("port 5353 shared: an agent's first query asks for unicast answers %v, a browse's %v; want false, true", s.askUnicast(rs), b.askUnicast(brs))
+		if !s.askUnicast(rs) || !b.askUnicast(brs) {
+			t.Errorf("port 5353 shared: an agent's first query asks for unicast answers %v, a browse's %v; want true, true", s.askUnicast(rs), b.askUnicast(brs))
 		}
+		rs.queries = 1
+		if s.askUnicast(rs) {
+			t.Error("port 5353 shared: an agent's second query asks for unicast answers; want multicast ones")
+		}
+		rs.queries = 0
 		other.close()
 		if ours.shared() {
 			t.Error("the other stack closed its sockets, ours still say port 5353 is shared")

@@ -120,6 +120,32 @@ func TestTruncatedQueryWaitsForKnownAnswers(t *testing.T) {
 	}
 }
 
+// TestTruncatedQueriesOfOneSourceCapped: one source address holds at most
+// maxPartialPerSource of the slots for truncated queries, whatever query
+// IDs it sends; the rest are answered without waiting, and another
+// source still gets a slot.
+func TestTruncatedQueriesOfOneSourceCapped(t *testing.T) {
+	s, rs, st := scaleService(t, 0)
+	src := netip.MustParseAddrPort("10.77.0.9:5353")
+	for id := range uint16(maxPartialPerSource + 3) {
+		m := browseQuery([]dns.RR{knownPTR("other (1234)", 120)}, false)
+		m.Truncated, m.Id = true, id+1
+		s.takeQuery(rs, st, m, src, t0)
+	}
+	if n := rs.partialFrom(src.Addr()); n != maxPartialPerSource {
+		t.Errorf("one source holds %d slots, want %d", n, maxPartialPerSource)
+	}
+	if !st.answerPending[0] {
+		t.Error("the truncated queries beyond the cap were not answered at once")
+	}
+	m := browseQuery(nil, false)
+	m.Truncated = true
+	s.takeQuery(rs, st, m, netip.MustParseAddrPort("10.77.0.10:5353"), t0)
+	if rs.partialFrom(netip.MustParseAddr("10.77.0.10")) != 1 {
+		t.Error("another source got no slot")
+	}
+}
+
 // TestTruncatedQueriesOfTwoAgentsOnOneHost: agents on one host (users of
 // one machine) send from one address and port, so the rest of one's
 // truncated query must not be taken for the rest of another's (RFC 6762

@@ -71,6 +71,10 @@ const (
 	// maxPartialQueries caps the truncated queries we wait on at once
 	// (one per source and query ID); more are answered without waiting.
 	maxPartialQueries = 64
+	// maxPartialPerSource caps those of one source address: agents on one
+	// host share it, but one source varying its query IDs must not take
+	// every slot.
+	maxPartialPerSource = 4
 	// maxKnownAnswers caps the known answers we collect for one
 	// truncated query.
 	maxKnownAnswers = 1024
@@ -314,6 +318,17 @@ type partialKey struct {
 	id  uint16
 }
 
+// partialFrom counts the truncated queries from addr we wait on.
+func (rs *runState) partialFrom(addr netip.Addr) int {
+	n := 0
+	for k := range rs.partial {
+		if k.src.Addr() == addr {
+			n++
+		}
+	}
+	return n
+}
+
 // runState is owned by Run's goroutine.
 type runState struct {
 	socks *sockets
@@ -552,14 +567,17 @@ func (rs *runState) hold(since *time.Time, now time.Time) bool {
 // (SO_REUSEPORT gives a unicast datagram to one of them). Our responders
 // send their unicast answers from the address their multicasts leave from
 // (see sources), so the goodbye of a peer removes what its unicast answer
-// told us. No query asks for unicast answers while another socket of this
-// host is bound to port 5353 (another agent, avahi; see sockets.shared):
-// the kernel would give each unicast answer to one of the sockets by a
-// hash of the addresses, the same one for every answer of a responder, so
-// an agent started on a host where another ran missed the peers of other
-// hosts whose answers went to the other's socket until its third query,
-// 3 s after it started, in a third to two thirds of the runs (2026-12-03).
-// A one-shot browse asks for unicast answers all the same: its second
+// told us. While another socket of this host is bound to port 5353
+// (another agent, avahi; see sockets.shared), only the first query asks
+// for unicast answers: the kernel gives each unicast answer to one of the
+// sockets by a hash of the addresses, the same one for every answer of a
+// responder, so an agent started on a host where another ran missed the
+// peers of other hosts whose answers went to the other's socket until its
+// third query, 3 s after it started, in a third to two thirds of the runs
+// (2026-12-03). Its second query, a second later, asks them for multicast
+// answers; the first still asks for unicast ones, since avahi runs on
+// most desktops, and a multicast answer to every starting agent's first
+// query is the storm above. A one-shot browse asks for unicast answers all the same: its second
 // query, 250 ms later, lists what came and asks the others for multicast
 // answers (next to two agents it found every peer in 45 runs of 45 under
 // load), and a multicast answer from every peer to every `peers` call
@@ -568,7 +586,14 @@ func (s *Service) askUnicast(rs *runState) bool {
 	if s.browseOffsets != nil {
 		return rs.browseIdx == 0
 	}
-	return rs.queries < startUnicastQueries && !rs.socks.shared()
+	switch {
+	case rs.queries >= startUnicastQueries:
+		return false
+	case rs.queries == 0:
+		return true
+	default:
+		return !rs.socks.shared()
+	}
 }
 
 // startUnicastQueries is how many of a running agent's first queries ask
@@ -911,7 +936,7 @@ func (s *Service) takeQuery(rs *runState, st *ifState, m *dns.Msg, src netip.Add
 		s.answerQuery(rs, pq.st, pq.msg, src, now)
 		return
 	}
-	if m.Truncated && (len(rs.partial) < maxPartialQueries || rs.partial[key] != nil) {
+	if m.Truncated && (rs.partial[key] != nil || len(rs.partial) < maxPartialQueries && rs.partialFrom(src.Addr()) < maxPartialPerSource) {
 		m.Answer = m.Answer[:min(len(m.Answer), maxKnownAnswers)]
 		rs.partial[key] = &partialQuery{st: st, msg: m, due: now.Add(randIn(tcDelay))}
 		return
@@ -1070,13 +1095,17 @@ func (s *Service) suppressDuplicateAnswers(st *ifState, m *dns.Msg, src netip.Ad
 // as any other's. Without the bytes, each would ignore every query of
 // the other for good.
 func (s *Service) ownQuery(rs *runState, st *ifState, q *dns.Msg, p packet, now time.Time) bool {
-	if q.Id != s.queryID || p.src.Port() != mdnsPort || !st.info.own(p.src.Addr()) {
+	if p.src.Port() != mdnsPort || !st.info.own(p.src.Addr()) {
 		return false
 	}
+	// The bytes first: after a new ID is drawn, our queries sent with the
+	// old one may still be on their way back.
 	if at, ok := rs.sentQueries[maphash.Bytes(querySeed, p.data)]; ok && now.Sub(at) < sentQueryAge {
 		return true
 	}
-	s.queryID = newQueryID(s.queryID)
+	if q.Id == s.queryID {
+		s.queryID = newQueryID(s.queryID)
+	}
 	return false
 }
 
