@@ -290,6 +290,7 @@ var ProtocolVersion = fmt.Sprintf("%d.%d", proto.Major, proto.Minor)
 // Config.Discover, announces itself and watches for peers.
 type Agent struct {
 	cfg   Config
+	lock  *configLock // on cfg.ConfigDir, released by Close
 	id    *Identity
 	tls   *tls.Config
 	inbox *Inbox
@@ -370,6 +371,16 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.ConfigDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating config directory: %w", err)
 	}
+	lock, err := lockConfig(cfg.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.release()
+		}
+	}()
 	id, err := LoadIdentity(cfg.ConfigDir)
 	if err != nil {
 		return nil, err
@@ -429,6 +440,13 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	if taken {
+		if ctl == nil {
+			// Without a control socket, the port is what tells that
+			// another agent of this config directory runs where the
+			// config lock cannot (see lockConfig): no other port.
+			inbox.Close()
+			return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, syscall.EADDRINUSE)
+		}
 		if ln, err = listenAny(cfg.Listen); err != nil {
 			inbox.Close()
 			if ctl != nil {
@@ -495,6 +513,7 @@ func New(cfg Config) (*Agent, error) {
 			}
 		}
 	}
+	started, a.lock = true, lock
 	return a, nil
 }
 
@@ -1167,6 +1186,9 @@ func (a *Agent) Close() error {
 		}
 		if a.waitConns(dropped.Add(abortWait)) {
 			a.closeErr = a.inbox.Close()
+			// A connection still stuck in the file system keeps the config
+			// directory locked too, until the process ends.
+			a.lock.release()
 		}
 	})
 	return a.closeErr

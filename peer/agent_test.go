@@ -567,6 +567,37 @@ func TestControlSocket(t *testing.T) {
 	}
 }
 
+// TestOneAgentPerConfigDir: a second agent of one config directory does
+// not start even when the control socket cannot tell (two agents starting
+// together each found none, and one could remove the other's) and each
+// would listen on a port of its own (the default port gives way,
+// ListenAnyIfTaken); once the first is closed, one starts.
+func TestOneAgentPerConfigDir(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
+	cfg.LocalSend = false
+	first, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	must(t, os.Remove(filepath.Join(cfg.ConfigDir, controlSocket)))
+	second := cfg
+	second.Dir = t.TempDir()
+	if a, err := New(second); !errors.Is(err, ErrAgentRunning) {
+		if a != nil {
+			a.Close()
+		}
+		t.Fatalf("a second agent of one config directory, its control socket gone: %v, want ErrAgentRunning", err)
+	}
+	first.Close()
+	third, err := New(second)
+	if err != nil {
+		t.Fatalf("after the first agent closed: %v", err)
+	}
+	third.Close()
+}
+
 // TestServeAfterCloseStartsNothing: Serve after Close returns ErrClosed
 // and starts nothing: its static peer is not dialed (it was, briefly,
 // with the checks Serve started before it found its listener closed).

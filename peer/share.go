@@ -91,12 +91,13 @@ func (a *Agent) Share(paths []string, until time.Time, pin string) (ShareLink, e
 	l.Path = "/s/" + l.ID + "/"
 	for _, p := range paths {
 		abs, err := filepath.Abs(p)
+		name := filepath.Base(abs) // as the owner named it, not its link's target
 		if err == nil {
 			// The link's target is what is shared, as the owner saw it:
 			// a download opens this path through no link (see
 			// openSharedFile), so one put on the way later by whoever may
 			// write a folder of it leads nowhere.
-			abs, err = filepath.EvalSymlinks(abs)
+			abs, err = resolveShared(abs)
 		}
 		if err != nil {
 			return ShareLink{}, fmt.Errorf("sharing %s: %w", Escape(p), err)
@@ -105,7 +106,7 @@ func (a *Agent) Share(paths []string, until time.Time, pin string) (ShareLink, e
 		if err != nil {
 			return ShareLink{}, fmt.Errorf("sharing %s: %w", Escape(p), err)
 		}
-		it := ShareItem{Name: filepath.Base(abs), Dir: st.IsDir(), path: abs}
+		it := ShareItem{Name: name, Dir: st.IsDir(), path: abs}
 		switch {
 		case st.Mode().IsRegular():
 			it.Size = st.Size()
@@ -311,7 +312,7 @@ func (g *webGate) shareGet(w http.ResponseWriter, r *http.Request) {
 		f, err := openSharedFile(it.path)
 		if err != nil {
 			dw.err = err
-			http.Error(w, goneWhy("file", err), http.StatusNotFound)
+			refuseDownload(w, "file", err)
 			return
 		}
 		defer f.Close()
@@ -330,7 +331,7 @@ func (g *webGate) shareGet(w http.ResponseWriter, r *http.Request) {
 	root, err := openSharedRoot(it.path)
 	if err != nil {
 		dw.err = err
-		http.Error(w, goneWhy("folder", err), http.StatusNotFound)
+		refuseDownload(w, "folder", err)
 		return
 	}
 	defer root.Close()
@@ -348,13 +349,20 @@ func (g *webGate) shareGet(w http.ResponseWriter, r *http.Request) {
 // which it did not when it was shared.
 var errLinkedSinceShared = errors.New("a symbolic link was put on its path since it was shared")
 
-// goneWhy is the answer to a download whose file or folder (what) cannot
-// be opened.
-func goneWhy(what string, err error) string {
-	if errors.Is(err, errLinkedSinceShared) {
-		return "the " + what + " was replaced by a link since it was shared"
+// errShareBusy: another program holds a lease on a shared file.
+var errShareBusy = errors.New("another program holds the file; try again")
+
+// refuseDownload answers a download whose file or folder (what) cannot be
+// opened, and says why.
+func refuseDownload(w http.ResponseWriter, what string, err error) {
+	switch {
+	case errors.Is(err, errLinkedSinceShared):
+		http.Error(w, "the "+what+" was replaced by a link since it was shared", http.StatusNotFound)
+	case errors.Is(err, errShareBusy):
+		http.Error(w, "the "+what+" is in use by another program; try again", http.StatusServiceUnavailable)
+	default:
+		http.Error(w, "the "+what+" is gone", http.StatusNotFound)
 	}
-	return "the " + what + " is gone"
 }
 
 // writeZip streams the regular files and folders under root into a zip

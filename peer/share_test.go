@@ -287,6 +287,9 @@ func TestShareRefusesLinksPutOnItsPath(t *testing.T) {
 	if code, body := get("2"); code != http.StatusOK || body != "the target" {
 		t.Errorf("a link shared: %d %q, want its target", code, body)
 	}
+	if l.Items[2].Name != "latest.txt" {
+		t.Errorf("a link shared is listed as %q, want its own name, latest.txt", l.Items[2].Name)
+	}
 	<-downloads
 
 	// An editor's save: a new file renamed over the shared one.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -23,11 +24,16 @@ func openNoFollow(path string, flags int) (int, error) {
 	}
 }
 
-// sharedErr is the error of opening a shared path: ELOOP says a link
-// was met where there was none.
+// sharedErr is the error of opening a shared path: ELOOP (EMLINK on
+// FreeBSD, for O_NOFOLLOW) says a link was met where there was none; EAGAIN, from an open without blocking, that another program
+// holds a lease on the file (Samba, an NFS server), which a blocking open
+// would wait for, up to the kernel's lease-break time.
 func sharedErr(path string, err error) error {
-	if errors.Is(err, unix.ELOOP) {
+	switch {
+	case errors.Is(err, unix.ELOOP), errors.Is(err, unix.EMLINK):
 		err = errLinkedSinceShared
+	case errors.Is(err, unix.EAGAIN):
+		err = errShareBusy
 	}
 	return &fs.PathError{Op: "open", Path: path, Err: err}
 }
@@ -85,3 +91,6 @@ func openSharedRoot(path string) (*os.Root, error) {
 	}
 	return root, nil
 }
+
+// resolveShared is the path a share serves: abs with its links resolved.
+func resolveShared(abs string) (string, error) { return filepath.EvalSymlinks(abs) }

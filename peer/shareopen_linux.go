@@ -18,8 +18,8 @@ func openNoLinks(path string, flags int) (int, error) {
 	for {
 		fd, err := unix.Openat2(unix.AT_FDCWD, path, &how)
 		switch {
-		case err == unix.EINTR || err == unix.EAGAIN:
-			continue // EAGAIN: a rename raced the lookup; look again
+		case err == unix.EINTR:
+			continue
 		case errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM):
 			return openNoFollow(path, flags)
 		case err != nil:

@@ -116,7 +116,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 		fmt.Fprintf(out, "listening on %s\n", agent.Addr())
 	}
 	if port := portGivenUp(cfg, agent.Addr()); port != "" {
-		msg := fmt.Sprintf("port %s is in use by another program (another agent on this machine?); listening on port %d instead: peers find this agent by name, and --listen chooses the port",
+		msg := fmt.Sprintf("port %s is in use by another program (another agent on this machine?); listening on port %d instead: peers find this agent by name (a firewall must allow the port), and --listen chooses the port",
 			port, agent.Addr().(*net.TCPAddr).Port)
 		lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: msg}, "warning: %s", msg)
 	}

@@ -169,6 +169,10 @@ func logDownload(lg agentLog, d peer.Download) {
 	ev := serveEvent{Event: "download", Remote: remote, Path: d.Name, Share: d.Share, Bytes: uint64(d.Bytes), Seconds: time.Since(d.Start).Seconds()}
 	if d.Err != nil {
 		ev.Reason = d.Err.Error()
+		if d.Bytes == 0 {
+			lg.event(time.Now(), prioWarning, ev, "download of %s by %s failed: %s", peer.Escape(d.Name), remote, peer.Escape(oneLine(d.Err)))
+			return
+		}
 		lg.event(time.Now(), prioWarning, ev, "download of %s by %s cut after %s: %s", peer.Escape(d.Name), remote, peer.FormatBytes(uint64(d.Bytes)), peer.Escape(oneLine(d.Err)))
 		return
 	}
