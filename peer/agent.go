@@ -412,7 +412,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
-	taken := err != nil && cfg.ListenAnyIfTaken && errors.Is(err, syscall.EADDRINUSE)
+	taken := err != nil && cfg.ListenAnyIfTaken && AddrInUse(err)
 	if err != nil && !taken {
 		inbox.Close()
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)

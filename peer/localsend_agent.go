@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/lanshare/lanshare/discovery"
@@ -30,7 +29,7 @@ func (a *Agent) startLocalSend() error {
 		listen = fmt.Sprintf(":%d", localsend.DefaultPort)
 	}
 	s, err := newLocalSendServer(a, listen, ident)
-	if errors.Is(err, syscall.EADDRINUSE) && !errors.Is(err, ErrPlainHTTPListen) {
+	if AddrInUse(err) && !errors.Is(err, ErrPlainHTTPListen) {
 		// The drop page and its plain-HTTP port live on LocalSend's
 		// server: they are off too, and the warning says so.
 		off := "LocalSend"

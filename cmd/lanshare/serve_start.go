@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"syscall"
 
 	"github.com/lanshare/lanshare/peer"
 )
@@ -28,13 +27,13 @@ func startError(ctx context.Context, cfg peer.Config, err error) error {
 	switch {
 	case errors.Is(err, peer.ErrNotWritable):
 		return fmt.Errorf("%w; make it writable, or share another folder with --dir", err)
-	case errors.Is(err, peer.ErrPlainHTTPListen) && errors.Is(err, syscall.EADDRINUSE):
+	case errors.Is(err, peer.ErrPlainHTTPListen) && peer.AddrInUse(err):
 		port := cfg.WebInsecureHTTP
 		if _, p, serr := net.SplitHostPort(port); serr == nil {
 			port = p
 		}
 		return inUseError{fmt.Sprintf("port %s is in use by another program; choose another with --web-insecure-http", port)}
-	case errors.Is(err, syscall.EADDRINUSE), errors.Is(err, peer.ErrAgentRunning):
+	case peer.AddrInUse(err), errors.Is(err, peer.ErrAgentRunning):
 		if st, qerr := peer.QueryAgent(ctx, cfg.ConfigDir); qerr == nil {
 			return inUseError{fmt.Sprintf("an agent already runs here (pid %d, listening on %s, config %s); lanshare status shows it",
 				st.PID, st.Listen, peer.Escape(cfg.ConfigDir))}
