@@ -28,6 +28,9 @@ type scaleOptions struct {
 	stagger time.Duration // between two agents' starts
 	calls   int           // one-shot `peers --wait 1s` calls from the observer
 	idle    time.Duration // how long idle traffic is counted; 0: not
+	// shared5353 binds another socket to port 5353 on every agent's host
+	// first, as avahi-daemon does on most desktops (socat, SO_REUSEADDR).
+	shared5353 bool
 }
 
 // scaleResult is what one run measured.
@@ -92,6 +95,9 @@ func runScale(tb testing.TB, o scaleOptions) scaleResult {
 	agents := make([]*labAgent, o.n)
 	for i := range agents {
 		agents[i] = newLabAgent(tb, lab.Host(i), fmt.Sprintf("agent%03d", i))
+		if o.shared5353 {
+			holdPort5353(tb, lab.Host(i))
+		}
 	}
 	idStart := time.Now()
 	makeIdentities(tb, agents)
@@ -518,6 +524,20 @@ func TestLabFortyAgents(t *testing.T) {
 	}
 }
 
+// holdPort5353 binds a socket to UDP port 5353 on h until the test ends,
+// as another mDNS stack (avahi) does; it reads and drops what comes.
+func holdPort5353(tb testing.TB, h *netlab.Host) {
+	tb.Helper()
+	cmd := h.Command("socat", "-u", "UDP4-RECV:5353,reuseaddr", "/dev/null")
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("holding port 5353 (is socat installed?): %v", err)
+	}
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+}
+
 // BenchmarkLabDiscoveryScale runs the scale lab once per size (25, 50
 // and 100 agents, or the sizes in LANSHARE_SCALE_SIZES, comma-separated)
 // and reports per size: one-shot `peers --wait 1s` calls listing all N out
@@ -525,8 +545,10 @@ func TestLabFortyAgents(t *testing.T) {
 // the last agent's "listening" line, without process start-up), the
 // restarted agent's re-appearance in ms, frames and bytes per second per
 // idle agent over LANSHARE_SCALE_IDLE (default 2m, longer than a TTL),
-// IP fragments and UDP receive-buffer overflows. ns/op is meaningless and
-// zeroed. Run it with
+// IP fragments and UDP receive-buffer overflows. LANSHARE_SCALE_SHARED5353=1
+// first binds another socket to port 5353 on every agent's host, as
+// avahi-daemon does on most desktops (needs socat). ns/op is meaningless
+// and zeroed. Run it with
 //
 //	go test -run '^$' -bench BenchmarkLabDiscoveryScale -benchtime 1x -timeout 30m ./cmd/lanshare/
 func BenchmarkLabDiscoveryScale(b *testing.B) {
@@ -549,11 +571,12 @@ func BenchmarkLabDiscoveryScale(b *testing.B) {
 		}
 		idle = d
 	}
+	shared := os.Getenv("LANSHARE_SCALE_SHARED5353") == "1"
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 			var r scaleResult
 			for range b.N {
-				r = runScale(b, scaleOptions{n: n, stagger: 3 * time.Second / time.Duration(n), calls: 10, idle: idle})
+				r = runScale(b, scaleOptions{n: n, stagger: 3 * time.Second / time.Duration(n), calls: 10, idle: idle, shared5353: shared})
 			}
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(float64(r.callsAll(n)), "calls-all/10")
