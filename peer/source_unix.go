@@ -25,6 +25,13 @@ func openSource(name string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	return regularFile(fd, name)
+}
+
+// regularFile makes an *os.File of fd, opened without blocking, if it is
+// a regular file, and clears the flag; otherwise it closes fd and fails
+// (ErrNotRegular).
+func regularFile(fd int, name string) (*os.File, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
