@@ -3,10 +3,12 @@ package peer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lanshare/lanshare/proto"
 )
@@ -84,4 +86,52 @@ func keysOf(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestRetriesEndWhenNothingIsKept: a receiver that takes the offer each
+// time and then fails the same file for space, while its free-space
+// figure says there is room (a file system out of inodes, a quota), kept
+// the sender in a loop: each attempt put bytes on the wire, which counted
+// as progress, so the retries never ran out (seen: two connections a
+// second for ten minutes). Now the sender reads the receipt the receiver
+// sent before it reset the connection, which says why; and without a
+// receipt, bytes sent and thrown away are no progress: the retries run
+// out.
+func TestRetriesEndWhenNothingIsKept(t *testing.T) {
+	src := writeTree(t, map[string]string{"d/a.txt": "first", "d/b.bin": randomBytes(t, 6<<20),
+		"d/c.bin": randomBytes(t, 16<<20), "d/d.bin": randomBytes(t, 16<<20), "d/e.bin": randomBytes(t, 16<<20)})
+	items := collect(t, filepath.Join(src, "d"))
+	for _, receipt := range []bool{true, false} {
+		t.Run(fmt.Sprintf("receipt=%v", receipt), func(t *testing.T) {
+			receiptAfterReset = receipt
+			t.Cleanup(func() { receiptAfterReset = true })
+			in := newInbox(t, InboxConfig{freeSpace: func(string) (uint64, error) { return 1 << 40, nil }})
+			addr, _ := serveInbox(t, in, senderPolicy)
+			var fills atomic.Int32
+			fullDisk(t, "d/b.bin", func() { fills.Add(1) })
+
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			rep, err := SendTo(ctx, addr, items, SendOptions{Name: "s", retryBase: time.Millisecond})
+			if ctx.Err() != nil {
+				t.Fatalf("the send was still retrying after 20s (%d attempts)", fills.Load())
+			}
+			t.Logf("sender: %v (%d attempts failed the file)", err, fills.Load())
+			if got := tree(t, in.Dir()); got["d/a.txt"] != "first" {
+				t.Fatalf("the shared folder holds %v, want d/a.txt kept", keysOf(got))
+			}
+			if receipt {
+				var re *RefusedError
+				if !errors.As(err, &re) || re.Code != proto.CodeNoSpace || rep.Retries != 0 {
+					t.Fatalf("send: %v after %d retries, want the receipt's out of space at once", err, rep.Retries)
+				}
+				return
+			}
+			// The first retry finds d/a.txt kept: the count starts
+			// again there, and no attempt after keeps anything.
+			if !errors.Is(err, ErrIncomplete) || rep.Retries != DefaultRetries+1 {
+				t.Fatalf("send: %v after %d retries, want incomplete after %d", err, rep.Retries, DefaultRetries+1)
+			}
+		})
+	}
 }

@@ -460,6 +460,10 @@ type Report struct {
 	// RecordedAs is the id the receiver says it authenticated us as
 	// (from the receipt); empty when it did not learn one.
 	RecordedAs string
+	// had is the file bytes the receiver said it had when it answered:
+	// the files already there and the offsets it resumed from. A retry
+	// that finds it grown shows that the attempt before kept something.
+	had uint64
 }
 
 // Saved counts the items the receipt says are saved or already there,
@@ -500,6 +504,7 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 		batch := items[:batchLen(items)]
 		items = items[len(batch):]
 		fails := 0
+		var had uint64 // the most the receiver had of batch at an answer
 		for {
 			o := opt
 			if opt.Progress != nil {
@@ -549,8 +554,17 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 				}
 				break
 			}
-			if rep != nil && (rep.Sent > 0 || saved > 0) {
-				fails = 0 // it moved: the count starts again
+			// It moved if the receiver saved something, or has more of
+			// the batch than at any answer before: the attempt before
+			// kept files or bytes. Bytes sent are not enough: a receiver
+			// that fails a file for space, though its free-space figure
+			// says there is room (no inodes left, a quota), throws them
+			// away, and counting them made the retries endless.
+			if rep != nil && (saved > 0 || rep.had > had) {
+				fails = 0 // the count starts again
+			}
+			if rep != nil {
+				had = max(had, rep.had)
 			}
 			if fails++; retries < 0 || fails > retries {
 				if reached && !errors.Is(err, ErrIncomplete) {
@@ -730,10 +744,18 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 		// Also when the connection drops: what moved, moved.
 		rep.Sent, rep.Resumed = s.sent, s.prog.Resumed
 	}()
-	for _, it := range items {
+	for i, it := range items {
 		s.prog.Total += it.Entry.Size
 		if it.Entry.Kind != proto.KindDir {
 			s.prog.FilesTotal++
+		}
+		if it.Entry.Kind == proto.KindFile {
+			switch r := answer.Replies[i]; r.Status {
+			case proto.Skip:
+				rep.had += it.Entry.Size
+			case proto.Accept:
+				rep.had += min(r.Offset, it.Entry.Size)
+			}
 		}
 	}
 	for i, it := range items {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lanshare/lanshare/proto"
@@ -157,13 +158,19 @@ func streamFailed(batch []Item, rep *Report, err error) error {
 // could not be written: a receiver that stopped the stream sends one.
 const streamReceiptWait = 2 * time.Second
 
+// receiptAfterReset is false in tests of a send that gets no receipt.
+var receiptAfterReset = true
+
 // streamBroke is called when a write failed after a stream of rep
-// started to be sent: the receiver may have stopped it (over a limit, out
-// of space) and sent its receipt before it closed. It reads that
-// receipt, for a short while, into rep and returns its verdict; without
-// one, or without a stream started, it returns err.
+// started to be sent, or when the receiver reset the connection: it may
+// have stopped the transfer (over a limit, out of space) and sent its
+// receipt before it closed. It reads that receipt, for a short while,
+// into rep and returns its verdict; without one, or neither a stream
+// started nor a reset, it returns err. (The receipt's bytes arrive before
+// the reset, and are read before it.)
 func streamBroke(c *idleConn, br *bufio.Reader, rep *Report, err error) error {
-	if streamStarted(rep.Items) == nil {
+	reset := errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	if streamStarted(rep.Items) == nil && (!reset || !receiptAfterReset) {
 		return err
 	}
 	c.idle = streamReceiptWait
