@@ -29,8 +29,9 @@ import (
 // once; Close ends the batch and must be called exactly once, after every
 // Receive has returned.
 type Batch struct {
-	t    *transfer
-	need uint64 // free space set aside
+	t     *transfer
+	need  uint64 // free space set aside
+	files uint64 // inodes set aside
 
 	mu     sync.Mutex // guards state, tries and the transfer's naming state
 	state  []batchState
@@ -100,13 +101,14 @@ func (in *Inbox) OpenBatch(from string, entries []proto.Entry, pol Policy, wait 
 			answer = refusalAnswer(err)
 		}
 	}
+	files := t.newFiles()
 	if answer.Code == proto.CodeOK {
-		if err := in.reserve(need); err != nil {
+		if err := in.reserve(need, files); err != nil {
 			answer = refusalAnswer(err)
-			need = 0
+			need, files = 0, 0
 		}
 	} else {
-		need = 0
+		need, files = 0, 0
 	}
 	if answer.Code != proto.CodeOK {
 		t.finish(false)
@@ -115,7 +117,7 @@ func (in *Inbox) OpenBatch(from string, entries []proto.Entry, pol Policy, wait 
 		}
 		return nil, &RefusedError{Peer: "we", Code: answer.Code, Reason: answer.Reason}
 	}
-	b := &Batch{t: t, need: need, state: make([]batchState, len(entries)), tries: make([]int, len(entries))}
+	b := &Batch{t: t, need: need, files: files, state: make([]batchState, len(entries)), tries: make([]int, len(entries))}
 	t.pmu.Lock()
 	t.prog.From = from
 	for i, e := range entries {
@@ -383,7 +385,7 @@ func (b *Batch) Close() *Transfer {
 		}
 	}
 	t.finish(ok)
-	t.in.release(b.need)
+	t.in.release(b.need, b.files)
 	return &Transfer{From: t.prog.From, Entries: t.received(), Text: t.text}
 }
 

@@ -64,8 +64,9 @@ type InboxConfig struct {
 	// name they forbid is saved under a mapped name. "" is NamesNative.
 	NameRules NameRules
 
-	// freeSpace replaces the file system query in tests.
+	// freeSpace and freeFiles replace the file system queries in tests.
 	freeSpace func(dir string) (uint64, error)
+	freeFiles func(dir string) (uint64, bool, error)
 }
 
 // Inbox receives transfers into the shared folder. All file system work
@@ -77,7 +78,10 @@ type Inbox struct {
 
 	mu       sync.Mutex // guards reserved, index, recent and dirs, and serialises commits
 	reserved uint64     // bytes accepted by transfers in flight
-	index    *os.File   // the arrived index, open for appending
+	// reservedFiles is the files (inodes) that transfers in flight may
+	// still make.
+	reservedFiles uint64
+	index         *os.File // the arrived index, open for appending
 	// indexTorn: the index may not end in a newline (an append failed,
 	// or the agent died in one); indexDirty: appends not yet synced.
 	indexTorn, indexDirty bool
@@ -111,6 +115,9 @@ type Inbox struct {
 func OpenInbox(cfg InboxConfig) (*Inbox, error) {
 	if cfg.freeSpace == nil {
 		cfg.freeSpace = freeSpace
+	}
+	if cfg.freeFiles == nil {
+		cfg.freeFiles = freeFiles
 	}
 	if cfg.MemoryBudget <= 0 {
 		cfg.MemoryBudget = DefaultMemoryBudget
@@ -417,12 +424,13 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		}
 	}
 	if answer.Code == proto.CodeOK {
-		if err := in.reserve(need); err != nil {
+		files := t.newFiles()
+		if err := in.reserve(need, files); err != nil {
 			var re *RefusedError
 			errors.As(err, &re)
 			answer = proto.Answer{Code: re.Code, Reason: re.Reason}
 		} else {
-			defer in.release(need)
+			defer in.release(need, files)
 		}
 	}
 	select {
@@ -606,8 +614,15 @@ func (in *Inbox) answer(bw *bufio.Writer, a proto.Answer) error {
 	return bw.Flush()
 }
 
-// reserve sets aside need bytes of free space for a transfer, or refuses.
-func (in *Inbox) reserve(need uint64) error {
+// fileMargin is the free inodes an offer must leave untouched, on file
+// systems that have a fixed number (ext4, tmpfs): a transfer of many
+// small files can run out of them long before space, and an inode-less
+// disk stops every other program from making a file.
+const fileMargin = 1000
+
+// reserve sets aside need bytes of free space and files inodes for a
+// transfer, or refuses.
+func (in *Inbox) reserve(need, files uint64) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	free, err := in.cfg.freeSpace(in.cfg.Dir)
@@ -621,8 +636,34 @@ func (in *Inbox) reserve(need uint64) error {
 	if need > avail {
 		return &RefusedError{Code: proto.CodeNoSpace, Reason: spaceReason(need, avail, in.cfg.SpaceMargin, in.reserved)}
 	}
+	if files > 0 {
+		inodes, counted, err := in.cfg.freeFiles(in.cfg.Dir)
+		if err != nil {
+			return &RefusedError{Code: proto.CodeIO, Reason: "cannot tell free inodes"}
+		}
+		if counted {
+			avail := uint64(0)
+			if inodes > in.reservedFiles+fileMargin {
+				avail = inodes - in.reservedFiles - fileMargin
+			}
+			if files > avail {
+				return &RefusedError{Code: proto.CodeNoSpace, Reason: inodeReason(files, avail, in.reservedFiles)}
+			}
+		}
+	}
 	in.reserved += need
+	in.reservedFiles += files
 	return nil
+}
+
+// inodeReason says why an offer's files do not fit, as spaceReason does
+// for its bytes.
+func inodeReason(need, avail, held uint64) string {
+	s := fmt.Sprintf("not enough inodes (need %d for new files and folders, %d free beyond the %d kept free", need, avail, fileMargin)
+	if held > 0 {
+		s += fmt.Sprintf(" and %d held for transfers in progress", held)
+	}
+	return s + ")"
 }
 
 // spaceReason says why an offer does not fit: what it needs, and what is
@@ -651,9 +692,10 @@ func formatMargin(n uint64) string {
 	return FormatBytes(n)
 }
 
-func (in *Inbox) release(n uint64) {
+func (in *Inbox) release(n, files uint64) {
 	in.mu.Lock()
 	in.reserved -= n
+	in.reservedFiles -= files
 	in.mu.Unlock()
 }
 
@@ -914,6 +956,19 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 		need += e.Size - t.offsets[i]
 	}
 	return a, need
+}
+
+// newFiles is how many files and folders the accepted entries may make:
+// each takes an inode (a folder that exists already, or a message shown
+// and not saved, takes none, but is counted: the bound is what matters).
+func (t *transfer) newFiles() uint64 {
+	n := uint64(0)
+	for i := range t.offer.Entries {
+		if t.accepted[i] {
+			n++
+		}
+	}
+	return n
 }
 
 // isStaging reports whether the top-level name first, as offered or as

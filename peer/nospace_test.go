@@ -135,3 +135,45 @@ func TestRetriesEndWhenNothingIsKept(t *testing.T) {
 		})
 	}
 }
+
+// TestOfferNeedsFreeInodes: a file system can run out of inodes long
+// before its space (many small files on ext4 or tmpfs). An offer of more
+// new files and folders than the inodes free beyond fileMargin is refused
+// before any byte is sent, with both numbers.
+func TestOfferNeedsFreeInodes(t *testing.T) {
+	files := map[string]string{}
+	for i := range 300 {
+		files[fmt.Sprintf("d/e%d/f%03d.txt", i%3, i)] = "x"
+	}
+	src := writeTree(t, files)
+	items := collect(t, filepath.Join(src, "d")) // 300 files in 4 folders
+	var free atomic.Uint64
+	in := newInbox(t, InboxConfig{freeFiles: func(string) (uint64, bool, error) { return free.Load(), true, nil }})
+	addr, _ := serveInbox(t, in, senderPolicy)
+
+	free.Store(fileMargin + 303)
+	_, err := SendTo(context.Background(), addr, items, SendOptions{Name: "s"})
+	var re *RefusedError
+	if !errors.As(err, &re) || re.Code != proto.CodeNoSpace {
+		t.Fatalf("304 new entries into 303 free inodes: %v, want refused for space", err)
+	}
+	if want := "not enough inodes (need 304 for new files and folders, 303 free beyond the 1000 kept free)"; re.Reason != want {
+		t.Fatalf("reason %q, want %q", re.Reason, want)
+	}
+	if got := tree(t, in.Dir()); len(got) != 0 {
+		t.Fatalf("a refused offer left %v", keysOf(got))
+	}
+
+	free.Store(fileMargin + 304)
+	if _, err := SendTo(context.Background(), addr, items, SendOptions{Name: "s"}); err != nil {
+		t.Fatalf("304 new entries into 304 free inodes: %v", err)
+	}
+	assertTree(t, in.Dir(), tree(t, src))
+
+	// No count at all (btrfs): no check.
+	in2 := newInbox(t, InboxConfig{freeFiles: func(string) (uint64, bool, error) { return 0, false, nil }})
+	addr2, _ := serveInbox(t, in2, senderPolicy)
+	if _, err := SendTo(context.Background(), addr2, items, SendOptions{Name: "s"}); err != nil {
+		t.Fatalf("into a file system without an inode count: %v", err)
+	}
+}

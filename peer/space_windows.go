@@ -17,3 +17,7 @@ func freeSpace(dir string) (uint64, error) {
 	}
 	return avail, nil
 }
+
+// freeFiles: NTFS and FAT have no fixed count of files to run out of
+// before their space.
+func freeFiles(string) (uint64, bool, error) { return 0, false, nil }

@@ -257,7 +257,7 @@ func (b *streamBudget) take(got, n uint64) error {
 
 // release gives back the free space the budget holds.
 func (b *streamBudget) release() {
-	b.t.in.release(b.held)
+	b.t.in.release(b.held, 0)
 	b.held = 0
 }
 

@@ -25,8 +25,13 @@ const tmpfsSize = 100 << 20
 // machine never sees the mount, and it goes away with the process. The
 // test reaches the file system through /proc/PID/root.
 func onTmpfs(dir string) commandFunc {
+	return onTmpfsWith(dir, fmt.Sprintf("size=%d", tmpfsSize))
+}
+
+// onTmpfsWith is onTmpfs with the tmpfs's mount options opts.
+func onTmpfsWith(dir, opts string) commandFunc {
 	return func(ctx context.Context, name string, args ...string) *exec.Cmd {
-		script := fmt.Sprintf(`mount -t tmpfs -o size=%d tmpfs "$0" || exit 97; exec "$@"`, tmpfsSize)
+		script := fmt.Sprintf(`mount -t tmpfs -o %s tmpfs "$0" || exit 97; exec "$@"`, opts)
 		return exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "--",
 			"sh", "-c", script, dir, name}, args...)...)
 	}
@@ -149,6 +154,110 @@ func TestDiskFull(t *testing.T) {
 	if got := readTree(t, fs); len(got) != 4 { // tree and its three files
 		t.Fatalf("after sending the tree again the shared folder holds %v", keys(got))
 	}
+	srv.stopClean(t)
+}
+
+// TestOutOfInodes runs the receiver on a tmpfs of few inodes and much
+// space, as a disk full of small files is: an offer of more new files
+// than there are inodes (beyond the 1,000 kept free) is refused at once,
+// saying so; when another program takes the last inodes in the middle of
+// a transfer, the transfer stops and the send ends, refused for space
+// (it used to retry twice a second for good: the bytes it sent counted as
+// progress); once inodes are free again, the send completes.
+func TestOutOfInodes(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1) for a private mount namespace")
+	}
+	tmp := t.TempDir()
+	share := filepath.Join(tmp, "share")
+	if err := os.MkdirAll(share, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := startLanshare(t, onTmpfsWith(share, fmt.Sprintf("size=%d,nr_inodes=1600", tmpfsSize)), tmp, nil, "serve", "--dir", share,
+		"--config", filepath.Join(tmp, "rcfg"), "--listen", "127.0.0.1:0", "--name", "rx", "--stranger-budget", "off")
+	select {
+	case line, ok := <-srv.first:
+		if !ok {
+			<-srv.done
+			if srv.state.ExitCode() == 97 {
+				t.Skip("cannot mount a tmpfs here (needs CAP_SYS_ADMIN in a mount namespace)")
+			}
+			t.Fatalf("serve on a tmpfs exited (%v); stderr:\n%s", srv.state, srv.stderr)
+		}
+		srv.addr = strings.TrimPrefix(line, "listening on ")
+	case <-time.After(failAfter):
+		t.Fatalf("serve on a tmpfs printed no address within %v", failAfter)
+	}
+	fs := filepath.Join("/proc", fmt.Sprint(srv.cmd.Process.Pid), "root", share)
+	scfg := filepath.Join(tmp, "scfg")
+	makeTree := func(dir string, n int) {
+		for i := range n {
+			writeFile(t, filepath.Join(dir, fmt.Sprintf("f%03d.txt", i)), []byte(fmt.Sprintf("file %d\n", i)), 0o644, time.Now())
+		}
+	}
+
+	// 1. More files than inodes: refused before any byte.
+	many := filepath.Join(tmp, "src", "many")
+	makeTree(many, 700)
+	r := runLanshare(t, tmp, nil, "send", "--config", scfg, srv.addr, many)
+	if r.code != exitRefused {
+		t.Fatalf("700 files into about 600 inodes: exit %d, want %d (refused)\n%s", r.code, exitRefused, r.stderr)
+	}
+	checkErrorLine(t, r.stderr, "rx refused", "not enough inodes (need 701 for new files and folders", "beyond the 1000 kept free)")
+	if got := readTree(t, fs); len(got) != 0 {
+		t.Fatalf("a refused offer left %v", got)
+	}
+
+	// 2. Another program takes the last inodes while the files arrive.
+	few := filepath.Join(tmp, "src", "few")
+	makeTree(few, 400)
+	writeFile(t, filepath.Join(few, "zz-large.bin"), make([]byte, 8<<20), 0o644, time.Now())
+	release := make(chan struct{})
+	proxy := pauseProxy(t, srv.addr, 6<<20, release)
+	sent := make(chan runResult, 1)
+	go func() { sent <- runLanshare(t, tmp, nil, "send", "--config", scfg, proxy, few) }()
+	waitFor(t, "the large file to start arriving", func() bool { return dirBytes(fs) >= 2<<20 })
+	filler := filepath.Join(fs, "filler")
+	if err := os.Mkdir(filler, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		f, err := os.Create(filepath.Join(filler, fmt.Sprint(i)))
+		if errors.Is(err, syscall.ENOSPC) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	close(release)
+	r = result(t, sent)
+	if r.code != exitRefused || !(strings.Contains(r.stderr, "receiver out of space") || strings.Contains(r.stderr, "not enough inodes")) {
+		t.Fatalf("send into a file system out of inodes: exit %d, want %d saying so:\n%s", r.code, exitRefused, r.stderr)
+	}
+	if strings.Count(r.stdout+r.stderr, "retrying") > 1 {
+		t.Errorf("the send retried more than once:\n%s%s", r.stdout, r.stderr)
+	}
+	// Up to 144 files failed: a line for the first ten, one more for the
+	// rest, and the error.
+	if n := strings.Count(r.stderr, "\n"); n > notSavedLines+2 {
+		t.Errorf("send printed %d lines for the files not saved, want at most %d:\n%s", n, notSavedLines+2, r.stderr)
+	}
+
+	// 3. Inodes free again: the send completes.
+	if err := os.RemoveAll(filler); err != nil {
+		t.Fatal(err)
+	}
+	r = runLanshare(t, tmp, nil, "send", "--config", scfg, srv.addr, few)
+	if r.code != 0 {
+		t.Fatalf("send after inodes were freed: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := readTree(t, fs); len(got) != 402 || len(got["few/zz-large.bin"].data) != 8<<20 {
+		t.Fatalf("after the send the shared folder holds %d entries, want the folder and its 401 files", len(got))
+	}
+	checkNoTemps(t, fs)
 	srv.stopClean(t)
 }
 

@@ -175,17 +175,8 @@ func send(ctx context.Context, a sendArgs) error {
 	}
 	// With more than one item, list every one that failed; the error
 	// names the first (or the only one).
-	var se *peer.SourceError
-	ownOnly := errors.As(err, &se) && se.Count == 1 // named by the error
-	if rep != nil && len(rep.Results) > 1 {
-		for i, res := range rep.Results {
-			if ownOnly && res.Code == proto.CodeSourceChanged {
-				continue
-			}
-			if res.Status == proto.Failed || res.Status == proto.Refused {
-				fmt.Fprintf(a.stderr, "lanshare: not saved: %s: %s\n", peer.Escape(rep.Items[i].Entry.Path), peer.Escape(res.Reason))
-			}
-		}
+	for _, line := range notSaved(rep, err) {
+		fmt.Fprintf(a.stderr, "lanshare: %s\n", line)
 	}
 	if err != nil {
 		return err
@@ -470,4 +461,36 @@ func resolveTarget(ctx context.Context, a sendArgs) (target peer.Target, dev *di
 		}
 	}
 	return target, dev, err
+}
+
+// notSaved lists the files of rep that failed, a line each ("not saved:
+// PATH: REASON"), when it holds more than one item, leaving out a file
+// err names; beyond notSavedLines, one more line counts the rest by
+// reason, so that a folder of 10,000 files that all failed does not flood
+// the terminal.
+func notSaved(rep *peer.Report, err error) []string {
+	if rep == nil || len(rep.Results) < 2 {
+		return nil
+	}
+	var se *peer.SourceError
+	ownOnly := errors.As(err, &se) && se.Count == 1 // named by the error
+	var lines []string
+	counts := map[proto.Code]int{}
+	total := 0
+	for i, res := range rep.Results {
+		if ownOnly && res.Code == proto.CodeSourceChanged {
+			continue
+		}
+		if res.Status != proto.Failed && res.Status != proto.Refused {
+			continue
+		}
+		counts[res.Code]++
+		if total++; total <= notSavedLines {
+			lines = append(lines, fmt.Sprintf("not saved: %s: %s", peer.Escape(rep.Items[i].Entry.Path), peer.Escape(res.Reason)))
+		}
+	}
+	if more := total - notSavedLines; more > 0 {
+		lines = append(lines, fmt.Sprintf("and %d more not saved (all %d: %s)", more, total, describeCounts(counts)))
+	}
+	return lines
 }

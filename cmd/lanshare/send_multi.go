@@ -546,17 +546,8 @@ func multiSummary(a sendArgs, col collected, ts []*multiTarget, out *multiOut) e
 			if a.json {
 				continue
 			}
-			var se *peer.SourceError
-			ownOnly := errors.As(t.err, &se) && se.Count == 1
-			if t.rep != nil && len(t.rep.Results) > 1 {
-				for i, res := range t.rep.Results {
-					if ownOnly && res.Code == proto.CodeSourceChanged {
-						continue
-					}
-					if res.Status == proto.Failed || res.Status == proto.Refused {
-						out.printf(a.stderr, "lanshare: %s: not saved: %s: %s\n", t.label, peer.Escape(t.rep.Items[i].Entry.Path), peer.Escape(res.Reason))
-					}
-				}
+			for _, line := range notSaved(t.rep, t.err) {
+				out.printf(a.stderr, "lanshare: %s: %s\n", t.label, line)
 			}
 			out.printf(a.stderr, "lanshare: %s: %s\n", t.label, oneLine(t.err))
 			continue

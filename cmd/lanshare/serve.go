@@ -441,7 +441,8 @@ func transferLine(from string, files, skipped int, bytes, moved, resumed uint64,
 const fileLines = 10
 
 // notSavedLines is how many files of one transfer that were not saved
-// get a line each in serve's log; the rest are counted in one more.
+// get a line each in serve's log and in send's errors; the rest are
+// counted in one more.
 const notSavedLines = 10
 
 // describeCounts renders counts per code, largest first: "99990 unsafe
