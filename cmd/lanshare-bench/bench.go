@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -34,7 +33,7 @@ type bench struct {
 	loopback   place  // the benchmark's own namespace
 	sets       map[string]dataset
 	rounds     int       // rounds run so far, naming their folders
-	deletedAt  time.Time // when runRounds last deleted many files
+	deletedAt  time.Time // when an earlier run last deleted many files here (see settle)
 	notes      []string  // printed under the table
 	lastLookup time.Time // when scenario 6 last sent by id
 }
@@ -53,6 +52,9 @@ func newBench(ctx context.Context, cfg config) (_ *bench, err error) {
 	}
 	if b.work, err = os.MkdirTemp(cfg.dir, "lanshare-bench-"); err != nil {
 		return nil, fmt.Errorf("making the work directory: %w", err)
+	}
+	if fi, err := os.Stat(filepath.Join(cfg.dir, deletedMark)); err == nil && noJournal(cfg.dir) {
+		b.deletedAt = fi.ModTime()
 	}
 	defer func() {
 		if err != nil {
@@ -95,9 +97,17 @@ func (b *bench) lanshareID(ctx context.Context, dir, name string) (string, error
 	return strings.ReplaceAll(id, "-", ""), nil
 }
 
+// close removes the work directory. When that deletes many files, it
+// leaves a mark beside it, so that a run that follows soon waits (see
+// settle).
 func (b *bench) close() {
+	files, _, _ := measureTree(b.work)
 	if err := os.RemoveAll(b.work); err != nil {
 		fmt.Fprintf(os.Stderr, "lanshare-bench: removing %s: %v\n", b.work, err)
+	}
+	if files >= manyDeleted {
+		_ = syncFS(b.cfg.dir)
+		_ = os.WriteFile(filepath.Join(b.cfg.dir, deletedMark), nil, 0o644)
 	}
 }
 
@@ -179,32 +189,27 @@ type sample struct {
 // turns each round, and returns the samples by way and round.
 //
 // Every run writes into a folder of its own that no earlier run used, and
-// a round's outputs stay until the last round has run, but for their
-// files of bigOutput bytes or more, deleted after their round (few
-// inodes, most of the bytes): no run creates its files just after many
-// were deleted. ext4 without a journal does not reuse an inode freed
-// within the last 30 s (recently_deleted), and scans past every such
-// inode for each new file, a tax that grew round by round and hid the
-// ways' own costs. After the last round the outputs are deleted and the
-// file system synced, and the next runRounds waits until that deletion is
-// deletionSettle old before its first run.
+// the outputs stay until the bench ends (close), but for their files of
+// bigOutput bytes or more, deleted after their round (few inodes, most of
+// the bytes): no run creates its files after many were deleted. ext4
+// without a journal does not reuse an inode freed within the last 60 s,
+// or 6 min while its inode table block is dirty (as a new file next to it
+// makes it), and scans past every such inode for each new file
+// (recently_deleted): a tax that grew round by round, hid the ways' own
+// costs, and made a bench run right after another measure tar at a
+// sixth of its speed. A run that starts within that time of an earlier
+// run's deletion waits for it first (see settle).
 func (b *bench) runRounds(ctx context.Context, runs int, ways []way) ([][]sample, error) {
 	if err := b.settle(ctx); err != nil {
 		return nil, err
 	}
 	got := make([][]sample, len(ways))
-	var kept []string
-	defer func() {
-		// Only on an error: the work directory's removal takes what is left.
-		_ = b.deleteOutputs(kept)
-	}()
 	for r := range runs {
 		b.rounds++
 		dir := filepath.Join(b.work, "out", "round"+strconv.Itoa(b.rounds))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
-		kept = append(kept, dir)
 		for k := range ways {
 			i := (k + r) % len(ways)
 			w := ways[i]
@@ -225,24 +230,23 @@ func (b *bench) runRounds(ctx context.Context, runs int, ways []way) ([][]sample
 			return nil, err
 		}
 	}
-	dirs := kept
-	kept = nil
-	if err := b.deleteOutputs(dirs); err != nil {
-		return nil, err
-	}
 	return got, nil
 }
 
 const (
 	// bigOutput is the size from which an output file is deleted after its
 	// round: a 1 GiB file is not kept five times over, and the many small
-	// files of scenarios 2 to 5 are kept until the last round.
+	// files of scenarios 2 to 5 are kept until the bench ends.
 	bigOutput = 1 << 20
-	// deletionSettle is how long after deleting many files runRounds waits
-	// before its first run: past ext4's 30 s (dtime in whole seconds).
-	deletionSettle = 32 * time.Second
-	// manyDeleted is how many deleted files make runRounds wait.
+	// deletedWindow is how long ext4 without a journal may pass over a
+	// deleted inode: 60 s, and 300 s more while its inode table block is
+	// dirty (RECENTCY_MIN and RECENTCY_DIRTY in fs/ext4/ialloc.c).
+	deletedWindow = 6*time.Minute + 5*time.Second
+	// manyDeleted is how many deleted files leave the mark.
 	manyDeleted = 1000
+	// deletedMark is the file close leaves in the directory of the work
+	// directories when it deleted many files; its mtime says when.
+	deletedMark = ".lanshare-bench-deleted"
 )
 
 // deleteBig deletes the regular files of bigOutput bytes or more under
@@ -260,42 +264,19 @@ func deleteBig(dir string) error {
 	})
 }
 
-// deleteOutputs deletes the rounds' folders dirs, syncs the file system,
-// and notes when, if they held many files, for settle.
-func (b *bench) deleteOutputs(dirs []string) error {
-	if len(dirs) == 0 {
-		return nil
-	}
-	files := 0
-	for _, dir := range dirs {
-		n, _, err := measureTree(dir)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		files += n
-		if err := os.RemoveAll(dir); err != nil {
-			return fmt.Errorf("deleting a round's outputs: %w", err)
-		}
-	}
-	if err := syncFS(b.work); err != nil {
-		return err
-	}
-	if files >= manyDeleted {
-		b.deletedAt = time.Now()
-	}
-	return nil
-}
-
-// settle waits until the last deletion of many files is deletionSettle
-// old.
+// settle waits, before the first timed run, until an earlier bench run's
+// deletion of many files on this file system is deletedWindow old, where
+// that matters: ext4 without a journal.
 func (b *bench) settle(ctx context.Context) error {
-	wait := time.Until(b.deletedAt.Add(deletionSettle))
+	wait := time.Until(b.deletedAt.Add(deletedWindow))
 	if b.deletedAt.IsZero() || wait <= 0 {
 		return nil
 	}
-	b.logf("  waiting %.0fs: files deleted within the last %v slow the creation of new ones", wait.Seconds(), deletionSettle)
+	b.logf("  waiting %.0fs: an earlier run deleted many files here %.0fs ago, and ext4 without a journal slows the making of new ones for up to %v after",
+		wait.Seconds(), time.Since(b.deletedAt).Seconds(), deletedWindow.Round(time.Minute))
 	select {
 	case <-time.After(wait):
+		b.deletedAt = time.Time{}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -426,4 +407,26 @@ func (b *bench) runBaseline(ctx context.Context, mode string, snd, rcv place, sr
 		return sample{}, fmt.Errorf("%s receiver's result %q: %w", mode, recv.out.lastLine(), err)
 	}
 	return sample{seconds: send.elapsed().Seconds(), snd: send.usage(), rcv: recv.usage(), network: res.ReceiveSeconds}, nil
+}
+
+// noJournal reports whether dir is on ext4 without a journal, as the
+// root file system of the machines this bench ran on is: ext4 keeps a
+// journal's state under /proc/fs/jbd2, by device name.
+func noJournal(dir string) bool {
+	var sfs unix.Statfs_t
+	var st unix.Stat_t
+	if unix.Statfs(dir, &sfs) != nil || sfs.Type != unix.EXT4_SUPER_MAGIC || unix.Stat(dir, &st) != nil {
+		return false
+	}
+	uevent, err := os.ReadFile(fmt.Sprintf("/sys/dev/block/%d:%d/uevent", unix.Major(st.Dev), unix.Minor(st.Dev)))
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(uevent)) {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "DEVNAME="); ok {
+			_, err := os.Stat(filepath.Join("/proc/fs/jbd2", name+"-8"))
+			return os.IsNotExist(err)
+		}
+	}
+	return false
 }
