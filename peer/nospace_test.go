@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -175,5 +176,41 @@ func TestOfferNeedsFreeInodes(t *testing.T) {
 	addr2, _ := serveInbox(t, in2, senderPolicy)
 	if _, err := SendTo(context.Background(), addr2, items, SendOptions{Name: "s"}); err != nil {
 		t.Fatalf("into a file system without an inode count: %v", err)
+	}
+}
+
+// TestRetriesEndWhenAFileFailsEveryTime: a file corrupted on every try
+// (a link that flips the same bit) fails its digest each time, which is
+// worth a retry; the files beside it are already there at each retry,
+// and counted as progress they made the retries endless. Only files
+// saved anew are progress: the send gives up after its retries.
+func TestRetriesEndWhenAFileFailsEveryTime(t *testing.T) {
+	src := writeTree(t, map[string]string{"d/a.txt": "first", "d/b.bin": randomBytes(t, 6<<20)})
+	in := newInbox(t, InboxConfig{})
+	addr, _ := serveInbox(t, in, senderPolicy)
+	items := collect(t, filepath.Join(src, "d"))
+	var dials atomic.Int32
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		dials.Add(1)
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &flipConn{Conn: c, at: 3 << 20}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rep, err := SendTo(ctx, addr, items, SendOptions{Name: "s", Dial: dial, retryBase: time.Millisecond})
+	if ctx.Err() != nil {
+		t.Fatalf("the send was still retrying after 20s (%d connections)", dials.Load())
+	}
+	t.Logf("sender: %v (%d connections)", err, dials.Load())
+	// The first retry finds d/a.txt there: the count starts again there.
+	if err == nil || rep.Retries != DefaultRetries+1 {
+		t.Fatalf("send: %v after %d retries, want a failure after %d", err, rep.Retries, DefaultRetries+1)
+	}
+	if got := tree(t, in.Dir()); got["d/a.txt"] != "first" || got["d/b.bin"] != "" {
+		t.Fatalf("the shared folder holds %v, want d/a.txt and no d/b.bin", keysOf(got))
 	}
 }

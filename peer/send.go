@@ -478,6 +478,19 @@ func (r *Report) Saved() int {
 	return n
 }
 
+// newlySaved counts the files the receipt says this attempt saved (not
+// those already there, nor folders, saved at every try) and a text
+// message delivered.
+func (r *Report) newlySaved() int {
+	n := 0
+	for i, res := range r.Results {
+		if res.Status == proto.Saved && i < len(r.Items) && r.Items[i].Entry.Kind != proto.KindDir || res.Status == proto.Delivered {
+			n++
+		}
+	}
+	return n
+}
+
 // SendTo dials addr and sends items, in batches of at most
 // proto.MaxEntries. It blocks until every batch has its receipt, ctx ends,
 // or a batch fails. When a connection drops after the first one was made,
@@ -524,7 +537,7 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 				all.Sent += rep.Sent
 				all.Resumed += rep.Resumed
 				all.RecordedAs = rep.RecordedAs
-				saved = rep.Saved()
+				saved = rep.newlySaved()
 			}
 			if err != nil && streamStarted(batch) != nil {
 				// A stream cannot be read again: no retry.
@@ -554,9 +567,12 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 				}
 				break
 			}
-			// It moved if the receiver saved something, or has more of
-			// the batch than at any answer before: the attempt before
-			// kept files or bytes. Bytes sent are not enough: a receiver
+			// It moved if the receiver saved something new, or has more
+			// of the batch than at any answer before: the attempt before
+			// kept files or bytes. Files already there are not new (a
+			// file failing its digest on every try, beside files skipped
+			// each time, made the retries endless), and bytes sent are not
+			// enough: a receiver
 			// that fails a file for space, though its free-space figure
 			// says there is room (no inodes left, a quota), throws them
 			// away, and counting them made the retries endless.
