@@ -66,7 +66,7 @@ type InboxConfig struct {
 
 	// freeSpace and freeFiles replace the file system queries in tests.
 	freeSpace func(dir string) (uint64, error)
-	freeFiles func(dir string) (uint64, bool, error)
+	freeFiles func(dir string) (free, total uint64, err error)
 }
 
 // Inbox receives transfers into the shared folder. All file system work
@@ -617,8 +617,11 @@ func (in *Inbox) answer(bw *bufio.Writer, a proto.Answer) error {
 // fileMargin is the free inodes an offer must leave untouched, on file
 // systems that have a fixed number (ext4, tmpfs): a transfer of many
 // small files can run out of them long before space, and an inode-less
-// disk stops every other program from making a file.
+// disk stops every other program from making a file. On a small file
+// system it is a 64th of its inodes.
 const fileMargin = 1000
+
+func inodeMargin(total uint64) uint64 { return min(fileMargin, total/64) }
 
 // reserve sets aside need bytes of free space and files inodes for a
 // transfer, or refuses.
@@ -637,17 +640,18 @@ func (in *Inbox) reserve(need, files uint64) error {
 		return &RefusedError{Code: proto.CodeNoSpace, Reason: spaceReason(need, avail, in.cfg.SpaceMargin, in.reserved)}
 	}
 	if files > 0 {
-		inodes, counted, err := in.cfg.freeFiles(in.cfg.Dir)
+		inodes, total, err := in.cfg.freeFiles(in.cfg.Dir)
 		if err != nil {
 			return &RefusedError{Code: proto.CodeIO, Reason: "cannot tell free inodes"}
 		}
-		if counted {
+		if total > 0 {
+			margin := inodeMargin(total)
 			avail := uint64(0)
-			if inodes > in.reservedFiles+fileMargin {
-				avail = inodes - in.reservedFiles - fileMargin
+			if inodes > in.reservedFiles+margin {
+				avail = inodes - in.reservedFiles - margin
 			}
 			if files > avail {
-				return &RefusedError{Code: proto.CodeNoSpace, Reason: inodeReason(files, avail, in.reservedFiles)}
+				return &RefusedError{Code: proto.CodeNoSpace, Reason: inodeReason(files, avail, margin, in.reservedFiles)}
 			}
 		}
 	}
@@ -658,8 +662,8 @@ func (in *Inbox) reserve(need, files uint64) error {
 
 // inodeReason says why an offer's files do not fit, as spaceReason does
 // for its bytes.
-func inodeReason(need, avail, held uint64) string {
-	s := fmt.Sprintf("not enough inodes (need %d for new files and folders, %d free beyond the %d kept free", need, avail, fileMargin)
+func inodeReason(need, avail, margin, held uint64) string {
+	s := fmt.Sprintf("not enough inodes (need %d for new files and folders, %d free beyond the %d kept free", need, avail, margin)
 	if held > 0 {
 		s += fmt.Sprintf(" and %d held for transfers in progress", held)
 	}
@@ -958,15 +962,33 @@ func (t *transfer) plan() (a proto.Answer, need uint64) {
 	return a, need
 }
 
-// newFiles is how many files and folders the accepted entries may make:
-// each takes an inode (a folder that exists already, or a message shown
-// and not saved, takes none, but is counted: the bound is what matters).
+// newFiles is how many files and folders the accepted entries may make,
+// each an inode: the files, and every folder they and the accepted
+// folders lie in, offered or not (a LocalSend offer names no folders; a
+// deep path makes a folder a component), with the per-peer folder. A
+// folder that exists already takes none, but is counted: the bound is
+// what matters. A message is shown, and saved as a file only when long;
+// the margin covers that.
 func (t *transfer) newFiles() uint64 {
 	n := uint64(0)
-	for i := range t.offer.Entries {
-		if t.accepted[i] {
+	dirs := map[string]bool{}
+	for i, e := range t.offer.Entries {
+		if !t.accepted[i] || e.Kind == proto.KindText {
+			continue
+		}
+		p := e.Path
+		if e.Kind == proto.KindDir {
+			p = path.Join(p, "x")
+		} else {
 			n++
 		}
+		for d := path.Dir(p); d != "." && d != "/" && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	n += uint64(len(dirs))
+	if t.policy.Folder != "" {
+		n++
 	}
 	return n
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -149,7 +151,7 @@ func TestOfferNeedsFreeInodes(t *testing.T) {
 	src := writeTree(t, files)
 	items := collect(t, filepath.Join(src, "d")) // 300 files in 4 folders
 	var free atomic.Uint64
-	in := newInbox(t, InboxConfig{freeFiles: func(string) (uint64, bool, error) { return free.Load(), true, nil }})
+	in := newInbox(t, InboxConfig{freeFiles: func(string) (uint64, uint64, error) { return free.Load(), 1 << 20, nil }})
 	addr, _ := serveInbox(t, in, senderPolicy)
 
 	free.Store(fileMargin + 303)
@@ -171,8 +173,38 @@ func TestOfferNeedsFreeInodes(t *testing.T) {
 	}
 	assertTree(t, in.Dir(), tree(t, src))
 
+	// Folders the offer does not name (LocalSend names none; a deep path
+	// makes one a component) take inodes too: 20 files at depth 4 need
+	// 100.
+	deep := map[string]string{}
+	for i := range 20 {
+		deep[fmt.Sprintf("a%02d/b/c/d/f.txt", i)] = "y"
+	}
+	var only []Item
+	for _, it := range collect(t, writeTree(t, deep)) {
+		if it.Entry.Kind == proto.KindFile {
+			it.Entry.Path = strings.TrimPrefix(it.Entry.Path, path.Dir(path.Dir(path.Dir(path.Dir(path.Dir(it.Entry.Path)))))+"/")
+			only = append(only, it)
+		}
+	}
+	free.Store(fileMargin + 99)
+	if _, err := SendTo(context.Background(), addr, only, SendOptions{Name: "s"}); !errors.As(err, &re) || !strings.Contains(re.Reason, "need 100 for new files and folders") {
+		t.Fatalf("20 files at depth 4, no folders offered, into 99 free inodes: %v, want refused needing 100", err)
+	}
+	free.Store(fileMargin + 100)
+	if _, err := SendTo(context.Background(), addr, only, SendOptions{Name: "s"}); err != nil {
+		t.Fatalf("20 files at depth 4 into 100 free inodes: %v", err)
+	}
+
+	// A small file system keeps a 64th of its inodes free, not 1000.
+	in3 := newInbox(t, InboxConfig{freeFiles: func(string) (uint64, uint64, error) { return 404, 6400, nil }})
+	addr3, _ := serveInbox(t, in3, senderPolicy)
+	if _, err := SendTo(context.Background(), addr3, items, SendOptions{Name: "s"}); err != nil {
+		t.Fatalf("304 entries into 404 free of 6400 inodes (100 kept free): %v", err)
+	}
+
 	// No count at all (btrfs): no check.
-	in2 := newInbox(t, InboxConfig{freeFiles: func(string) (uint64, bool, error) { return 0, false, nil }})
+	in2 := newInbox(t, InboxConfig{freeFiles: func(string) (uint64, uint64, error) { return 0, 0, nil }})
 	addr2, _ := serveInbox(t, in2, senderPolicy)
 	if _, err := SendTo(context.Background(), addr2, items, SendOptions{Name: "s"}); err != nil {
 		t.Fatalf("into a file system without an inode count: %v", err)

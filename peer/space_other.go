@@ -9,4 +9,4 @@ import "math"
 func freeSpace(string) (uint64, error) { return math.MaxUint64, nil }
 
 // freeFiles: no inode count here.
-func freeFiles(string) (uint64, bool, error) { return 0, false, nil }
+func freeFiles(string) (free, total uint64, err error) { return 0, 0, nil }

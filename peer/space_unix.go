@@ -15,15 +15,12 @@ func freeSpace(dir string) (uint64, error) {
 }
 
 // freeFiles returns how many more files the file system holding dir can
-// hold (its free inodes), and whether it counts them at all: some (btrfs)
-// report no inode count, and make inodes as they need them.
-func freeFiles(dir string) (uint64, bool, error) {
+// hold (its free inodes) and how many it can hold in all; total is 0
+// where it does not count them (btrfs makes inodes as it needs them).
+func freeFiles(dir string) (free, total uint64, err error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, false, err
+		return 0, 0, err
 	}
-	if st.Files == 0 {
-		return 0, false, nil
-	}
-	return uint64(st.Ffree), true, nil
+	return uint64(st.Ffree), uint64(st.Files), nil
 }

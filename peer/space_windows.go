@@ -20,4 +20,4 @@ func freeSpace(dir string) (uint64, error) {
 
 // freeFiles: NTFS and FAT have no fixed count of files to run out of
 // before their space.
-func freeFiles(string) (uint64, bool, error) { return 0, false, nil }
+func freeFiles(string) (free, total uint64, err error) { return 0, 0, nil }

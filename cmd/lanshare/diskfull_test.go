@@ -159,7 +159,7 @@ func TestDiskFull(t *testing.T) {
 
 // TestOutOfInodes runs the receiver on a tmpfs of few inodes and much
 // space, as a disk full of small files is: an offer of more new files
-// than there are inodes (beyond the 1,000 kept free) is refused at once,
+// than there are inodes (beyond the 25 kept free, a 64th) is refused at once,
 // saying so; when another program takes the last inodes in the middle of
 // a transfer, the transfer stops and the send ends, refused for space
 // (it used to retry twice a second for good: the bytes it sent counted as
@@ -199,12 +199,12 @@ func TestOutOfInodes(t *testing.T) {
 
 	// 1. More files than inodes: refused before any byte.
 	many := filepath.Join(tmp, "src", "many")
-	makeTree(many, 700)
+	makeTree(many, 1700)
 	r := runLanshare(t, tmp, nil, "send", "--config", scfg, srv.addr, many)
 	if r.code != exitRefused {
-		t.Fatalf("700 files into about 600 inodes: exit %d, want %d (refused)\n%s", r.code, exitRefused, r.stderr)
+		t.Fatalf("1700 files into about 1570 inodes: exit %d, want %d (refused)\n%s", r.code, exitRefused, r.stderr)
 	}
-	checkErrorLine(t, r.stderr, "rx refused", "not enough inodes (need 701 for new files and folders", "beyond the 1000 kept free)")
+	checkErrorLine(t, r.stderr, "rx refused", "not enough inodes (need 1701 for new files and folders", "beyond the 25 kept free)")
 	if got := readTree(t, fs); len(got) != 0 {
 		t.Fatalf("a refused offer left %v", got)
 	}
