@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,19 +22,22 @@ import (
 // bench holds what the scenarios share: the work directory, the lanshare
 // binary, both agents' config directories and the data sets.
 type bench struct {
-	cfg        config
-	sizes      sizes
-	start      time.Time
-	work       string
-	lanshare   string // the binary, built for this run
-	self       string // this program, for helpers
-	sendCfg    string
-	recvCfg    string
-	recvID     string // the receiver's whole id
-	loopback   place  // the benchmark's own namespace
-	sets       map[string]dataset
-	rounds     int       // rounds run so far, naming their folders
-	deletedAt  time.Time // when an earlier run last deleted many files here (see settle)
+	cfg       config
+	sizes     sizes
+	start     time.Time
+	work      string
+	lanshare  string // the binary, built for this run
+	self      string // this program, for helpers
+	sendCfg   string
+	recvCfg   string
+	recvID    string // the receiver's whole id
+	loopback  place  // the benchmark's own namespace
+	sets      map[string]dataset
+	rounds    int       // rounds run so far, naming their folders
+	deletedAt time.Time // when an earlier run last deleted many files here (see settle)
+	// keepAll: the outputs stay until the bench ends, as the work
+	// directory is on ext4 without a journal (see runRounds).
+	keepAll    bool
 	notes      []string  // printed under the table
 	lastLookup time.Time // when scenario 6 last sent by id
 }
@@ -53,8 +57,8 @@ func newBench(ctx context.Context, cfg config) (_ *bench, err error) {
 	if b.work, err = os.MkdirTemp(cfg.dir, "lanshare-bench-"); err != nil {
 		return nil, fmt.Errorf("making the work directory: %w", err)
 	}
-	if fi, err := os.Stat(filepath.Join(cfg.dir, deletedMark)); err == nil && noJournal(cfg.dir) {
-		b.deletedAt = fi.ModTime()
+	if b.keepAll = noJournal(b.work); b.keepAll && !cfg.quick {
+		b.deletedAt = readDeletedMark(b.work)
 	}
 	defer func() {
 		if err != nil {
@@ -97,18 +101,63 @@ func (b *bench) lanshareID(ctx context.Context, dir, name string) (string, error
 	return strings.ReplaceAll(id, "-", ""), nil
 }
 
-// close removes the work directory. When that deletes many files, it
-// leaves a mark beside it, so that a run that follows soon waits (see
-// settle).
+// close removes the work directory. When that deletes many files on ext4
+// without a journal, it leaves a mark, so that a run that follows soon
+// waits (see settle).
 func (b *bench) close() {
 	files, _, _ := measureTree(b.work)
+	mark := deletedMarkPath(b.work)
 	if err := os.RemoveAll(b.work); err != nil {
 		fmt.Fprintf(os.Stderr, "lanshare-bench: removing %s: %v\n", b.work, err)
 	}
-	if files >= manyDeleted {
+	if b.keepAll && files >= manyDeleted && mark != "" {
 		_ = syncFS(b.cfg.dir)
-		_ = os.WriteFile(filepath.Join(b.cfg.dir, deletedMark), nil, 0o644)
+		writeDeletedMark(mark)
 	}
+}
+
+// deletedMarkPath is where close marks a deletion of many files on the
+// file system holding dir: in this user's cache folder, where no other
+// user can plant a link or a false time, one file per file system.
+func deletedMarkPath(dir string) string {
+	cache, err := os.UserCacheDir()
+	var st unix.Stat_t
+	if err != nil || unix.Stat(dir, &st) != nil {
+		return ""
+	}
+	return filepath.Join(cache, "lanshare-bench", fmt.Sprintf("deleted-%x", st.Dev))
+}
+
+// writeDeletedMark sets the mark's time to now, making it if needed,
+// never through a link.
+func writeDeletedMark(mark string) {
+	if os.MkdirAll(filepath.Dir(mark), 0o700) != nil {
+		return
+	}
+	f, err := os.OpenFile(mark, os.O_WRONLY|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return
+	}
+	f.Close()
+	now := time.Now()
+	_ = os.Chtimes(mark, now, now)
+}
+
+// readDeletedMark returns the time of the mark for the file system
+// holding dir, if it is this user's regular file and not in the future.
+func readDeletedMark(dir string) time.Time {
+	mark := deletedMarkPath(dir)
+	if mark == "" {
+		return time.Time{}
+	}
+	fi, err := os.Lstat(mark)
+	if err != nil || !fi.Mode().IsRegular() {
+		return time.Time{}
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() || fi.ModTime().After(time.Now()) {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }
 
 // logf prints progress on stderr, the table going to stdout.
@@ -188,17 +237,18 @@ type sample struct {
 // runRounds runs every way once per round, runs rounds, in an order that
 // turns each round, and returns the samples by way and round.
 //
-// Every run writes into a folder of its own that no earlier run used, and
-// the outputs stay until the bench ends (close), but for their files of
-// bigOutput bytes or more, deleted after their round (few inodes, most of
-// the bytes): no run creates its files after many were deleted. ext4
-// without a journal does not reuse an inode freed within the last 60 s,
-// or 6 min while its inode table block is dirty (as a new file next to it
-// makes it), and scans past every such inode for each new file
-// (recently_deleted): a tax that grew round by round, hid the ways' own
-// costs, and made a bench run right after another measure tar at a
-// sixth of its speed. A run that starts within that time of an earlier
-// run's deletion waits for it first (see settle).
+// Every run writes into a folder of its own that no earlier run used.
+// Files of bigOutput bytes or more are deleted after their round (few
+// inodes, most of the bytes). On ext4 without a journal (keepAll) the
+// rest stay until the bench ends (close): it does not reuse an inode
+// freed within the last 60 s, or 6 min while its inode table block is
+// dirty (as a new file next to it makes it), and scans past every such
+// inode for each new file (recently_deleted), a tax that grew round by
+// round, hid the ways' own costs, and made a bench run right after
+// another measure tar at a sixth of its speed; a run that starts within
+// that time of an earlier run's deletion waits for it first (see
+// settle). Elsewhere the outputs go after the scenario's last round, so
+// that a /tmp in memory does not hold them all.
 func (b *bench) runRounds(ctx context.Context, runs int, ways []way) ([][]sample, error) {
 	if err := b.settle(ctx); err != nil {
 		return nil, err
@@ -230,6 +280,13 @@ func (b *bench) runRounds(ctx context.Context, runs int, ways []way) ([][]sample
 			return nil, err
 		}
 	}
+	if !b.keepAll {
+		for r := b.rounds - runs + 1; r <= b.rounds; r++ {
+			if err := os.RemoveAll(filepath.Join(b.work, "out", "round"+strconv.Itoa(r))); err != nil {
+				return nil, fmt.Errorf("deleting round %d's outputs: %w", r, err)
+			}
+		}
+	}
 	return got, nil
 }
 
@@ -244,9 +301,6 @@ const (
 	deletedWindow = 6*time.Minute + 5*time.Second
 	// manyDeleted is how many deleted files leave the mark.
 	manyDeleted = 1000
-	// deletedMark is the file close leaves in the directory of the work
-	// directories when it deleted many files; its mtime says when.
-	deletedMark = ".lanshare-bench-deleted"
 )
 
 // deleteBig deletes the regular files of bigOutput bytes or more under
@@ -266,9 +320,10 @@ func deleteBig(dir string) error {
 
 // settle waits, before the first timed run, until an earlier bench run's
 // deletion of many files on this file system is deletedWindow old, where
-// that matters: ext4 without a journal.
+// that matters: ext4 without a journal (not for -quick, whose figures are
+// a smoke test).
 func (b *bench) settle(ctx context.Context) error {
-	wait := time.Until(b.deletedAt.Add(deletedWindow))
+	wait := min(time.Until(b.deletedAt.Add(deletedWindow)), deletedWindow)
 	if b.deletedAt.IsZero() || wait <= 0 {
 		return nil
 	}
