@@ -1143,8 +1143,8 @@ func (t *transfer) stopOutOfSpace(i int) error {
 func (t *transfer) commitSynced(d syncDone) {
 	if d.created {
 		t.temps[d.i] = d.name
-		if d.f != nil {
-			t.anon.set(len(t.offer.Entries), d.i, d.f)
+		if d.anon != nil {
+			t.anon.set(len(t.offer.Entries), d.i, d.anon)
 		}
 	}
 	if d.err != nil {
@@ -1667,7 +1667,7 @@ var errNotRecorded = errors.New("arrival not recorded")
 // not nil, is tmp as statArrival would find it (the syncer stated the
 // open file); pre, if not empty, is a final path already recorded for
 // st (see recordAhead), which is not recorded again.
-func (t *transfer) place(tmp string, anon *os.File, dir, name, fileKey, rec string, st *arrival, pre string) (_ arrival, err error) {
+func (t *transfer) place(tmp string, anon *anonFile, dir, name, fileKey, rec string, st *arrival, pre string) (_ arrival, err error) {
 	// named is the name an unnamed file got here, removed if it does
 	// not become the final one.
 	named := ""

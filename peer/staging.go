@@ -980,14 +980,18 @@ func (in *Inbox) statArrival(key, name string) (arrival, error) {
 	return newArrival(key, id, fi), nil
 }
 
-// anonArrival describes the unnamed file f as it would be recorded for
+// anonArrival describes the unnamed file a as it would be recorded for
 // key (see statArrival).
-func anonArrival(key string, f *os.File) (arrival, error) {
-	id, fi, err := openIdentity(f)
+func anonArrival(key string, a *anonFile) (arrival, error) {
+	st, _, err := a.stat()
 	if err != nil {
 		return arrival{}, err
 	}
-	return newArrival(key, id, fi), nil
+	if key == "" {
+		key = "-"
+	}
+	st.key = key
+	return st, nil
 }
 
 // newArrival is the record for key of the file id, described by fi.
