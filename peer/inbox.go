@@ -1476,6 +1476,9 @@ func roomIn(dir string) int {
 // bytes and in a path component. It returns "" when nothing fits.
 func fitName(name string, n, room int) string {
 	room = min(room, proto.MaxComponentLen)
+	if n == 0 && len(name) <= room {
+		return name // stem + ext, without making it again
+	}
 	stem, ext := name, ""
 	if i := strings.LastIndexByte(name, '.'); i > 0 {
 		stem, ext = name[:i], name[i:]
@@ -1597,9 +1600,9 @@ func (t *transfer) commitFile(i int, st *arrival) {
 // before it is tried, and a record of a name not made is harmless, as
 // place says. Entries it cannot tell about are left to place.
 func (t *transfer) recordAhead(ds []syncDone) {
-	var recs []arrival
-	var idx []int
-	taken := map[string]bool{} // fold keys of the names picked here, by folder
+	recs := make([]arrival, 0, len(ds))
+	idx := make([]int, 0, len(ds))
+	taken := make(map[string]bool, len(ds)) // fold keys of the names picked here, by folder
 	for _, d := range ds {
 		if d.err != nil || !d.stated || t.claimed[d.i] {
 			continue
@@ -1614,10 +1617,13 @@ func (t *transfer) recordAhead(ds []syncDone) {
 		if cand != "" {
 			key = foldKey(cand)
 		}
-		if cand == "" || t.listing(dir)[key] || taken[dir+"/"+key] {
+		if cand == "" || t.listing(dir)[key] {
 			continue // place finds a name itself
 		}
-		taken[dir+"/"+key] = true
+		if key = dir + "/" + key; taken[key] {
+			continue
+		}
+		taken[key] = true
 		a := d.st
 		a.key, a.saved = cmp.Or(t.keys[d.i], "-"), path.Join(dir, cand)
 		recs = append(recs, a)

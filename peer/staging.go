@@ -79,8 +79,10 @@ func fileKey(sender, folder string, e proto.Entry) string {
 		return ""
 	}
 	// "lanshare file key 1\x00SENDER\x00FOLDER\x00PATH\x00SIZE\x00MTIME",
-	// numbers in decimal; appended, not printed: once per offered file.
-	b := make([]byte, 0, 64+len(sender)+len(folder)+len(e.Path))
+	// numbers in decimal; appended, not printed: once per offered file,
+	// on the stack unless the path is long.
+	var buf [320]byte
+	b := buf[:0]
 	b = append(b, "lanshare file key 1\x00"...)
 	b = append(append(b, sender...), 0)
 	b = append(append(b, folder...), 0)
