@@ -90,8 +90,11 @@ type Inbox struct {
 	// indexSize is the index's size, as this inbox wrote it; -1 when
 	// unknown. The index is this inbox's alone.
 	indexSize int64
-	recent    map[string]arrival // key → the files this process committed (bounded)
-	dirs      map[string]*dirUse // directories that live transfers resolved, by path under the root
+	// indexBuf holds the lines of the last append, for the next one to
+	// reuse (see recordArrivals).
+	indexBuf []byte
+	recent   map[string]arrival // key → the files this process committed (bounded)
+	dirs     map[string]*dirUse // directories that live transfers resolved, by path under the root
 
 	smu  sync.Mutex           // guards busy
 	busy map[string]*transfer // keys of the resumable files being received, and by whom

@@ -1033,7 +1033,7 @@ func (in *Inbox) recordArrivals(as []arrival) error {
 		in.indexSize = fi.Size()
 	}
 	size := in.indexSize
-	var b []byte
+	b := in.indexBuf[:0]
 	if in.indexTorn {
 		b = append(b, '\n')
 	}
@@ -1044,6 +1044,9 @@ func (in *Inbox) recordArrivals(as []arrival) error {
 	write := in.index.Write
 	if indexWriteHook != nil {
 		write = func(b []byte) (int, error) { return indexWriteHook(in.index, b) }
+	}
+	if cap(b) <= indexBufMax {
+		in.indexBuf = b
 	}
 	if _, err := write(b); err != nil {
 		in.indexTorn = in.index.Truncate(size) != nil
@@ -1061,6 +1064,10 @@ func (in *Inbox) recordArrivals(as []arrival) error {
 	_ = in.compactArrived(name)
 	return nil
 }
+
+// indexBufMax bounds the buffer an inbox keeps for the index's appends:
+// a group's lines (see groupFiles) fit.
+const indexBufMax = 256 << 10
 
 // indexWriteHook, when set (by tests), makes the index's appends in place
 // of f.Write.

@@ -118,6 +118,9 @@ type syncUnit struct {
 type syncUnitDone struct {
 	done  []syncDone
 	group bool
+	// jobs is the group's slice, which the worker is done with: a later
+	// group is gathered in it (see syncer.spares).
+	jobs []syncJob
 }
 
 // syncer runs syncJobs on goroutines it starts with the first job. Its
@@ -135,7 +138,11 @@ type syncer struct {
 	// committed.
 	open, single, held int
 	// group gathers small files until it is handed over (see groupFiles).
+	// spares are groups' slices that came back from the workers,
+	// cleared: the next groups are gathered in them, not in slices grown
+	// anew. There are at most as many as groups may be out at once.
 	group      []syncJob
+	spares     [][]syncJob
 	groupSize  uint64
 	groupBuf   int // bytes of the group's buffered jobs
 	groupStart time.Time
@@ -177,6 +184,9 @@ func (s *syncer) put(job syncJob) {
 		}
 		if len(s.group) == 0 {
 			s.groupStart = time.Now()
+			if n := len(s.spares); s.group == nil && n > 0 {
+				s.group, s.spares = s.spares[n-1], s.spares[:n-1]
+			}
 		}
 		s.group = append(s.group, job)
 		s.groupSize += job.size
@@ -234,6 +244,10 @@ func (s *syncer) takeUnit(d syncUnitDone) {
 	s.open -= len(d.done)
 	if !d.group {
 		s.single--
+	}
+	if d.jobs != nil && len(s.spares) < syncOpen/groupFiles+1 {
+		clear(d.jobs) // drops what the jobs held: files, buffers, the Inbox
+		s.spares = append(s.spares, d.jobs[:0])
 	}
 	for _, o := range d.done {
 		s.out[o.i] = o
@@ -299,7 +313,7 @@ func (s *syncer) work() {
 			s.done <- syncUnitDone{done: []syncDone{u.jobs[0].sync()}}
 			continue
 		}
-		s.done <- syncUnitDone{done: syncGroup(u.jobs, s.barrier), group: true}
+		s.done <- syncUnitDone{done: syncGroup(u.jobs, s.barrier), group: true, jobs: u.jobs}
 	}
 }
 
