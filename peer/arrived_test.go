@@ -193,6 +193,8 @@ func TestFileKeyFormat(t *testing.T) {
 	for _, e := range []proto.Entry{
 		{Path: "a.txt", Kind: proto.KindFile, Size: 4096, MTime: time.Unix(1700000000, 123456789)},
 		{Path: "dir/naïve.bin", Kind: proto.KindFile, Size: ^uint64(0), MTime: time.Unix(-5, 0)},
+		// Longer than fileKey's buffer on the stack.
+		{Path: strings.Repeat("folder/", 60) + "f", Kind: proto.KindFile, Size: 1, MTime: time.Unix(1, 1)},
 	} {
 		for _, folder := range []string{"", "Alice"} {
 			h := sha256.New()

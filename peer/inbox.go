@@ -90,8 +90,11 @@ type Inbox struct {
 	// indexSize is the index's size, as this inbox wrote it; -1 when
 	// unknown. The index is this inbox's alone.
 	indexSize int64
-	recent    map[string]arrival // key → the files this process committed (bounded)
-	dirs      map[string]*dirUse // directories that live transfers resolved, by path under the root
+	// indexBuf holds the lines of the last append, for the next one to
+	// reuse (see recordArrivals).
+	indexBuf []byte
+	recent   map[string]arrival // key → the files this process committed (bounded)
+	dirs     map[string]*dirUse // directories that live transfers resolved, by path under the root
 
 	smu  sync.Mutex           // guards busy
 	busy map[string]*transfer // keys of the resumable files being received, and by whom
@@ -1165,8 +1168,8 @@ func (t *transfer) stopOutOfSpace(i int) error {
 func (t *transfer) commitSynced(d syncDone) {
 	if d.created {
 		t.temps[d.i] = d.name
-		if d.f != nil {
-			t.anon.set(len(t.offer.Entries), d.i, d.f)
+		if d.anon != nil {
+			t.anon.set(len(t.offer.Entries), d.i, d.anon)
 		}
 	}
 	if d.err != nil {
@@ -1498,6 +1501,9 @@ func roomIn(dir string) int {
 // bytes and in a path component. It returns "" when nothing fits.
 func fitName(name string, n, room int) string {
 	room = min(room, proto.MaxComponentLen)
+	if n == 0 && len(name) <= room {
+		return name // stem + ext, without making it again
+	}
 	stem, ext := name, ""
 	if i := strings.LastIndexByte(name, '.'); i > 0 {
 		stem, ext = name[:i], name[i:]
@@ -1619,9 +1625,9 @@ func (t *transfer) commitFile(i int, st *arrival) {
 // before it is tried, and a record of a name not made is harmless, as
 // place says. Entries it cannot tell about are left to place.
 func (t *transfer) recordAhead(ds []syncDone) {
-	var recs []arrival
-	var idx []int
-	taken := map[string]bool{} // fold keys of the names picked here, by folder
+	recs := make([]arrival, 0, len(ds))
+	idx := make([]int, 0, len(ds))
+	taken := make(map[string]bool, len(ds)) // fold keys of the names picked here, by folder
 	for _, d := range ds {
 		if d.err != nil || !d.stated || t.claimed[d.i] {
 			continue
@@ -1636,10 +1642,13 @@ func (t *transfer) recordAhead(ds []syncDone) {
 		if cand != "" {
 			key = foldKey(cand)
 		}
-		if cand == "" || t.listing(dir)[key] || taken[dir+"/"+key] {
+		if cand == "" || t.listing(dir)[key] {
 			continue // place finds a name itself
 		}
-		taken[dir+"/"+key] = true
+		if key = dir + "/" + key; taken[key] {
+			continue
+		}
+		taken[key] = true
 		a := d.st
 		a.key, a.saved = cmp.Or(t.keys[d.i], "-"), path.Join(dir, cand)
 		recs = append(recs, a)
@@ -1689,7 +1698,7 @@ var errNotRecorded = errors.New("arrival not recorded")
 // not nil, is tmp as statArrival would find it (the syncer stated the
 // open file); pre, if not empty, is a final path already recorded for
 // st (see recordAhead), which is not recorded again.
-func (t *transfer) place(tmp string, anon *os.File, dir, name, fileKey, rec string, st *arrival, pre string) (_ arrival, err error) {
+func (t *transfer) place(tmp string, anon *anonFile, dir, name, fileKey, rec string, st *arrival, pre string) (_ arrival, err error) {
 	// named is the name an unnamed file got here, removed if it does
 	// not become the final one.
 	named := ""

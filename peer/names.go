@@ -180,7 +180,12 @@ func windowsProblem(c string) error {
 
 // safeComponent refuses the path components that no rules may save:
 // see checkOffered.
-func safeComponent(c string) error {
+func safeComponent(c string) error { return safeComponentWith(c, true) }
+
+// safeComponentWith is safeComponent; ascii lets a component of ASCII
+// alone skip the look-ups in Unicode's tables, which find nothing to
+// refuse in ASCII but controls (a test compares both ways).
+func safeComponentWith(c string, ascii bool) error {
 	switch c {
 	case "":
 		return fmt.Errorf("%w: empty path component", ErrNameUnsafe)
@@ -190,6 +195,32 @@ func safeComponent(c string) error {
 	if strings.Trim(c, " ") == "" {
 		return fmt.Errorf("%w: name of spaces only", ErrNameUnsafe)
 	}
+	if ascii && isASCII(c) {
+		for i := range len(c) {
+			if c[i] < 0x20 || c[i] == 0x7f {
+				return fmt.Errorf("%w: control character %U", ErrNameUnsafe, rune(c[i]))
+			}
+		}
+	} else if err := checkRunes(c); err != nil {
+		return err
+	}
+	if strings.Contains(c, "  .") {
+		return fmt.Errorf("%w: spaces before an extension", ErrNameUnsafe)
+	}
+	return nil
+}
+
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// checkRunes is safeComponent's look at each rune of c.
+func checkRunes(c string) error {
 	prev := rune(-1) // the rune before r in c, -1 at its start
 	for i, r := range c {
 		switch {
@@ -224,9 +255,6 @@ func safeComponent(c string) error {
 			}
 		}
 		prev = r
-	}
-	if strings.Contains(c, "  .") {
-		return fmt.Errorf("%w: spaces before an extension", ErrNameUnsafe)
 	}
 	return nil
 }

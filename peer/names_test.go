@@ -3,6 +3,7 @@ package peer
 import (
 	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -237,5 +238,77 @@ func TestFoldKeyASCIIFastPath(t *testing.T) {
 	lower := "already lower.txt"
 	if n := testing.AllocsPerRun(10, func() { _ = foldKey(lower) }); n != 0 {
 		t.Errorf("foldKey of a lower-case ASCII name: %v allocations", n)
+	}
+}
+
+// componentCorpus is what the ASCII fast path of safeComponent is held to
+// the rune-by-rune look on: every ASCII byte alone and inside a name,
+// the separators and dots and spaces that path rules turn on, and the
+// hostile and mapped names with some non-ASCII next to them.
+func componentCorpus() []string {
+	var out []string
+	for b := range utf8.RuneSelf {
+		c := string(rune(b))
+		out = append(out, c, "a"+c, c+"a", "a"+c+"b", "name"+c+".txt", c+c, "\u00e9"+c)
+	}
+	out = append(out, "", ".", "..", "...", " ", "  ", " .", ". ", "a.", "a ", " a", "a  .txt", "a .txt",
+		"a  b.txt", "a/b", `a\b`, "a:b", "C:", `C:\`, "c:/", "CON", "con.txt", "nul", "LPT1", "x.", "x..",
+		"a\x00", "\x1fa", "a\x7f", "\x80", "\xff", "caf\xc3", "caf\u00e9", "\u00e9", "a\u0301", "\u0301a",
+		"a\u200bb", "\u202etxt.exe", "\ufeff", "a\u2003b", "a\u2003", "a\u00a0.exe", "\U0001f600\ufe0f",
+		"\ufe0f", "a\u3000b", "a\u2028b", "\u3164", strings.Repeat("a", 255), strings.Repeat("\x01", 3))
+	for _, h := range hostileNames {
+		out = append(out, h.path)
+		out = append(out, strings.Split(h.path, "/")...)
+	}
+	return out
+}
+
+// TestSafeComponentASCIIFastPath: for any component, safeComponent's
+// verdict and reason are those of its look at each rune in Unicode's
+// tables, ASCII fast path or not.
+func TestSafeComponentASCIIFastPath(t *testing.T) {
+	corpus := componentCorpus()
+	// Random names over the corpus's bytes: controls, separators, dots
+	// and spaces next to each other and to letters.
+	var alphabet []string
+	for b := range utf8.RuneSelf {
+		alphabet = append(alphabet, string(rune(b)))
+	}
+	alphabet = append(alphabet, ".", ".", " ", " ", "/", `\`, ":", "\u00e9", "\u2003", "\u0301", "\xff")
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		var b strings.Builder
+		for range 1 + rng.IntN(12) {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		corpus = append(corpus, b.String())
+	}
+	fast, slow := 0, 0
+	for _, c := range corpus {
+		if isASCII(c) {
+			fast++
+		} else {
+			slow++
+		}
+		checkSafeComponentFastPath(t, c)
+	}
+	if fast < 10000 || slow < 1000 {
+		t.Fatalf("%d names took the fast path, %d the slow one: the corpus misses one", fast, slow)
+	}
+}
+
+// FuzzSafeComponent holds the fast path to the slow one on any string.
+func FuzzSafeComponent(f *testing.F) {
+	for _, c := range componentCorpus() {
+		f.Add(c)
+	}
+	f.Fuzz(checkSafeComponentFastPath)
+}
+
+func checkSafeComponentFastPath(t *testing.T, c string) {
+	t.Helper()
+	got, want := safeComponent(c), safeComponentWith(c, false)
+	if (got == nil) != (want == nil) || got != nil && (got.Error() != want.Error() || !errors.Is(got, ErrNameUnsafe)) {
+		t.Errorf("safeComponent(%q) = %v, the look at each rune says %v", c, got, want)
 	}
 }

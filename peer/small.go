@@ -131,24 +131,25 @@ const (
 )
 
 // createSmall creates the file of a small entry, with mode perm: unnamed
-// where it can (name ""), else a named temporary file. It runs on the
-// syncer's goroutines.
-func (in *Inbox) createSmall(perm fs.FileMode) (*os.File, string, error) {
+// where it can (a), else a named temporary file (f, named name). It runs
+// on the syncer's goroutines.
+func (in *Inbox) createSmall(perm fs.FileMode) (a *anonFile, f *os.File, name string, err error) {
 	if in.anon.Load() != anonNo {
 		if s, err := in.staging(); err == nil {
-			f, err := s.openAnon(perm)
+			a, err := s.openAnon(perm)
 			if err == nil && (in.anon.Load() == anonYes || in.probeAnon(s, perm)) {
-				return f, "", nil
+				return a, nil, "", nil
 			}
-			if f != nil {
-				f.Close()
+			if a != nil {
+				a.Close()
 			}
 			if err != nil && noAnon(err) {
 				in.anon.Store(anonNo)
 			}
 		}
 	}
-	return in.createStagingFile(perm)
+	f, name, err = in.createStagingFile(perm)
+	return nil, f, name, err
 }
 
 // probeAnon finds out, once, whether an unnamed file can be given a name
@@ -156,13 +157,13 @@ func (in *Inbox) createSmall(perm fs.FileMode) (*os.File, string, error) {
 // the staging folder and removing it again.
 func (in *Inbox) probeAnon(s *stagingFolder, perm fs.FileMode) bool {
 	in.anonOnce.Do(func() {
-		f, err := s.openAnon(perm)
+		a, err := s.openAnon(perm)
 		if err != nil {
 			in.anon.Store(anonNo)
 			return
 		}
-		defer f.Close()
-		name, err := in.nameAnon(s, f)
+		defer a.Close()
+		name, err := in.nameAnon(s, a)
 		if err != nil {
 			in.anon.Store(anonNo)
 			return
@@ -173,16 +174,16 @@ func (in *Inbox) probeAnon(s *stagingFolder, perm fs.FileMode) bool {
 	return in.anon.Load() == anonYes
 }
 
-// nameAnon gives f, an unnamed file of the staging folder s, a temporary
+// nameAnon gives a, an unnamed file of the staging folder s, a temporary
 // name there, and returns it: for the ways of naming a file that take a
 // name (a copy to another file system, a rename where there are no hard
 // links).
-func (in *Inbox) nameAnon(s *stagingFolder, f *os.File) (string, error) {
+func (in *Inbox) nameAnon(s *stagingFolder, a *anonFile) (string, error) {
 	for range 10 {
 		var rnd [8]byte
 		_, _ = rand.Read(rnd[:])
 		base := tempPrefixStaging + hex.EncodeToString(rnd[:])
-		err := linkAnon(f, s.dir, base)
+		err := linkAnon(a, s.dir, base)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -201,16 +202,16 @@ const tempPrefixStaging = "tmp-"
 // anonFiles is a transfer's unnamed files, by entry: set when the syncer
 // made one, cleared when it is named or discarded. Only the transfer's
 // goroutine uses it.
-type anonFiles []*os.File
+type anonFiles []*anonFile
 
-func (a *anonFiles) set(n, i int, f *os.File) {
+func (a *anonFiles) set(n, i int, f *anonFile) {
 	if *a == nil {
 		*a = make(anonFiles, n)
 	}
 	(*a)[i] = f
 }
 
-func (a anonFiles) get(i int) *os.File {
+func (a anonFiles) get(i int) *anonFile {
 	if a == nil {
 		return nil
 	}
@@ -225,8 +226,8 @@ func (a anonFiles) close(i int) {
 	}
 }
 
-// linkAnonFinal names the unnamed file f final in dir (see linkFinal).
-func (t *transfer) linkAnonFinal(f *os.File, dir, final string) error {
+// linkAnonFinal names the unnamed file a final in dir (see linkFinal).
+func (t *transfer) linkAnonFinal(a *anonFile, dir, final string) error {
 	var d *os.File
 	var err error
 	if t.linkDirs != nil {
@@ -237,5 +238,5 @@ func (t *transfer) linkAnonFinal(f *os.File, dir, final string) error {
 	if err != nil {
 		return err
 	}
-	return linkAnon(f, d, path.Base(final))
+	return linkAnon(a, d, path.Base(final))
 }

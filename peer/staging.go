@@ -79,8 +79,10 @@ func fileKey(sender, folder string, e proto.Entry) string {
 		return ""
 	}
 	// "lanshare file key 1\x00SENDER\x00FOLDER\x00PATH\x00SIZE\x00MTIME",
-	// numbers in decimal; appended, not printed: once per offered file.
-	b := make([]byte, 0, 64+len(sender)+len(folder)+len(e.Path))
+	// numbers in decimal; appended, not printed: once per offered file,
+	// on the stack unless the path is long.
+	var buf [320]byte
+	b := buf[:0]
 	b = append(b, "lanshare file key 1\x00"...)
 	b = append(append(b, sender...), 0)
 	b = append(append(b, folder...), 0)
@@ -980,14 +982,18 @@ func (in *Inbox) statArrival(key, name string) (arrival, error) {
 	return newArrival(key, id, fi), nil
 }
 
-// anonArrival describes the unnamed file f as it would be recorded for
+// anonArrival describes the unnamed file a as it would be recorded for
 // key (see statArrival).
-func anonArrival(key string, f *os.File) (arrival, error) {
-	id, fi, err := openIdentity(f)
+func anonArrival(key string, a *anonFile) (arrival, error) {
+	st, _, err := a.stat()
 	if err != nil {
 		return arrival{}, err
 	}
-	return newArrival(key, id, fi), nil
+	if key == "" {
+		key = "-"
+	}
+	st.key = key
+	return st, nil
 }
 
 // newArrival is the record for key of the file id, described by fi.
@@ -1027,7 +1033,7 @@ func (in *Inbox) recordArrivals(as []arrival) error {
 		in.indexSize = fi.Size()
 	}
 	size := in.indexSize
-	var b []byte
+	b := in.indexBuf[:0]
 	if in.indexTorn {
 		b = append(b, '\n')
 	}
@@ -1038,6 +1044,9 @@ func (in *Inbox) recordArrivals(as []arrival) error {
 	write := in.index.Write
 	if indexWriteHook != nil {
 		write = func(b []byte) (int, error) { return indexWriteHook(in.index, b) }
+	}
+	if cap(b) <= indexBufMax {
+		in.indexBuf = b
 	}
 	if _, err := write(b); err != nil {
 		in.indexTorn = in.index.Truncate(size) != nil
@@ -1055,6 +1064,10 @@ func (in *Inbox) recordArrivals(as []arrival) error {
 	_ = in.compactArrived(name)
 	return nil
 }
+
+// indexBufMax bounds the buffer an inbox keeps for the index's appends:
+// a group's lines (see groupFiles) fit.
+const indexBufMax = 256 << 10
 
 // indexWriteHook, when set (by tests), makes the index's appends in place
 // of f.Write.

@@ -64,8 +64,11 @@ var stagedBudget = min(max(openFileLimit()/4, 256), 65536)
 
 // syncJob is a verified file to make durable.
 type syncJob struct {
-	i    int      // the entry
-	f    *os.File // open; the job closes it
+	i int      // the entry
+	f *os.File // open; the job closes it
+	// anon, instead of f, is the unnamed file made for a buffered job:
+	// the job closes it, or hands it over open (syncDone.anon).
+	anon *anonFile
 	root *os.Root
 	name string // f's name under root
 	mode os.FileMode
@@ -74,8 +77,8 @@ type syncJob struct {
 	// size is the file's size: a small one is synced in a group.
 	size uint64
 	// buffered: the file is not made yet; its bytes are data, and maker
-	// makes it (see receiveSmall). f, root and name are then set when
-	// it is made.
+	// makes it (see receiveSmall). anon, or f, root and name, are then
+	// set when it is made.
 	buffered bool
 	data     []byte
 	maker    smallMaker
@@ -83,7 +86,7 @@ type syncJob struct {
 
 // smallMaker makes the files of buffered jobs: the Inbox.
 type smallMaker interface {
-	createSmall(perm os.FileMode) (*os.File, string, error)
+	createSmall(perm os.FileMode) (*anonFile, *os.File, string, error)
 	stagingRef(name string) (*os.Root, string)
 }
 
@@ -96,11 +99,12 @@ type syncDone struct {
 	st     arrival
 	stated bool
 	// created: the job was buffered, and the worker made its file: an
-	// unnamed one, f, left open for its naming, or the temporary file
-	// name (path under the shared folder), closed. Either is set even
-	// when err says the file was not made whole, so that it is removed.
+	// unnamed one, anon, left open for its naming (only when err is
+	// nil: else it is closed, and so gone), or the temporary file name
+	// (path under the shared folder), closed, set even when err says
+	// the file was not made whole, so that it is removed.
 	created bool
-	f       *os.File
+	anon    *anonFile
 	name    string
 }
 
@@ -114,6 +118,9 @@ type syncUnit struct {
 type syncUnitDone struct {
 	done  []syncDone
 	group bool
+	// jobs is the group's slice, which the worker is done with: a later
+	// group is gathered in it (see syncer.spares).
+	jobs []syncJob
 }
 
 // syncer runs syncJobs on goroutines it starts with the first job. Its
@@ -127,11 +134,15 @@ type syncer struct {
 	// open counts the entries handed to the workers whose outcomes have
 	// not arrived; single, the files handed over one by one among them;
 	// held, the entries whose outcomes arrived holding an unnamed file
-	// open (see syncDone.f) and wait for an earlier entry to be
+	// open (see syncDone.anon) and wait for an earlier entry to be
 	// committed.
 	open, single, held int
 	// group gathers small files until it is handed over (see groupFiles).
+	// spares are groups' slices that came back from the workers,
+	// cleared: the next groups are gathered in them, not in slices grown
+	// anew. There are at most as many as groups may be out at once.
 	group      []syncJob
+	spares     [][]syncJob
 	groupSize  uint64
 	groupBuf   int // bytes of the group's buffered jobs
 	groupStart time.Time
@@ -173,6 +184,9 @@ func (s *syncer) put(job syncJob) {
 		}
 		if len(s.group) == 0 {
 			s.groupStart = time.Now()
+			if n := len(s.spares); s.group == nil && n > 0 {
+				s.group, s.spares = s.spares[n-1], s.spares[:n-1]
+			}
 		}
 		s.group = append(s.group, job)
 		s.groupSize += job.size
@@ -231,9 +245,13 @@ func (s *syncer) takeUnit(d syncUnitDone) {
 	if !d.group {
 		s.single--
 	}
+	if d.jobs != nil && len(s.spares) < syncOpen/groupFiles+1 {
+		clear(d.jobs) // drops what the jobs held: files, buffers, the Inbox
+		s.spares = append(s.spares, d.jobs[:0])
+	}
 	for _, o := range d.done {
 		s.out[o.i] = o
-		if o.f != nil {
+		if o.anon != nil {
 			s.held++
 		}
 	}
@@ -259,7 +277,7 @@ func (s *syncer) commitReady() {
 		delete(s.out, s.queue[0])
 		s.queue = s.queue[1:]
 		stagedOpen.Add(-1)
-		if o.f != nil {
+		if o.anon != nil {
 			s.held--
 		}
 		run = append(run, o)
@@ -295,7 +313,7 @@ func (s *syncer) work() {
 			s.done <- syncUnitDone{done: []syncDone{u.jobs[0].sync()}}
 			continue
 		}
-		s.done <- syncUnitDone{done: syncGroup(u.jobs, s.barrier), group: true}
+		s.done <- syncUnitDone{done: syncGroup(u.jobs, s.barrier), group: true, jobs: u.jobs}
 	}
 }
 
@@ -304,27 +322,49 @@ func (s *syncer) work() {
 // each file is fsynced: the error is then the file's own, if any.
 func syncGroup(g []syncJob, barrier func(*os.File) error) []syncDone {
 	out := make([]syncDone, len(g))
-	var first *os.File
+	first := -1
 	for k := range g {
 		out[k] = g[k].make()
 		if out[k].err == nil {
 			out[k] = g[k].setUp(out[k])
 		}
-		if out[k].err == nil && first == nil {
-			first = g[k].f
+		if out[k].err == nil && first < 0 {
+			first = k
 		}
 	}
 	berr := error(nil)
-	if first != nil {
-		berr = barrier(first)
+	if first >= 0 {
+		berr = g[first].barrier(barrier)
 	}
 	for k, job := range g {
 		if out[k].err == nil && berr != nil {
-			out[k].err = job.f.Sync()
+			out[k].err = job.fsync()
 		}
 		out[k] = job.release(out[k])
 	}
 	return out
+}
+
+// barrier runs barrier on the job's file: an unnamed one's descriptor is
+// duplicated for it, which shares what syncfs reports for the file.
+func (job *syncJob) barrier(barrier func(*os.File) error) error {
+	if job.anon == nil {
+		return barrier(job.f)
+	}
+	f, err := job.anon.dup()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return barrier(f)
+}
+
+// fsync makes the job's file durable on its own.
+func (job *syncJob) fsync() error {
+	if job.anon != nil {
+		return job.anon.Sync()
+	}
+	return job.f.Sync()
 }
 
 // make makes a buffered job's file and writes its bytes (see
@@ -339,29 +379,36 @@ func (job *syncJob) make() syncDone {
 	job.data = nil
 	defer putSmall(data)
 	d.created = true
-	f, name, err := job.maker.createSmall(job.mode)
+	a, f, name, err := job.maker.createSmall(job.mode)
 	if err != nil {
 		d.err = err
+		return d
+	}
+	if a != nil {
+		job.anon = a
+		_, d.err = a.Write(data)
 		return d
 	}
 	job.f, d.name = f, name
 	if name != "" {
 		job.root, job.name = job.maker.stagingRef(name)
 	}
-	if _, err := f.Write(data); err != nil {
-		d.err = err
-	}
+	_, d.err = f.Write(data)
 	return d
 }
 
 // release closes the job's file, unless it is an unnamed file made
-// whole, which its naming needs open (d.f).
+// whole, which its naming needs open (d.anon).
 func (job syncJob) release(d syncDone) syncDone {
-	if job.f == nil {
+	if job.anon != nil {
+		if d.err == nil {
+			d.anon = job.anon
+			return d
+		}
+		job.anon.Close()
 		return d
 	}
-	if d.created && d.name == "" && d.err == nil {
-		d.f = job.f
+	if job.f == nil {
 		return d
 	}
 	if cerr := job.f.Close(); d.err == nil {
@@ -375,6 +422,9 @@ func (job syncJob) release(d syncDone) syncDone {
 // identity for the arrived index and whether its mode is already right
 // (a temporary file is made with its final mode), which spares a chmod.
 func (job syncJob) setUp(d syncDone) syncDone {
+	if job.anon != nil {
+		return job.setUpAnon(d)
+	}
 	if !job.mtime.IsZero() {
 		if d.err = setFileTimes(job.f, job.root, job.name, job.mtime); d.err != nil {
 			return d
@@ -393,6 +443,26 @@ func (job syncJob) setUp(d syncDone) syncDone {
 	return d
 }
 
+// setUpAnon is setUp for an unnamed file: the same system calls, on
+// its bare descriptor.
+func (job syncJob) setUpAnon(d syncDone) syncDone {
+	if !job.mtime.IsZero() {
+		if d.err = job.anon.setTimes(job.mtime); d.err != nil {
+			return d
+		}
+	}
+	st, perm, err := job.anon.stat()
+	if err != nil || perm != job.mode.Perm() {
+		if d.err = job.anon.Chmod(job.mode); d.err != nil {
+			return d
+		}
+	}
+	if err == nil {
+		d.st, d.stated = st, true
+	}
+	return d
+}
+
 // sync gives the file its mode and times, makes it durable, and closes
 // it.
 func (job syncJob) sync() syncDone {
@@ -401,7 +471,7 @@ func (job syncJob) sync() syncDone {
 		d = job.setUp(d)
 	}
 	if d.err == nil {
-		d.err = job.f.Sync()
+		d.err = job.fsync()
 	}
 	return job.release(d)
 }
