@@ -21,15 +21,10 @@ import (
 const tmpfsSize = 100 << 20
 
 // onTmpfs returns a commandFunc that runs its command in a private mount
-// namespace where dir is a new tmpfs of tmpfsSize bytes: the test's
+// namespace where dir is a new tmpfs mounted with opts: the test's
 // machine never sees the mount, and it goes away with the process. The
 // test reaches the file system through /proc/PID/root.
-func onTmpfs(dir string) commandFunc {
-	return onTmpfsWith(dir, fmt.Sprintf("size=%d", tmpfsSize))
-}
-
-// onTmpfsWith is onTmpfs with the tmpfs's mount options opts.
-func onTmpfsWith(dir, opts string) commandFunc {
+func onTmpfs(dir, opts string) commandFunc {
 	return func(ctx context.Context, name string, args ...string) *exec.Cmd {
 		script := fmt.Sprintf(`mount -t tmpfs -o %s tmpfs "$0" || exit 97; exec "$@"`, opts)
 		return exec.CommandContext(ctx, "unshare", append([]string{"--mount", "--propagation", "private", "--",
@@ -37,24 +32,22 @@ func onTmpfsWith(dir, opts string) commandFunc {
 	}
 }
 
-// TestDiskFull runs the receiver on a small real file system: an offer
-// that cannot fit is refused before any byte is sent; a disk that another
-// writer fills in the middle of a transfer fails that file and stops the
-// transfer (the files after it do not cross), the sender exits with a
-// refusal for the space, the partial file is kept, and once there is space
-// again the agent takes the send, skipping what arrived and resuming.
-func TestDiskFull(t *testing.T) {
-	t.Parallel()
+// serveOnTmpfs starts "lanshare serve" named rx, its configuration in
+// tmp/rcfg, sharing tmp/share, which it sees as a new tmpfs mounted with
+// opts (see onTmpfs), with no strangers' budget (the disk fills, not the
+// budget). It returns the agent, its address set, and the receiver's view
+// of its shared folder. It skips where no tmpfs can be mounted.
+func serveOnTmpfs(t *testing.T, tmp, opts string) (*server, string) {
+	t.Helper()
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("needs unshare(1) for a private mount namespace")
 	}
-	tmp := t.TempDir()
 	share := filepath.Join(tmp, "share")
 	if err := os.MkdirAll(share, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	srv := startLanshare(t, onTmpfs(share), tmp, nil, "serve", "--dir", share, "--config", filepath.Join(tmp, "rcfg"),
-		"--listen", "127.0.0.1:0", "--name", "rx", "--stranger-budget", "off") // the disk fills, not the budget
+	srv := startLanshare(t, onTmpfs(share, opts), tmp, nil, "serve", "--dir", share, "--config", filepath.Join(tmp, "rcfg"),
+		"--listen", "127.0.0.1:0", "--name", "rx", "--stranger-budget", "off")
 	select {
 	case line, ok := <-srv.first:
 		if !ok {
@@ -68,8 +61,19 @@ func TestDiskFull(t *testing.T) {
 	case <-time.After(failAfter):
 		t.Fatalf("serve on a tmpfs printed no address within %v", failAfter)
 	}
-	// The receiver's view of its shared folder.
-	fs := filepath.Join("/proc", fmt.Sprint(srv.cmd.Process.Pid), "root", share)
+	return srv, filepath.Join("/proc", fmt.Sprint(srv.cmd.Process.Pid), "root", share)
+}
+
+// TestDiskFull runs the receiver on a small real file system: an offer
+// that cannot fit is refused before any byte is sent; a disk that another
+// writer fills in the middle of a transfer fails that file and stops the
+// transfer (the files after it do not cross), the sender exits with a
+// refusal for the space, the partial file is kept, and once there is space
+// again the agent takes the send, skipping what arrived and resuming.
+func TestDiskFull(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	srv, fs := serveOnTmpfs(t, tmp, fmt.Sprintf("size=%d", tmpfsSize))
 	scfg := filepath.Join(tmp, "scfg")
 
 	// 1. Too large for the free space: refused before "ok".
@@ -166,30 +170,8 @@ func TestDiskFull(t *testing.T) {
 // progress); once inodes are free again, the send completes.
 func TestOutOfInodes(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("needs unshare(1) for a private mount namespace")
-	}
 	tmp := t.TempDir()
-	share := filepath.Join(tmp, "share")
-	if err := os.MkdirAll(share, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	srv := startLanshare(t, onTmpfsWith(share, fmt.Sprintf("size=%d,nr_inodes=1600", tmpfsSize)), tmp, nil, "serve", "--dir", share,
-		"--config", filepath.Join(tmp, "rcfg"), "--listen", "127.0.0.1:0", "--name", "rx", "--stranger-budget", "off")
-	select {
-	case line, ok := <-srv.first:
-		if !ok {
-			<-srv.done
-			if srv.state.ExitCode() == 97 {
-				t.Skip("cannot mount a tmpfs here (needs CAP_SYS_ADMIN in a mount namespace)")
-			}
-			t.Fatalf("serve on a tmpfs exited (%v); stderr:\n%s", srv.state, srv.stderr)
-		}
-		srv.addr = strings.TrimPrefix(line, "listening on ")
-	case <-time.After(failAfter):
-		t.Fatalf("serve on a tmpfs printed no address within %v", failAfter)
-	}
-	fs := filepath.Join("/proc", fmt.Sprint(srv.cmd.Process.Pid), "root", share)
+	srv, fs := serveOnTmpfs(t, tmp, fmt.Sprintf("size=%d,nr_inodes=1600", tmpfsSize))
 	scfg := filepath.Join(tmp, "scfg")
 	makeTree := func(dir string, n int) {
 		for i := range n {
