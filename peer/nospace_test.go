@@ -246,3 +246,42 @@ func TestRetriesEndWhenAFileFailsEveryTime(t *testing.T) {
 		t.Fatalf("the shared folder holds %v, want d/a.txt and no d/b.bin", keysOf(got))
 	}
 }
+
+// TestRetriesCountAResumeStartedAgain: a large file cut, resumed and
+// then failing its digest is thrown away by the receiver, and taken
+// whole on the next try. Its bytes coming back count as progress from
+// nothing again, not only once they pass the offset it had reached: a
+// link that drops every 2 MiB still brings the file home.
+func TestRetriesCountAResumeStartedAgain(t *testing.T) {
+	const size = 10 << 20
+	src := writeTree(t, map[string]string{"d/b.bin": randomBytes(t, size)})
+	in := newInbox(t, InboxConfig{})
+	addr, _ := serveInbox(t, in, senderPolicy)
+	items := collect(t, filepath.Join(src, "d"))
+	var dials atomic.Int32
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		n := dials.Add(1)
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		switch n {
+		case 1: // most of the file, then the link drops
+			return &cutConn{Conn: c, left: 8 << 20}, nil
+		case 2: // resumed, and corrupted on the way
+			return &flipConn{Conn: c, at: 1 << 20}, nil
+		}
+		return &cutConn{Conn: c, left: 2 << 20}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rep, err := SendTo(ctx, addr, items, SendOptions{Name: "s", Dial: dial, Retries: 3, retryBase: time.Millisecond})
+	if err != nil {
+		t.Fatalf("send: %v after %d connections", err, dials.Load())
+	}
+	t.Logf("%d connections, %d retries", dials.Load(), rep.Retries)
+	if got := tree(t, in.Dir()); len(got["d/b.bin"]) != size {
+		t.Fatalf("the shared folder holds %v, want d/b.bin whole", keysOf(got))
+	}
+}

@@ -463,7 +463,22 @@ type Report struct {
 	// had is the file bytes the receiver said it had when it answered:
 	// the files already there and the offsets it resumed from. A retry
 	// that finds it grown shows that the attempt before kept something.
-	had uint64
+	// from holds, by entry, the offset a file resumed from.
+	had  uint64
+	from []uint64
+}
+
+// dropped counts the bytes the receiver had of files that resumed and
+// then failed their digest: it threw the partial files away, and takes
+// them whole next time.
+func (r *Report) dropped() uint64 {
+	var n uint64
+	for i, res := range r.Results {
+		if res.Status == proto.Failed && res.Code == proto.CodeDigest && i < len(r.from) {
+			n += r.from[i]
+		}
+	}
+	return n
 }
 
 // Saved counts the items the receipt says are saved or already there,
@@ -580,7 +595,12 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 				fails = 0 // the count starts again
 			}
 			if rep != nil {
+				// What a resumed file that failed its digest had is gone:
+				// the mark comes down by it, or a large file cut again on
+				// its way back up would not count as moving until it
+				// passed its old offset.
 				had = max(had, rep.had)
+				had -= min(had, rep.dropped())
 			}
 			if fails++; retries < 0 || fails > retries {
 				if reached && !errors.Is(err, ErrIncomplete) {
@@ -771,6 +791,12 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 				rep.had += it.Entry.Size
 			case proto.Accept:
 				rep.had += min(r.Offset, it.Entry.Size)
+				if r.Offset > 0 {
+					if rep.from == nil {
+						rep.from = make([]uint64, len(items))
+					}
+					rep.from[i] = min(r.Offset, it.Entry.Size)
+				}
 			}
 		}
 	}
