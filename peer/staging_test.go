@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lanshare/lanshare/proto"
 )
 
@@ -27,7 +29,7 @@ func TestOpenStagingRefusesWhatTheAgentDidNotMake(t *testing.T) {
 	diary := filepath.Join(dir, "diary.txt")
 	must(t, os.WriteFile(diary, []byte(diaryText), 0o600))
 	must(t, os.Symlink("../diary.txt", filepath.Join(staging, "link")))
-	must(t, syscall.Mkfifo(filepath.Join(staging, "fifo"), 0o600))
+	must(t, unix.Mkfifo(filepath.Join(staging, "fifo"), 0o600))
 	t.Cleanup(func() { unblockFIFO(filepath.Join(staging, "fifo")) })
 	must(t, os.Link(diary, filepath.Join(staging, "hard")))
 	must(t, os.Mkdir(filepath.Join(staging, "dir"), 0o700))

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lanshare/lanshare/proto"
 	"github.com/lanshare/lanshare/proto/localsend"
 )
@@ -69,7 +71,7 @@ func TestNameCollisionsGetNewNames(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "caf\u00e9.txt"), []byte("old"), 0o644)) // NFC
 	must(t, os.Symlink(outside, filepath.Join(dir, "link")))
 	must(t, os.Symlink(filepath.Join(outside, "target"), filepath.Join(dir, "dangling")))
-	must(t, syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644))
+	must(t, unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "photos"), []byte("a file where a dir is offered"), 0o644))
 	must(t, os.MkdirAll(filepath.Join(dir, "merge"), 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, "merge", "keep.txt"), []byte("keep"), 0o644))
@@ -224,7 +226,7 @@ func TestSendFIFOInPlaceOfALargeFile(t *testing.T) {
 	must(t, err)
 	big := filepath.Join(src, "d", "big.bin")
 	must(t, os.Remove(big))
-	must(t, syscall.Mkfifo(big, 0o644))
+	must(t, unix.Mkfifo(big, 0o644))
 	done := make(chan error, 1)
 	go func() {
 		_, err := testSender(t).Send(t.Context(), bob.target(), items, SendOptions{Name: "alice"})

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lanshare/lanshare/proto"
 )
 
@@ -60,7 +62,7 @@ func walkTree(t *testing.T) string {
 	must(t, os.Mkdir(in("empty"), 0o755))
 	must(t, os.Symlink(in("a/1.txt"), in("a/link.txt")))
 	must(t, os.Symlink(in("a"), in("dirlink")))
-	must(t, syscall.Mkfifo(in("c/pipe"), 0o644))
+	must(t, unix.Mkfifo(in("c/pipe"), 0o644))
 	must(t, os.Chmod(in("secret.txt"), 0o000))
 	must(t, os.Chmod(in("locked"), 0o000))
 	must(t, os.Chmod(in("blind"), 0o644))    // listed, not searched
