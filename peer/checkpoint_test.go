@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -188,10 +189,12 @@ func TestPartialDamagedAfterStateCaught(t *testing.T) {
 	assertTree(t, in.Dir(), map[string]string{"big.bin": content})
 }
 
-// TestCrashAfterStateResumesFromDisk: an agent that died in a resumed
-// transfer wrote bytes after those its kept state covers, without a new
-// record: the file no longer matches the state's stamp, and the resume,
-// from the record's written bytes at most, delivers the file whole.
+// TestCrashAfterStateResumesFromDisk: bytes written to a partial file
+// after its record kept a digest state, the record left as it was (an
+// agent of an earlier version that died in a resumed transfer; another
+// program): the file no longer matches the state's stamp, and the
+// resume, from the record's written bytes at most, delivers the file
+// whole.
 func TestCrashAfterStateResumesFromDisk(t *testing.T) {
 	needStamps(t)
 	const size = 20 << 20
@@ -310,4 +313,63 @@ func TestResumedSourceChangedInPrefixCaught(t *testing.T) {
 		t.Fatalf("sent %d bytes, want the rest and then the whole file", rep.Sent)
 	}
 	assertTree(t, in.Dir(), map[string]string{"big.bin": string(changed)})
+}
+
+// TestDeathInResumeKeepsItsBytes: an agent that dies in a resumed
+// transfer leaves a partial file longer than its last cut; the next
+// resume starts below that end (by the window of writes that may not
+// have landed), not back at the earlier cut, and the file arrives whole.
+// Here the dead transfer wrote 12 MiB past the cut and then failed (out
+// of space), leaving the record as it was while it ran.
+func TestDeathInResumeKeepsItsBytes(t *testing.T) {
+	const size, more = 40 << 20, 12 << 20
+	content := randomBytes(t, size)
+	in := newInbox(t, InboxConfig{})
+	addr, ended := serveInbox(t, in, senderPolicy)
+	items, _, _ := cutPartial(t, in, addr, ended, content, 8<<20)
+
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("needs /dev/full")
+	}
+	var from int64 = -1
+	tempFileHook = func(e proto.Entry, f *os.File) *os.File {
+		// The transfer that dies: its next 12 MiB land, then nothing.
+		off, err := f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			t.Error(err)
+			return f
+		}
+		if _, err := f.Write([]byte(content[off : off+more])); err != nil {
+			t.Error(err)
+			return f
+		}
+		full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+		if err != nil {
+			t.Error(err)
+			return f
+		}
+		f.Close()
+		from = off
+		return full
+	}
+	t.Cleanup(func() { tempFileHook = nil })
+	before := ended.Load()
+	if _, err := SendTo(context.Background(), addr, items, SendOptions{Name: "s", Retries: -1}); err == nil {
+		t.Fatal("a send into a full disk reported success")
+	}
+	waitFor(t, func() bool { return ended.Load() > before })
+	tempFileHook = nil
+	if from <= 0 {
+		t.Fatalf("the second send did not resume (from %d)", from)
+	}
+
+	rep, err := SendTo(context.Background(), addr, items, SendOptions{Name: "s", Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := uint64(from+more-resumeWindow) &^ (directAlign - 1)
+	if rep.Resumed != want {
+		t.Fatalf("resumed at %d, want %d (the dead transfer started at %d and wrote %d)", rep.Resumed, want, from, more)
+	}
+	assertTree(t, in.Dir(), map[string]string{"big.bin": content})
 }

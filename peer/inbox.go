@@ -1310,10 +1310,18 @@ func (t *transfer) openTemp(i int, buf []byte) (*os.File, hash.Hash, error) {
 			_, err = f.Seek(int64(off), io.SeekStart)
 		}
 		if err == nil {
-			// The record stays as it was until the transfer ends.
+			// From here on the file grows past what the record says was
+			// written: should the agent die, the bytes it wrote are
+			// beyond the record's count, and a resume from that count
+			// would send them again. The record says nothing written
+			// until the transfer ends (keepPartial): a dead agent's
+			// partial resumes below its end, as after a first cut.
 			if saved != nil {
 				h = saved
 			}
+			err = t.in.writeRecord(key, newRecord(t.policy.SenderID, t.policy.Folder, e))
+		}
+		if err == nil {
 			return f, h, nil
 		}
 		if f != nil {
