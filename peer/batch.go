@@ -386,7 +386,7 @@ func (b *Batch) Close() *Transfer {
 	}
 	t.finish(ok)
 	t.in.release(b.need, b.files)
-	return &Transfer{From: t.prog.From, Entries: t.received(), Text: t.text}
+	return &Transfer{From: t.prog.From, Entries: t.received(), Text: t.text, Accepted: true}
 }
 
 // noHash is a hash.Hash that hashes nothing, for a file received without

@@ -129,10 +129,10 @@ func CheckStatic(ctx context.Context, id *Identity, p StaticPeer) StaticStatus {
 // ProbeStatic connects to addr as the identity id, calling itself name,
 // and returns the id of the key that answers and the display name the
 // peer gives in its hello (inside TLS), all within staticCheckTimeout (or
-// ctx). To have the peer's hello it offers an empty batch: the receiver
-// logs one transfer of nothing; one whose owner decides on offers is
-// hung up on as soon as it says it waits, and one that refuses us still
-// says its name first. A peer of another major protocol version is
+// ctx). To have the peer's hello it offers an empty batch, which serve
+// does not log; a peer whose owner decides on offers is hung up on as
+// soon as it says it waits, and one that refuses us still says its name
+// first. A peer of another major protocol version is
 // refused (proto.ErrVersionMismatch).
 func ProbeStatic(ctx context.Context, id *Identity, addr, name string) (peerID, peerName string, err error) {
 	tc, got, err := dialStatic(ctx, id, addr)

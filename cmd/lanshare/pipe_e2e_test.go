@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -206,6 +207,48 @@ func TestSendPipeKilledLeavesNothing(t *testing.T) {
 		t.Errorf("the shared folder holds %v after a cut pipe", tree)
 	}
 	checkNoTemps(t, share)
+}
+
+// TestCutTransfersAreEachLogged: two sends cut one after the other, within
+// the 10 s that failed connections from one address share a log line, are
+// each logged: their offers were accepted, the sender is a peer the agent
+// took files from.
+func TestCutTransfersAreEachLogged(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	share := filepath.Join(tmp, "share")
+	srv := startServe(t, tmp, nil, "--dir", share, "--config", filepath.Join(tmp, "rcfg"), "--name", "bob", "--listen", "127.0.0.1:0")
+	failed := func(lines []string) int {
+		n := 0
+		for _, l := range lines {
+			if strings.Contains(l, "transfer from") && strings.Contains(l, "failed") {
+				n++
+			}
+		}
+		return n
+	}
+	start := time.Now()
+	for k := 1; k <= 2; k++ {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := startSendPipe(t, tmp, srv.addr, fmt.Sprintf("cut%d.tar", k), pr)
+		pr.Close()
+		go feed(pw)
+		waitFor(t, "1 MiB of the pipe on the receiver", func() bool { return stagedBytes(share) >= 1<<20 })
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		srv.out.waitFor(t, fmt.Sprintf("the receiver's line on cut %d", k), func(lines []string) bool { return failed(lines) >= k })
+	}
+	if took := time.Since(start); took >= 10*time.Second {
+		t.Skipf("the two cuts took %v, beyond the log limit's 10 s", took)
+	}
+	if lines := srv.out.Lines(); slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "not logged") }) {
+		t.Errorf("serve left a cut transfer out of its log:\n%s", srv.out)
+	}
 }
 
 // TestSendPipeSourceFailsLeavesNothing: standard input that fails

@@ -47,10 +47,12 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 		if err := history.Append(arrivals(in)...); err != nil {
 			lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: err.Error()}, "warning: %s", oneLine(err))
 		}
-		// Files that arrived are always logged; the failure itself only
-		// as often as the limit lets through.
+		// Files that arrived are always logged, and so is the failure of
+		// a transfer whose offer was accepted (no more lines than those
+		// that end well); a failure before that (a port scan, garbage, a
+		// refused stranger) only as often as the limit lets through.
 		logFailure := true
-		if in.Err != nil {
+		if in.Err != nil && (in.Transfer == nil || !in.Transfer.Accepted) {
 			ok, left := limit.allow(hostOf(in.Remote), in.End)
 			if ok && left > 0 {
 				lg.suppressed(in.End, hostOf(in.Remote), left)
@@ -235,12 +237,12 @@ func (g agentLog) event(t time.Time, prio int, ev serveEvent, format string, arg
 
 func (g agentLog) suppressed(t time.Time, host string, n int) {
 	g.event(t, prioWarning, serveEvent{Event: "suppressed", Remote: host, Count: n},
-		"%d more failed connections from %s not logged", n, host)
+		"%s from %s not logged", plural(n, "more failed connection"), host)
 }
 
 func (g agentLog) askedSuppressed(t time.Time, host string, n int) {
 	g.event(t, prioInfo, serveEvent{Event: "suppressed", Remote: host, Count: n},
-		"%d more offers from %s waited for your answer, not logged (lanshare pending lists those still waiting)", n, host)
+		"%s from %s waited for your answer, not logged (lanshare pending lists those still waiting)", plural(n, "more offer"), host)
 }
 
 // hostPort returns the host of addr, a host:port, or addr.
@@ -296,6 +298,11 @@ func arrivals(in peer.Incoming) []peer.Arrival {
 // failed. With --json every file gets its event (file-saved,
 // file-skipped), then error events or transfer-done.
 func logTransfer(l agentLog, in peer.Incoming, logFailure bool) {
+	if in.Err == nil && in.Transfer != nil && len(in.Transfer.Entries) == 0 && l.enc == nil {
+		// An empty offer: a peer learning our name and key (peers
+		// add). Nothing happened worth a line.
+		return
+	}
 	name := ""
 	if in.Transfer != nil {
 		name = in.Transfer.From
