@@ -72,6 +72,34 @@ func exitCode(err error) int {
 	return exitFailure
 }
 
+// agentName is the default shown for the name of a command other than
+// serve: the running agent's (see applySharedConfig), else name.
+func agentName(name string) string {
+	return fmt.Sprintf("the running agent's, else %q", name)
+}
+
+// flagError rewords the flag package's parse errors: "flag provided but
+// not defined: -bogus" says "unknown option --bogus".
+func flagError(err error) string {
+	msg := err.Error()
+	dashes := func(name string) string { return "--" + strings.TrimLeft(name, "-") }
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		return "unknown option " + dashes(name)
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		return "option " + dashes(name) + " needs a value"
+	}
+	// invalid value "xyz" for flag -wait: parse error
+	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
+		if v, after, ok := strings.Cut(rest, " for flag "); ok {
+			if name, why, ok := strings.Cut(after, ": "); ok {
+				return fmt.Sprintf("%s: invalid value %s (%s)", dashes(name), v, why)
+			}
+		}
+	}
+	return msg
+}
+
 // oneLine keeps an error message to one line.
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")
@@ -119,7 +147,7 @@ Examples:
 					&cli.StringFlag{Name: "trusted-max-size", Usage: "largest transfer accepted from a trusted peer (0: only free space limits it)", Value: "0", EnvVars: []string{"LANSHARE_TRUSTED_MAX_SIZE"}},
 					&cli.BoolFlag{Name: "trusted-exec", Usage: "keep the executable bit on files from trusted peers", EnvVars: []string{"LANSHARE_TRUSTED_EXEC"}},
 					&cli.BoolFlag{Name: "per-peer-folders", Usage: "put each sender's files in a folder named after it", EnvVars: []string{"LANSHARE_PER_PEER_FOLDERS"}},
-					&cli.BoolFlag{Name: "save-texts", Usage: "also save each text message received as a file, text-YYYYMMDD-HHMMSS.txt (default: log and history only)", EnvVars: []string{"LANSHARE_SAVE_TEXTS"}},
+					&cli.BoolFlag{Name: "save-texts", DisableDefaultText: true, Usage: "also save each text message received as a file, text-YYYYMMDD-HHMMSS.txt (default: log and history only)", EnvVars: []string{"LANSHARE_SAVE_TEXTS"}},
 					&cli.StringFlag{Name: "names", Usage: "names the shared folder can hold: native (this system's), posix, or windows (also for FAT, exFAT, NTFS, SMB folders); other names are saved under a look-alike", Value: string(peer.NamesNative), EnvVars: []string{"LANSHARE_NAMES"}},
 					&cli.BoolFlag{Name: "localsend", Usage: "also speak LocalSend's protocol, so LocalSend apps can send here (--localsend=false turns it off)", Value: true, EnvVars: []string{"LANSHARE_LOCALSEND"}},
 					&cli.IntFlag{Name: "localsend-port", Usage: "TCP port of the LocalSend HTTPS server (LocalSend's own is 53317)", Value: localsend.DefaultPort, EnvVars: []string{"LANSHARE_LOCALSEND_PORT"}},
@@ -128,7 +156,7 @@ Examples:
 					&cli.StringFlag{Name: "web-pin", Usage: "PIN the drop page asks for (default: 6 random digits at each start; \"\" for none)", EnvVars: []string{"LANSHARE_WEB_PIN"}},
 					&cli.IntFlag{Name: "web-insecure-http", Usage: "also serve the drop page and share links over plain HTTP on this port (0: a free one), for devices that refuse the agent's certificate: the PIN and the files then cross the network unencrypted", EnvVars: []string{"LANSHARE_WEB_INSECURE_HTTP"}},
 					&cli.BoolFlag{Name: "json", Usage: "log one JSON object per line (events listening, sharing, peer-up, peer-down, file-saved, error, transfer-done, ...)"},
-					&cli.BoolFlag{Name: "verbose", Usage: "log a line for every file received (default: the first 10 of a transfer, then a count)", EnvVars: []string{"LANSHARE_VERBOSE"}},
+					&cli.BoolFlag{Name: "verbose", DisableDefaultText: true, Usage: "log a line for every file received (default: the first 10 of a transfer, then a count)", EnvVars: []string{"LANSHARE_VERBOSE"}},
 					&cli.BoolFlag{Name: "print-config", Usage: "print every setting, its value and where it comes from (flag, environment, config file, default), and exit"},
 					&cli.DurationFlag{Name: "ttl", Usage: "TTL of the agent's mDNS records (how long peers keep it after a crash)", Value: discovery.DefaultTTL},
 					&cli.DurationFlag{Name: "keep-partials", Usage: "how long an interrupted transfer's partial file is kept for a resume", Value: peer.DefaultPartialMaxAge, EnvVars: []string{"LANSHARE_KEEP_PARTIALS"}},
@@ -264,9 +292,9 @@ Examples:
    lanshare send --to bob --to "Pixel 9" --to "Smith, Anna" report.pdf
    lanshare send bob project/ --exclude node_modules/ --exclude '*.tmp'`,
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "name", Usage: "display name to announce", Value: def.Name, EnvVars: []string{"LANSHARE_NAME"}},
+					&cli.StringFlag{Name: "name", Usage: "display name to announce", Value: def.Name, DefaultText: agentName(def.Name), EnvVars: []string{"LANSHARE_NAME"}},
 					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors"},
-					&cli.BoolFlag{Name: "verbose", Usage: "when not on a terminal, print a line for every file sent (default: the first 10, then the summary)"},
+					&cli.BoolFlag{Name: "verbose", DisableDefaultText: true, Usage: "when not on a terminal, print a line for every file sent (default: the first 10, then the summary)"},
 					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line: offer, retry, file-saved, file-skipped, error, transfer-done"},
 					&cli.IntFlag{Name: "retries", Usage: "how many times in a row to reconnect after the connection drops without progress (0: never)", Value: peer.DefaultRetries},
 					&cli.BoolFlag{Name: "localsend", Usage: "the target is a LocalSend device (its alias, id or IP:PORT); without it, a name no lanshare peer has is looked up among LocalSend devices"},
@@ -331,7 +359,7 @@ identity on first use.
 Example:
    lanshare id`,
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "name", Usage: "display name", Value: def.Name, EnvVars: []string{"LANSHARE_NAME"}},
+					&cli.StringFlag{Name: "name", Usage: "display name", Value: def.Name, DefaultText: agentName(def.Name), EnvVars: []string{"LANSHARE_NAME"}},
 					configFlag,
 				},
 				Action: func(c *cli.Context) error {
@@ -547,6 +575,16 @@ Examples:
 			},
 		})
 	addCompletion(app)
+	// "lanshare bogus": urfave/cli would look for a help topic.
+	app.Action = func(c *cli.Context) error {
+		if c.Args().Present() {
+			return usageError{msg: fmt.Sprintf("no command %s (lanshare --help lists them)", peer.Escape(c.Args().First()))}
+		}
+		return cli.ShowAppHelp(c)
+	}
+	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+		return usageError{msg: flagError(err) + " (lanshare --help lists the options)"}
+	}
 	var commands []*cli.Command // with the subcommands, and the prefix of their synopsis
 	var prefixes []string
 	for _, c := range app.Commands {
@@ -560,6 +598,12 @@ Examples:
 		// completion must not offer it in place of file names.
 		c.HideHelpCommand = true
 		action, synopsis := c.Action, strings.TrimSpace(prefixes[i]+c.Name+" [options] "+c.ArgsUsage)
+		// A flag it does not know, or one without its value: one line
+		// and the synopsis, as for the other usage errors, not the
+		// whole help.
+		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+			return usageError{msg: flagError(err), usage: synopsis}
+		}
 		c.Action = func(ctx *cli.Context) error {
 			err := error(nil)
 			if c.Name != "serve" { // serve reads the whole file itself

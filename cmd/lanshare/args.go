@@ -57,7 +57,9 @@ func flagsFirst(app *cli.App, args []string) []string {
 			flags = append(flags, a)
 			if takesValue(cmd, a) {
 				if i+1 == len(rest) {
-					return args // its value is missing: cli says so
+					// Its value is missing: cli says so, given the flag
+					// alone (after a path it would take it for one).
+					return append(append([]string{}, prefix...), a)
 				}
 				i++
 				flags = append(flags, rest[i])

@@ -61,7 +61,7 @@ Examples:
    lanshare peers add --replace 10.0.5.7`, peer.DefaultPort, peer.MaxStaticPeers),
 			Flags: []cli.Flag{
 				configFlag,
-				&cli.StringFlag{Name: "name", Usage: "display name to give the peer", Value: def.Name, EnvVars: []string{"LANSHARE_NAME"}},
+				&cli.StringFlag{Name: "name", Usage: "display name to give the peer", Value: def.Name, DefaultText: agentName(def.Name), EnvVars: []string{"LANSHARE_NAME"}},
 				&cli.BoolFlag{Name: "unverified", Usage: "keep the address without connecting now: nothing is pinned until it is added again"},
 				&cli.BoolFlag{Name: "replace", Usage: "accept the key the address holds now in place of the one it was added with (forgets the old key's pins and trust)"},
 			},

@@ -143,6 +143,11 @@ func TestUsageErrorShowsUsage(t *testing.T) {
 		"trust a b":  "usage: lanshare trust [options] NAME|ID",
 		"peers x":    "usage: lanshare peers [options]",
 		"completion": "usage: lanshare completion [options] bash|zsh|fish",
+		// Flags the command does not know, or without their value: the
+		// same one line, not the whole help.
+		"send --bogus bob x": "usage: lanshare send [options] TARGET PATH... | --to TARGET... PATH...",
+		"send --retries":     "usage: lanshare send [options] TARGET PATH... | --to TARGET... PATH...",
+		"peers --wait xyz":   "usage: lanshare peers [options]",
 	} {
 		r := runLanshare(t, tmp, nil, strings.Fields(args)...)
 		if r.code != 2 {
@@ -151,6 +156,26 @@ func TestUsageErrorShowsUsage(t *testing.T) {
 		checkErrorLine(t, r.stderr)
 		if !strings.HasPrefix(r.stdout, synopsis+"\n") {
 			t.Errorf("lanshare %s: stdout %q, want it to start with %q", args, r.stdout, synopsis)
+		}
+	}
+}
+
+// TestUnknownCommandAndOption: a command or an option lanshare does not
+// have is a usage error of one line (exit 2), not a help topic or the
+// whole help.
+func TestUnknownCommandAndOption(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	for args, want := range map[string]string{
+		"bogus":              "lanshare: no command bogus (lanshare --help lists them)\n",
+		"--bogus":            "lanshare: unknown option --bogus (lanshare --help lists the options)\n",
+		"send --bogus b x":   "lanshare: unknown option --bogus\n",
+		"peers --wait xyz":   "lanshare: --wait: invalid value \"xyz\" (parse error)\n",
+		"send b x --retries": "lanshare: option --retries needs a value\n",
+	} {
+		r := runLanshare(t, tmp, nil, strings.Fields(args)...)
+		if r.code != 2 || r.stderr != want {
+			t.Errorf("lanshare %s: exit %d, stderr %q; want exit 2, %q", args, r.code, r.stderr, want)
 		}
 	}
 }
