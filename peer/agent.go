@@ -998,6 +998,9 @@ func (a *Agent) handle(c *agentConn) {
 	a.mu.Lock()
 	if c.evicted && err != nil {
 		err = fmt.Errorf("%w: %w", ErrEvicted, err)
+	} else if a.closing && err != nil && errors.Is(err, net.ErrClosed) {
+		// Close cut it, not the peer.
+		err = fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	if !c.evicted {
 		a.freeSlotLocked(c)

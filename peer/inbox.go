@@ -169,6 +169,9 @@ type Received struct {
 	Result  proto.Result
 	Elapsed time.Duration // from the start of the transfer to the file's commit
 	Offset  uint64        // where the file resumed: the bytes it had from an earlier transfer
+	// Kept is, for a file the transfer was cut in, the bytes of it kept
+	// for a resume (0: none).
+	Kept uint64
 }
 
 // Transfer describes one received batch.
@@ -729,6 +732,7 @@ type transfer struct {
 	temps    []string                   // entry → temporary file being written
 	anon     anonFiles                  // entry → unnamed file made for it (small.go)
 	keep     []bool                     // entry → keep its partial file for a resume
+	kept     []uint64                   // entry → the bytes of it kept so, when a cut kept them
 	results  []proto.Result             // entry → outcome
 	elapsed  []time.Duration
 	accepted []bool
@@ -864,6 +868,7 @@ func newTransfer(in *Inbox, pol Policy, offer proto.Offer, start time.Time) *tra
 		offsets:  make([]uint64, n),
 		temps:    make([]string, n),
 		keep:     make([]bool, n),
+		kept:     make([]uint64, n),
 		results:  make([]proto.Result, n),
 		elapsed:  make([]time.Duration, n),
 		accepted: make([]bool, n),
@@ -1272,7 +1277,7 @@ func (t *transfer) keepPartial(i int, f *os.File, werr error, s *sink) {
 		rec.Digest = checkpoint(f, s.h, uint64(s.hashed()))
 	}
 	if t.in.writeRecord(t.keys[i], rec) == nil {
-		t.keep[i] = true
+		t.keep[i], t.kept[i] = true, rec.Written
 	}
 }
 
@@ -2154,7 +2159,7 @@ func (t *transfer) received() []Received {
 	}
 	for i, e := range t.offer.Entries {
 		r := t.results[i]
-		out[i] = Received{Path: e.Path, Kind: receivedKind(e.Kind), Size: e.Size, Result: r, Offset: t.offsets[i]}
+		out[i] = Received{Path: e.Path, Kind: receivedKind(e.Kind), Size: e.Size, Result: r, Offset: t.offsets[i], Kept: t.kept[i]}
 		if t.elapsed != nil {
 			out[i].Elapsed = t.elapsed[i]
 		}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lanshare/lanshare/discovery"
@@ -384,7 +385,7 @@ func logTransfer(l agentLog, in peer.Incoming, logFailure bool) {
 	case in.Err != nil:
 		ev := base
 		ev.Event, ev.Reason = "error", oneLine(in.Err)
-		l.event(in.End, prioWarning, ev, "transfer from %s failed: %s", from, oneLine(in.Err))
+		l.event(in.End, prioWarning, ev, "transfer from %s failed: %s", from, failureReason(in))
 	case in.Transfer != nil:
 		// A hostile offer can name 100,000 refused files: the first few
 		// get a line each, the rest one line that counts them by reason.
@@ -414,6 +415,33 @@ func logTransfer(l agentLog, in peer.Incoming, logFailure bool) {
 		ev.Event, ev.Files, ev.Bytes, ev.Seconds = "transfer-done", files, bytes, in.End.Sub(in.Start).Seconds()
 		l.event(in.End, prioInfo, ev, "")
 	}
+}
+
+// failureReason says why a transfer failed, for serve's line: the
+// error, worded for the two usual cuts (this agent stopping, the sender
+// or the network gone), and what of the file it was cut in is kept for a
+// resume.
+func failureReason(in peer.Incoming) string {
+	msg := oneLine(in.Err)
+	switch {
+	case errors.Is(in.Err, peer.ErrClosed):
+		msg = "this agent stopped in the middle"
+	case errors.Is(in.Err, io.ErrUnexpectedEOF), errors.Is(in.Err, syscall.ECONNRESET):
+		msg += " (the sender stopped, or the network dropped)"
+	}
+	if in.Transfer == nil {
+		return msg
+	}
+	var kept []string
+	for _, e := range in.Transfer.Entries {
+		if e.Kept > 0 {
+			kept = append(kept, fmt.Sprintf("%s of %s", peer.FormatBytes(e.Kept), peer.Escape(e.Path)))
+		}
+	}
+	if len(kept) > 0 {
+		msg += "; kept for a resume (the same send again goes on from there): " + strings.Join(kept, ", ")
+	}
+	return msg
 }
 
 // transferLine sums up a transfer that ended well: "transfer from alice (ADDR, id

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -150,5 +151,27 @@ func TestServeLogResendSaysAlreadyThere(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "B/s") {
 		t.Errorf("a transfer that moved nothing gives a rate:\n%s", out.String())
+	}
+}
+
+// TestFailureReasonSaysWhatIsKept: a cut transfer's line says who cut it,
+// in words, and what of the file it was in is kept for a resume.
+func TestFailureReasonSaysWhatIsKept(t *testing.T) {
+	tr := &peer.Transfer{From: "alice", Accepted: true, Entries: []peer.Received{
+		{Path: "a.txt", Kind: proto.KindFile, Size: 5, Result: proto.Result{Status: proto.Saved, SavedAs: "a.txt"}},
+		{Path: "big.bin", Kind: proto.KindFile, Size: 3e9, Kept: 2e9, Result: proto.Result{Status: proto.Failed, Code: proto.CodeInternal, Reason: "not processed"}},
+	}}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("receiving big.bin: %w", io.ErrUnexpectedEOF),
+			"receiving big.bin: unexpected EOF (the sender stopped, or the network dropped); kept for a resume (the same send again goes on from there): 2.0 GB of big.bin"},
+		{fmt.Errorf("%w: receiving big.bin: read tcp 10.77.0.2:52741->10.77.0.1:59450: %w", peer.ErrClosed, net.ErrClosed),
+			"this agent stopped in the middle; kept for a resume (the same send again goes on from there): 2.0 GB of big.bin"},
+	} {
+		if got := failureReason(peer.Incoming{Transfer: tr, Err: tc.err}); got != tc.want {
+			t.Errorf("failureReason(%v) =\n%q, want\n%q", tc.err, got, tc.want)
+		}
 	}
 }
