@@ -184,9 +184,9 @@ type Transfer struct {
 	Text string
 	// Via is the protocol it came by: "" for lanshare's, "localsend".
 	Via string
-	// Accepted: the offer was answered OK (a LocalSend session was
-	// opened): the sender is one the agent took files from, whatever
-	// came of them.
+	// Accepted: the answer accepted at least one entry of the offer:
+	// the sender is one the agent took files from, whatever came of
+	// them.
 	Accepted bool
 
 	minor uint8 // the sender's protocol minor version, from its hello
@@ -462,7 +462,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		}
 		return tr, &RefusedError{Peer: "we", Code: answer.Code, Reason: answer.Reason}
 	}
-	tr.Accepted = true
+	tr.Accepted = slices.Contains(t.accepted, true)
 	if pol.Answered != nil {
 		pol.Answered()
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,19 +49,7 @@ func serve(ctx context.Context, cfg peer.Config, asJSON, verbose bool, stdout io
 		if err := history.Append(arrivals(in)...); err != nil {
 			lg.event(time.Now(), prioWarning, serveEvent{Event: "warning", Reason: err.Error()}, "warning: %s", oneLine(err))
 		}
-		// Files that arrived are always logged, and so is the failure of
-		// a transfer whose offer was accepted (no more lines than those
-		// that end well); a failure before that (a port scan, garbage, a
-		// refused stranger) only as often as the limit lets through.
-		logFailure := true
-		if in.Err != nil && (in.Transfer == nil || !in.Transfer.Accepted) {
-			ok, left := limit.allow(hostOf(in.Remote), in.End)
-			if ok && left > 0 {
-				lg.suppressed(in.End, hostOf(in.Remote), left)
-			}
-			logFailure = ok
-		}
-		logTransfer(lg, in, logFailure)
+		logLimited(lg, limit, in)
 	}
 	cfg.OnPeer = func(ev discovery.Event) {
 		if ev.Kind == discovery.PeerUpdate {
@@ -295,10 +284,10 @@ func arrivals(in peer.Incoming) []peer.Arrival {
 // logTransfer writes, for a transfer that ended well, one line that sums
 // it up (files, bytes, time, sender), after a line for each of the first
 // fileLines files it received (every one when the log is verbose) and
-// one that counts the rest; and, if logFailure, one for a transfer that
-// failed. With --json every file gets its event (file-saved,
+// one that counts the rest; or, for a transfer that failed, one that says
+// why. With --json every file gets its event (file-saved,
 // file-skipped), then error events or transfer-done.
-func logTransfer(l agentLog, in peer.Incoming, logFailure bool) {
+func logTransfer(l agentLog, in peer.Incoming) {
 	if in.Err == nil && in.Transfer != nil && len(in.Transfer.Entries) == 0 && l.enc == nil {
 		// An empty offer: a peer learning our name and key (peers
 		// add). Nothing happened worth a line.
@@ -377,7 +366,6 @@ func logTransfer(l agentLog, in peer.Incoming, logFailure bool) {
 	}
 	var re *peer.RefusedError
 	switch {
-	case in.Err != nil && !logFailure:
 	case errors.As(in.Err, &re) && re.Path == "":
 		ev := base
 		ev.Event, ev.Code, ev.Reason = "error", re.Code.String(), re.Reason
@@ -415,6 +403,30 @@ func logTransfer(l agentLog, in peer.Incoming, logFailure bool) {
 		ev.Event, ev.Files, ev.Bytes, ev.Seconds = "transfer-done", files, bytes, in.End.Sub(in.Start).Seconds()
 		l.event(in.End, prioInfo, ev, "")
 	}
+}
+
+// logLimited logs a transfer. Files that arrived are always logged, and
+// so is the failure of a transfer that accepted some (no more lines than
+// those that end well). A failure before that (a port scan, garbage, a
+// refused stranger), or a transfer whose every file was refused (a flood
+// of bad names), only as often as limit lets through.
+func logLimited(lg agentLog, limit *failureLog, in peer.Incoming) {
+	accepted := in.Transfer != nil && in.Transfer.Accepted
+	if in.Err != nil && !accepted || in.Err == nil && !accepted && anyRefused(in.Transfer) {
+		ok, left := limit.allow(hostOf(in.Remote), in.End)
+		if ok && left > 0 {
+			lg.suppressed(in.End, hostOf(in.Remote), left)
+		}
+		if !ok {
+			return
+		}
+	}
+	logTransfer(lg, in)
+}
+
+// anyRefused reports whether tr refused an entry.
+func anyRefused(tr *peer.Transfer) bool {
+	return tr != nil && slices.ContainsFunc(tr.Entries, func(e peer.Received) bool { return e.Result.Status == proto.Refused })
 }
 
 // failureReason says why a transfer failed, for serve's line: the

@@ -31,7 +31,7 @@ func TestServeLogSummarisesRefusals(t *testing.T) {
 		Transfer: tr, Start: time.Now(), End: time.Now()}
 	for _, asJSON := range []bool{false, true} {
 		var out bytes.Buffer
-		logTransfer(newAgentLog(&out, asJSON), in, true)
+		logTransfer(newAgentLog(&out, asJSON), in)
 		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 		if len(lines) > notSavedLines+2 {
 			t.Errorf("json=%v: %d log lines for one transfer of %d refused names, want at most %d", asJSON, len(lines), n, notSavedLines+2)
@@ -83,7 +83,7 @@ func TestServeLogOneLinePerTransfer(t *testing.T) {
 		var out bytes.Buffer
 		l := newAgentLog(&out, asJSON)
 		l.verbose = verbose
-		logTransfer(l, in, true)
+		logTransfer(l, in)
 		return strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	}
 	lines := logLines(false, false)
@@ -132,7 +132,7 @@ func TestServeLogOneLinePerTransfer(t *testing.T) {
 // time.
 func TestServeLogFileLinesHaveNoCumulativeTime(t *testing.T) {
 	var out bytes.Buffer
-	logTransfer(newAgentLog(&out, false), savedTransfer(5, proto.Saved), true)
+	logTransfer(newAgentLog(&out, false), savedTransfer(5, proto.Saved))
 	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
 		if strings.Contains(l, " received photos/") && !strings.HasSuffix(l, ", 4.0 kB") {
 			t.Errorf("file line %q, want it to end with the size, no time", l)
@@ -144,7 +144,7 @@ func TestServeLogFileLinesHaveNoCumulativeTime(t *testing.T) {
 // there already says so in one line, with no rate.
 func TestServeLogResendSaysAlreadyThere(t *testing.T) {
 	var out bytes.Buffer
-	logTransfer(newAgentLog(&out, false), savedTransfer(3, proto.Skipped), true)
+	logTransfer(newAgentLog(&out, false), savedTransfer(3, proto.Skipped))
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	if len(lines) != 1 || !strings.HasSuffix(lines[0], "transfer from alice (10.77.0.2:40000, id ttj3-5jp3) done: nothing new, 3 files already there") {
 		t.Errorf("log of a resend that moved nothing:\n%s", out.String())
@@ -172,6 +172,54 @@ func TestFailureReasonSaysWhatIsKept(t *testing.T) {
 	} {
 		if got := failureReason(peer.Incoming{Transfer: tr, Err: tc.err}); got != tc.want {
 			t.Errorf("failureReason(%v) =\n%q, want\n%q", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestRefusedTransfersShareTheLimit: transfers whose every file is
+// refused (a flood of bad names, each offer finished properly) get the
+// lines of one per 10 s from an address, and a count of the rest; one
+// that saved a file is logged whole, and so is a re-send that found
+// everything there.
+func TestRefusedTransfersShareTheLimit(t *testing.T) {
+	var out bytes.Buffer
+	lg, limit := newAgentLog(&out, false), &failureLog{}
+	at := time.Now()
+	remote := &net.TCPAddr{IP: net.IPv4(10, 77, 0, 9), Port: 5000}
+	refused := func(n int) peer.Incoming {
+		tr := &peer.Transfer{From: "mallory"}
+		for i := range n {
+			tr.Entries = append(tr.Entries, peer.Received{Path: fmt.Sprintf("bad\x01%d", i), Kind: proto.KindFile, Size: 1,
+				Result: proto.Result{Status: proto.Refused, Code: proto.CodeBadName, Reason: "unsafe name"}})
+		}
+		return peer.Incoming{Remote: remote, PeerID: strings.Repeat("a", 52), Transfer: tr, Start: at, End: at}
+	}
+	for range 2000 {
+		logLimited(lg, limit, refused(12))
+	}
+	one := strings.Count(out.String(), "\n")
+	if one == 0 || one > 14 {
+		t.Fatalf("2000 refused transfers in one instant wrote %d lines, want those of one:\n%s", one, out.String())
+	}
+	// 10 s on: one more transfer's lines, and the count of those left out.
+	in := refused(1)
+	in.End = at.Add(11 * time.Second)
+	logLimited(lg, limit, in)
+	if !strings.Contains(out.String(), "1999 more failed connections from 10.77.0.9 not logged") {
+		t.Errorf("no count of the transfers left out:\n%s", out.String())
+	}
+
+	// Not limited: a transfer that saved a file, one that found all
+	// there.
+	for _, status := range []proto.Status{proto.Saved, proto.Skipped} {
+		out.Reset()
+		tr := savedTransfer(1, status).Transfer
+		tr.Accepted = status == proto.Saved
+		for range 3 {
+			logLimited(lg, limit, peer.Incoming{Remote: remote, Transfer: tr, Start: at, End: at.Add(12 * time.Second)})
+		}
+		if n := strings.Count(out.String(), "transfer from"); n != 3 {
+			t.Errorf("3 transfers (%v) gave %d transfer lines:\n%s", status, n, out.String())
 		}
 	}
 }
