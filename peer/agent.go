@@ -1133,6 +1133,19 @@ func (a *Agent) policy(peerID string) (Policy, string) {
 	return pol, ""
 }
 
+// anonPolicy is the policy of a sender without a key (a LocalSend app
+// without a certificate, a browser) from addr: a stranger's. With
+// PerPeerFolders its files go in a folder of its own too, named after
+// its address ("10.77.0.5 (no id)", which no peer's folder can be named):
+// at the top of the shared folder, it could have put files in any peer's.
+func (a *Agent) anonPolicy(addr netip.Addr) Policy {
+	pol := Policy{MaxSize: a.cfg.MaxSize, SaveTexts: a.cfg.SaveTexts}
+	if a.cfg.PerPeerFolders {
+		pol.Folder = folderName(addr.String()) + " (no id)"
+	}
+	return pol
+}
+
 // folderName makes a trusted name fit to name a folder: characters that a
 // path cannot hold or that CheckName refuses (separators, controls,
 // invisible and Windows-reserved ones) become "_", and it is cut to leave

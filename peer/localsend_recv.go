@@ -416,7 +416,7 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 	} else if a.cfg.Accept == AcceptTrusted {
 		reason = "only trusted peers may send here, and this device presented no certificate"
 	} else {
-		pol = Policy{MaxSize: a.cfg.MaxSize, SaveTexts: a.cfg.SaveTexts}
+		pol = a.anonPolicy(remote)
 	}
 	if reason != "" {
 		writeError(w, http.StatusForbidden, reason)

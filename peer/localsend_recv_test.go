@@ -401,3 +401,31 @@ func TestLocalSendTextFloodIsBounded(t *testing.T) {
 		t.Errorf("%d messages reported, want %d", n, TextsPerMinute)
 	}
 }
+
+// TestLocalSendPerPeerFolderWithoutCertificate: under PerPeerFolders a
+// sender with no certificate (an app without one, a browser) gets a
+// folder of its own, named after its address, like every other sender:
+// at the top of the shared folder it could name a peer's folder and put
+// files in it.
+func TestLocalSendPerPeerFolderWithoutCertificate(t *testing.T) {
+	ta := startLocalSendAgent(t, func(c *Config) { c.PerPeerFolders = true })
+	withCert := newLSClient(t, ta, true)
+	peerFolder := ShortID(LocalSendID(withCert.fp))
+	c := newLSClient(t, ta, false)
+	files := []lsUpload{{name: peerFolder + "/planted.txt", content: "planted"}, {name: "x.txt", content: "x"}}
+	code, reply, body := c.prepare(files, "")
+	if code != http.StatusOK {
+		t.Fatalf("prepare-upload: %d %s", code, body)
+	}
+	for i, f := range files {
+		id := fmt.Sprintf("id%d", i)
+		if code := c.upload(reply.SessionID, id, reply.Files[id], strings.NewReader(f.content)); code != http.StatusOK {
+			t.Fatalf("upload %s: %d", f.name, code)
+		}
+	}
+	if in := ta.next(t); in.Err != nil {
+		t.Fatalf("reported %+v", in)
+	}
+	own := "127.0.0.1 (no id)/"
+	assertTree(t, ta.dir, map[string]string{own: "", own + peerFolder + "/": "", own + peerFolder + "/planted.txt": "planted", own + "x.txt": "x"})
+}
