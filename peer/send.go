@@ -374,6 +374,9 @@ type Progress struct {
 	Total      uint64 // bytes of all files
 	Files      int    // files finished
 	FilesTotal int
+	// Skipped counts the files among Files that the receiver already
+	// had, which did not cross.
+	Skipped int
 	// Resumed counts the bytes the receiver already had from an earlier,
 	// interrupted send, which did not cross again.
 	Resumed uint64
@@ -832,6 +835,9 @@ func Send(conn net.Conn, items []Item, opt SendOptions) (*Report, error) {
 			}
 		} else {
 			s.prog.Bytes += it.Entry.Size
+			if r.Status == proto.Skip {
+				s.prog.Skipped++
+			}
 		}
 		s.prog.Files++
 		s.report(it.Entry.Path)

@@ -188,6 +188,12 @@ func TestResendArrivedFolder(t *testing.T) {
 	if !strings.Contains(r.stdout, "nothing to send: 153 files already there") || strings.Contains(r.stdout, "B/s") {
 		t.Errorf("send's summary does not say the files were there, or gives a rate of nothing:\n%s", r.stdout)
 	}
+	// Its lines per file (into a pipe) say so too: none says "sent".
+	for _, l := range lines(r.stdout) {
+		if strings.HasPrefix(l, "sent ") || strings.HasPrefix(l, "skipped ") && !strings.HasSuffix(l, ", already there") {
+			t.Errorf("a file already there is reported as %q", l)
+		}
+	}
 	srv.out.waitFor(t, "serve's line: nothing new", func(ls []string) bool {
 		for _, l := range ls {
 			if strings.Contains(l, " done: nothing new, 153 files already there") {

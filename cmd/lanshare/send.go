@@ -98,18 +98,19 @@ func send(ctx context.Context, a sendArgs) error {
 	default:
 		// Into a pipe or a file: a line per file for the first
 		// fileLines (every one with --verbose), then the summary.
-		lastFiles, lastAttempt, listed := 0, 1, 0
+		lastFiles, lastAttempt, lastSkipped, listed := 0, 1, 0, 0
 		opt.Progress = func(p peer.Progress) {
 			if p.Files > lastFiles || p.Attempt != lastAttempt {
-				lastFiles, lastAttempt = p.Files, p.Attempt
+				there := p.Skipped > lastSkipped
+				lastFiles, lastAttempt, lastSkipped = p.Files, p.Attempt, p.Skipped
 				if listed++; listed > fileLines && !a.verbose {
 					if listed == fileLines+1 {
 						fmt.Fprintf(a.stdout, "… the other files are not listed (--verbose lists every one)\n")
 					}
 					return
 				}
-				fmt.Fprintf(a.stdout, "sent %d/%d files, %s: %s%s\n", p.Files, p.FilesTotal,
-					sentOf(pipe, p), peer.Escape(p.Path), strings.TrimRight(", "+progressNote(p), ", "))
+				fmt.Fprintf(a.stdout, "%s %d/%d files, %s: %s%s\n", sentOrThere(there), p.Files, p.FilesTotal,
+					sentOf(pipe, p), peer.Escape(p.Path), strings.TrimRight(", "+thereNote(there)+progressNote(p), ", "))
 			}
 		}
 		opt.OnRetry = func(r peer.Retry) {
@@ -280,6 +281,22 @@ func allThere(rep *peer.Report) bool {
 		files++
 	}
 	return files > 0
+}
+
+// sentOrThere starts a progress line: "sent", or "skipped" for a file
+// the receiver had, which did not cross (thereNote says so).
+func sentOrThere(there bool) string {
+	if there {
+		return "skipped"
+	}
+	return "sent"
+}
+
+func thereNote(there bool) string {
+	if there {
+		return "already there, "
+	}
+	return ""
 }
 
 // progressNote says that a send resumes or retries, for the progress line.

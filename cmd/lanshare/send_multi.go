@@ -453,18 +453,19 @@ func sendOne(ctx context.Context, a sendArgs, id *peer.Identity, known *peer.Kno
 	default:
 		// Into a pipe or a file: as a send to one peer, each line
 		// starting with the target's name.
-		lastFiles, lastAttempt, listed := 0, 1, 0
+		lastFiles, lastAttempt, lastSkipped, listed := 0, 1, 0, 0
 		opt.Progress = func(p peer.Progress) {
 			if p.Files > lastFiles || p.Attempt != lastAttempt {
-				lastFiles, lastAttempt = p.Files, p.Attempt
+				there := p.Skipped > lastSkipped
+				lastFiles, lastAttempt, lastSkipped = p.Files, p.Attempt, p.Skipped
 				if listed++; listed > fileLines && !a.verbose {
 					if listed == fileLines+1 {
 						out.printf(a.stdout, "%s… the other files are not listed (--verbose lists every one)\n", prefix)
 					}
 					return
 				}
-				out.printf(a.stdout, "%ssent %d/%d files, %s of %s: %s%s\n", prefix, p.Files, p.FilesTotal,
-					peer.FormatBytes(p.Bytes), peer.FormatBytes(p.Total), peer.Escape(p.Path), strings.TrimRight(", "+progressNote(p), ", "))
+				out.printf(a.stdout, "%s%s %d/%d files, %s of %s: %s%s\n", prefix, sentOrThere(there), p.Files, p.FilesTotal,
+					peer.FormatBytes(p.Bytes), peer.FormatBytes(p.Total), peer.Escape(p.Path), strings.TrimRight(", "+thereNote(there)+progressNote(p), ", "))
 			}
 		}
 		opt.OnRetry = func(r peer.Retry) {
