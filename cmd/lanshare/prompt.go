@@ -96,11 +96,24 @@ func (p *prompter) ask(o peer.PendingOffer) {
 	// "y" meant for an offer that expired meanwhile would accept this one).
 	p.discardTypeAhead()
 	fmt.Fprintf(p.out, "offer %s: %s\n", o.ID, describeOffer(o))
+	live, _ := p.out.(*liveBars)
 	for {
-		fmt.Fprintf(p.out, "accept? [y]es, [n]o, [t]rust the sender and accept (%s left): ", time.Until(o.Expires).Round(time.Second))
+		q := fmt.Sprintf("accept? [y]es, [n]o, [t]rust the sender and accept (%s left): ", time.Until(o.Expires).Round(time.Second))
+		if live != nil {
+			// Under the bars, and out of the way of log lines: they
+			// are written above it.
+			live.showPrompt(q)
+		} else {
+			fmt.Fprint(p.out, q)
+		}
 		line, err := p.readLine(o.ID)
+		if live != nil {
+			live.promptAnswered(err == nil)
+		}
 		if err != nil {
-			fmt.Fprintf(p.out, "\n")
+			if live == nil {
+				fmt.Fprintf(p.out, "\n")
+			}
 			if errors.Is(err, peer.ErrNoPending) {
 				fmt.Fprintf(p.out, "offer %s was answered elsewhere, or expired\n", o.ID)
 			}

@@ -25,6 +25,10 @@ type liveBars struct {
 	mu    sync.Mutex
 	bars  []*transferBar // in the order the transfers started
 	drawn int            // lines of bars on the screen now
+	// prompt is the question of serve --accept ask, drawn under the
+	// bars without a newline (the cursor waits at its end), while it
+	// waits for an answer.
+	prompt string
 
 	stop, done chan struct{}
 }
@@ -63,8 +67,12 @@ func (l *liveBars) run() {
 			return
 		case <-tick.C:
 			l.mu.Lock()
-			l.erase()
-			l.draw()
+			// Under a prompt, the answer being typed stays on the
+			// screen: the bars wait for the next log line.
+			if l.prompt == "" {
+				l.erase()
+				l.draw()
+			}
 			l.mu.Unlock()
 		}
 	}
@@ -137,13 +145,44 @@ func (l *liveBars) Close() {
 	l.bars = nil
 }
 
-// erase moves to the first line of the bars and clears to the end of the
-// screen.
-func (l *liveBars) erase() {
-	if l.drawn > 0 {
-		fmt.Fprintf(l.w, "\x1b[%dA\r\x1b[J", l.drawn)
-		l.drawn = 0
+// showPrompt draws s, a question, under the bars, the cursor at its end.
+func (l *liveBars) showPrompt(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.erase()
+	l.prompt = s
+	l.draw()
+}
+
+// promptAnswered says that the prompt is gone: answered with a line
+// (typed, echoed, ended by Enter: the cursor is under it, and the line
+// is erased with the bars), or not (the cursor is still on it).
+func (l *liveBars) promptAnswered(typed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.prompt == "" {
+		return
 	}
+	if typed {
+		fmt.Fprint(l.w, "\x1b[1A") // back on the prompt's line
+	}
+	l.erase()
+	l.prompt = ""
+	l.draw()
+}
+
+// erase moves to the first line of the bars and clears to the end of the
+// screen, the prompt's line included.
+func (l *liveBars) erase() {
+	switch {
+	case l.prompt != "" && l.drawn > 0:
+		fmt.Fprintf(l.w, "\r\x1b[%dA\x1b[J", l.drawn)
+	case l.prompt != "":
+		fmt.Fprint(l.w, "\r\x1b[J")
+	case l.drawn > 0:
+		fmt.Fprintf(l.w, "\x1b[%dA\r\x1b[J", l.drawn)
+	}
+	l.drawn = 0
 }
 
 // draw writes every bar on a line of its own, cut to the terminal's width
@@ -159,6 +198,7 @@ func (l *liveBars) draw() {
 		b.WriteString(string(line))
 		b.WriteString("\n")
 	}
+	b.WriteString(l.prompt)
 	if b.Len() > 0 {
 		_, _ = io.WriteString(l.w, b.String())
 		l.drawn = len(l.bars)
