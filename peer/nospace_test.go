@@ -285,3 +285,41 @@ func TestRetriesCountAResumeStartedAgain(t *testing.T) {
 		t.Fatalf("the shared folder holds %v, want d/b.bin whole", keysOf(got))
 	}
 }
+
+// TestRetriesEndWhenEveryResumeFails: a link that cuts every fresh
+// connection and corrupts every resumed one (or a receiver that fails
+// every resume's digest) gets the progress mark lowered once, not at
+// every failure: the send gives up.
+func TestRetriesEndWhenEveryResumeFails(t *testing.T) {
+	const size = 10 << 20
+	src := writeTree(t, map[string]string{"d/b.bin": randomBytes(t, size)})
+	in := newInbox(t, InboxConfig{})
+	addr, _ := serveInbox(t, in, senderPolicy)
+	items := collect(t, filepath.Join(src, "d"))
+	var dials atomic.Int32
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		n := dials.Add(1)
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		if n%2 == 1 {
+			return &cutConn{Conn: c, left: 2 << 20}, nil
+		}
+		return &flipConn{Conn: c, at: 1 << 20}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := SendTo(ctx, addr, items, SendOptions{Name: "s", Dial: dial, Retries: 3, retryBase: time.Millisecond})
+	if ctx.Err() != nil {
+		t.Fatalf("the send was still retrying after 20s (%d connections)", dials.Load())
+	}
+	if err == nil {
+		t.Fatal("a send over a link that corrupts every resume succeeded")
+	}
+	t.Logf("gave up after %d connections: %v", dials.Load(), err)
+	if n := dials.Load(); n > 12 {
+		t.Errorf("%d connections, want the retries (3) to end it soon after the mark came down once", n)
+	}
+}

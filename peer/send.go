@@ -536,6 +536,7 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 		items = items[len(batch):]
 		fails := 0
 		var had uint64 // the most the receiver had of batch at an answer
+		lowered := false
 		for {
 			o := opt
 			if opt.Progress != nil {
@@ -601,9 +602,14 @@ func SendTo(ctx context.Context, addr string, items []Item, opt SendOptions) (*R
 				// What a resumed file that failed its digest had is gone:
 				// the mark comes down by it, or a large file cut again on
 				// its way back up would not count as moving until it
-				// passed its old offset.
+				// passed its old offset. Once a batch: a receiver that
+				// failed every resume so would have the mark come down
+				// for ever, and the retries never end.
 				had = max(had, rep.had)
-				had -= min(had, rep.dropped())
+				if d := rep.dropped(); d > 0 && !lowered {
+					had -= min(had, d)
+					lowered = true
+				}
 			}
 			if fails++; retries < 0 || fails > retries {
 				if reached && !errors.Is(err, ErrIncomplete) {

@@ -29,7 +29,6 @@ func TestFlagsAfterArguments(t *testing.T) {
 		{"send bob a", "send bob a"},
 		{"send bob a --no-such-flag", "send --no-such-flag -- bob a"},
 		{"send bob a --wait", "send --wait"}, // its value missing: the flag alone, for cli to say so
-		{"send bob a --config", "send bob a --config"},
 		{"send bob a --help", "send --help -- bob a"},
 		{"trust bob --wait 1s --iface eth0", "trust --wait 1s --iface eth0 -- bob"},
 		{"serve --dir x", "serve --dir x"},
