@@ -209,39 +209,48 @@ func TestSendPipeKilledLeavesNothing(t *testing.T) {
 	checkNoTemps(t, share)
 }
 
-// TestCutTransfersAreEachLogged: two sends cut one after the other, within
-// the 10 s that failed connections from one address share a log line, are
-// each logged: their offers were accepted, the sender is a peer the agent
-// took files from.
+// TestCutTransfersAreEachLogged: two sends of a large file cut one after
+// the other, within the 10 s that failed connections from one address
+// share a log line, are each logged, with what is kept for a resume:
+// the sender moved file bytes, and the second resumes the first.
 func TestCutTransfersAreEachLogged(t *testing.T) {
 	t.Parallel()
 	tmp := t.TempDir()
 	share := filepath.Join(tmp, "share")
 	srv := startServe(t, tmp, nil, "--dir", share, "--config", filepath.Join(tmp, "rcfg"), "--name", "bob", "--listen", "127.0.0.1:0")
+	big := filepath.Join(tmp, "big.bin")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, newNoise(7, 1<<30)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 	failed := func(lines []string) int {
 		n := 0
 		for _, l := range lines {
-			if strings.Contains(l, "transfer from") && strings.Contains(l, "failed") {
+			if strings.Contains(l, "transfer from") && strings.Contains(l, "failed") && strings.Contains(l, "kept for a resume") {
 				n++
 			}
 		}
 		return n
 	}
 	start := time.Now()
+	var had int64
 	for k := 1; k <= 2; k++ {
-		pr, pw, err := os.Pipe()
-		if err != nil {
+		cmd := exec.Command(lanshareBin, "send", "--quiet", "--config", filepath.Join(tmp, "scfg"), srv.addr, big)
+		cmd.Env = baseEnv(tmp)
+		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		cmd := startSendPipe(t, tmp, srv.addr, fmt.Sprintf("cut%d.tar", k), pr)
-		pr.Close()
-		go feed(pw)
-		waitFor(t, "1 MiB of the pipe on the receiver", func() bool { return stagedBytes(share) >= 1<<20 })
+		waitFor(t, "8 MiB more of the file on the receiver", func() bool { return stagedBytes(share) >= had+8<<20 })
 		if err := cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
 		_ = cmd.Wait()
 		srv.out.waitFor(t, fmt.Sprintf("the receiver's line on cut %d", k), func(lines []string) bool { return failed(lines) >= k })
+		had = stagedBytes(share)
 	}
 	if took := time.Since(start); took >= 10*time.Second {
 		t.Skipf("the two cuts took %v, beyond the log limit's 10 s", took)

@@ -101,7 +101,10 @@ func send(ctx context.Context, a sendArgs) error {
 		lastFiles, lastAttempt, lastSkipped, listed := 0, 1, 0, 0
 		opt.Progress = func(p peer.Progress) {
 			if p.Files > lastFiles || p.Attempt != lastAttempt {
-				there := p.Skipped > lastSkipped
+				if p.Attempt != lastAttempt {
+					lastSkipped = 0 // a retry counts again from its start
+				}
+				there := p.Skipped > lastSkipped || p.Skipped > 0 && p.Skipped < lastSkipped // (the next batch)
 				lastFiles, lastAttempt, lastSkipped = p.Files, p.Attempt, p.Skipped
 				if listed++; listed > fileLines && !a.verbose {
 					if listed == fileLines+1 {

@@ -287,7 +287,11 @@ func arrivals(in peer.Incoming) []peer.Arrival {
 // one that counts the rest; or, for a transfer that failed, one that says
 // why. With --json every file gets its event (file-saved,
 // file-skipped), then error events or transfer-done.
-func logTransfer(l agentLog, in peer.Incoming) {
+func logTransfer(l agentLog, in peer.Incoming) { logTransferNames(l, in, notSavedLines) }
+
+// logTransferNames is logTransfer with a line for each of the first
+// lines files not saved (0: only the line that counts them).
+func logTransferNames(l agentLog, in peer.Incoming, lines int) {
 	if in.Err == nil && in.Transfer != nil && len(in.Transfer.Entries) == 0 && l.enc == nil {
 		// An empty offer: a peer learning our name and key (peers
 		// add). Nothing happened worth a line.
@@ -384,7 +388,7 @@ func logTransfer(l agentLog, in peer.Incoming) {
 				continue
 			}
 			counts[e.Result.Code]++
-			if total++; total > notSavedLines {
+			if total++; total > lines {
 				more++
 				continue
 			}
@@ -405,23 +409,41 @@ func logTransfer(l agentLog, in peer.Incoming) {
 	}
 }
 
-// logLimited logs a transfer. Files that arrived are always logged, and
-// so is the failure of a transfer that accepted some (no more lines than
-// those that end well). A failure before that (a port scan, garbage, a
-// refused stranger), or a transfer whose every file was refused (a flood
-// of bad names), only as often as limit lets through.
+// logLimited logs a transfer. One that moved file bytes (saved a file, or
+// kept part of one for a resume), found files already there or
+// delivered a message is always logged, failed or not: its lines cost
+// the sender files. Any other (a port scan, garbage, a refused stranger,
+// an offer of bad names, of folders or empty files, a hang-up after the
+// answer) only as often as limit lets through, and so are the names of
+// the files a transfer refused.
 func logLimited(lg agentLog, limit *failureLog, in peer.Incoming) {
-	accepted := in.Transfer != nil && in.Transfer.Accepted
-	if in.Err != nil && !accepted || in.Err == nil && !accepted && anyRefused(in.Transfer) {
+	names := notSavedLines
+	if moved := movedFiles(in.Transfer); !moved || anyRefused(in.Transfer) {
 		ok, left := limit.allow(hostOf(in.Remote), in.End)
 		if ok && left > 0 {
 			lg.suppressed(in.End, hostOf(in.Remote), left)
 		}
-		if !ok {
+		switch {
+		case !ok && !moved:
 			return
+		case !ok:
+			// It saved files, but also refused some: the refused
+			// names, which the sender chooses freely, are counted,
+			// not listed.
+			names = 0
 		}
 	}
-	logTransfer(lg, in)
+	logTransferNames(lg, in, names)
+}
+
+// movedFiles reports whether tr saved a file of at least one byte, found
+// one already there, kept part of one for a resume, or delivered a text
+// message (limited on its own, see peer.ErrTooManyTexts).
+func movedFiles(tr *peer.Transfer) bool {
+	return tr != nil && slices.ContainsFunc(tr.Entries, func(e peer.Received) bool {
+		return e.Kind == proto.KindFile && e.Size > 0 && (e.Result.Status == proto.Saved || e.Result.Status == proto.Skipped) ||
+			e.Kept > 0 || e.Result.Status == proto.Delivered
+	})
 }
 
 // anyRefused reports whether tr refused an entry.

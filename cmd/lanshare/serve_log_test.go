@@ -214,12 +214,45 @@ func TestRefusedTransfersShareTheLimit(t *testing.T) {
 	for _, status := range []proto.Status{proto.Saved, proto.Skipped} {
 		out.Reset()
 		tr := savedTransfer(1, status).Transfer
-		tr.Accepted = status == proto.Saved
 		for range 3 {
 			logLimited(lg, limit, peer.Incoming{Remote: remote, Transfer: tr, Start: at, End: at.Add(12 * time.Second)})
 		}
 		if n := strings.Count(out.String(), "transfer from"); n != 3 {
 			t.Errorf("3 transfers (%v) gave %d transfer lines:\n%s", status, n, out.String())
 		}
+	}
+
+	// Limited: a folder or an empty file accepted beside the bad names,
+	// a hang-up after the answer.
+	out.Reset()
+	for k := range 100 {
+		in := refused(12)
+		switch k % 3 {
+		case 0:
+			in.Transfer.Entries = append(in.Transfer.Entries, peer.Received{Path: "x", Kind: proto.KindDir, Result: proto.Result{Status: proto.Saved, SavedAs: "x"}})
+		case 1:
+			in.Transfer.Entries = append(in.Transfer.Entries, peer.Received{Path: "e", Kind: proto.KindFile, Result: proto.Result{Status: proto.Saved, SavedAs: "e"}})
+		case 2:
+			in.Transfer.Entries = in.Transfer.Entries[:0]
+			in.Err = io.ErrUnexpectedEOF
+		}
+		in.End = at.Add(30 * time.Second)
+		logLimited(lg, limit, in)
+	}
+	if n := strings.Count(out.String(), "\n"); n > 14 {
+		t.Errorf("100 transfers that moved no file bytes wrote %d lines:\n%s", n, out.String())
+	}
+
+	// A transfer that saved a file and refused bad names: every one
+	// logged, the names of one per 10 s listed.
+	out.Reset()
+	for range 100 {
+		in := refused(12)
+		in.Transfer.Entries = append(in.Transfer.Entries, peer.Received{Path: "f", Kind: proto.KindFile, Size: 1, Result: proto.Result{Status: proto.Saved, SavedAs: "f"}})
+		in.End = at.Add(50 * time.Second)
+		logLimited(lg, limit, in)
+	}
+	if n, named := strings.Count(out.String(), " done: "), strings.Count(out.String(), "not saved bad"); n != 100 || named > 10 {
+		t.Errorf("100 transfers of a file and 12 bad names: %d transfer lines (want 100), %d names listed (want 10 at most)", n, named)
 	}
 }
