@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"slices"
 	"sync"
 	"time"
 
@@ -387,7 +386,7 @@ func (b *Batch) Close() *Transfer {
 	}
 	t.finish(ok)
 	t.in.release(b.need, b.files)
-	return &Transfer{From: t.prog.From, Entries: t.received(), Text: t.text, Accepted: slices.Contains(t.accepted, true)}
+	return &Transfer{From: t.prog.From, Entries: t.received(), Text: t.text}
 }
 
 // noHash is a hash.Hash that hashes nothing, for a file received without

@@ -184,10 +184,6 @@ type Transfer struct {
 	Text string
 	// Via is the protocol it came by: "" for lanshare's, "localsend".
 	Via string
-	// Accepted: the answer accepted at least one entry of the offer:
-	// the sender is one the agent took files from, whatever came of
-	// them.
-	Accepted bool
 
 	minor uint8 // the sender's protocol minor version, from its hello
 }
@@ -462,7 +458,6 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		}
 		return tr, &RefusedError{Peer: "we", Code: answer.Code, Reason: answer.Reason}
 	}
-	tr.Accepted = slices.Contains(t.accepted, true)
 	if pol.Answered != nil {
 		pol.Answered()
 	}

@@ -157,7 +157,7 @@ func TestServeLogResendSaysAlreadyThere(t *testing.T) {
 // TestFailureReasonSaysWhatIsKept: a cut transfer's line says who cut it,
 // in words, and what of the file it was in is kept for a resume.
 func TestFailureReasonSaysWhatIsKept(t *testing.T) {
-	tr := &peer.Transfer{From: "alice", Accepted: true, Entries: []peer.Received{
+	tr := &peer.Transfer{From: "alice", Entries: []peer.Received{
 		{Path: "a.txt", Kind: proto.KindFile, Size: 5, Result: proto.Result{Status: proto.Saved, SavedAs: "a.txt"}},
 		{Path: "big.bin", Kind: proto.KindFile, Size: 3e9, Kept: 2e9, Result: proto.Result{Status: proto.Failed, Code: proto.CodeInternal, Reason: "not processed"}},
 	}}
