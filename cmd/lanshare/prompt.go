@@ -98,11 +98,12 @@ func (p *prompter) ask(o peer.PendingOffer) {
 	fmt.Fprintf(p.out, "offer %s: %s\n", o.ID, describeOffer(o))
 	live, _ := p.out.(*liveBars)
 	for {
-		q := fmt.Sprintf("accept? [y]es, [n]o, [t]rust the sender and accept (%s left): ", time.Until(o.Expires).Round(time.Second))
+		left := time.Until(o.Expires).Round(time.Second)
+		q := fmt.Sprintf("accept? [y]es, [n]o, [t]rust the sender and accept (%s left): ", left)
 		if live != nil {
 			// Under the bars, and out of the way of log lines: they
 			// are written above it.
-			live.showPrompt(q)
+			live.showPrompt(q, fmt.Sprintf("accept? y/n/t (%s): ", left))
 		} else {
 			fmt.Fprint(p.out, q)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cheggaaa/pb/v3"
 	"golang.org/x/term"
@@ -145,11 +146,23 @@ func (l *liveBars) Close() {
 	l.bars = nil
 }
 
-// showPrompt draws s, a question, under the bars, the cursor at its end.
-func (l *liveBars) showPrompt(s string) {
+// promptRoom is the room a prompt leaves on its line for the answer.
+const promptRoom = 8
+
+// showPrompt draws a question under the bars, the cursor at its end:
+// long, or short where long and an answer would not fit on one line
+// (erase counts on its being one), cut to fit if need be.
+func (l *liveBars) showPrompt(long, short string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.erase()
+	s := long
+	if utf8.RuneCountInString(s)+promptRoom >= l.width {
+		s = short
+	}
+	if r := []rune(s); len(r)+promptRoom >= l.width {
+		s = string(r[:max(l.width-promptRoom, 1)])
+	}
 	l.prompt = s
 	l.draw()
 }
