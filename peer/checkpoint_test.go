@@ -373,3 +373,40 @@ func TestDeathInResumeKeepsItsBytes(t *testing.T) {
 	}
 	assertTree(t, in.Dir(), map[string]string{"big.bin": content})
 }
+
+// TestResumeAfterSystemStopGoesBackToTheRecord: a partial left by a
+// resumed transfer of another boot (the system stopped, or crashed, in
+// the middle: what the transfer wrote past its record may not be on
+// disk) resumes from the record's written bytes; of this boot (the agent
+// alone died), from below its end.
+func TestResumeAfterSystemStopGoesBackToTheRecord(t *testing.T) {
+	if bootID() == "" {
+		t.Skip("this system tells no boot from another")
+	}
+	const size, written, have = 20 << 20, 8 << 20, 15<<20 + 1234
+	content := randomBytes(t, size)
+	src := writeTree(t, map[string]string{"big.bin": content})
+	items := collect(t, filepath.Join(src, "big.bin"))
+	for _, tc := range []struct {
+		boot string
+		want uint64
+	}{
+		{"another boot", written},
+		{bootID(), uint64(have-resumeWindow) &^ (directAlign - 1)},
+	} {
+		in := newInbox(t, InboxConfig{})
+		key := fileKey(senderPolicy.SenderID, "", items[0].Entry)
+		rec := newRecord(senderPolicy.SenderID, "", items[0].Entry)
+		rec.Written, rec.Boot = written, tc.boot
+		plantPartial(t, in, key, rec, content[:have])
+		addr, _ := serveInbox(t, in, senderPolicy)
+		rep, err := SendTo(context.Background(), addr, items, SendOptions{Name: "s", Retries: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Resumed != tc.want {
+			t.Errorf("boot %q: resumed at %d, want %d", tc.boot, rep.Resumed, tc.want)
+		}
+		assertTree(t, in.Dir(), map[string]string{"big.bin": content})
+	}
+}

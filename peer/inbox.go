@@ -1316,15 +1316,18 @@ func (t *transfer) openTemp(i int, buf []byte) (*os.File, hash.Hash, error) {
 		}
 		if err == nil {
 			// From here on the file grows past what the record says was
-			// written: should the agent die, the bytes it wrote are
-			// beyond the record's count, and a resume from that count
-			// would send them again. The record says nothing written
-			// until the transfer ends (keepPartial): a dead agent's
-			// partial resumes below its end, as after a first cut.
+			// written: should the agent die, a resume from that count
+			// would send again all it wrote. The record, until the
+			// transfer ends (keepPartial), says written up to off (on
+			// disk: synced when it was recorded) and this boot: a dead
+			// agent's partial resumes below its end unless the system
+			// stopped since (resumeOffset).
 			if saved != nil {
 				h = saved
 			}
-			err = t.in.writeRecord(key, newRecord(t.policy.SenderID, t.policy.Folder, e))
+			rec := newRecord(t.policy.SenderID, t.policy.Folder, e)
+			rec.Written, rec.Boot = off, bootID()
+			err = t.in.writeRecord(key, rec)
 		}
 		if err == nil {
 			return f, h, nil

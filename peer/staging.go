@@ -102,6 +102,11 @@ type partialRecord struct {
 	MTime   int64             `json:"mtime"`
 	Written uint64            `json:"written,omitempty"`
 	Digest  *digestCheckpoint `json:"digest,omitempty"`
+	// Boot, set while a resumed transfer writes past Written, is the
+	// system's boot then (bootID): should the agent die, its writes are
+	// in the page cache as long as the system did not stop, and the
+	// resume goes on from near the partial's end, else from Written.
+	Boot string `json:"boot,omitempty"`
 }
 
 // digestCheckpoint is the digest state of a partial file's first At
@@ -625,8 +630,8 @@ func (in *Inbox) resumeOffset(key string, rec partialRecord, done arrival) uint6
 		in.dropPartial(key)
 		return 0
 	}
-	written, ck := old.Written, old.Digest
-	old.Written, old.Digest = 0, nil
+	written, ck, boot := old.Written, old.Digest, old.Boot
+	old.Written, old.Digest, old.Boot = 0, nil, ""
 	fi, err := in.lstatStaging(partPath(key))
 	if err != nil || !fi.Mode().IsRegular() || old != rec || uint64(fi.Size()) > rec.Size || in.isArrival(key, done) {
 		in.dropPartial(key)
@@ -640,12 +645,18 @@ func (in *Inbox) resumeOffset(key string, rec partialRecord, done arrival) uint6
 	}
 	have := uint64(fi.Size())
 	off := written
-	if off == 0 || off > have {
+	switch {
+	case off == 0 || off > have:
 		// The agent died: its last writes may have landed out of order.
 		off = 0
 		if have > resumeWindow {
 			off = have - resumeWindow
 		}
+	case boot != "" && boot == bootID() && have > off+resumeWindow:
+		// The agent died in a resumed transfer, and the system did
+		// not stop since: what it wrote past the record is there, but
+		// its last writes.
+		off = have - resumeWindow
 	}
 	return off &^ (directAlign - 1)
 }
@@ -666,15 +677,17 @@ func (in *Inbox) isArrival(key string, done arrival) bool {
 	return err == nil && id == done.id
 }
 
-// writeRecord writes key's record. A record with a digest state replaces
-// the old one whole, durably: see digestCheckpoint.
+// writeRecord writes key's record. A record with a digest state or a
+// boot replaces the old one whole, durably: see digestCheckpoint, and a
+// resume's record (openTemp), which keeps its written count as the
+// floor a crash of the system goes back to.
 func (in *Inbox) writeRecord(key string, rec partialRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
 	b = append(b, '\n')
-	if rec.Digest == nil {
+	if rec.Digest == nil && rec.Boot == "" {
 		return in.writeStaging(recPath(key), b, 0o600)
 	}
 	f, tmp, err := in.createStagingTemp()
