@@ -485,3 +485,150 @@ func TestLocalSendConnectionFlood(t *testing.T) {
 		t.Errorf("the agent dropped %d of %d flood connections; at most %d may be held", dropped, len(flood), maxConns)
 	}
 }
+
+// writeRequestHead writes a request's line and headers on c, with a
+// Content-Length of n and extra header lines ("Name: value").
+func writeRequestHead(t testing.TB, c net.Conn, method, target string, n int, extra ...string) {
+	t.Helper()
+	head := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n", method, target, n)
+	for _, h := range extra {
+		head += h + "\r\n"
+	}
+	if _, err := io.WriteString(c, head+"\r\n"); err != nil {
+		t.Fatalf("writing the request's head: %v", err)
+	}
+}
+
+// trickleUpload uploads session's file id (of size bytes) from ip as a
+// trickle: its head, 100 bytes of body, then a byte every 20 ms until
+// the agent answers. It returns the answer's status, or 0 when the
+// agent closed the connection without one, and fails the test when the
+// agent still held it after within.
+func trickleUpload(t testing.TB, ta *testAgent, ip, session, id, token string, size int, within time.Duration) int {
+	t.Helper()
+	conn := lsDial(t, ta, ip)
+	q := url.Values{"sessionId": {session}, "fileId": {id}, "token": {token}}
+	writeRequestHead(t, conn, "POST", localsend.PathUpload+"?"+q.Encode(), size)
+	if _, err := conn.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond) // the trickle's pace
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := conn.Write([]byte{'x'}); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		conn.Close()
+		wg.Wait()
+	}()
+	_ = conn.SetReadDeadline(time.Now().Add(within))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a trickling upload was still held after %v", within)
+	}
+	if err != nil {
+		return 0 // cut without an answer (the connection reset under the trickle)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestLocalSendUploadTrickleIsCut: an upload body that trickles (a byte
+// every 20 ms, far under the minimum rate, never idle for a whole read)
+// is cut within about the rate window, as a lanshare transfer is after
+// its answer; nothing of it lands, and the agent serves a real sender.
+// (Before uploads were paced, only the idle deadline of each read
+// bounded them: a byte every 10 s held a session, and the memory and
+// slot it takes, for good.)
+func TestLocalSendUploadTrickleIsCut(t *testing.T) {
+	const window = 300 * time.Millisecond
+	ta := startLocalSendAgent(t, func(c *Config) {
+		c.RateWindow, c.MinRate = window, 64<<10
+		c.IdleTimeout = time.Minute // not what cuts it
+	})
+	c := newLSClientFrom(t, ta, "127.0.0.2")
+	content := strings.Repeat("t", 1<<20)
+	code, reply, body := c.prepare([]lsUpload{{name: "trickle.bin", content: content, sha: "-"}}, "")
+	if code != http.StatusOK {
+		t.Fatalf("prepare-upload: %d %s", code, body)
+	}
+	start := time.Now()
+	status := trickleUpload(t, ta, "127.0.0.2", reply.SessionID, "id0", reply.Files["id0"], len(content), 10*time.Second)
+	t.Logf("the trickle was cut after %v (status %d)", time.Since(start).Round(time.Millisecond), status)
+	if status != 0 && status != http.StatusRequestTimeout {
+		t.Errorf("a trickling upload answered %d, want 408 (or a cut)", status)
+	}
+	in := ta.next(t)
+	if in.Transfer == nil || len(in.Transfer.Entries) != 1 || !strings.Contains(in.Transfer.Entries[0].Result.Reason, ErrTooSlow.Error()) {
+		t.Errorf("the session's report: %+v, want its file failed as %q", in.Transfer, ErrTooSlow)
+	}
+	assertEmpty(t, ta.dir)
+	lsEventually(t, 5*time.Second, "the memory budget given back", func() bool { return ta.inbox.mem.inUse() == 0 })
+	assertServes(t, ta, "127.0.0.3", "after.txt")
+}
+
+// TestLocalSendTrickledSessionEndsWhenIdle: a session whose files are
+// trickled one after the other (each cut for its rate, the next started
+// at once) saves nothing and moves no file at the minimum rate: it ends
+// as idle, as a session that sends nothing does, instead of being kept
+// by every upload that starts. (Before, each upload's start and end
+// counted as activity.)
+func TestLocalSendTrickledSessionEndsWhenIdle(t *testing.T) {
+	const window, idle = 200 * time.Millisecond, time.Second
+	ta := startAgent(t, func(c *Config) {
+		c.LocalSend, c.LocalSendListen = true, "127.0.0.1:0"
+		c.RateWindow, c.MinRate = window, 64<<10
+		c.IdleTimeout = time.Minute
+	}, func(a *Agent) { a.ls.idleSession = idle })
+	c := newLSClientFrom(t, ta, "127.0.0.2")
+	const files = 60 // at one a window, 12 s of trickles: far more than idle
+	content := strings.Repeat("t", 128<<10)
+	var offer []lsUpload
+	for i := range files {
+		offer = append(offer, lsUpload{name: fmt.Sprintf("f%02d.bin", i), content: content, sha: "-"})
+	}
+	code, reply, body := c.prepare(offer, "")
+	if code != http.StatusOK {
+		t.Fatalf("prepare-upload: %d %s", code, body)
+	}
+	start := time.Now()
+	ended := -1
+	for i := range files {
+		id := fmt.Sprintf("id%d", i)
+		status := trickleUpload(t, ta, "127.0.0.2", reply.SessionID, id, reply.Files[id], len(content), 10*time.Second)
+		if status == http.StatusForbidden {
+			ended = i
+			break
+		}
+		if status != 0 && status != http.StatusRequestTimeout {
+			t.Fatalf("trickle %d: %d, want 408 (or a cut)", i, status)
+		}
+	}
+	took := time.Since(start)
+	if ended < 0 {
+		t.Fatalf("the session was still open after %d trickled files in %v (idle ends it after %v)", files, took.Round(time.Millisecond), idle)
+	}
+	t.Logf("the session ended after %d trickled files in %v", ended, took.Round(time.Millisecond))
+	if took > idle+idle/4+2*window+time.Second {
+		t.Errorf("the session ended after %v, idle is %v", took, idle)
+	}
+	in := ta.next(t)
+	if in.Err == nil || !strings.Contains(in.Err.Error(), "went quiet") {
+		t.Errorf("the session ended with %v, want it gone quiet", in.Err)
+	}
+	assertEmpty(t, ta.dir)
+}

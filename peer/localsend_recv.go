@@ -56,7 +56,8 @@ const (
 	// lsMaxPINAddrs bounds the addresses whose wrong PINs are counted;
 	// once it is full, a new address may not try a PIN (see pinTries).
 	lsMaxPINAddrs = 4096
-	// lsIdleSession ends a session in which nothing was uploaded for this
+	// lsIdleSession ends a session in which no file was saved, and no
+	// upload moved the minimum rate's bytes (Config.MinRate), for this
 	// long (LocalSend apps upload right after the answer).
 	lsIdleSession = 2 * time.Minute
 )
@@ -68,6 +69,9 @@ type lsServer struct {
 	srv   *http.Server
 	ident *LocalSendIdentity
 	port  int
+
+	// idleSession is lsIdleSession, shorter in tests.
+	idleSession time.Duration
 
 	mu       sync.Mutex
 	sessions map[string]*lsSession
@@ -123,7 +127,8 @@ func newLocalSendServer(a *Agent, addr string, ident *LocalSendIdentity) (*lsSer
 	if err != nil {
 		return nil, fmt.Errorf("listening for LocalSend on %s: %w", addr, err)
 	}
-	s := &lsServer{a: a, ln: ln, ident: ident, sessions: map[string]*lsSession{}, pinFails: map[netip.Addr]int{}, stop: make(chan struct{})}
+	s := &lsServer{a: a, ln: ln, ident: ident, sessions: map[string]*lsSession{}, pinFails: map[netip.Addr]int{}, stop: make(chan struct{}),
+		idleSession: lsIdleSession}
 	s.port = ln.Addr().(*net.TCPAddr).Port
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+localsend.PathInfo, s.info)
@@ -653,7 +658,7 @@ func (s *lsServer) upload(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sid, fid, token := q.Get("sessionId"), q.Get("fileId"), q.Get("token")
 	if sid == "" || fid == "" || token == "" {
-		writeError(w, http.StatusBadRequest, "missing parameters")
+		refuseUpload(w, http.StatusBadRequest, "missing parameters")
 		return
 	}
 	s.mu.Lock()
@@ -665,24 +670,39 @@ func (s *lsServer) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	if ss == nil || !okFile || ss.remote != remoteAddr(r) || subtle.ConstantTimeCompare([]byte(f.token), []byte(token)) != 1 {
 		s.mu.Unlock()
-		writeError(w, http.StatusForbidden, "invalid token or address")
+		refuseUpload(w, http.StatusForbidden, "invalid token or address")
+		return
+	}
+	if ss.endErr != nil {
+		// Ended (cancelled, idle) while another upload ran: that one's
+		// end closes it.
+		s.mu.Unlock()
+		refuseUpload(w, http.StatusForbidden, "the session has ended")
 		return
 	}
 	ss.uploads++
-	ss.last = time.Now()
 	s.mu.Unlock()
 	if ac, ok := r.Context().Value(lsConnKey{}).(*agentConn); ok {
 		// Its bytes flow: no eviction for being unanswered.
 		ac.answered.Store(true)
 	}
-	body := &deadlineReader{r: r.Body, rc: http.NewResponseController(w), idle: s.a.cfg.IdleTimeout}
+	// The body is bound as a lanshare transfer is after the answer: a
+	// trickle is cut within the rate window, and only bytes arriving at
+	// the minimum rate keep the session from going idle (a session of
+	// many files trickled one after the other ends when idle, as one
+	// that sends nothing does).
+	cfg := s.a.cfg
+	body := &uploadBody{r: r.Body, rc: http.NewResponseController(w),
+		lim: minRate{idle: cfg.IdleTimeout, window: cfg.RateWindow, min: cfg.MinRate}, active: func() { s.touch(ss) }}
 	err := ss.batch.Receive(f.index, body, f.sum)
 	// The answer gets its own time, however long the body took.
 	_ = body.rc.SetWriteDeadline(time.Now().Add(s.a.cfg.HandshakeTimeout))
 	s.mu.Lock()
 	ss.uploads--
 	ss.got += body.n
-	ss.last = time.Now()
+	if err == nil {
+		ss.last = time.Now()
+	}
 	endErr := ss.endErr
 	s.mu.Unlock()
 	switch {
@@ -694,6 +714,8 @@ func (s *lsServer) upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "file not pending")
 	case errors.Is(err, ErrSizeMismatch):
 		writeError(w, http.StatusBadRequest, "size does not match")
+	case errors.Is(err, ErrTooSlow):
+		refuseUpload(w, http.StatusRequestTimeout, ErrTooSlow.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, "could not save the file")
 	}
@@ -702,21 +724,54 @@ func (s *lsServer) upload(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// deadlineReader gives every read of a request body an idle deadline.
-type deadlineReader struct {
-	r    io.Reader
-	rc   *http.ResponseController
-	idle time.Duration
-	n    uint64
+// refuseUpload answers an upload whose body is not taken, and closes the
+// connection: the server would otherwise read the rest of the body (up to
+// 256 KiB) before answering, which a trickle stretches to the handshake
+// deadline.
+func refuseUpload(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Connection", "close")
+	writeError(w, code, msg)
 }
 
-func (d *deadlineReader) Read(p []byte) (int, error) {
-	if d.idle > 0 {
-		_ = d.rc.SetReadDeadline(time.Now().Add(d.idle))
+// touch notes that ss is active now (see lsIdleSession).
+func (s *lsServer) touch(ss *lsSession) {
+	s.mu.Lock()
+	ss.last = time.Now()
+	s.mu.Unlock()
+}
+
+// uploadBody is an upload's request body under the bounds of a lanshare
+// transfer's stream after the answer (pacedConn): every read ends within
+// lim.idle, and a body that moves under lim.min bytes per lim.window of
+// waiting fails with ErrTooSlow. It calls active whenever another lim.min
+// bytes have arrived (every byte, without a minimum rate). It counts the
+// bytes read in n.
+type uploadBody struct {
+	r      io.Reader
+	rc     *http.ResponseController
+	lim    minRate
+	active func()
+	p      pace
+	n      uint64
+	unseen uint64 // bytes since active was last called
+}
+
+func (b *uploadBody) Read(p []byte) (int, error) {
+	n, err := b.p.do(b.lim, b.setDeadline, b.r.Read, p)
+	b.n += uint64(n)
+	b.unseen += uint64(n)
+	if n > 0 && (b.lim.window <= 0 || b.unseen >= b.lim.min) {
+		b.unseen = 0
+		b.active()
 	}
-	n, err := d.r.Read(p)
-	d.n += uint64(n)
 	return n, err
+}
+
+func (b *uploadBody) setDeadline(t time.Time) error {
+	if err := b.rc.SetReadDeadline(t); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
 }
 
 // cancel ends a session at the sender's request.
@@ -777,7 +832,7 @@ func (s *lsServer) end(ss *lsSession, err error) {
 
 // sweep ends idle sessions until the server closes.
 func (s *lsServer) sweep() {
-	t := time.NewTicker(lsIdleSession / 4)
+	t := time.NewTicker(s.idleSession / 4)
 	defer t.Stop()
 	for {
 		select {
@@ -788,7 +843,9 @@ func (s *lsServer) sweep() {
 		var idle []*lsSession
 		s.mu.Lock()
 		for _, ss := range s.sessions {
-			if ss.uploads == 0 && time.Since(ss.last) > lsIdleSession {
+			// Running uploads too: one whose bytes arrive at the
+			// minimum rate keeps last fresh; a trickle does not.
+			if time.Since(ss.last) > s.idleSession {
 				idle = append(idle, ss)
 			}
 		}
