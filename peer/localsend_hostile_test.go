@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -631,4 +632,89 @@ func TestLocalSendTrickledSessionEndsWhenIdle(t *testing.T) {
 		t.Errorf("the session ended with %v, want it gone quiet", in.Err)
 	}
 	assertEmpty(t, ta.dir)
+}
+
+// TestLocalSendSessionCapsHoldUnderRace: prepare-uploads that all reach
+// the agent before any of them is decided (each waits for its body,
+// which is sent once every one was let in or refused) get no more
+// sessions than the caps: one per address, lsMaxSessions in all.
+// (Before, makeRoom checked the caps before the body was read and the
+// session was registered after it: 8 at once from one address got 8.)
+func TestLocalSendSessionCapsHoldUnderRace(t *testing.T) {
+	for _, tc := range []struct{ addrs, per, want int }{{1, 8, 1}, {5, 3, 5}, {lsMaxSessions + 2, 1, lsMaxSessions}} {
+		t.Run(fmt.Sprintf("%d addresses x %d", tc.addrs, tc.per), func(t *testing.T) {
+			ta := startLocalSendAgent(t, nil)
+			type prepare struct {
+				ip   string
+				c    net.Conn
+				br   *bufio.Reader
+				body []byte
+			}
+			var all, in []*prepare
+			for a := range tc.addrs {
+				ip := fmt.Sprintf("127.0.0.%d", 2+a)
+				for k := range tc.per {
+					name := fmt.Sprintf("race-%02d-%02d.bin", a, k)
+					body, _ := json.Marshal(localsend.PrepareUpload{Info: localsend.Info{Alias: "racer", Version: "2.2", Fingerprint: "x"},
+						Files: map[string]localsend.File{"a": {ID: "a", FileName: name, Size: 4, FileType: "application/octet-stream"}}})
+					c := lsDial(t, ta, ip)
+					writeRequestHead(t, c, "POST", localsend.PathPrepareUpload, len(body), "Content-Type: application/json", "Expect: 100-continue")
+					all = append(all, &prepare{ip: ip, c: c, br: bufio.NewReader(c), body: body})
+				}
+			}
+			answer := func(p *prepare) int {
+				t.Helper()
+				_ = p.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				resp, err := http.ReadResponse(p.br, nil)
+				if err != nil {
+					t.Fatalf("prepare-upload from %s: %v", p.ip, err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			// 100 Continue: the handler reads the body, it was let in.
+			for _, p := range all {
+				switch code := answer(p); code {
+				case http.StatusContinue:
+					in = append(in, p)
+				case http.StatusConflict:
+				default:
+					t.Fatalf("prepare-upload from %s before its body: %d", p.ip, code)
+				}
+			}
+			for _, p := range in {
+				if _, err := p.c.Write(p.body); err != nil {
+					t.Fatal(err)
+				}
+			}
+			granted := map[string]int{}
+			total := 0
+			for _, p := range in {
+				switch code := answer(p); code {
+				case http.StatusOK:
+					granted[p.ip]++
+					total++
+				case http.StatusConflict:
+				default:
+					t.Fatalf("prepare-upload from %s: %d", p.ip, code)
+				}
+			}
+			t.Logf("%d of %d prepare-uploads let in, %d sessions granted", len(in), len(all), total)
+			for ip, n := range granted {
+				if n > 1 {
+					t.Errorf("%s got %d sessions at once, want 1", ip, n)
+				}
+			}
+			if total != tc.want {
+				t.Errorf("%d sessions granted, want %d", total, tc.want)
+			}
+			ta.ls.mu.Lock()
+			open, preparing := len(ta.ls.sessions), len(ta.ls.preparing)
+			ta.ls.mu.Unlock()
+			if open != tc.want || preparing != 0 {
+				t.Errorf("the server holds %d sessions and %d places, want %d and 0", open, preparing, tc.want)
+			}
+		})
+	}
 }

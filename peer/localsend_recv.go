@@ -75,12 +75,16 @@ type lsServer struct {
 
 	mu       sync.Mutex
 	sessions map[string]*lsSession
-	pinFails map[netip.Addr]int
-	closed   bool
-	wg       sync.WaitGroup // the session sweeper
-	handlers sync.WaitGroup // requests being handled
-	stop     chan struct{}
-	web      *webGate // the drop page (web.go), with Config.Web
+	// preparing holds the addresses whose prepare-upload makeRoom let
+	// in, until their session is registered or refused: each counts
+	// against the caps as a session does.
+	preparing map[netip.Addr]struct{}
+	pinFails  map[netip.Addr]int
+	closed    bool
+	wg        sync.WaitGroup // the session sweeper
+	handlers  sync.WaitGroup // requests being handled
+	stop      chan struct{}
+	web       *webGate // the drop page (web.go), with Config.Web
 	// plain serves the drop page and share links alone over plain HTTP
 	// on plainLn, with Config.WebInsecureHTTP (web_http.go).
 	plain   *http.Server
@@ -127,7 +131,7 @@ func newLocalSendServer(a *Agent, addr string, ident *LocalSendIdentity) (*lsSer
 	if err != nil {
 		return nil, fmt.Errorf("listening for LocalSend on %s: %w", addr, err)
 	}
-	s := &lsServer{a: a, ln: ln, ident: ident, sessions: map[string]*lsSession{}, pinFails: map[netip.Addr]int{}, stop: make(chan struct{}),
+	s := &lsServer{a: a, ln: ln, ident: ident, sessions: map[string]*lsSession{}, preparing: map[netip.Addr]struct{}{}, pinFails: map[netip.Addr]int{}, stop: make(chan struct{}),
 		idleSession: lsIdleSession}
 	s.port = ln.Addr().(*net.TCPAddr).Port
 	mux := http.NewServeMux()
@@ -428,11 +432,20 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// One session per address at a time; a new one from the same device
-	// replaces one it never uploaded to (the app tried again).
+	// replaces one it never uploaded to (the app tried again). The place
+	// is held from here: given back unless the session is registered.
 	if code, msg := s.makeRoom(remote, senderID); code != 0 {
 		writeError(w, code, msg)
 		return
 	}
+	registered := false
+	defer func() {
+		if !registered {
+			s.mu.Lock()
+			delete(s.preparing, remote)
+			s.mu.Unlock()
+		}
+	}()
 	ss := &lsSession{remote: remote, senderID: senderID, start: time.Now(), done: make(chan struct{}), files: map[string]lsOffered{}, web: web}
 	if ac != nil {
 		ss.conn, ss.remoteNA = ac.id, ac.RemoteAddr()
@@ -552,6 +565,8 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	ss.id, ss.last = reply.SessionID, time.Now()
 	s.mu.Lock()
+	delete(s.preparing, remote)
+	registered = true
 	if s.closed {
 		s.mu.Unlock()
 		writeError(w, http.StatusConflict, "the receiver is stopping")
@@ -581,10 +596,16 @@ func prepareLimits(n int64) localsend.Limits {
 	return lim
 }
 
-// makeRoom checks that a new session from remote may start: 0, or the
-// status to answer with.
+// makeRoom checks that a new session from remote may start, and holds
+// its place (preparing) under the same lock, so that prepare-uploads
+// checked at once cannot all pass: 0, or the status to answer with. The
+// caller gives the place back, or registers the session, under s.mu.
 func (s *lsServer) makeRoom(remote netip.Addr, senderID string) (int, string) {
 	s.mu.Lock()
+	if _, busy := s.preparing[remote]; busy {
+		s.mu.Unlock()
+		return http.StatusConflict, "a session from this address is in progress"
+	}
 	var replace *lsSession
 	for _, ss := range s.sessions {
 		if ss.remote != remote {
@@ -601,10 +622,11 @@ func (s *lsServer) makeRoom(remote netip.Addr, senderID string) (int, string) {
 		s.mu.Unlock()
 		return http.StatusConflict, "a session from this address is in progress"
 	}
-	if replace == nil && len(s.sessions) >= lsMaxSessions {
+	if replace == nil && len(s.sessions)+len(s.preparing) >= lsMaxSessions {
 		s.mu.Unlock()
 		return http.StatusConflict, "the receiver is busy with other senders; try again later"
 	}
+	s.preparing[remote] = struct{}{}
 	s.mu.Unlock()
 	if replace != nil {
 		s.end(replace, errors.New("the sender started again"))
