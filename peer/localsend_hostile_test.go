@@ -718,3 +718,63 @@ func TestLocalSendSessionCapsHoldUnderRace(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalSendStopWhilePrepareWaitsForMemory: a prepare-upload whose
+// body's share waits for the memory budget (its body not sent) does not
+// hold the agent's stop: Serve returns, and Close after it, within the
+// README's 5 s, not at the end of the handshake deadline. (Before, the
+// wait ended only at that deadline: the server does not watch a
+// connection whose body is unread, so its context never ended.)
+func TestLocalSendStopWhilePrepareWaitsForMemory(t *testing.T) {
+	const handshake = 20 * time.Second
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
+	cfg.SpaceMargin = 0
+	cfg.LocalSend, cfg.LocalSendListen = true, "127.0.0.1:0"
+	cfg.HandshakeTimeout, cfg.ShutdownGrace = handshake, 500*time.Millisecond
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// The budget taken whole; an acquire that waits says so.
+	if err := a.inbox.mem.acquire(a.inbox.mem.limit, nil, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{}, 1)
+	evict := a.inbox.mem.pressure
+	a.inbox.mem.pressure = func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+		evict()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx) }()
+	conn := lsDial(t, &testAgent{Agent: a}, "127.0.0.2")
+	writeRequestHead(t, conn, "POST", localsend.PathPrepareUpload, 1000, "Content-Type: application/json")
+	select {
+	case <-waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the prepare-upload never waited for the memory budget")
+	}
+	start := time.Now()
+	cancel() // SIGTERM
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(handshake + 5*time.Second):
+		t.Fatal("Serve did not return")
+	}
+	a.Close()
+	took := time.Since(start)
+	t.Logf("stopped in %v", took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Errorf("stopping took %v while a prepare-upload waited for memory, want at most 5 s (handshake deadline %v)", took.Round(time.Millisecond), handshake)
+	}
+}

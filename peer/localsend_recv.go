@@ -461,9 +461,16 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("offer of %s is over this receiver's limit of %s", FormatBytes(uint64(r.ContentLength)), FormatBytes(lsMaxPrepare)))
 		return
 	}
-	// The body's share of the memory budget before the body is read.
+	// The body's share of the memory budget before the body is read. The
+	// wait ends when the agent gives the connection up (it stops, or
+	// evicts it): the request's context would not end it, as the server
+	// watches the connection only once the body is read.
 	lim := prepareLimits(r.ContentLength)
-	if err := a.inbox.mem.acquire(lim.Memory(), ss.done, r.Context().Done(), time.Now().Add(a.cfg.HandshakeTimeout)); err != nil {
+	gone := r.Context().Done()
+	if ac != nil {
+		gone = ac.done
+	}
+	if err := a.inbox.mem.acquire(lim.Memory(), ss.done, gone, time.Now().Add(a.cfg.HandshakeTimeout)); err != nil {
 		var re *RefusedError
 		errors.As(err, &re)
 		code := http.StatusConflict
