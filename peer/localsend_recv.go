@@ -54,7 +54,7 @@ const (
 	// agent restarts.
 	lsPINTries = 3
 	// lsMaxPINAddrs bounds the addresses whose wrong PINs are counted;
-	// once it is full, a new address may not try a PIN (see pinTries).
+	// once it is full, a new address may not try a PIN (see pinTry).
 	lsMaxPINAddrs = 4096
 	// lsIdleSession ends a session in which no file was saved, and no
 	// upload moved the minimum rate's bytes (Config.MinRate), for this
@@ -339,30 +339,38 @@ func clientID(r *http.Request) string {
 	return LocalSendID(localsend.Fingerprint(r.TLS.PeerCertificates[0].Raw))
 }
 
-// pinTries reports whether remote may give a PIN: its address (an IPv6
+// pinTry reports whether remote may give a PIN: its address (an IPv6
 // one by its /64, see limitKey) has given fewer than lsPINTries wrong
 // ones, and, when it has given none, there is room to count its wrong
 // ones. A full table refuses new addresses (fail closed): counting
 // nothing for them had let any address beyond lsMaxPINAddrs try PINs
-// without end.
-func (s *lsServer) pinTries(remote netip.Addr) bool {
+// without end. When it may and count is set (a PIN was given), the try
+// is counted as wrong at once, under the lock that checked, so that PINs
+// checked at once cannot outrun the limit; a right one is given back
+// (pinRight).
+func (s *lsServer) pinTry(remote netip.Addr, count bool) bool {
 	key := limitKey(remote)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fails, counted := s.pinFails[key]
-	if !counted {
-		return len(s.pinFails) < lsMaxPINAddrs
+	if !counted && len(s.pinFails) >= lsMaxPINAddrs || fails >= lsPINTries {
+		return false
 	}
-	return fails < lsPINTries
+	if count {
+		s.pinFails[key]++
+	}
+	return true
 }
 
-// pinFailed counts a wrong PIN from remote (see pinTries).
-func (s *lsServer) pinFailed(remote netip.Addr) {
+// pinRight gives back the try that pinTry counted for a right PIN.
+func (s *lsServer) pinRight(remote netip.Addr) {
 	key := limitKey(remote)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, counted := s.pinFails[key]; counted || len(s.pinFails) < lsMaxPINAddrs {
-		s.pinFails[key]++
+	if s.pinFails[key] <= 1 {
+		delete(s.pinFails, key)
+	} else {
+		s.pinFails[key]--
 	}
 }
 
@@ -405,17 +413,17 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 	// asked for its own.
 	web := r.Context().Value(webKey{}) != nil
 	if pin := a.cfg.LocalSendPIN; pin != "" && !trusted && !web {
-		if !s.pinTries(remote) {
+		got := r.URL.Query().Get("pin")
+		if !s.pinTry(remote, got != "") {
 			writeError(w, http.StatusTooManyRequests, "too many wrong PINs")
 			return
 		}
-		got := r.URL.Query().Get("pin")
 		if subtle.ConstantTimeCompare([]byte(got), []byte(pin)) != 1 {
-			if got != "" {
-				s.pinFailed(remote)
-			}
 			writeError(w, http.StatusUnauthorized, "PIN required")
 			return
+		}
+		if got != "" {
+			s.pinRight(remote)
 		}
 	}
 	var pol Policy
