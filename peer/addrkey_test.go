@@ -3,6 +3,7 @@ package peer
 import (
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -62,19 +63,21 @@ func TestTextLimitOneSlotPerIPv6Host(t *testing.T) {
 // TestLocalSendPINTriesPerHostAndFailClosed: wrong PINs from the
 // addresses of one /64 count together; and once lsMaxPINAddrs addresses
 // are counted, a new one may not try at all (it could otherwise try
-// without end), while a counted one keeps its tries.
+// without end), while a counted one keeps its tries; a right PIN costs
+// no try.
 func TestLocalSendPINTriesPerHostAndFailClosed(t *testing.T) {
 	s := &lsServer{pinFails: map[netip.Addr]int{}}
+	s.pinTry(v6(0), true)
+	s.pinRight(v6(0)) // a right PIN
 	for i := range lsPINTries {
-		if !s.pinTries(v6(i)) {
+		if !s.pinTry(v6(i), true) {
 			t.Fatalf("address %d of the /64 refused after %d wrong PINs", i, i)
 		}
-		s.pinFailed(v6(i))
 	}
-	if s.pinTries(v6(1000)) {
+	if s.pinTry(v6(1000), true) || s.pinTry(v6(1000), false) {
 		t.Errorf("a fresh address of the same /64 may try after %d wrong PINs from it", lsPINTries)
 	}
-	if !s.pinTries(netip.MustParseAddr("2001:db8:1:3::1")) {
+	if !s.pinTry(netip.MustParseAddr("2001:db8:1:3::1"), false) {
 		t.Error("the next /64 refused")
 	}
 
@@ -82,18 +85,48 @@ func TestLocalSendPINTriesPerHostAndFailClosed(t *testing.T) {
 	a := netip.MustParseAddr("10.0.0.0")
 	for range lsMaxPINAddrs {
 		a = a.Next()
-		s.pinFailed(a)
+		s.pinTry(a, true)
 	}
 	newcomer := netip.MustParseAddr("192.0.2.1")
-	if s.pinTries(newcomer) {
+	if s.pinTry(newcomer, true) {
 		t.Error("a new address may try a PIN with the table full")
 	}
-	s.pinFailed(newcomer)
 	if _, counted := s.pinFails[newcomer]; counted || len(s.pinFails) != lsMaxPINAddrs {
 		t.Errorf("the table grew past %d: %d", lsMaxPINAddrs, len(s.pinFails))
 	}
-	if !s.pinTries(a) {
+	if !s.pinTry(a, true) {
 		t.Error("a counted address with tries left refused")
+	}
+}
+
+// TestLocalSendPINTriesHoldUnderRace: PINs tried at once from one
+// address get lsPINTries checks, no more: each is counted under the lock
+// that lets it be checked. (Before, the check and the count of a wrong
+// PIN were two steps, and PINs checked at once all passed the first.)
+func TestLocalSendPINTriesHoldUnderRace(t *testing.T) {
+	s := &lsServer{pinFails: map[netip.Addr]int{}}
+	remote := netip.MustParseAddr("192.0.2.7")
+	const tries = 64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	let := 0
+	start := make(chan struct{})
+	for range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if s.pinTry(remote, true) {
+				mu.Lock()
+				let++
+				mu.Unlock()
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if let != lsPINTries {
+		t.Errorf("%d PINs tried at once: %d checked, want %d", tries, let, lsPINTries)
 	}
 }
 
@@ -103,10 +136,9 @@ func TestWebPINTriesPerHost(t *testing.T) {
 	g := &webGate{pin: "482193", fails: map[pinKey]*webFails{}, tokens: map[string]webToken{}}
 	now := time.Now()
 	for i := range webPINTries {
-		if wait := g.locked(pinKey{addr: v6(i)}, now); wait > 0 {
+		if wait, _ := g.try(pinKey{addr: v6(i)}, now); wait > 0 {
 			t.Fatalf("address %d locked after %d wrong PINs", i, i)
 		}
-		g.fail(pinKey{addr: v6(i)}, now)
 	}
 	if wait := g.locked(pinKey{addr: v6(99)}, now); wait == 0 {
 		t.Errorf("a fresh address of the same /64 not locked after %d wrong PINs from it", webPINTries)

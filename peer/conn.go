@@ -45,11 +45,18 @@ func (c idleConn) Write(p []byte) (int, error) {
 // does not count against the sender.
 type pacedConn struct {
 	net.Conn
-	idle   time.Duration
-	window time.Duration // 0: no minimum rate
-	min    uint64
+	minRate
 
 	r, w pace // reads, writes: each on one goroutine at a time
+}
+
+// minRate is the bound that pace applies to one direction of a stream:
+// every call ends within idle, and at least min bytes move per window of
+// time spent waiting in calls (window 0: no minimum).
+type minRate struct {
+	idle   time.Duration
+	window time.Duration
+	min    uint64
 }
 
 // pace is the minimum-rate state of one direction.
@@ -59,31 +66,34 @@ type pace struct {
 }
 
 func (c *pacedConn) Read(b []byte) (int, error) {
-	return c.do(&c.r, c.Conn.SetReadDeadline, c.Conn.Read, b)
+	return c.r.do(c.minRate, c.Conn.SetReadDeadline, c.Conn.Read, b)
 }
 
 func (c *pacedConn) Write(b []byte) (int, error) {
-	return c.do(&c.w, c.Conn.SetWriteDeadline, c.Conn.Write, b)
+	return c.w.do(c.minRate, c.Conn.SetWriteDeadline, c.Conn.Write, b)
 }
 
-func (c *pacedConn) do(p *pace, setDeadline func(time.Time) error, op func([]byte) (int, error), b []byte) (int, error) {
-	wait := c.idle
-	if c.window > 0 && p.moved < c.min {
-		wait = min(wait, c.window-p.waited)
+// do runs op on b under lim: it sets the deadline by which op must end
+// (idle, or the rest of the window when too little has moved in it), and
+// fails with ErrTooSlow once a window of waiting moved under lim.min.
+func (p *pace) do(lim minRate, setDeadline func(time.Time) error, op func([]byte) (int, error), b []byte) (int, error) {
+	wait := lim.idle
+	if lim.window > 0 && p.moved < lim.min {
+		wait = min(wait, lim.window-p.waited)
 	}
 	if err := setDeadline(time.Now().Add(wait)); err != nil {
 		return 0, err
 	}
 	start := time.Now()
 	n, err := op(b)
-	if c.window <= 0 {
+	if lim.window <= 0 {
 		return n, err
 	}
 	p.waited += time.Since(start)
 	p.moved += uint64(n)
-	if p.waited >= c.window {
-		if p.moved < c.min {
-			return n, fmt.Errorf("%w: %d bytes in %v of waiting (minimum %d)", ErrTooSlow, p.moved, c.window, c.min)
+	if p.waited >= lim.window {
+		if p.moved < lim.min {
+			return n, fmt.Errorf("%w: %d bytes in %v of waiting (minimum %d)", ErrTooSlow, p.moved, lim.window, lim.min)
 		}
 		p.waited, p.moved = 0, 0
 	}

@@ -468,7 +468,7 @@ func (in *Inbox) ReceiveWith(conn net.Conn, pol Policy) (*Transfer, error) {
 		if err := conn.SetDeadline(time.Time{}); err != nil {
 			return tr, err
 		}
-		pc := &pacedConn{Conn: conn, idle: in.cfg.IdleTimeout, window: in.cfg.RateWindow, min: in.cfg.MinRate}
+		pc := &pacedConn{Conn: conn, minRate: minRate{idle: in.cfg.IdleTimeout, window: in.cfg.RateWindow, min: in.cfg.MinRate}}
 		rd = pc
 		bw.Reset(pc)
 	}

@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -483,5 +484,297 @@ func TestLocalSendConnectionFlood(t *testing.T) {
 	}
 	if dropped < len(flood)-maxConns {
 		t.Errorf("the agent dropped %d of %d flood connections; at most %d may be held", dropped, len(flood), maxConns)
+	}
+}
+
+// writeRequestHead writes a request's line and headers on c, with a
+// Content-Length of n and extra header lines ("Name: value").
+func writeRequestHead(t testing.TB, c net.Conn, method, target string, n int, extra ...string) {
+	t.Helper()
+	head := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n", method, target, n)
+	for _, h := range extra {
+		head += h + "\r\n"
+	}
+	if _, err := io.WriteString(c, head+"\r\n"); err != nil {
+		t.Fatalf("writing the request's head: %v", err)
+	}
+}
+
+// trickleUpload uploads session's file id (of size bytes) from ip as a
+// trickle: its head, 100 bytes of body, then a byte every 20 ms until
+// the agent answers. It returns the answer's status, or 0 when the
+// agent closed the connection without one, and fails the test when the
+// agent still held it after within.
+func trickleUpload(t testing.TB, ta *testAgent, ip, session, id, token string, size int, within time.Duration) int {
+	t.Helper()
+	conn := lsDial(t, ta, ip)
+	q := url.Values{"sessionId": {session}, "fileId": {id}, "token": {token}}
+	writeRequestHead(t, conn, "POST", localsend.PathUpload+"?"+q.Encode(), size)
+	if _, err := conn.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond) // the trickle's pace
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := conn.Write([]byte{'x'}); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		conn.Close()
+		wg.Wait()
+	}()
+	_ = conn.SetReadDeadline(time.Now().Add(within))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a trickling upload was still held after %v", within)
+	}
+	if err != nil {
+		return 0 // cut without an answer (the connection reset under the trickle)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestLocalSendUploadTrickleIsCut: an upload body that trickles (a byte
+// every 20 ms, far under the minimum rate, never idle for a whole read)
+// is cut within about the rate window, as a lanshare transfer is after
+// its answer; nothing of it lands, and the agent serves a real sender.
+// (Before uploads were paced, only the idle deadline of each read
+// bounded them: a byte every 10 s held a session, and the memory and
+// slot it takes, for good.)
+func TestLocalSendUploadTrickleIsCut(t *testing.T) {
+	const window = 300 * time.Millisecond
+	ta := startLocalSendAgent(t, func(c *Config) {
+		c.RateWindow, c.MinRate = window, 64<<10
+		c.IdleTimeout = time.Minute // not what cuts it
+	})
+	c := newLSClientFrom(t, ta, "127.0.0.2")
+	content := strings.Repeat("t", 1<<20)
+	code, reply, body := c.prepare([]lsUpload{{name: "trickle.bin", content: content, sha: "-"}}, "")
+	if code != http.StatusOK {
+		t.Fatalf("prepare-upload: %d %s", code, body)
+	}
+	start := time.Now()
+	status := trickleUpload(t, ta, "127.0.0.2", reply.SessionID, "id0", reply.Files["id0"], len(content), 10*time.Second)
+	t.Logf("the trickle was cut after %v (status %d)", time.Since(start).Round(time.Millisecond), status)
+	if status != 0 && status != http.StatusRequestTimeout {
+		t.Errorf("a trickling upload answered %d, want 408 (or a cut)", status)
+	}
+	in := ta.next(t)
+	if in.Transfer == nil || len(in.Transfer.Entries) != 1 || !strings.Contains(in.Transfer.Entries[0].Result.Reason, ErrTooSlow.Error()) {
+		t.Errorf("the session's report: %+v, want its file failed as %q", in.Transfer, ErrTooSlow)
+	}
+	assertEmpty(t, ta.dir)
+	lsEventually(t, 5*time.Second, "the memory budget given back", func() bool { return ta.inbox.mem.inUse() == 0 })
+	assertServes(t, ta, "127.0.0.3", "after.txt")
+}
+
+// TestLocalSendTrickledSessionEndsWhenIdle: a session whose files are
+// trickled one after the other (each cut for its rate, the next started
+// at once) saves nothing and moves no file at the minimum rate: it ends
+// as idle, as a session that sends nothing does, instead of being kept
+// by every upload that starts. (Before, each upload's start and end
+// counted as activity.)
+func TestLocalSendTrickledSessionEndsWhenIdle(t *testing.T) {
+	const window, idle = 200 * time.Millisecond, time.Second
+	ta := startAgent(t, func(c *Config) {
+		c.LocalSend, c.LocalSendListen = true, "127.0.0.1:0"
+		c.RateWindow, c.MinRate = window, 64<<10
+		c.IdleTimeout = time.Minute
+	}, func(a *Agent) { a.ls.idleSession = idle })
+	c := newLSClientFrom(t, ta, "127.0.0.2")
+	const files = 60 // at one a window, 12 s of trickles: far more than idle
+	content := strings.Repeat("t", 128<<10)
+	var offer []lsUpload
+	for i := range files {
+		offer = append(offer, lsUpload{name: fmt.Sprintf("f%02d.bin", i), content: content, sha: "-"})
+	}
+	code, reply, body := c.prepare(offer, "")
+	if code != http.StatusOK {
+		t.Fatalf("prepare-upload: %d %s", code, body)
+	}
+	start := time.Now()
+	ended := -1
+	for i := range files {
+		id := fmt.Sprintf("id%d", i)
+		status := trickleUpload(t, ta, "127.0.0.2", reply.SessionID, id, reply.Files[id], len(content), 10*time.Second)
+		if status == http.StatusForbidden {
+			ended = i
+			break
+		}
+		if status != 0 && status != http.StatusRequestTimeout {
+			t.Fatalf("trickle %d: %d, want 408 (or a cut)", i, status)
+		}
+	}
+	took := time.Since(start)
+	if ended < 0 {
+		t.Fatalf("the session was still open after %d trickled files in %v (idle ends it after %v)", files, took.Round(time.Millisecond), idle)
+	}
+	t.Logf("the session ended after %d trickled files in %v", ended, took.Round(time.Millisecond))
+	if took > idle+idle/4+2*window+time.Second {
+		t.Errorf("the session ended after %v, idle is %v", took, idle)
+	}
+	in := ta.next(t)
+	if in.Err == nil || !strings.Contains(in.Err.Error(), "went quiet") {
+		t.Errorf("the session ended with %v, want it gone quiet", in.Err)
+	}
+	assertEmpty(t, ta.dir)
+}
+
+// TestLocalSendSessionCapsHoldUnderRace: prepare-uploads that all reach
+// the agent before any of them is decided (each waits for its body,
+// which is sent once every one was let in or refused) get no more
+// sessions than the caps: one per address, lsMaxSessions in all.
+// (Before, makeRoom checked the caps before the body was read and the
+// session was registered after it: 8 at once from one address got 8.)
+func TestLocalSendSessionCapsHoldUnderRace(t *testing.T) {
+	for _, tc := range []struct{ addrs, per, want int }{{1, 8, 1}, {5, 3, 5}, {lsMaxSessions + 2, 1, lsMaxSessions}} {
+		t.Run(fmt.Sprintf("%d addresses x %d", tc.addrs, tc.per), func(t *testing.T) {
+			ta := startLocalSendAgent(t, nil)
+			type prepare struct {
+				ip   string
+				c    net.Conn
+				br   *bufio.Reader
+				body []byte
+			}
+			var all, in []*prepare
+			for a := range tc.addrs {
+				ip := fmt.Sprintf("127.0.0.%d", 2+a)
+				for k := range tc.per {
+					name := fmt.Sprintf("race-%02d-%02d.bin", a, k)
+					body, _ := json.Marshal(localsend.PrepareUpload{Info: localsend.Info{Alias: "racer", Version: "2.2", Fingerprint: "x"},
+						Files: map[string]localsend.File{"a": {ID: "a", FileName: name, Size: 4, FileType: "application/octet-stream"}}})
+					c := lsDial(t, ta, ip)
+					writeRequestHead(t, c, "POST", localsend.PathPrepareUpload, len(body), "Content-Type: application/json", "Expect: 100-continue")
+					all = append(all, &prepare{ip: ip, c: c, br: bufio.NewReader(c), body: body})
+				}
+			}
+			answer := func(p *prepare) int {
+				t.Helper()
+				_ = p.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				resp, err := http.ReadResponse(p.br, nil)
+				if err != nil {
+					t.Fatalf("prepare-upload from %s: %v", p.ip, err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			// 100 Continue: the handler reads the body, it was let in.
+			for _, p := range all {
+				switch code := answer(p); code {
+				case http.StatusContinue:
+					in = append(in, p)
+				case http.StatusConflict:
+				default:
+					t.Fatalf("prepare-upload from %s before its body: %d", p.ip, code)
+				}
+			}
+			for _, p := range in {
+				if _, err := p.c.Write(p.body); err != nil {
+					t.Fatal(err)
+				}
+			}
+			granted := map[string]int{}
+			total := 0
+			for _, p := range in {
+				switch code := answer(p); code {
+				case http.StatusOK:
+					granted[p.ip]++
+					total++
+				case http.StatusConflict:
+				default:
+					t.Fatalf("prepare-upload from %s: %d", p.ip, code)
+				}
+			}
+			t.Logf("%d of %d prepare-uploads let in, %d sessions granted", len(in), len(all), total)
+			for ip, n := range granted {
+				if n > 1 {
+					t.Errorf("%s got %d sessions at once, want 1", ip, n)
+				}
+			}
+			if total != tc.want {
+				t.Errorf("%d sessions granted, want %d", total, tc.want)
+			}
+			ta.ls.mu.Lock()
+			open, preparing := len(ta.ls.sessions), len(ta.ls.preparing)
+			ta.ls.mu.Unlock()
+			if open != tc.want || preparing != 0 {
+				t.Errorf("the server holds %d sessions and %d places, want %d and 0", open, preparing, tc.want)
+			}
+		})
+	}
+}
+
+// TestLocalSendStopWhilePrepareWaitsForMemory: a prepare-upload whose
+// body's share waits for the memory budget (its body not sent) does not
+// hold the agent's stop: Serve returns, and Close after it, within the
+// README's 5 s, not at the end of the handshake deadline. (Before, the
+// wait ended only at that deadline: the server does not watch a
+// connection whose body is unread, so its context never ended.)
+func TestLocalSendStopWhilePrepareWaitsForMemory(t *testing.T) {
+	const handshake = 20 * time.Second
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.ConfigDir, cfg.Name, cfg.Listen = t.TempDir(), t.TempDir(), "bob", "127.0.0.1:0"
+	cfg.SpaceMargin = 0
+	cfg.LocalSend, cfg.LocalSendListen = true, "127.0.0.1:0"
+	cfg.HandshakeTimeout, cfg.ShutdownGrace = handshake, 500*time.Millisecond
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// The budget taken whole; an acquire that waits says so.
+	if err := a.inbox.mem.acquire(a.inbox.mem.limit, nil, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{}, 1)
+	evict := a.inbox.mem.pressure
+	a.inbox.mem.pressure = func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+		evict()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx) }()
+	conn := lsDial(t, &testAgent{Agent: a}, "127.0.0.2")
+	writeRequestHead(t, conn, "POST", localsend.PathPrepareUpload, 1000, "Content-Type: application/json")
+	select {
+	case <-waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the prepare-upload never waited for the memory budget")
+	}
+	start := time.Now()
+	cancel() // SIGTERM
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(handshake + 5*time.Second):
+		t.Fatal("Serve did not return")
+	}
+	a.Close()
+	took := time.Since(start)
+	t.Logf("stopped in %v", took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Errorf("stopping took %v while a prepare-upload waited for memory, want at most 5 s (handshake deadline %v)", took.Round(time.Millisecond), handshake)
 	}
 }

@@ -54,9 +54,10 @@ const (
 	// agent restarts.
 	lsPINTries = 3
 	// lsMaxPINAddrs bounds the addresses whose wrong PINs are counted;
-	// once it is full, a new address may not try a PIN (see pinTries).
+	// once it is full, a new address may not try a PIN (see pinTry).
 	lsMaxPINAddrs = 4096
-	// lsIdleSession ends a session in which nothing was uploaded for this
+	// lsIdleSession ends a session in which no file was saved, and no
+	// upload moved the minimum rate's bytes (Config.MinRate), for this
 	// long (LocalSend apps upload right after the answer).
 	lsIdleSession = 2 * time.Minute
 )
@@ -69,14 +70,21 @@ type lsServer struct {
 	ident *LocalSendIdentity
 	port  int
 
+	// idleSession is lsIdleSession, shorter in tests.
+	idleSession time.Duration
+
 	mu       sync.Mutex
 	sessions map[string]*lsSession
-	pinFails map[netip.Addr]int
-	closed   bool
-	wg       sync.WaitGroup // the session sweeper
-	handlers sync.WaitGroup // requests being handled
-	stop     chan struct{}
-	web      *webGate // the drop page (web.go), with Config.Web
+	// preparing holds the addresses whose prepare-upload makeRoom let
+	// in, until their session is registered or refused: each counts
+	// against the caps as a session does.
+	preparing map[netip.Addr]struct{}
+	pinFails  map[netip.Addr]int
+	closed    bool
+	wg        sync.WaitGroup // the session sweeper
+	handlers  sync.WaitGroup // requests being handled
+	stop      chan struct{}
+	web       *webGate // the drop page (web.go), with Config.Web
 	// plain serves the drop page and share links alone over plain HTTP
 	// on plainLn, with Config.WebInsecureHTTP (web_http.go).
 	plain   *http.Server
@@ -123,7 +131,8 @@ func newLocalSendServer(a *Agent, addr string, ident *LocalSendIdentity) (*lsSer
 	if err != nil {
 		return nil, fmt.Errorf("listening for LocalSend on %s: %w", addr, err)
 	}
-	s := &lsServer{a: a, ln: ln, ident: ident, sessions: map[string]*lsSession{}, pinFails: map[netip.Addr]int{}, stop: make(chan struct{})}
+	s := &lsServer{a: a, ln: ln, ident: ident, sessions: map[string]*lsSession{}, preparing: map[netip.Addr]struct{}{}, pinFails: map[netip.Addr]int{}, stop: make(chan struct{}),
+		idleSession: lsIdleSession}
 	s.port = ln.Addr().(*net.TCPAddr).Port
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+localsend.PathInfo, s.info)
@@ -330,30 +339,38 @@ func clientID(r *http.Request) string {
 	return LocalSendID(localsend.Fingerprint(r.TLS.PeerCertificates[0].Raw))
 }
 
-// pinTries reports whether remote may give a PIN: its address (an IPv6
+// pinTry reports whether remote may give a PIN: its address (an IPv6
 // one by its /64, see limitKey) has given fewer than lsPINTries wrong
 // ones, and, when it has given none, there is room to count its wrong
 // ones. A full table refuses new addresses (fail closed): counting
 // nothing for them had let any address beyond lsMaxPINAddrs try PINs
-// without end.
-func (s *lsServer) pinTries(remote netip.Addr) bool {
+// without end. When it may and count is set (a PIN was given), the try
+// is counted as wrong at once, under the lock that checked, so that PINs
+// checked at once cannot outrun the limit; a right one is given back
+// (pinRight).
+func (s *lsServer) pinTry(remote netip.Addr, count bool) bool {
 	key := limitKey(remote)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fails, counted := s.pinFails[key]
-	if !counted {
-		return len(s.pinFails) < lsMaxPINAddrs
+	if !counted && len(s.pinFails) >= lsMaxPINAddrs || fails >= lsPINTries {
+		return false
 	}
-	return fails < lsPINTries
+	if count {
+		s.pinFails[key]++
+	}
+	return true
 }
 
-// pinFailed counts a wrong PIN from remote (see pinTries).
-func (s *lsServer) pinFailed(remote netip.Addr) {
+// pinRight gives back the try that pinTry counted for a right PIN.
+func (s *lsServer) pinRight(remote netip.Addr) {
 	key := limitKey(remote)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, counted := s.pinFails[key]; counted || len(s.pinFails) < lsMaxPINAddrs {
-		s.pinFails[key]++
+	if s.pinFails[key] <= 1 {
+		delete(s.pinFails, key)
+	} else {
+		s.pinFails[key]--
 	}
 }
 
@@ -396,17 +413,17 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 	// asked for its own.
 	web := r.Context().Value(webKey{}) != nil
 	if pin := a.cfg.LocalSendPIN; pin != "" && !trusted && !web {
-		if !s.pinTries(remote) {
+		got := r.URL.Query().Get("pin")
+		if !s.pinTry(remote, got != "") {
 			writeError(w, http.StatusTooManyRequests, "too many wrong PINs")
 			return
 		}
-		got := r.URL.Query().Get("pin")
 		if subtle.ConstantTimeCompare([]byte(got), []byte(pin)) != 1 {
-			if got != "" {
-				s.pinFailed(remote)
-			}
 			writeError(w, http.StatusUnauthorized, "PIN required")
 			return
+		}
+		if got != "" {
+			s.pinRight(remote)
 		}
 	}
 	var pol Policy
@@ -423,11 +440,20 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// One session per address at a time; a new one from the same device
-	// replaces one it never uploaded to (the app tried again).
+	// replaces one it never uploaded to (the app tried again). The place
+	// is held from here: given back unless the session is registered.
 	if code, msg := s.makeRoom(remote, senderID); code != 0 {
 		writeError(w, code, msg)
 		return
 	}
+	registered := false
+	defer func() {
+		if !registered {
+			s.mu.Lock()
+			delete(s.preparing, remote)
+			s.mu.Unlock()
+		}
+	}()
 	ss := &lsSession{remote: remote, senderID: senderID, start: time.Now(), done: make(chan struct{}), files: map[string]lsOffered{}, web: web}
 	if ac != nil {
 		ss.conn, ss.remoteNA = ac.id, ac.RemoteAddr()
@@ -443,9 +469,16 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("offer of %s is over this receiver's limit of %s", FormatBytes(uint64(r.ContentLength)), FormatBytes(lsMaxPrepare)))
 		return
 	}
-	// The body's share of the memory budget before the body is read.
+	// The body's share of the memory budget before the body is read. The
+	// wait ends when the agent gives the connection up (it stops, or
+	// evicts it): the request's context would not end it, as the server
+	// watches the connection only once the body is read.
 	lim := prepareLimits(r.ContentLength)
-	if err := a.inbox.mem.acquire(lim.Memory(), ss.done, r.Context().Done(), time.Now().Add(a.cfg.HandshakeTimeout)); err != nil {
+	gone := r.Context().Done()
+	if ac != nil {
+		gone = ac.done
+	}
+	if err := a.inbox.mem.acquire(lim.Memory(), ss.done, gone, time.Now().Add(a.cfg.HandshakeTimeout)); err != nil {
 		var re *RefusedError
 		errors.As(err, &re)
 		code := http.StatusConflict
@@ -547,6 +580,8 @@ func (s *lsServer) prepareUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	ss.id, ss.last = reply.SessionID, time.Now()
 	s.mu.Lock()
+	delete(s.preparing, remote)
+	registered = true
 	if s.closed {
 		s.mu.Unlock()
 		writeError(w, http.StatusConflict, "the receiver is stopping")
@@ -576,10 +611,16 @@ func prepareLimits(n int64) localsend.Limits {
 	return lim
 }
 
-// makeRoom checks that a new session from remote may start: 0, or the
-// status to answer with.
+// makeRoom checks that a new session from remote may start, and holds
+// its place (preparing) under the same lock, so that prepare-uploads
+// checked at once cannot all pass: 0, or the status to answer with. The
+// caller gives the place back, or registers the session, under s.mu.
 func (s *lsServer) makeRoom(remote netip.Addr, senderID string) (int, string) {
 	s.mu.Lock()
+	if _, busy := s.preparing[remote]; busy {
+		s.mu.Unlock()
+		return http.StatusConflict, "a session from this address is in progress"
+	}
 	var replace *lsSession
 	for _, ss := range s.sessions {
 		if ss.remote != remote {
@@ -596,10 +637,11 @@ func (s *lsServer) makeRoom(remote netip.Addr, senderID string) (int, string) {
 		s.mu.Unlock()
 		return http.StatusConflict, "a session from this address is in progress"
 	}
-	if replace == nil && len(s.sessions) >= lsMaxSessions {
+	if replace == nil && len(s.sessions)+len(s.preparing) >= lsMaxSessions {
 		s.mu.Unlock()
 		return http.StatusConflict, "the receiver is busy with other senders; try again later"
 	}
+	s.preparing[remote] = struct{}{}
 	s.mu.Unlock()
 	if replace != nil {
 		s.end(replace, errors.New("the sender started again"))
@@ -653,7 +695,7 @@ func (s *lsServer) upload(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sid, fid, token := q.Get("sessionId"), q.Get("fileId"), q.Get("token")
 	if sid == "" || fid == "" || token == "" {
-		writeError(w, http.StatusBadRequest, "missing parameters")
+		refuseUpload(w, http.StatusBadRequest, "missing parameters")
 		return
 	}
 	s.mu.Lock()
@@ -665,24 +707,39 @@ func (s *lsServer) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	if ss == nil || !okFile || ss.remote != remoteAddr(r) || subtle.ConstantTimeCompare([]byte(f.token), []byte(token)) != 1 {
 		s.mu.Unlock()
-		writeError(w, http.StatusForbidden, "invalid token or address")
+		refuseUpload(w, http.StatusForbidden, "invalid token or address")
+		return
+	}
+	if ss.endErr != nil {
+		// Ended (cancelled, idle) while another upload ran: that one's
+		// end closes it.
+		s.mu.Unlock()
+		refuseUpload(w, http.StatusForbidden, "the session has ended")
 		return
 	}
 	ss.uploads++
-	ss.last = time.Now()
 	s.mu.Unlock()
 	if ac, ok := r.Context().Value(lsConnKey{}).(*agentConn); ok {
 		// Its bytes flow: no eviction for being unanswered.
 		ac.answered.Store(true)
 	}
-	body := &deadlineReader{r: r.Body, rc: http.NewResponseController(w), idle: s.a.cfg.IdleTimeout}
+	// The body is bound as a lanshare transfer is after the answer: a
+	// trickle is cut within the rate window, and only bytes arriving at
+	// the minimum rate keep the session from going idle (a session of
+	// many files trickled one after the other ends when idle, as one
+	// that sends nothing does).
+	cfg := s.a.cfg
+	body := &uploadBody{r: r.Body, rc: http.NewResponseController(w),
+		lim: minRate{idle: cfg.IdleTimeout, window: cfg.RateWindow, min: cfg.MinRate}, active: func() { s.touch(ss) }}
 	err := ss.batch.Receive(f.index, body, f.sum)
 	// The answer gets its own time, however long the body took.
 	_ = body.rc.SetWriteDeadline(time.Now().Add(s.a.cfg.HandshakeTimeout))
 	s.mu.Lock()
 	ss.uploads--
 	ss.got += body.n
-	ss.last = time.Now()
+	if err == nil {
+		ss.last = time.Now()
+	}
 	endErr := ss.endErr
 	s.mu.Unlock()
 	switch {
@@ -694,6 +751,8 @@ func (s *lsServer) upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "file not pending")
 	case errors.Is(err, ErrSizeMismatch):
 		writeError(w, http.StatusBadRequest, "size does not match")
+	case errors.Is(err, ErrTooSlow):
+		refuseUpload(w, http.StatusRequestTimeout, ErrTooSlow.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, "could not save the file")
 	}
@@ -702,21 +761,54 @@ func (s *lsServer) upload(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// deadlineReader gives every read of a request body an idle deadline.
-type deadlineReader struct {
-	r    io.Reader
-	rc   *http.ResponseController
-	idle time.Duration
-	n    uint64
+// refuseUpload answers an upload whose body is not taken, and closes the
+// connection: the server would otherwise read the rest of the body (up to
+// 256 KiB) before answering, which a trickle stretches to the handshake
+// deadline.
+func refuseUpload(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Connection", "close")
+	writeError(w, code, msg)
 }
 
-func (d *deadlineReader) Read(p []byte) (int, error) {
-	if d.idle > 0 {
-		_ = d.rc.SetReadDeadline(time.Now().Add(d.idle))
+// touch notes that ss is active now (see lsIdleSession).
+func (s *lsServer) touch(ss *lsSession) {
+	s.mu.Lock()
+	ss.last = time.Now()
+	s.mu.Unlock()
+}
+
+// uploadBody is an upload's request body under the bounds of a lanshare
+// transfer's stream after the answer (pacedConn): every read ends within
+// lim.idle, and a body that moves under lim.min bytes per lim.window of
+// waiting fails with ErrTooSlow. It calls active whenever another lim.min
+// bytes have arrived (every byte, without a minimum rate). It counts the
+// bytes read in n.
+type uploadBody struct {
+	r      io.Reader
+	rc     *http.ResponseController
+	lim    minRate
+	active func()
+	p      pace
+	n      uint64
+	unseen uint64 // bytes since active was last called
+}
+
+func (b *uploadBody) Read(p []byte) (int, error) {
+	n, err := b.p.do(b.lim, b.setDeadline, b.r.Read, p)
+	b.n += uint64(n)
+	b.unseen += uint64(n)
+	if n > 0 && (b.lim.window <= 0 || b.unseen >= b.lim.min) {
+		b.unseen = 0
+		b.active()
 	}
-	n, err := d.r.Read(p)
-	d.n += uint64(n)
 	return n, err
+}
+
+func (b *uploadBody) setDeadline(t time.Time) error {
+	if err := b.rc.SetReadDeadline(t); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
 }
 
 // cancel ends a session at the sender's request.
@@ -777,7 +869,7 @@ func (s *lsServer) end(ss *lsSession, err error) {
 
 // sweep ends idle sessions until the server closes.
 func (s *lsServer) sweep() {
-	t := time.NewTicker(lsIdleSession / 4)
+	t := time.NewTicker(s.idleSession / 4)
 	defer t.Stop()
 	for {
 		select {
@@ -788,7 +880,9 @@ func (s *lsServer) sweep() {
 		var idle []*lsSession
 		s.mu.Lock()
 		for _, ss := range s.sessions {
-			if ss.uploads == 0 && time.Since(ss.last) > lsIdleSession {
+			// Running uploads too: one whose bytes arrive at the
+			// minimum rate keeps last fresh; a trickle does not.
+			if time.Since(ss.last) > s.idleSession {
 				idle = append(idle, ss)
 			}
 		}

@@ -254,7 +254,7 @@ func (g *webGate) shareLogin(w http.ResponseWriter, r *http.Request) {
 	key := pinKey{share: l.ID, addr: remoteAddr(r)}
 	now := time.Now()
 	if wait := g.locked(key, now); wait > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
+		setRetryAfter(w, wait)
 		g.sharePINForm(w, r, l, http.StatusTooManyRequests, lockedMessage(wait))
 		return
 	}
@@ -263,8 +263,15 @@ func (g *webGate) shareLogin(w http.ResponseWriter, r *http.Request) {
 		g.sharePINForm(w, r, l, http.StatusBadRequest, "bad form")
 		return
 	}
+	wait, left := g.try(key, now)
+	if wait > 0 {
+		// Locked while its form came in, by tries sent at once.
+		setRetryAfter(w, wait)
+		g.sharePINForm(w, r, l, http.StatusTooManyRequests, lockedMessage(wait))
+		return
+	}
 	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("pin")), []byte(l.pin)) != 1 {
-		g.sharePINForm(w, r, l, http.StatusUnauthorized, wrongPINMessage(g.fail(key, now)))
+		g.sharePINForm(w, r, l, http.StatusUnauthorized, wrongPINMessage(left))
 		return
 	}
 	exp := now.Add(webTokenLife)

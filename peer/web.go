@@ -239,7 +239,7 @@ func (g *webGate) login(w http.ResponseWriter, r *http.Request) {
 	}
 	key := pinKey{addr: remoteAddr(r)}
 	if wait := g.locked(key, time.Now()); wait > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
+		setRetryAfter(w, wait)
 		writeError(w, http.StatusTooManyRequests, lockedMessage(wait))
 		return
 	}
@@ -250,11 +250,18 @@ func (g *webGate) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad login body")
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(body.PIN), []byte(g.pin)) != 1 {
-		writeError(w, http.StatusUnauthorized, wrongPINMessage(g.fail(key, time.Now())))
+	now := time.Now()
+	wait, left := g.try(key, now)
+	if wait > 0 {
+		// Locked while its body came in, by tries sent at once.
+		setRetryAfter(w, wait)
+		writeError(w, http.StatusTooManyRequests, lockedMessage(wait))
 		return
 	}
-	now := time.Now()
+	if subtle.ConstantTimeCompare([]byte(body.PIN), []byte(g.pin)) != 1 {
+		writeError(w, http.StatusUnauthorized, wrongPINMessage(left))
+		return
+	}
 	token := g.grant(key, "", now.Add(webTokenLife), now)
 	http.SetCookie(w, &http.Cookie{Name: g.cookie, Value: token, Path: "/", MaxAge: int(webTokenLife.Seconds()),
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
@@ -271,6 +278,12 @@ func (g *webGate) grant(key pinKey, share string, exp, now time.Time) string {
 	token := randomToken()
 	g.addToken(token, webToken{exp: exp, share: share}, now)
 	return token
+}
+
+// setRetryAfter tells a locked-out address, in whole seconds, when it
+// may try again.
+func setRetryAfter(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
 }
 
 // lockedMessage tells a locked-out address how long to wait.
@@ -317,28 +330,36 @@ func (g *webGate) forgetLocked(now time.Time) bool {
 	return len(g.fails) < webMaxPINAddrs
 }
 
-// fail counts a wrong PIN from key's address at key's gate, locks it out
-// there from the webPINTries-th on, and returns how many tries it has
-// left before that.
-func (g *webGate) fail(key pinKey, now time.Time) int {
+// try counts a PIN try from key's address at key's gate before the PIN
+// is checked, so that tries checked at once cannot outrun the lock (each
+// counted after its check let every one of them pass locked first). It
+// returns how long the address must still wait (then nothing is counted,
+// and the PIN must not be checked); or 0, and the tries left before a
+// pause should this PIN be wrong: the webPINTries-th try locks the
+// address out, for webLockBase doubled at every further one. A right PIN
+// forgets the count (grant).
+func (g *webGate) try(key pinKey, now time.Time) (wait time.Duration, left int) {
 	key.addr = limitKey(key.addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f := g.fails[key]
 	if f == nil {
-		if len(g.fails) >= webMaxPINAddrs {
-			return 0 // locked will refuse it: nothing to count
+		if len(g.fails) >= webMaxPINAddrs && !g.forgetLocked(now) {
+			return webLockMax, 0
 		}
 		f = &webFails{}
 		g.fails[key] = f
+	}
+	if wait := f.until.Sub(now); wait > 0 {
+		return wait, 0
 	}
 	f.n++
 	f.last = now
 	if f.n >= webPINTries {
 		f.until = now.Add(min(webLockBase<<min(f.n-webPINTries, 10), webLockMax))
-		return 0
+		return 0, 0
 	}
-	return webPINTries - f.n
+	return 0, webPINTries - f.n
 }
 
 // addToken keeps token, making room by dropping expired tokens, then the

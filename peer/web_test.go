@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
@@ -220,15 +221,16 @@ func TestWebPIN(t *testing.T) {
 }
 
 // TestWebPINLockDoubles: from the webPINTries-th wrong PIN an address
-// waits webLockBase, doubled at each further one up to webLockMax; when
-// the table of addresses is full, a new address may not try.
+// waits webLockBase, doubled at each further one up to webLockMax; a try
+// while locked is refused and not counted; when the table of addresses
+// is full, a new address may not try.
 func TestWebPINLockDoubles(t *testing.T) {
 	g := &webGate{pin: "482193", fails: map[pinKey]*webFails{}, tokens: map[string]webToken{}}
 	a := netip.MustParseAddr("10.0.0.7")
 	now := time.Now()
 	for i := 1; i < webPINTries; i++ {
-		if left := g.fail(pinKey{addr: a}, now); left != webPINTries-i {
-			t.Fatalf("wrong PIN %d: %d tries left, want %d", i, left, webPINTries-i)
+		if wait, left := g.try(pinKey{addr: a}, now); wait != 0 || left != webPINTries-i {
+			t.Fatalf("wrong PIN %d: refused for %v, %d tries left, want %d", i, wait, left, webPINTries-i)
 		}
 		if w := g.locked(pinKey{addr: a}, now); w != 0 {
 			t.Fatalf("locked for %v after %d wrong PINs", w, i)
@@ -236,23 +238,109 @@ func TestWebPINLockDoubles(t *testing.T) {
 	}
 	want := webLockBase
 	for range 8 {
-		g.fail(pinKey{addr: a}, now)
+		if wait, left := g.try(pinKey{addr: a}, now); wait != 0 || left != 0 {
+			t.Fatalf("the try that locks: refused for %v, %d tries left", wait, left)
+		}
 		if w := g.locked(pinKey{addr: a}, now); w != want {
 			t.Fatalf("locked for %v, want %v", w, want)
 		}
-		if w := g.locked(pinKey{addr: a}, now.Add(want)); w != 0 {
+		if wait, _ := g.try(pinKey{addr: a}, now); wait != want {
+			t.Fatalf("a try while locked: refused for %v, want %v", wait, want)
+		}
+		now = now.Add(want)
+		if w := g.locked(pinKey{addr: a}, now); w != 0 {
 			t.Fatalf("still locked after %v", want)
 		}
 		want = min(2*want, webLockMax)
 	}
 	for i := range webMaxPINAddrs {
-		g.fail(pinKey{addr: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})}, now)
+		g.try(pinKey{addr: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})}, now)
 	}
 	if w := g.locked(pinKey{addr: netip.MustParseAddr("10.2.0.1")}, now); w == 0 {
 		t.Error("a new address may try while the table is full")
 	}
+	if w, _ := g.try(pinKey{addr: netip.MustParseAddr("10.2.0.1")}, now); w == 0 {
+		t.Error("a new address's try counted while the table is full")
+	}
 	if w := g.locked(pinKey{addr: netip.MustParseAddr("10.2.0.1")}, now.Add(webForgetFails+webLockMax+time.Minute)); w != 0 {
 		t.Errorf("a new address is still refused once the old entries are forgotten: %v", w)
+	}
+}
+
+// TestWebPINTriesHoldUnderRace: PINs sent at once from one address, each
+// request waiting for its body until every one was let in, get
+// webPINTries of them checked, no more; the rest are refused as locked
+// out (429), and so is the right PIN after them. The same for a share
+// link's PIN. (Before, the lock was checked before the body was read and
+// a wrong PIN counted after its check: 8 at once had 8 checked.)
+func TestWebPINTriesHoldUnderRace(t *testing.T) {
+	const conns = 8 // MaxConnsPerHost
+	for _, gate := range []string{"drop page", "share link"} {
+		t.Run(gate, func(t *testing.T) {
+			ta := startWebAgent(t, "482193", nil)
+			path, contentType, right := "/web/api/login", "application/json", "482193"
+			body := func(pin string) string { return `{"pin":"` + pin + `"}` }
+			if gate == "share link" {
+				f := filepath.Join(t.TempDir(), "report.pdf")
+				if err := os.WriteFile(f, []byte("report"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				l, err := ta.Share([]string{f}, time.Now().Add(time.Hour), "7391")
+				if err != nil {
+					t.Fatal(err)
+				}
+				path, contentType, right = "/s/"+l.ID+"/login", "application/x-www-form-urlencoded", "7391"
+				body = func(pin string) string { return url.Values{"pin": {pin}}.Encode() }
+			}
+			type login struct {
+				c  net.Conn
+				br *bufio.Reader
+			}
+			answer := func(l login) int {
+				t.Helper()
+				_ = l.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				resp, err := http.ReadResponse(l.br, nil)
+				if err != nil {
+					t.Fatalf("login: %v", err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			var logins []login
+			for range conns {
+				c := lsDial(t, ta, "127.0.0.2")
+				writeRequestHead(t, c, "POST", path, len(body("000000")), "Content-Type: "+contentType, "Expect: 100-continue")
+				logins = append(logins, login{c, bufio.NewReader(c)})
+			}
+			// 100 Continue: the handler reads the body; every one is let in.
+			for i, l := range logins {
+				if code := answer(l); code != http.StatusContinue {
+					t.Fatalf("login %d before its body: %d, want 100", i, code)
+				}
+			}
+			for i, l := range logins {
+				if _, err := io.WriteString(l.c, body(fmt.Sprintf("%06d", 900000+i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			codes := map[int]int{}
+			for _, l := range logins {
+				codes[answer(l)]++
+			}
+			t.Logf("answers: %v", codes)
+			if codes[http.StatusUnauthorized] != webPINTries || codes[http.StatusTooManyRequests] != conns-webPINTries {
+				t.Errorf("%d wrong PINs sent at once: %d checked (401), %d refused (429); want %d checked", conns,
+					codes[http.StatusUnauthorized], codes[http.StatusTooManyRequests], webPINTries)
+			}
+			// On a connection of theirs: the address has no slot left.
+			l := logins[0]
+			writeRequestHead(t, l.c, "POST", path, len(body(right)), "Content-Type: "+contentType)
+			io.WriteString(l.c, body(right))
+			if code := answer(l); code != http.StatusTooManyRequests {
+				t.Errorf("the right PIN after them: %d, want 429", code)
+			}
+		})
 	}
 }
 
