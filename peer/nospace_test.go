@@ -222,15 +222,7 @@ func TestRetriesEndWhenAFileFailsEveryTime(t *testing.T) {
 	addr, _ := serveInbox(t, in, senderPolicy)
 	items := collect(t, filepath.Join(src, "d"))
 	var dials atomic.Int32
-	dial := func(ctx context.Context, addr string) (net.Conn, error) {
-		dials.Add(1)
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		return &flipConn{Conn: c, at: 3 << 20}, nil
-	}
+	dial := nthDialer(&dials, func(_ int32, c net.Conn) net.Conn { return &flipConn{Conn: c, at: 3 << 20} })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	rep, err := SendTo(ctx, addr, items, SendOptions{Name: "s", Dial: dial, retryBase: time.Millisecond})
@@ -247,6 +239,20 @@ func TestRetriesEndWhenAFileFailsEveryTime(t *testing.T) {
 	}
 }
 
+// nthDialer dials plainly and wraps the nth connection (from 1) with
+// wrap; dials counts them.
+func nthDialer(dials *atomic.Int32, wrap func(n int32, c net.Conn) net.Conn) func(context.Context, string) (net.Conn, error) {
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		n := dials.Add(1)
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(n, c), nil
+	}
+}
+
 // TestRetriesCountAResumeStartedAgain: a large file cut, resumed and
 // then failing its digest is thrown away by the receiver, and taken
 // whole on the next try. Its bytes coming back count as progress from
@@ -259,21 +265,15 @@ func TestRetriesCountAResumeStartedAgain(t *testing.T) {
 	addr, _ := serveInbox(t, in, senderPolicy)
 	items := collect(t, filepath.Join(src, "d"))
 	var dials atomic.Int32
-	dial := func(ctx context.Context, addr string) (net.Conn, error) {
-		n := dials.Add(1)
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, err
-		}
+	dial := nthDialer(&dials, func(n int32, c net.Conn) net.Conn {
 		switch n {
 		case 1: // most of the file, then the link drops
-			return &cutConn{Conn: c, left: 8 << 20}, nil
+			return &cutConn{Conn: c, left: 8 << 20}
 		case 2: // resumed, and corrupted on the way
-			return &flipConn{Conn: c, at: 1 << 20}, nil
+			return &flipConn{Conn: c, at: 1 << 20}
 		}
-		return &cutConn{Conn: c, left: 2 << 20}, nil
-	}
+		return &cutConn{Conn: c, left: 2 << 20}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	rep, err := SendTo(ctx, addr, items, SendOptions{Name: "s", Dial: dial, Retries: 3, retryBase: time.Millisecond})
@@ -297,18 +297,12 @@ func TestRetriesEndWhenEveryResumeFails(t *testing.T) {
 	addr, _ := serveInbox(t, in, senderPolicy)
 	items := collect(t, filepath.Join(src, "d"))
 	var dials atomic.Int32
-	dial := func(ctx context.Context, addr string) (net.Conn, error) {
-		n := dials.Add(1)
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, err
-		}
+	dial := nthDialer(&dials, func(n int32, c net.Conn) net.Conn {
 		if n%2 == 1 {
-			return &cutConn{Conn: c, left: 2 << 20}, nil
+			return &cutConn{Conn: c, left: 2 << 20}
 		}
-		return &flipConn{Conn: c, at: 1 << 20}, nil
-	}
+		return &flipConn{Conn: c, at: 1 << 20}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, err := SendTo(ctx, addr, items, SendOptions{Name: "s", Dial: dial, Retries: 3, retryBase: time.Millisecond})
