@@ -228,7 +228,7 @@ func (w *walker) entry(d *folder, dirfd int, name, p string, typ fs.FileMode, fl
 		w.push(sub)
 	case typ.IsRegular():
 		err := lstatAt(dirfd, name, &st)
-		if err == nil {
+		if err == nil && !ownReadable(&st) {
 			err = checkOpenAt(dirfd, name)
 		}
 		if err != nil {
