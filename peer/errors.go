@@ -144,6 +144,12 @@ type RefusedError struct {
 	// Text is set when the whole batch refused was a text message: it
 	// reads "bob refused the message: …".
 	Text bool
+	// Failed is set for a file the receiver accepted and then did not
+	// save for a reason that the same send again may mend (a write that
+	// failed, a digest or size that did not match, a transfer cut): "bob
+	// could not save big.bin: …". It is an incomplete send
+	// (ErrIncomplete), not a refusal.
+	Failed bool
 }
 
 func (e *RefusedError) Error() string {
@@ -162,11 +168,37 @@ func (e *RefusedError) Error() string {
 	if reason == "" {
 		reason = e.Code.String()
 	}
+	if e.Failed {
+		return fmt.Sprintf("%s could not save%s: %s", who, what, Escape(reason))
+	}
 	return fmt.Sprintf("%s refused%s: %s", who, what, Escape(reason))
 }
 
-// Is makes errors.Is(err, ErrRefused) true.
-func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+// Is makes errors.Is(err, ErrRefused) true, or for a file that failed
+// (Failed), errors.Is(err, ErrIncomplete).
+func (e *RefusedError) Is(target error) bool {
+	if e.Failed {
+		return target == ErrIncomplete
+	}
+	return target == ErrRefused
+}
+
+// failedCode reports whether a file accepted and then not saved with code
+// c failed (see RefusedError.Failed) rather than was refused on the way:
+// a limit or a policy (too large, the strangers' budget, a bad name)
+// stays a refusal, as does a lack of space, which a retry's answer
+// refuses too (the same send exits the same way whichever tells it), and
+// whatever stopped a pipe's stream, which cannot be sent again.
+func failedCode(c proto.Code, kind proto.Kind) bool {
+	if kind == proto.KindStream {
+		return false
+	}
+	switch c {
+	case proto.CodeIO, proto.CodeDigest, proto.CodeSize, proto.CodeAborted, proto.CodeInternal, proto.CodeShuttingDown:
+		return true
+	}
+	return false
+}
 
 // Errors of the receiving agent's connection limits.
 var (
@@ -178,3 +210,13 @@ var (
 	// for a new sender while every connection slot was taken.
 	ErrEvicted = errors.New("connection evicted to make room")
 )
+
+// senderReason is the reason recorded for an entry its sender gave up
+// (a file end or stream end with an error code): the sender's own reason,
+// or, when it gave none, what its code means.
+func senderReason(code proto.Code, reason string) string {
+	if reason == "" {
+		reason = code.String()
+	}
+	return "sender: " + reason
+}

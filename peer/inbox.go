@@ -1235,7 +1235,7 @@ func (t *transfer) receiveFile(i int, br *bufio.Reader, buf []byte) (*os.File, e
 	}
 	switch {
 	case fe.Status == proto.Aborted:
-		t.fail(i, fe.Code, "sender: "+fe.Reason)
+		t.fail(i, fe.Code, senderReason(fe.Code, fe.Reason))
 	case werr != nil && t.claimed[i] && writeCode(werr) == proto.CodeNoSpace:
 		// Kept for a resume once there is space: its record says
 		// nothing of what was written, so the resume starts a window

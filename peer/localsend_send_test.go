@@ -644,7 +644,7 @@ func TestSendLocalSendChecksumMismatchGivesUpAfterThree(t *testing.T) {
 	rep, err := SendLocalSend(context.Background(), d.target(), items, opt)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !errors.Is(err, ErrRefused) || d.uploads["c.bin"] != 3 || len(d.prepares) != 1 || rep.Results[0].Code != proto.CodeDigest {
+	if !errors.Is(err, ErrIncomplete) || d.uploads["c.bin"] != 3 || len(d.prepares) != 1 || rep.Results[0].Code != proto.CodeDigest {
 		t.Fatalf("%v: %d uploads in %d sessions, result %+v", err, d.uploads["c.bin"], len(d.prepares), rep.Results)
 	}
 	if len(d.cancels) != 1 || d.cancels[0] != "session-1" {

@@ -672,7 +672,8 @@ func retryable(rep *Report, err error) bool {
 	switch {
 	case errors.Is(err, ErrWrongKey), errors.Is(err, ErrKeyChanged), errors.Is(err, proto.ErrVersionMismatch),
 		errors.Is(err, proto.ErrMalformed), errors.Is(err, proto.ErrBadMagic),
-		errors.Is(err, proto.ErrUnexpectedFrame), errors.Is(err, proto.ErrTooLarge):
+		errors.Is(err, proto.ErrUnexpectedFrame), errors.Is(err, proto.ErrTooLarge),
+		errors.Is(err, ErrNotSendable): // the receiver cannot take it, however often asked
 		return false
 	case rep != nil && rep.Results != nil:
 		// A receipt came: only digest failures are worth another try.
@@ -926,7 +927,8 @@ func (r *Report) check() error {
 		if e.Kind == proto.KindText {
 			p = "" // a name of ours, not the user's: "bob refused: ..."
 		}
-		err := &RefusedError{Peer: peerName(r.Peer), Path: p, Code: res.Code, Reason: res.Reason}
+		err := &RefusedError{Peer: peerName(r.Peer), Path: p, Code: res.Code, Reason: res.Reason,
+			Failed: res.Status == proto.Failed && p != "" && failedCode(res.Code, e.Kind)}
 		switch {
 		case isFile && firstFile == nil:
 			firstFile = err

@@ -109,7 +109,7 @@ func (t *transfer) receiveSmall(i int, br *bufio.Reader, syncs *syncer) error {
 	switch {
 	case fe.Status == proto.Aborted:
 		putSmall(data)
-		t.fail(i, fe.Code, "sender: "+fe.Reason)
+		t.fail(i, fe.Code, senderReason(fe.Code, fe.Reason))
 	case digest != fe.Digest:
 		putSmall(data)
 		t.fail(i, proto.CodeDigest, "digest mismatch: the file was corrupted in transit")

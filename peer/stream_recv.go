@@ -145,7 +145,7 @@ func (t *transfer) endStream(i int, f *os.File, s *sink, got uint64, end proto.S
 		f.Close()
 		return nil, fmt.Errorf("receiving %s: stream-end for entry %d: %w", Escape(t.offer.Entries[i].Path), end.Index, proto.ErrMalformed)
 	case end.Status == proto.Aborted:
-		code, reason = end.Code, "sender: "+end.Reason
+		code, reason = end.Code, senderReason(end.Code, end.Reason)
 	case werr != nil:
 		code, reason = writeCode(werr), "could not write: "+errReason(werr)
 	case end.Size != got:

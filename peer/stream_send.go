@@ -98,7 +98,8 @@ func (e *StreamCutError) Error() string {
 func (e *StreamCutError) Unwrap() []error { return []error{ErrStreamCut, ErrIncomplete, e.Err} }
 
 // StreamUnsupportedError means the receiver's protocol is older than
-// proto.MinorStream: it cannot take a stream. It matches ErrNotSendable.
+// proto.MinorStream: it cannot take a stream. It matches ErrNotSendable
+// and ErrRefused, as a text to such a receiver does.
 type StreamUnsupportedError struct {
 	Peer         string // the receiver's display name, escaped
 	Major, Minor uint8  // its protocol version, from its hello
@@ -108,8 +109,8 @@ func (e *StreamUnsupportedError) Error() string {
 	return fmt.Sprintf("%s runs protocol %d.%d, which cannot take a pipe; update it", e.Peer, e.Major, e.Minor)
 }
 
-// Unwrap gives ErrNotSendable.
-func (e *StreamUnsupportedError) Unwrap() error { return ErrNotSendable }
+// Unwrap gives ErrNotSendable and ErrRefused.
+func (e *StreamUnsupportedError) Unwrap() []error { return []error{ErrNotSendable, ErrRefused} }
 
 // checkStreamPeer refuses to go on with an offer that holds a stream when
 // the receiver's hello says it cannot take one. It is called before the

@@ -490,6 +490,38 @@ func TestStreamToOldReceiverSaysUpdate(t *testing.T) {
 	}
 }
 
+// TestStreamToOldReceiverIsNotRetried: that a receiver cannot take a
+// pipe does not change by asking again; SendTo gives up at the first
+// answer, and says why (it had retried six times, as for a lost
+// connection).
+func TestStreamToOldReceiverIsNotRetried(t *testing.T) {
+	var dials atomic.Int32
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		dials.Add(1)
+		s, r := tcpPair(t)
+		go func() {
+			br := bufio.NewReader(r)
+			if _, err := proto.ReadHello(br); err != nil {
+				return
+			}
+			_, _ = proto.ReadOffer(br)
+			_ = proto.WriteHello(r, proto.Hello{Major: 1, Minor: 1, Name: "bob"})
+			_ = proto.WriteAnswer(r, proto.Answer{Code: proto.CodeProtocol, Reason: "bad offer: reading offer: entry 0: malformed frame: entry kind 4"})
+		}()
+		return s, nil
+	}
+	data, _ := newStreamSource(8, 1<<20, 0)
+	_, err := SendTo(context.Background(), "old.example:1", []Item{streamItem(t, "p.tar", data)},
+		SendOptions{Name: "alice", Dial: dial, retryBase: time.Millisecond})
+	var ue *StreamUnsupportedError
+	if !errors.As(err, &ue) {
+		t.Fatalf("got %v, want a StreamUnsupportedError", err)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Fatalf("%d connections to a receiver that cannot take a pipe, want 1", n)
+	}
+}
+
 // TestStreamHostileEnds: a stream's end is checked before the stream gets
 // its name: its size, its digest, its index; a sender that gives up on
 // its stream (aborted) gets nothing saved.

@@ -145,7 +145,7 @@ func (t *transfer) receiveText(i int, br *bufio.Reader) error {
 	h.Write(data)
 	switch {
 	case fe.Status == proto.Aborted:
-		t.fail(i, fe.Code, "sender: "+fe.Reason)
+		t.fail(i, fe.Code, senderReason(fe.Code, fe.Reason))
 	case !bytes.Equal(h.Sum(nil), fe.Digest[:]):
 		t.fail(i, proto.CodeDigest, "digest mismatch: the message was corrupted in transit")
 	default:
