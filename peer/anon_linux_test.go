@@ -2,6 +2,7 @@ package peer
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,4 +85,39 @@ func descriptorsOn(t testing.TB, dir string) []string {
 		}
 	}
 	return on
+}
+
+// TestSmallFileIsMadeBeforeALargeOneArrives: a small file verified before
+// a large one is made and synced while the large one arrives, not held in
+// memory until the large one ends: a disk that fills during the large
+// file then fails that file only (it had failed the small one too, whose
+// bytes had arrived seconds before).
+func TestSmallFileIsMadeBeforeALargeOneArrives(t *testing.T) {
+	src := writeTree(t, map[string]string{"d/a.txt": "first", "d/b.bin": randomBytes(t, 4<<20)})
+	in := newInbox(t, InboxConfig{})
+	release := make(chan struct{})
+	o := make(chan outcome, 1)
+	go func() {
+		o <- transferOver(t, tcpPair, in, collect(t, filepath.Join(src, "d")), func(c net.Conn) net.Conn {
+			return &pauseConn{Conn: c, left: 2 << 20, release: release}
+		})
+	}()
+	unnamed := func() bool {
+		for _, d := range descriptorsOn(t, in.Dir()) {
+			if strings.HasSuffix(d, " (deleted)") {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, func() bool { return unnamed() || in.anon.Load() == anonNo })
+	close(release)
+	got := <-o
+	if got.sendErr != nil || got.recvErr != nil {
+		t.Fatalf("send: %v; receive: %v", got.sendErr, got.recvErr)
+	}
+	if in.anon.Load() != anonYes {
+		t.Skipf("no unnamed files in %s", in.Dir())
+	}
+	assertTree(t, in.Dir(), map[string]string{"d/": "", "d/a.txt": "first", "d/b.bin": tree(t, src)["d/b.bin"]})
 }

@@ -1084,6 +1084,12 @@ func (t *transfer) receive(br *bufio.Reader) error {
 			t.dirTimes = append(t.dirTimes, dirTime{d, e.MTime})
 			continue
 		}
+		if !t.isSmall(i) {
+			// The small files verified before it are made and synced
+			// while it arrives, not held until it ends: a disk that
+			// fills meanwhile fails it, not them too.
+			syncs.flush()
+		}
 		if e.Kind == proto.KindText {
 			if err := t.receiveText(i, br); err != nil {
 				return err

@@ -205,7 +205,7 @@ const MaxIDLen = 128
 
 // Encoded sizes without variable parts, used to bound counts.
 const (
-	entryMinLen  = 1 + 4 + 8 + 8 + 2 + 1
+	entryMinLen  = 1 + 4 + 8 + 8 + 2 // an empty path is then told as such (see CheckPath)
 	replyMinLen  = 1 + 8 + 2 + 2
 	resultMinLen = 1 + 2 + 2 + 2
 )

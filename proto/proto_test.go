@@ -447,3 +447,15 @@ func TestSmallFrameAllocatesItsSize(t *testing.T) {
 		t.Errorf("a file-end read allocated %d bytes", per)
 	}
 }
+
+// TestOfferWithEmptyPathSaysSo: an offer whose entry has an empty path is
+// malformed, and says why (it read "1 entries cannot fit in 23 bytes").
+func TestOfferWithEmptyPathSaysSo(t *testing.T) {
+	payload := []byte{0, 0, 0, 1, byte(KindFile), 0, 0, 1, 0xa4}
+	payload = append(payload, make([]byte, 8+8+2)...) // size, mtime, a path of length 0
+	frame := []byte{'L', 'S', Major, byte(TypeOffer), 0, 0, 0, byte(len(payload))}
+	_, err := ReadOffer(bytes.NewReader(append(frame, payload...)))
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "empty path") {
+		t.Fatalf("got %v, want a malformed offer for its empty path", err)
+	}
+}
